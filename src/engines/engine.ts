@@ -1,0 +1,65 @@
+/**
+ * The Engine seam: what every scanner (clamd, embedded YARA-X, later ICAP, command-line
+ * scanners) offers the rest of avfilter.
+ *
+ * Owns: the types that cross the boundary between the scan pipeline and an engine.
+ * Inputs: a ScanItem (bytes plus where they came from) and an AbortSignal carrying the deadline.
+ * Outputs: an EngineResult, never a throw for an expected failure. "clean" is only ever returned
+ * after the engine really looked at every byte; anything else is "error" with a stable code.
+ */
+import type { Readable } from 'node:stream';
+
+/** Bytes to scan. A source can be read more than once (one engine after another). */
+export interface ScanSource {
+  /** Exact size in bytes. */
+  readonly size: number;
+  /** A fresh stream over all the bytes, from the start. */
+  stream(): Readable;
+  /** All bytes in memory; callers only ask for sources whose size they have bounded. */
+  buffer(): Promise<Buffer>;
+}
+
+/** What is being scanned and where it came from, for reports and for engine choices. */
+export interface ScanItem {
+  /** "raw" for the whole message, else the MIME path ("1", "1.2", "2.1.3"). */
+  readonly id: string;
+  /** The raw message (engines that parse MIME themselves want it) or one decoded part. */
+  readonly kind: 'raw' | 'part';
+  readonly source: ScanSource;
+  /** Decoded filename, for logs and policy; never used to decide whether to scan. */
+  readonly filename?: string | undefined;
+  /** Declared content type (lower case, no parameters). */
+  readonly contentType?: string | undefined;
+  /** How the bytes were obtained: transfer encoding and reading, e.g. "base64". */
+  readonly encoding?: string | undefined;
+  /** Which interpretation of an ambiguous message yielded this item ("standard" by default). */
+  readonly reading?: string | undefined;
+}
+
+export type EngineResult =
+  | { readonly status: 'clean' }
+  | { readonly status: 'infected'; readonly names: readonly string[] }
+  | { readonly status: 'error'; readonly code: string; readonly message: string };
+
+export interface Engine {
+  /** Short, stable label for logs and --config -v, e.g. "clamd", "yara". */
+  readonly label: string;
+  /** Scan one item. Resolves with an error result (never rejects) for scanner faults. */
+  scan(item: ScanItem, signal: AbortSignal): Promise<EngineResult>;
+  /** Version text for `--config -v`; an engine that cannot tell says why. */
+  version(signal: AbortSignal): Promise<string>;
+  /** Release connections, handles and timers. */
+  close(): Promise<void>;
+}
+
+/** Stable engine error codes; classify by these, never by message text. */
+export const EngineErrorCode = {
+  CONNECT: 'ECONNECT',
+  CONNECT_TIMEOUT: 'ECONNECT_TIMEOUT',
+  SCAN_TIMEOUT: 'ESCAN_TIMEOUT',
+  SIZE_LIMIT: 'ESIZE_LIMIT',
+  PROTOCOL: 'EPROTOCOL',
+  SCANNER: 'ESCANNER',
+  ABORTED: 'EABORTED',
+  IO: 'EIO',
+} as const;
