@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+/**
+ * avfilter: the command line. Parses options (commander), picks the mode and sets the exit
+ * status. The modes live in src/app; this file only dispatches.
+ */
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { loadConfig, type Config } from '../src/config/load.js';
+import { formatConfig } from '../src/config/print.js';
+import { DEFAULT_CONFIG_PATH } from '../src/config/schema.js';
+import { runDaemon } from '../src/app/daemon.js';
+import { runTestMode } from '../src/app/test-mode.js';
+import { runBatchMode } from '../src/app/batch-mode.js';
+import { stderrLogger } from '../src/app/log.js';
+import { createRuntime, type Runtime } from '../src/app/runtime.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** Filter name = socket name: the basename it was started as (courierfilter runs active/NAME). */
+function filterName(): string {
+  return basename(process.argv[1] ?? 'avfilter').replace(/\.(js|ts|mjs)$/, '');
+}
+
+const program = new Command('avfilter')
+  .description('Anti-virus global filter for the Courier mail server.\n' +
+    'With no mode option it runs as a Courier global filter (started by courierfilter).')
+  .usage('[-f FILE] [--foreground | --config [-v] | -t FILE... | --batch-test]')
+  .option('-f, --file <FILE>', `config file (default ${DEFAULT_CONFIG_PATH}, or $AVFILTER_CONFIG)`)
+  .option('--config', 'print the effective configuration and exit')
+  .option('-v, --verbose', 'with --config: engine versions too; with -t: where each virus was found')
+  .option('-t, --test <FILE...>', 'scan mail files (- for stdin, directories too) and report like clamscan')
+  .option('--batch-test', 'read Courier requests on stdin instead of the socket; replies on stdout')
+  .option('--foreground', 'run the filter daemon even when not started by courierfilter (under a supervisor or a test)')
+  .version(pkg.version, '--version', 'print the version and exit')
+  .helpOption('-h, --help', 'print this help and exit')
+  .addHelpText('after', '\nExit status with -t: 1 if any file was infected, else 2 if any error, else 0.\n' +
+    'Config errors exit 2. See the README for the config keys.')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+async function main(): Promise<number> {
+  try {
+    program.parse(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    throw err;
+  }
+  const o = program.opts<{ file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean }>();
+  if (program.args.length > 0) {
+    process.stderr.write(`avfilter: unexpected argument ${program.args[0]} (files to scan go after -t)\n`);
+    return 2;
+  }
+  const modes = [o.config, o.test, o.batchTest].filter(Boolean).length;
+  if (modes > 1 || (modes === 1 && o.foreground)) {
+    process.stderr.write('avfilter: choose one of --config, -t, --batch-test, --foreground\n');
+    return 2;
+  }
+  if (!o.config && !o.test && !o.batchTest) {
+    return runDaemon({ configFile: o.file, foreground: !!o.foreground, name: filterName() });
+  }
+
+  let cfg: Config;
+  try {
+    cfg = loadConfig(o.file);
+  } catch (err) {
+    process.stderr.write(`avfilter: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (o.config) {
+    let versions: string[] | undefined;
+    if (o.verbose) versions = await engineVersions(cfg);
+    process.stdout.write(formatConfig(cfg, versions));
+    return 0;
+  }
+  let rt: Runtime;
+  try {
+    rt = createRuntime(usableTmpdir(cfg), { makeTmpdir: false });
+  } catch (err) {
+    process.stderr.write(`avfilter: ${(err as Error).message}\n`);
+    return 2;
+  }
+  try {
+    if (o.test) {
+      const progress = process.stderr.isTTY ? (l: string) => process.stderr.write(`\r${l.slice(0, 78).padEnd(78)}`) : undefined;
+      const code = await runTestMode(o.test, rt, { verbose: !!o.verbose, out: (l) => process.stdout.write(`${l}\n`), progress });
+      if (progress) process.stderr.write(`\r${''.padEnd(78)}\r`);
+      return code;
+    }
+    return await runBatchMode(process.stdin, process.stdout, rt, stderrLogger());
+  } finally {
+    await rt.close();
+  }
+}
+
+/** Test modes run as any user: use the configured tmpdir when it can be made, else a private one. */
+function usableTmpdir(cfg: Config): Config {
+  try {
+    mkdirSync(cfg.tmpdir, { recursive: true, mode: 0o700 });
+    mkdtempSync(join(cfg.tmpdir, 'probe-'));
+    return cfg;
+  } catch {
+    return Object.freeze({ ...cfg, tmpdir: mkdtempSync(join(tmpdir(), 'avfilter-')) });
+  }
+}
+
+async function engineVersions(cfg: Config): Promise<string[]> {
+  let rt: Runtime;
+  try {
+    rt = createRuntime(cfg, { makeTmpdir: false });
+  } catch (err) {
+    return cfg.engine.map(() => `unavailable: ${(err as Error).message}`);
+  }
+  try {
+    return await Promise.all(rt.engines.map((e) => e.version(AbortSignal.timeout(5000)).catch((err: Error) => `unavailable: ${err.message}`)));
+  } finally {
+    await rt.close();
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`avfilter: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exitCode = 2;
+  },
+);

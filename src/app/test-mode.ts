@@ -1,0 +1,151 @@
+/**
+ * `avfilter -t FILE...`: scan mail files and report like clamscan (contract.md).
+ *
+ *   PATH: OK | PATH: NAME FOUND (one per distinct name) | PATH: REASON ERROR
+ * Exit status: 1 if any file was infected, else 2 if any error, else 0.
+ * `-` reads one message from stdin (spooled to a private temp file so every engine can read it);
+ * a directory scans its files (a Maildir's cur/ and new/). With -v a FOUND line also says where.
+ */
+import { createWriteStream, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Finding } from '../policy/verdict.js';
+import type { Runtime } from './runtime.js';
+import { scanMessage } from './scan-message.js';
+
+export interface TestModeOptions {
+  readonly verbose: boolean;
+  readonly out: (line: string) => void;
+  readonly progress?: ((line: string) => void) | undefined;
+}
+
+export async function runTestMode(args: readonly string[], rt: Runtime, opts: TestModeOptions): Promise<number> {
+  let infected = false;
+  let errors = false;
+  const targets = expand(args);
+  let n = 0;
+  for (const t of targets) {
+    n++;
+    opts.progress?.(`[${n}/${targets.length}] ${t.label}`);
+    if (t.error) {
+      opts.out(`${t.label}: ${t.error} ERROR`);
+      errors = true;
+      continue;
+    }
+    const lines = await scanOne(t.path!, t.label, rt, opts.verbose);
+    for (const l of lines.out) opts.out(l);
+    infected ||= lines.infected;
+    errors ||= lines.error;
+  }
+  return infected ? 1 : errors ? 2 : 0;
+}
+
+interface Target { label: string; path?: string; error?: string }
+
+function expand(args: readonly string[]): Target[] {
+  const out: Target[] = [];
+  for (const a of args) {
+    if (a === '-') {
+      out.push({ label: 'stdin', path: '-' });
+      continue;
+    }
+    let st;
+    try {
+      st = statSync(a);
+    } catch (err) {
+      out.push({ label: a, error: reasonOf((err as NodeJS.ErrnoException).code) });
+      continue;
+    }
+    if (st.isDirectory()) out.push(...dirFiles(a));
+    else out.push({ label: a, path: a });
+  }
+  return out;
+}
+
+/** A Maildir's cur/ and new/, else the regular files directly in the directory, sorted. */
+function dirFiles(dir: string): Target[] {
+  const subdirs = ['cur', 'new'].map((s) => join(dir, s)).filter((d) => isDir(d));
+  const dirs = subdirs.length > 0 ? subdirs : [dir];
+  const out: Target[] = [];
+  for (const d of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(d).sort();
+    } catch (err) {
+      out.push({ label: d, error: reasonOf((err as NodeJS.ErrnoException).code) });
+      continue;
+    }
+    for (const name of names) {
+      const p = join(d, name);
+      try {
+        if (statSync(p).isFile()) out.push({ label: p, path: p });
+      } catch {
+        // Vanished between readdir and stat (a Maildir being delivered to): not ours to report.
+      }
+    }
+  }
+  return out;
+}
+
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function scanOne(path: string, label: string, rt: Runtime, verbose: boolean): Promise<{ out: string[]; infected: boolean; error: boolean }> {
+  let spool: string | undefined;
+  try {
+    if (path === '-') {
+      spool = await mkdtemp(join(rt.config.tmpdir, 'stdin-'));
+      path = join(spool, 'message');
+      await pipeline(process.stdin, createWriteStream(path, { mode: 0o600 }));
+    }
+    const signal = AbortSignal.timeout(rt.config.request_timeout * 1000);
+    const { verdict } = await scanMessage(path, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, signal);
+    switch (verdict.kind) {
+      case 'clean':
+        return { out: [`${label}: OK`], infected: false, error: false };
+      case 'infected':
+        return {
+          out: verdict.names.map((name) => `${label}: ${name} FOUND${verbose ? ` (${where(verdict.findings.filter((f) => f.name === name))})` : ''}`),
+          infected: true, error: false,
+        };
+      case 'error':
+      case 'limit':
+        return { out: [`${label}: ${oneLine(verdict.reason)} ERROR`], infected: false, error: true };
+      case 'busy':
+        return { out: [`${label}: ${oneLine(verdict.reason)} ERROR`], infected: false, error: true };
+    }
+    return { out: [`${label}: unknown verdict ERROR`], infected: false, error: true };
+  } catch (err) {
+    return { out: [`${label}: ${oneLine(err instanceof Error ? err.message : String(err))} ERROR`], infected: false, error: true };
+  } finally {
+    if (spool) await rm(spool, { recursive: true, force: true });
+  }
+}
+
+function where(fs: readonly Finding[]): string {
+  return fs.map((f) => {
+    const place = f.itemId === 'raw' ? 'whole message' : `part ${f.itemId}`;
+    const name = f.filename ? ` "${oneLine(f.filename)}"` : '';
+    const bits = [`${place}${name}`, f.encoding, f.reading && f.reading !== 'raw' ? `${f.reading} reading` : undefined, f.engine];
+    return bits.filter(Boolean).join(', ');
+  }).join('; ');
+}
+
+function reasonOf(code: string | undefined): string {
+  switch (code) {
+    case 'ENOENT': return 'No such file or directory';
+    case 'EACCES': return 'Permission denied';
+    case 'ENOTDIR': return 'Not a directory';
+    default: return code ?? 'Cannot read';
+  }
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+}

@@ -1,0 +1,241 @@
+/**
+ * Config loading: TOML text → validated, frozen Config, driven by the tables in schema.ts.
+ *
+ * Inputs: a file path (or none: built-in defaults). Outputs: a frozen Config.
+ * Fails with ConfigError (code ECONFIG_*) naming the file, the line (when it can be found) and the
+ * key, so an admin can fix the file without guessing. A missing *default* file means defaults; a
+ * missing *named* file is an error.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import {
+  ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, FUTURE_ENGINE_TYPES, MIME_KEYS, TOP_KEYS,
+  type KeySpec,
+} from './schema.js';
+
+export interface ClamdEngineConfig {
+  readonly type: 'clamd';
+  readonly servers: readonly string[];
+  readonly connect_timeout: number;
+  readonly scan_timeout: number;
+  readonly max_stream_size: number;
+  readonly chunk_size: number;
+}
+export interface YaraEngineConfig {
+  readonly type: 'yara';
+  readonly rules: string;
+  readonly max_scan_size: number;
+  readonly scan_timeout: number;
+}
+export type EngineConfig = ClamdEngineConfig | YaraEngineConfig;
+
+export interface Config {
+  readonly source: string; // file the config came from, or "(built-in defaults)"
+  readonly all_mode: boolean;
+  readonly socket_dir_all: string;
+  readonly socket_dir_optional: string;
+  readonly pid_file: string;
+  readonly pipe: string;
+  readonly tmpdir: string;
+  readonly quarantine_dir: string;
+  readonly waitfile: string;
+  readonly request_timeout: number;
+  readonly request_read_timeout: number;
+  readonly max_connections: number;
+  readonly shutdown_timeout: number;
+  readonly max_request_line: number;
+  readonly max_request_lines: number;
+  readonly max_control_size: number;
+  readonly engine: readonly EngineConfig[];
+  readonly action: {
+    readonly infected: 'drop' | 'reject' | 'tempfail' | 'pass';
+    readonly error: 'tempfail' | 'accept';
+    readonly quarantine: boolean;
+    readonly limit: 'tempfail' | 'reject';
+  };
+  readonly mime: {
+    readonly max_depth: number;
+    readonly max_parts: number;
+    readonly max_header_size: number;
+    readonly max_decoded_size: number;
+    readonly memory_part_size: number;
+  };
+}
+
+export class ConfigError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'ConfigError';
+  }
+}
+
+/** Which file to read: -f wins, then $AVFILTER_CONFIG, then the default path. */
+export function configPath(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): { path: string; named: boolean } {
+  if (explicit) return { path: explicit, named: true };
+  if (env['AVFILTER_CONFIG']) return { path: env['AVFILTER_CONFIG'], named: true };
+  return { path: DEFAULT_CONFIG_PATH, named: false };
+}
+
+export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const { path, named } = configPath(explicit, env);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !named) return parseConfig('', '(built-in defaults)');
+    throw new ConfigError('ECONFIG_READ', `${path}: cannot read config file: ${code ?? String(err)}`);
+  }
+  return parseConfig(text, path);
+}
+
+/** Parse and validate TOML text; `file` is only used in messages. */
+export function parseConfig(text: string, file: string): Config {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof TomlError) {
+      throw new ConfigError('ECONFIG_SYNTAX', `${file}:${err.line}: ${firstLine(err.message)}`);
+    }
+    throw new ConfigError('ECONFIG_SYNTAX', `${file}: ${String(err)}`);
+  }
+  const ctx = { file, lines: text.split('\n') };
+  const out: Record<string, unknown> = { source: file };
+  const known = new Set([...TOP_KEYS.map((k) => k.key), 'engine', 'action', 'mime']);
+  for (const key of Object.keys(doc)) {
+    if (!known.has(key)) throw keyError(ctx, key, `unknown key "${key}"`);
+  }
+  Object.assign(out, readTable(ctx, '', doc, TOP_KEYS));
+  out['action'] = Object.freeze(readTable(ctx, 'action.', subTable(ctx, doc, 'action'), ACTION_KEYS));
+  out['mime'] = Object.freeze(readTable(ctx, 'mime.', subTable(ctx, doc, 'mime'), MIME_KEYS));
+  out['engine'] = Object.freeze(readEngines(ctx, doc['engine']));
+  return Object.freeze(out) as unknown as Config;
+}
+
+interface Ctx { file: string; lines: string[] }
+
+function subTable(ctx: Ctx, doc: Record<string, unknown>, name: string): Record<string, unknown> {
+  const v = doc[name];
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw keyError(ctx, name, `"${name}" must be a table ([${name}])`);
+  return v as Record<string, unknown>;
+}
+
+function readEngines(ctx: Ctx, raw: unknown): Record<string, unknown>[] {
+  if (raw === undefined) {
+    // The embedded engine is the default, so a fresh install scans without any daemon.
+    return [Object.freeze(readTable(ctx, 'engine.', {}, ENGINE_KEYS['yara']!, { type: 'yara' }))];
+  }
+  if (!Array.isArray(raw) || raw.length === 0) throw keyError(ctx, 'engine', 'use one [[engine]] table per engine');
+  return raw.map((e, i) => {
+    const where = `engine[${i}].`;
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) throw keyError(ctx, 'engine', `${where.slice(0, -1)} must be a table`);
+    const t = (e as Record<string, unknown>)['type'];
+    if (typeof t !== 'string') throw keyError(ctx, 'type', `${where}type is required: "clamd" or "yara"`);
+    if (FUTURE_ENGINE_TYPES.includes(t)) {
+      throw keyError(ctx, 'type', `${where}type = "${t}" is not available in this version of avfilter; use "clamd" or "yara"`);
+    }
+    const spec = ENGINE_KEYS[t];
+    if (!spec) throw keyError(ctx, 'type', `${where}type = "${t}" is unknown; use "clamd" or "yara"`);
+    const rest = { ...(e as Record<string, unknown>) };
+    delete rest['type'];
+    return Object.freeze(readTable(ctx, where, rest, spec, { type: t }));
+  });
+}
+
+function readTable(ctx: Ctx, prefix: string, table: Record<string, unknown>, specs: readonly KeySpec[], seed: Record<string, unknown> = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...seed };
+  const byKey = new Map(specs.map((s) => [s.key, s]));
+  for (const key of Object.keys(table)) {
+    if (!byKey.has(key)) {
+      throw keyError(ctx, key, `unknown key "${prefix}${key}"${suggest(key, specs)}`);
+    }
+  }
+  for (const spec of specs) {
+    const v = table[spec.key];
+    out[spec.key] = v === undefined ? cloneDefault(spec.default) : coerce(ctx, prefix, spec, v);
+  }
+  return out;
+}
+
+function cloneDefault(v: unknown): unknown {
+  return Array.isArray(v) ? Object.freeze([...v]) : v;
+}
+
+function coerce(ctx: Ctx, prefix: string, spec: KeySpec, v: unknown): unknown {
+  const name = prefix + spec.key;
+  const fail = (want: string) => keyError(ctx, spec.key, `"${name}" ${want}, got ${JSON.stringify(v)}`);
+  const t = spec.type;
+  switch (t.kind) {
+    case 'bool':
+      if (typeof v !== 'boolean') throw fail('must be true or false');
+      return v;
+    case 'string':
+      if (typeof v !== 'string') throw fail('must be a string');
+      return v;
+    case 'path':
+      if (typeof v !== 'string') throw fail('must be a path string');
+      if (v === '' && t.allowEmpty) return v;
+      if (!v.startsWith('/')) throw fail('must be an absolute path');
+      return v;
+    case 'enum':
+      if (typeof v !== 'string' || !t.values.includes(v)) throw fail(`must be one of ${t.values.map((x) => `"${x}"`).join(', ')}`);
+      return v;
+    case 'int':
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw fail('must be a whole number');
+      if (v < t.min || v > t.max) throw fail(`must be from ${t.min} to ${t.max}`);
+      return v;
+    case 'seconds':
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw fail('must be a number of seconds');
+      if (v < t.min || v > t.max) throw fail(`must be from ${t.min} to ${t.max} seconds`);
+      return v;
+    case 'bytes': {
+      const n = parseSize(v);
+      if (n === undefined) throw fail('must be a size in bytes or a string like "25M" (K, M, G)');
+      if (n < t.min || n > t.max) throw fail(`must be from ${t.min} to ${t.max} bytes`);
+      return n;
+    }
+    case 'strings':
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) throw fail('must be a list of non-empty strings');
+      if (v.length < t.minItems) throw fail(`needs at least ${t.minItems} entr${t.minItems === 1 ? 'y' : 'ies'}`);
+      return Object.freeze([...v]);
+    case 'command':
+      if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) throw fail('must be a list like ["prog", "arg", "{}"]');
+      return Object.freeze([...v]);
+  }
+}
+
+/** Sizes: a whole number of bytes, or "25M" / "512K" / "1G" / "100" (binary multiples). */
+export function parseSize(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*(\d+)\s*([KMG]?)i?B?\s*$/i.exec(v);
+  if (!m) return undefined;
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Number(m[1]) * mult;
+}
+
+function keyError(ctx: Ctx, key: string, message: string): ConfigError {
+  const line = findKeyLine(ctx.lines, key);
+  return new ConfigError('ECONFIG_KEY', `${ctx.file}${line ? `:${line}` : ''}: ${message}`);
+}
+
+/** The TOML parser gives no positions for values; find the key's first assignment line. */
+function findKeyLine(lines: string[], key: string): number | undefined {
+  const esc = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`^\\s*(${esc}\\s*=|\\[\\[?\\s*${esc}\\s*\\]\\]?)`);
+  const i = lines.findIndex((l) => re.test(l));
+  return i >= 0 ? i + 1 : undefined;
+}
+
+function suggest(key: string, specs: readonly KeySpec[]): string {
+  const near = specs.find((s) => s.key.replace(/_/g, '') === key.replace(/[-_]/g, '').toLowerCase());
+  return near ? `; did you mean "${near.key}"?` : '';
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}

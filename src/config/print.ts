@@ -1,0 +1,34 @@
+/**
+ * `avfilter --config`: the effective configuration as TOML, one key per line with its doc line,
+ * generated from the schema so it always lists every key.
+ */
+import { ACTION_KEYS, ENGINE_KEYS, MIME_KEYS, TOP_KEYS, type KeySpec } from './schema.js';
+import type { Config } from './load.js';
+
+export function formatConfig(cfg: Config, engineVersions?: readonly string[]): string {
+  const out: string[] = [`# effective configuration, from ${cfg.source}`];
+  const rec = cfg as unknown as Record<string, unknown>;
+  section(out, TOP_KEYS, rec);
+  out.push('', '[action]');
+  section(out, ACTION_KEYS, cfg.action as unknown as Record<string, unknown>);
+  out.push('', '[mime]');
+  section(out, MIME_KEYS, cfg.mime as unknown as Record<string, unknown>);
+  cfg.engine.forEach((e, i) => {
+    out.push('', '[[engine]]', `type = ${JSON.stringify(e.type)}`);
+    section(out, ENGINE_KEYS[e.type] ?? [], e as unknown as Record<string, unknown>);
+    if (engineVersions?.[i]) out.push(`# version: ${engineVersions[i]}`);
+  });
+  return out.join('\n') + '\n';
+}
+
+function section(out: string[], specs: readonly KeySpec[], values: Record<string, unknown>): void {
+  for (const s of specs) {
+    out.push(`${s.key} = ${toToml(values[s.key])}`.padEnd(56) + ` # ${s.doc}`);
+  }
+}
+
+function toToml(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(toToml).join(', ')}]`;
+  return String(v);
+}

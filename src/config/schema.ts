@@ -1,0 +1,86 @@
+/**
+ * The one config schema: every key avfilter reads, with its type, default, bounds and one line
+ * of documentation. The loader (load.ts), `avfilter --config` and the README's key table all come
+ * from these tables, so they cannot drift apart.
+ *
+ * Owns: key names, types, defaults, bounds. Fails with nothing: it is data.
+ */
+
+export type KeyType =
+  | { kind: 'bool' }
+  | { kind: 'string' }
+  | { kind: 'path'; allowEmpty?: boolean }
+  | { kind: 'seconds'; min: number; max: number }
+  | { kind: 'bytes'; min: number; max: number }
+  | { kind: 'int'; min: number; max: number }
+  | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'strings'; minItems: number }
+  | { kind: 'command' };
+
+export interface KeySpec {
+  readonly key: string;
+  readonly type: KeyType;
+  /** undefined means "required" (only engine keys are required). */
+  readonly default: unknown;
+  readonly doc: string;
+}
+
+const MiB = 1024 * 1024;
+const HOUR = 3600;
+
+/** Top-level keys. */
+export const TOP_KEYS: readonly KeySpec[] = [
+  { key: 'all_mode', type: { kind: 'bool' }, default: true, doc: 'socket in allfilters (every message) rather than filters (skipped for whitelisted recipients)' },
+  { key: 'socket_dir_all', type: { kind: 'path' }, default: '/var/lib/courier/allfilters', doc: "Courier's directory of mandatory filter sockets" },
+  { key: 'socket_dir_optional', type: { kind: 'path' }, default: '/var/lib/courier/filters', doc: "Courier's directory of optional filter sockets" },
+  { key: 'pid_file', type: { kind: 'path' }, default: '/run/courier/avfilter.pid', doc: 'pid file, read by avfilter_sig' },
+  { key: 'pipe', type: { kind: 'path' }, default: '/run/courier/avfilter_sig.pipe', doc: "FIFO where avfilter writes its answer to avfilter_sig's reload requests" },
+  { key: 'tmpdir', type: { kind: 'path' }, default: '/var/lib/avfilter/tmp', doc: 'private working files (decoded parts), created 0700' },
+  { key: 'quarantine_dir', type: { kind: 'path' }, default: '/var/lib/avfilter/quarantine', doc: 'where infected mail is kept when action.quarantine is true' },
+  { key: 'waitfile', type: { kind: 'path', allowEmpty: true }, default: '', doc: 'when set and the file exists, every message is tempfailed at once (e.g. during a signature update)' },
+  { key: 'request_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 120, doc: 'whole request, from accept to reply; past it the answer is 451' },
+  { key: 'request_read_timeout', type: { kind: 'seconds', min: 1, max: 600 }, default: 30, doc: 'time for Courier to send the request lines; a client that never finishes is closed without a reply' },
+  { key: 'max_connections', type: { kind: 'int', min: 1, max: 1024 }, default: 16, doc: 'requests served at once; further connections wait in the listen backlog' },
+  { key: 'shutdown_timeout', type: { kind: 'seconds', min: 0, max: 600 }, default: 10, doc: 'on stdin EOF or SIGTERM, how long in-flight requests may finish before they get 451' },
+  { key: 'max_request_line', type: { kind: 'bytes', min: 256, max: 64 * 1024 }, default: 4096, doc: 'longest path line accepted in a request' },
+  { key: 'max_request_lines', type: { kind: 'int', min: 2, max: 10000 }, default: 1000, doc: 'most lines (data + control paths) in one request' },
+  { key: 'max_control_size', type: { kind: 'bytes', min: 1024, max: 1024 * MiB }, default: 1 * MiB, doc: 'largest control file read; 100 recipients take about 3 KB' },
+];
+
+/** [action] keys. */
+export const ACTION_KEYS: readonly KeySpec[] = [
+  { key: 'infected', type: { kind: 'enum', values: ['drop', 'reject', 'tempfail', 'pass'] }, default: 'drop', doc: 'what happens to infected mail: drop (mark recipients delivered, 2xx), reject (550), tempfail (451), pass (deliver, logged)' },
+  { key: 'error', type: { kind: 'enum', values: ['tempfail', 'accept'] }, default: 'tempfail', doc: 'when scanning fails: tempfail (451) or accept unscanned (fail open, always logged)' },
+  { key: 'quarantine', type: { kind: 'bool' }, default: false, doc: 'keep a copy of infected mail in quarantine_dir' },
+  { key: 'limit', type: { kind: 'enum', values: ['tempfail', 'reject'] }, default: 'tempfail', doc: 'when a MIME limit is hit (depth, parts, size): tempfail (451) or reject (554)' },
+];
+
+/** [mime] keys: limits of the MIME extractor; hitting one is a verdict, never "clean". */
+export const MIME_KEYS: readonly KeySpec[] = [
+  { key: 'max_depth', type: { kind: 'int', min: 1, max: 100 }, default: 20, doc: 'deepest nesting of multiparts and attached messages' },
+  { key: 'max_parts', type: { kind: 'int', min: 1, max: 100000 }, default: 1000, doc: 'most MIME parts in one message' },
+  { key: 'max_header_size', type: { kind: 'bytes', min: 1024, max: 64 * MiB }, default: 1 * MiB, doc: 'largest header block of one part' },
+  { key: 'max_decoded_size', type: { kind: 'bytes', min: 1024, max: 16 * 1024 * MiB }, default: 512 * MiB, doc: 'most decoded bytes over all parts of one message' },
+  { key: 'memory_part_size', type: { kind: 'bytes', min: 0, max: 256 * MiB }, default: 1 * MiB, doc: 'decoded parts larger than this are written to tmpdir instead of memory' },
+];
+
+/** Keys of every [[engine]] table, by type. `type` itself is checked first. */
+export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
+  clamd: [
+    { key: 'servers', type: { kind: 'strings', minItems: 1 }, default: ['unix:/run/clamav/clamd.ctl'], doc: 'clamd addresses tried in order: unix:/path, tcp:host:port, tcp:[v6]:port' },
+    { key: 'connect_timeout', type: { kind: 'seconds', min: 0.1, max: 600 }, default: 5, doc: 'time to connect to one clamd' },
+    { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 60, doc: 'time for one item, from the first byte sent to the reply' },
+    { key: 'max_stream_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 25 * MiB, doc: "clamd's StreamMaxLength: larger items are not sent and count as a scanner error" },
+    { key: 'chunk_size', type: { kind: 'bytes', min: 1024, max: 16 * MiB }, default: 64 * 1024, doc: 'INSTREAM chunk size' },
+  ],
+  yara: [
+    { key: 'rules', type: { kind: 'path', allowEmpty: true }, default: '', doc: 'directory of *.yar rule files (empty: the rules shipped with avfilter)' },
+    { key: 'max_scan_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 64 * MiB, doc: 'larger items are not scanned and count as a scanner error' },
+    { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 30, doc: 'time for one item' },
+  ],
+};
+
+/** Engine types the contract names but this version does not implement yet. */
+export const FUTURE_ENGINE_TYPES: readonly string[] = ['icap', 'command'];
+
+export const DEFAULT_CONFIG_PATH = '/etc/courier/filters/avfilter.toml';

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decide, type ActionPolicy } from '../src/policy/actions.js';
+import type { Verdict } from '../src/policy/verdict.js';
+
+const base: ActionPolicy = { infected: 'drop', error: 'tempfail', limit: 'tempfail' };
+const infected: Verdict = { kind: 'infected', names: ['Virus.A', 'Virus.B'], findings: [] };
+const error: Verdict = { kind: 'error', code: 'ECONNECT', reason: 'refused' };
+const limit: Verdict = { kind: 'limit', code: 'EMIME_DEPTH_LIMIT', reason: 'too deep' };
+
+test('clean is the only 2xx without a named policy', () => {
+  const verdicts: Verdict[] = [infected, error, limit, { kind: 'busy', reason: 'waitfile' }];
+  const strict: ActionPolicy = { infected: 'reject', error: 'tempfail', limit: 'tempfail' };
+  for (const v of verdicts) assert.ok(decide(v, strict).code >= 400, v.kind);
+  assert.equal(decide({ kind: 'clean', items: 2 }, strict).code, 200);
+});
+
+test('infected: drop, reject with names, tempfail, pass', () => {
+  const drop = decide(infected, base);
+  assert.equal(drop.action, 'drop');
+  assert.equal(drop.code, 200);
+  assert.equal(drop.verdict, 'infected');
+  const rej = decide(infected, { ...base, infected: 'reject' });
+  assert.equal(rej.code, 550);
+  assert.match(rej.text, /Virus\.A, Virus\.B/);
+  assert.equal(decide(infected, { ...base, infected: 'tempfail' }).code, 451);
+  const pass = decide(infected, { ...base, infected: 'pass' });
+  assert.equal(pass.action, 'pass');
+  assert.equal(pass.verdict, 'infected');
+});
+
+test('scanner errors tempfail unless action.error = accept, which is logged as such', () => {
+  const t = decide(error, base);
+  assert.equal(t.code, 451);
+  assert.equal(t.verdict, 'tempfail');
+  assert.match(t.text, /ECONNECT/);
+  const a = decide(error, { ...base, error: 'accept' });
+  assert.equal(a.code, 200);
+  assert.equal(a.action, 'accept-unscanned');
+  assert.equal(a.verdict, 'accepted-unscanned');
+});
+
+test('limits and waitfile are never accepted, even with action.error = accept', () => {
+  const open: ActionPolicy = { ...base, error: 'accept' };
+  assert.equal(decide(limit, open).code, 451);
+  assert.equal(decide(limit, { ...open, limit: 'reject' }).code, 554);
+  assert.equal(decide({ kind: 'busy', reason: 'waitfile present' }, open).code, 451);
+});

@@ -1,0 +1,87 @@
+/** The command line: -t output and exit codes exactly as in the contract, --config, --help. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eicar } from './helpers/eicar.js';
+import { runAvfilter } from './helpers/avfilter-proc.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'avf-cli-'));
+const cfg = join(dir, 'empty.toml');
+writeFileSync(cfg, `tmpdir = "${dir}/work"\n`);
+const mail = (body: Buffer) => `From: a@example.test\nSubject: t\nMIME-Version: 1.0\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${body.toString('base64')}\n`;
+const cleanPath = join(dir, 'clean.eml');
+const virusPath = join(dir, 'virus.eml');
+writeFileSync(cleanPath, mail(Buffer.from('nothing to see')));
+writeFileSync(virusPath, mail(eicar()));
+
+test('-t: OK / FOUND / ERROR lines in argument order and exit codes 0, 1, 2', () => {
+  const ok = runAvfilter(['-f', cfg, '-t', cleanPath]);
+  assert.equal(ok.stdout, `${cleanPath}: OK\n`);
+  assert.equal(ok.code, 0);
+
+  const missing = join(dir, 'missing.eml');
+  const err = runAvfilter(['-f', cfg, '-t', cleanPath, missing]);
+  assert.equal(err.stdout, `${cleanPath}: OK\n${missing}: No such file or directory ERROR\n`);
+  assert.equal(err.code, 2);
+
+  const all = runAvfilter(['-f', cfg, '-t', missing, virusPath, cleanPath]);
+  assert.equal(all.stdout, `${missing}: No such file or directory ERROR\n${virusPath}: Eicar-Test-Signature FOUND\n${cleanPath}: OK\n`);
+  assert.equal(all.code, 1, 'infected wins over errors');
+});
+
+test('-t -v says where the virus was', () => {
+  const r = runAvfilter(['-f', cfg, '-t', '-v', virusPath]);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /^.*virus\.eml: Eicar-Test-Signature FOUND \(.*part 1.*base64.*\)$/m);
+});
+
+test('-t - reads stdin and prints "stdin"', () => {
+  assert.deepEqual(
+    [runAvfilter(['-f', cfg, '-t', '-'], { input: mail(eicar()) }).stdout, runAvfilter(['-f', cfg, '-t', '-'], { input: mail(Buffer.from('hi')) }).stdout],
+    ['stdin: Eicar-Test-Signature FOUND\n', 'stdin: OK\n'],
+  );
+});
+
+test('-t DIR scans a Maildir\'s cur/ and new/', () => {
+  const md = join(dir, 'Maildir');
+  for (const s of ['cur', 'new', 'tmp']) mkdirSync(join(md, s), { recursive: true });
+  writeFileSync(join(md, 'new', '1.eml'), mail(Buffer.from('a')));
+  writeFileSync(join(md, 'cur', '2.eml'), mail(eicar()));
+  writeFileSync(join(md, 'tmp', '3.eml'), mail(eicar()));
+  const r = runAvfilter(['-f', cfg, '-t', md]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, `${join(md, 'cur', '2.eml')}: Eicar-Test-Signature FOUND\n${join(md, 'new', '1.eml')}: OK\n`);
+});
+
+test('config errors exit 2 naming file, line and key', () => {
+  const bad = join(dir, 'bad.toml');
+  writeFileSync(bad, '# comment\nrequest_timeout = 10\nscan_everything = true\n');
+  const r = runAvfilter(['-f', bad, '-t', cleanPath]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, new RegExp(`${bad}:3: unknown key "scan_everything"`));
+  assert.equal(r.stdout, '');
+  const m = runAvfilter(['-f', join(dir, 'nope.toml'), '--config']);
+  assert.equal(m.code, 2);
+  assert.match(m.stderr, /nope\.toml/);
+});
+
+test('--config prints the effective config; -v adds engine versions', () => {
+  const r = runAvfilter(['-f', cfg, '--config', '-v']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^tmpdir = ".*\/work"/m);
+  assert.match(r.stdout, /^type = "yara"/m);
+  assert.match(r.stdout, /# version: YARA-X/);
+});
+
+test('--help and --version; usage errors exit 2', () => {
+  const h = runAvfilter(['--help']);
+  assert.equal(h.code, 0);
+  for (const o of ['-f, --file', '--config', '-t, --test', '--batch-test', '--foreground', '--version']) assert.ok(h.stdout.includes(o), o);
+  const v = runAvfilter(['--version']);
+  assert.equal(v.code, 0);
+  assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
+  assert.equal(runAvfilter(['--bogus']).code, 2);
+  assert.equal(runAvfilter(['-f', cfg, '--config', '-t', cleanPath]).code, 2);
+});
