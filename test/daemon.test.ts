@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
@@ -171,4 +171,18 @@ test('--batch-test answers each request on stdout and applies the drop', () => {
   assert.match(lines[1]!, /^200 /);
   assert.match(lines[2]!, /^451 /);
   assert.match(readFileSync(inf.controlPaths[0]!, 'utf8'), /\nS0 \d+\n/);
+});
+
+test('pass adds X-Virus-Found after Received; quarantine keeps a copy before the drop', () => {
+  const q = mkdtempSync(join(tmpdir(), 'avf-q-'));
+  const s = setup(`quarantine_dir = "${q}/quarantine"\n[action]\ninfected = "pass"\nquarantine = true`);
+  const inf = s.request(message(eicar()));
+  const r = runAvfilter(['-f', s.cfg, '--batch-test'], { input: inf.line });
+  assert.match(r.stdout, /^200 /);
+  const data = readFileSync(inf.dataPath, 'utf8');
+  assert.match(data, /^Received: from client.example.test \(\[::ffff:192\.0\.2\.7\]\)\n  by mx with ESMTP\n  id 1; [^\n]*\nX-Virus-Found: Eicar-Test-Signature \(avfilter\)\nFrom: /);
+  assert.equal(readFileSync(inf.controlPaths[0]!, 'utf8'), CONTROL, 'pass marks nobody delivered');
+  const kept = readdirSync(join(q, 'quarantine'));
+  assert.equal(kept.length, 1);
+  assert.match(readFileSync(join(q, 'quarantine', kept[0]!, 'message.eml'), 'utf8'), /Content-Transfer-Encoding: base64/);
 });

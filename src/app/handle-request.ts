@@ -18,6 +18,8 @@ import type { Verdict } from '../policy/verdict.js';
 import type { Logger } from './log.js';
 import type { Runtime } from './runtime.js';
 import { scanMessage } from './scan-message.js';
+import { insertHeader } from '../courierfilter/data-header.js';
+import { quarantine } from './quarantine.js';
 
 export interface Handled {
   readonly reply: Reply;
@@ -66,6 +68,28 @@ export async function handleRequest(req: CourierRequest, rt: Runtime, log: Logge
     items = report.items;
   }
   let decision = decide(verdict, rt.config.action);
+
+  // Keep a copy before anything else happens to an infected message; no copy, no drop.
+  if (verdict.kind === 'infected' && rt.config.action.quarantine && decision.code < 400) {
+    try {
+      base['quarantine'] = await quarantine(rt.config.quarantine_dir, req.dataPath, {
+        queueId: env.queueId, sender: env.sender, clientIp: env.clientIp, names: verdict.names,
+        recipients: controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address)),
+      });
+    } catch (err) {
+      decision = { action: 'tempfail', code: 451, text: '4.3.0 Virus found but the message could not be quarantined, try again later', verdict: 'infected' };
+      base['quarantine_error'] = codeOf(err, 'EIO');
+    }
+  }
+
+  if (decision.action === 'pass' && verdict.kind === 'infected') {
+    try {
+      await insertHeader(req.dataPath, `X-Virus-Found: ${verdict.names.join(', ')} (avfilter)`, rt.config.tmpdir);
+    } catch (err) {
+      decision = { action: 'tempfail', code: 451, text: '4.3.0 Virus found but the message could not be marked, try again later', verdict: 'infected' };
+      base['header_error'] = codeOf(err, 'EIO');
+    }
+  }
 
   let dropped: number | undefined;
   if (decision.action === 'drop') {
