@@ -1,0 +1,82 @@
+/**
+ * Lenient streaming base64 decoder: the way forgiving mail readers decode, so that whatever a
+ * recipient's client would extract, we extract too.
+ *
+ * Owns: base64 content-transfer-decoding. Input: encoded chunks split anywhere. Output: the
+ * decoded bytes; it never fails. Rules:
+ * - every byte outside the alphabet (A-Z a-z 0-9 + /) is ignored: line ends of any kind
+ *   (CRLF, LF, bare CR), whitespace, junk; lines may have any length;
+ * - "=" ends the current 4-character group early (1 or 2 bytes come out of 2 or 3 characters)
+ *   and decoding resumes after it, so concatenated encodings and mid-stream padding decode to
+ *   every byte that was there (a reader that stops at the first "=" sees less: that is a
+ *   different reading for issue 3);
+ * - missing padding at the end is tolerated the same way; a lone trailing character (6 bits)
+ *   cannot make a byte and is dropped.
+ * State is only the bits of the unfinished group, so splitting the input anywhere gives the
+ * same output (tested at every offset).
+ */
+import type { ChunkDecoder } from './decoders.js';
+
+const PAD = 0x3d; // "="
+
+/** 0-63 for alphabet bytes, -1 for everything else. */
+const SEXTET: Int8Array = (() => {
+  const t = new Int8Array(256).fill(-1);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  for (let i = 0; i < alphabet.length; i++) t[alphabet.charCodeAt(i)] = i;
+  return t;
+})();
+
+export class Base64Decoder implements ChunkDecoder {
+  /** Bits of the unfinished group, `count` sextets of them. */
+  private acc = 0;
+  private count = 0;
+
+  update(chunk: Buffer): Buffer {
+    // at most 3 bytes per 4 characters, plus what the carried group completes
+    const out = Buffer.allocUnsafe(Math.floor(((chunk.length + this.count) * 3) / 4) + 3);
+    let o = 0;
+    let acc = this.acc;
+    let count = this.count;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      const v = SEXTET[c]!;
+      if (v >= 0) {
+        acc = (acc << 6) | v;
+        if (++count === 4) {
+          out[o++] = (acc >> 16) & 0xff;
+          out[o++] = (acc >> 8) & 0xff;
+          out[o++] = acc & 0xff;
+          acc = 0;
+          count = 0;
+        }
+      } else if (c === PAD && count > 0) {
+        o = flushGroup(out, o, acc, count);
+        acc = 0;
+        count = 0;
+      }
+    }
+    this.acc = acc;
+    this.count = count;
+    return out.subarray(0, o);
+  }
+
+  final(): Buffer {
+    const out = Buffer.allocUnsafe(2);
+    const o = flushGroup(out, 0, this.acc, this.count);
+    this.acc = 0;
+    this.count = 0;
+    return out.subarray(0, o);
+  }
+}
+
+/** Writes the whole bytes held by an unfinished group of `count` (0-3) sextets. */
+function flushGroup(out: Buffer, o: number, acc: number, count: number): number {
+  if (count === 2) {
+    out[o++] = (acc >> 4) & 0xff;
+  } else if (count === 3) {
+    out[o++] = (acc >> 10) & 0xff;
+    out[o++] = (acc >> 2) & 0xff;
+  }
+  return o;
+}

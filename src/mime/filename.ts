@@ -1,0 +1,38 @@
+/**
+ * The filename a part declares, decoded for reports.
+ *
+ * Owns: reading Content-Disposition `filename` (else Content-Type `name`) and decoding RFC 2231
+ * (charset, percent-encoding, `*0*`/`*1` continuations) and RFC 2047 encoded words with libmime.
+ * Input: the raw header values (first occurrence, as mailsplit reads them). Output: the decoded
+ * name, or undefined. Never throws: an undecodable name is returned as it was written. Filenames
+ * are never used to decide whether something is scanned.
+ */
+import libmime from 'libmime';
+
+/** Longest filename kept for reports; longer names are cut (they only serve logs). */
+export const MAX_FILENAME_CHARS = 255;
+
+export function decodeFilename(contentDisposition: string, contentType: string): string | undefined {
+  const raw = param(contentDisposition, 'filename') || param(contentType, 'name');
+  if (!raw) return undefined;
+  let name = raw;
+  try {
+    name = libmime.decodeWords(raw);
+  } catch {
+    // an unknown charset in an encoded word: keep the name as written
+  }
+  // control characters would let a filename forge log lines
+  name = name.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+  if (name.length > MAX_FILENAME_CHARS) name = name.slice(0, MAX_FILENAME_CHARS);
+  return name || undefined;
+}
+
+function param(headerValue: string, key: string): string | undefined {
+  if (!headerValue) return undefined;
+  try {
+    const v = libmime.parseHeaderValue(headerValue).params[key];
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * Where decoded parts go: memory for small ones, a private temp file for large ones, one copy
+ * of each distinct content.
+ *
+ * Owns: the temp directory of one extraction (created lazily with mkdtemp, so 0700, under the
+ * caller's tmpdir), the files in it (0600), the SHA-256 de-duplication, and the list of parts.
+ * Inputs: decoded bytes through PartWriter.write(). Outputs: ExtractedPart records whose
+ * sources stay valid until dispose(). Fails with MimeError EMIME_DECODED_LIMIT from the budget,
+ * or with the fs error of a failed temp-file write (extract.ts reports those as EMIME_IO).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ScanSource } from '../engines/engine.js';
+import { bufferSource, fileSource } from '../scan/sources.js';
+import type { Budget } from './limits.js';
+
+export interface ExtractedPart {
+  /** "1", "1.2", ... as in IMAP BODYSTRUCTURE numbering. */
+  path: string;
+  /** Lower case, no parameters. */
+  contentType: string;
+  /** Decoded with libmime (RFC 2047/2231); for reports only. */
+  filename?: string;
+  /** The CTE that was undone: base64, quoted-printable, 7bit, 8bit, binary, or the unknown token. */
+  encoding: string;
+  /** Which interpretation of the message yielded the part: "standard" for now. */
+  reading: string;
+  size: number;
+  source: ScanSource;
+}
+
+export type PartMeta = Omit<ExtractedPart, 'size' | 'source'>;
+
+export interface FinishedPart {
+  /** The stored part; for a duplicate, the first part with the same content. */
+  part: ExtractedPart;
+  duplicate: boolean;
+  /** SHA-256 of the content, hex. */
+  digest: string;
+}
+
+/** Spilled bytes are gathered into writes of this size: fewer syscalls, little memory. */
+const SPILL_WRITE_BYTES = 256 * 1024;
+
+export class PartStore {
+  readonly parts: ExtractedPart[] = [];
+  private readonly byDigest = new Map<string, ExtractedPart>();
+  private readonly open = new Set<PartWriter>();
+  private readonly walkedMessages = new Set<string>();
+  private dir: string | undefined;
+  private seq = 0;
+  private disposed = false;
+
+  constructor(
+    private readonly tmpdir: string,
+    readonly budget: Budget,
+  ) {}
+
+  begin(meta: PartMeta): PartWriter {
+    const w = new PartWriter(this, meta);
+    this.open.add(w);
+    return w;
+  }
+
+  /** Closes open writers and removes every temp file; the parts' sources are dead after this. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    for (const w of [...this.open]) await w.abort();
+    if (this.dir !== undefined) {
+      const dir = this.dir;
+      this.dir = undefined;
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** @internal A new 0600 file in the private directory. */
+  async createFile(): Promise<{ handle: FileHandle; path: string }> {
+    if (this.disposed) throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
+    if (this.dir === undefined) {
+      const dir = await mkdtemp(join(this.tmpdir, 'avfilter-mime-'));
+      if (this.disposed) {
+        await rm(dir, { recursive: true, force: true });
+        throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
+      }
+      this.dir = dir;
+    }
+    const path = join(this.dir, `part-${++this.seq}`);
+    return { handle: await open(path, 'wx', 0o600), path };
+  }
+
+  /** True the first time it is asked for a digest: that content is walked as a message once. */
+  claimMessageWalk(digest: string): boolean {
+    if (this.walkedMessages.has(digest)) return false;
+    this.walkedMessages.add(digest);
+    return true;
+  }
+
+  /** @internal The part stored earlier with this content, if any. */
+  lookup(digest: string): ExtractedPart | undefined {
+    return this.byDigest.get(digest);
+  }
+
+  /** @internal */
+  add(w: PartWriter, digest: string, part: ExtractedPart): void {
+    this.open.delete(w);
+    this.byDigest.set(digest, part);
+    this.parts.push(part);
+  }
+
+  /** @internal */
+  release(w: PartWriter): void {
+    this.open.delete(w);
+  }
+}
+
+/** Receives one part's decoded bytes; keeps them in memory until they outgrow it. */
+export class PartWriter {
+  private readonly hash: Hash = createHash('sha256');
+  private size = 0;
+  private memory: Buffer[] = [];
+  private memoryBytes = 0;
+  private file: { handle: FileHandle; path: string } | undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private done = false;
+  private failed = false;
+
+  constructor(
+    private readonly store: PartStore,
+    private readonly meta: PartMeta,
+  ) {}
+
+  async write(buf: Buffer): Promise<void> {
+    if (buf.length === 0 || this.done) return;
+    if (this.failed) throw new Error('part writer failed earlier');
+    this.store.budget.addDecoded(buf.length);
+    if (this.file === undefined) {
+      if (this.size + buf.length <= this.store.budget.limits.memoryPartBytes && this.store.budget.reserveMemory(buf.length)) {
+        this.memory.push(buf);
+        this.memoryBytes += buf.length;
+        this.account(buf);
+        return;
+      }
+      await this.guard(() => this.spill());
+    }
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+    this.account(buf);
+    if (this.pendingBytes >= SPILL_WRITE_BYTES) await this.guard(() => this.flushPending());
+  }
+
+  /** Completes the part. A duplicate of earlier content is dropped and the earlier part returned. */
+  async finish(): Promise<FinishedPart> {
+    if (this.done) throw new Error('part already finished');
+    // after a failed temp-file write the bytes on disk are not the bytes hashed
+    if (this.failed) throw new Error('part writer failed earlier');
+    const digest = this.hash.digest('hex');
+    const first = this.store.lookup(digest);
+    if (first !== undefined) {
+      await this.abort();
+      return { part: first, duplicate: true, digest };
+    }
+    let source: ScanSource;
+    if (this.file !== undefined) {
+      const file = this.file;
+      await this.guard(async () => {
+        await this.flushPending();
+        await file.handle.close();
+      });
+      source = fileSource(file.path, this.size);
+      this.file = undefined; // closed; the path now belongs to the part and dispose() removes it
+    } else {
+      // concat copies the bytes out of the (possibly much larger) buffers they were sliced from
+      source = bufferSource(Buffer.concat(this.memory, this.memoryBytes));
+      this.memory = [];
+    }
+    this.done = true;
+    const part: ExtractedPart = { ...this.meta, size: this.size, source };
+    if (part.filename === undefined) delete part.filename;
+    this.store.add(this, digest, part);
+    return { part, duplicate: false, digest };
+  }
+
+  /** Drops whatever was written (temp file included). Safe to call more than once. */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.store.budget.releaseMemory(this.memoryBytes);
+    this.memory = [];
+    this.memoryBytes = 0;
+    this.pending = [];
+    const file = this.file;
+    this.file = undefined;
+    if (file !== undefined) {
+      await file.handle.close().catch(() => undefined);
+      await unlink(file.path).catch(() => undefined);
+    }
+    this.store.release(this);
+  }
+
+  /** Size and hash follow what is stored, never what was only offered. */
+  private account(buf: Buffer): void {
+    this.hash.update(buf);
+    this.size += buf.length;
+  }
+
+  /** An fs failure leaves the writer unusable: finish() refuses, abort() cleans up. */
+  private async guard(io: () => Promise<void>): Promise<void> {
+    try {
+      await io();
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
+  }
+
+  /** Moves the part to a temp file; what was in memory becomes the first pending write. */
+  private async spill(): Promise<void> {
+    this.file = await this.store.createFile();
+    this.pending = this.memory;
+    this.pendingBytes = this.memoryBytes;
+    this.store.budget.releaseMemory(this.memoryBytes);
+    this.memory = [];
+    this.memoryBytes = 0;
+  }
+
+  private async flushPending(): Promise<void> {
+    if (this.file === undefined || this.pendingBytes === 0) return;
+    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    let off = 0;
+    while (off < data.length) {
+      const { bytesWritten } = await this.file.handle.write(data, off, data.length - off);
+      off += bytesWritten;
+    }
+  }
+}

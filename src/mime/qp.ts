@@ -1,0 +1,132 @@
+/**
+ * Lenient streaming quoted-printable decoder.
+ *
+ * Owns: quoted-printable content-transfer-decoding. Input: encoded chunks split anywhere.
+ * Output: the decoded bytes; it never fails. Rules:
+ * - "=XY" with hex digits of either case is one byte (lowercase hex is invalid but common);
+ * - "=" before a line end (CRLF, LF or a bare CR) is a soft break and disappears, also with
+ *   spaces or tabs between the "=" and the line end (RFC 2045 transport padding);
+ * - any other "=" is kept as it is, as lenient readers do;
+ * - everything else, hard line ends and trailing whitespace included, passes through
+ *   unchanged (stripping trailing whitespace is another reading, for issue 3).
+ * Only the bytes from an undecided "=" onwards are carried to the next chunk, bounded by
+ * MAX_PAD_BYTES, so splitting the input anywhere gives the same output (tested at every offset).
+ */
+import type { ChunkDecoder } from './decoders.js';
+
+const EQ = 0x3d;
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const TAB = 0x09;
+
+/**
+ * Longest run of spaces and tabs after "=" still waited for to see whether a line end follows.
+ * An SMTP line is at most 998 bytes, so padding cannot be longer; beyond it the "=" is literal
+ * and the carried bytes stay bounded whatever the input.
+ */
+const MAX_PAD_BYTES = 998;
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
+  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
+  return -1;
+}
+
+export class QpDecoder implements ChunkDecoder {
+  private carry: Buffer | null = null;
+
+  update(chunk: Buffer): Buffer {
+    const buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    this.carry = null;
+    return this.decode(buf, false);
+  }
+
+  final(): Buffer {
+    const buf = this.carry ?? Buffer.alloc(0);
+    this.carry = null;
+    return this.decode(buf, true);
+  }
+
+  private decode(buf: Buffer, final: boolean): Buffer {
+    const len = buf.length;
+    const out = Buffer.allocUnsafe(len);
+    let o = 0;
+    let i = 0;
+    while (i < len) {
+      const c = buf[i]!;
+      if (c !== EQ) {
+        out[o++] = c;
+        i++;
+        continue;
+      }
+      // An "=": decide what it is, or carry it when the bytes that decide are not here yet.
+      if (i + 1 >= len) {
+        if (!final) break;
+        out[o++] = c;
+        i++;
+        continue;
+      }
+      const n = buf[i + 1]!;
+      if (n === LF) {
+        i += 2;
+        continue;
+      }
+      if (n === CR) {
+        if (i + 2 >= len) {
+          if (!final) break;
+          i += 2;
+          continue;
+        }
+        i += buf[i + 2] === LF ? 3 : 2;
+        continue;
+      }
+      const hi = hexValue(n);
+      if (hi >= 0) {
+        if (i + 2 >= len) {
+          if (!final) break;
+          out[o++] = c; // "=X" at the very end: literal, X follows as itself
+          i++;
+          continue;
+        }
+        const lo = hexValue(buf[i + 2]!);
+        if (lo >= 0) {
+          out[o++] = (hi << 4) | lo;
+          i += 3;
+        } else {
+          out[o++] = c;
+          i++;
+        }
+        continue;
+      }
+      if (n === SP || n === TAB) {
+        let j = i + 1;
+        while (j < len && j - i <= MAX_PAD_BYTES && (buf[j] === SP || buf[j] === TAB)) j++;
+        if (j - i > MAX_PAD_BYTES) {
+          out[o++] = c;
+          i++;
+          continue;
+        }
+        if (j >= len) {
+          if (!final) break;
+          i = j; // padding up to the end of the body: a soft break with nothing after it
+          continue;
+        }
+        if (buf[j] === LF) {
+          i = j + 1;
+          continue;
+        }
+        if (buf[j] === CR) {
+          if (j + 1 >= len && !final) break;
+          i = buf[j + 1] === LF ? j + 2 : j + 1;
+          continue;
+        }
+      }
+      out[o++] = c;
+      i++;
+    }
+    if (i < len) this.carry = Buffer.from(buf.subarray(i));
+    return out.subarray(0, o);
+  }
+}

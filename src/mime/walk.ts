@@ -1,0 +1,235 @@
+/**
+ * One reading of one message: mailsplit's tree, each leaf body decoded into the part store,
+ * attached messages walked again from their decoded bytes.
+ *
+ * Owns: the mailsplit Splitter for one message, the MIME path numbering, and the order in
+ * which parts are finished. Inputs: the message bytes as a Readable, a WalkContext (store,
+ * budget, reading, signal) and the path prefix of the message ([] for the top level, the path
+ * of the message/rfc822 part for an attached message). Outputs: parts added to the store.
+ * Fails (rejects) with MimeError for limits, mailsplit's EMAXLEN or parse errors, fs errors from
+ * the store, or the AbortError of the signal; extract.ts classifies them.
+ *
+ * Numbering is IMAP BODYSTRUCTURE's: the children of a multipart are 1, 2, ... under the
+ * multipart's own path (the top-level multipart has none); a non-multipart message body is
+ * "1"; inside an attached message at path P the body is P.1 (single part) or its children are
+ * P.1, P.2, ... (multipart). So an attachment inside a message inside a message can be 2.2.2.
+ *
+ * Backpressure: the splitter is read with for-await inside pipeline(), and every decoded chunk
+ * is stored (awaited) before the next one is pulled, so input is only read as fast as parts are
+ * written. mailsplit's done() handshake belongs to its Streamer/Rewriter, which this does not
+ * use: the raw Splitter is consumed directly.
+ */
+import mailsplit from '@zone-eu/mailsplit';
+import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { standardDecoder, type ChunkDecoder, type DecoderChoice } from './decoders.js';
+import { decodeFilename } from './filename.js';
+import { MimeError, MimeErrorCode, type Budget } from './limits.js';
+import type { FinishedPart, PartMeta, PartStore, PartWriter } from './part-store.js';
+
+/** One interpretation of a message; issue 3's union extraction runs several. */
+export interface Reading {
+  /** Reported in ExtractedPart.reading. */
+  readonly name: string;
+  /** How this reading undoes a Content-Transfer-Encoding token. */
+  decoderFor(cte: string | false): DecoderChoice;
+}
+
+export const STANDARD_READING: Reading = Object.freeze({ name: 'standard', decoderFor: standardDecoder });
+
+export interface WalkContext {
+  readonly store: PartStore;
+  readonly budget: Budget;
+  readonly reading: Reading;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Types whose decoded body is itself a message, scanned as a part and walked again. */
+const EMBEDDED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', 'message/global']);
+
+/**
+ * mailsplit counts nodes with an error code shared with its header limit; Budget counts them
+ * with a code of their own, so mailsplit's count is switched off.
+ */
+const SPLITTER_MAX_CHILD_NODES = Number.MAX_SAFE_INTEGER;
+
+export async function walkMessage(input: Readable, ctx: WalkContext, prefix: readonly number[]): Promise<void> {
+  const splitter = new mailsplit.Splitter({
+    // mailsplit descends only into unencoded message/rfc822 marked inline (or, with
+    // defaultInlineEmbedded, not marked attachment) and never into message/global; we descend
+    // into all of them ourselves, from the decoded part
+    ignoreEmbedded: true,
+    maxHeadSize: ctx.budget.limits.maxHeaderBytes,
+    maxChildNodes: SPLITTER_MAX_CHILD_NODES,
+  });
+  const walker = new TreeWalker(ctx, prefix);
+  // pipeline() may settle (on abort, or an input error) while the consumer is still inside an
+  // await; nothing may touch the store after this function returns, so it waits for it too
+  let consumer: Promise<void> | undefined;
+  const consume = async (source: AsyncIterable<SplitterChunk>): Promise<void> => {
+    for await (const chunk of source) await walker.onChunk(chunk);
+    await walker.end();
+  };
+  try {
+    await pipeline(input, splitter, (source: AsyncIterable<SplitterChunk>) => (consumer = consume(source)), ctx.signal ? { signal: ctx.signal } : {});
+  } catch (err) {
+    await consumer?.catch(() => undefined);
+    // the extraction ends with a limit; what was decoded so far is still worth scanning
+    if (!ctx.signal?.aborted) await walker.salvage();
+    throw err;
+  } finally {
+    await consumer?.catch(() => undefined);
+    await walker.abort();
+  }
+}
+
+interface NodeInfo {
+  readonly path: readonly number[];
+  children: number;
+}
+
+/** The node whose bytes are flowing now: a leaf, or a multipart that may turn out childless. */
+interface OpenNode {
+  readonly node: MimeNode;
+  readonly path: readonly number[];
+  /** A multipart with a boundary: its bytes matter only if no child ever appears. */
+  readonly container: boolean;
+  writer: PartWriter | undefined;
+  decoder: ChunkDecoder | undefined;
+  meta: PartMeta | undefined;
+}
+
+/**
+ * "type/subtype" without RFC 822 comments or whitespace: mailsplit strips comments from the CTE
+ * but not from Content-Type, so "message/rfc822 (fwd)" would not be recognised as a message.
+ */
+function bareType(contentType: string | false): string {
+  const t = (contentType || '').replace(/\([^()]*\)/g, ' ').trim().split(/[\s;]/, 1)[0]!.toLowerCase();
+  return t || 'text/plain';
+}
+
+class TreeWalker {
+  private readonly info = new WeakMap<MimeNode, NodeInfo>();
+  private current: OpenNode | undefined;
+
+  constructor(
+    private readonly ctx: WalkContext,
+    private readonly prefix: readonly number[],
+  ) {}
+
+  async onChunk(chunk: SplitterChunk): Promise<void> {
+    if (chunk.type === 'node') return this.onNode(chunk);
+    const cur = this.current;
+    // Only the open node's own content: a leaf's 'body', a childless container's 'data'.
+    // Delimiter lines, and preamble/epilogue of multiparts with children, are skipped here
+    // (issue 3 scans content outside the leaves).
+    if (cur === undefined || chunk.node !== cur.node) return;
+    // mailsplit sends a multipart's bytes as 'data' (boundary or not), a leaf's as 'body';
+    // 'data' for a leaf is a delimiter line (a leaf may carry a boundary parameter)
+    if (chunk.type !== (cur.node.multipart ? 'data' : 'body')) return;
+    this.open(cur);
+    const out = cur.decoder!.update(chunk.value);
+    if (out.length > 0) await cur.writer!.write(out);
+  }
+
+  async end(): Promise<void> {
+    await this.close(undefined);
+  }
+
+  /**
+   * After an error: keeps the open part with what it holds so far (it may be cut short),
+   * without walking into it. A failure here is swallowed; the first error is the one reported.
+   */
+  async salvage(): Promise<void> {
+    const cur = this.current;
+    if (cur?.writer === undefined) return;
+    try {
+      // the tail may not fit the budget that just ran out; the part is kept without it
+      await cur.writer.write(cur.decoder!.final()).catch(() => undefined);
+      await cur.writer.finish();
+      this.current = undefined;
+    } catch {
+      // abort() drops it
+    }
+  }
+
+  /** Drops a part left open by an error or an abort. */
+  async abort(): Promise<void> {
+    const cur = this.current;
+    this.current = undefined;
+    await cur?.writer?.abort();
+  }
+
+  private async onNode(node: MimeNode): Promise<void> {
+    await this.close(node);
+    const path = this.pathOf(node);
+    const container = Boolean(node.multipart) && Boolean(node._boundary);
+    // a childless node is a leaf: the top level's is "1", not the empty path
+    const ownPath = container || node.parentNode ? path : [...this.prefix, 1];
+    this.ctx.budget.addNode(ownPath.length, node._headerlen);
+    this.info.set(node, { path: ownPath, children: 0 });
+    const open: OpenNode = { node, path: ownPath, container, writer: undefined, decoder: undefined, meta: undefined };
+    this.current = open;
+    // a leaf is a part even when its body is empty; a container only once it has bytes
+    if (!container) this.open(open);
+  }
+
+  private pathOf(node: MimeNode): readonly number[] {
+    const parent = node.parentNode;
+    if (!parent) return this.prefix;
+    const p = this.info.get(parent);
+    if (p === undefined) throw new MimeError(MimeErrorCode.PARSE, 'MIME node without a known parent');
+    return [...p.path, ++p.children];
+  }
+
+  private open(cur: OpenNode): void {
+    if (cur.writer !== undefined) return;
+    const node = cur.node;
+    const choice = this.ctx.reading.decoderFor(node.encoding);
+    const headers = node.headers;
+    const filename = headers ? decodeFilename(headers.getFirst('content-disposition'), headers.getFirst('content-type')) : undefined;
+    // a childless container is stored at the leaf path ("1" at the top level)
+    const path = cur.container && !node.parentNode ? [...this.prefix, 1] : cur.path;
+    cur.meta = {
+      path: path.join('.'),
+      contentType: bareType(node.contentType),
+      encoding: choice.encoding,
+      reading: this.ctx.reading.name,
+      ...(filename !== undefined ? { filename } : {}),
+    };
+    cur.decoder = choice.decoder;
+    cur.writer = this.ctx.store.begin(cur.meta);
+  }
+
+  /** Ends the open node because `next` arrived (undefined: end of input). */
+  private async close(next: MimeNode | undefined): Promise<void> {
+    const cur = this.current;
+    if (cur === undefined) return;
+    if (cur.container && next !== undefined && next.parentNode === cur.node) {
+      // it has children after all: what came before the first one is preamble
+      this.current = undefined;
+      await cur.writer?.abort();
+      return;
+    }
+    if (cur.writer === undefined) {
+      this.current = undefined;
+      return;
+    }
+    const { part, digest } = await this.finish(cur);
+    // an attached message is a part and a message: walk its decoded bytes under its path. By
+    // this node's type, not the stored part's: the same bytes may have come first as
+    // application/octet-stream, and they must still be walked once as a message.
+    if (EMBEDDED_MESSAGE_TYPES.has(cur.meta!.contentType) && this.ctx.store.claimMessageWalk(digest)) {
+      await walkMessage(part.source.stream(), this.ctx, cur.path);
+    }
+  }
+
+  private async finish(cur: OpenNode): Promise<FinishedPart> {
+    const tail = cur.decoder!.final();
+    if (tail.length > 0) await cur.writer!.write(tail);
+    const done = await cur.writer!.finish();
+    this.current = undefined;
+    return done;
+  }
+}
