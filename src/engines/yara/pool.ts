@@ -1,0 +1,158 @@
+/**
+ * A small pool of scan worker threads (worker.ts) with a FIFO queue.
+ *
+ * Owns: the worker threads' life cycle. Workers start on demand, up to `size`; an idle worker is
+ * unref'd so an idle engine never keeps the process alive. When a job's signal aborts (deadline
+ * or caller), the job is answered at once; if its scan was running, that worker is retired
+ * (terminate() takes effect only when the native scan returns, so the thread may burn CPU until
+ * then: the binding offers no way to interrupt a scan before 0.7.x's setTimeout) and a fresh one
+ * is started for the next job.
+ * Inputs: buffers to scan and an AbortSignal each.
+ * Outputs: a PoolOutcome per run(); never rejects. A worker that fails, crashes or exits turns
+ * its job into a 'failed' outcome with code ESCANNER.
+ */
+import { Worker } from 'node:worker_threads';
+import { EngineErrorCode } from '../engine.js';
+import type { RuleHit, WorkerInit, WorkerReply, WorkerRequest } from './worker.js';
+
+export type PoolOutcome =
+  | { readonly kind: 'done'; readonly hits: readonly RuleHit[] }
+  | { readonly kind: 'failed'; readonly code: string; readonly message: string }
+  | { readonly kind: 'aborted' };
+
+const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+interface Job {
+  readonly data: Buffer;
+  settle(outcome: PoolOutcome): void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  job: Job | undefined;
+  jobId: number;
+}
+
+export class ScanPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private seq = 0;
+  private closed = false;
+
+  constructor(
+    private readonly init: WorkerInit,
+    private readonly size: number,
+  ) {}
+
+  run(data: Buffer, signal: AbortSignal): Promise<PoolOutcome> {
+    if (this.closed) return Promise.resolve(closedOutcome());
+    if (signal.aborted) return Promise.resolve({ kind: 'aborted' });
+    return new Promise<PoolOutcome>((resolve) => {
+      let settled = false;
+      const job: Job = {
+        data,
+        settle: (outcome) => {
+          if (settled) return;
+          settled = true;
+          signal.removeEventListener('abort', onAbort);
+          resolve(outcome);
+        },
+      };
+      const onAbort = (): void => {
+        const queued = this.queue.indexOf(job);
+        if (queued >= 0) this.queue.splice(queued, 1);
+        const slot = this.slots.find((s) => s.job === job);
+        if (slot) this.retire(slot);
+        job.settle({ kind: 'aborted' });
+        this.pump();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(job);
+      this.pump();
+    });
+  }
+
+  /** Answers queued and running jobs, stops the workers; waits only for idle ones. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.settle(closedOutcome());
+    const idle: Promise<number>[] = [];
+    for (const slot of [...this.slots]) {
+      const job = slot.job;
+      if (!job) idle.push(slot.worker.terminate());
+      this.retire(slot);
+      job?.settle(closedOutcome());
+    }
+    await Promise.allSettled(idle);
+  }
+
+  private pump(): void {
+    while (!this.closed && this.queue.length > 0) {
+      const idle = this.slots.find((s) => !s.job);
+      const slot = idle ?? (this.slots.length < this.size ? this.spawn() : undefined);
+      if (!slot) return;
+      const job = this.queue.shift()!;
+      // One exact-size copy, transferred: posting the caller's Buffer would clone its whole
+      // backing ArrayBuffer (possibly a large pool) and the caller may still need it.
+      const copy = new Uint8Array(job.data.length);
+      copy.set(job.data);
+      slot.job = job;
+      slot.jobId = ++this.seq;
+      slot.worker.ref();
+      const req: WorkerRequest = { id: slot.jobId, data: copy };
+      slot.worker.postMessage(req, [copy.buffer]);
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_URL, { workerData: this.init });
+    const slot: Slot = { worker, job: undefined, jobId: 0 };
+    worker.unref();
+    worker.on('message', (reply: WorkerReply) => {
+      if (!this.slots.includes(slot)) return; // retired: its answer is no longer wanted
+      if (reply.type === 'fatal') {
+        this.fail(slot, reply.message);
+        return;
+      }
+      const job = slot.job;
+      if (!job || reply.id !== slot.jobId) return;
+      slot.job = undefined;
+      worker.unref();
+      job.settle(
+        reply.type === 'result'
+          ? { kind: 'done', hits: reply.hits }
+          : { kind: 'failed', code: reply.code, message: reply.message },
+      );
+      this.pump();
+    });
+    // Listeners stay after retirement: an 'error' event without one would crash the process.
+    worker.on('error', (err) => {
+      if (this.slots.includes(slot)) this.fail(slot, `YARA scan worker failed: ${err.message}`);
+    });
+    worker.on('exit', (code) => {
+      if (this.slots.includes(slot)) this.fail(slot, `YARA scan worker exited with code ${code}`);
+    });
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private fail(slot: Slot, message: string): void {
+    const job = slot.job;
+    this.retire(slot);
+    job?.settle({ kind: 'failed', code: EngineErrorCode.SCANNER, message });
+    this.pump();
+  }
+
+  private retire(slot: Slot): void {
+    const at = this.slots.indexOf(slot);
+    if (at >= 0) this.slots.splice(at, 1);
+    slot.job = undefined;
+    slot.worker.unref();
+    slot.worker.terminate().catch(() => undefined);
+  }
+}
+
+function closedOutcome(): PoolOutcome {
+  const message = 'YARA engine closed during the scan';
+  return { kind: 'failed', code: EngineErrorCode.ABORTED, message };
+}

@@ -1,0 +1,79 @@
+/**
+ * Scan worker thread: compiles the rule set once, then scans one buffer per message with the
+ * binding's synchronous scan(). Runs only inside a worker_threads Worker started by pool.ts.
+ *
+ * Why a thread: the binding's scan is CPU-bound native code that cannot be interrupted, and
+ * 0.3.0's scanAsync runs it on the JS main thread (see binding.ts). Here a slow scan blocks only
+ * this thread; the pool answers the caller at the deadline and retires the thread.
+ * Inputs: workerData (WorkerInit); messages { id, data } with data a Uint8Array.
+ * Outputs: one WorkerReply per message; { type: 'fatal' } once if the rules do not compile here.
+ * Never throws out of a handler: every failure becomes a reply.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { EngineErrorCode } from '../engine.js';
+import { loadBinding, type YaraCompilerOptions, type YaraScanner } from './binding.js';
+
+export interface WorkerInit {
+  readonly source: string;
+  readonly compileOptions: YaraCompilerOptions;
+  readonly maxMatchesPerPattern: number;
+  /** Native scan timeout where the binding supports it (0.7.x); 0.3.0 ignores it. */
+  readonly nativeTimeoutMs: number;
+}
+
+export interface WorkerRequest {
+  readonly id: number;
+  readonly data: Uint8Array;
+}
+
+/** One matching rule: its identifier and its meta `name` when that is a non-empty string. */
+export interface RuleHit {
+  readonly rule: string;
+  readonly metaName?: string | undefined;
+}
+
+export type WorkerReply =
+  | { readonly type: 'result'; readonly id: number; readonly hits: readonly RuleHit[] }
+  | { readonly type: 'error'; readonly id: number; readonly code: string; readonly message: string }
+  | { readonly type: 'fatal'; readonly message: string };
+
+function start(): void {
+  const port = parentPort;
+  if (!port) return; // imported outside a worker: nothing to do
+  const init = workerData as WorkerInit;
+  let scanner: YaraScanner;
+  try {
+    scanner = loadBinding().compile(init.source, init.compileOptions);
+    scanner.setMaxMatchesPerPattern(init.maxMatchesPerPattern);
+    scanner.setTimeout?.(init.nativeTimeoutMs);
+  } catch (err) {
+    const message = `scan worker cannot compile the rules: ${String(err)}`;
+    const fatal: WorkerReply = { type: 'fatal', message };
+    port.postMessage(fatal);
+    return;
+  }
+  port.on('message', (req: WorkerRequest) => {
+    let reply: WorkerReply;
+    try {
+      const data = Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength);
+      const hits = scanner.scan(data).map((m): RuleHit => {
+        const name = m.meta['name'];
+        const metaName = typeof name === 'string' && name.trim() !== '' ? name.trim() : undefined;
+        return { rule: m.ruleIdentifier, metaName };
+      });
+      reply = { type: 'result', id: req.id, hits };
+    } catch (err) {
+      // The binding's napi errors carry a status as `code`; "Cancelled" is its native timeout.
+      const status = (err as { code?: unknown }).code;
+      reply = {
+        type: 'error',
+        id: req.id,
+        code: status === 'Cancelled' ? EngineErrorCode.SCAN_TIMEOUT : EngineErrorCode.SCANNER,
+        message: `YARA-X scan failed: ${(err as Error).message ?? String(err)}`,
+      };
+    }
+    port.postMessage(reply);
+  });
+}
+
+start();
