@@ -48,6 +48,12 @@ async function main(): Promise<number> {
     throw err;
   }
   const o = program.opts<{ file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean }>();
+  // `-t -v FILE...`: commander hands a variadic option every later word; take -v back out
+  // (a file really named -v can be given as ./-v).
+  if (o.test && o.test.some((a) => a === '-v' || a === '--verbose')) {
+    o.verbose = true;
+    o.test = o.test.filter((a) => a !== '-v' && a !== '--verbose');
+  }
   if (program.args.length > 0) {
     process.stderr.write(`avfilter: unexpected argument ${program.args[0]} (files to scan go after -t)\n`);
     return 2;
@@ -58,7 +64,9 @@ async function main(): Promise<number> {
     return 2;
   }
   if (!o.config && !o.test && !o.batchTest) {
-    return runDaemon({ configFile: o.file, foreground: !!o.foreground, name: filterName() });
+    // Exit as soon as the daemon is done: a scan thread still busy must not keep a stopped
+    // filter alive (courierfilter waits for it).
+    process.exit(await runDaemon({ configFile: o.file, foreground: !!o.foreground, name: filterName() }));
   }
 
   let cfg: Config;

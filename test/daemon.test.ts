@@ -123,7 +123,7 @@ test('as courierfilter starts it: socket life cycle, replies, drop, bad input, s
   }
   assert.equal(await d.exited, 0);
   assert.equal(exists(s.sock), false, 'socket removed on exit');
-  assert.equal(exists(join(s.dir, 'avfilter.pid')), false, 'pid file removed on exit');
+  assert.equal(exists(join(s.dir, 'avfilter.pid')), false, `pid file removed on exit\n${d.stderr()}`);
   assert.match(d.stderr(), /event=stopped reason=stdin-eof/);
 });
 

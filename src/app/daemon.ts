@@ -15,6 +15,9 @@ import { handleRequest } from './handle-request.js';
 import { stderrLogger, type Logger } from './log.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
+/** How long engines get to release their resources at exit. */
+const ENGINE_CLOSE_WAIT_MS = 2000;
+
 export interface DaemonOptions {
   readonly configFile?: string | undefined;
   readonly foreground: boolean;
@@ -83,10 +86,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     void old.close();
   }, opts.configFile);
 
+  log.event('stopping', { reason, pending: handler.pending });
   await sock.close();
   const stragglers = await handler.drain(cfg.shutdown_timeout * 1000);
-  await rt.close();
   removePidFile(cfg.pid_file);
+  // Engines may hold unref'd resources (idle worker threads) whose release alone would not keep
+  // the event loop alive: bound the wait with a timer that does.
+  await Promise.race([rt.close(), new Promise((r) => setTimeout(r, ENGINE_CLOSE_WAIT_MS))]);
   log.event('stopped', { reason, unfinished: stragglers });
   return 0;
 }

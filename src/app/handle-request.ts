@@ -47,7 +47,7 @@ export async function handleRequest(req: CourierRequest, rt: Runtime, log: Logge
   const env = summarize(controls);
   base['id'] = env.queueId;
   base['from'] = `<${env.sender}>`;
-  base['rcpts'] = env.recipients;
+  base['rcpts'] = env.pending;
   base['ip'] = env.clientIp;
   base['auth'] = env.authUser;
 
@@ -92,6 +92,7 @@ export async function handleRequest(req: CourierRequest, rt: Runtime, log: Logge
   }
 
   let dropped: number | undefined;
+  const dropList = decision.action === 'drop' ? pendingAddresses(controls) : undefined;
   if (decision.action === 'drop') {
     try {
       const now = Math.floor(Date.now() / 1000);
@@ -112,7 +113,7 @@ export async function handleRequest(req: CourierRequest, rt: Runtime, log: Logge
     where: verdict.kind === 'infected' ? verdict.findings.map((f) => `${f.engine}:${f.itemId}`) : undefined,
     action: decision.action,
     dropped,
-    to: decision.action === 'drop' ? pendingAddresses(controls) : undefined,
+    to: decision.action === 'drop' ? dropList : undefined,
     reply: decision.code,
     code: verdict.kind === 'error' || verdict.kind === 'limit' ? verdict.code : undefined,
     reason: verdict.kind === 'error' || verdict.kind === 'limit' || verdict.kind === 'busy' ? verdict.reason : undefined,

@@ -108,7 +108,8 @@ export function parseConfig(text: string, file: string): Config {
   for (const key of Object.keys(doc)) {
     if (!known.has(key)) throw keyError(ctx, key, `unknown key "${key}"`);
   }
-  Object.assign(out, readTable(ctx, '', doc, TOP_KEYS));
+  const top = Object.fromEntries(Object.entries(doc).filter(([k]) => !['engine', 'action', 'mime'].includes(k)));
+  Object.assign(out, readTable(ctx, '', top, TOP_KEYS));
   out['action'] = Object.freeze(readTable(ctx, 'action.', subTable(ctx, doc, 'action'), ACTION_KEYS));
   out['mime'] = Object.freeze(readTable(ctx, 'mime.', subTable(ctx, doc, 'mime'), MIME_KEYS));
   out['engine'] = Object.freeze(readEngines(ctx, doc['engine']));

@@ -26,7 +26,14 @@ export async function insertHeader(dataPath: string, field: string, tmpdir: stri
     const fh = await open(dataPath, 'r+');
     try {
       await fh.truncate(0);
-      await pipeline(createReadStream(copy), fh.createWriteStream({ start: 0, autoClose: false }));
+      let pos = 0;
+      for await (const chunk of createReadStream(copy, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
+        for (let off = 0; off < chunk.length;) {
+          const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos);
+          off += bytesWritten;
+          pos += bytesWritten;
+        }
+      }
       await fh.sync();
     } finally {
       await fh.close();

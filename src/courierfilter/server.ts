@@ -68,7 +68,9 @@ export class ConnectionHandler {
     const reply = (r: Reply) => {
       if (settled) return;
       finish();
-      sock.end(formatReply(r.code, r.text as string | string[]));
+      // Paused sockets read no EOF, so close ours once the reply is flushed instead of waiting
+      // for the peer's half of the close (the server's close would wait forever otherwise).
+      sock.end(formatReply(r.code, r.text as string | string[]), () => sock.destroy());
     };
     this.inFlight.set(ctl, reply);
     const drop = (event: string, detail: Record<string, string | number> = {}) => {
