@@ -5,7 +5,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
-import { runAvfilter } from './helpers/avfilter-proc.js';
+import { spawnSync } from 'node:child_process';
+import { AVFILTER, runAvfilter } from './helpers/avfilter-proc.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avf-cli-'));
 const cfg = join(dir, 'empty.toml');
@@ -84,4 +85,16 @@ test('--help and --version; usage errors exit 2', () => {
   assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
   assert.equal(runAvfilter(['--bogus']).code, 2);
   assert.equal(runAvfilter(['-f', cfg, '--config', '-t', cleanPath]).code, 2);
+});
+
+test('avfilter_sig: --help names the paths; reloading is not in this version (exit 2)', () => {
+  const sig = AVFILTER.replace(/avfilter\.js$/, 'avfilter_sig.js');
+  const h = spawnSync(process.execPath, [sig, '--help'], { encoding: 'utf8' });
+  assert.equal(h.status, 0);
+  assert.match(h.stdout, /config file: .*avfilter\.toml/);
+  assert.match(h.stdout, /pid file: +\/run\/courier\/avfilter\.pid/);
+  assert.match(h.stdout, /pipe: +\/run\/courier\/avfilter_sig\.pipe/);
+  const r = spawnSync(process.execPath, [sig, 'reload'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /not implemented/);
 });
