@@ -1,0 +1,72 @@
+/**
+ * clamd server addresses as written in the configuration.
+ *
+ * Owns: the accepted forms `unix:/abs/path`, `/abs/path`, `tcp:host:port`, `tcp:[v6addr]:port`.
+ * Inputs: one string. Outputs: a frozen ClamdAddress.
+ * Fails with: an Error with code EBADSERVER whose message names the expected forms (config time,
+ * so throwing is right here).
+ */
+import { isIP, isIPv6 } from 'node:net';
+
+export type ClamdAddress =
+  | { readonly kind: 'unix'; readonly path: string }
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
+
+/**
+ * Linux sun_path holds 108 bytes including the terminating NUL; a longer path fails only at
+ * connect time with a confusing error, so refuse it when the config is read.
+ */
+const UNIX_PATH_MAX_BYTES = 107;
+
+const EXPECTED = 'expected unix:/absolute/path, /absolute/path, tcp:host:port or tcp:[ipv6-address]:port';
+
+export function parseServer(s: string): ClamdAddress {
+  if (typeof s !== 'string' || s.length === 0) throw bad(String(s), 'empty');
+  if (s.startsWith('unix:') || s.startsWith('/')) {
+    const path = s.startsWith('unix:') ? s.slice('unix:'.length) : s;
+    if (!path.startsWith('/')) throw bad(s, 'the socket path must be absolute');
+    if (path.includes('\0')) throw bad(s, 'NUL in socket path');
+    if (Buffer.byteLength(path) > UNIX_PATH_MAX_BYTES) {
+      throw bad(s, `socket path longer than ${UNIX_PATH_MAX_BYTES} bytes`);
+    }
+    return Object.freeze({ kind: 'unix', path });
+  }
+  if (s.startsWith('tcp:')) {
+    const rest = s.slice('tcp:'.length);
+    let host: string;
+    let portText: string;
+    if (rest.startsWith('[')) {
+      const close = rest.indexOf(']');
+      if (close < 0 || rest[close + 1] !== ':') throw bad(s, 'an IPv6 address needs the form [addr]:port');
+      host = rest.slice(1, close);
+      portText = rest.slice(close + 2);
+      if (!isIPv6(host)) throw bad(s, `"${host}" is not an IPv6 address`);
+    } else {
+      const colon = rest.lastIndexOf(':');
+      if (colon < 0) throw bad(s, 'missing :port');
+      host = rest.slice(0, colon);
+      portText = rest.slice(colon + 1);
+      if (host.includes(':')) throw bad(s, 'write an IPv6 address in brackets: tcp:[addr]:port');
+      if (isIP(host) === 0 && !/^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(host)) {
+        throw bad(s, `"${host}" is not a host name or IPv4 address`);
+      }
+    }
+    if (!/^[0-9]{1,5}$/.test(portText)) throw bad(s, `port "${portText}" is not a number`);
+    const port = Number(portText);
+    if (port < 1 || port > 65535) throw bad(s, `port ${port} is not in 1..65535`);
+    return Object.freeze({ kind: 'tcp', host, port });
+  }
+  throw bad(s, 'unknown form');
+}
+
+/** The address written back in the canonical form, for messages and logs. */
+export function formatServer(a: ClamdAddress): string {
+  if (a.kind === 'unix') return `unix:${a.path}`;
+  return isIPv6(a.host) ? `tcp:[${a.host}]:${a.port}` : `tcp:${a.host}:${a.port}`;
+}
+
+function bad(s: string, why: string): Error {
+  return Object.assign(new Error(`invalid clamd server ${JSON.stringify(s)}: ${why}; ${EXPECTED}`), {
+    code: 'EBADSERVER',
+  });
+}

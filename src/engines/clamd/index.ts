@@ -1,0 +1,128 @@
+/**
+ * The clamd engine: the Engine seam (engines/engine.ts) over clamd's INSTREAM.
+ *
+ * Owns: option validation, the mail prefix for raw messages, server choice (failover.ts),
+ * and the engine's own shutdown signal.
+ * Inputs: ClamdOptions once; then ScanItems with an AbortSignal.
+ * Outputs: EngineResults (never a rejection); version() gives clamd's VERSION line or says why not.
+ * Fails with: createClamdEngine/parseServer throw (config time) with code EBADSERVER or
+ * EBADOPTION; scans return error results with the codes listed in client.ts.
+ */
+import { EngineErrorCode, type Engine, type EngineResult, type ScanItem, type ScanSource } from '../engine.js';
+import { parseServer } from './address.js';
+import { instream, version as clamdVersion } from './client.js';
+import { orderedFailover } from './failover.js';
+import { HEAD_BYTES, looksLikeMail, MAIL_PREFIX, prefixedSource, readHead } from './mail-prefix.js';
+
+export { formatServer, parseServer, type ClamdAddress } from './address.js';
+
+export interface ClamdOptions {
+  /** Tried in order: `unix:/abs/path`, `/abs/path`, `tcp:host:port`, `tcp:[v6addr]:port`. */
+  servers: string[];
+  connectTimeoutMs: number;
+  /** From the first byte sent until clamd's reply. */
+  scanTimeoutMs: number;
+  /** INSTREAM payload bytes per chunk. */
+  chunkBytes: number;
+  /** clamd's StreamMaxLength (it cannot be asked over the protocol); larger items are not sent. */
+  maxStreamBytes: number;
+}
+
+/** Defaults matching Debian's clamd.conf and the config schema. */
+export const CLAMD_DEFAULTS: Readonly<Omit<ClamdOptions, 'servers'>> = Object.freeze({
+  connectTimeoutMs: 5_000,
+  scanTimeoutMs: 60_000,
+  chunkBytes: 64 * 1024,
+  // Debian ships StreamMaxLength 25M; sending more only earns "size limit exceeded".
+  maxStreamBytes: 25 * 1024 * 1024,
+});
+
+/** setTimeout cannot wait longer than this many ms (it fires at once instead). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function createClamdEngine(opts: ClamdOptions): Engine {
+  const o = validate(opts);
+  const servers = orderedFailover(o.servers.map(parseServer));
+  const shutdown = new AbortController();
+
+  async function scan(item: ScanItem, signal: AbortSignal): Promise<EngineResult> {
+    if (shutdown.signal.aborted) return { status: 'error', code: EngineErrorCode.ABORTED, message: 'clamd engine closed' };
+    let source: ScanSource = item.source;
+    if (item.kind === 'raw') {
+      try {
+        const head = await readHead(source, HEAD_BYTES);
+        if (!looksLikeMail(head)) source = prefixedSource(MAIL_PREFIX, source);
+      } catch (err) {
+        return { status: 'error', code: EngineErrorCode.IO, message: `reading the message failed: ${String(err)}` };
+      }
+    }
+    const linked = linkSignals(signal, shutdown.signal);
+    try {
+      return await servers.run((addr) => instream(addr, source, {
+        connectTimeoutMs: o.connectTimeoutMs,
+        scanTimeoutMs: o.scanTimeoutMs,
+        chunkBytes: o.chunkBytes,
+        maxStreamBytes: o.maxStreamBytes,
+        signal: linked.signal,
+      }));
+    } finally {
+      linked.release();
+    }
+  }
+
+  async function version(signal: AbortSignal): Promise<string> {
+    const reasons: string[] = [];
+    for (const addr of o.servers.map(parseServer)) {
+      const r = await clamdVersion(addr, { connectTimeoutMs: o.connectTimeoutMs, replyTimeoutMs: o.scanTimeoutMs, signal });
+      if (r.ok) return r.reply;
+      reasons.push(`${r.code}: ${r.message}`);
+      if (r.code === EngineErrorCode.ABORTED) break;
+    }
+    return `clamd version unknown (${reasons.join('; ')})`;
+  }
+
+  return {
+    label: 'clamd',
+    scan,
+    version,
+    async close() {
+      shutdown.abort();
+    },
+  };
+}
+
+function validate(opts: ClamdOptions): Readonly<ClamdOptions> {
+  if (!Array.isArray(opts.servers) || opts.servers.length === 0) {
+    throw badOption('servers must list at least one clamd address, e.g. ["unix:/run/clamav/clamd.ctl"]');
+  }
+  for (const s of opts.servers) parseServer(s);
+  positiveInt('connectTimeoutMs', opts.connectTimeoutMs, MAX_TIMER_MS);
+  positiveInt('scanTimeoutMs', opts.scanTimeoutMs, MAX_TIMER_MS);
+  positiveInt('chunkBytes', opts.chunkBytes, 0xffffffff);
+  positiveInt('maxStreamBytes', opts.maxStreamBytes, Number.MAX_SAFE_INTEGER);
+  return Object.freeze({ ...opts, servers: [...opts.servers] });
+}
+
+function positiveInt(name: string, v: number, max: number): void {
+  if (!Number.isInteger(v) || v < 1 || v > max) throw badOption(`${name} must be an integer in 1..${max}, got ${String(v)}`);
+}
+
+function badOption(message: string): Error {
+  return Object.assign(new Error(`clamd engine: ${message}`), { code: 'EBADOPTION' });
+}
+
+/** One signal that aborts when either does (AbortSignal.any needs Node 20.3). */
+function linkSignals(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; release(): void } {
+  const ctl = new AbortController();
+  const onAbort = (): void => ctl.abort();
+  if (a.aborted || b.aborted) ctl.abort();
+  a.addEventListener('abort', onAbort, { once: true });
+  b.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: ctl.signal,
+    release() {
+      a.removeEventListener('abort', onAbort);
+      b.removeEventListener('abort', onAbort);
+    },
+  };
+}
