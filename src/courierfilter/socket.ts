@@ -57,7 +57,9 @@ export async function createFilterSocket(
       if (closed) return;
       closed = true;
       unlinkQuiet(finalPath);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Stops accepting at once; connections in flight stay open to get their replies (the
+      // server's close callback would wait for them, so it is not awaited here).
+      server.close();
     },
   };
 }
