@@ -43,6 +43,8 @@ export function mimeLimitsOf(c: Config): MimeLimits {
     maxHeaderBytes: c.mime.max_header_size,
     maxDecodedBytes: c.mime.max_decoded_size,
     memoryPartBytes: c.mime.memory_part_size,
+    maxExpansionRatio: c.mime.max_expansion_ratio,
+    allowPartial: c.mime.allow_partial,
   };
 }
 

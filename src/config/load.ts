@@ -59,6 +59,8 @@ export interface Config {
     readonly max_header_size: number;
     readonly max_decoded_size: number;
     readonly memory_part_size: number;
+    readonly max_expansion_ratio: number;
+    readonly allow_partial: boolean;
   };
 }
 

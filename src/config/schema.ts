@@ -62,6 +62,8 @@ export const MIME_KEYS: readonly KeySpec[] = [
   { key: 'max_header_size', type: { kind: 'bytes', min: 1024, max: 64 * MiB }, default: 1 * MiB, doc: 'largest header block of one part' },
   { key: 'max_decoded_size', type: { kind: 'bytes', min: 1024, max: 16 * 1024 * MiB }, default: 512 * MiB, doc: 'most decoded bytes over all parts of one message' },
   { key: 'memory_part_size', type: { kind: 'bytes', min: 0, max: 256 * MiB }, default: 1 * MiB, doc: 'decoded parts larger than this are written to tmpdir instead of memory' },
+  { key: 'max_expansion_ratio', type: { kind: 'int', min: 1, max: 10000 }, default: 16, doc: 'decoded bytes may be at most this many times the message size (plus 4 MiB)' },
+  { key: 'allow_partial', type: { kind: 'bool' }, default: false, doc: 'accept message/partial fragments (they cannot be scanned whole; refused by default)' },
 ];
 
 /** Keys of every [[engine]] table, by type. `type` itself is checked first. */

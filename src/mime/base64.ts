@@ -32,9 +32,15 @@ export class Base64Decoder implements ChunkDecoder {
   private acc = 0;
   private count = 0;
 
+  /** Reused output buffer: large inputs would otherwise allocate one buffer per chunk. */
+  private scratch: Buffer | undefined;
+
+  /** The result is valid until the next call (it may be a view of a reused buffer). */
   update(chunk: Buffer): Buffer {
     // at most 3 bytes per 4 characters, plus what the carried group completes
-    const out = Buffer.allocUnsafe(Math.floor(((chunk.length + this.count) * 3) / 4) + 3);
+    const need = Math.floor(((chunk.length + this.count) * 3) / 4) + 3;
+    if (this.scratch === undefined || this.scratch.length < need) this.scratch = Buffer.allocUnsafe(Math.max(need, 4096));
+    const out = this.scratch;
     let o = 0;
     let acc = this.acc;
     let count = this.count;

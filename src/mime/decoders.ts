@@ -12,12 +12,13 @@ import { QpDecoder } from './qp.js';
 
 /** A pure incremental decoder: chunks split anywhere in, decoded bytes out, never throws. */
 export interface ChunkDecoder {
+  /** The result is valid until the next call (decoders may reuse one output buffer). */
   update(chunk: Buffer): Buffer;
   /** The bytes held back for the end of the body; the decoder is not used after this. */
   final(): Buffer;
 }
 
-class IdentityDecoder implements ChunkDecoder {
+export class IdentityDecoder implements ChunkDecoder {
   update(chunk: Buffer): Buffer {
     return chunk;
   }

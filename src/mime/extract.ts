@@ -11,11 +11,24 @@
  * them still counts; an attached message cut short is not walked). It rejects
  * only when the signal aborts (code EABORTED), after removing its temp files.
  *
- * Issue 3 adds readings here: each is a walk with its own decoder table (and splitter rules)
- * over the same bytes, all feeding the same store, so de-duplication and the budget span them.
+ * Union extraction (issue 3): the same bytes are read three ways, all feeding one store, so
+ * de-duplication (SHA-256) and the budget (decoded bytes, expansion, distinct parts) span them:
+ * 1. the standard reading: mailsplit (walk.ts), what a strict reader sees;
+ * 2. the lenient reading: our own walker (lenient/walk.ts), every plausible interpretation
+ *    where readers disagree;
+ * 3. the embedded post-pass (embedded/index.ts): uuencode, yEnc, BinHex and data: URIs inside
+ *    every decoded part.
+ * Every reading runs even when an earlier one hit a limit (what it finds may still be a
+ * virus); the first limit is the one reported. A Readable input is spooled to the private
+ * temp directory first, since the readings read it more than once; a path is read in place.
  */
 import { setMaxListeners } from 'node:events';
-import type { Readable } from 'node:stream';
+import { createReadStream, ReadStream } from 'node:fs';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { PassThrough, type Readable } from 'node:stream';
+import { extractEmbedded } from './embedded/index.js';
+import { fileBytes, type MessageBytes } from './input.js';
+import { walkLenient } from './lenient/walk.js';
 import { Budget, MimeError, MimeErrorCode, type MimeLimits } from './limits.js';
 import { PartStore, type ExtractedPart } from './part-store.js';
 import { STANDARD_READING, walkMessage } from './walk.js';
@@ -36,13 +49,22 @@ export interface ExtractOptions {
   signal?: AbortSignal;
 }
 
-export async function extractParts(input: Readable, opts: ExtractOptions): Promise<Extraction> {
+/** The message: a stream (spooled to a temp file first) or a file read in place. */
+export type MessageInput = Readable | { readonly path: string };
+
+export async function extractParts(input: MessageInput, opts: ExtractOptions): Promise<Extraction> {
   checkLimits(opts.limits);
   const { signal } = opts;
   const budget = new Budget(opts.limits);
   const store = new PartStore(opts.tmpdir, budget);
+  // an error before the first read (or of a stream not read at all) must not go unhandled;
+  // the readings see it when they read
+  if (typeof (input as Readable).on === 'function') (input as Readable).on('error', () => undefined);
+  const inPlace = fileInPlace(input);
+  if (inPlace !== undefined && input instanceof ReadStream) input.destroy();
+  const stream = inPlace !== undefined ? undefined : (input as Readable);
   if (signal?.aborted) {
-    input.destroy();
+    stream?.destroy();
     throw abortedError(signal.reason);
   }
   // Each walk (one per attached message, nested up to maxDepth) listens on the signal while
@@ -53,23 +75,130 @@ export async function extractParts(input: Readable, opts: ExtractOptions): Promi
   const onAbort = (): void => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   let limit: { code: string; message: string } | undefined;
-  try {
-    await walkMessage(input, { store, budget, reading: STANDARD_READING, signal: inner.signal }, []);
-  } catch (err) {
-    if (signal?.aborted) {
-      await store.dispose().catch(() => undefined);
-      throw abortedError(signal.reason);
+  const soft: MimeError[] = [];
+  // each step runs whatever the earlier ones hit, except a spent budget; an abort stops all
+  const step = async (fn: () => Promise<unknown>): Promise<boolean> => {
+    if (limit !== undefined && BUDGET_CODES.has(limit.code)) return false;
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      if (signal?.aborted) {
+        await store.dispose().catch(() => undefined);
+        throw abortedError(signal.reason);
+      }
+      limit ??= classify(err);
+      return false;
     }
-    limit = classify(err);
+  };
+  const standard = (input: Readable): Promise<void> => walkMessage(input, { store, budget, reading: STANDARD_READING, signal: inner.signal }, []);
+  let spooled: string | undefined;
+  let bytes: MessageBytes | undefined;
+  try {
+    if (stream === undefined) {
+      const path = inPlace!;
+      await step(async () => {
+        bytes = await fileBytes(path);
+      });
+      if (bytes !== undefined) {
+        budget.setInputSize(bytes.size);
+        await step(() => standard(createReadStream(path)));
+      }
+    } else {
+      // a stream is read more than once: the standard reading reads it as it comes while a
+      // copy goes to the private directory for the other readings
+      let spoolError: unknown;
+      const target = await store.reservePath().catch((err: unknown) => {
+        spoolError = err;
+        return undefined;
+      });
+      spooled = target;
+      const feed = new PassThrough();
+      const walking = step(() => standard(feed));
+      // on abort both steps reject; the copy's rejection is the one thrown, this one is seen
+      walking.catch(() => undefined);
+      const copied = await step(async () => {
+        const fh = target !== undefined ? await open(target, 'wx', 0o600).catch((err: unknown) => void (spoolError = err)) : undefined;
+        try {
+          for await (const chunk of stream) {
+            if (inner.signal.aborted) throw inner.signal.reason;
+            if (fh && spoolError === undefined) await writeAll(fh, chunk as Buffer).catch((err: unknown) => void (spoolError = err));
+            await feedChunk(feed, chunk as Buffer);
+          }
+          feed.end();
+        } catch (err) {
+          feed.destroy(err as Error);
+          stream.destroy();
+          throw err;
+        } finally {
+          await fh?.close();
+        }
+        if (spoolError !== undefined) throw spoolError;
+        return true;
+      });
+      await walking;
+      if (copied && target !== undefined) {
+        await step(async () => {
+          bytes = await fileBytes(target);
+          budget.setInputSize(bytes.size);
+        });
+      }
+    }
+    if (bytes !== undefined) {
+      const src = bytes;
+      await step(() => walkLenient(src, { store, budget, signal: inner.signal, allowPartial: opts.limits.allowPartial === true, soft }));
+    }
+    await step(() => extractEmbedded(store, inner.signal));
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    await (bytes as MessageBytes | undefined)?.close();
+    await store.closeHandles().catch(() => undefined);
+    if (spooled !== undefined) await unlink(spooled).catch(() => undefined);
   }
+  if (limit === undefined && soft.length > 0) limit = { code: soft[0]!.code, message: soft[0]!.message };
   return {
     parts: store.parts,
     ...(limit !== undefined ? { limit } : {}),
     dispose: () => store.dispose(),
   };
 }
+
+/**
+ * The path to read in place: given as { path }, or an untouched whole-file fs.ReadStream (the
+ * caller's createReadStream(path)), which is then not read at all: the readings read the file.
+ */
+function fileInPlace(input: MessageInput): string | undefined {
+  if (input instanceof ReadStream) {
+    const rs = input as ReadStream & { start?: number; end?: number };
+    const whole = (rs.start === undefined || rs.start === 0) && (rs.end === undefined || rs.end === Infinity);
+    return typeof rs.path === 'string' && rs.bytesRead === 0 && whole && !rs.destroyed ? rs.path : undefined;
+  }
+  if (typeof (input as Readable).pipe === 'function') return undefined;
+  const p = (input as { path?: unknown }).path;
+  return typeof p === 'string' ? p : undefined;
+}
+
+/** Hands a chunk to the standard reading, with backpressure; a reading that stopped gets nothing. */
+async function feedChunk(feed: PassThrough, chunk: Buffer): Promise<void> {
+  if (feed.destroyed || feed.write(chunk)) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      feed.off('drain', done);
+      feed.off('close', done);
+      resolve();
+    };
+    feed.on('drain', done);
+    feed.on('close', done);
+  });
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+}
+
+/** Limits that leave no budget for another reading: running one would only hit them again. */
+const BUDGET_CODES: ReadonlySet<string> = new Set([MimeErrorCode.DECODED_LIMIT, MimeErrorCode.EXPANSION_LIMIT, MimeErrorCode.PART_LIMIT]);
 
 /** Failure → limit record. By code only: MimeError's, mailsplit's EMAXLEN, fs errors. */
 function classify(err: unknown): { code: string; message: string } {

@@ -1,12 +1,13 @@
 /**
  * The MIME extractor (src/mime): a message in, its decoded parts out, for the engines.
  *
- * Data flow: message Readable → walk.ts (mailsplit Splitter, one reading) → decoders.ts
- * (base64.ts, qp.ts) → part-store.ts (memory or 0600 temp file, SHA-256 de-duplication) →
- * Extraction. limits.ts holds the limits and error codes; filename.ts decodes names for reports.
+ * Data flow: message (path, or a Readable spooled by input.ts) → three readings into one
+ * part-store.ts (memory or 0600 temp file, SHA-256 de-duplication): walk.ts (mailsplit, the
+ * standard reading), lenient/ (our own tolerant walker: every plausible interpretation) and
+ * embedded/ (uuencode, yEnc, BinHex, data: URIs inside decoded parts) → Extraction. limits.ts holds the limits and error codes; filename.ts decodes names for reports.
  * This module knows nothing of Courier or of the engines beyond the ScanSource type, and it
  * never logs: the caller reports.
  */
-export { extractParts, type Extraction, type ExtractOptions } from './extract.js';
+export { extractParts, type Extraction, type ExtractOptions, type MessageInput } from './extract.js';
 export type { ExtractedPart } from './part-store.js';
 export { DEFAULT_MIME_LIMITS, MimeError, MimeErrorCode, type MimeLimits } from './limits.js';

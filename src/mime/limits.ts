@@ -20,9 +20,30 @@ export interface MimeLimits {
   maxDecodedBytes: number;
   /** Parts larger than this spill to a private temp file; smaller ones stay in memory. */
   memoryPartBytes: number;
+  /**
+   * Most decoded bytes (over all readings) per byte of input, plus MAX_EXPANSION_SLACK_BYTES.
+   * Undefined: DEFAULT_EXPANSION_RATIO.
+   */
+  maxExpansionRatio?: number;
+  /**
+   * message/partial cannot be scanned (the other fragments are elsewhere): by default it is the
+   * EMIME_PARTIAL limit. True lets it through with its fragment scanned as it is.
+   */
+  allowPartial?: boolean;
 }
 
 const MiB = 1024 * 1024;
+
+/**
+ * Base64 shrinks, so decoded bytes exceed the input only through nesting (a message inside a
+ * message counts again) and through the union extraction's several readings (each re-decodes
+ * what it reads differently). Legitimate mail stays well under 8 per input byte (two readings,
+ * a forward or two); far more means a message built to multiply work.
+ */
+export const DEFAULT_EXPANSION_RATIO = 16;
+
+/** Small messages may expand more in relative terms (a 1 KB digest of nested messages). */
+export const MAX_EXPANSION_SLACK_BYTES = 4 * MiB;
 
 export const DEFAULT_MIME_LIMITS: MimeLimits = Object.freeze({
   // Real mail nests 3-6 deep (a forwarded reply with multipart/alternative inside
@@ -57,6 +78,10 @@ export const MimeErrorCode = {
   PART_LIMIT: 'EMIME_PART_LIMIT',
   HEADER_LIMIT: 'EMIME_HEADER_LIMIT',
   DECODED_LIMIT: 'EMIME_DECODED_LIMIT',
+  /** Decoded bytes out of proportion to the input (maxExpansionRatio). */
+  EXPANSION_LIMIT: 'EMIME_EXPANSION_LIMIT',
+  /** A message/partial fragment, refused unless allowPartial (RFC 2046 §5.2.2; CVE-2002-1121). */
+  PARTIAL: 'EMIME_PARTIAL',
   /** Reading the input or writing a temp file failed (ENOSPC, EIO, ...). */
   IO: 'EMIME_IO',
   /** The caller's AbortSignal fired; extractParts rejects with this code. */
@@ -76,27 +101,63 @@ export class MimeError extends Error {
 
 /** Counts parts and decoded bytes for one extraction; throws MimeError when a limit is crossed. */
 export class Budget {
-  private parts = 0;
+  private readonly nodes = new Map<string, number>();
   private decoded = 0;
+  /** Every decoded byte of every reading, duplicates included. */
+  private work = 0;
   private inMemory = 0;
+
+  /** Decoded bytes allowed by the expansion ratio; Infinity until the input size is known. */
+  private expansionCap = Infinity;
 
   constructor(readonly limits: MimeLimits) {}
 
+  /** The input's size is known: from now on the expansion ratio applies. */
+  setInputSize(bytes: number): void {
+    const ratio = this.limits.maxExpansionRatio ?? DEFAULT_EXPANSION_RATIO;
+    this.expansionCap = bytes * ratio + MAX_EXPANSION_SLACK_BYTES;
+  }
+
   /** One more MIME node at `depth` path components with a header block of `headerBytes`. */
-  addNode(depth: number, headerBytes: number): void {
+  addNode(depth: number, headerBytes: number, reading = 'standard'): void {
     if (headerBytes > this.limits.maxHeaderBytes) {
       throw new MimeError(MimeErrorCode.HEADER_LIMIT, `header block of ${headerBytes} bytes exceeds ${this.limits.maxHeaderBytes}`);
     }
     if (depth > this.limits.maxDepth) {
       throw new MimeError(MimeErrorCode.DEPTH_LIMIT, `MIME nesting depth ${depth} exceeds ${this.limits.maxDepth}`);
     }
-    if (++this.parts > this.limits.maxParts) {
+    // nodes are counted per reading (each reading walks the same tree its own way); distinct
+    // stored parts are counted across readings by the part store
+    const parts = (this.nodes.get(reading) ?? 0) + 1;
+    this.nodes.set(reading, parts);
+    if (parts > this.limits.maxParts) {
       throw new MimeError(MimeErrorCode.PART_LIMIT, `more than ${this.limits.maxParts} MIME parts`);
     }
   }
 
-  /** `n` more decoded bytes are about to be stored. */
-  addDecoded(n: number): void {
+  /**
+   * `n` more decoded bytes are about to be stored. `late`: the reading is one of the union's
+   * extra readings, whose parts mostly repeat what the standard reading stored; they count
+   * against maxDecodedBytes only when kept (chargeKept at finish), so an unambiguous message
+   * does not pay twice. Every byte, kept or not, counts against the expansion ratio, which
+   * bounds the work and the disk in flight; a single part never exceeds maxDecodedBytes.
+   */
+  addDecoded(n: number, late = false, partBytes = 0): void {
+    if (late) {
+      if (partBytes + n > this.limits.maxDecodedBytes) {
+        throw new MimeError(MimeErrorCode.DECODED_LIMIT, `decoded content exceeds ${this.limits.maxDecodedBytes} bytes`);
+      }
+    } else {
+      this.chargeKept(n);
+    }
+    if (this.work + n > this.expansionCap) {
+      throw new MimeError(MimeErrorCode.EXPANSION_LIMIT, `decoded content exceeds ${this.limits.maxExpansionRatio ?? DEFAULT_EXPANSION_RATIO} times the message size`);
+    }
+    this.work += n;
+  }
+
+  /** A late-charged part of `n` bytes was kept (it is new content). */
+  chargeKept(n: number): void {
     if (this.decoded + n > this.limits.maxDecodedBytes) {
       throw new MimeError(MimeErrorCode.DECODED_LIMIT, `decoded content exceeds ${this.limits.maxDecodedBytes} bytes`);
     }

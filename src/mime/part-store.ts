@@ -13,7 +13,9 @@ import { mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ScanSource } from '../engines/engine.js';
 import { bufferSource, fileSource } from '../scan/sources.js';
-import type { Budget } from './limits.js';
+import type { MessageBytes } from './input.js';
+import { bufferBytes, fileBytesOfSize } from './input.js';
+import { MimeError, MimeErrorCode, type Budget } from './limits.js';
 
 export interface ExtractedPart {
   /** "1", "1.2", ... as in IMAP BODYSTRUCTURE numbering. */
@@ -24,7 +26,12 @@ export interface ExtractedPart {
   filename?: string;
   /** The CTE that was undone: base64, quoted-printable, 7bit, 8bit, binary, or the unknown token. */
   encoding: string;
-  /** Which interpretation of the message yielded the part: "standard" for now. */
+  /**
+   * Which interpretation of the message yielded the part: "standard" (mailsplit), "lenient"
+   * (the tolerant walker), a tag naming the ambiguity it resolved differently ("last-CTE",
+   * "dup-boundary-2", "preamble", ...), or the decoder of an encoding found inside a text body
+   * ("uuencode", "yenc", "binhex", "data-uri").
+   */
   reading: string;
   size: number;
   source: ScanSource;
@@ -38,6 +45,8 @@ export interface FinishedPart {
   duplicate: boolean;
   /** SHA-256 of the content, hex. */
   digest: string;
+  /** The stored bytes with range reads, for walking an attached message again. */
+  bytes: MessageBytes;
 }
 
 /** Spilled bytes are gathered into writes of this size: fewer syscalls, little memory. */
@@ -45,9 +54,10 @@ const SPILL_WRITE_BYTES = 256 * 1024;
 
 export class PartStore {
   readonly parts: ExtractedPart[] = [];
-  private readonly byDigest = new Map<string, ExtractedPart>();
+  private readonly byDigest = new Map<string, { part: ExtractedPart; bytes: MessageBytes }>();
   private readonly open = new Set<PartWriter>();
   private readonly walkedMessages = new Set<string>();
+  private readonly bytesByPart = new WeakMap<ExtractedPart, MessageBytes>();
   private dir: string | undefined;
   private seq = 0;
   private disposed = false;
@@ -67,6 +77,7 @@ export class PartStore {
   async dispose(): Promise<void> {
     this.disposed = true;
     for (const w of [...this.open]) await w.abort();
+    await this.closeHandles();
     if (this.dir !== undefined) {
       const dir = this.dir;
       this.dir = undefined;
@@ -75,7 +86,7 @@ export class PartStore {
   }
 
   /** @internal A new 0600 file in the private directory. */
-  async createFile(): Promise<{ handle: FileHandle; path: string }> {
+  async createFile(prefix = 'part'): Promise<{ handle: FileHandle; path: string }> {
     if (this.disposed) throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
     if (this.dir === undefined) {
       const dir = await mkdtemp(join(this.tmpdir, 'avfilter-mime-'));
@@ -85,26 +96,56 @@ export class PartStore {
       }
       this.dir = dir;
     }
-    const path = join(this.dir, `part-${++this.seq}`);
+    const path = join(this.dir, `${prefix}-${++this.seq}`);
     return { handle: await open(path, 'wx', 0o600), path };
   }
 
-  /** True the first time it is asked for a digest: that content is walked as a message once. */
-  claimMessageWalk(digest: string): boolean {
-    if (this.walkedMessages.has(digest)) return false;
-    this.walkedMessages.add(digest);
+  /** A fresh path in the private directory (for a spooled input); nothing is created there. */
+  async reservePath(): Promise<string> {
+    const { handle, path } = await this.createFile('message');
+    await handle.close();
+    await unlink(path);
+    return path;
+  }
+
+  /**
+   * True the first time it is asked for a digest in a namespace (one per reading): that
+   * content is walked as a message once per reading.
+   */
+  claimMessageWalk(digest: string, namespace = 'standard'): boolean {
+    const key = `${namespace}:${digest}`;
+    if (this.walkedMessages.has(key)) return false;
+    this.walkedMessages.add(key);
     return true;
   }
 
+  /** The stored bytes of a part, for range reads. */
+  bytesOf(part: ExtractedPart): MessageBytes | undefined {
+    return this.bytesByPart.get(part);
+  }
+
+  /** Closes the read handles of stored parts (reopened if they are read again). */
+  async closeHandles(): Promise<void> {
+    for (const { bytes } of this.byDigest.values()) await bytes.close();
+  }
+
   /** @internal The part stored earlier with this content, if any. */
-  lookup(digest: string): ExtractedPart | undefined {
+  lookup(digest: string): { part: ExtractedPart; bytes: MessageBytes } | undefined {
     return this.byDigest.get(digest);
   }
 
+  /** @internal Throws EMIME_PART_LIMIT when one more distinct part would be too many. */
+  checkRoom(): void {
+    if (this.parts.length >= this.budget.limits.maxParts) {
+      throw new MimeError(MimeErrorCode.PART_LIMIT, `more than ${this.budget.limits.maxParts} distinct decoded parts`);
+    }
+  }
+
   /** @internal */
-  add(w: PartWriter, digest: string, part: ExtractedPart): void {
+  add(w: PartWriter, digest: string, part: ExtractedPart, bytes: MessageBytes): void {
     this.open.delete(w);
-    this.byDigest.set(digest, part);
+    this.byDigest.set(digest, { part, bytes });
+    this.bytesByPart.set(part, bytes);
     this.parts.push(part);
   }
 
@@ -121,33 +162,45 @@ export class PartWriter {
   private memory: Buffer[] = [];
   private memoryBytes = 0;
   private file: { handle: FileHandle; path: string } | undefined;
-  private pending: Buffer[] = [];
+  /** Spilled bytes gather here (one buffer per writer) so a write never keeps the caller's buffer. */
+  private staging: Buffer | undefined;
   private pendingBytes = 0;
   private done = false;
   private failed = false;
 
+  /** Charged against maxDecodedBytes only if kept (see Budget.addDecoded). */
+  private readonly late: boolean;
+
   constructor(
     private readonly store: PartStore,
     private readonly meta: PartMeta,
-  ) {}
+  ) {
+    this.late = meta.reading !== 'standard';
+  }
 
   async write(buf: Buffer): Promise<void> {
     if (buf.length === 0 || this.done) return;
     if (this.failed) throw new Error('part writer failed earlier');
-    this.store.budget.addDecoded(buf.length);
+    this.store.budget.addDecoded(buf.length, this.late, this.size);
     if (this.file === undefined) {
       if (this.size + buf.length <= this.store.budget.limits.memoryPartBytes && this.store.budget.reserveMemory(buf.length)) {
-        this.memory.push(buf);
+        // a copy: decoders may reuse the buffer they hand out
+        this.memory.push(Buffer.from(buf));
         this.memoryBytes += buf.length;
         this.account(buf);
         return;
       }
       await this.guard(() => this.spill());
     }
-    this.pending.push(buf);
-    this.pendingBytes += buf.length;
     this.account(buf);
-    if (this.pendingBytes >= SPILL_WRITE_BYTES) await this.guard(() => this.flushPending());
+    let off = 0;
+    while (off < buf.length) {
+      const staging = (this.staging ??= Buffer.allocUnsafe(SPILL_WRITE_BYTES));
+      const n = buf.copy(staging, this.pendingBytes, off);
+      off += n;
+      this.pendingBytes += n;
+      if (this.pendingBytes >= SPILL_WRITE_BYTES) await this.guard(() => this.flushPending());
+    }
   }
 
   /** Completes the part. A duplicate of earlier content is dropped and the earlier part returned. */
@@ -159,9 +212,16 @@ export class PartWriter {
     const first = this.store.lookup(digest);
     if (first !== undefined) {
       await this.abort();
-      return { part: first, duplicate: true, digest };
+      return { part: first.part, duplicate: true, digest, bytes: first.bytes };
+    }
+    try {
+      this.store.checkRoom();
+    } catch (err) {
+      await this.abort();
+      throw err;
     }
     let source: ScanSource;
+    let bytes: MessageBytes;
     if (this.file !== undefined) {
       const file = this.file;
       await this.guard(async () => {
@@ -169,17 +229,23 @@ export class PartWriter {
         await file.handle.close();
       });
       source = fileSource(file.path, this.size);
+      bytes = fileBytesOfSize(file.path, this.size);
       this.file = undefined; // closed; the path now belongs to the part and dispose() removes it
     } else {
       // concat copies the bytes out of the (possibly much larger) buffers they were sliced from
-      source = bufferSource(Buffer.concat(this.memory, this.memoryBytes));
+      const buf = Buffer.concat(this.memory, this.memoryBytes);
+      source = bufferSource(buf);
+      bytes = bufferBytes(buf);
       this.memory = [];
     }
     this.done = true;
     const part: ExtractedPart = { ...this.meta, size: this.size, source };
     if (part.filename === undefined) delete part.filename;
-    this.store.add(this, digest, part);
-    return { part, duplicate: false, digest };
+    this.store.add(this, digest, part, bytes);
+    // new content of an extra reading: it counts now, and it is kept even when it crosses
+    // the limit (a virus in it still counts)
+    if (this.late) this.store.budget.chargeKept(this.size);
+    return { part, duplicate: false, digest, bytes };
   }
 
   /** Drops whatever was written (temp file included). Safe to call more than once. */
@@ -189,7 +255,8 @@ export class PartWriter {
     this.store.budget.releaseMemory(this.memoryBytes);
     this.memory = [];
     this.memoryBytes = 0;
-    this.pending = [];
+    this.staging = undefined;
+    this.pendingBytes = 0;
     const file = this.file;
     this.file = undefined;
     if (file !== undefined) {
@@ -215,25 +282,28 @@ export class PartWriter {
     }
   }
 
-  /** Moves the part to a temp file; what was in memory becomes the first pending write. */
+  /** Moves the part to a temp file: what was in memory is written first. */
   private async spill(): Promise<void> {
     this.file = await this.store.createFile();
-    this.pending = this.memory;
-    this.pendingBytes = this.memoryBytes;
+    const memory = this.memory;
     this.store.budget.releaseMemory(this.memoryBytes);
     this.memory = [];
     this.memoryBytes = 0;
+    for (const m of memory) await writeAll(this.file.handle, m);
   }
 
   private async flushPending(): Promise<void> {
     if (this.file === undefined || this.pendingBytes === 0) return;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
+    const n = this.pendingBytes;
     this.pendingBytes = 0;
-    let off = 0;
-    while (off < data.length) {
-      const { bytesWritten } = await this.file.handle.write(data, off, data.length - off);
-      off += bytesWritten;
-    }
+    await writeAll(this.file.handle, this.staging!.subarray(0, n));
+  }
+}
+
+async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const { bytesWritten } = await handle.write(data, off, data.length - off);
+    off += bytesWritten;
   }
 }

@@ -1,0 +1,100 @@
+/**
+ * The message bytes that every reading reads again: a file (the data file, or the spooled copy
+ * of a stream) or a buffer, with range reads.
+ *
+ * Owns: MessageBytes (ranges of one immutable byte sequence) and spooling a Readable to a
+ * private temp file so that several readings can read it. Inputs: a path, a buffer or a
+ * Readable. Outputs: MessageBytes. Fails with the fs error of a failed read or write (extract.ts
+ * reports it as EMIME_IO) or with the AbortError of the signal.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/** Reads of ranges use this chunk size: large enough for few syscalls, small enough for memory. */
+const RANGE_READ_BYTES = 256 * 1024;
+
+export interface MessageBytes {
+  readonly size: number;
+  /** Bytes [start, end) as a stream of chunks. */
+  stream(start: number, end: number): Readable;
+  /** Up to `len` bytes from `start` (fewer at the end). */
+  read(start: number, len: number): Promise<Buffer>;
+  /**
+   * Bytes [start, end) in chunks that are only valid until the next one is asked for (a file
+   * is read into one reused buffer: a 100 MB message leaves no 100 MB of garbage behind).
+   */
+  chunks(start: number, end: number): AsyncIterable<Buffer>;
+  /** Releases the file handle kept open between reads (a later read opens it again). */
+  close(): Promise<void>;
+}
+
+export function bufferBytes(buf: Buffer): MessageBytes {
+  return {
+    size: buf.length,
+    stream: (start, end) => {
+      const slice = buf.subarray(start, end);
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < slice.length; i += RANGE_READ_BYTES) chunks.push(slice.subarray(i, i + RANGE_READ_BYTES));
+      return Readable.from(chunks, { objectMode: true });
+    },
+    read: async (start, len) => buf.subarray(start, Math.min(buf.length, start + len)),
+    close: async () => undefined,
+    chunks: async function* (start, end) {
+      for (let i = start; i < end; i += RANGE_READ_BYTES) yield buf.subarray(i, Math.min(end, i + RANGE_READ_BYTES));
+    },
+  };
+}
+
+export async function fileBytes(path: string): Promise<MessageBytes> {
+  const size = (await stat(path)).size;
+  return fileBytesOfSize(path, size);
+}
+
+export function fileBytesOfSize(path: string, size: number): MessageBytes {
+  // one handle for all reads: a message with many parts is read in many small ranges
+  let handle: Promise<FileHandle> | undefined;
+  const fh = (): Promise<FileHandle> => (handle ??= open(path, 'r'));
+  const readAt = async (buf: Buffer, len: number, pos: number): Promise<number> => {
+    let off = 0;
+    const h = await fh();
+    while (off < len) {
+      const { bytesRead } = await h.read(buf, off, len - off, pos + off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return off;
+  };
+  return {
+    size,
+    stream: (start, end) =>
+      end <= start ? Readable.from([], { objectMode: true }) : createReadStream(path, { start, end: end - 1, highWaterMark: RANGE_READ_BYTES }),
+    read: async (start, len) => {
+      const n = Math.max(0, Math.min(len, size - start));
+      const buf = Buffer.allocUnsafe(n);
+      if (n === 0) return buf;
+      return buf.subarray(0, await readAt(buf, n, start));
+    },
+    chunks: async function* (start, end) {
+      if (end <= start) return;
+      const buf = Buffer.allocUnsafe(Math.min(RANGE_READ_BYTES, end - start));
+      for (let pos = start; pos < end; ) {
+        const n = await readAt(buf, Math.min(buf.length, end - pos), pos);
+        if (n === 0) break;
+        pos += n;
+        yield buf.subarray(0, n);
+      }
+    },
+    close: async () => {
+      const h = handle;
+      handle = undefined;
+      if (h !== undefined) await (await h.catch(() => undefined))?.close().catch(() => undefined);
+    },
+  };
+}
+
+/** Copies `input` to `path` (created 0600, must not exist). */
+export async function spool(input: Readable, path: string, signal?: AbortSignal): Promise<void> {
+  await pipeline(input, createWriteStream(path, { flags: 'wx', mode: 0o600 }), signal ? { signal } : {});
+}

@@ -1,0 +1,239 @@
+/**
+ * Header blocks read the way the most forgiving mail readers read them.
+ *
+ * Owns: splitting an entity's first bytes into header fields and the start of the body, and
+ * parsing structured values (Content-Type, Content-Disposition) into every plausible
+ * parameter value. Input: the first bytes of an entity (at most maxHeaderBytes + 1). Output:
+ * the fields (names normalised) and the body offset; never throws. Tolerated:
+ * - CRLF, LF and bare CR line ends alike, so a header "hidden" after a bare CR is a header;
+ * - `Name :` (space before the colon), comments and odd case in the field name;
+ * - folding with spaces or tabs;
+ * - no blank line after the headers: the first line that is neither a field nor a
+ *   continuation starts the body;
+ * - a leading mbox "From " line.
+ * Values keep every duplicate; the caller decides first-wins and last-wins.
+ */
+
+export interface HeaderField {
+  /** Lower case, comments and whitespace removed. */
+  readonly name: string;
+  /** Unfolded value, line ends removed. */
+  readonly value: string;
+}
+
+export interface HeaderBlock {
+  readonly fields: HeaderField[];
+  /** Offset of the first body byte in the input. */
+  readonly bodyStart: number;
+  /** False when the input ended (or was cut) before the header block did. */
+  readonly complete: boolean;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** A field name: printable ASCII but ":", optionally with comments and spaces before the colon. */
+const FIELD_RE = /^([\x21-\x39\x3b-\x7e][\x20-\x39\x3b-\x7e]*?)[ \t]*:/;
+
+export function parseHeaderBlock(buf: Buffer, opts: { skipMboxFrom: boolean }): HeaderBlock {
+  const fields: Array<{ name: string; value: string }> = [];
+  let pos = 0;
+  let first = true;
+  while (pos < buf.length) {
+    const { lineEnd, next } = lineAt(buf, pos);
+    if (next < 0) {
+      // the last line has no end: a field if it looks like one, else the body's start
+      const line = buf.toString('latin1', pos, buf.length);
+      if (isFieldLine(line) || (isContinuation(line) && fields.length > 0)) return { fields: finish(fields, line), bodyStart: buf.length, complete: false };
+      return { fields: finish(fields), bodyStart: pos, complete: true };
+    }
+    const line = buf.toString('latin1', pos, lineEnd);
+    if (line === '') return { fields: finish(fields), bodyStart: next, complete: true };
+    if (first && opts.skipMboxFrom && /^>?From /.test(line)) {
+      first = false;
+      pos = next;
+      continue;
+    }
+    first = false;
+    if (isContinuation(line) && fields.length > 0) {
+      fields[fields.length - 1]!.value += line;
+    } else if (isFieldLine(line)) {
+      const m = FIELD_RE.exec(line)!;
+      fields.push({ name: normaliseName(m[1]!), value: line.slice(m[0].length) });
+    } else {
+      // neither a field nor a continuation: no blank line after the headers
+      return { fields: finish(fields), bodyStart: pos, complete: true };
+    }
+    pos = next;
+  }
+  return { fields: finish(fields), bodyStart: buf.length, complete: false };
+}
+
+function finish(fields: Array<{ name: string; value: string }>, lastLine?: string): HeaderField[] {
+  if (lastLine !== undefined) {
+    if (isContinuation(lastLine) && fields.length > 0) fields[fields.length - 1]!.value += lastLine;
+    else {
+      const m = FIELD_RE.exec(lastLine);
+      if (m) fields.push({ name: normaliseName(m[1]!), value: lastLine.slice(m[0].length) });
+    }
+  }
+  return fields.map((f) => ({ name: f.name, value: f.value.trim() }));
+}
+
+function isContinuation(line: string): boolean {
+  return line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09;
+}
+
+function isFieldLine(line: string): boolean {
+  const m = FIELD_RE.exec(line);
+  return m !== null && normaliseName(m[1]!) !== '';
+}
+
+function normaliseName(raw: string): string {
+  return stripComments(raw).replace(/\s+/g, '').toLowerCase();
+}
+
+/** End of the line at `pos` and start of the next; next is -1 when no line end follows. */
+export function lineAt(buf: Buffer, pos: number): { lineEnd: number; next: number } {
+  for (let i = pos; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (c === LF) return { lineEnd: i, next: i + 1 };
+    if (c === CR) {
+      if (i + 1 < buf.length) return { lineEnd: i, next: buf[i + 1] === LF ? i + 2 : i + 1 };
+      return { lineEnd: i, next: -1 };
+    }
+  }
+  return { lineEnd: buf.length, next: -1 };
+}
+
+/** Removes RFC 822 comments (nested, with quoted-pairs) outside quoted strings. */
+export function stripComments(v: string): string {
+  let out = '';
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v[i]!;
+    if (c === '\\' && (quoted || depth > 0) && i + 1 < v.length) {
+      if (depth === 0) out += c + v[i + 1];
+      i++;
+      continue;
+    }
+    if (depth === 0 && c === '"') quoted = !quoted;
+    else if (!quoted && c === '(') {
+      depth++;
+      continue;
+    } else if (!quoted && c === ')' && depth > 0) {
+      depth--;
+      continue;
+    }
+    if (depth === 0) out += c;
+  }
+  return out;
+}
+
+export interface StructuredValue {
+  /** The value before the first ";", comments removed, lower case ("multipart/mixed"). */
+  readonly value: string;
+  /** Every parameter as written, in order, duplicates kept; names lower case. */
+  readonly params: ReadonlyArray<{ readonly name: string; readonly values: readonly string[] }>;
+}
+
+/**
+ * Parses `type/subtype; a=b; ...`. Each parameter has every plausible value: a quoted string
+ * unquoted (quoted-pairs undone), an unquoted value whole (with its spaces) and cut at the
+ * first space or comment, as different readers cut it.
+ */
+export function parseStructured(raw: string): StructuredValue {
+  const segments = splitParams(raw);
+  const value = stripComments(segments[0] ?? '').trim().split(/\s+/, 1)[0]!.toLowerCase();
+  const params: Array<{ name: string; values: string[] }> = [];
+  for (const seg of segments.slice(1)) {
+    const eq = seg.indexOf('=');
+    if (eq < 0) continue;
+    const name = stripComments(seg.slice(0, eq)).trim().toLowerCase();
+    if (name === '') continue;
+    const rest = seg.slice(eq + 1).trim();
+    const values = new Set<string>();
+    if (rest.startsWith('"')) {
+      let v = '';
+      let i = 1;
+      for (; i < rest.length && rest[i] !== '"'; i++) {
+        if (rest[i] === '\\' && i + 1 < rest.length) i++;
+        v += rest[i];
+      }
+      values.add(v);
+      // a reader that ignores quoted-pairs keeps the backslashes
+      const literal = rest.slice(1, i < rest.length ? i : undefined);
+      values.add(literal);
+    } else {
+      const noComment = stripComments(rest).trim();
+      values.add(noComment);
+      values.add(rest);
+      values.add(noComment.split(/\s/, 1)[0]!);
+    }
+    values.delete('');
+    if (values.size > 0) params.push({ name, values: [...values] });
+  }
+  return { value, params };
+}
+
+/** Splits at ";" outside quoted strings and comments. */
+function splitParams(raw: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  let depth = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c === '\\' && (quoted || depth > 0) && i + 1 < raw.length) {
+      cur += c + raw[i + 1];
+      i++;
+      continue;
+    }
+    if (depth === 0 && c === '"') quoted = !quoted;
+    else if (!quoted && c === '(') depth++;
+    else if (!quoted && c === ')' && depth > 0) depth--;
+    else if (!quoted && depth === 0 && c === ';') {
+      out.push(cur);
+      cur = '';
+      continue;
+    }
+    cur += c;
+  }
+  out.push(cur);
+  return out;
+}
+
+/**
+ * The RFC 2231 value of parameter `key` (`key*`, or `key*0`, `key*1*`, ... continuations), or
+ * undefined. Percent escapes become bytes (latin1); the charset is not needed for boundaries.
+ */
+export function rfc2231Value(params: StructuredValue['params'], key: string): string | undefined {
+  const pieces = new Map<number, { text: string; encoded: boolean }>();
+  let single: string | undefined;
+  for (const p of params) {
+    if (!p.name.startsWith(key + '*')) continue;
+    const m = /^\*(?:(\d{1,3})(\*)?|())$/.exec(p.name.slice(key.length));
+    if (!m) continue;
+    const text = p.values[0]!;
+    if (m[3] !== undefined) single = decodeExtended(text, true);
+    else if (!pieces.has(Number(m[1]))) pieces.set(Number(m[1]), { text, encoded: m[2] === '*' });
+  }
+  if (single !== undefined) return single;
+  if (pieces.size === 0) return undefined;
+  let out = '';
+  for (let i = 0; pieces.has(i); i++) {
+    const piece = pieces.get(i)!;
+    out += piece.encoded ? decodeExtended(piece.text, i === 0) : piece.text;
+  }
+  return out || undefined;
+}
+
+function decodeExtended(text: string, first: boolean): string {
+  let t = text;
+  if (first) {
+    const m = /^[^']*'[^']*'/.exec(t);
+    if (m) t = t.slice(m[0].length);
+  }
+  return t.replace(/%([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}

@@ -1,0 +1,246 @@
+/**
+ * The lenient reading: a MIME walker of our own that takes every plausible interpretation
+ * where mail readers disagree, next to mailsplit's standard reading.
+ *
+ * Owns: the recursion over entities by byte range (no copy of the message is made: ranges of
+ * the message file, or of a stored part, are re-read), the split of multiparts under every
+ * boundary candidate, the decoding of leaves under every transfer-encoding candidate, and the
+ * walk into attached messages. Inputs: the message bytes, a LenientContext (store, budget,
+ * signal, options). Outputs: parts added to the store, tagged with the reading that found
+ * them. Fails (rejects) with MimeError for limits, fs errors, or the signal's AbortError.
+ *
+ * What it does that mailsplit does not: every Content-Type / Content-Transfer-Encoding value
+ * (first-wins and last-wins), every boundary= value (and Content-Disposition's, RFC 2231,
+ * quoted-pairs, unquoted with spaces), delimiters with trailing whitespace and by prefix,
+ * CR/LF/CRLF line ends, headers without a blank line, an inner part closed by any ancestor's
+ * delimiter (ranges nest), children for any entity with a matching boundary, unknown
+ * multipart subtypes as mixed, multipart/digest's message/rfc822 default, message/rfc822 and
+ * message/global under any encoding and disposition, x-uuencode, an unknown CTE also read as
+ * base64 when it looks like it, and preamble/epilogue as parts.
+ */
+import { Base64Decoder } from '../base64.js';
+import { IdentityDecoder, type ChunkDecoder } from '../decoders.js';
+import { UuDecoder } from '../embedded/uu.js';
+import { decodeFilename } from '../filename.js';
+import type { MessageBytes } from '../input.js';
+import { MimeError, MimeErrorCode, type Budget } from '../limits.js';
+import type { PartStore } from '../part-store.js';
+import { QpDecoder } from '../qp.js';
+import { findDelimiters, type Delimiter } from './delimiters.js';
+import { parseHeaderBlock, type HeaderField } from './header.js';
+import { interpret, isMessageType, type Interpretation } from './interpret.js';
+
+export const LENIENT_READING = 'lenient';
+
+export interface LenientContext {
+  readonly store: PartStore;
+  readonly budget: Budget;
+  readonly signal?: AbortSignal | undefined;
+  /** message/partial is allowed (else it is recorded as the EMIME_PARTIAL limit). */
+  readonly allowPartial: boolean;
+  /** Limits that do not stop the walk (message/partial); the first is reported. */
+  readonly soft: MimeError[];
+}
+
+/** Bytes looked at to decide whether an unknown encoding's body looks like base64. */
+const BASE64_SNIFF_BYTES = 4096;
+
+interface Entity {
+  readonly src: MessageBytes;
+  readonly start: number;
+  readonly end: number;
+  /** The path of this entity's own node ("" children numbering for the top multipart). */
+  readonly prefix: readonly number[];
+  readonly top: boolean;
+  readonly defaultType: string;
+  readonly tags: readonly string[];
+}
+
+export async function walkLenient(src: MessageBytes, ctx: LenientContext, prefix: readonly number[] = [], tags: readonly string[] = []): Promise<void> {
+  await walkEntity(ctx, { src, start: 0, end: src.size, prefix, top: true, defaultType: 'text/plain', tags });
+}
+
+function readingOf(tags: readonly string[]): string {
+  const t = tags.filter((x) => x !== '');
+  return t.length === 0 ? LENIENT_READING : [...new Set(t)].join('+');
+}
+
+async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
+  checkAbort(ctx.signal);
+  const maxHead = ctx.budget.limits.maxHeaderBytes;
+  const head = await e.src.read(e.start, Math.min(e.end - e.start, maxHead + 1));
+  const block = parseHeaderBlock(head, { skipMboxFrom: e.top });
+  if (!block.complete && head.length > maxHead) {
+    throw new MimeError(MimeErrorCode.HEADER_LIMIT, `header block exceeds ${maxHead} bytes`);
+  }
+  const bodyStart = e.start + block.bodyStart;
+  ctx.budget.addNode(Math.max(1, e.prefix.length), block.bodyStart, LENIENT_READING);
+  const info = interpret(block.fields, e.defaultType);
+  if (info.types.includes('message/partial') && !ctx.allowPartial) {
+    ctx.soft.push(new MimeError(MimeErrorCode.PARTIAL, 'message/partial cannot be scanned whole'));
+  }
+
+  // split under every boundary candidate that has delimiter lines in the body
+  let split = false;
+  const multipart = info.types.some((t) => t.startsWith('multipart/'));
+  if (info.boundaries.length > 0 && bodyStart < e.end) {
+    const delims = await findDelimiters(e.src, bodyStart, e.end, info.boundaries.map((b) => b.boundary), ctx.budget.limits.maxParts + 1, ctx.signal);
+    const seen = new Set<string>();
+    for (let k = 0; k < delims.length; k++) {
+      const all = delims[k]!;
+      const strict = all.filter((d) => d.strict);
+      for (const [list, modeTag] of [[strict, ''], [all, 'prefix-boundary']] as const) {
+        if (!list.some((d) => !d.close)) continue;
+        const key = list.map((d) => d.lineStart).join(',');
+        if (seen.has(key)) continue;
+        seen.add(key);
+        split = true;
+        const containerPath = e.top && !multipart && e.prefix.length === 0 ? [] : e.prefix;
+        const digest = info.types.includes('multipart/digest');
+        await splitBody(ctx, e, bodyStart, list, containerPath, digest, [...e.tags, info.boundaries[k]!.tag, modeTag, multipart ? '' : 'boundary-on-leaf']);
+      }
+    }
+  }
+  if (split && info.types.every((t) => t.startsWith('multipart/')) && !hasEncoding(info)) return;
+  await leaf(ctx, e, info, block.fields, bodyStart, split ? ['container-body'] : []);
+}
+
+function hasEncoding(info: Interpretation): boolean {
+  return info.ctes.some((c) => c.token !== '' && c.token !== '7bit' && c.token !== '8bit' && c.token !== 'binary');
+}
+
+async function splitBody(ctx: LenientContext, e: Entity, bodyStart: number, list: readonly Delimiter[], containerPath: readonly number[], digest: boolean, tags: readonly string[]): Promise<void> {
+  let child = 0;
+  let segStart = bodyStart;
+  let inPart = false; // the segment after an open delimiter is a part; before one, or after a close one, it is not
+  let preamble = true;
+  const segments: Array<{ start: number; end: number; part: boolean; preamble: boolean }> = [];
+  for (const d of list) {
+    segments.push({ start: segStart, end: Math.max(segStart, d.lineStart - d.eolBefore), part: inPart, preamble });
+    segStart = d.lineEnd;
+    inPart = !d.close;
+    preamble = false;
+  }
+  segments.push({ start: segStart, end: e.end, part: inPart, preamble: false });
+  for (const s of segments) {
+    if (s.part) {
+      const path = [...containerPath, ++child];
+      await walkEntity(ctx, { src: e.src, start: s.start, end: s.end, prefix: path, top: false, defaultType: digest ? 'message/rfc822' : 'text/plain', tags });
+    } else if (s.end > s.start) {
+      await outside(ctx, e.src, s.start, s.end, containerPath, s.preamble ? 'preamble' : 'epilogue');
+    }
+  }
+}
+
+/** Preamble or epilogue: kept as a part when it holds more than whitespace. */
+async function outside(ctx: LenientContext, src: MessageBytes, start: number, end: number, path: readonly number[], kind: string): Promise<void> {
+  const sniff = await src.read(start, Math.min(end - start, 4096));
+  if (end - start <= 4096 && /^\s*$/.test(sniff.toString('latin1'))) return;
+  await storeRange(ctx, src, start, end, new IdentityDecoder(), {
+    path: `${path.length > 0 ? path.join('.') : '0'}/${kind}`,
+    contentType: 'text/plain',
+    encoding: '7bit',
+    reading: kind,
+  });
+}
+
+async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields: readonly HeaderField[], bodyStart: number, extraTags: readonly string[]): Promise<void> {
+  const path = e.prefix.length > 0 ? e.prefix : [1];
+  const ct = fields.find((f) => f.name === 'content-type')?.value ?? '';
+  const cd = fields.find((f) => f.name === 'content-disposition')?.value ?? '';
+  const filename = safeFilename(cd, ct);
+  const sniff = bodyStart < e.end ? await e.src.read(bodyStart, Math.min(e.end - bodyStart, BASE64_SNIFF_BYTES)) : Buffer.alloc(0);
+  for (const cte of info.ctes) {
+    for (const choice of decodersFor(cte.token, sniff)) {
+      const typeTag = '';
+      const { digest, bytes } = await storeRange(ctx, e.src, bodyStart, e.end, choice.decoder(), {
+        path: path.join('.'),
+        contentType: info.types[0]!,
+        encoding: choice.encoding,
+        reading: readingOf([...e.tags, ...extraTags, cte.tag, choice.tag, typeTag]),
+        ...(filename !== undefined ? { filename } : {}),
+      });
+      // an attached message under any of its types, encodings and dispositions
+      const msgType = info.types.find(isMessageType);
+      if (msgType !== undefined && ctx.store.claimMessageWalk(digest, LENIENT_READING)) {
+        const tag = msgType === info.types[0] ? '' : 'last-CT';
+        await walkEntity(ctx, { src: bytes, start: 0, end: bytes.size, prefix: path, top: true, defaultType: 'text/plain', tags: [...e.tags, cte.tag, choice.tag, tag] });
+      }
+    }
+  }
+}
+
+function safeFilename(cd: string, ct: string): string | undefined {
+  try {
+    return decodeFilename(cd, ct);
+  } catch {
+    return undefined;
+  }
+}
+
+interface LenientDecoder {
+  encoding: string;
+  tag: string;
+  decoder(): ChunkDecoder;
+}
+
+function decodersFor(token: string, sniff: Buffer): LenientDecoder[] {
+  switch (token) {
+    case 'base64':
+      return [{ encoding: 'base64', tag: '', decoder: () => new Base64Decoder() }];
+    case 'quoted-printable':
+      return [{ encoding: 'quoted-printable', tag: '', decoder: () => new QpDecoder() }];
+    case 'x-uuencode':
+    case 'uuencode':
+    case 'x-uue':
+    case 'uue':
+      return [{ encoding: token, tag: 'uuencode', decoder: () => new UuDecoder() }];
+    case '':
+    case '7bit':
+    case '8bit':
+    case 'binary':
+      return [{ encoding: token || '7bit', tag: '', decoder: () => new IdentityDecoder() }];
+    default: {
+      const out: LenientDecoder[] = [{ encoding: token, tag: '', decoder: () => new IdentityDecoder() }];
+      if (looksLikeBase64(sniff)) out.push({ encoding: 'base64', tag: 'unknown-CTE-base64', decoder: () => new Base64Decoder() });
+      return out;
+    }
+  }
+}
+
+/** Mostly base64 alphabet and line ends, and long enough to hold a file. */
+export function looksLikeBase64(sample: Buffer): boolean {
+  let alpha = 0;
+  let other = 0;
+  for (const c of sample) {
+    if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f) alpha++;
+    else if (c !== 0x0a && c !== 0x0d && c !== 0x20 && c !== 0x09 && c !== 0x3d) other++;
+  }
+  return alpha >= 16 && other * 20 <= alpha;
+}
+
+async function storeRange(ctx: LenientContext, src: MessageBytes, start: number, end: number, decoder: ChunkDecoder, meta: Parameters<PartStore['begin']>[0]): Promise<{ digest: string; bytes: MessageBytes }> {
+  const w = ctx.store.begin(meta);
+  try {
+    if (end > start) {
+      for await (const chunk of src.chunks(start, end)) {
+        checkAbort(ctx.signal);
+        const out = decoder.update(chunk as Buffer);
+        if (out.length > 0) await w.write(out);
+      }
+    }
+    const tail = decoder.final();
+    if (tail.length > 0) await w.write(tail);
+  } catch (err) {
+    // keep what was decoded so far (a virus in it still counts), then report the limit
+    if (!ctx.signal?.aborted) await w.finish().catch(() => w.abort());
+    else await w.abort();
+    throw err;
+  }
+  const done = await w.finish();
+  return { digest: done.digest, bytes: done.bytes };
+}
+
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+}
