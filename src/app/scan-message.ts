@@ -10,7 +10,6 @@
  * Order of precedence: infected (we know enough to act) > limit > error > clean. "clean" needs
  * every engine to have answered clean for every item: the raw message and each decoded part.
  */
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Engine, EngineResult, ScanItem } from '../engines/engine.js';
 import { extractParts, type MimeLimits } from '../mime/index.js';
@@ -57,7 +56,7 @@ async function scanMessageInner(path: string, deps: ScanDeps, signal: AbortSigna
   }
 
   const raw: ScanItem = { id: 'raw', kind: 'raw', source: fileSource(path, size), reading: 'raw' };
-  const extraction = await extractParts(createReadStream(path), { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal });
+  const extraction = await extractParts({ path }, { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal });
   try {
     const items: ScanItem[] = [raw, ...extraction.parts.map((p) => ({
       id: p.path, kind: 'part' as const, source: p.source, filename: p.filename,
