@@ -521,6 +521,10 @@ test('abort: rejects with EABORTED and leaves no temp files', async () => {
     const p = extractParts(input, { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 0 }, tmpdir: dir, signal: ac.signal });
     for (let i = 0; i < 200 && (await listFiles(dir)).filter((f) => f.includes('part-')).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal((await listFiles(dir)).filter((f) => f.includes('part-')).length, 1, 'a part was being spilled');
+    // abort only once the input has stalled: everything it had is read and nothing more comes
+    for (let i = 0; i < 500 && sent < 50; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(sent >= 50, 'the input was read up to its stall');
+    await new Promise((r) => setTimeout(r, 50));
     ac.abort();
     await assert.rejects(p, (e: { code?: string }) => e.code === 'EABORTED');
     assert.deepEqual(await readdir(dir), []);

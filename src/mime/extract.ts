@@ -119,7 +119,12 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
       walking.catch(() => undefined);
       const copied = await step(async () => {
         const fh = target !== undefined ? await open(target, 'wx', 0o600).catch((err: unknown) => void (spoolError = err)) : undefined;
+        // an input that stalls (a stuck pipe, a hung NFS read) must not outlive an abort: the
+        // loop below would wait on it for ever, so the abort ends the read itself
+        const stop = (): void => void stream.destroy(abortedError(inner.signal.reason));
+        inner.signal.addEventListener('abort', stop, { once: true });
         try {
+          if (inner.signal.aborted) throw inner.signal.reason;
           for await (const chunk of stream) {
             if (inner.signal.aborted) throw inner.signal.reason;
             if (fh && spoolError === undefined) await writeAll(fh, chunk as Buffer).catch((err: unknown) => void (spoolError = err));
@@ -131,6 +136,7 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
           stream.destroy();
           throw err;
         } finally {
+          inner.signal.removeEventListener('abort', stop);
           await fh?.close();
         }
         if (spoolError !== undefined) throw spoolError;
