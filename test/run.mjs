@@ -2,7 +2,8 @@
 // Runs every compiled test file under dist/test with node's test runner.
 // Under CI=true the suites that need clamd or Courier fail (never skip) when those are missing.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function collect(dir) {
@@ -23,5 +24,19 @@ if (files.length === 0) {
   console.error('no test files found under dist/test (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+// Every temp file of the tests (and of the avfilter processes they start) goes under one
+// directory that is removed at the end, whatever the tests left. Like /tmp it is 1777: some
+// tests run pieces as other users (Courier's, nobody).
+const root = mkdtempSync(join(tmpdir(), 'avfilter-tests-'));
+chmodSync(root, 0o1777);
+let status = 1;
+try {
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+    stdio: 'inherit',
+    env: { ...process.env, TMPDIR: root },
+  });
+  status = r.status ?? 1;
+} finally {
+  rmSync(root, { recursive: true, force: true });
+}
+process.exit(status);

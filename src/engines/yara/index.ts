@@ -50,6 +50,8 @@ const MAX_SCAN_WORKERS = 4;
 const MAX_MATCHES_PER_PATTERN = 10_000;
 
 const TIMED_OUT = 'timeout';
+/** How far past our deadline YARA-X's own (second-grained) timeout is set. */
+const NATIVE_TIMEOUT_SLACK_MS = 2000;
 const ABORTED = 'aborted';
 
 /** Loads and compiles the rules now (throws YaraError); scan threads start on first use. */
@@ -62,7 +64,10 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
       source: rules.source,
       compileOptions: COMPILE_OPTIONS,
       maxMatchesPerPattern: MAX_MATCHES_PER_PATTERN,
-      nativeTimeoutMs: scanTimeoutMs,
+      // YARA-X checks its timeout against a clock that ticks once a second, so it can fire up
+      // to a second early or late. The exact deadline is ours (below); the native one is only
+      // the backstop that stops the thread's CPU work after we have answered.
+      nativeTimeoutMs: scanTimeoutMs + NATIVE_TIMEOUT_SLACK_MS,
     },
     Math.max(1, Math.min(MAX_SCAN_WORKERS, availableParallelism())),
   );
