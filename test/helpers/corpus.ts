@@ -58,6 +58,13 @@ function yencode(data: Buffer, name: string): string {
   return `=ybegin line=128 size=${data.length} name=${name}\n${lines.join('\n')}\n=yend size=${data.length}\n`;
 }
 
+/** RFC 3986 percent-encoding of every byte but letters and digits (those stay as they are). */
+function percentEncode(data: Buffer): string {
+  let out = '';
+  for (const byte of data) out += /[A-Za-z0-9]/.test(String.fromCharCode(byte)) ? String.fromCharCode(byte) : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  return out;
+}
+
 function binhex(data: Buffer, name: string): string {
   const alphabet = '!"#$%&\'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr';
   const n = Buffer.from(name, 'latin1');
@@ -127,6 +134,10 @@ export function corpus(): CorpusMessage[] {
   add('yenc-in-text', 'yEnc inside a text body', 'infected', msg('Content-Type: text/plain\n', 'yenc follows\n' + yencode(E, 'invoice.com')));
   add('binhex-in-text', 'BinHex 4.0 inside a text body', 'infected', msg('Content-Type: text/plain\n', 'mac file\n\n' + binhex(E, 'invoice.com')));
   add('data-uri-html', 'base64 data: URI in HTML', 'infected', msg('Content-Type: text/html\n', `<html><body><a href="data:application/octet-stream;base64,${E.toString('base64')}">x</a></body></html>\n`));
+  add('begin-base64-in-text', 'begin-base64 block in text', 'infected', msg('Content-Type: text/plain\n', 'Here it is:\n\nbegin-base64 644 invoice.com\n' + e64 + '\n====\n\nbye\n'));
+  add('data-uri-percent', 'percent-encoded data: URI', 'infected', msg('Content-Type: text/html\n', `<html><body><a href="data:application/octet-stream,${percentEncode(E)}">x</a></body></html>\n`));
+  add('uuencode-in-uuencode', 'uuencode inside uuencode', 'infected', msg('Content-Type: text/plain\n', 'Unpack this:\n\n' + uuencode(Buffer.from('It holds another file:\n\n' + uuencode(E, 'invoice.com'), 'latin1'), 'outer.txt') + '\nbye\n'));
+  add('uuencoded-eml', 'uuencoded .eml with a base64 EICAR attachment', 'infected', msg('Content-Type: text/plain\n', 'The forward you asked for:\n\n' + uuencode(inner(), 'fwd.eml') + '\nbye\n'));
 
   // ---- nesting
   add('rfc822-base64', 'message/rfc822, base64-encoded, attachment inside', 'infected',

@@ -1,11 +1,12 @@
 /**
- * Lines out of chunks, for the decoders of encodings that are line based (uuencode, yEnc,
- * BinHex framing).
+ * Lines out of chunks, for the decoders of encodings that are line based (uuencode,
+ * begin-base64, yEnc, BinHex framing).
  *
  * Owns: line splitting with every line end (CRLF, LF, bare CR) and a bound on line length.
  * Input: chunks split anywhere. Output: lines without their ends. A line longer than
  * MAX_LINE_BYTES comes out in pieces of that size (no encoding handled here has lines that
- * long, so a piece is never mistaken for a whole encoded line that matters). Never throws.
+ * long, so a piece is never mistaken for a whole encoded line that matters; base64 pieces
+ * decode the same as the whole line). Never throws.
  */
 
 /** yEnc lines may be up to 997 bytes; 8 KiB leaves room and bounds the carried bytes. */

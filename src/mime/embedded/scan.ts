@@ -1,25 +1,32 @@
 /**
- * Finding files encoded inside a decoded text: uuencode, yEnc, BinHex 4.0 and base64 data:
- * URIs, the encodings mail readers (and ClamAV) undo in bodies that MIME calls plain text.
+ * Finding files encoded inside a decoded text: uuencode, begin-base64 blocks, yEnc, BinHex 4.0
+ * and data: URIs, the encodings mail readers (and ClamAV) undo in bodies that MIME calls plain
+ * text.
  *
  * Owns: the state machines that recognise where such an encoding starts and ends. Input: the
  * decoded bytes of one part, in chunks split anywhere. Output: events (open an item, data for
  * it, close it), so the caller does the async writing. Never throws; an encoding cut off by
  * the end of the part is closed with what it held.
- * Recognised: "begin[-base64] mode name" ... "end"; "=ybegin ... name=" ... "=yend"; the BinHex
- * marker line, then ":" ... ":"; `data:<type>;base64,` followed by base64 (whitespace allowed,
- * as browsers allow it), in any text (HTML attributes, CSS url()).
+ * Recognised: "begin mode name" ... "end" (uuencode); "begin-base64 mode name" ... "====" (the
+ * lines decoded with the lenient base64 decoder: a 7bit or 8bit text part holds them as they
+ * are, nothing undid them before); "=ybegin ... name=" ... "=yend"; the BinHex marker line, then
+ * ":" ... ":"; in any text (HTML attributes, CSS url()), `data:<type>;base64,` followed by
+ * base64 (whitespace allowed, as browsers allow it) and `data:<type>,` followed by
+ * percent-encoded bytes up to a quote, ")", ">", whitespace or the end of the part (only where
+ * "data" starts a word: "metadata:x,y" is no URI).
  */
 import { Base64Decoder } from '../base64.js';
+import type { ChunkDecoder } from '../decoders.js';
 import { BINHEX_MARKER, BinHexDecoder } from './binhex.js';
-
-const BINHEX_MARKER_BYTES = Buffer.from(BINHEX_MARKER, 'latin1');
-const DATA_LOWER = Buffer.from('data', 'latin1');
 import { LineSplitter } from './lines.js';
+import { PercentDecoder } from './percent.js';
 import { UU_BEGIN_RE, uudecodeLine } from './uu.js';
 import { ydecodeLine } from './yenc.js';
 
-export type EmbeddedKind = 'uuencode' | 'yenc' | 'binhex' | 'data-uri';
+const BINHEX_MARKER_BYTES = Buffer.from(BINHEX_MARKER, 'latin1');
+const DATA_LOWER = Buffer.from('data', 'latin1');
+
+export type EmbeddedKind = 'uuencode' | 'base64-block' | 'yenc' | 'binhex' | 'data-uri';
 
 export type ScanEvent =
   | { readonly type: 'open'; readonly id: number; readonly kind: EmbeddedKind; readonly name?: string | undefined }
@@ -29,16 +36,26 @@ export type ScanEvent =
 /** Longest `data:` media type and parameters before the ","; longer is not a data URI. */
 const MAX_DATA_URI_HEADER = 256;
 /** A data URI decoding to fewer bytes than this holds nothing worth an item. */
-const MIN_DATA_URI_BYTES = 16;
+export const MIN_DATA_URI_BYTES = 16;
+
+type LineState =
+  | { kind: 'uuencode' | 'yenc'; id: number }
+  | { kind: 'base64-block'; id: number; dec: Base64Decoder }
+  | { kind: 'binhex-wait'; id: number }
+  | { kind: 'binhex'; id: number; dec: BinHexDecoder; rsrc: number | undefined };
 
 export class EmbeddedScanner {
   private readonly lines = new LineSplitter();
   private nextId = 0;
-  private line: { kind: 'uuencode' | 'yenc'; id: number } | { kind: 'binhex-wait'; id: number } | { kind: 'binhex'; id: number; dec: BinHexDecoder; rsrc: number | undefined } | undefined;
+  private line: LineState | undefined;
   // data: URI state, on latin1 text
   private uriCarry: Buffer = EMPTY;
+  /** The byte before the text that onText is handed next (the carry, else the chunk); -1: none. */
+  private uriPrev = -1;
   private uriHeader: string | undefined;
-  private uri: { id: number; dec: Base64Decoder; bytes: Buffer[]; size: number } | undefined;
+  /** The "data" of the URI being read starts a word (percent-encoded URIs need that). */
+  private uriWordStart = false;
+  private uri: { id: number; dec: ChunkDecoder; allowed: Uint8Array; bytes: Buffer[]; size: number } | undefined;
 
   push(chunk: Buffer): ScanEvent[] {
     const ev: ScanEvent[] = [];
@@ -63,11 +80,11 @@ export class EmbeddedScanner {
       const c0 = line[0]!;
       if (c0 === 0x62 /* b */) {
         const uu = UU_BEGIN_RE.exec(line.toString('latin1', 0, Math.min(line.length, 512)).trimEnd());
-        // begin-base64 holds base64, which the lenient base64 of the part already undoes
-        if (uu && line[5] !== 0x2d) {
+        if (uu) {
           const id = this.nextId++;
-          ev.push({ type: 'open', id, kind: 'uuencode', name: uu[1]?.trim() || undefined });
-          this.line = { kind: 'uuencode', id };
+          const b64 = line[5] === 0x2d; // "begin-base64"
+          ev.push({ type: 'open', id, kind: b64 ? 'base64-block' : 'uuencode', name: uu[1]?.trim() || undefined });
+          this.line = b64 ? { kind: 'base64-block', id, dec: new Base64Decoder() } : { kind: 'uuencode', id };
         }
       } else if (c0 === 0x3d /* = */ && line.subarray(0, 8).toString('latin1') === '=ybegin ') {
         const head = line.toString('latin1', 0, Math.min(line.length, 512));
@@ -84,6 +101,13 @@ export class EmbeddedScanner {
         const t = line.toString('latin1').trim();
         if (t === 'end') return this.closeLine(ev);
         const b = uudecodeLine(line);
+        if (b.length > 0) ev.push({ type: 'data', id: st.id, bytes: b });
+        return;
+      }
+      case 'base64-block': {
+        if (line.toString('latin1').trim() === '====') return this.closeLine(ev);
+        // a copy: the decoder reuses its output buffer, and events are applied after push() returns
+        const b = Buffer.from(st.dec.update(line));
         if (b.length > 0) ev.push({ type: 'data', id: st.id, bytes: b });
         return;
       }
@@ -130,18 +154,26 @@ export class EmbeddedScanner {
     const st = this.line;
     this.line = undefined;
     if (st === undefined || st.kind === 'binhex-wait') return;
+    if (st.kind === 'base64-block') {
+      const tail = st.dec.final();
+      if (tail.length > 0) ev.push({ type: 'data', id: st.id, bytes: tail });
+    }
     ev.push({ type: 'close', id: st.id });
     if (st.kind === 'binhex' && st.rsrc !== undefined) ev.push({ type: 'close', id: st.rsrc });
   }
 
   private onText(chunk: Buffer, ev: ScanEvent[]): void {
     const buf = this.uriCarry.length > 0 ? Buffer.concat([this.uriCarry, chunk]) : chunk;
+    const prev = this.uriPrev;
     this.uriCarry = EMPTY;
+    // what the next call sees before its text: the last byte of this one, unless a carry is set
+    this.uriPrev = buf.length > 0 ? buf[buf.length - 1]! : prev;
     let i = 0;
     while (i < buf.length) {
       if (this.uri !== undefined) {
+        const allowed = this.uri.allowed;
         let j = i;
-        while (j < buf.length && IS_B64[buf[j]!] === 1) j++;
+        while (j < buf.length && allowed[buf[j]!] === 1) j++;
         if (j > i) this.feedUri(buf.subarray(i, j), ev);
         if (j >= buf.length) return;
         this.endUri(ev);
@@ -161,16 +193,22 @@ export class EmbeddedScanner {
         const header = this.uriHeader.toLowerCase();
         this.uriHeader = undefined;
         i = j + 1;
-        if (/;\s*base64$/.test(header)) this.uri = { id: this.nextId++, dec: new Base64Decoder(), bytes: [], size: 0 };
+        if (/;\s*base64$/.test(header)) this.uri = { id: this.nextId++, dec: new Base64Decoder(), allowed: IS_B64, bytes: [], size: 0 };
+        else if (this.uriWordStart) this.uri = { id: this.nextId++, dec: new PercentDecoder(), allowed: IS_PERCENT_URI, bytes: [], size: 0 };
         continue;
       }
-      // "data:" in any case: find each ":" and look at the four bytes before it
+      // "data:" in any case: find each ":" and look at the four bytes before it (not yet read
+      // as part of something else, so where the input was split does not matter)
       let at = buf.indexOf(0x3a, i);
-      while (at >= 0 && !(at >= 4 && isData(buf, at - 4))) at = buf.indexOf(0x3a, at + 1);
+      while (at >= 0 && !(at - 4 >= i && isData(buf, at - 4))) at = buf.indexOf(0x3a, at + 1);
       if (at < 0) {
-        this.uriCarry = Buffer.from(buf.subarray(Math.max(i, buf.length - 4)));
+        const from = Math.max(i, buf.length - 4);
+        this.uriCarry = Buffer.from(buf.subarray(from));
+        this.uriPrev = from > 0 ? buf[from - 1]! : prev;
         return;
       }
+      const before = at >= 5 ? buf[at - 5]! : prev;
+      this.uriWordStart = before < 0 || SCHEME_CHAR[before] !== 1;
       this.uriHeader = '';
       i = at + 1;
     }
@@ -217,6 +255,20 @@ const EMPTY = Buffer.alloc(0);
 const IS_B64: Uint8Array = (() => {
   const t = new Uint8Array(256);
   for (const c of Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\r\n', 'latin1')) t[c] = 1;
+  return t;
+})();
+
+/** What a percent-encoded data: URI holds: everything but quotes, ")", ">" and whitespace. */
+const IS_PERCENT_URI: Uint8Array = (() => {
+  const t = new Uint8Array(256).fill(1);
+  for (const c of Buffer.from(' \t\r\n\f\v"\')>', 'latin1')) t[c] = 0;
+  return t;
+})();
+
+/** Bytes of a URI scheme (RFC 3986 §3.1): one before "data:" makes it part of a longer word. */
+const SCHEME_CHAR: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (const c of Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-.', 'latin1')) t[c] = 1;
   return t;
 })();
 
