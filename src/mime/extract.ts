@@ -16,8 +16,11 @@
  * 1. the standard reading: mailsplit (walk.ts), what a strict reader sees;
  * 2. the lenient reading: our own walker (lenient/walk.ts), every plausible interpretation
  *    where readers disagree;
- * 3. the embedded post-pass (embedded/index.ts): uuencode, yEnc, BinHex and data: URIs inside
- *    every decoded part.
+ * 3. the embedded post-pass (embedded/index.ts): uuencode, begin-base64, yEnc, BinHex and
+ *    data: URIs (base64 or percent-encoded) inside every decoded text part, what it finds read
+ *    again (a few levels deep), and a find that is a mail message walked as one.
+ * The lenient reading does not decode a body again when the standard reading already decoded
+ * the same encoded bytes with the same decoder (PartStore.noteEncoded): the content is known.
  * Every reading runs even when an earlier one hit a limit (what it finds may still be a
  * virus); the first limit is the one reported. A Readable input is spooled to the private
  * temp directory first, since the readings read it more than once; a path is read in place.
@@ -125,8 +128,13 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
         inner.signal.addEventListener('abort', stop, { once: true });
         try {
           if (inner.signal.aborted) throw inner.signal.reason;
+          let seen = 0;
           for await (const chunk of stream) {
             if (inner.signal.aborted) throw inner.signal.reason;
+            // the expansion ratio holds against what has arrived so far: the standard reading
+            // of a stream is bounded while it runs, as it is for a file of known size
+            seen += (chunk as Buffer).length;
+            budget.setInputSize(seen);
             if (fh && spoolError === undefined) await writeAll(fh, chunk as Buffer).catch((err: unknown) => void (spoolError = err));
             await feedChunk(feed, chunk as Buffer);
           }
@@ -154,7 +162,7 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
       const src = bytes;
       await step(() => walkLenient(src, { store, budget, signal: inner.signal, allowPartial: opts.limits.allowPartial === true, soft }));
     }
-    await step(() => extractEmbedded(store, inner.signal));
+    await step(() => extractEmbedded({ store, budget, signal: inner.signal, allowPartial: opts.limits.allowPartial === true, soft }));
   } finally {
     signal?.removeEventListener('abort', onAbort);
     await (bytes as MessageBytes | undefined)?.close();

@@ -4,7 +4,9 @@
  * Data flow: message (path, or a Readable spooled by input.ts) → three readings into one
  * part-store.ts (memory or 0600 temp file, SHA-256 de-duplication): walk.ts (mailsplit, the
  * standard reading), lenient/ (our own tolerant walker: every plausible interpretation) and
- * embedded/ (uuencode, yEnc, BinHex, data: URIs inside decoded parts) → Extraction. limits.ts holds the limits and error codes; filename.ts decodes names for reports.
+ * embedded/ (uuencode, begin-base64, yEnc, BinHex, data: URIs inside decoded parts, found
+ * again inside what they decode to, and mail messages among them walked) → Extraction.
+ * limits.ts holds the limits and error codes; filename.ts decodes names for reports.
  * This module knows nothing of Courier or of the engines beyond the ScanSource type, and it
  * never logs: the caller reports.
  */

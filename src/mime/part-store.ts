@@ -30,7 +30,7 @@ export interface ExtractedPart {
    * Which interpretation of the message yielded the part: "standard" (mailsplit), "lenient"
    * (the tolerant walker), a tag naming the ambiguity it resolved differently ("last-CTE",
    * "dup-boundary-2", "preamble", ...), or the decoder of an encoding found inside a text body
-   * ("uuencode", "yenc", "binhex", "data-uri").
+   * ("uuencode", "base64-block", "yenc", "binhex", "data-uri").
    */
   reading: string;
   size: number;
@@ -58,6 +58,8 @@ export class PartStore {
   private readonly open = new Set<PartWriter>();
   private readonly walkedMessages = new Set<string>();
   private readonly bytesByPart = new WeakMap<ExtractedPart, MessageBytes>();
+  /** encodedKey() of a body the standard reading decoded in full → the digest it decoded to. */
+  private readonly byEncoded = new Map<string, string>();
   private dir: string | undefined;
   private seq = 0;
   private disposed = false;
@@ -127,6 +129,22 @@ export class PartStore {
   /** Closes the read handles of stored parts (reopened if they are read again). */
   async closeHandles(): Promise<void> {
     for (const { bytes } of this.byDigest.values()) await bytes.close();
+  }
+
+  /**
+   * The standard reading decoded a whole body: `key` (encodedKey of the decoder and the
+   * encoded bytes) gave the content `digest`. A later reading that meets the same encoded
+   * bytes under the same decoder gets the same content, so it need not decode them again.
+   */
+  noteEncoded(key: string, digest: string): void {
+    if (this.byDigest.has(digest)) this.byEncoded.set(key, digest);
+  }
+
+  /** The part an earlier full decode of the same encoded bytes by the same decoder gave. */
+  lookupEncoded(key: string): FinishedPart | undefined {
+    const digest = this.byEncoded.get(key);
+    const hit = digest !== undefined ? this.byDigest.get(digest) : undefined;
+    return hit !== undefined && digest !== undefined ? { part: hit.part, duplicate: true, digest, bytes: hit.bytes } : undefined;
   }
 
   /** @internal The part stored earlier with this content, if any. */
@@ -306,4 +324,13 @@ async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
     const { bytesWritten } = await handle.write(data, off, data.length - off);
     off += bytesWritten;
   }
+}
+
+/**
+ * The identity of "these encoded bytes under this decoder": decoders are pure functions of
+ * their input (chunking does not matter, tested at every offset), so equal keys decode to
+ * equal content. The decoder is named by its class, which is what fixes the function.
+ */
+export function encodedKey(decoder: object, encodedSha256: string): string {
+  return `${decoder.constructor.name}:${encodedSha256}`;
 }

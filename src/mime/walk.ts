@@ -21,12 +21,13 @@
  */
 import mailsplit from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
+import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { standardDecoder, type ChunkDecoder, type DecoderChoice } from './decoders.js';
 import { decodeFilename } from './filename.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
-import type { FinishedPart, PartMeta, PartStore, PartWriter } from './part-store.js';
+import { encodedKey, type FinishedPart, type PartMeta, type PartStore, type PartWriter } from './part-store.js';
 
 /** One interpretation of a message; issue 3's union extraction runs several. */
 export interface Reading {
@@ -74,10 +75,16 @@ export async function walkMessage(input: Readable, ctx: WalkContext, prefix: rea
   try {
     await pipeline(input, splitter, (source: AsyncIterable<SplitterChunk>) => (consumer = consume(source)), ctx.signal ? { signal: ctx.signal } : {});
   } catch (err) {
-    await consumer?.catch(() => undefined);
+    // When the consumer throws (a limit hit while storing a part), its for-await closes the
+    // splitter first, and pipeline() rejects with that premature close (an AbortError), not
+    // with the limit: the consumer's own MimeError is the cause to report.
+    const own = await consumer?.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     // the extraction ends with a limit; what was decoded so far is still worth scanning
     if (!ctx.signal?.aborted) await walker.salvage();
-    throw err;
+    throw own instanceof MimeError ? own : err;
   } finally {
     await consumer?.catch(() => undefined);
     await walker.abort();
@@ -98,6 +105,8 @@ interface OpenNode {
   writer: PartWriter | undefined;
   decoder: ChunkDecoder | undefined;
   meta: PartMeta | undefined;
+  /** SHA-256 of the encoded body as it went into the decoder (see PartStore.noteEncoded). */
+  encoded: Hash | undefined;
 }
 
 /**
@@ -129,6 +138,7 @@ class TreeWalker {
     // 'data' for a leaf is a delimiter line (a leaf may carry a boundary parameter)
     if (chunk.type !== (cur.node.multipart ? 'data' : 'body')) return;
     this.open(cur);
+    cur.encoded!.update(chunk.value);
     const out = cur.decoder!.update(chunk.value);
     if (out.length > 0) await cur.writer!.write(out);
   }
@@ -169,7 +179,7 @@ class TreeWalker {
     const ownPath = container || node.parentNode ? path : [...this.prefix, 1];
     this.ctx.budget.addNode(ownPath.length, node._headerlen);
     this.info.set(node, { path: ownPath, children: 0 });
-    const open: OpenNode = { node, path: ownPath, container, writer: undefined, decoder: undefined, meta: undefined };
+    const open: OpenNode = { node, path: ownPath, container, writer: undefined, decoder: undefined, meta: undefined, encoded: undefined };
     this.current = open;
     // a leaf is a part even when its body is empty; a container only once it has bytes
     if (!container) this.open(open);
@@ -199,6 +209,7 @@ class TreeWalker {
       ...(filename !== undefined ? { filename } : {}),
     };
     cur.decoder = choice.decoder;
+    cur.encoded = createHash('sha256');
     cur.writer = this.ctx.store.begin(cur.meta);
   }
 
@@ -230,6 +241,7 @@ class TreeWalker {
     if (tail.length > 0) await cur.writer!.write(tail);
     const done = await cur.writer!.finish();
     this.current = undefined;
+    this.ctx.store.noteEncoded(encodedKey(cur.decoder!, cur.encoded!.digest('hex')), done.digest);
     return done;
   }
 }

@@ -24,13 +24,17 @@ import { UuDecoder } from '../embedded/uu.js';
 import { decodeFilename } from '../filename.js';
 import type { MessageBytes } from '../input.js';
 import { MimeError, MimeErrorCode, type Budget } from '../limits.js';
-import type { PartStore } from '../part-store.js';
+import { createHash } from 'node:crypto';
+import { encodedKey, type PartStore } from '../part-store.js';
 import { QpDecoder } from '../qp.js';
 import { findDelimiters, type Delimiter } from './delimiters.js';
 import { parseHeaderBlock, type HeaderField } from './header.js';
 import { interpret, isMessageType, type Interpretation } from './interpret.js';
 
 export const LENIENT_READING = 'lenient';
+
+/** One component of a part path: a child number, or a post-pass find such as "2/uuencode1". */
+export type PathComponent = number | string;
 
 export interface LenientContext {
   readonly store: PartStore;
@@ -50,13 +54,14 @@ interface Entity {
   readonly start: number;
   readonly end: number;
   /** The path of this entity's own node ("" children numbering for the top multipart). */
-  readonly prefix: readonly number[];
+  /** Path components; a find of the post-pass brings its own ("1/uuencode1"). */
+  readonly prefix: readonly PathComponent[];
   readonly top: boolean;
   readonly defaultType: string;
   readonly tags: readonly string[];
 }
 
-export async function walkLenient(src: MessageBytes, ctx: LenientContext, prefix: readonly number[] = [], tags: readonly string[] = []): Promise<void> {
+export async function walkLenient(src: MessageBytes, ctx: LenientContext, prefix: readonly PathComponent[] = [], tags: readonly string[] = []): Promise<void> {
   await walkEntity(ctx, { src, start: 0, end: src.size, prefix, top: true, defaultType: 'text/plain', tags });
 }
 
@@ -109,7 +114,7 @@ function hasEncoding(info: Interpretation): boolean {
   return info.ctes.some((c) => c.token !== '' && c.token !== '7bit' && c.token !== '8bit' && c.token !== 'binary');
 }
 
-async function splitBody(ctx: LenientContext, e: Entity, bodyStart: number, list: readonly Delimiter[], containerPath: readonly number[], digest: boolean, tags: readonly string[]): Promise<void> {
+async function splitBody(ctx: LenientContext, e: Entity, bodyStart: number, list: readonly Delimiter[], containerPath: readonly PathComponent[], digest: boolean, tags: readonly string[]): Promise<void> {
   let child = 0;
   let segStart = bodyStart;
   let inPart = false; // the segment after an open delimiter is a part; before one, or after a close one, it is not
@@ -133,7 +138,7 @@ async function splitBody(ctx: LenientContext, e: Entity, bodyStart: number, list
 }
 
 /** Preamble or epilogue: kept as a part when it holds more than whitespace. */
-async function outside(ctx: LenientContext, src: MessageBytes, start: number, end: number, path: readonly number[], kind: string): Promise<void> {
+async function outside(ctx: LenientContext, src: MessageBytes, start: number, end: number, path: readonly PathComponent[], kind: string): Promise<void> {
   const sniff = await src.read(start, Math.min(end - start, 4096));
   if (end - start <= 4096 && /^\s*$/.test(sniff.toString('latin1'))) return;
   await storeRange(ctx, src, start, end, new IdentityDecoder(), {
@@ -220,6 +225,17 @@ export function looksLikeBase64(sample: Buffer): boolean {
 }
 
 async function storeRange(ctx: LenientContext, src: MessageBytes, start: number, end: number, decoder: ChunkDecoder, meta: Parameters<PartStore['begin']>[0]): Promise<{ digest: string; bytes: MessageBytes }> {
+  // The standard reading may have decoded these very bytes with the same decoder: then the
+  // content is known and stored, and hashing the range costs far less than decoding it again.
+  if (end > start) {
+    const encoded = createHash('sha256');
+    for await (const chunk of src.chunks(start, end)) {
+      checkAbort(ctx.signal);
+      encoded.update(chunk as Buffer);
+    }
+    const known = ctx.store.lookupEncoded(encodedKey(decoder, encoded.digest('hex')));
+    if (known !== undefined) return { digest: known.digest, bytes: known.bytes };
+  }
   const w = ctx.store.begin(meta);
   try {
     if (end > start) {
