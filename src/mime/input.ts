@@ -47,12 +47,22 @@ export function bufferBytes(buf: Buffer): MessageBytes {
   };
 }
 
+/**
+ * The lenient reading asks for many small ranges in file order (a header block, a sniff, a
+ * body of a few KiB, part after part); one fs read each made a message of 900 parts wait on
+ * the thread pool thousands of times. Ranges shorter than this are served from a block read
+ * ahead of them. Only the message itself has such a block (one per extraction, dropped by
+ * close()), not each stored part.
+ */
+const READ_AHEAD_BYTES = 1024 * 1024;
+
+/** The message file: range reads with a read-ahead block (see READ_AHEAD_BYTES). */
 export async function fileBytes(path: string): Promise<MessageBytes> {
   const size = (await stat(path)).size;
-  return fileBytesOfSize(path, size);
+  return fileBytesOfSize(path, size, READ_AHEAD_BYTES);
 }
 
-export function fileBytesOfSize(path: string, size: number): MessageBytes {
+export function fileBytesOfSize(path: string, size: number, readAheadBytes = 0): MessageBytes {
   // one handle for all reads: a message with many parts is read in many small ranges
   let handle: Promise<FileHandle> | undefined;
   const fh = (): Promise<FileHandle> => (handle ??= open(path, 'r'));
@@ -66,18 +76,37 @@ export function fileBytesOfSize(path: string, size: number): MessageBytes {
     }
     return off;
   };
+  // a fresh buffer per block: views handed out of an earlier block stay valid
+  let block: { start: number; buf: Buffer } | undefined;
+  /** The bytes [pos, end) from the read-ahead block, reading a new block if needed; undefined when too long for one. */
+  const ahead = async (pos: number, end: number): Promise<Buffer | undefined> => {
+    if (readAheadBytes === 0 || end - pos > readAheadBytes) return undefined;
+    if (pos >= size) return Buffer.alloc(0);
+    if (block === undefined || pos < block.start || end > block.start + block.buf.length) {
+      const buf = Buffer.allocUnsafe(Math.min(readAheadBytes, size - pos));
+      block = { start: pos, buf: buf.subarray(0, await readAt(buf, buf.length, pos)) };
+    }
+    return block.buf.subarray(pos - block.start, Math.min(end, block.start + block.buf.length) - block.start);
+  };
   return {
     size,
     stream: (start, end) =>
       end <= start ? Readable.from([], { objectMode: true }) : createReadStream(path, { start, end: end - 1, highWaterMark: RANGE_READ_BYTES }),
     read: async (start, len) => {
       const n = Math.max(0, Math.min(len, size - start));
+      if (n === 0) return Buffer.alloc(0);
+      const cached = await ahead(start, start + n);
+      if (cached !== undefined) return cached;
       const buf = Buffer.allocUnsafe(n);
-      if (n === 0) return buf;
       return buf.subarray(0, await readAt(buf, n, start));
     },
     chunks: async function* (start, end) {
       if (end <= start) return;
+      const cached = await ahead(start, Math.min(end, size));
+      if (cached !== undefined) {
+        if (cached.length > 0) yield cached;
+        return;
+      }
       const buf = Buffer.allocUnsafe(Math.min(RANGE_READ_BYTES, end - start));
       for (let pos = start; pos < end; ) {
         const n = await readAt(buf, Math.min(buf.length, end - pos), pos);
@@ -87,6 +116,7 @@ export function fileBytesOfSize(path: string, size: number): MessageBytes {
       }
     },
     close: async () => {
+      block = undefined;
       const h = handle;
       handle = undefined;
       if (h !== undefined) await (await h.catch(() => undefined))?.close().catch(() => undefined);
