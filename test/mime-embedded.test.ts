@@ -15,6 +15,7 @@ import { looksLikeMessage } from '../src/mime/embedded/message.js';
 import { PercentDecoder } from '../src/mime/embedded/percent.js';
 import { MIN_DATA_URI_BYTES } from '../src/mime/embedded/scan.js';
 import { DEFAULT_MIME_LIMITS, extractParts, type ExtractedPart, type MimeLimits } from '../src/mime/index.js';
+import { uuencode, yencode } from './helpers/corpus.js';
 import { eicar } from './helpers/eicar.js';
 import * as mail from './helpers/mail.js';
 
@@ -44,29 +45,6 @@ async function extract(msg: Buffer, limits: Partial<MimeLimits> = {}): Promise<{
 /** The part holding exactly `payload`, as [path, reading, filename]. */
 function whereIs(parts: Got[], payload: Buffer): Array<[string, string, string | undefined]> {
   return parts.filter((p) => p.bytes.equals(payload)).map((p) => [p.path, p.reading, p.filename]);
-}
-
-function uuencode(data: Buffer, name: string): string {
-  let out = `begin 644 ${name}\n`;
-  for (let i = 0; i < data.length; i += 45) {
-    const chunk = data.subarray(i, i + 45);
-    let line = String.fromCharCode(32 + chunk.length);
-    for (let j = 0; j < chunk.length; j += 3) {
-      const a = chunk[j]!, b = chunk[j + 1] ?? 0, c = chunk[j + 2] ?? 0;
-      for (const v of [a >> 2, ((a & 3) << 4) | (b >> 4), ((b & 15) << 2) | (c >> 6), c & 63]) line += v === 0 ? '`' : String.fromCharCode(32 + v);
-    }
-    out += line + '\n';
-  }
-  return out + '`\nend\n';
-}
-
-function yencode(data: Buffer, name: string): string {
-  let line = '';
-  for (const byte of data) {
-    const v = (byte + 42) & 0xff;
-    line += v === 0 || v === 0x0a || v === 0x0d || v === 0x3d ? '=' + String.fromCharCode((v + 64) & 0xff) : String.fromCharCode(v);
-  }
-  return `=ybegin line=128 size=${data.length} name=${name}\n${line}\n=yend size=${data.length}\n`;
 }
 
 const text = (body: string, cte: '7bit' | 'quoted-printable' = '7bit'): Buffer => mail.message(mail.textPart(body, { cte }));

@@ -29,7 +29,8 @@ function b64(data: Buffer, lineLen = 76): string {
   return mail.base64Lines(data, lineLen);
 }
 
-function uuencode(data: Buffer, name: string): string {
+/** A uuencoded file, "begin 644 NAME" through "end", 45 bytes a line. */
+export function uuencode(data: Buffer, name: string): string {
   let out = `begin 644 ${name}\n`;
   for (let i = 0; i < data.length; i += 45) {
     const chunk = data.subarray(i, i + 45);
@@ -43,7 +44,8 @@ function uuencode(data: Buffer, name: string): string {
   return out + '`\nend\n';
 }
 
-function yencode(data: Buffer, name: string): string {
+/** A yEnc-encoded file, lines of 128, with its =ybegin and =yend lines. */
+export function yencode(data: Buffer, name: string): string {
   let line = '';
   const lines: string[] = [];
   for (const byte of data) {
