@@ -5,7 +5,7 @@ import type { Verdict } from '../src/policy/verdict.js';
 
 const base: ActionPolicy = { infected: 'drop', error: 'tempfail', limit: 'tempfail' };
 const infected: Verdict = { kind: 'infected', names: ['Virus.A', 'Virus.B'], findings: [] };
-const error: Verdict = { kind: 'error', code: 'ECONNECT', reason: 'refused' };
+const error: Verdict = { kind: 'error', code: 'ECONNECT', reason: 'refused', origin: 'scanner' };
 const limit: Verdict = { kind: 'limit', code: 'EMIME_DEPTH_LIMIT', reason: 'too deep' };
 
 test('clean is the only 2xx without a named policy', () => {
@@ -45,4 +45,14 @@ test('limits and waitfile are never accepted, even with action.error = accept', 
   assert.equal(decide(limit, open).code, 451);
   assert.equal(decide(limit, { ...open, limit: 'reject' }).code, 554);
   assert.equal(decide({ kind: 'busy', reason: 'waitfile present' }, open).code, 451);
+});
+
+test('fail-open reload: with action.error = accept, only a scanner error is accepted; an abort, a bad request or an internal fault is 451', () => {
+  const open: ActionPolicy = { ...base, error: 'accept' };
+  assert.equal(decide(error, open).code, 200);
+  for (const origin of ['abort', 'input', 'internal'] as const) {
+    const d = decide({ kind: 'error', code: 'EABORTED', reason: 'reload closed the engine', origin }, open);
+    assert.equal(d.code, 451, origin);
+    assert.equal(d.verdict, 'tempfail', origin);
+  }
 });

@@ -1,8 +1,8 @@
 /**
  * The one table from verdict + [action] config to what avfilter does and what it answers.
  * Read it top to bottom: most severe first. A 2xx comes only from an explicit clean verdict or
- * from an explicit, named policy (action.infected = "drop" or "pass", action.error = "accept"),
- * and each of those is visible in the log's verdict/action fields.
+ * from an explicit, named policy (action.infected = "drop" or "pass", action.error = "accept"
+ * for scanner errors only), and each of those is visible in the log's verdict/action fields.
  */
 import type { Verdict } from './verdict.js';
 
@@ -52,7 +52,9 @@ export function decide(v: Verdict, policy: ActionPolicy): Decision {
       }
       return { action: 'tempfail', code: TEMPFAIL, text: `4.7.1 Message cannot be scanned now: ${v.reason}`, verdict: 'tempfail' };
     case 'error':
-      if (policy.error === 'accept') {
+      // Fail open applies to the scanners' own failures only: an abort (deadline, shutdown), a
+      // bad request or a fault in avfilter is never a reason to deliver unscanned mail.
+      if (policy.error === 'accept' && v.origin === 'scanner') {
         return { action: 'accept-unscanned', code: 200, text: 'Ok (not scanned)', verdict: 'accepted-unscanned' };
       }
       return { action: 'tempfail', code: TEMPFAIL, text: `4.3.0 Virus scan failed, try again later (${v.code})`, verdict: 'tempfail' };

@@ -2,7 +2,8 @@
  * Verdicts are data: the one result of scanning a message, before any policy is applied.
  *
  * A "clean" verdict exists only when every engine answered clean for every item. Everything that
- * is not known to be clean or infected is an "error" (scanner trouble, timeout, internal fault),
+ * is not known to be clean or infected is an "error" (with its origin: scanner trouble, a bad
+ * request, an abort from outside, an internal fault),
  * a "limit" (the message is beyond what we are willing to unpack) or "busy" (waitfile present).
  */
 
@@ -17,10 +18,13 @@ export interface Finding {
   readonly reading?: string | undefined;
 }
 
+/** Where a failure came from (errors.ts); only 'scanner' may ever be accepted unscanned. */
+export type ErrorOrigin = 'scanner' | 'input' | 'abort' | 'internal';
+
 export type Verdict =
   | { readonly kind: 'clean'; readonly items: number }
   | { readonly kind: 'infected'; readonly names: readonly string[]; readonly findings: readonly Finding[] }
-  | { readonly kind: 'error'; readonly code: string; readonly reason: string }
+  | { readonly kind: 'error'; readonly code: string; readonly reason: string; readonly origin: ErrorOrigin }
   | { readonly kind: 'limit'; readonly code: string; readonly reason: string }
   | { readonly kind: 'busy'; readonly reason: string };
 
