@@ -76,8 +76,20 @@ test('bad values name key, expectation and line', () => {
   assert.match(err(() => parseConfig('tmpdir = "relative/dir"\n', 'a.toml')).message, /absolute path/);
   assert.match(err(() => parseConfig('[[engine]]\ntype = "sophos"\n', 'a.toml')).message, /type = "sophos" is unknown/);
   assert.match(err(() => parseConfig('[[engine]]\ntype = "icap"\nurl = "icap://x"\n', 'a.toml')).message, /not available in this version/);
-  assert.match(err(() => parseConfig('[[engine]]\ntype = "clamd"\nservers = []\n', 'a.toml')).message, /at least 1/);
+  assert.match(err(() => parseConfig('[[engine]]\ntype = "clamd"\nservers = []\n', 'a.toml')).message, /a\.toml:3: "engine\[0\]\.servers" must be a list of addresses/);
 });
+
+test('a typo in a key says which key was meant (server → servers) and where', () => {
+  const e = err(() => parseConfig('[[engine]]\ntype = "yara"\n\n[[engine]]\ntype = "clamd"\nserver = ["unix:/x"]\n', 'a.toml'));
+  assert.equal(e.message, 'a.toml:6: unknown key "engine[1].server"; did you mean "servers"?');
+  assert.match(err(() => parseConfig('workres = 2\n', 'a.toml')).message, /a\.toml:1: unknown key "workres"; did you mean "workers"\?/);
+});
+
+test('the line of a key in the second [[engine]] table is its own, not the first table\'s', () => {
+  const text = '[[engine]]\ntype = "clamd"\nscan_timeout = 5\n[[engine]]\ntype = "clamd"\nscan_timeout = 0\n';
+  assert.match(err(() => parseConfig(text, 'a.toml')).message, /^a\.toml:6: "engine\[1\]\.scan_timeout"/);
+});
+
 
 test('TOML syntax errors carry the line', () => {
   const e = err(() => parseConfig('all_mode = true\n\nrequest_timeout = = 3\n', 'b.toml'));

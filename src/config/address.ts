@@ -1,14 +1,14 @@
 /**
- * clamd server addresses as written in the configuration.
+ * Server addresses as written in the configuration (clamd today; the engines issue adds more).
  *
  * Owns: the accepted forms `unix:/abs/path`, `/abs/path`, `tcp:host:port`, `tcp:[v6addr]:port`.
- * Inputs: one string. Outputs: a frozen ClamdAddress.
+ * Inputs: one string. Outputs: a frozen ServerAddress.
  * Fails with: an Error with code EBADSERVER whose message names the expected forms (config time,
  * so throwing is right here).
  */
 import { isIP, isIPv6 } from 'node:net';
 
-export type ClamdAddress =
+export type ServerAddress =
   | { readonly kind: 'unix'; readonly path: string }
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
@@ -20,7 +20,7 @@ const UNIX_PATH_MAX_BYTES = 107;
 
 const EXPECTED = 'expected unix:/absolute/path, /absolute/path, tcp:host:port or tcp:[ipv6-address]:port';
 
-export function parseServer(s: string): ClamdAddress {
+export function parseServer(s: string): ServerAddress {
   if (typeof s !== 'string' || s.length === 0) throw bad(String(s), 'empty');
   if (s.startsWith('unix:') || s.startsWith('/')) {
     const path = s.startsWith('unix:') ? s.slice('unix:'.length) : s;
@@ -60,7 +60,7 @@ export function parseServer(s: string): ClamdAddress {
 }
 
 /** The address written back in the canonical form, for messages and logs. */
-export function formatServer(a: ClamdAddress): string {
+export function formatServer(a: ServerAddress): string {
   if (a.kind === 'unix') return `unix:${a.path}`;
   return isIPv6(a.host) ? `tcp:[${a.host}]:${a.port}` : `tcp:${a.host}:${a.port}`;
 }

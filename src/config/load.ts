@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import { parseServer } from './address.js';
 import {
   ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, FUTURE_ENGINE_TYPES, MIME_KEYS, TOP_KEYS,
   type KeySpec,
@@ -42,6 +43,10 @@ export interface Config {
   readonly request_timeout: number;
   readonly request_read_timeout: number;
   readonly max_connections: number;
+  readonly workers: number;
+  readonly worker_memory_limit: number;
+  readonly spool_dirs: readonly string[];
+  readonly log_level: 'error' | 'warning' | 'info' | 'debug';
   readonly shutdown_timeout: number;
   readonly max_request_line: number;
   readonly max_request_lines: number;
@@ -81,17 +86,37 @@ export function configPath(explicit: string | undefined, env: NodeJS.ProcessEnv 
 }
 
 export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const { text, source } = readConfigText(explicit, env);
+  return parseConfig(text, source);
+}
+
+/** The config file's text and the name it is reported under (a missing default file: ''). */
+export interface ConfigText {
+  readonly text: string;
+  readonly source: string;
+}
+
+export const BUILT_IN = '(built-in defaults)';
+
+export function readConfigText(explicit?: string, env: NodeJS.ProcessEnv = process.env): ConfigText {
   const { path, named } = configPath(explicit, env);
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    return { text: readFileSync(path, 'utf8'), source: path };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && !named) return parseConfig('', '(built-in defaults)');
+    if (code === 'ENOENT' && !named) return { text: '', source: BUILT_IN };
     throw new ConfigError('ECONFIG_READ', `${path}: cannot read config file: ${code ?? String(err)}`);
   }
-  return parseConfig(text, path);
 }
+
+/** Where a key is written, for messages about values found wrong after parsing: "FILE:LINE" or "FILE". */
+export function whereIs(cfg: Config, keyPath: string): string {
+  const lines = textOf.get(cfg);
+  const line = lines ? findKeyLine(lines, keyPath) : undefined;
+  return line ? `${cfg.source}:${line}` : cfg.source;
+}
+
+const textOf = new WeakMap<object, string[]>();
 
 /** Parse and validate TOML text; `file` is only used in messages. */
 export function parseConfig(text: string, file: string): Config {
@@ -108,14 +133,19 @@ export function parseConfig(text: string, file: string): Config {
   const out: Record<string, unknown> = { source: file };
   const known = new Set([...TOP_KEYS.map((k) => k.key), 'engine', 'action', 'mime']);
   for (const key of Object.keys(doc)) {
-    if (!known.has(key)) throw keyError(ctx, key, `unknown key "${key}"`);
+    if (!known.has(key)) throw keyError(ctx, key, `unknown key "${key}"${suggest(key, TOP_KEYS)}`);
   }
   const top = Object.fromEntries(Object.entries(doc).filter(([k]) => !['engine', 'action', 'mime'].includes(k)));
   Object.assign(out, readTable(ctx, '', top, TOP_KEYS));
+  if ((out['spool_dirs'] as string[]).some((d) => d === '/')) {
+    throw keyError(ctx, 'spool_dirs', '"spool_dirs" must not contain "/"; use [] to allow any path');
+  }
   out['action'] = Object.freeze(readTable(ctx, 'action.', subTable(ctx, doc, 'action'), ACTION_KEYS));
   out['mime'] = Object.freeze(readTable(ctx, 'mime.', subTable(ctx, doc, 'mime'), MIME_KEYS));
   out['engine'] = Object.freeze(readEngines(ctx, doc['engine']));
-  return Object.freeze(out) as unknown as Config;
+  const cfg = Object.freeze(out) as unknown as Config;
+  textOf.set(cfg, ctx.lines);
+  return cfg;
 }
 
 interface Ctx { file: string; lines: string[] }
@@ -135,14 +165,14 @@ function readEngines(ctx: Ctx, raw: unknown): Record<string, unknown>[] {
   if (!Array.isArray(raw) || raw.length === 0) throw keyError(ctx, 'engine', 'use one [[engine]] table per engine');
   return raw.map((e, i) => {
     const where = `engine[${i}].`;
-    if (typeof e !== 'object' || e === null || Array.isArray(e)) throw keyError(ctx, 'engine', `${where.slice(0, -1)} must be a table`);
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) throw keyError(ctx, where.slice(0, -1), `${where.slice(0, -1)} must be a table`);
     const t = (e as Record<string, unknown>)['type'];
-    if (typeof t !== 'string') throw keyError(ctx, 'type', `${where}type is required: "clamd" or "yara"`);
+    if (typeof t !== 'string') throw keyError(ctx, `${where}type`, `${where}type is required: "clamd" or "yara"`);
     if (FUTURE_ENGINE_TYPES.includes(t)) {
-      throw keyError(ctx, 'type', `${where}type = "${t}" is not available in this version of avfilter; use "clamd" or "yara"`);
+      throw keyError(ctx, `${where}type`, `${where}type = "${t}" is not available in this version of avfilter; use "clamd" or "yara"`);
     }
     const spec = ENGINE_KEYS[t];
-    if (!spec) throw keyError(ctx, 'type', `${where}type = "${t}" is unknown; use "clamd" or "yara"`);
+    if (!spec) throw keyError(ctx, `${where}type`, `${where}type = "${t}" is unknown; use "clamd" or "yara"`);
     const rest = { ...(e as Record<string, unknown>) };
     delete rest['type'];
     return Object.freeze(readTable(ctx, where, rest, spec, { type: t }));
@@ -154,7 +184,7 @@ function readTable(ctx: Ctx, prefix: string, table: Record<string, unknown>, spe
   const byKey = new Map(specs.map((s) => [s.key, s]));
   for (const key of Object.keys(table)) {
     if (!byKey.has(key)) {
-      throw keyError(ctx, key, `unknown key "${prefix}${key}"${suggest(key, specs)}`);
+      throw keyError(ctx, prefix + key, `unknown key "${prefix}${key}"${suggest(key, specs)}`);
     }
   }
   for (const spec of specs) {
@@ -170,7 +200,7 @@ function cloneDefault(v: unknown): unknown {
 
 function coerce(ctx: Ctx, prefix: string, spec: KeySpec, v: unknown): unknown {
   const name = prefix + spec.key;
-  const fail = (want: string) => keyError(ctx, spec.key, `"${name}" ${want}, got ${JSON.stringify(v)}`);
+  const fail = (want: string) => keyError(ctx, name, `"${name}" ${want}, got ${JSON.stringify(v)}`);
   const t = spec.type;
   switch (t.kind) {
     case 'bool':
@@ -205,6 +235,20 @@ function coerce(ctx: Ctx, prefix: string, spec: KeySpec, v: unknown): unknown {
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) throw fail('must be a list of non-empty strings');
       if (v.length < t.minItems) throw fail(`needs at least ${t.minItems} entr${t.minItems === 1 ? 'y' : 'ies'}`);
       return Object.freeze([...v]);
+    case 'paths':
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || !x.startsWith('/'))) throw fail('must be a list of absolute paths');
+      return Object.freeze(v.map((x: string) => (x.length > 1 ? x.replace(/\/+$/, '') : x)));
+    case 'addresses': {
+      if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) throw fail('must be a list of addresses like ["unix:/run/clamav/clamd.ctl"]');
+      for (const a of v as string[]) {
+        try {
+          parseServer(a);
+        } catch (err) {
+          throw keyError(ctx, name, `"${name}": ${(err as Error).message}`);
+        }
+      }
+      return Object.freeze([...v]);
+    }
     case 'command':
       if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) throw fail('must be a list like ["prog", "arg", "{}"]');
       return Object.freeze([...v]);
@@ -221,22 +265,75 @@ export function parseSize(v: unknown): number | undefined {
   return Number(m[1]) * mult;
 }
 
-function keyError(ctx: Ctx, key: string, message: string): ConfigError {
-  const line = findKeyLine(ctx.lines, key);
+function keyError(ctx: Ctx, keyPath: string, message: string): ConfigError {
+  const line = findKeyLine(ctx.lines, keyPath);
   return new ConfigError('ECONFIG_KEY', `${ctx.file}${line ? `:${line}` : ''}: ${message}`);
 }
 
-/** The TOML parser gives no positions for values; find the key's first assignment line. */
-function findKeyLine(lines: string[], key: string): number | undefined {
-  const esc = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const re = new RegExp(`^\\s*(${esc}\\s*=|\\[\\[?\\s*${esc}\\s*\\]\\]?)`);
-  const i = lines.findIndex((l) => re.test(l));
-  return i >= 0 ? i + 1 : undefined;
+/**
+ * The TOML parser gives no positions for values, so find where a key is written: `keyPath` is
+ * "name" (top level), "table.name" or "engine[i].name" (the i-th [[engine]] table). The line of
+ * the key's assignment inside its table, else the table's header line, else undefined.
+ */
+export function findKeyLine(lines: readonly string[], keyPath: string): number | undefined {
+  const m = /^(?:([A-Za-z_][\w-]*)(?:\[(\d+)\])?\.)?([^.]+)$/.exec(keyPath);
+  if (!m) return undefined;
+  const [, table, indexText, key] = m;
+  const wantIndex = indexText === undefined ? undefined : Number(indexText);
+  const keyRe = new RegExp(`^\\s*["']?${escapeRe(key!)}["']?\\s*=`);
+  let current: string | undefined; // undefined: the top level
+  let arrayIndex = -1;
+  let headerLine: number | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    const header = /^\s*(\[\[?)\s*([A-Za-z_][\w.-]*)\s*\]\]?/.exec(l);
+    if (header) {
+      current = header[2];
+      if (header[1] === '[[') {
+        if (current === table) arrayIndex++;
+      }
+      if (current === table && (wantIndex === undefined || arrayIndex === wantIndex)) headerLine ??= i + 1;
+      continue;
+    }
+    const inTable = table === undefined
+      ? current === undefined
+      : current === table && (wantIndex === undefined || arrayIndex === wantIndex);
+    if (inTable && keyRe.test(l)) return i + 1;
+  }
+  if (table === undefined) {
+    // a top-level key written as a table of its own ([action] for "action")
+    const i = lines.findIndex((l) => new RegExp(`^\\s*\\[\\[?\\s*${escapeRe(key!)}\\s*\\]`).test(l));
+    return i >= 0 ? i + 1 : undefined;
+  }
+  return headerLine;
 }
 
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** "; did you mean ..." for a key one or two edits away from a known one (server → servers). */
 function suggest(key: string, specs: readonly KeySpec[]): string {
-  const near = specs.find((s) => s.key.replace(/_/g, '') === key.replace(/[-_]/g, '').toLowerCase());
-  return near ? `; did you mean "${near.key}"?` : '';
+  const norm = (k: string) => k.toLowerCase().replace(/-/g, '_');
+  let best: { key: string; d: number } | undefined;
+  for (const s of specs) {
+    const d = editDistance(norm(key), s.key);
+    if (d <= Math.min(2, Math.floor(s.key.length / 3)) && (best === undefined || d < best.d)) best = { key: s.key, d };
+  }
+  return best ? `; did you mean "${best.key}"?` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 function firstLine(s: string): string {

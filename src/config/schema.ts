@@ -15,6 +15,8 @@ export type KeyType =
   | { kind: 'int'; min: number; max: number }
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'strings'; minItems: number }
+  | { kind: 'paths' }
+  | { kind: 'addresses' }
   | { kind: 'command' };
 
 export interface KeySpec {
@@ -40,7 +42,11 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'waitfile', type: { kind: 'path', allowEmpty: true }, default: '', doc: 'when set and the file exists, every message is tempfailed at once (e.g. during a signature update)' },
   { key: 'request_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 120, doc: 'whole request, from accept to reply; past it the answer is 451' },
   { key: 'request_read_timeout', type: { kind: 'seconds', min: 1, max: 600 }, default: 30, doc: 'time for Courier to send the request lines; a client that never finishes is closed without a reply' },
-  { key: 'max_connections', type: { kind: 'int', min: 1, max: 1024 }, default: 16, doc: 'requests served at once; further connections wait in the listen backlog' },
+  { key: 'max_connections', type: { kind: 'int', min: 1, max: 1024 }, default: 16, doc: 'requests scanned at once over all workers; more wait for a slot (within request_timeout)' },
+  { key: 'workers', type: { kind: 'int', min: 0, max: 64 }, default: 0, doc: 'worker processes that scan (0: one per core, at most 4); the master holds the socket and restarts them' },
+  { key: 'worker_memory_limit', type: { kind: 'bytes', min: 64 * MiB, max: 64 * 1024 * MiB }, default: 1024 * MiB, doc: 'a worker whose resident memory passes this is replaced once its requests are done' },
+  { key: 'spool_dirs', type: { kind: 'paths' }, default: ['/var/lib/courier/tmp'], doc: 'request paths (data and control files) must be inside one of these directories; [] allows any absolute path' },
+  { key: 'log_level', type: { kind: 'enum', values: ['error', 'warning', 'info', 'debug'] }, default: 'info', doc: 'least severe log lines written: error, warning, info (one line per message) or debug' },
   { key: 'shutdown_timeout', type: { kind: 'seconds', min: 0, max: 600 }, default: 10, doc: 'on stdin EOF or SIGTERM, how long in-flight requests may finish before they get 451' },
   { key: 'max_request_line', type: { kind: 'bytes', min: 256, max: 64 * 1024 }, default: 4096, doc: 'longest path line accepted in a request' },
   { key: 'max_request_lines', type: { kind: 'int', min: 2, max: 10000 }, default: 1000, doc: 'most lines (data + control paths) in one request' },
@@ -69,7 +75,7 @@ export const MIME_KEYS: readonly KeySpec[] = [
 /** Keys of every [[engine]] table, by type. `type` itself is checked first. */
 export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
   clamd: [
-    { key: 'servers', type: { kind: 'strings', minItems: 1 }, default: ['unix:/run/clamav/clamd.ctl'], doc: 'clamd addresses tried in order: unix:/path, tcp:host:port, tcp:[v6]:port' },
+    { key: 'servers', type: { kind: 'addresses' }, default: ['unix:/run/clamav/clamd.ctl'], doc: 'clamd addresses tried in order: unix:/path, tcp:host:port, tcp:[v6]:port' },
     { key: 'connect_timeout', type: { kind: 'seconds', min: 0.1, max: 600 }, default: 5, doc: 'time to connect to one clamd' },
     { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 60, doc: 'time for one item, from the first byte sent to the reply' },
     { key: 'max_stream_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 25 * MiB, doc: "clamd's StreamMaxLength: larger items are not sent and count as a scanner error" },
