@@ -3,17 +3,17 @@
  * avfilter: the command line. Parses options (commander), picks the mode and sets the exit
  * status. The modes live in src/app; this file only dispatches.
  */
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { loadConfig, type Config } from '../src/config/load.js';
 import { formatConfig } from '../src/config/print.js';
 import { DEFAULT_CONFIG_PATH } from '../src/config/schema.js';
-import { runDaemon } from '../src/app/daemon.js';
+import { runMaster } from '../src/master/master.js';
 import { runTestMode } from '../src/app/test-mode.js';
 import { runBatchMode } from '../src/app/batch-mode.js';
-import { stderrLogger } from '../src/app/log.js';
+import { stderrLogger } from '../src/ops/log.js';
 import { createRuntime, type Runtime } from '../src/app/runtime.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -33,6 +33,7 @@ const program = new Command('avfilter')
   .option('-t, --test <FILE...>', 'scan mail files (- for stdin, directories too) and report like clamscan')
   .option('--batch-test', 'read Courier requests on stdin instead of the socket; replies on stdout')
   .option('--foreground', 'run the filter daemon even when not started by courierfilter (under a supervisor or a test)')
+  .option('--allow-root', 'let the daemon run as root (it refuses by default: run it as Courier\'s user)')
   .version(pkg.version, '--version', 'print the version and exit')
   .helpOption('-h, --help', 'print this help and exit')
   .addHelpText('after', '\nExit status with -t: 1 if any file was infected, else 2 if any error, else 0.\n' +
@@ -47,7 +48,7 @@ async function main(): Promise<number> {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     throw err;
   }
-  const o = program.opts<{ file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean }>();
+  const o = program.opts<{ file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean; allowRoot?: boolean }>();
   // `-t -v FILE...`: commander hands a variadic option every later word; take -v back out
   // (a file really named -v can be given as ./-v).
   if (o.test && o.test.some((a) => a === '-v' || a === '--verbose')) {
@@ -66,7 +67,7 @@ async function main(): Promise<number> {
   if (!o.config && !o.test && !o.batchTest) {
     // Exit as soon as the daemon is done: a scan thread still busy must not keep a stopped
     // filter alive (courierfilter waits for it).
-    process.exit(await runDaemon({ configFile: o.file, foreground: !!o.foreground, name: filterName() }));
+    process.exit(await runMaster({ configFile: o.file, foreground: !!o.foreground, name: filterName(), allowRoot: !!o.allowRoot }));
   }
 
   let cfg: Config;
@@ -77,16 +78,37 @@ async function main(): Promise<number> {
     return 2;
   }
   if (o.config) {
+    // The one validation path: build what the daemon's workers build (engines, rules, the
+    // tmpdir checks), so --config refuses exactly what the daemon would refuse.
+    let rt: Runtime;
+    try {
+      rt = createRuntime(cfg, { makeTmpdir: false });
+    } catch (err) {
+      process.stderr.write(`avfilter: ${(err as Error).message}\n`);
+      return 2;
+    }
     let versions: string[] | undefined;
-    if (o.verbose) versions = await engineVersions(cfg);
+    try {
+      if (o.verbose) versions = await engineVersions(rt);
+    } finally {
+      await rt.close();
+    }
     process.stdout.write(formatConfig(cfg, versions));
     return 0;
   }
   let rt: Runtime;
+  let privateTmp: string | undefined;
   try {
-    rt = createRuntime(usableTmpdir(cfg), { makeTmpdir: false });
+    if (!usable(cfg.tmpdir)) {
+      // -t and --batch-test run as any user: a tmpdir this user cannot use is replaced by a
+      // private one, removed at exit.
+      privateTmp = mkdtempSync(join(tmpdir(), 'avfilter-'));
+      cfg = Object.freeze({ ...cfg, tmpdir: privateTmp });
+    }
+    rt = createRuntime(cfg, { makeTmpdir: true });
   } catch (err) {
     process.stderr.write(`avfilter: ${(err as Error).message}\n`);
+    if (privateTmp) rmSync(privateTmp, { recursive: true, force: true });
     return 2;
   }
   try {
@@ -96,35 +118,38 @@ async function main(): Promise<number> {
       if (progress) process.stderr.write(`\r${''.padEnd(78)}\r`);
       return code;
     }
-    return await runBatchMode(process.stdin, process.stdout, rt, stderrLogger());
+    return await runBatchMode(process.stdin, process.stdout, rt, stderrLogger(cfg.log_level));
   } finally {
     await rt.close();
+    if (privateTmp) rmSync(privateTmp, { recursive: true, force: true });
   }
 }
 
-/** Test modes run as any user: use the configured tmpdir when it can be made, else a private one. */
-function usableTmpdir(cfg: Config): Config {
+/** tmpdir can be used by this user as it is, or made: nothing is created to find out. */
+function usable(dir: string): boolean {
   try {
-    mkdirSync(cfg.tmpdir, { recursive: true, mode: 0o700 });
-    mkdtempSync(join(cfg.tmpdir, 'probe-'));
-    return cfg;
-  } catch {
-    return Object.freeze({ ...cfg, tmpdir: mkdtempSync(join(tmpdir(), 'avfilter-')) });
-  }
-}
-
-async function engineVersions(cfg: Config): Promise<string[]> {
-  let rt: Runtime;
-  try {
-    rt = createRuntime(cfg, { makeTmpdir: false });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return true;
   } catch (err) {
-    return cfg.engine.map(() => `unavailable: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
   }
-  try {
-    return await Promise.all(rt.engines.map((e) => e.version(AbortSignal.timeout(5000)).catch((err: Error) => `unavailable: ${err.message}`)));
-  } finally {
-    await rt.close();
+  // Missing: usable when its nearest existing ancestor is writable (createRuntime makes it).
+  let parent = dir;
+  for (;;) {
+    const up = join(parent, '..');
+    if (up === parent) return false;
+    parent = up;
+    try {
+      accessSync(parent, constants.W_OK | constants.X_OK);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+    }
   }
+}
+
+async function engineVersions(rt: Runtime): Promise<string[]> {
+  return Promise.all(rt.engines.map((e) => e.version(AbortSignal.timeout(5000)).catch((err: Error) => `unavailable: ${err.message}`)));
 }
 
 main().then(

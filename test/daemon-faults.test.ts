@@ -22,7 +22,7 @@ function setup(config: string) {
   const cfg = join(dir, 'avfilter.toml');
   const write = (extra: string) => writeFileSync(cfg, [
     `socket_dir_all = "${dir}/allfilters"`, `socket_dir_optional = "${dir}/filters"`,
-    `pid_file = "${dir}/avfilter.pid"`, `tmpdir = "${dir}/work"`, extra, '',
+    `pid_file = "${dir}/avfilter.pid"`, `tmpdir = "${dir}/work"`, `spool_dirs = ["${dir}/spool"]`, extra, '',
   ].join('\n'));
   write(config);
   let n = 0;
@@ -45,7 +45,8 @@ test('a scanner that never answers: 451 at request_timeout, never a hang', async
     const r = await talk(s.sock, s.request(singlePart(Buffer.from('hello'))));
     assert.match(r.reply, /^451 /);
     assert.ok(Date.now() - t0 < 5000, `answered after ${Date.now() - t0} ms`);
-    assert.match(d.stderr(), /event=request-timeout/);
+    // one line for the message, with its queue id and sender: the deadline knows the envelope
+    assert.match(d.stderr(), /id=00AB\.CD\.EF from=<s@example\.test> .*verdict=tempfail .*reply=451 code=ETIMEOUT/);
   } finally {
     d.child.kill('SIGTERM');
     await d.exited;

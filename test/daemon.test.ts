@@ -37,7 +37,7 @@ function setup(extra = '') {
   const cfg = join(dir, 'avfilter.toml');
   writeFileSync(cfg, [
     `socket_dir_all = "${dir}/allfilters"`, `socket_dir_optional = "${dir}/filters"`,
-    `pid_file = "${dir}/avfilter.pid"`, `tmpdir = "${dir}/work"`, 'request_read_timeout = 1', extra, '',
+    `pid_file = "${dir}/avfilter.pid"`, `tmpdir = "${dir}/work"`, `spool_dirs = ["${dir}/spool"]`, 'request_read_timeout = 1', extra, '',
   ].join('\n'));
   let n = 0;
   const request = (data: string | null, controls: string[] = [CONTROL]) => {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { insertHeader } from '../src/courierfilter/data-header.js';
-import { quarantine } from '../src/app/quarantine.js';
+import { quarantine } from '../src/effects/quarantine.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avf-hdr-'));
 

@@ -56,7 +56,7 @@ async function runCli(config: string, label: string): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'avf-corpus-cli-'));
   try {
     const work = join(dir, 'work');
-    await mkdir(work);
+    await mkdir(work, { mode: 0o700 });
     const msgDir = join(dir, 'msgs');
     await mkdir(msgDir);
     const paths = await writeCorpus(msgDir, messages);

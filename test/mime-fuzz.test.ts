@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { writeFile } from 'node:fs/promises';
 import { DEFAULT_MIME_LIMITS, extractParts, type Extraction } from '../src/mime/index.js';
-import { scanMessage } from '../src/app/scan-message.js';
+import { scanMessage } from '../src/scan/scan-message.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../src/engines/yara/index.js';
 import { corpus } from './helpers/corpus.js';
 import { eicar } from './helpers/eicar.js';

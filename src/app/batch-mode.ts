@@ -1,30 +1,32 @@
 /**
  * `avfilter --batch-test`: requests on stdin exactly as Courier writes them on the socket (a data
  * path, control paths, an empty line), each handled exactly as a socket request — scan, actions,
- * control-file changes — with the reply written to stdout. Exits 0 at end of input.
+ * control-file changes, the same deadline — with the reply written to stdout. Exits 0 at end of
+ * input.
  */
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { formatReply } from '../courierfilter/reply.js';
 import { RequestReader } from '../courierfilter/request.js';
-import { handleRequest } from './handle-request.js';
-import type { Logger } from './log.js';
-import type { Runtime } from './runtime.js';
+import type { Logger } from '../ops/log.js';
+import { RequestService } from '../worker/service.js';
+import { ms, type Runtime } from './runtime.js';
 
 export async function runBatchMode(input: Readable, output: Writable, rt: Runtime, log: Logger): Promise<number> {
   const rl = createInterface({ input, crlfDelay: Infinity });
+  const service = new RequestService(rt, log, 1);
   let lines: string[] = [];
   const serve = async () => {
     const reader = new RequestReader({ maxLineBytes: rt.config.max_request_line, maxLines: rt.config.max_request_lines });
     const r = reader.push(Buffer.from(lines.map((l) => `${l}\n`).join('') + '\n', 'utf8'));
     lines = [];
     if (r.state === 'done') {
-      const signal = AbortSignal.timeout(rt.config.request_timeout * 1000);
-      const { reply } = await handleRequest(r.request, rt, log, signal);
+      const acceptedAt = Date.now();
+      const reply = await service.serve(r.request, { acceptedAt, deadlineAt: acceptedAt + ms(rt.config.request_timeout) });
       output.write(formatReply(reply.code, reply.text as string | string[]));
     } else {
       const why = r.state === 'error' ? r.code : 'ETRUNCATED';
-      log.event('bad-request', { code: why });
+      log.event('bad-request', { code: why }, 'warning');
       output.write(formatReply(451, '4.3.0 Virus filter could not read the request'));
     }
   };

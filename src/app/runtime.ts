@@ -1,10 +1,16 @@
 /**
- * The runtime: a config plus the engines built from it, everything a request needs. Built once
- * at start-up (before the socket appears, so a bad config or unloadable rules stop the start),
- * and again on reload (a later issue) — a failed build leaves the old runtime in place.
+ * The runtime: a config plus everything built from it that a request needs (engines, MIME
+ * limits, the checked tmpdir and spool directories). This is the one validation path: a worker
+ * builds it at start and on every reload, `avfilter --config` builds it (and closes it) to
+ * refuse exactly what the daemon would refuse, and the command-line modes scan with it.
+ *
+ * Inputs: a parsed Config (config/load.ts). Outputs: a Runtime, or a ConfigError whose message
+ * names the file, the line and the key (an engine that cannot be built is reported at its
+ * [[engine]] table: rules that do not compile, an unloadable binding).
  */
-import { mkdirSync } from 'node:fs';
-import type { Config, EngineConfig } from '../config/load.js';
+import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { ConfigError, whereIs, type Config, type EngineConfig } from '../config/load.js';
 import type { Engine } from '../engines/engine.js';
 import { createClamdEngine } from '../engines/clamd/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
@@ -14,16 +20,32 @@ export interface Runtime {
   readonly config: Config;
   readonly engines: readonly Engine[];
   readonly mimeLimits: MimeLimits;
+  /** spool_dirs resolved through symlinks, for the request path checks. */
+  readonly spoolDirs: readonly string[];
   close(): Promise<void>;
 }
 
-export function createEngine(e: EngineConfig): Engine {
+export interface RuntimeOptions {
+  /** Create tmpdir when missing (the daemon and the scanning modes; not --config). */
+  readonly makeTmpdir: boolean;
+  /** The daemon also insists that tmpdir belongs to the user it runs as. */
+  readonly checkOwner?: boolean;
+  /** Worker processes sharing the cores: each engine's threads are sized for its share. */
+  readonly processes?: number;
+}
+
+/** Seconds as written in the config → whole milliseconds (1.005 s is 1005 ms, never refused). */
+export function ms(seconds: number): number {
+  return Math.max(1, Math.round(seconds * 1000));
+}
+
+export function createEngine(e: EngineConfig, processes = 1): Engine {
   switch (e.type) {
     case 'clamd':
       return createClamdEngine({
         servers: [...e.servers],
-        connectTimeoutMs: e.connect_timeout * 1000,
-        scanTimeoutMs: e.scan_timeout * 1000,
+        connectTimeoutMs: ms(e.connect_timeout),
+        scanTimeoutMs: ms(e.scan_timeout),
         chunkBytes: e.chunk_size,
         maxStreamBytes: e.max_stream_size,
       });
@@ -31,7 +53,8 @@ export function createEngine(e: EngineConfig): Engine {
       return createYaraEngine({
         rulesDir: e.rules || DEFAULT_RULES_DIR,
         maxScanBytes: e.max_scan_size,
-        scanTimeoutMs: e.scan_timeout * 1000,
+        scanTimeoutMs: ms(e.scan_timeout),
+        scanThreads: Math.max(1, Math.ceil(availableParallelism() / Math.max(1, processes))),
       });
   }
 }
@@ -48,22 +71,69 @@ export function mimeLimitsOf(c: Config): MimeLimits {
   };
 }
 
-/** Build engines (may throw: bad rules, bad server address) and make sure tmpdir exists. */
-export function createRuntime(config: Config, opts: { makeTmpdir: boolean } = { makeTmpdir: true }): Runtime {
+/** Build engines and check directories. Throws ConfigError (file:line: key: why). */
+export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdir: true }): Runtime {
+  checkTmpdir(config, opts);
+  const spoolDirs = config.spool_dirs.map((d) => {
+    try {
+      return realpathSync(d);
+    } catch {
+      // Not there (yet): compare with the path as written; a request inside it cannot exist.
+      return d;
+    }
+  });
   const engines: Engine[] = [];
   try {
-    for (const e of config.engine) engines.push(createEngine(e));
+    config.engine.forEach((e, i) => {
+      try {
+        engines.push(createEngine(e, opts.processes));
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        throw new ConfigError('ECONFIG_ENGINE', `${whereIs(config, `engine[${i}].type`)}: engine[${i}] (type = "${e.type}"): ${why}`);
+      }
+    });
   } catch (err) {
     for (const e of engines) void e.close();
     throw err;
   }
-  if (opts.makeTmpdir) mkdirSync(config.tmpdir, { recursive: true, mode: 0o700 });
   return {
     config,
     engines,
     mimeLimits: mimeLimitsOf(config),
+    spoolDirs,
     close: async () => {
       await Promise.all(engines.map((e) => e.close().catch(() => undefined)));
     },
   };
+}
+
+/**
+ * tmpdir holds decoded attachments: private to avfilter. It must be a real directory (not a
+ * symlink another user could point elsewhere) with no group or other access; the daemon also
+ * wants it owned by its own user. Missing: created 0700 (when allowed).
+ */
+function checkTmpdir(config: Config, opts: RuntimeOptions): void {
+  const dir = config.tmpdir;
+  const fail = (why: string): never => {
+    throw new ConfigError('ECONFIG_TMPDIR', `${whereIs(config, 'tmpdir')}: tmpdir ${dir}: ${why}`);
+  };
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') fail(`cannot be checked: ${(err as NodeJS.ErrnoException).code}`);
+    if (!opts.makeTmpdir) return;
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      fail(`cannot be created: ${(e as NodeJS.ErrnoException).code}`);
+    }
+    return;
+  }
+  if (st.isSymbolicLink()) fail('is a symbolic link; name the real directory');
+  if (!st.isDirectory()) fail('is not a directory');
+  if ((st.mode & 0o077) !== 0) fail(`has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}; it must be 0700 (chmod 700 ${dir})`);
+  if (opts.checkOwner && typeof process.geteuid === 'function' && st.uid !== process.geteuid()) {
+    fail(`belongs to uid ${st.uid}, not to this user (uid ${process.geteuid()}); chown it to the user avfilter runs as`);
+  }
 }

@@ -11,8 +11,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Finding } from '../policy/verdict.js';
-import type { Runtime } from './runtime.js';
-import { scanMessage } from './scan-message.js';
+import { ms, type Runtime } from './runtime.js';
+import { scanMessage } from '../scan/scan-message.js';
 
 export interface TestModeOptions {
   readonly verbose: boolean;
@@ -104,7 +104,7 @@ async function scanOne(path: string, label: string, rt: Runtime, verbose: boolea
       path = join(spool, 'message');
       await pipeline(process.stdin, createWriteStream(path, { mode: 0o600 }));
     }
-    const signal = AbortSignal.timeout(rt.config.request_timeout * 1000);
+    const signal = AbortSignal.timeout(ms(rt.config.request_timeout));
     const { verdict } = await scanMessage(path, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, signal);
     switch (verdict.kind) {
       case 'clean':

@@ -17,6 +17,12 @@ export interface ScanSource {
   stream(): Readable;
   /** All bytes in memory; callers only ask for sources whose size they have bounded. */
   buffer(): Promise<Buffer>;
+  /**
+   * A file holding exactly these bytes, when there is one: an engine that reads files itself
+   * (YARA-X maps it) can then scan it without a copy in memory. Valid until the item's owner
+   * disposes of it; opening it again gives the same bytes (it is never a FIFO or a device).
+   */
+  readonly path?: string | undefined;
 }
 
 /** What is being scanned and where it came from, for reports and for engine choices. */

@@ -1,20 +1,24 @@
 /**
- * Scanning one message: the data file → MIME parts → every engine → one Verdict.
+ * Scanning one message: the message file → MIME parts → every engine → one Verdict.
  *
  * This is a composition module: it joins src/mime and src/engines, which know nothing of each
- * other. Inputs: the path of a message file, the engines, MIME limits, a tmpdir and an
- * AbortSignal carrying the request's deadline. Output: a Verdict; it never throws for a bad
- * message or a failing engine (an unexpected fault becomes an "error" verdict with code
- * EINTERNAL).
+ * other. Inputs: the path of a message file (for a request, the /proc/self/fd path of the data
+ * file already opened and checked, see worker/data-file.ts), the engines, MIME limits, a tmpdir
+ * and an AbortSignal carrying the request's deadline. Output: a Verdict; it never throws (an
+ * unexpected fault becomes an "error" verdict with origin "internal").
  *
  * Order of precedence: infected (we know enough to act) > limit > error > clean. "clean" needs
  * every engine to have answered clean for every item: the raw message and each decoded part.
+ * Every error carries its origin: an engine's own failure is "scanner" (the one origin that
+ * action.error = "accept" may pass), an abort is "abort", a temp-file failure "internal".
  */
 import { stat } from 'node:fs/promises';
 import type { Engine, EngineResult, ScanItem } from '../engines/engine.js';
-import { extractParts, type MimeLimits } from '../mime/index.js';
-import { fileSource } from '../scan/sources.js';
-import { uniqueNames, type Finding, type Verdict } from '../policy/verdict.js';
+import { EngineErrorCode } from '../engines/engine.js';
+import { extractParts, MimeErrorCode, type MimeLimits } from '../mime/index.js';
+import { codeOf, messageOf, originOf } from '../errors.js';
+import { fileSource } from './sources.js';
+import { uniqueNames, type ErrorOrigin, type Finding, type Verdict } from '../policy/verdict.js';
 
 export interface ScanDeps {
   readonly engines: readonly Engine[];
@@ -32,27 +36,44 @@ export interface ScanReport {
 /** How many scans of one message run at once: enough to overlap I/O, few enough to be fair. */
 const ITEM_CONCURRENCY = 4;
 
-export async function scanMessage(path: string, deps: ScanDeps, signal: AbortSignal): Promise<ScanReport> {
+/**
+ * Extraction outcomes that are limits (the message is beyond what we unpack: the policy's
+ * action.limit answers). Any other code from the extractor is a fault (a temp file that cannot
+ * be written, a reading that failed): an internal error, 451 whatever action.limit says.
+ */
+const NOT_LIMITS: ReadonlySet<string> = new Set([MimeErrorCode.IO, MimeErrorCode.PARSE, MimeErrorCode.ABORTED]);
+
+/** An engine threw instead of returning an error result: a bug of ours, not a scanner fault. */
+const ENGINE_BUG = 'EENGINE_BUG';
+
+const ABORTED: Verdict = { kind: 'error', code: 'ETIMEOUT', reason: 'request deadline reached', origin: 'abort' };
+
+export async function scanMessage(path: string, deps: ScanDeps, signal: AbortSignal, knownSize?: number): Promise<ScanReport> {
   try {
-    return await scanMessageInner(path, deps, signal);
+    return await scanMessageInner(path, deps, signal, knownSize);
   } catch (err) {
-    const code = errCode(err) ?? 'EINTERNAL';
-    if (signal.aborted) return { verdict: { kind: 'error', code: 'ETIMEOUT', reason: 'request deadline reached' }, items: 0, bytes: 0 };
-    return { verdict: { kind: 'error', code, reason: errMessage(err) }, items: 0, bytes: 0 };
+    if (signal.aborted) return { verdict: ABORTED, items: 0, bytes: 0 };
+    const origin = originOf(err);
+    return {
+      verdict: { kind: 'error', code: codeOf(err) ?? 'EINTERNAL', reason: messageOf(err), origin: origin === 'limit' ? 'internal' : origin },
+      items: 0, bytes: 0,
+    };
   }
 }
 
-async function scanMessageInner(path: string, deps: ScanDeps, signal: AbortSignal): Promise<ScanReport> {
+async function scanMessageInner(path: string, deps: ScanDeps, signal: AbortSignal, knownSize: number | undefined): Promise<ScanReport> {
   if (deps.engines.length === 0) {
-    return { verdict: { kind: 'error', code: 'ENO_ENGINE', reason: 'no scan engine configured' }, items: 0, bytes: 0 };
+    return { verdict: { kind: 'error', code: 'ENO_ENGINE', reason: 'no scan engine configured', origin: 'internal' }, items: 0, bytes: 0 };
   }
-  let size: number;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) return { verdict: { kind: 'error', code: 'ENOT_FILE', reason: 'not a regular file' }, items: 0, bytes: 0 };
-    size = st.size;
-  } catch (err) {
-    return { verdict: { kind: 'error', code: errCode(err) ?? 'EIO', reason: 'cannot read message file' }, items: 0, bytes: 0 };
+  let size = knownSize;
+  if (size === undefined) {
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) return { verdict: { kind: 'error', code: 'ENOT_FILE', reason: 'not a regular file', origin: 'input' }, items: 0, bytes: 0 };
+      size = st.size;
+    } catch (err) {
+      return { verdict: { kind: 'error', code: codeOf(err) ?? 'EIO', reason: 'cannot read message file', origin: 'input' }, items: 0, bytes: 0 };
+    }
   }
 
   const raw: ScanItem = { id: 'raw', kind: 'raw', source: fileSource(path, size), reading: 'raw' };
@@ -66,9 +87,12 @@ async function scanMessageInner(path: string, deps: ScanDeps, signal: AbortSigna
     const { findings, firstError } = await scanItems(items, deps.engines, signal);
 
     let verdict: Verdict;
+    const limit = extraction.limit;
     if (findings.length > 0) verdict = { kind: 'infected', names: uniqueNames(findings), findings };
-    else if (extraction.limit) verdict = { kind: 'limit', code: extraction.limit.code, reason: extraction.limit.message };
-    else if (firstError) verdict = { kind: 'error', code: firstError.code, reason: firstError.message };
+    else if (signal.aborted) verdict = ABORTED;
+    else if (limit && !NOT_LIMITS.has(limit.code)) verdict = { kind: 'limit', code: limit.code, reason: limit.message };
+    else if (limit) verdict = { kind: 'error', code: limit.code, reason: limit.message, origin: 'internal' };
+    else if (firstError) verdict = { kind: 'error', code: firstError.code, reason: firstError.message, origin: firstError.origin };
     else verdict = { kind: 'clean', items: items.length };
     return { verdict, items: items.length, bytes };
   } finally {
@@ -76,7 +100,10 @@ async function scanMessageInner(path: string, deps: ScanDeps, signal: AbortSigna
   }
 }
 
-interface ScanOutcome { findings: Finding[]; firstError?: { code: string; message: string } | undefined }
+interface ScanOutcome {
+  findings: Finding[];
+  firstError?: { code: string; message: string; origin: ErrorOrigin } | undefined;
+}
 
 /** Every engine on every item, a few at a time; stops starting new work once a virus is found. */
 async function scanItems(items: readonly ScanItem[], engines: readonly Engine[], signal: AbortSignal): Promise<ScanOutcome> {
@@ -93,29 +120,23 @@ async function scanItems(items: readonly ScanItem[], engines: readonly Engine[],
           out.findings.push({ name, engine: engine.label, itemId: item.id, filename: item.filename, encoding: item.encoding, reading: item.reading });
         }
       } else if (r.status === 'error') {
-        out.firstError ??= { code: r.code, message: `${engine.label}: ${r.message}` };
+        // An engine stopped by the request's abort (or by its own shutdown) has not failed.
+        const origin: ErrorOrigin = r.code === EngineErrorCode.ABORTED || signal.aborted ? 'abort' : r.code === ENGINE_BUG ? 'internal' : 'scanner';
+        if (out.firstError === undefined || (out.firstError.origin === 'scanner' && origin !== 'scanner')) {
+          out.firstError = { code: r.code, message: `${engine.label}: ${r.message}`, origin };
+        }
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(ITEM_CONCURRENCY, jobs.length) }, worker));
-  if (out.findings.length === 0 && signal.aborted) out.firstError ??= { code: 'ETIMEOUT', message: 'request deadline reached' };
   return out;
 }
 
-/** An engine that throws (it should not) is a scanner error, never clean. */
+/** An engine that throws (it should not) is a fault of ours, never clean and never "scanner". */
 async function safeScan(engine: Engine, item: ScanItem, signal: AbortSignal): Promise<EngineResult> {
   try {
     return await engine.scan(item, signal);
   } catch (err) {
-    return { status: 'error', code: errCode(err) ?? 'EENGINE', message: errMessage(err) };
+    return { status: 'error', code: EngineErrorCode.ABORTED === codeOf(err) ? EngineErrorCode.ABORTED : ENGINE_BUG, message: messageOf(err) };
   }
-}
-
-function errCode(err: unknown): string | undefined {
-  const c = (err as { code?: unknown } | null)?.code;
-  return typeof c === 'string' ? c : undefined;
-}
-
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -18,6 +18,7 @@ export function bufferSource(buf: Buffer): ScanSource {
 export function fileSource(path: string, size: number): ScanSource {
   return {
     size,
+    path,
     stream: () => createReadStream(path, { highWaterMark: 64 * 1024 }),
     buffer: () => readFile(path),
   };

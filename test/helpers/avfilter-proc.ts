@@ -31,7 +31,9 @@ export interface Daemon {
 }
 
 /** Start the daemon. With `fifo`, fd 3 is the write end of a real FIFO, as courierfilter gives it. */
-export function startDaemon(args: string[], opts: { fifo?: boolean; name?: string; stdin?: 'pipe' | 'ignore' } = {}): Daemon {
+export function startDaemon(args: string[], opts: { fifo?: boolean; name?: string; stdin?: 'pipe' | 'ignore'; asRoot?: boolean } = {}): Daemon {
+  // The daemon refuses root unless told; the tests run as root (CI), so tell it.
+  if (process.getuid?.() === 0 && opts.asRoot !== false && !args.includes('--allow-root')) args = [...args, '--allow-root'];
   const stdio: Array<'pipe' | 'ignore' | number> = [opts.stdin ?? 'pipe', 'pipe', 'pipe'];
   let fd3Closed: Promise<void> | undefined;
   let readFd: number | undefined;

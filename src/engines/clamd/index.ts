@@ -8,6 +8,7 @@
  * Fails with: createClamdEngine/parseServer throw (config time) with code EBADSERVER or
  * EBADOPTION; scans return error results with the codes listed in client.ts.
  */
+import { setMaxListeners } from 'node:events';
 import { EngineErrorCode, type Engine, type EngineResult, type ScanItem, type ScanSource } from '../engine.js';
 import { parseServer } from './address.js';
 import { instream, version as clamdVersion } from './client.js';
@@ -44,6 +45,9 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
   const o = validate(opts);
   const servers = orderedFailover(o.servers.map(parseServer));
   const shutdown = new AbortController();
+  // Every scan in flight listens on it (16 connections x 4 items is far more than Node's default
+  // warning threshold of 10, which would print a non key=value line on stderr).
+  setMaxListeners(0, shutdown.signal);
 
   async function scan(item: ScanItem, signal: AbortSignal): Promise<EngineResult> {
     if (shutdown.signal.aborted) return { status: 'error', code: EngineErrorCode.ABORTED, message: 'clamd engine closed' };

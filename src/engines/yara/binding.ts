@@ -50,6 +50,10 @@ export interface YaraScanner {
   setMaxMatchesPerPattern(maxMatches: number): void;
   /** 0.7.x only: native scan timeout; a timed-out scan throws with code "Cancelled". */
   setTimeout?: (timeoutMs: number) => void;
+  /** Scans a file by path on the calling thread (0.7.x); I/O failures throw "I/O error ...". */
+  scanFile(path: string): YaraRuleMatch[];
+  /** 0.7.x: scanFile maps the file instead of reading it into a buffer. */
+  setUseMmap?: (on: boolean) => void;
 }
 
 export interface YaraBinding {

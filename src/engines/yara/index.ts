@@ -15,7 +15,7 @@
 import { availableParallelism } from 'node:os';
 import { EngineErrorCode, type Engine, type EngineResult, type ScanItem } from '../engine.js';
 import { bindingVersion } from './binding.js';
-import { ScanPool } from './pool.js';
+import { ScanPool, type PoolOutcome } from './pool.js';
 import { COMPILE_OPTIONS, loadRules, type LoadedRules } from './rules.js';
 
 export { DEFAULT_RULES_DIR, packageRulesDir, type LoadedRules } from './rules.js';
@@ -28,6 +28,8 @@ export interface YaraOptions {
   maxScanBytes: number;
   /** Deadline for one item: reading it, waiting for a worker, and the scan. */
   scanTimeoutMs: number;
+  /** Scan threads (default: one per core, at most 4); a worker process of several gets its share. */
+  scanThreads?: number | undefined;
 }
 
 export interface YaraEngine extends Engine {
@@ -69,7 +71,7 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
       // the backstop that stops the thread's CPU work after we have answered.
       nativeTimeoutMs: scanTimeoutMs + NATIVE_TIMEOUT_SLACK_MS,
     },
-    Math.max(1, Math.min(MAX_SCAN_WORKERS, availableParallelism())),
+    Math.max(1, Math.min(MAX_SCAN_WORKERS, opts.scanThreads ?? availableParallelism())),
   );
   let closed = false;
 
@@ -101,6 +103,12 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
           )
         : aborted(item);
     try {
+      const path = item.source.path;
+      if (path !== undefined) {
+        // YARA-X maps the file itself: no copy of the item in this heap or the thread's.
+        const outcome = await pool.run({ path }, deadline.signal);
+        return resultOf(outcome, item, stopped);
+      }
       const bytes = Promise.resolve().then(() => item.source.buffer());
       const read = await untilAborted(bytes, deadline.signal);
       if (read.kind === 'aborted') return stopped();
@@ -113,14 +121,7 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
         const text = `${describe(item)}: read ${buf.length} bytes, expected ${size}`;
         return error(EngineErrorCode.IO, text);
       }
-      const outcome = await pool.run(buf, deadline.signal);
-      if (outcome.kind === 'aborted') return stopped();
-      if (outcome.kind === 'failed') {
-        return error(outcome.code, `${describe(item)}: ${outcome.message}`);
-      }
-      if (outcome.hits.length === 0) return { status: 'clean' };
-      const names = new Set(outcome.hits.map((h) => h.metaName ?? `YARA.${h.rule}`));
-      return { status: 'infected', names: [...names] };
+      return resultOf(await pool.run(buf, deadline.signal), item, stopped);
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
@@ -141,6 +142,14 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
       await pool.close();
     },
   };
+}
+
+function resultOf(outcome: PoolOutcome, item: ScanItem, stopped: () => EngineResult): EngineResult {
+  if (outcome.kind === 'aborted') return stopped();
+  if (outcome.kind === 'failed') return error(outcome.code, `${describe(item)}: ${outcome.message}`);
+  if (outcome.hits.length === 0) return { status: 'clean' };
+  const names = new Set(outcome.hits.map((h) => h.metaName ?? `YARA.${h.rule}`));
+  return { status: 'infected', names: [...names] };
 }
 
 function checkOptions(opts: YaraOptions): void {

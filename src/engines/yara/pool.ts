@@ -22,8 +22,11 @@ export type PoolOutcome =
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
+/** What a thread scans: bytes in memory, or a file it maps itself (no copy in our heap). */
+export type ScanInput = Buffer | { readonly path: string };
+
 interface Job {
-  readonly data: Buffer;
+  readonly data: ScanInput;
   settle(outcome: PoolOutcome): void;
 }
 
@@ -44,7 +47,7 @@ export class ScanPool {
     private readonly size: number,
   ) {}
 
-  run(data: Buffer, signal: AbortSignal): Promise<PoolOutcome> {
+  run(data: ScanInput, signal: AbortSignal): Promise<PoolOutcome> {
     if (this.closed) return Promise.resolve(closedOutcome());
     if (signal.aborted) return Promise.resolve({ kind: 'aborted' });
     return new Promise<PoolOutcome>((resolve) => {
@@ -92,15 +95,20 @@ export class ScanPool {
       const slot = idle ?? (this.slots.length < this.size ? this.spawn() : undefined);
       if (!slot) return;
       const job = this.queue.shift()!;
-      // One exact-size copy, transferred: posting the caller's Buffer would clone its whole
-      // backing ArrayBuffer (possibly a large pool) and the caller may still need it.
-      const copy = new Uint8Array(job.data.length);
-      copy.set(job.data);
       slot.job = job;
       slot.jobId = ++this.seq;
       slot.worker.ref();
-      const req: WorkerRequest = { id: slot.jobId, data: copy };
-      slot.worker.postMessage(req, [copy.buffer]);
+      if (Buffer.isBuffer(job.data)) {
+        // One exact-size copy, transferred: posting the caller's Buffer would clone its whole
+        // backing ArrayBuffer (possibly a large pool) and the caller may still need it.
+        const copy = new Uint8Array(job.data.length);
+        copy.set(job.data);
+        const req: WorkerRequest = { id: slot.jobId, data: copy };
+        slot.worker.postMessage(req, [copy.buffer]);
+      } else {
+        const req: WorkerRequest = { id: slot.jobId, path: job.data.path };
+        slot.worker.postMessage(req);
+      }
     }
   }
 

@@ -21,10 +21,10 @@ export interface WorkerInit {
   readonly nativeTimeoutMs: number;
 }
 
-export interface WorkerRequest {
-  readonly id: number;
-  readonly data: Uint8Array;
-}
+/** Bytes to scan, or the path of a file holding them (mapped by YARA-X, never copied here). */
+export type WorkerRequest =
+  | { readonly id: number; readonly data: Uint8Array; readonly path?: undefined }
+  | { readonly id: number; readonly path: string; readonly data?: undefined };
 
 /** One matching rule: its identifier and its meta `name` when that is a non-empty string. */
 export interface RuleHit {
@@ -46,6 +46,8 @@ function start(): void {
     scanner = loadBinding().compile(init.source, init.compileOptions);
     scanner.setMaxMatchesPerPattern(init.maxMatchesPerPattern);
     scanner.setTimeout?.(init.nativeTimeoutMs);
+    // Files are mapped, not read into a buffer: a 60 MB part costs page cache, not heap.
+    scanner.setUseMmap?.(true);
   } catch (err) {
     const message = `scan worker cannot compile the rules: ${String(err)}`;
     const fatal: WorkerReply = { type: 'fatal', message };
@@ -55,8 +57,10 @@ function start(): void {
   port.on('message', (req: WorkerRequest) => {
     let reply: WorkerReply;
     try {
-      const data = Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength);
-      const hits = scanner.scan(data).map((m): RuleHit => {
+      const matches = req.path !== undefined
+        ? scanner.scanFile(req.path)
+        : scanner.scan(Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength));
+      const hits = matches.map((m): RuleHit => {
         const name = m.meta['name'];
         const metaName = typeof name === 'string' && name.trim() !== '' ? name.trim() : undefined;
         return { rule: m.ruleIdentifier, metaName };
@@ -65,10 +69,11 @@ function start(): void {
     } catch (err) {
       // The binding's napi errors carry a status as `code`; "Cancelled" is its native timeout.
       const status = (err as { code?: unknown }).code;
+      const io = req.path !== undefined && /I\/O error/.test(String((err as Error).message));
       reply = {
         type: 'error',
         id: req.id,
-        code: status === 'Cancelled' ? EngineErrorCode.SCAN_TIMEOUT : EngineErrorCode.SCANNER,
+        code: status === 'Cancelled' ? EngineErrorCode.SCAN_TIMEOUT : io ? EngineErrorCode.IO : EngineErrorCode.SCANNER,
         message: `YARA-X scan failed: ${(err as Error).message ?? String(err)}`,
       };
     }

@@ -1,0 +1,32 @@
+/**
+ * The drop effect: every recipient not yet done, in every control file of the message, is
+ * marked delivered (courier-filter-protocol.md §4.3) so the virus reaches no mailbox and
+ * nobody gets a bounce.
+ *
+ * Owns: marking all files, and the all-or-nothing rule across them: when one file cannot be
+ * marked, the caller answers 4xx and submit discards the whole submission (files included), so
+ * nothing is delivered and nothing is lost. Inputs: the parsed control files, the request's
+ * AbortSignal (the deadline stops the marking; records already written are taken back).
+ * Outputs: how many recipients were marked. Fails with ControlError (control-io.ts codes).
+ */
+import { markDelivered } from '../courierfilter/control-io.js';
+import type { ControlFile } from '../courierfilter/control.js';
+
+/** The text recorded in the control file for each dropped recipient. */
+export const DROP_REASON = '250 Ok - virus found, message dropped by avfilter';
+
+/** Courier logs nothing about recipients a filter marks delivered, so the log names them. */
+const MAX_LOGGED_RECIPIENTS = 20;
+
+export async function dropRecipients(controls: readonly ControlFile[], signal: AbortSignal, now = new Date()): Promise<number> {
+  const sec = Math.floor(now.getTime() / 1000);
+  let dropped = 0;
+  for (const c of controls) dropped += await markDelivered(c, DROP_REASON, sec, { signal });
+  return dropped;
+}
+
+/** The addresses a drop would mark, for the log line (the first 20, then "+N"). */
+export function pendingAddresses(controls: readonly ControlFile[]): string[] {
+  const all = controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address));
+  return all.length > MAX_LOGGED_RECIPIENTS ? [...all.slice(0, MAX_LOGGED_RECIPIENTS), `+${all.length - MAX_LOGGED_RECIPIENTS}`] : all;
+}

@@ -1,0 +1,273 @@
+/**
+ * The master: the process that must never fail (Postfix's master). It owns what keeps Courier's
+ * mail flowing — the socket, fd 3, the pid file, signals, reload, the degraded mode — and holds
+ * no message data: requests go to worker processes (pool.ts) as paths and come back as replies.
+ *
+ * Life cycle (courier-filter-protocol.md §1): fd3-check; signals handled from the first moment
+ * (a HUP during start-up must not kill us); config read (pure parsing only, here); workers
+ * started and ready (their engines loaded) before the socket appears; socket in allfilters (or
+ * filters); pid file; fd 3 closed; serve. On stdin EOF / SIGTERM: stop accepting, let the
+ * workers finish for up to shutdown_timeout (the rest get 451), remove socket and pid file,
+ * exit 0. HUP / USR1 / USR2 reload: a new generation of workers, the old one finishes its work.
+ *
+ * Degraded start: a config that does not parse, or workers that cannot load their engines, do
+ * NOT stop the daemon before its socket exists — without a socket Courier would skip the filter
+ * and deliver unscanned mail. The socket goes where the (partly readable) config says, and every
+ * message is answered `451 avfilter is not configured: FILE:LINE: ...`, logged at error
+ * severity at once and again every minute, until a reload that loads.
+ *
+ * Returns the process exit status; it never calls process.exit itself.
+ */
+import { fstatSync } from 'node:fs';
+import { ConnectionHandler, type Reply, type ServerOptions, type Service } from '../courierfilter/server.js';
+import { createFilterSocket, type FilterSocket } from '../courierfilter/socket.js';
+import { releaseCourierfilter, startedByCourierfilter } from '../courierfilter/fd3.js';
+import { removePidFile, writePidFile } from '../courierfilter/pidfile.js';
+import { parseConfig, readConfigText, type Config, type ConfigText } from '../config/load.js';
+import { rescueDaemonKeys, type DaemonKeys } from '../config/rescue.js';
+import { TOP_KEYS } from '../config/schema.js';
+import { createLogger, guardStderr, routeWarnings, type Level, type Logger } from '../ops/log.js';
+import { LogWriter } from '../ops/log-writer.js';
+import { RateLimiter } from '../ops/rate-limit.js';
+import { messageOf } from '../errors.js';
+import { WorkerPool } from './pool.js';
+import { ControlLocks } from './control-locks.js';
+
+export interface MasterOptions {
+  readonly configFile?: string | undefined;
+  readonly foreground: boolean;
+  /** Filter name = socket name: the basename of the path avfilter was started as. */
+  readonly name: string;
+  /** Run as root anyway (by default the daemon refuses: it should run as Courier's user). */
+  readonly allowRoot?: boolean;
+}
+
+/** How long past a request's deadline a worker may take before the master answers and kills it. */
+const BACKSTOP_MS = 2000;
+/** While degraded, the reason is logged again this often. */
+const DEGRADED_REMINDER_MS = 60_000;
+
+const DEFAULT = (key: string): unknown => TOP_KEYS.find((k) => k.key === key)!.default;
+
+export async function runMaster(opts: MasterOptions): Promise<number> {
+  guardStderr();
+  const writer = new LogWriter();
+  const log: Logger = createLogger(writer.sink);
+  const setLevel = (level: Level): void => log.setLevel?.(level);
+  routeWarnings(log);
+  process.on('uncaughtException', (err) => log.event('master-fault', { reason: err.stack ?? err.message }, 'error'));
+  process.on('unhandledRejection', (err) => log.event('master-fault', { reason: messageOf(err) }, 'error'));
+
+  const fromCourierfilter = startedByCourierfilter();
+  if (!opts.foreground && !fromCourierfilter) {
+    process.stderr.write(
+      'avfilter: not started by courierfilter (fd 3 is not its pipe), so it will not install itself as a filter.\n' +
+      '  Install it with `filterctl start avfilter` (or a link in /etc/courier/filters/active/),\n' +
+      '  run it under another supervisor with --foreground, or test with -t FILE... / --batch-test.\n',
+    );
+    return 2;
+  }
+  if (typeof process.geteuid === 'function' && process.geteuid() === 0 && !opts.allowRoot) {
+    process.stderr.write(
+      'avfilter: refusing to run as root: the filter reads mail and runs scanners, so it runs as\n' +
+      "  Courier's user (courierfilter starts it so). Run it as that user, or pass --allow-root.\n",
+    );
+    return 2;
+  }
+
+  // From here on, signals are ours: a reload or stop during start-up is remembered, not fatal.
+  const signals = new SignalQueue();
+
+  // ---- config: pure parsing here; engines are loaded by the workers
+  let problem: string | undefined;
+  let text: ConfigText | undefined;
+  let cfg: Config | undefined;
+  try {
+    text = readConfigText(opts.configFile);
+    cfg = parseConfig(text.text, text.source);
+    setLevel(cfg.log_level);
+  } catch (err) {
+    problem = messageOf(err);
+  }
+  const keys: DaemonKeys = cfg ?? rescueDaemonKeys(text?.text ?? '');
+  const pool = new WorkerPool(log, (line) => writer.sink(line));
+  if (cfg && text) {
+    const r = await pool.start({ config: cfg, text: text.text, source: text.source });
+    if (!r.ok) problem = r.reason;
+  }
+
+  // ---- the service: degraded, or the workers
+  const locks = new ControlLocks();
+  const limiter = new RateLimiter();
+  const degradedReply = (): Reply => ({ code: 451, text: `4.3.0 avfilter is not configured: ${problem ?? 'unknown reason'}` });
+  const service: Service = async (req, call) => {
+    if (problem !== undefined || !pool.serving) {
+      log.message({ data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code: 'ENOT_CONFIGURED', ms: Date.now() - call.acceptedAt });
+      return degradedReply();
+    }
+    const held = locks.take(req.controlPaths);
+    if (!held) {
+      log.event('control-busy', { data: req.dataPath, reason: 'a control file of this request is in use by another request' }, 'warning');
+      return { code: 451, text: '4.3.0 Virus filter is already processing this message, try again later' };
+    }
+    try {
+      return await pool.dispatch(req, call);
+    } finally {
+      locks.release(held);
+    }
+  };
+  const serverOptions = (c: Config | undefined): ServerOptions => ({
+    maxLineBytes: c?.max_request_line ?? (DEFAULT('max_request_line') as number),
+    maxLines: c?.max_request_lines ?? (DEFAULT('max_request_lines') as number),
+    readTimeoutMs: (c?.request_read_timeout ?? (DEFAULT('request_read_timeout') as number)) * 1000,
+    requestTimeoutMs: (c?.request_timeout ?? (DEFAULT('request_timeout') as number)) * 1000,
+    backstopMs: BACKSTOP_MS,
+    onEvent: (event, detail, level) => limiter.event(log, event, detail, level),
+  });
+  const handler = new ConnectionHandler(service, serverOptions(cfg));
+
+  // ---- the socket, the pid file, fd 3
+  const [dir, otherDir] = keys.all_mode ? [keys.socket_dir_all, keys.socket_dir_optional] : [keys.socket_dir_optional, keys.socket_dir_all];
+  let sock: FilterSocket;
+  try {
+    sock = await createFilterSocket(dir, otherDir, opts.name, handler.handle);
+  } catch (err) {
+    process.stderr.write(`avfilter: cannot create the filter socket in ${dir}: ${messageOf(err)}\n`);
+    await pool.stop(0);
+    return 1;
+  }
+  sock.server.on('error', (err) => log.event('socket-error', { reason: messageOf(err) }, 'error'));
+  try {
+    writePidFile(keys.pid_file);
+  } catch (err) {
+    log.event('pidfile-error', { path: keys.pid_file, reason: messageOf(err) }, 'error');
+  }
+  // Only now: courierfilter start returns once every filter closed fd 3.
+  releaseCourierfilter();
+  log.event('started', {
+    name: opts.name, socket: sock.path, pid: process.pid, config: text?.source ?? opts.configFile ?? '',
+    workers: pool.pids.length, courierfilter: fromCourierfilter,
+  });
+
+  let reminder: NodeJS.Timeout | undefined;
+  const degraded = (): void => {
+    log.event('degraded', { reason: problem ?? '', answer: 451 }, 'error');
+    reminder ??= setInterval(() => {
+      if (problem !== undefined) log.event('degraded', { reason: problem, answer: 451 }, 'error');
+    }, DEGRADED_REMINDER_MS);
+  };
+  if (problem !== undefined) degraded();
+
+  // ---- reload: a new generation of workers; the old one finishes its work
+  const reload = async (sig: string): Promise<void> => {
+    let next: ConfigText;
+    let nextCfg: Config;
+    try {
+      next = readConfigText(opts.configFile);
+      nextCfg = parseConfig(next.text, next.source);
+    } catch (err) {
+      return failedReload(sig, messageOf(err));
+    }
+    const r = await pool.start({ config: nextCfg, text: next.text, source: next.source });
+    if (!r.ok) return failedReload(sig, r.reason);
+    const prev = cfg;
+    cfg = nextCfg;
+    setLevel(nextCfg.log_level);
+    handler.options = serverOptions(nextCfg);
+    for (const key of ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file'] as const) {
+      if (nextCfg[key] !== keys[key]) log.event('reload-warning', { key, reason: 'takes effect only after a restart' }, 'warning');
+    }
+    const wasDegraded = problem !== undefined;
+    problem = undefined;
+    log.event('reloaded', { signal: sig, config: nextCfg.source, workers: pool.pids.length, ...(wasDegraded ? { service: 'restored' } : {}) });
+    void prev;
+  };
+  const failedReload = (sig: string, reason: string): void => {
+    if (problem !== undefined) {
+      problem = reason;
+      log.event('reload-failed', { signal: sig, reason, kept: 'degraded: every message 451' }, 'error');
+    } else {
+      log.event('reload-failed', { signal: sig, reason, kept: 'previous configuration' }, 'error');
+    }
+  };
+
+  const reason = await signals.serve(reload, log);
+
+  // ---- shutdown
+  clearInterval(reminder);
+  log.event('stopping', { reason, pending: handler.pending });
+  await sock.close();
+  pool.retireAll();
+  const stragglers = await handler.drain((cfg?.shutdown_timeout ?? (DEFAULT('shutdown_timeout') as number)) * 1000);
+  await pool.stop(1000);
+  removePidFile(keys.pid_file);
+  log.event('stopped', { reason, unfinished: stragglers, ...(writer.lost > 0 ? { log_lines_lost: writer.lost } : {}) });
+  await writer.flush(2000);
+  return 0;
+}
+
+/**
+ * Signals and stdin, from the start: HUP / USR1 / USR2 ask for a reload (several while one
+ * runs make one more), SIGTERM / SIGINT / stdin EOF (only when stdin is a pipe, as
+ * courierfilter gives it — a terminal or /dev/null under --foreground must not stop the
+ * daemon) ask to stop.
+ */
+class SignalQueue {
+  private stopReason: string | undefined;
+  private wake: (() => void) | undefined;
+  private reloads: string[] = [];
+
+  constructor() {
+    const stop = (why: string): void => {
+      this.stopReason ??= why;
+      this.wake?.();
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    for (const s of ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
+      process.on(s, () => {
+        this.reloads.push(s);
+        this.wake?.();
+      });
+    }
+    if (stdinIsPipe()) {
+      process.stdin.on('data', () => undefined); // courierfilter sends nothing; discard anyway
+      process.stdin.on('end', () => stop('stdin-eof'));
+      process.stdin.on('close', () => stop('stdin-eof'));
+      process.stdin.on('error', () => stop('stdin-error'));
+      process.stdin.resume();
+    }
+  }
+
+  /** Runs reloads one at a time until asked to stop; resolves with why. */
+  async serve(reload: (sig: string) => Promise<void>, log: Logger): Promise<string> {
+    for (;;) {
+      if (this.stopReason !== undefined) break;
+      const sig = this.reloads.shift();
+      if (sig !== undefined) {
+        // Several signals queued while one reload ran: one more reload covers them all.
+        const more = this.reloads.length;
+        this.reloads = [];
+        try {
+          await reload(more > 0 ? `${sig}+${more}` : sig);
+        } catch (err) {
+          log.event('reload-failed', { signal: sig, reason: messageOf(err) }, 'error');
+        }
+        continue;
+      }
+      await new Promise<void>((r) => { this.wake = r; });
+      this.wake = undefined;
+    }
+    process.stdin.pause();
+    return this.stopReason!;
+  }
+}
+
+function stdinIsPipe(): boolean {
+  try {
+    const st = fstatSync(0);
+    return st.isFIFO() || st.isSocket();
+  } catch {
+    return false;
+  }
+}

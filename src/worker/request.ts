@@ -1,0 +1,158 @@
+/**
+ * One Courier request, start to finish — the worker's spine, each step one call:
+ * paths → control files → scan slot → data file → waitfile → scan → decision → effects → reply.
+ *
+ * Owns: the order of the steps and what each failure answers. It fills in `fields` (the
+ * message's log line) as it learns things, so whoever writes the line — this function's caller
+ * at the end, or the deadline, whichever comes first — has the queue id and the sender.
+ * Every failure before a verdict (a bad path, an unreadable control or data file) is a 451
+ * whatever action.error says: fail-open applies to scanner errors only, by origin.
+ * Inputs: the request, a RequestContext, the log fields, the request's AbortSignal.
+ * Outputs: the reply; `fields` completed. Never throws for a bad request or a failing engine.
+ */
+import { access } from 'node:fs/promises';
+import type { CourierRequest } from '../courierfilter/request.js';
+import type { Reply } from '../courierfilter/server.js';
+import { readControlFile } from '../courierfilter/control-io.js';
+import { summarize, type ControlFile } from '../courierfilter/control.js';
+import { insertHeader } from '../courierfilter/data-header.js';
+import { decide, type Decision } from '../policy/actions.js';
+import type { Verdict } from '../policy/verdict.js';
+import type { LogFields } from '../ops/log.js';
+import type { Runtime } from '../app/runtime.js';
+import { scanMessage } from '../scan/scan-message.js';
+import { quarantine } from '../effects/quarantine.js';
+import { dropRecipients, pendingAddresses } from '../effects/drop.js';
+import { codeOf, messageOf, originOf } from '../errors.js';
+import { checkRequestPaths } from './paths.js';
+import { openDataFile, type DataFile } from './data-file.js';
+
+export interface RequestContext {
+  readonly rt: Runtime;
+  /** Waits for a scan slot; false when the signal fired first (then there is none to release). */
+  acquire(signal: AbortSignal): Promise<boolean>;
+  release(): void;
+}
+
+export interface Handled {
+  readonly reply: Reply;
+  readonly decision?: Decision | undefined;
+  readonly verdict?: Verdict | undefined;
+}
+
+export const TIMEOUT_REPLY: Reply = { code: 451, text: '4.3.0 Virus scan timed out, try again later' };
+
+export async function handleRequest(req: CourierRequest, ctx: RequestContext, fields: LogFields, signal: AbortSignal): Promise<Handled> {
+  const { rt } = ctx;
+  fields['data'] = req.dataPath;
+  const fail = (err: unknown, fallback: string): Handled => {
+    const code = codeOf(err) ?? fallback;
+    const aborted = signal.aborted || originOf(err) === 'abort';
+    Object.assign(fields, {
+      verdict: 'tempfail', action: 'tempfail', reply: 451, code: aborted ? 'ETIMEOUT' : code,
+      reason: aborted ? 'request deadline reached' : messageOf(err),
+    });
+    return { reply: aborted ? TIMEOUT_REPLY : { code: 451, text: `4.3.0 Virus filter cannot process this message (${code}), try again later` } };
+  };
+
+  let paths;
+  try {
+    paths = await checkRequestPaths(req, rt.spoolDirs);
+  } catch (err) {
+    return fail(err, 'EPATH');
+  }
+  if (paths.repeated > 0) fields['repeated_controls'] = paths.repeated;
+
+  let controls: ControlFile[];
+  try {
+    controls = await Promise.all(paths.controlPaths.map((p) => readControlFile(p, rt.config.max_control_size)));
+  } catch (err) {
+    return fail(err, 'ECONTROL');
+  }
+  const env = summarize(controls);
+  Object.assign(fields, { id: env.queueId, from: `<${env.sender}>`, rcpts: env.pending, ip: env.clientIp, auth: env.authUser });
+
+  if (!(await ctx.acquire(signal))) return fail(new Error('deadline reached waiting for a scan slot'), 'ETIMEOUT');
+  let data: DataFile | undefined;
+  try {
+    data = await openDataFile(paths.dataPath);
+    return await scanAndAct(paths.dataPath, data, controls, env, rt, fields, signal);
+  } catch (err) {
+    return fail(err, 'EINTERNAL');
+  } finally {
+    await data?.close();
+    ctx.release();
+  }
+}
+
+async function scanAndAct(
+  dataPath: string, data: DataFile, controls: ControlFile[], env: ReturnType<typeof summarize>,
+  rt: Runtime, fields: LogFields, signal: AbortSignal,
+): Promise<Handled> {
+  let verdict: Verdict;
+  if (rt.config.waitfile && (await exists(rt.config.waitfile))) {
+    verdict = { kind: 'busy', reason: 'waitfile present' };
+  } else {
+    const report = await scanMessage(data.readPath, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, signal, data.size);
+    verdict = report.verdict;
+    fields['items'] = report.items;
+  }
+  let decision = decide(verdict, rt.config.action);
+  const tempfail = (why: string, key: string, err: unknown): void => {
+    decision = { action: 'tempfail', code: 451, text: `4.3.0 Virus found but the message could not be ${why}, try again later`, verdict: 'infected' };
+    fields[key] = codeOf(err) ?? 'EIO';
+  };
+
+  // Keep a copy before anything else happens to an infected message; no copy, no drop.
+  if (verdict.kind === 'infected' && rt.config.action.quarantine && decision.code < 400) {
+    try {
+      fields['quarantine'] = await quarantine(rt.config.quarantine_dir, data.readPath, {
+        queueId: env.queueId, sender: env.sender, clientIp: env.clientIp, names: verdict.names,
+        recipients: controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address)),
+      });
+    } catch (err) {
+      tempfail('quarantined', 'quarantine_error', err);
+    }
+  }
+
+  if (decision.action === 'pass' && verdict.kind === 'infected') {
+    try {
+      await insertHeader(data.readPath, `X-Virus-Found: ${verdict.names.join(', ')} (avfilter)`, rt.config.tmpdir);
+    } catch (err) {
+      tempfail('marked', 'header_error', err);
+    }
+  }
+
+  if (decision.action === 'drop') {
+    const to = pendingAddresses(controls);
+    try {
+      fields['dropped'] = await dropRecipients(controls, signal);
+      fields['to'] = to;
+    } catch (err) {
+      // Not every recipient could be marked: answer 4xx so Courier discards the whole
+      // submission and the sender retries. Nothing is delivered, nothing is lost.
+      tempfail('dropped', 'drop_error', err);
+    }
+  }
+
+  Object.assign(fields, {
+    verdict: decision.verdict,
+    names: verdict.kind === 'infected' ? verdict.names : undefined,
+    where: verdict.kind === 'infected' ? verdict.findings.map((f) => `${f.engine}:${f.itemId}`) : undefined,
+    action: decision.action,
+    reply: decision.code,
+    code: verdict.kind === 'error' || verdict.kind === 'limit' ? verdict.code : undefined,
+    origin: verdict.kind === 'error' ? verdict.origin : undefined,
+    reason: verdict.kind === 'error' || verdict.kind === 'limit' || verdict.kind === 'busy' ? verdict.reason : undefined,
+  });
+  return { reply: { code: decision.code, text: decision.text }, decision, verdict };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
