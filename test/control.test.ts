@@ -331,3 +331,65 @@ test('readControlFile: EACCES for an unreadable file', async (t) => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'EACCES');
 });
+
+/** A control file of `n` recipients, as submit writes one. */
+function controlOf(n: number): string {
+  const lines = ['ssender@example.test', 'fdns; x ([127.0.0.1])', 'e', 't', 'M0000000000000001.0000000000000002.00000003'];
+  for (let i = 0; i < n; i++) lines.push(`rr${i}@example.test`, 'R', 'N');
+  return `${lines.join('\n')}\n`;
+}
+
+test('full disk: a write that fails half way leaves no half record (the file is cut back to its size before)', async (t) => {
+  const dir = await tempDir(t);
+  const p = join(dir, 'C1');
+  const before = controlOf(5000);
+  await writeFile(p, before);
+  const c = parseControl(p, Buffer.from(before));
+  let writes = 0;
+  // the second batch is cut short, as ENOSPC does: half a record lands, then the error
+  const writer = (fh: import('node:fs/promises').FileHandle) => ({
+    write: async (b: Buffer, o: number, l: number) => {
+      if (++writes === 2) {
+        await fh.write(b, o, Math.floor(l / 2), null);
+        throw Object.assign(new Error('No space left on device'), { code: 'ENOSPC' });
+      }
+      return fh.write(b, o, l, null);
+    },
+  });
+  await rejectsWith(markDelivered(c, 'dropped', 1700000000, { writer }), 'EIO');
+  assert.equal(await readFile(p, 'utf8'), before, 'no record left behind, whole or half');
+  assert.ok(c.recipients.every((r) => !r.done));
+});
+
+test('deadline: marking 120,000 recipients stops when the request is aborted and takes back what it wrote', async (t) => {
+  const dir = await tempDir(t);
+  const p = join(dir, 'C1');
+  const before = controlOf(120_000);
+  await writeFile(p, before);
+  const c = parseControl(p, Buffer.from(before));
+  const ctl = new AbortController();
+  let writes = 0;
+  const writer = (fh: import('node:fs/promises').FileHandle) => ({
+    write: async (b: Buffer, o: number, l: number) => {
+      if (++writes === 3) ctl.abort(); // the deadline passes while the records go out
+      return fh.write(b, o, l, null);
+    },
+  });
+  await rejectsWith(markDelivered(c, 'dropped', 1700000000, { signal: ctl.signal, writer }), 'EABORTED');
+  assert.equal(writes, 3, 'no write after the abort');
+  assert.equal((await stat(p)).size, Buffer.byteLength(before), 'records taken back');
+});
+
+test('markDelivered writes records in whole-record batches: 120,000 recipients, every I and S once', async (t) => {
+  const dir = await tempDir(t);
+  const p = join(dir, 'C1');
+  await writeFile(p, controlOf(120_000));
+  const c = parseControl(p, await readFile(p));
+  assert.equal(await markDelivered(c, 'dropped', 1700000000), 120_000);
+  const text = await readFile(p, 'utf8');
+  const again = parseControl(p, Buffer.from(text));
+  assert.equal(again.recipients.filter((r) => !r.done).length, 0);
+  assert.equal(text.match(/^S\d+ 1700000000$/gm)?.length, 120_000);
+  assert.equal(text.match(/^I\d+ R dropped$/gm)?.length, 120_000);
+  assert.ok(text.endsWith('S119999 1700000000\n'));
+});

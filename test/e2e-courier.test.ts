@@ -182,7 +182,7 @@ describe('avfilter in a real Courier, with a real clamd', () => {
   let installed = false;
 
   /** Writes avfilter.toml and (re)starts the filter: avfilter reads its config at start-up. */
-  async function restartAvfilter(infected: 'drop' | 'reject'): Promise<void> {
+  async function restartAvfilter(infected: 'drop' | 'reject', serversKey = 'servers'): Promise<void> {
     if (installed) await h.removeFilter(AVFILTER);
     installed = false;
     const dir = h.courierDir('avfilter', 0o700);
@@ -195,7 +195,7 @@ describe('avfilter in a real Courier, with a real clamd', () => {
       '',
       '[[engine]]',
       'type = "clamd"',
-      `servers = [${q(`unix:${clamd.socketPath}`)}]`,
+      `${serversKey} = [${q(`unix:${clamd.socketPath}`)}]`,
       '',
       '[action]',
       `infected = ${q(infected)}`,
@@ -322,6 +322,21 @@ describe('avfilter in a real Courier, with a real clamd', () => {
       assert.ok(line.includes(clamd.names.eicar), `the log line does not name ${clamd.names.eicar}: ${line}`);
       assert.match(line, /reject/);
     });
+  });
+
+  test('a config typo (server = for servers =): the filter still installs its socket, so EICAR gets a 4xx and reaches no mailbox', async (t) => {
+    await restartAvfilter('reject', 'server');
+    try {
+      const env = envelope('av-typo');
+      const to = [h.address('avtest')];
+      const final = finalReply(await h.sendMail({ from: env.from, to, message: eicarMessage(env, to) }));
+      t.diagnostic(`reply: ${final.code} ${final.text}`);
+      assert.ok(final.code >= 400 && final.code < 500, `expected a 4xx, got ${final.code} ${final.text}`);
+      assert.match(final.text, /avfilter is not configured: .*unknown key "engine\[0\]\.server"/);
+      assertNotAccepted(env);
+    } finally {
+      await restartAvfilter('reject');
+    }
   });
 
   // Keep this test last: it stops the suite's clamd.

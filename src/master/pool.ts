@@ -62,6 +62,8 @@ class WorkerProc {
   readonly requests = new Map<number, Pending>();
   /** Set once the master asked it to go (retire, kill): its exit is expected. */
   leaving = false;
+  /** Killed for a fault (overdue, channel broken): expected, yet it must be replaced. */
+  condemned = false;
   replacing = false;
   readyResult: Promise<StartResult>;
   settleReady!: (r: StartResult) => void;
@@ -158,7 +160,7 @@ export class WorkerPool {
         if (w && p.id !== undefined && w.requests.delete(p.id)) {
           if (call.signal.reason === OVERDUE) {
             this.log.event('worker-overdue', { worker: w.n, pid: w.child.pid ?? 0, data: req.dataPath, reason: 'no answer past the request deadline; killed' }, 'error');
-            this.kill(w);
+            this.condemn(w);
           } else {
             w.send({ t: 'abort', id: p.id });
           }
@@ -217,8 +219,7 @@ export class WorkerPool {
     });
     if (!sent) {
       best.requests.delete(id);
-      this.kill(best);
-      best.state = 'exited';
+      this.condemn(best);
       return this.place(p);
     }
     p.worker = best;
@@ -303,7 +304,7 @@ export class WorkerPool {
     if (!expected || lost.length > 0) {
       this.log.event('worker-exit', { worker: w.n, pid: w.child.pid ?? 0, status: code ?? '', signal: signal ?? '', unanswered: lost.length }, expected ? 'info' : 'error');
     }
-    if (!expected && gen === this.current) this.replace(gen);
+    if ((!expected || w.condemned) && gen === this.current) this.replace(gen);
   }
 
   /** Starts a worker in place of one that died; backs off when they keep dying. */
@@ -330,6 +331,14 @@ export class WorkerPool {
     if (w.state === 'starting') return this.kill(w);
     w.state = 'retiring';
     if (!w.send({ t: 'retire' })) this.kill(w);
+  }
+
+  /** A worker that failed us: killed and, in the current generation, replaced. */
+  private condemn(w: WorkerProc): void {
+    if (w.state === 'exited' || w.condemned) return;
+    w.condemned = true;
+    if (w.state === 'ready') w.state = 'retiring'; // no more work for it
+    this.kill(w);
   }
 
   private kill(w: WorkerProc): void {

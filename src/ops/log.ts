@@ -22,22 +22,27 @@ const MAX_VALUE_CHARS = 1000;
 
 /**
  * Characters that must not reach a log line as they are: Cc (C0, DEL, C1), Cf (bidi
- * overrides, zero-width, BOM, ...), Zl/Zp (U+2028, U+2029), and lone surrogates.
+ * overrides, zero-width, BOM, ...), Zl/Zp (U+2028, U+2029), and lone surrogates (Cs).
  */
-const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/gu;
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+const HAS_UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+const NEEDS_QUOTES = /[\s"=\\]/;
 
-export function escapeValue(s: string): string {
-  const cut = s.length > MAX_VALUE_CHARS ? `${s.slice(0, MAX_VALUE_CHARS)}...` : s;
-  return cut.replace(UNSAFE, (c) => {
-    const n = c.codePointAt(0)!;
-    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
-  });
+function escapeChar(c: string): string {
+  const n = c.codePointAt(0)!;
+  return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
 }
 
-function quote(s: string): string {
-  const clean = escapeValue(s);
-  if (clean === '') return '""';
-  return /[\s"=\\]/.test(clean) ? `"${clean.replace(/["\\]/g, (c) => `\\${c}`)}"` : clean;
+/**
+ * A value as written: bare when it is plain, else in double quotes with `"` and `\` escaped by a
+ * backslash and every unsafe character as `\xHH` / `\uHHHH` (so the escape cannot be confused
+ * with a backslash that was in the value).
+ */
+export function quote(s: string): string {
+  const cut = s.length > MAX_VALUE_CHARS ? `${s.slice(0, MAX_VALUE_CHARS)}...` : s;
+  if (cut === '') return '""';
+  if (!NEEDS_QUOTES.test(cut) && !HAS_UNSAFE.test(cut)) return cut;
+  return `"${cut.replace(/["\\]/g, (c) => `\\${c}`).replace(UNSAFE, escapeChar)}"`;
 }
 
 export function formatFields(fields: LogFields): string {
