@@ -10,10 +10,10 @@
  * no `M` record), so a wrong path or an empty file is never mistaken for a message with no
  * recipients. summarize() throws ControlError ENO_CONTROL for an empty list.
  *
- * Record rules follow Courier's own reader (comctlfile.c): one record per "\n"-terminated line,
- * the first byte is the type, every "\r" becomes a space. Values are decoded as UTF-8
- * (SMTPUTF8 addresses); bytes that are not UTF-8 become U+FFFD, which only affects display,
- * never recipient numbering.
+ * Record rules follow Courier's own reader (comctlfile.c): the file ends at the first NUL, one
+ * record per "\n"-terminated line, the first byte is the type, every "\r" becomes a space.
+ * Values are decoded as UTF-8 (SMTPUTF8 addresses); bytes that are not UTF-8 become U+FFFD,
+ * which only affects display, never recipient numbering.
  */
 import { isIP } from 'node:net';
 
@@ -44,7 +44,7 @@ export interface ControlFile {
   /** `O` records, NAME=value (only RELAYCLIENT and TCPREMOTEIP in practice). */
   env: Record<string, string>;
   recipients: Recipient[];
-  /** O TCPREMOTEIP, else the [ip] in `f`; IPv4-mapped IPv6 unwrapped; absent if not an IP. */
+  /** O TCPREMOTEIP, else the [ip] that ends `f`; IPv4-mapped IPv6 unwrapped; absent if not an IP. */
   clientIp?: string;
   /** First word after "dns; " in `f`. */
   helo?: string;
@@ -72,7 +72,8 @@ export class ControlError extends Error {
   }
 }
 
-const utf8 = new TextDecoder('utf-8');
+// ignoreBOM: a leading EF BB BF is data in a record, not a byte-order mark to drop.
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** "::ffff:a.b.c.d" is how a dual-stack listener reports an IPv4 peer; policy wants a.b.c.d. */
 function normalizeIp(raw: string): string | undefined {
@@ -82,9 +83,13 @@ function normalizeIp(raw: string): string | undefined {
   return isIP(ip) === 0 ? undefined : ip;
 }
 
-/** Courier reads the index with atoi(); a record without digits is ignored here, see below. */
+/**
+ * Courier reads the index with atoi(), which skips only C-locale blanks: a Unicode space (NBSP,
+ * U+2028, a BOM...) before the digits makes atoi() read 0, so such a record must not mark the
+ * recipient after it done. A record without plain digits is ignored here, see below.
+ */
 function recordIndex(value: string): number | undefined {
-  const m = /^\s*(\d+)/.exec(value);
+  const m = /^[ \t\v\f]*([0-9]+)/.exec(value);
   return m ? Number(m[1]) : undefined;
 }
 
@@ -99,10 +104,15 @@ export function parseControl(path: string, buf: Buffer): ControlFile {
   const recipients: Recipient[] = [];
   const doneIndices = new Set<number>();
 
+  // Courier reads the file as a C string: nothing after a NUL exists for it, so nothing after
+  // one may count here either (an S record there would mark a recipient done that Courier
+  // still delivers to).
+  const nul = buf.indexOf(0);
+  const end = nul === -1 ? buf.length : nul;
   let start = 0;
-  while (start < buf.length) {
+  while (start < end) {
     let nl = buf.indexOf(0x0a, start);
-    if (nl === -1) nl = buf.length; // a last line without "\n" still counts, as in Courier
+    if (nl === -1 || nl > end) nl = end; // a last line without "\n" still counts, as in Courier
     const line = buf.subarray(start, nl);
     start = nl + 1;
     if (line.length === 0) continue;
@@ -167,7 +177,10 @@ export function parseControl(path: string, buf: Buffer): ControlFile {
   if (source !== undefined) file.source = source;
 
   const tcpRemoteIp = envMap.get('TCPREMOTEIP');
-  const bracketed = /\[([^\]\s]*)\]/.exec(file.fromMta)?.[1];
+  // Courier writes the peer's address last: "dns; HELO (RDNS [IP])". Only that closing "[IP])"
+  // counts: a "[...]" earlier is the client's own HELO (an address literal it chose). "[" is
+  // outside the class so a long run of brackets costs linear time, not quadratic back-tracking.
+  const bracketed = /\[([^[\]\s]*)\]\)\s*$/.exec(file.fromMta)?.[1];
   const clientIp =
     tcpRemoteIp !== undefined && tcpRemoteIp !== '' ? normalizeIp(tcpRemoteIp) : bracketed ? normalizeIp(bracketed) : undefined;
   if (clientIp !== undefined) file.clientIp = clientIp;
