@@ -1,23 +1,33 @@
 // Regression tests for src/courierfilter/control.ts found by test/fuzz-control.test.ts: where our
 // reading of a control file differed from Courier's (libs/comctlfile.c) in the direction that
-// matters (a recipient we call done that Courier still delivers to), and one slow regex.
+// matters (a recipient we call done that Courier still delivers to), a HELO that chose the
+// client IP, and one slow regex.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseControl } from '../src/courierfilter/control.js';
+import { ControlError, parseControl } from '../src/courierfilter/control.js';
 
 const HEAD = 'sbob@example.org\nfdns; h ([10.0.0.1])\nM00000000000000AA.0000000065F0A1B2.00003039\n';
 const RCPTS = 'ra@x\nR\nN\nrb@x\nR\nN\nrc@x\nR\nN\n';
 const doneFlags = (bytes: Buffer): boolean[] => parseControl('/q/C1', bytes).recipients.map((r) => r.done);
 
-test('a NUL ends the control file, as for Courier: an S record after it marks nobody done', () => {
-  // Courier reads the file as a C string. Before, we read on past the NUL and called recipient 1
-  // done, so a drop would have skipped it while Courier still delivered to it.
-  const bytes = Buffer.from(`${HEAD}${RCPTS}\0\nS1 1700000000\nrd@x\n`, 'latin1');
-  assert.deepEqual(doneFlags(bytes), [false, false, false]);
-  assert.equal(parseControl('/q/C1', bytes).recipients.length, 3, 'an r record after the NUL is not a recipient');
-  // Up to the NUL everything counts as before.
-  assert.deepEqual(doneFlags(Buffer.from(`${HEAD}${RCPTS}S1 1700000000\n\0S0 1\n`, 'latin1')), [false, true, false]);
-  assert.throws(() => parseControl('/q/C1', Buffer.from('sbob@x\n\0M1\n', 'latin1')), /no M record/, 'M after the NUL is not there');
+test('a NUL in a control file is EBAD_CONTROL: Courier reads nothing after it, so a drop could not work', () => {
+  // Courier reads the file as a C string. We read on past the NUL and called recipient 1 done
+  // from an S record Courier never sees; and the records a drop appends would land after the
+  // NUL too, unseen, so the recipients would still get the message. Refused, the request
+  // tempfails instead.
+  for (const bytes of [
+    Buffer.from(`${HEAD}${RCPTS}\0\nS1 1700000000\n`, 'latin1'),
+    Buffer.from(`${HEAD}${RCPTS}ORELAYCLIENT=\0\n`, 'latin1'),
+    Buffer.from(`${HEAD}${RCPTS}\0`, 'latin1'),
+    Buffer.from(`\0${HEAD}${RCPTS}`, 'latin1'),
+  ]) {
+    assert.throws(() => parseControl('/q/C1', bytes), (e: unknown) => {
+      assert.ok(e instanceof ControlError);
+      assert.equal(e.code, 'EBAD_CONTROL');
+      assert.match(e.message, /^\/q\/C1: NUL byte at offset \d+/);
+      return true;
+    });
+  }
 });
 
 test('an S/F index after a Unicode space or a BOM is not that index (Courier\'s atoi reads 0)', () => {

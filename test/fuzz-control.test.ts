@@ -7,8 +7,9 @@
  * are skipped, the N-th `r` line is recipient N, and an S or F line marks the recipient whose
  * number glibc's atoi() reads from it (strtol clamped to a long, then cut to an int, then
  * compared unsigned) as done.
- * Properties: only ControlError EBAD_CONTROL is thrown, exactly when Courier's view has no `s`
- * or no `M` record; recipients and their indices match Courier's; a recipient is never reported
+ * Properties: only ControlError EBAD_CONTROL is thrown, exactly when the file holds a NUL (what
+ * a drop appends would be invisible to Courier) or has no `s` or no `M` record; recipients and
+ * their indices match Courier's; a recipient is never reported
  * done when Courier does not think so (that recipient would miss a drop and get the mail), and
  * done flags are equal whenever every S/F index is plainly written; clientIp is an address
  * taken from the file; each parse ends within a generous bound (no back-tracking blow-up).
@@ -179,10 +180,11 @@ function check(path: string, bytes: Buffer): ControlFile | undefined {
     assert.ok(err instanceof ControlError, `only ControlError is thrown, got ${String(err)}`);
     assert.equal(err.code, 'EBAD_CONTROL');
     assert.ok(err.message.startsWith(`${path}: `), 'the message names the file');
-    assert.ok(!courier.hasSender || !courier.hasQueueId, 'EBAD_CONTROL only without an s or M record');
+    assert.ok(bytes.includes(0) || !courier.hasSender || !courier.hasQueueId, 'EBAD_CONTROL only for a NUL or without an s or M record');
     return undefined;
   }
   const c = outcome.file;
+  assert.ok(!bytes.includes(0), 'a file with a NUL is refused');
   assert.ok(courier.hasSender && courier.hasQueueId, 'refused when what Courier reads has no s or no M record');
   assert.equal(c.path, path);
   assert.equal(c.recipients.length, courier.recipients.length, 'same recipients as Courier');

@@ -8,10 +8,11 @@
  * recipients with their per-file index and done flag, client IP and HELO name.
  * Fails with: ControlError code EBAD_CONTROL when the bytes are not a control file (no `s` or
  * no `M` record), so a wrong path or an empty file is never mistaken for a message with no
- * recipients. summarize() throws ControlError ENO_CONTROL for an empty list.
+ * recipients, and when they hold a NUL (see parseControl). summarize() throws ControlError
+ * ENO_CONTROL for an empty list.
  *
- * Record rules follow Courier's own reader (comctlfile.c): the file ends at the first NUL, one
- * record per "\n"-terminated line, the first byte is the type, every "\r" becomes a space.
+ * Record rules follow Courier's own reader (comctlfile.c): one record per "\n"-terminated line,
+ * the first byte is the type, every "\r" becomes a space.
  * Values are decoded as UTF-8 (SMTPUTF8 addresses); bytes that are not UTF-8 become U+FFFD,
  * which only affects display, never recipient numbering.
  */
@@ -104,15 +105,17 @@ export function parseControl(path: string, buf: Buffer): ControlFile {
   const recipients: Recipient[] = [];
   const doneIndices = new Set<number>();
 
-  // Courier reads the file as a C string: nothing after a NUL exists for it, so nothing after
-  // one may count here either (an S record there would mark a recipient done that Courier
-  // still delivers to).
+  // Courier reads the file as a C string: nothing after a NUL exists for it. We could read what
+  // it reads, but the S records a drop appends would land after the NUL, unseen, and the
+  // recipients would get the message: such a file is refused (the request tempfails).
   const nul = buf.indexOf(0);
-  const end = nul === -1 ? buf.length : nul;
+  if (nul !== -1) {
+    throw new ControlError('EBAD_CONTROL', `${path}: NUL byte at offset ${nul}; Courier ignores everything after it`);
+  }
   let start = 0;
-  while (start < end) {
+  while (start < buf.length) {
     let nl = buf.indexOf(0x0a, start);
-    if (nl === -1 || nl > end) nl = end; // a last line without "\n" still counts, as in Courier
+    if (nl === -1) nl = buf.length; // a last line without "\n" still counts, as in Courier
     const line = buf.subarray(start, nl);
     start = nl + 1;
     if (line.length === 0) continue;
