@@ -159,7 +159,7 @@ function mutant(rnd: Rng, pool: readonly Buffer[]): Buffer {
     const insertable = Array.from({ length: 6 }, () => randomRecord(rnd, nR));
     b = Buffer.concat(mutateLines(lines, rnd, insertable, 4).flatMap((l) => [l, Buffer.from('\n')]));
   }
-  if (rnd.chance(0.6)) b = mutateBytes(b, rnd, { tokens: CONTROL_TOKENS, donors: pool, maxRun: 150_000 });
+  if (rnd.chance(0.6)) b = mutateBytes(b, rnd, { tokens: CONTROL_TOKENS, donors: pool, maxRun: 60_000 });
   return b;
 }
 
