@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import { parseServer, formatServer } from '../src/engines/clamd/address.js';
 import { HEAD_BYTES, looksLikeMail, MAIL_PREFIX, prefixedSource, readHead } from '../src/engines/clamd/mail-prefix.js';
 import {
-  classifyReply, encodeCommand, endOfStream, frameChunk, frameHeader, MAX_CHUNK_BYTES, REPLY_MAX_BYTES, ReplyParser,
-  resultFromReplies,
+  classifyReply, encodeCommand, endOfStream, frameChunk, frameHeader, MAX_CHUNK_BYTES, MAX_VIRUS_NAME_BYTES, REPLY_MAX_BYTES,
+  REPLY_MAX_TOTAL_BYTES, ReplyParser, resultFromReplies,
 } from '../src/engines/clamd/protocol.js';
 import { bufferSource } from '../src/scan/sources.js';
 
@@ -78,6 +78,48 @@ test('reply parser: a line longer than REPLY_MAX_BYTES without terminator overfl
   assert.deepEqual(p.push(Buffer.from('A')), []);
   assert.equal(p.overflowed, true);
   assert.deepEqual(p.push(Buffer.from('\0stream: OK\0')), [], 'nothing is parsed after an overflow');
+});
+
+test('reply parser: a line over REPLY_MAX_BYTES overflows even when it arrives whole with its NUL', () => {
+  // It used to be returned whole when its NUL came in the same chunk, and overflow only when
+  // it came in pieces: the bound and the outcome depended on the chunking.
+  const long = Buffer.concat([Buffer.from('stream: OK\0'), Buffer.alloc(REPLY_MAX_BYTES + 1, 0x41), Buffer.from('\0stream: OK\0')]);
+  for (const pieces of [[long], [long.subarray(0, 20_000), long.subarray(20_000)]]) {
+    const p = new ReplyParser();
+    const lines = pieces.flatMap((b) => p.push(b));
+    assert.deepEqual(lines, ['stream: OK'], 'the lines before it, nothing from it on');
+    assert.equal(p.overflowed, true);
+  }
+  const atBound = new ReplyParser();
+  assert.deepEqual(atBound.push(Buffer.concat([Buffer.alloc(REPLY_MAX_BYTES, 0x41), Buffer.from('\0')])), ['A'.repeat(REPLY_MAX_BYTES)]);
+  assert.equal(atBound.overflowed, false, 'exactly REPLY_MAX_BYTES is allowed');
+});
+
+test('reply parser: short lines past REPLY_MAX_TOTAL_BYTES overflow instead of piling up', () => {
+  // A peer sending NULs without end made the exchange collect empty lines until its deadline.
+  const p = new ReplyParser();
+  let lines = 0;
+  for (let i = 0; i < 64 && !p.overflowed; i++) lines += p.push(Buffer.alloc(16 * 1024)).length;
+  assert.equal(p.overflowed, true);
+  assert.equal(lines, REPLY_MAX_TOTAL_BYTES, 'every line within the bound, none past it');
+  const ok = new ReplyParser();
+  assert.equal(ok.push(Buffer.alloc(REPLY_MAX_TOTAL_BYTES)).length, REPLY_MAX_TOTAL_BYTES);
+  assert.equal(ok.overflowed, false, 'exactly REPLY_MAX_TOTAL_BYTES is allowed');
+  assert.deepEqual(ok.push(Buffer.from('x')), []);
+  assert.equal(ok.overflowed, true, 'one byte more is not');
+});
+
+test('classifier: FOUND with a control character, non-ASCII or an over-long name is EPROTOCOL, not a name', () => {
+  // These used to become virus names as they came (only whitespace was refused), on their way
+  // to the X-Virus-Found header, the quarantine record and the logs.
+  for (const name of ['A\x1bB', 'Evil\x7f', 'Na\u0085me', 'Na\u202eme', 'Nämé', '\ufffd', 'N'.repeat(MAX_VIRUS_NAME_BYTES + 1)]) {
+    const r = classifyReply(`stream: ${name} FOUND`);
+    assert.equal(r.kind === 'error' && r.code, 'EPROTOCOL', JSON.stringify(name.slice(0, 20)));
+  }
+  assert.deepEqual(classifyReply(`stream: ${'N'.repeat(MAX_VIRUS_NAME_BYTES)} FOUND`), { kind: 'infected', name: 'N'.repeat(MAX_VIRUS_NAME_BYTES) });
+  assert.deepEqual(classifyReply('stream: (null) FOUND'), { kind: 'infected', name: '(null)' }, 'clamd\'s known odd name stays a detection');
+  assert.deepEqual(classifyReply('stream: Eicar-Signature(44d88612fea8a8f36de82e1278abb02f:68) FOUND'),
+    { kind: 'infected', name: 'Eicar-Signature(44d88612fea8a8f36de82e1278abb02f:68)' });
 });
 
 test('classifier: only the exact "stream: OK" is clean', () => {

@@ -169,3 +169,16 @@ test('parseReply errors are reported as soon as the bytes prove them, and stay t
   const unterminated = parseReply(Buffer.from(`250 ${'x'.repeat(MAX_PARSE_LINE_BYTES)}`));
   assert.equal(unterminated.state === 'error' && unterminated.code, 'ELINE_TOO_LONG', 'bounded before the newline');
 });
+
+test('parseReply: a bad line start stays EBAD_REPLY however many bytes follow (was ELINE_TOO_LONG past 2049)', () => {
+  // "4" then not-a-digit is bad at byte 2; a longer prefix of the same bytes used to give
+  // ELINE_TOO_LONG instead, so the answer depended on how much had arrived.
+  for (const head of ['4\u2028', 'abc', '250x', '250-a\n550']) {
+    const full = Buffer.from(head + 'y'.repeat(MAX_PARSE_LINE_BYTES + 10), 'utf8');
+    const first = parseReply(Buffer.from(head, 'utf8'));
+    assert.equal(first.state === 'error' && first.code, 'EBAD_REPLY', JSON.stringify(head));
+    for (const k of [MAX_PARSE_LINE_BYTES, MAX_PARSE_LINE_BYTES + 2, full.length]) {
+      assert.deepEqual(parseReply(full.subarray(0, k)), first, `${JSON.stringify(head)} prefix ${k}`);
+    }
+  }
+});

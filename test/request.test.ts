@@ -155,6 +155,22 @@ test('EBAD_PATH for control characters and invalid UTF-8', () => {
   }
 });
 
+test('a UTF-8 BOM at the start of a path line is kept, not stripped into another absolute path', () => {
+  // The decoder used to drop a leading EF BB BF, so "\ufeff/q/D1" became "/q/D1": a path
+  // submit never sent. Kept as data, the line does not start with "/".
+  for (const input of [
+    Buffer.from('\ufeff/q/D1\n/q/C1\n\n', 'utf8'),
+    Buffer.from('/q/D1\n\ufeff/q/C1\n\n', 'utf8'),
+  ]) {
+    const err = feed(input, []);
+    assert.equal(errorCode(err), 'ERELATIVE_PATH', input.toString('hex'));
+    assertSplitInvariant(input, err);
+  }
+  // Inside a path it is an ordinary character, and stays in the decoded name.
+  const res = feed(Buffer.from('/q/\ufeffD1\n/q/C1\n\n', 'utf8'), []);
+  assert.deepEqual(res, done('/q/\ufeffD1', '/q/C1'));
+});
+
 test('ETRUNCATED when the peer closes before the empty line', () => {
   for (const s of ['', '/d', '/d\n', '/d\n/c', '/d\n/c\n', '/d\n/c\r', '/d\n/c\n\r']) {
     const err = feed(Buffer.from(s), []);

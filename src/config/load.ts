@@ -171,7 +171,8 @@ function readEngines(ctx: Ctx, raw: unknown): Record<string, unknown>[] {
     if (FUTURE_ENGINE_TYPES.includes(t)) {
       throw keyError(ctx, `${where}type`, `${where}type = "${t}" is not available in this version of avfilter; use "clamd" or "yara"`);
     }
-    const spec = ENGINE_KEYS[t];
+    // Own keys only: "constructor" or "__proto__" would find Object's members, not a spec.
+    const spec = Object.hasOwn(ENGINE_KEYS, t) ? ENGINE_KEYS[t] : undefined;
     if (!spec) throw keyError(ctx, `${where}type`, `${where}type = "${t}" is unknown; use "clamd" or "yara"`);
     const rest = { ...(e as Record<string, unknown>) };
     delete rest['type'];

@@ -8,12 +8,13 @@
  * recipients with their per-file index and done flag, client IP and HELO name.
  * Fails with: ControlError code EBAD_CONTROL when the bytes are not a control file (no `s` or
  * no `M` record), so a wrong path or an empty file is never mistaken for a message with no
- * recipients. summarize() throws ControlError ENO_CONTROL for an empty list.
+ * recipients, and when they hold a NUL (see parseControl). summarize() throws ControlError
+ * ENO_CONTROL for an empty list.
  *
  * Record rules follow Courier's own reader (comctlfile.c): one record per "\n"-terminated line,
- * the first byte is the type, every "\r" becomes a space. Values are decoded as UTF-8
- * (SMTPUTF8 addresses); bytes that are not UTF-8 become U+FFFD, which only affects display,
- * never recipient numbering.
+ * the first byte is the type, every "\r" becomes a space.
+ * Values are decoded as UTF-8 (SMTPUTF8 addresses); bytes that are not UTF-8 become U+FFFD,
+ * which only affects display, never recipient numbering.
  */
 import { isIP } from 'node:net';
 
@@ -44,7 +45,7 @@ export interface ControlFile {
   /** `O` records, NAME=value (only RELAYCLIENT and TCPREMOTEIP in practice). */
   env: Record<string, string>;
   recipients: Recipient[];
-  /** O TCPREMOTEIP, else the [ip] in `f`; IPv4-mapped IPv6 unwrapped; absent if not an IP. */
+  /** O TCPREMOTEIP, else the [ip] that ends `f`; IPv4-mapped IPv6 unwrapped; absent if not an IP. */
   clientIp?: string;
   /** First word after "dns; " in `f`. */
   helo?: string;
@@ -72,7 +73,8 @@ export class ControlError extends Error {
   }
 }
 
-const utf8 = new TextDecoder('utf-8');
+// ignoreBOM: a leading EF BB BF is data in a record, not a byte-order mark to drop.
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** "::ffff:a.b.c.d" is how a dual-stack listener reports an IPv4 peer; policy wants a.b.c.d. */
 function normalizeIp(raw: string): string | undefined {
@@ -82,9 +84,13 @@ function normalizeIp(raw: string): string | undefined {
   return isIP(ip) === 0 ? undefined : ip;
 }
 
-/** Courier reads the index with atoi(); a record without digits is ignored here, see below. */
+/**
+ * Courier reads the index with atoi(), which skips only C-locale blanks: a Unicode space (NBSP,
+ * U+2028, a BOM...) before the digits makes atoi() read 0, so such a record must not mark the
+ * recipient after it done. A record without plain digits is ignored here, see below.
+ */
 function recordIndex(value: string): number | undefined {
-  const m = /^\s*(\d+)/.exec(value);
+  const m = /^[ \t\v\f]*([0-9]+)/.exec(value);
   return m ? Number(m[1]) : undefined;
 }
 
@@ -99,6 +105,13 @@ export function parseControl(path: string, buf: Buffer): ControlFile {
   const recipients: Recipient[] = [];
   const doneIndices = new Set<number>();
 
+  // Courier reads the file as a C string: nothing after a NUL exists for it. We could read what
+  // it reads, but the S records a drop appends would land after the NUL, unseen, and the
+  // recipients would get the message: such a file is refused (the request tempfails).
+  const nul = buf.indexOf(0);
+  if (nul !== -1) {
+    throw new ControlError('EBAD_CONTROL', `${path}: NUL byte at offset ${nul}; Courier ignores everything after it`);
+  }
   let start = 0;
   while (start < buf.length) {
     let nl = buf.indexOf(0x0a, start);
@@ -167,7 +180,10 @@ export function parseControl(path: string, buf: Buffer): ControlFile {
   if (source !== undefined) file.source = source;
 
   const tcpRemoteIp = envMap.get('TCPREMOTEIP');
-  const bracketed = /\[([^\]\s]*)\]/.exec(file.fromMta)?.[1];
+  // Courier writes the peer's address last: "dns; HELO (RDNS [IP])". Only that closing "[IP])"
+  // counts: a "[...]" earlier is the client's own HELO (an address literal it chose). "[" is
+  // outside the class so a long run of brackets costs linear time, not quadratic back-tracking.
+  const bracketed = /\[([^[\]\s]*)\]\)\s*$/.exec(file.fromMta)?.[1];
   const clientIp =
     tcpRemoteIp !== undefined && tcpRemoteIp !== '' ? normalizeIp(tcpRemoteIp) : bracketed ? normalizeIp(bracketed) : undefined;
   if (clientIp !== undefined) file.clientIp = clientIp;

@@ -103,11 +103,13 @@ export function parseReply(buf: Buffer, ended = false): ParsedReply {
     const nl = buf.indexOf(0x0a, pos);
     const end = nl === -1 ? buf.length : nl;
     let line = buf.subarray(pos, end);
+    // The start first: a bad start is proven by its first bytes, so the answer for a longer
+    // prefix of the same bytes must not turn into ELINE_TOO_LONG.
+    const bad = checkLineStart(line, code);
+    if (bad !== undefined) return { state: 'error', code: 'EBAD_REPLY', message: bad };
     if (line.length > MAX_PARSE_LINE_BYTES + 1) {
       return { state: 'error', code: 'ELINE_TOO_LONG', message: `reply line longer than ${MAX_PARSE_LINE_BYTES} bytes` };
     }
-    const bad = checkLineStart(line, code);
-    if (bad !== undefined) return { state: 'error', code: 'EBAD_REPLY', message: bad };
     if (nl === -1 && !ended) return { state: 'incomplete' };
     if (nl === -1 && line.length === 0) {
       return { state: 'error', code: 'ETRUNCATED', message: 'reply ended before its final line' };

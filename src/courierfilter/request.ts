@@ -60,7 +60,8 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 export class RequestReader {
   readonly #limits: RequestLimits;
-  readonly #utf8 = new TextDecoder('utf-8', { fatal: true });
+  // ignoreBOM keeps a leading U+FEFF as data: stripping it would hand fs a different name.
+  readonly #utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   #partial: Buffer[] = [];
   #partialBytes = 0;
   #paths: string[] = [];

@@ -43,10 +43,17 @@ export function endOfStream(): Buffer {
 }
 
 /**
- * Longest reply line we buffer. clamd's replies are one short line (a path, a name, an error
- * text); anything longer without a terminator is not clamd, and must not grow our memory.
+ * Longest reply line we buffer or return. clamd's replies are one short line (a path, a name,
+ * an error text); anything longer is not clamd, and must not grow our memory.
  */
 export const REPLY_MAX_BYTES = 64 * 1024;
+
+/**
+ * Most bytes of one whole reply, terminators included. clamd sends one line (one per name with
+ * AllMatch); a peer that keeps sending short lines (a stream of NULs) would otherwise pile them
+ * up in memory until the reply deadline.
+ */
+export const REPLY_MAX_TOTAL_BYTES = 256 * 1024;
 
 /** clamd sends this one LF-terminated even to `z` commands, then closes (§B1.2). */
 const READ_TIMED_OUT = 'COMMAND READ TIMED OUT';
@@ -58,6 +65,8 @@ const READ_TIMED_OUT_LF = Buffer.from(`${READ_TIMED_OUT}\n`, 'latin1');
  */
 export class ReplyParser {
   private pending: Buffer = Buffer.alloc(0);
+  /** Bytes of the lines returned so far, terminators included. */
+  private used = 0;
   private tooLong = false;
 
   /**
@@ -69,24 +78,27 @@ export class ReplyParser {
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     const lines: string[] = [];
     for (;;) {
-      if (startsWith(this.pending, READ_TIMED_OUT_LF)) {
-        lines.push(READ_TIMED_OUT);
-        this.pending = this.pending.subarray(READ_TIMED_OUT_LF.length);
-        continue;
+      const timedOut = startsWith(this.pending, READ_TIMED_OUT_LF);
+      const nul = timedOut ? READ_TIMED_OUT.length : this.pending.indexOf(0);
+      // Past either bound the peer is not clamd, whether the line is complete or not. An
+      // unfinished line is judged by what has arrived of it, which only grows, so the verdict
+      // does not depend on how the bytes were chunked.
+      const length = nul < 0 ? this.pending.length : nul;
+      const total = this.used + length + (nul < 0 ? 0 : 1);
+      if (length > REPLY_MAX_BYTES || total > REPLY_MAX_TOTAL_BYTES) {
+        this.tooLong = true;
+        this.pending = Buffer.alloc(0);
+        break;
       }
-      const nul = this.pending.indexOf(0);
       if (nul < 0) break;
-      lines.push(this.pending.subarray(0, nul).toString('utf8'));
+      lines.push(timedOut ? READ_TIMED_OUT : this.pending.subarray(0, nul).toString('utf8'));
       this.pending = this.pending.subarray(nul + 1);
-    }
-    if (this.pending.length > REPLY_MAX_BYTES) {
-      this.tooLong = true;
-      this.pending = Buffer.alloc(0);
+      this.used = total;
     }
     return lines;
   }
 
-  /** A line grew past REPLY_MAX_BYTES without a terminator: the peer is not clamd. */
+  /** A line passed REPLY_MAX_BYTES, or the reply REPLY_MAX_TOTAL_BYTES: the peer is not clamd. */
   get overflowed(): boolean {
     return this.tooLong;
   }
@@ -107,6 +119,10 @@ export type ClamdReply =
   | { readonly kind: 'infected'; readonly name: string }
   | { readonly kind: 'error'; readonly code: string; readonly message: string };
 
+/** Longest virus name taken as one: clamd's are well under 100 bytes; this is for the header and logs. */
+export const MAX_VIRUS_NAME_BYTES = 512;
+
+const SANE_NAME = new RegExp(`^[\\x21-\\x7e]{1,${MAX_VIRUS_NAME_BYTES}}$`);
 const SIZE_LIMIT_REPLY = 'INSTREAM size limit exceeded. ERROR';
 const FOUND_SUFFIX = ' FOUND';
 const ERROR_SUFFIX = 'ERROR';
@@ -114,7 +130,9 @@ const ERROR_SUFFIX = 'ERROR';
 /**
  * Classifies one INSTREAM reply line. Only the exact `stream: OK` is clean; the virus name is
  * taken from the right (after the last ": ") because only the part before it could ever hold
- * a colon-space (a path in SCAN replies).
+ * a colon-space (a path in SCAN replies). A name that is not 1..MAX_VIRUS_NAME_BYTES of
+ * printable ASCII without spaces is not clamd talking (EPROTOCOL): it would otherwise reach the
+ * X-Virus-Found header, the quarantine record and the logs as it came.
  */
 export function classifyReply(line: string): ClamdReply {
   if (line === 'stream: OK') return { kind: 'clean' };
@@ -125,7 +143,7 @@ export function classifyReply(line: string): ClamdReply {
     const body = line.slice(0, -FOUND_SUFFIX.length);
     const sep = body.lastIndexOf(': ');
     const name = sep < 0 ? '' : body.slice(sep + 2);
-    if (sep > 0 && name.length > 0 && !/\s/.test(name)) return { kind: 'infected', name };
+    if (sep > 0 && SANE_NAME.test(name)) return { kind: 'infected', name };
     return protocolError(line);
   }
   if (line.endsWith(ERROR_SUFFIX) && line.length > ERROR_SUFFIX.length) {
