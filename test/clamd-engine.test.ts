@@ -249,6 +249,13 @@ test('fake: garbage, a truncated "stream: OK" and an OK before the end are error
   assert.equal(codeOf((await againstFake('no-nul-then-close', filler(1000), {}, 'unix')).result), 'EPROTOCOL');
 });
 
+test('fail-open: "stream: OK" followed by an unterminated line and a close is EPROTOCOL, never clean', async () => {
+  for (const transport of ['tcp', 'unix'] as const) {
+    const { result } = await againstFake('ok-then-partial', filler(1000), {}, transport);
+    assert.equal(codeOf(result), 'EPROTOCOL', transport);
+  }
+});
+
 test('fake: closed mid-stream without a reply -> EPROTOCOL', async () => {
   for (const transport of ['tcp', 'unix'] as const) {
     const { result } = await againstFake('close-mid-stream', filler(4 * MiB), {}, transport);

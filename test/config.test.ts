@@ -138,3 +138,11 @@ test('README documents every schema key', () => {
     for (const s of keys) assert.ok(readme.includes(`| \`${s.key}\``), `README lacks engine key ${s.key}`);
   }
 });
+
+test('--config output parses back to the same config, even for a path with DEL or C1 characters', () => {
+  const cfg = parseConfig('tmpdir = "/var/x\\u007fy\\u0085z"\nspool_dirs = ["/a", "/b"]\n', 'a.toml');
+  const printed = formatConfig(cfg);
+  const again = parseConfig(printed, 'printed.toml');
+  assert.equal(again.tmpdir, '/var/x\u007fy\u0085z');
+  assert.deepEqual(again.spool_dirs, ['/a', '/b']);
+});

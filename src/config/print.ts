@@ -28,7 +28,8 @@ function section(out: string[], specs: readonly KeySpec[], values: Record<string
 }
 
 function toToml(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
+  // JSON's escapes are TOML's, except that TOML also wants DEL (and we want C1) escaped
+  if (typeof v === 'string') return JSON.stringify(v).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (Array.isArray(v)) return `[${v.map(toToml).join(', ')}]`;
   return String(v);
 }

@@ -20,7 +20,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export type FakeFault = 'hang' | 'garbage' | 'close-mid-stream' | 'size-limit-early' | 'no-nul-then-close' | 'ok-before-end';
+export type FakeFault = 'hang' | 'garbage' | 'close-mid-stream' | 'size-limit-early' | 'no-nul-then-close' | 'ok-before-end' | 'ok-then-partial';
 
 export interface FakeClamd {
   /** Address in ClamdOptions.servers form. */
@@ -96,6 +96,8 @@ function serve(sock: Socket, fault: FakeFault, count: (n: number) => void): void
     state = 'done';
     if (fault === 'garbage') reply(GARBAGE_REPLY, 'end');
     else if (fault === 'no-nul-then-close') reply('stream: OK', 'end');
+    // a complete OK, then the start of another line cut off: the reply as a whole is broken
+    else if (fault === 'ok-then-partial') reply('stream: OK\0stream: Evil.Virus FOU', 'end');
     else if (fault === 'close-mid-stream') sock.destroy();
     // hang: nothing, ever; ok-before-end: already answered
   };

@@ -95,20 +95,22 @@ export function exchange(addr: ClamdAddress, opts: ExchangeOptions, send: Sender
     }
     /** clamd is done talking: decide with what we have. */
     function peerClosed(): void {
-      if (lines.length > 0) return settle({ ok: true, lines, sentAll });
       const why = lateError ? ` (${lateError.code ?? lateError.message})` : '';
+      // Bytes after the last complete line mean the reply as a whole is broken (a second line
+      // cut off, "stream: OK\0stream: Evil FOU"): never let its first line stand for it.
       if (parser.partial.length > 0) {
         return fail(EngineErrorCode.PROTOCOL, `${where}: reply not terminated: ${quote(parser.partial)}${why}`);
       }
+      if (lines.length > 0) return settle({ ok: true, lines, sentAll });
       const when = lateError?.syscall === 'write' ? ' while we were still sending' : '';
       fail(EngineErrorCode.PROTOCOL, `${where}: connection closed${when} without a reply${why}`);
     }
     /** onread callback; true = keep reading. */
     function onBytes(n: number, buf: Uint8Array): boolean {
       lines.push(...parser.push(Buffer.from(buf.subarray(0, n))));
-      if (parser.overflowed) fail(EngineErrorCode.PROTOCOL, `${where}: reply line too long; is this clamd?`);
+      if (parser.overflowed) fail(EngineErrorCode.PROTOCOL, `${where}: reply too long; is this clamd?`);
       // The refusal clamd sends before closing on us: nothing else can follow it.
-      else if (lateError && lines.length > 0) peerClosed();
+      else if (lateError && lines.length > 0 && parser.partial.length === 0) peerClosed();
       return true;
     }
     function onWriteError(err: NodeJS.ErrnoException): void {
@@ -129,7 +131,7 @@ export function exchange(addr: ClamdAddress, opts: ExchangeOptions, send: Sender
       clearTimeout(connectTimer);
       replyTimer = setTimeout(() => {
         // A complete reply with the connection left open is still a reply.
-        if (lines.length > 0) return settle({ ok: true, lines, sentAll });
+        if (lines.length > 0 && parser.partial.length === 0) return settle({ ok: true, lines, sentAll });
         fail(EngineErrorCode.SCAN_TIMEOUT, `${where}: no reply within ${opts.replyTimeoutMs} ms`);
       }, opts.replyTimeoutMs);
       const stopped = (): boolean =>
