@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
+import { waitLog } from './helpers/daemon-env.js';
 import { startFakeClamd } from './helpers/fake-clamd.js';
 import { startDaemon, talk, waitFor, exists } from './helpers/avfilter-proc.js';
 
@@ -46,7 +47,7 @@ test('a scanner that never answers: 451 at request_timeout, never a hang', async
     assert.match(r.reply, /^451 /);
     assert.ok(Date.now() - t0 < 5000, `answered after ${Date.now() - t0} ms`);
     // one line for the message, with its queue id and sender: the deadline knows the envelope
-    assert.match(d.stderr(), /id=00AB\.CD\.EF from=<s@example\.test> .*verdict=tempfail .*reply=451 code=ETIMEOUT/);
+    await waitLog(d, /id=00AB\.CD\.EF from=<s@example\.test> .*verdict=tempfail .*reply=451 code=ETIMEOUT/);
   } finally {
     d.child.kill('SIGTERM');
     await d.exited;
@@ -89,7 +90,7 @@ test('SIGHUP reloads the config; a bad config is reported and the old one kept',
     s.write('[action]\ninfected = "explode"');
     d.child.kill('SIGHUP');
     await waitFor(() => /event=reload-failed/.test(d.stderr()), 10_000, 'failed reload');
-    assert.match(d.stderr(), /event=reload-failed .*action\.infected/);
+    await waitLog(d, /event=reload-failed .*action\.infected/);
     assert.match((await talk(s.sock, s.request(virus))).reply, /^451 .*virus found/, 'old config kept');
   } finally {
     d.child.kill('SIGTERM');

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
+import { waitLog } from './helpers/daemon-env.js';
 import { runAvfilter, startDaemon, talk, waitFor, exists } from './helpers/avfilter-proc.js';
 
 const CONTROL = [
@@ -114,6 +115,7 @@ test('as courierfilter starts it: socket life cycle, replies, drop, bad input, s
     // Many at once: all answered.
     const many = await Promise.all(Array.from({ length: 20 }, () => talk(s.sock, s.request(message(Buffer.from('y'))).line)));
     for (const m of many) assert.match(m.reply, /^200 /);
+    await waitLog(d, /verdict=infected names=Eicar-Test-Signature .*action=drop dropped=4/);
     const log = d.stderr();
     assert.match(log, /id=000000000016A031\.000000006B019110\.00002AB4 .*verdict=clean/);
     assert.match(log, /verdict=infected names=Eicar-Test-Signature .*action=drop dropped=4/);
@@ -152,7 +154,7 @@ test('--foreground with /dev/null stdin keeps running; waitfile tempfails everyt
     assert.match((await talk(s.sock, s.request(message(Buffer.from('z'))).line)).reply, /^200 /);
     writeFileSync(wait, '');
     assert.match((await talk(s.sock, s.request(message(Buffer.from('z'))).line)).reply, /^451 /);
-    assert.match(d.stderr(), /reason="waitfile present"/);
+    await waitLog(d, /reason="waitfile present"/);
   } finally {
     d.child.kill('SIGTERM');
   }

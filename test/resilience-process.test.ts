@@ -142,7 +142,10 @@ test('worker wedged (SIGSTOP): the master answers 451 shortly after the deadline
     const took = Date.now() - t0;
     assert.ok(took >= 1900 && took < 8000, `answered after ${took} ms`);
     await waitForWorkers(d.child.pid!, 1, 15_000, [w!]);
-    assert.match(await env.send(env.request(clean()).line), /^200 /);
+    // the new worker loads its engines (the YARA rules compile), then serves
+    let reply = '';
+    for (const until = Date.now() + 15_000; Date.now() < until && !/^200 /.test(reply);) reply = await env.send(env.request(clean()).line);
+    assert.match(reply, /^200 /);
     await waitLog(d, /level=error event=worker-overdue /);
   } finally {
     await stopDaemon(d);

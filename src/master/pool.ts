@@ -278,6 +278,7 @@ export class WorkerPool {
         w.leaving = true;
         return;
       case 'reply': {
+        for (const line of m.lines ?? []) this.writeLine(line);
         const p = w.requests.get(m.id);
         if (!p) return; // answered already (deadline, shutdown)
         w.requests.delete(m.id);
@@ -285,7 +286,7 @@ export class WorkerPool {
         return;
       }
       case 'log':
-        this.writeLine(m.line);
+        for (const line of m.lines) this.writeLine(line);
         return;
     }
   }

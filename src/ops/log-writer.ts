@@ -25,7 +25,10 @@ const fd = workerData.fd;
 const nap = new Int32Array(new SharedArrayBuffer(4));
 // EAGAIN: fd 2 may be a non-blocking pipe shared with others; retry a little, then give up.
 const EAGAIN_RETRIES = 50;
-parentPort.on('message', (line) => {
+parentPort.on('message', (batch) => {
+  for (const line of batch) writeLine(line);
+});
+function writeLine(line) {
   const buf = Buffer.from(line, 'utf8');
   let off = 0;
   let tries = 0;
@@ -43,7 +46,7 @@ parentPort.on('message', (line) => {
     Atomics.add(counters, ${LOST}, 1);
     Atomics.add(counters, ${WRITTEN}, 1);
   }
-});
+}
 `;
 
 export class LogWriter {
@@ -64,14 +67,29 @@ export class LogWriter {
 
   private dead = false;
 
+  /** Lines of this turn of the event loop, posted together (one message, not one per line). */
+  private batch: string[] = [];
+
   readonly sink: LogSink = (line) => {
-    if (this.dead || this.pending >= MAX_PENDING_LINES) {
+    if (this.dead || this.pending + this.batch.length >= MAX_PENDING_LINES) {
       this.dropped++;
       return;
     }
-    this.posted++;
-    this.thread.postMessage(line);
+    if (this.batch.length === 0) setImmediate(() => this.post());
+    this.batch.push(line);
   };
+
+  private post(): void {
+    const lines = this.batch;
+    this.batch = [];
+    if (lines.length === 0) return;
+    if (this.dead) {
+      this.dropped += lines.length;
+      return;
+    }
+    this.posted += lines.length;
+    this.thread.postMessage(lines);
+  }
 
   /** Lines handed to the thread and not written (or lost) yet. */
   get pending(): number {
@@ -85,6 +103,7 @@ export class LogWriter {
 
   /** Waits until every posted line is written or lost, at most `timeoutMs`. */
   async flush(timeoutMs: number): Promise<void> {
+    this.post();
     const until = Date.now() + timeoutMs;
     while (this.pending > 0 && !this.dead && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 5));

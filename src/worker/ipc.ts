@@ -18,8 +18,9 @@ export type ToWorker =
 export type FromWorker =
   | { readonly t: 'ready'; readonly engines: readonly string[] }
   | { readonly t: 'failed'; readonly code: string; readonly reason: string }
-  | { readonly t: 'reply'; readonly id: number; readonly code: number; readonly text: string | readonly string[] }
-  | { readonly t: 'log'; readonly line: string };
+  /** `lines`: log lines written since the last message (the request's own line among them). */
+  | { readonly t: 'reply'; readonly id: number; readonly code: number; readonly text: string | readonly string[]; readonly lines?: readonly string[] }
+  | { readonly t: 'log'; readonly lines: readonly string[] };
 
 export function isFromWorker(m: unknown): m is FromWorker {
   const t = (m as { t?: unknown } | null)?.t;

@@ -28,7 +28,22 @@ function send(m: FromWorker): void {
   }
 }
 
-const sink: LogSink = (line) => send({ t: 'log', line });
+/**
+ * Log lines wait for the next message to the master: a request's line travels with its reply
+ * (one IPC message per request, not two); lines written outside a request go at the end of
+ * the turn of the event loop.
+ */
+let lines: string[] = [];
+const sink: LogSink = (line) => {
+  if (lines.length === 0) setImmediate(flushLines);
+  lines.push(line);
+};
+function flushLines(): void {
+  if (lines.length > 0) send({ t: 'log', lines: lines.splice(0) });
+}
+function takeLines(): string[] | undefined {
+  return lines.length > 0 ? lines.splice(0) : undefined;
+}
 
 let rt: Runtime | undefined;
 let service: RequestService | undefined;
@@ -41,6 +56,7 @@ function fault(what: string, err: unknown): void {
   if (dying) return;
   dying = true;
   createLogger(sink).event('worker-fault', { pid: process.pid, what, reason: err instanceof Error ? err.stack ?? err.message : String(err) }, 'error');
+  flushLines();
   // Give the IPC channel a moment to carry the line, then go: state after a fault is unknown.
   setTimeout(() => process.exit(EXIT_FAULT), 100);
 }
@@ -90,7 +106,7 @@ process.on('message', (m: unknown) => {
       stops.set(m.id, stop);
       void service.serve({ dataPath: m.dataPath, controlPaths: [...m.controlPaths] }, m, stop.signal).then((r) => {
         stops.delete(m.id);
-        send({ t: 'reply', id: m.id, code: r.code, text: r.text });
+        send({ t: 'reply', id: m.id, code: r.code, text: r.text, lines: takeLines() });
         maybeExit();
       });
       return;
