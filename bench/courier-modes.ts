@@ -12,7 +12,8 @@
  * that pid's descendants. The peer's process is the one running its active/ link.
  *
  * Fails with HarnessError from the Courier harness, or BenchSetupError (code BENCH_PEER_MISSING,
- * BENCH_FILTER_PID) naming what to install or what did not appear.
+ * BENCH_FILTER_PID, BENCH_SOCKETS) naming what to install, what did not appear, or which filter
+ * sockets are there that should not be.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -21,6 +22,7 @@ import { type CourierHarness, repoRoot } from '../test/helpers/courier.js';
 import { avfilterProgram } from '../test/helpers/courier-app.js';
 import { ACTIVE_DIR } from '../test/helpers/courier-etc.js';
 import { processesWithArg } from '../test/helpers/courier-proc.js';
+import { SOCKET_DIRS } from '../test/helpers/courier-setup.js';
 import type { RunningClamd } from '../test/helpers/clamd.js';
 import { pidFromFile } from './proc.js';
 
@@ -35,7 +37,7 @@ export const MODE_LABELS: Record<ModeId, string> = {
 };
 
 export class BenchSetupError extends Error {
-  constructor(readonly code: 'BENCH_PEER_MISSING' | 'BENCH_FILTER_PID', message: string) {
+  constructor(readonly code: 'BENCH_PEER_MISSING' | 'BENCH_FILTER_PID' | 'BENCH_SOCKETS', message: string) {
     super(message);
     this.name = 'BenchSetupError';
   }
@@ -52,6 +54,8 @@ const PID_WAIT_MS = 10_000;
 
 export interface ActiveMode {
   id: ModeId;
+  /** the socket names expected in allfilters/ while this mode runs */
+  sockets: readonly string[];
   /** infected mail must get 5xx */
   rejectInfected: boolean;
   /** roots of the filter's process tree now (empty for Courier alone) */
@@ -114,6 +118,7 @@ async function installAvfilter(h: CourierHarness, engine: 'clamd' | 'yara', clam
   await waitPid(pidFile);
   return {
     id: engine,
+    sockets: ['avfilter'],
     rejectInfected: true,
     filterPids: () => {
       const pid = pidFromFile(pidFile);
@@ -132,6 +137,7 @@ async function installPeer(h: CourierHarness, clamd: RunningClamd): Promise<Acti
   const arg = path.join(ACTIVE_DIR, PEER_NAME);
   return {
     id: 'peer',
+    sockets: [PEER_NAME],
     rejectInfected: true,
     filterPids: () => processesWithArg(arg),
     remove: () => h.removeFilter(PEER_NAME),
@@ -142,11 +148,23 @@ async function installPeer(h: CourierHarness, clamd: RunningClamd): Promise<Acti
 export async function installMode(id: ModeId, h: CourierHarness, clamd: RunningClamd): Promise<ActiveMode> {
   switch (id) {
     case 'alone':
-      return { id, rejectInfected: false, filterPids: () => [], remove: async () => undefined };
+      return { id, sockets: [], rejectInfected: false, filterPids: () => [], remove: async () => undefined };
     case 'clamd':
     case 'yara':
       return installAvfilter(h, id, clamd);
     case 'peer':
       return installPeer(h, clamd);
+  }
+}
+
+/**
+ * Throws unless the filter sockets Courier will use are exactly the mode's: a leftover socket
+ * (a filter courierfilter did not stop, a lost HUP) would answer every message 432 or filter
+ * mail the mode should not.
+ */
+export function assertSockets(mode: ActiveMode): void {
+  const found = Object.values(SOCKET_DIRS).flatMap((d) => fs.readdirSync(d).filter((n) => !n.startsWith('.')).map((n) => (d === SOCKET_DIRS.allfilters ? n : `filters/${n}`)));
+  if (found.sort().join(',') !== [...mode.sockets].sort().join(',')) {
+    throw new BenchSetupError('BENCH_SOCKETS', `mode ${mode.id} expects filter sockets [${mode.sockets.join(', ')}] but Courier has [${found.join(', ')}]`);
   }
 }

@@ -19,7 +19,7 @@ import { startCourier, type CourierHarness } from '../test/helpers/courier.js';
 import { LOCK } from '../test/helpers/courier-setup.js';
 import { lockHolder } from '../test/helpers/courier-proc.js';
 import type { RunningClamd } from '../test/helpers/clamd.js';
-import { type ActiveMode, MODE_IDS, MODE_LABELS, type ModeId, installMode, peerMissing } from './courier-modes.js';
+import { type ActiveMode, MODE_IDS, MODE_LABELS, type ModeId, assertSockets, installMode, peerMissing } from './courier-modes.js';
 import { withFileLock } from './lock.js';
 import { KINDS, type MessageKind, type MixMessage, describeMix, generateMix } from './mix.js';
 import { treeCpuMs } from './proc.js';
@@ -40,6 +40,17 @@ interface CpuReading {
   filter: number;
   clamd: number;
   courier: number;
+}
+
+/** The processes a CPU reading covered: a reading is only comparable with one of the same. */
+interface Roots {
+  filter: number[];
+  courier: number[];
+}
+
+/** Courier or the filter was stopped or restarted under the benchmark: the section cannot go on. */
+export class CourierGoneError extends Error {
+  readonly code = 'BENCH_COURIER_GONE';
 }
 
 export interface CourierRun {
@@ -64,9 +75,23 @@ function courierRoots(): number[] {
   return [LOCK.courierd, LOCK.courierfilter, LOCK.esmtpd, LOCK.authdaemond].map((f) => lockHolder(f)).filter((p): p is number => p !== undefined);
 }
 
-function cpuNow(mode: ActiveMode, clamd: RunningClamd): CpuReading {
+function cpuNow(mode: ActiveMode, clamd: RunningClamd): { cpu: CpuReading; roots: Roots } {
   const filters = mode.filterPids();
-  return { filter: treeCpuMs(filters), clamd: treeCpuMs([clamd.pid]), courier: treeCpuMs(courierRoots(), new Set(filters)) };
+  const courier = courierRoots();
+  return {
+    cpu: { filter: treeCpuMs(filters), clamd: treeCpuMs([clamd.pid]), courier: treeCpuMs(courier, new Set(filters)) },
+    roots: { filter: filters, courier },
+  };
+}
+
+/** Why two readings are not comparable (a daemon or the filter went away or was restarted), or undefined. */
+function rootsChanged(before: Roots, after: Roots, mode: ActiveMode): string | undefined {
+  const same = (a: number[], b: number[]): boolean => a.join(',') === b.join(',');
+  if (after.courier.length < 4 || !same(before.courier, after.courier)) {
+    return `Courier's daemons changed during the run (pids ${before.courier.join(',')} -> ${after.courier.join(',') || 'none'}): something else stopped or restarted Courier (everything that starts Courier must hold the Courier lock)`;
+  }
+  if (!same(before.filter, after.filter)) return `the ${mode.id} filter process changed during the run (pids ${before.filter.join(',')} -> ${after.filter.join(',') || 'none'})`;
+  return undefined;
 }
 
 function clearMaildirs(h: CourierHarness): void {
@@ -92,12 +117,15 @@ async function waitDeliveries(h: CourierHarness, expected: number): Promise<bool
 }
 
 async function runOnce(h: CourierHarness, mode: ActiveMode, clamd: RunningClamd, mix: readonly MixMessage[], sessions: number, round: number): Promise<CourierRun> {
+  assertSockets(mode);
   clearMaildirs(h);
-  const before = cpuNow(mode, clamd);
+  const { cpu: before, roots: rootsBefore } = cpuNow(mode, clamd);
   const load = await smtpLoad({ port: h.port, to: h.address('avtest'), messages: mix, concurrency: sessions, rejectInfected: mode.rejectInfected, replyTimeoutMs: REPLY_TIMEOUT_MS });
   const accepted = load.outcomes.filter((o) => o.code !== undefined && o.code >= 200 && o.code < 300).length;
   const delivered = await waitDeliveries(h, accepted);
-  const after = cpuNow(mode, clamd);
+  const { cpu: after, roots: rootsAfter } = cpuNow(mode, clamd);
+  const gone = rootsChanged(rootsBefore, rootsAfter, mode);
+  if (gone) throw new CourierGoneError(gone);
   const n = mix.length;
   const lat = (k?: MessageKind): number[] => load.outcomes.filter((o) => o.latencyMs !== undefined && (k === undefined || o.kind === k)).map((o) => o.latencyMs!);
   const problems = load.outcomes.filter((o) => o.error !== undefined).map((o) => o.error!);
@@ -160,27 +188,41 @@ async function runAll(ctx: BenchContext, modes: readonly ModeId[], clamd: Runnin
   ctx.log(`courier: starting Courier (${describeMix(mix)})`);
   const h = await startCourier({ esmtpd: ESMTPD_SETTINGS });
   try {
-    for (let round = 0; round <= ctx.rounds; round++) {
-      for (const id of modes) {
-        const mode = await installMode(id, h, clamd);
-        try {
-          for (const sessions of CONCURRENCIES) {
-            const r = await runOnce(h, mode, clamd, mix, sessions, round);
-            runs.push(r);
-            ctx.log(`courier: round ${round}${round === 0 ? ' (warm-up)' : ''} ${id} x${sessions}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, filter ${fmt(r.cpu.filter, 2)} clamd ${fmt(r.cpu.clamd, 2)} courier ${fmt(r.cpu.courier, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
-            const where = `INVALID RUN ${MODE_LABELS[id]}, ${sessions} sessions, round ${round}`;
-            for (const p of r.problems.slice(0, 5)) problems.push(`${where}: ${p}`);
-            if (r.problems.length > 5) problems.push(`${where}: ... ${r.problems.length - 5} more`);
-          }
-        } finally {
-          await mode.remove();
-        }
-      }
-    }
+    await runRounds(ctx, h, modes, clamd, mix, problems, runs);
+  } catch (err) {
+    // the runs done so far are kept and reported; the failure makes the section invalid
+    const e = err as Error & { code?: string };
+    ctx.log(`courier: section stopped: ${e.stack ?? e.message}`);
+    problems.push(`COURIER SECTION STOPPED after ${runs.length} runs: ${e.code ? `${e.code}: ` : ''}${e.message}`);
   } finally {
-    await h.stop();
+    await h.stop().catch((e: Error) => problems.push(`stopping Courier failed: ${e.message}`));
   }
   return runs;
+}
+
+async function runRounds(ctx: BenchContext, h: CourierHarness, modes: readonly ModeId[], clamd: RunningClamd, mix: readonly MixMessage[], problems: string[], runs: CourierRun[]): Promise<void> {
+  for (let round = 0; round <= ctx.rounds; round++) {
+    for (const id of modes) {
+      const mode = await installMode(id, h, clamd);
+      let ok = false;
+      try {
+        for (const sessions of CONCURRENCIES) {
+          const r = await runOnce(h, mode, clamd, mix, sessions, round);
+          runs.push(r);
+          ctx.log(`courier: round ${round}${round === 0 ? ' (warm-up)' : ''} ${id} x${sessions}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, filter ${fmt(r.cpu.filter, 2)} clamd ${fmt(r.cpu.clamd, 2)} courier ${fmt(r.cpu.courier, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
+          const where = `INVALID RUN ${MODE_LABELS[id]}, ${sessions} sessions, round ${round}`;
+          for (const p of r.problems.slice(0, 5)) problems.push(`${where}: ${p}`);
+          if (r.problems.length > 5) problems.push(`${where}: ... ${r.problems.length - 5} more`);
+        }
+        ok = true;
+      } finally {
+        // after a failure the error that matters is the first one, not the removal's
+        await mode.remove().catch((e: Error) => {
+          if (ok) throw e;
+        });
+      }
+    }
+  }
 }
 
 export async function courierSection(ctx: BenchContext): Promise<SectionReport> {
