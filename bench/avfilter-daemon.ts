@@ -5,7 +5,8 @@
  * its descendants. Stopped by closing its stdin (as courierfilter does), then SIGTERM, then
  * SIGKILL, each after a grace period.
  *
- * Inputs: the engine ('clamd' with a clamd socket, or 'yara' = no [[engine]]), extra TOML lines.
+ * Inputs: the engine ('clamd' with a clamd socket, or 'yara' = no [[engine]]), extra TOML lines;
+ * $AVFILTER_BENCH_NODE_ARGS adds node options (e.g. --cpu-prof) to every avfilter started here.
  * Output: RunningAvfilter. Fails with an Error carrying avfilter's stderr when it exits or does
  * not become ready in time.
  */
@@ -70,7 +71,9 @@ export async function startAvfilter(opts: AvfilterOptions): Promise<RunningAvfil
   for (const sub of ['allfilters', 'filters']) mkdirSync(join(dir, sub));
   const stderrFile = join(dir, 'avfilter.stderr');
   const errFd = openSync(stderrFile, 'a');
-  const child = spawn(process.execPath, [AVFILTER, '-f', cfg, '--foreground'], { stdio: ['pipe', 'ignore', errFd] });
+  // e.g. AVFILTER_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile avfilter under the load
+  const nodeArgs = (process.env.AVFILTER_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, AVFILTER, '-f', cfg, '--foreground'], { stdio: ['pipe', 'ignore', errFd] });
   closeSync(errFd);
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
