@@ -1,8 +1,137 @@
-/** `npm run bench`: runs every benchmark section and prints its table. */
-import { benchMime } from './mime.js';
+/**
+ * `npm run bench [-- --only courier,filter --quick --rounds N --messages N --out DIR --lock FILE]`: runs
+ * the benchmark sections and writes bench/results/<date>.md (every table, raw values, the
+ * machine) with its SVG chart beside it, plus a short summary on stdout.
+ *
+ * A section is one entry of SECTIONS: a function that gets the BenchContext and returns a
+ * SectionReport (report.ts). On a machine shared with others who run the Courier e2e tests, the
+ * Courier section holds their lock file: `--lock FILE` (or $AVFILTER_BENCH_LOCK); the rest of
+ * the run does not need it. Exit status: 0, or 3 when a run was
+ * invalid (a wrong verdict, an error, a timeout, a missing component), 1 on a crash.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type RunningClamd, startClamd } from '../test/helpers/clamd.js';
+import { courierSection } from './courier-section.js';
+import { filterSection } from './filter-section.js';
+import { calibration, loadAverage, machineLines } from './machine.js';
+import { memorySection } from './memory-section.js';
+import { mimeSection } from './mime.js';
+import type { BenchContext, Section, SectionReport } from './report.js';
 
-const rows = await benchMime();
-console.log('MIME extraction (median of interleaved runs, MB/s of input)');
-console.log('| message | size MB | extractParts MB/s | plain mailsplit MB/s | ratio |');
-console.log('|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.name} | ${r.sizeMB.toFixed(1)} | ${r.extractMBs.toFixed(1)} | ${r.mailsplitMBs.toFixed(1)} | ${r.ratio.toFixed(2)} |`);
+const SECTIONS: ReadonlyArray<[name: string, run: Section]> = [
+  ['courier', courierSection],
+  ['filter', filterSection],
+  ['memory', memorySection],
+  ['mime', mimeSection],
+];
+
+interface Options {
+  only: string[];
+  quick: boolean;
+  rounds: number;
+  messages: number;
+  out: string;
+  lock: string | undefined;
+}
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function usage(msg: string): never {
+  console.error(`${msg}\nusage: npm run bench -- [--only ${SECTIONS.map((s) => s[0]).join(',')}] [--quick] [--rounds N] [--messages N] [--out DIR] [--lock FILE]`);
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { only: SECTIONS.map((s) => s[0]), quick: false, rounds: NaN, messages: NaN, out: path.join(REPO, 'bench', 'results'), lock: process.env.AVFILTER_BENCH_LOCK || undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const val = (): string => argv[++i] ?? usage(`${a} needs a value`);
+    if (a === '--quick') o.quick = true;
+    else if (a === '--only') o.only = val().split(',').filter(Boolean);
+    else if (a === '--rounds') o.rounds = Number(val());
+    else if (a === '--messages') o.messages = Number(val());
+    else if (a === '--out') o.out = path.resolve(val());
+    else if (a === '--lock') o.lock = val();
+    else usage(`unknown option ${a}`);
+  }
+  const unknown = o.only.filter((s) => !SECTIONS.some(([n]) => n === s));
+  if (unknown.length) usage(`unknown section(s): ${unknown.join(', ')}`);
+  if (Number.isNaN(o.rounds)) o.rounds = o.quick ? 1 : 5;
+  if (Number.isNaN(o.messages)) o.messages = o.quick ? 40 : 300;
+  if (!(o.rounds >= 1 && Number.isInteger(o.rounds))) usage('--rounds must be a positive integer');
+  if (!(o.messages >= 3 && Number.isInteger(o.messages))) usage('--messages must be an integer >= 3');
+  return o;
+}
+
+function today(): string {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+async function main(): Promise<number> {
+  const opts = parseArgs(process.argv.slice(2));
+  const all = opts.only.length === SECTIONS.length;
+  const base = `${today()}${all ? '' : `-${opts.only.join('-')}`}${opts.quick ? '-quick' : ''}`;
+  mkdirSync(opts.out, { recursive: true });
+  let clamd: Promise<RunningClamd> | undefined;
+  const ctx: BenchContext = {
+    quick: opts.quick,
+    rounds: opts.rounds,
+    messages: opts.messages,
+    courierLock: opts.lock,
+    clamd: () => (clamd ??= startClamd({ streamMaxLength: '200M', extraConfig: ['DisableCache yes', 'MaxFileSize 200M', 'MaxScanSize 400M'] })),
+    asset: (suffix, content) => {
+      const name = `${base}-${suffix}`;
+      writeFileSync(path.join(opts.out, name), content);
+      return name;
+    },
+    log: (line) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`),
+  };
+  const started = new Date();
+  const loadBefore = loadAverage();
+  const calReps = opts.quick ? 1 : 3;
+  const calBefore = calibration(calReps);
+  const reports: Array<[string, SectionReport]> = [];
+  try {
+    for (const [name, run] of SECTIONS) {
+      if (!opts.only.includes(name)) continue;
+      ctx.log(`section ${name}`);
+      try {
+        reports.push([name, await run(ctx)]);
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        ctx.log(`section ${name} FAILED: ${e.stack ?? e.message}`);
+        reports.push([name, { title: name, markdown: `**Section failed:** ${e.code ? `${e.code}: ` : ''}${e.message}`, summary: [`${name}: FAILED (${e.message.split('\n')[0]})`], problems: [`SECTION ${name} FAILED: ${e.code ? `${e.code}: ` : ''}${e.message}`] }]);
+      }
+    }
+  } finally {
+    if (clamd) await (await clamd.catch(() => undefined))?.stop();
+  }
+  const problems = reports.flatMap(([, r]) => r.problems);
+  const md = [
+    `# avfilter benchmark, ${today()}${opts.quick ? ' (quick smoke run: few rounds and messages, figures not comparable)' : ''}`,
+    `Started ${started.toISOString()}, finished ${new Date().toISOString()}; sections: ${opts.only.join(', ')}; ${opts.rounds} measured round(s) after a warm-up; mix of ${opts.messages} messages. ` +
+      `Command: \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\`.`,
+    '## Machine',
+    [...machineLines(), `- load average (1/5/15 min) at start: ${loadBefore}; at end: ${loadAverage()} (other work on the machine shows here)`,
+      `- calibration at start: ${calBefore}`, `- calibration at end: ${calibration(calReps)}`].join('\n'),
+    ...(problems.length ? ['## PROBLEMS: the runs below are INVALID where marked', problems.map((p) => `- ${p}`).join('\n')] : []),
+    ...reports.flatMap(([, r]) => [`## ${r.title}`, r.markdown]),
+  ].join('\n\n') + '\n';
+  const file = path.join(opts.out, `${base}.md`);
+  writeFileSync(file, md);
+  console.log(reports.flatMap(([, r]) => r.summary).join('\n'));
+  if (problems.length) {
+    console.log(`\n*** ${problems.length} PROBLEM(S): some runs are INVALID ***`);
+    for (const p of problems.slice(0, 20)) console.log(`  ${p}`);
+  }
+  console.log(`\nreport: ${path.relative(process.cwd(), file)}`);
+  return problems.length ? 3 : 0;
+}
+
+main().then((code) => process.exit(code), (err) => {
+  console.error(err);
+  process.exit(1);
+});

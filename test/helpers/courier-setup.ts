@@ -122,15 +122,23 @@ function makeRunDirs(ids: Ids): void {
   fs.chmodSync('/run/courier/authdaemon', 0o750);
 }
 
-function writeEsmtpdConfig(port: number): void {
+/** Extra settings for /etc/courier/esmtpd, e.g. { MAXPERIP: '100' } for a benchmark's sessions. */
+export type EsmtpdSettings = Readonly<Record<string, string>>;
+
+function writeEsmtpdConfig(port: number, extra: EsmtpdSettings = {}): void {
   const esmtpd = originalContent(`${ETC}/esmtpd`) ?? '';
+  for (const [k, v] of Object.entries(extra)) {
+    // the values land in a shell file sourced by esmtpd
+    if (!/^[A-Z][A-Z0-9_]*$/.test(k) || !/^[A-Za-z0-9_.,:/ -]*$/.test(v)) throw new Error(`bad esmtpd setting ${k}=${v}`);
+  }
+  const lines = Object.entries(extra).map(([k, v]) => `${k}="${v}"\n`).join('');
   writeEtcFile(`${ETC}/esmtpd`, `${esmtpd}\n# avfilter E2E harness (the original is restored when the tests end)
 PORT=${port}
 ADDRESS=127.0.0.1
 BOFHCHECKDNS=0
 TARPIT=0
 TCPDOPTS="-stderrlogger=/usr/sbin/courierlogger -noidentlookup -nodnslookup"
-`);
+${lines}`);
 }
 
 async function configure(ids: Ids): Promise<Record<string, string>> {
@@ -165,25 +173,25 @@ async function configure(ids: Ids): Promise<Record<string, string>> {
 }
 
 /** Starts the daemons in Courier's order; returns esmtpd's port. */
-async function startDaemons(): Promise<number> {
+async function startDaemons(esmtpd: EsmtpdSettings): Promise<number> {
   await runDaemonStarter('/usr/sbin/authdaemond', ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
   await waitFor('authdaemond socket', COMMAND_TIMEOUT_MS, () => (fs.existsSync('/run/courier/authdaemon/socket') ? true : undefined));
   await runDaemonStarter('/usr/sbin/courier', ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
   await waitLock(LOCK.courierd, true, 'courierd', COMMAND_TIMEOUT_MS);
   await runDaemonStarter('/usr/sbin/courierfilter', ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
   await waitLock(LOCK.courierfilter, true, 'courierfilter', COMMAND_TIMEOUT_MS);
-  return startEsmtpd();
+  return startEsmtpd(esmtpd);
 }
 
 /**
  * Starts esmtpd on a free loopback port. The port is free when picked but another process (a
  * test running in parallel) may take it before couriertcpd binds; then another port is tried.
  */
-async function startEsmtpd(): Promise<number> {
+async function startEsmtpd(esmtpd: EsmtpdSettings): Promise<number> {
   let last = '';
   for (let attempt = 0; attempt < ESMTPD_PORT_ATTEMPTS; attempt++) {
     const port = await freeLoopbackPort();
-    writeEsmtpdConfig(port);
+    writeEsmtpdConfig(port, esmtpd);
     await runDaemonStarter('/usr/sbin/esmtpd', ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
     const deadline = Date.now() + ESMTPD_UP_TIMEOUT_MS;
     while (Date.now() < deadline) {
@@ -210,7 +218,7 @@ async function startEsmtpd(): Promise<number> {
  * Everything startCourier() needs before the harness exists: stops leftovers, configures,
  * starts the daemons in order, and returns the esmtpd port and the test users' Maildirs.
  */
-export async function bringUp(): Promise<{ port: number; maildirs: Record<string, string>; ids: Ids }> {
+export async function bringUp(esmtpd: EsmtpdSettings = {}): Promise<{ port: number; maildirs: Record<string, string>; ids: Ids }> {
   await checkPrerequisites();
   const ids = courierIds();
   fs.mkdirSync(STATE_DIR, { recursive: true, mode: 0o755 });
@@ -218,6 +226,6 @@ export async function bringUp(): Promise<{ port: number; maildirs: Record<string
   makeRunDirs(ids);
   await startSyslogd();
   const maildirs = await configure(ids);
-  const port = await startDaemons();
+  const port = await startDaemons(esmtpd);
   return { port, maildirs, ids };
 }

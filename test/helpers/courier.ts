@@ -28,7 +28,7 @@ import { ACTIVE_DIR, STATE_DIR, restoreAll, setOurFilter, writeEtcFile } from '.
 import { courierCan, lockHolder, processesWithArg, run, runDaemonStarter } from './courier-proc.js';
 import {
   COMMAND_TIMEOUT_MS, HarnessError, LOCK, LOG_FILE, SOCKET_DIRS, STARTER_OUT, STOP_TIMEOUT_MS, TEST_DOMAIN, TEST_USERS,
-  type Ids, bringUp, stopDaemons, waitLock,
+  type EsmtpdSettings, type Ids, bringUp, stopDaemons, waitLock,
 } from './courier-setup.js';
 
 export { HarnessError, TEST_DOMAIN, TEST_USERS } from './courier-setup.js';
@@ -113,10 +113,15 @@ function newRuntimeDir(): string {
   return dir;
 }
 
-export async function startCourier(): Promise<CourierHarness> {
+export interface StartCourierOptions {
+  /** extra /etc/courier/esmtpd settings (the benchmark raises MAXPERIP/MAXPERC for 16 sessions) */
+  esmtpd?: EsmtpdSettings;
+}
+
+export async function startCourier(opts: StartCourierOptions = {}): Promise<CourierHarness> {
   const t0 = Date.now();
   try {
-    const { port, maildirs, ids } = await bringUp();
+    const { port, maildirs, ids } = await bringUp(opts.esmtpd);
     const runtimeDir = newRuntimeDir();
     return new Harness(port, maildirs, runtimeDir, ids, Date.now() - t0);
   } catch (err) {

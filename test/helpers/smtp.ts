@@ -4,8 +4,9 @@
  * Courier filter's answer reaches the client.
  *
  * Inputs: host, port, envelope, the message (LF or CRLF line ends; converted to CRLF and
- * dot-stuffed here). Output: SmtpResult with every reply; a rejected RCPT is recorded and the
- * session goes on with the accepted ones. Fails (throws SmtpClientError, stable `code`) only on
+ * dot-stuffed here). Output: SmtpResult with every reply (and, for a sent message, when its final
+ * "." left and when the reply came); a rejected RCPT is recorded and the session goes on with the
+ * accepted ones. Fails (throws SmtpClientError, stable `code`) only on
  * transport problems: connect refused/timeout, a reply that does not parse, a step timeout.
  */
 import net from 'node:net';
@@ -29,6 +30,17 @@ export interface SmtpResult {
   final?: SmtpReply;
   /** the reply that ended the transaction: final, or the first refusal */
   last: SmtpReply;
+  /** performance.now() marks, when the message was sent (the benchmark measures DATA→reply) */
+  timing?: SmtpTiming;
+}
+
+export interface SmtpTiming {
+  /** connect started */
+  startMs: number;
+  /** the message and its final "." were handed to the kernel (write callback) */
+  dataSentMs: number;
+  /** the reply after the final "." was read */
+  finalMs: number;
 }
 
 export interface SmtpSendOptions {
@@ -178,6 +190,7 @@ function connect(host: string, port: number, timeoutMs: number): Promise<net.Soc
 /** Sends one message; see the module header. */
 export async function sendSmtp(opts: SmtpSendOptions): Promise<SmtpResult> {
   const host = opts.host ?? '127.0.0.1';
+  const startMs = performance.now();
   const replyTimeoutMs = opts.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
   const sock = await connect(host, opts.port, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
   const reader = new ReplyReader(sock);
@@ -205,11 +218,17 @@ export async function sendSmtp(opts: SmtpSendOptions): Promise<SmtpResult> {
     send('DATA\r\n');
     const data = await reader.next(replyTimeoutMs, 'DATA');
     if (data.code !== 354) return { ...base, data, last: data };
-    send(encodeData(opts.message));
+    // the write callback marks the moment the final "." left for the server
+    let dataSentMs = 0;
+    sock.write(encodeData(opts.message), () => {
+      dataSentMs = performance.now();
+    });
     const final = await reader.next(replyTimeoutMs, 'the end of data');
+    const finalMs = performance.now();
+    const timing: SmtpTiming = { startMs, dataSentMs: dataSentMs || finalMs, finalMs };
     send('QUIT\r\n');
     await reader.next(replyTimeoutMs, 'QUIT').catch(() => undefined);
-    return { ...base, data, final, last: final };
+    return { ...base, data, final, last: final, timing };
   } finally {
     sock.destroy();
   }

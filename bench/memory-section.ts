@@ -1,0 +1,179 @@
+/**
+ * Section "memory": avfilter's resident memory, filter alone (avfilter --foreground, private
+ * config), read from /proc for the pid in its pid file and all its descendants.
+ *
+ * Peak: one message of about 1 MB, 25 MB and 100 MB (a base64 attachment of pseudo-random
+ * bytes, written as Courier's data file), each in a fresh avfilter, with the clamd engine (clamd
+ * and avfilter limits raised so the whole message is scanned) and with the embedded engine.
+ * Reported: RSS after start (idle), the peak of the summed RSS sampled every 20 ms, and VmHWM.
+ *
+ * Growth: the mix through one avfilter (clamd engine, 4 at a time) for N messages; RSS after a
+ * warm-up and then every N/10 messages; growth = the last reading minus the one after warm-up.
+ */
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { base64Lines, pseudoRandom } from '../test/helpers/mail.js';
+import { type AvfilterOptions, startAvfilter } from './avfilter-daemon.js';
+import { courierfilterRequest } from './filter-client.js';
+import { generateMix } from './mix.js';
+import { pool } from './pool.js';
+import { sampleMemory, treeMemory } from './proc.js';
+import { type BenchContext, type SectionReport, table } from './report.js';
+import { controlFile, queueId, writeSpool } from './spool.js';
+import { fmt } from './stats.js';
+
+const MB = 1e6;
+const SAMPLE_MS = 20;
+// A 100 MB message takes clamd tens of seconds to parse here; every deadline gets room.
+const BIG_TIMEOUT_S = 900;
+const GROWTH_CONCURRENCY = 4;
+const LIMITS = {
+  top: [`request_timeout = ${BIG_TIMEOUT_S}`],
+  clamd: ['max_stream_size = "200M"', `scan_timeout = ${BIG_TIMEOUT_S}`],
+  yara: ['max_scan_size = "200M"', `scan_timeout = ${BIG_TIMEOUT_S}`],
+};
+
+/** A message of about `size` bytes as Courier's data file: one base64 attachment, LF. */
+async function writeBigMessage(path: string, size: number): Promise<number> {
+  const out = createWriteStream(path);
+  const write = async (s: string): Promise<void> => {
+    if (!out.write(s)) await once(out, 'drain');
+  };
+  const boundary = '=_bench-big';
+  await write([
+    'Received: from client.example.test ([::ffff:127.0.0.1])', '  by bench with ESMTP', `  id ${queueId(999999)}; Wed, 01 Jul 2026 12:00:01 +0000`,
+    'From: bench@example.test', 'To: avtest@avfilter.test', 'Subject: bench big', 'MIME-Version: 1.0',
+    `Content-Type: multipart/mixed; boundary="${boundary}"`, '', `--${boundary}`, 'Content-Type: text/plain', '', 'see attachment',
+    `--${boundary}`, 'Content-Type: application/octet-stream', 'Content-Transfer-Encoding: base64', 'Content-Disposition: attachment; filename="big.bin"', '', '',
+  ].join('\n'));
+  // base64 with 76-char lines grows 57 bytes into 77
+  const payload = Math.floor((size * 57) / 77);
+  const block = 57 * 1024;
+  let written = 0;
+  for (let seed = 11; written < payload; seed++) {
+    const n = Math.min(block, payload - written);
+    await write(base64Lines(pseudoRandom(n, seed), 76, '\n'));
+    written += n;
+  }
+  await write(`--${boundary}--\n`);
+  out.end();
+  await once(out, 'finish');
+  return out.bytesWritten;
+}
+
+interface PeakRow {
+  engine: 'clamd' | 'yara';
+  sizeMB: number;
+  idleMB: number;
+  peakMB: number;
+  hwmSumMB: number;
+  hwmMaxMB: number;
+  processes: number;
+  seconds: number;
+  reply: string;
+}
+
+async function peakOne(engine: 'clamd' | 'yara', clamdSocket: string, data: string, control: string, size: number): Promise<PeakRow> {
+  const opts: AvfilterOptions = { engine, clamdSocket, top: LIMITS.top, engineExtra: engine === 'clamd' ? LIMITS.clamd : LIMITS.yara };
+  const av = await startAvfilter(opts);
+  try {
+    const roots = (): number[] => { const p = av.pid(); return p === undefined ? [] : [p]; };
+    // let start-up work settle so "idle" is idle
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle = treeMemory(roots());
+    const sampler = sampleMemory(roots, SAMPLE_MS);
+    const t0 = performance.now();
+    let reply: string;
+    try {
+      reply = (await courierfilterRequest(av.socketPath, data, [control], (BIG_TIMEOUT_S + 60) * 1000)).reply.trim();
+    } catch (err) {
+      reply = `ERROR ${(err as Error).message}`;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const m = sampler.stop();
+    return {
+      engine, sizeMB: size / MB, idleMB: idle.rssKb / 1024, peakMB: m.peakRssKb / 1024, hwmSumMB: m.last.hwmSumKb / 1024, hwmMaxMB: m.last.hwmMaxKb / 1024,
+      processes: m.last.processes, seconds, reply,
+    };
+  } finally {
+    await av.stop();
+  }
+}
+
+interface GrowthPoint {
+  messages: number;
+  rssMB: number;
+}
+
+export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
+  const clamd = await ctx.clamd();
+  const dir = mkdtempSync(join(tmpdir(), 'avf-bench-mem-'));
+  const problems: string[] = [];
+  const peaks: PeakRow[] = [];
+  const sizes = ctx.quick ? [1, 25] : [1, 25, 100];
+  const growthTotal = ctx.quick ? 1000 : 10_000;
+  const growth: GrowthPoint[] = [];
+  let growthErrors = 0;
+  try {
+    const control = join(dir, 'C-big');
+    writeFileSync(control, controlFile(generateMix(1)[0]!, queueId(999999), 'avtest@avfilter.test'));
+    for (const mb of sizes) {
+      const data = join(dir, `D-big-${mb}`);
+      const size = await writeBigMessage(data, mb * MB);
+      for (const engine of ['clamd', 'yara'] as const) {
+        const row = await peakOne(engine, clamd.socketPath, data, control, size);
+        peaks.push(row);
+        ctx.log(`memory: ${engine} ${fmt(row.sizeMB)} MB: peak RSS ${fmt(row.peakMB)} MB (idle ${fmt(row.idleMB)}), ${fmt(row.seconds)} s, reply ${row.reply.slice(0, 60)}`);
+        if (!row.reply.startsWith('2')) problems.push(`memory: the ${fmt(row.sizeMB)} MB clean message through avfilter (${engine}) got ${JSON.stringify(row.reply.slice(0, 200))}, not 2xx`);
+      }
+      rmSync(data, { force: true });
+    }
+
+    const mix = generateMix(ctx.messages);
+    const spool = writeSpool(join(dir, 'spool'), mix);
+    const av = await startAvfilter({ engine: 'clamd', clamdSocket: clamd.socketPath });
+    try {
+      const roots = (): number[] => { const p = av.pid(); return p === undefined ? [] : [p]; };
+      const step = growthTotal / 10;
+      growth.push({ messages: 0, rssMB: treeMemory(roots()).rssKb / 1024 });
+      for (let done = 0; done < growthTotal; done += step) {
+        const batch = Array.from({ length: step }, (_, i) => spool[(done + i) % spool.length]!);
+        await pool(batch, GROWTH_CONCURRENCY, async (e) => {
+          try {
+            const r = await courierfilterRequest(av.socketPath, e.dataPath, [e.controlPath], 60_000);
+            if (r.reply[0] !== (e.message.infected ? '5' : '2')) growthErrors++;
+          } catch {
+            growthErrors++;
+          }
+        });
+        growth.push({ messages: done + step, rssMB: treeMemory(roots()).rssKb / 1024 });
+        ctx.log(`memory: growth ${done + step}/${growthTotal} messages, RSS ${fmt(growth.at(-1)!.rssMB)} MB`);
+      }
+    } finally {
+      await av.stop();
+    }
+    if (growthErrors) problems.push(`memory: ${growthErrors} of ${growthTotal} messages in the growth run got a wrong verdict or an error`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // the first step is the warm-up; growth is measured from the reading after it
+  const warm = growth[1];
+  const last = growth.at(-1);
+  const growthMB = warm && last ? last.rssMB - warm.rssMB : NaN;
+  const md = [
+    'Peak: a fresh avfilter --foreground per message (clamd: max_stream_size 200M, clamd StreamMaxLength/MaxFileSize 200M; embedded: max_scan_size 200M), the message a base64 attachment of pseudo-random bytes. ' +
+      `RSS is summed over the pid in avfilter's pid file and all its descendants, sampled every ${SAMPLE_MS} ms; VmHWM is each process's own peak (sum and largest).`,
+    table(['engine', 'message MB', 'idle RSS MB', 'peak RSS MB (sampled)', 'VmHWM sum MB', 'VmHWM max MB', 'processes', 'seconds', 'reply'],
+      peaks.map((p) => [p.engine, fmt(p.sizeMB), fmt(p.idleMB), fmt(p.peakMB), fmt(p.hwmSumMB), fmt(p.hwmMaxMB), String(p.processes), fmt(p.seconds), p.reply.slice(0, 60)])),
+    `### RSS over ${growthTotal} messages`,
+    `The mix (${ctx.messages} messages, cycled) through one avfilter (clamd engine), ${GROWTH_CONCURRENCY} at a time; the first ${growthTotal / 10} messages are the warm-up. ` +
+      `Growth after warm-up: **${fmt(growthMB)} MB** (${growthErrors} wrong verdicts or errors).`,
+    table(['messages', 'RSS MB'], growth.map((g) => [String(g.messages), fmt(g.rssMB)])),
+  ].join('\n\n');
+  const summary = ['memory:', ...peaks.map((p) => `  ${p.engine.padEnd(5)} ${fmt(p.sizeMB).padStart(6)} MB message: peak RSS ${fmt(p.peakMB)} MB (VmHWM max ${fmt(p.hwmMaxMB)} MB), ${fmt(p.seconds)} s`),
+    `  growth over ${growthTotal} messages after warm-up: ${fmt(growthMB)} MB`];
+  return { title: 'Memory (filter alone)', markdown: md, summary, problems };
+}
