@@ -26,6 +26,8 @@ export interface AvfilterOptions {
   clamdSocket?: string;
   /** extra top-level TOML lines (before any table) */
   top?: string[];
+  /** spool_dirs: where the request paths lie (default [], any path) */
+  spoolDirs?: string[];
   /** extra lines for the [[engine]] table (clamd) or a [[engine]] type="yara" table */
   engineExtra?: string[];
   infected?: 'reject' | 'drop';
@@ -60,6 +62,7 @@ export async function startAvfilter(opts: AvfilterOptions): Promise<RunningAvfil
     `pipe = ${q(join(dir, 'avfilter_sig.pipe'))}`,
     `tmpdir = ${q(join(dir, 'work'))}`,
     `quarantine_dir = ${q(join(dir, 'quarantine'))}`,
+    `spool_dirs = [${(opts.spoolDirs ?? []).map(q).join(', ')}]`,
     ...(opts.top ?? []),
     '',
     ...engine,
@@ -73,7 +76,9 @@ export async function startAvfilter(opts: AvfilterOptions): Promise<RunningAvfil
   const errFd = openSync(stderrFile, 'a');
   // e.g. AVFILTER_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile avfilter under the load
   const nodeArgs = (process.env.AVFILTER_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, AVFILTER, '-f', cfg, '--foreground'], { stdio: ['pipe', 'ignore', errFd] });
+  // the daemon refuses root unless told; the bench runs as root
+  const root = process.getuid?.() === 0 ? ['--allow-root'] : [];
+  const child = spawn(process.execPath, [...nodeArgs, AVFILTER, '-f', cfg, '--foreground', ...root], { stdio: ['pipe', 'ignore', errFd] });
   closeSync(errFd);
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));

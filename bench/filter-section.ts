@@ -81,7 +81,7 @@ export async function filterSection(ctx: BenchContext): Promise<SectionReport> {
   const dir = mkdtempSync(join(tmpdir(), 'avf-bench-spool-'));
   const problems: string[] = [];
   const runs: FilterRun[] = [];
-  const av = await startAvfilter({ engine: 'clamd', clamdSocket: clamd.socketPath });
+  const av = await startAvfilter({ engine: 'clamd', clamdSocket: clamd.socketPath, spoolDirs: [dir] });
   try {
     const spool = writeSpool(dir, mix);
     const pids = { avfilter: () => { const p = av.pid(); return p === undefined ? [] : [p]; }, clamd: clamd.pid };
