@@ -23,7 +23,7 @@ import type { Runtime } from '../app/runtime.js';
 import { scanMessage } from '../scan/scan-message.js';
 import { quarantine } from '../effects/quarantine.js';
 import { dropRecipients, pendingAddresses } from '../effects/drop.js';
-import { codeOf, messageOf, originOf } from '../errors.js';
+import { AvError, codeOf, messageOf, originOf } from '../errors.js';
 import { checkRequestPaths } from './paths.js';
 import { openDataFile, type DataFile } from './data-file.js';
 
@@ -94,8 +94,11 @@ async function scanAndAct(
     verdict = { kind: 'busy', reason: 'waitfile present' };
   } else {
     const report = await scanMessage(data.readPath, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, signal, data.size);
-    verdict = report.verdict;
     fields['items'] = report.items;
+    // a verdict on bytes that are no longer there says nothing about what Courier delivers
+    const changed = await data.changed();
+    if (changed !== undefined) throw new AvError('EDATA_CHANGED', 'input', `the data file changed while it was scanned: ${changed}`);
+    verdict = report.verdict;
   }
   let decision = decide(verdict, rt.config.action);
   const tempfail = (why: string, key: string, err: unknown): void => {
