@@ -8,12 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, readdirSync, readlinkSync, renameSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
 import { waitFor } from './helpers/avfilter-proc.js';
-import { CONTROL, daemonEnv, singlePart, stopDaemon, waitLog, workerPids, type DaemonEnv } from './helpers/daemon-env.js';
+import { CONTROL, daemonEnv, singlePart, stopDaemon, waitForWorkers, waitLog, workerPids, type DaemonEnv } from './helpers/daemon-env.js';
 import { exchange, readReply } from './helpers/exchange.js';
 import { rssBytes } from './helpers/proc-stats.js';
 import { controlState, controlText } from './helpers/soak-mix.js';
@@ -170,6 +171,26 @@ test('thousands of control files in one request: every recipient of every file m
     over.controlPaths.forEach((p, i) => assert.equal(readFileSync(p, 'latin1'), controls[i]));
     assert.equal(count(d, /event=(worker|master)-fault/), 0);
     t.diagnostic(`${files} control files, ${recipients} recipients dropped in ${took} ms`);
+  } finally {
+    assert.equal(await stopDaemon(d), 0);
+  }
+});
+
+test('thousands of control files under a limit of 1,024 descriptors: read a few at a time (999 files were opened at once: EMFILE, 451)', async () => {
+  const env = daemonEnv('workers = 1');
+  const d = await env.up();
+  try {
+    const [w] = await waitForWorkers(d.child.pid!, 1, 10_000);
+    const lim = spawnSync('prlimit', ['--nofile=1024:1024', '--pid', String(w)], { encoding: 'utf8' });
+    assert.equal(lim.status, 0, `prlimit: ${lim.stderr}`);
+    const controls = Array.from({ length: 999 }, (_, i) => controlText(`limit.${i}`, 1));
+    const req = env.request(infected(), controls);
+    const others = Array.from({ length: 8 }, () => ask(env, env.request(clean()).line, 60_000));
+    const r = await ask(env, req.line, 60_000);
+    assert.equal(r.code, 200, r.raw);
+    req.controlPaths.forEach((p, i) => assert.equal(controlState(controls[i]!, readFileSync(p, 'latin1')), 'dropped', p));
+    for (const o of await Promise.all(others)) assert.equal(o.code, 200, o.raw);
+    await waitLog(d, /action=drop dropped=999 /);
   } finally {
     assert.equal(await stopDaemon(d), 0);
   }

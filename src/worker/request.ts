@@ -65,7 +65,7 @@ export async function handleRequest(req: CourierRequest, ctx: RequestContext, fi
 
   let controls: ControlFile[];
   try {
-    controls = await Promise.all(paths.controlPaths.map((p) => readControlFile(p, rt.config.max_control_size)));
+    controls = await readControlFiles(paths.controlPaths, rt.config.max_control_size);
   } catch (err) {
     return fail(err, 'ECONTROL');
   }
@@ -149,6 +149,33 @@ async function scanAndAct(
     reason: verdict.kind === 'error' || verdict.kind === 'limit' || verdict.kind === 'busy' ? verdict.reason : undefined,
   });
   return { reply: { code: decision.code, text: decision.text }, decision, verdict };
+}
+
+/**
+ * Control files open at once per request. A request may name up to max_request_lines - 1
+ * files; opening them all at once took one descriptor each, and 999 files under a limit of
+ * 1,024 descriptors failed with EMFILE (451 for a message that is fine, and for whatever else
+ * the worker was opening at that moment).
+ */
+const CONTROL_READS_AT_ONCE = 8;
+
+async function readControlFiles(paths: readonly string[], maxBytes: number): Promise<ControlFile[]> {
+  const out: ControlFile[] = new Array(paths.length);
+  let next = 0;
+  let failed = false;
+  const lane = async (): Promise<void> => {
+    while (!failed && next < paths.length) {
+      const i = next++;
+      try {
+        out[i] = await readControlFile(paths[i]!, maxBytes);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONTROL_READS_AT_ONCE, paths.length) }, lane));
+  return out;
 }
 
 async function exists(path: string): Promise<boolean> {
