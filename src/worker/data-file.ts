@@ -13,9 +13,8 @@
  * Inputs: an absolute path. Outputs: a DataFile. Fails with AvError (origin "input"):
  * EDATA_MISSING, EDATA_ACCESS, EDATA_SYMLINK, EDATA_NOT_FILE, EDATA_IO.
  */
-import { constants, existsSync } from 'node:fs';
+import { constants, existsSync, type BigIntStats } from 'node:fs';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
 import { AvError } from '../errors.js';
 
 export interface DataFile {

@@ -1,6 +1,7 @@
 /**
  * One Courier request, start to finish — the worker's spine, each step one call:
- * paths → control files → scan slot → data file → waitfile → scan → decision → effects → reply.
+ * paths → control files → scan slot → data file → waitfile → scan (and the data file still the
+ * bytes that were scanned: EDATA_CHANGED otherwise) → decision → effects → reply.
  *
  * Owns: the order of the steps and what each failure answers. It fills in `fields` (the
  * message's log line) as it learns things, so whoever writes the line — this function's caller
