@@ -19,7 +19,8 @@ const MAX_FIRST_FIELD_BYTES = 64 * 1024;
 
 export async function insertHeader(dataPath: string, field: string, tmpdir: string): Promise<void> {
   const line = `${field.replace(/[\r\n]+/g, ' ')}\n`;
-  const dir = await mkdtemp(join(tmpdir, 'hdr-'));
+  // the pid in the name lets the master remove what a killed worker left (master/tmp-sweep.ts)
+  const dir = await mkdtemp(join(tmpdir, `hdr-${process.pid}-`));
   const copy = join(dir, 'data');
   try {
     await pipeline(createReadStream(dataPath), new AfterFirstField(line), createWriteStream(copy, { mode: 0o600 }));

@@ -23,6 +23,7 @@ import type { CourierRequest } from '../courierfilter/request.js';
 import { OVERDUE, TIMEOUT_REPLY, type Reply, type ServiceCall } from '../courierfilter/server.js';
 import type { Logger } from '../ops/log.js';
 import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
+import { sweepStale } from './tmp-sweep.js';
 
 export const WORKER_FAILED_REPLY: Reply = { code: 451, text: '4.3.0 Virus filter worker failed, try again later' };
 
@@ -121,6 +122,11 @@ export class WorkerPool {
    * retires the previous one. On failure the new workers are killed and nothing changes.
    */
   async start(pc: PoolConfig): Promise<StartResult> {
+    // what the workers of a master that was killed left behind
+    if (this.genSeq === 0) {
+      const n = await sweepStale(pc.config.tmpdir);
+      if (n > 0) this.log.event('tmp-swept', { entries: n, reason: 'left by workers that are gone' });
+    }
     const size = workerCount(pc.config);
     const gen = new Generation(++this.genSeq, pc, size, Math.max(1, Math.ceil(pc.config.max_connections / size)));
     this.generations.add(gen);
@@ -305,6 +311,10 @@ export class WorkerPool {
     if (!expected || lost.length > 0) {
       this.log.event('worker-exit', { worker: w.n, pid: w.child.pid ?? 0, status: code ?? '', signal: signal ?? '', unanswered: lost.length }, expected ? 'info' : 'error');
     }
+    // a killed worker never removed its temp files
+    void sweepStale(gen.pc.config.tmpdir).then((n) => {
+      if (n > 0) this.log.event('tmp-swept', { entries: n, reason: `worker ${w.n} (pid ${w.child.pid ?? 0}) exited` });
+    });
     if ((!expected || w.condemned) && gen === this.current) this.replace(gen);
   }
 

@@ -49,6 +49,22 @@ export interface FinishedPart {
   bytes: MessageBytes;
 }
 
+/**
+ * Directories of this process whose removal failed: tmpdir made unwritable for a moment makes
+ * rm() fail before it removes anything inside. Without a retry they stayed until the process
+ * ended (a soak left one per message disposed in such a moment); the next dispose() retries.
+ */
+const leftBehind = new Set<string>();
+
+async function removeDir(dir: string): Promise<void> {
+  try {
+    await rm(dir, { recursive: true, force: true });
+    leftBehind.delete(dir);
+  } catch {
+    leftBehind.add(dir);
+  }
+}
+
 /** Spilled bytes are gathered into writes of this size: fewer syscalls, little memory. */
 const SPILL_WRITE_BYTES = 256 * 1024;
 
@@ -83,15 +99,18 @@ export class PartStore {
     if (this.dir !== undefined) {
       const dir = this.dir;
       this.dir = undefined;
-      await rm(dir, { recursive: true, force: true });
+      await removeDir(dir);
     }
+    // what an earlier dispose could not remove (tmpdir was not writable for a moment)
+    for (const d of [...leftBehind]) await removeDir(d);
   }
 
   /** @internal A new 0600 file in the private directory. */
   async createFile(prefix = 'part'): Promise<{ handle: FileHandle; path: string }> {
     if (this.disposed) throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
     if (this.dir === undefined) {
-      const dir = await mkdtemp(join(this.tmpdir, 'avfilter-mime-'));
+      // the pid in the name lets the master remove what a killed worker left (master/tmp-sweep.ts)
+      const dir = await mkdtemp(join(this.tmpdir, `avfilter-mime-${process.pid}-`));
       if (this.disposed) {
         await rm(dir, { recursive: true, force: true });
         throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });

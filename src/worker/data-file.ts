@@ -7,17 +7,22 @@
  * raced (the path flipped to a FIFO in between left thread-pool threads stuck on it for good).
  * Everything that reads the message afterwards opens /proc/self/fd/N, which reaches the very
  * inode that was checked, whatever happens to the path.
+ * Courier never touches the data file while a filter runs; a file that changed under the scan
+ * (grown, cut, rewritten, or another file renamed over the path) is not what was scanned, and
+ * Courier delivers what is at the path: changed() tells, and the request answers 451.
  * Inputs: an absolute path. Outputs: a DataFile. Fails with AvError (origin "input"):
  * EDATA_MISSING, EDATA_ACCESS, EDATA_SYMLINK, EDATA_NOT_FILE, EDATA_IO.
  */
-import { constants, existsSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants, existsSync, type BigIntStats } from 'node:fs';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { AvError } from '../errors.js';
 
 export interface DataFile {
   /** The path to read the message by: /proc/self/fd/N (or the path itself without /proc). */
   readonly readPath: string;
   readonly size: number;
+  /** Why the file is no longer what was opened (size, times, or the inode at the path), or undefined. */
+  changed(): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
@@ -36,16 +41,31 @@ export async function openDataFile(path: string): Promise<DataFile> {
     throw new AvError(code, 'input', `cannot open data file: ${sys ?? String(err)}`, { cause: err });
   }
   try {
-    const st = await fh.stat();
+    const st = await fh.stat({ bigint: true });
     if (!st.isFile()) throw new AvError('EDATA_NOT_FILE', 'input', 'data file is not a regular file');
     return {
       readPath: HAVE_PROC_FD ? `/proc/self/fd/${fh.fd}` : path,
-      size: st.size,
+      size: Number(st.size),
+      changed: () => changedSince(fh, path, st),
       close: () => fh.close().catch(() => undefined),
     };
   } catch (err) {
     await fh.close().catch(() => undefined);
     if (err instanceof AvError) throw err;
     throw new AvError('EDATA_IO', 'input', `cannot check data file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+}
+
+async function changedSince(fh: FileHandle, path: string, was: BigIntStats): Promise<string | undefined> {
+  try {
+    const now = await fh.stat({ bigint: true });
+    if (now.size !== was.size) return `its size went from ${was.size} to ${now.size} bytes`;
+    // ctime too: a rewrite that keeps the size and resets the mtime cannot reset the ctime
+    if (now.mtimeNs !== was.mtimeNs || now.ctimeNs !== was.ctimeNs) return 'it was written to';
+    const at = await lstat(path, { bigint: true });
+    if (at.ino !== was.ino || at.dev !== was.dev) return 'another file was put at its path';
+    return undefined;
+  } catch (err) {
+    return `it cannot be checked again: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
   }
 }

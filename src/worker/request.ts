@@ -1,6 +1,7 @@
 /**
  * One Courier request, start to finish — the worker's spine, each step one call:
- * paths → control files → scan slot → data file → waitfile → scan → decision → effects → reply.
+ * paths → control files → scan slot → data file → waitfile → scan (and the data file still the
+ * bytes that were scanned: EDATA_CHANGED otherwise) → decision → effects → reply.
  *
  * Owns: the order of the steps and what each failure answers. It fills in `fields` (the
  * message's log line) as it learns things, so whoever writes the line — this function's caller
@@ -23,7 +24,7 @@ import type { Runtime } from '../app/runtime.js';
 import { scanMessage } from '../scan/scan-message.js';
 import { quarantine } from '../effects/quarantine.js';
 import { dropRecipients, pendingAddresses } from '../effects/drop.js';
-import { codeOf, messageOf, originOf } from '../errors.js';
+import { AvError, codeOf, messageOf, originOf } from '../errors.js';
 import { checkRequestPaths } from './paths.js';
 import { openDataFile, type DataFile } from './data-file.js';
 
@@ -65,7 +66,7 @@ export async function handleRequest(req: CourierRequest, ctx: RequestContext, fi
 
   let controls: ControlFile[];
   try {
-    controls = await Promise.all(paths.controlPaths.map((p) => readControlFile(p, rt.config.max_control_size)));
+    controls = await readControlFiles(paths.controlPaths, rt.config.max_control_size);
   } catch (err) {
     return fail(err, 'ECONTROL');
   }
@@ -94,8 +95,11 @@ async function scanAndAct(
     verdict = { kind: 'busy', reason: 'waitfile present' };
   } else {
     const report = await scanMessage(data.readPath, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, signal, data.size);
-    verdict = report.verdict;
     fields['items'] = report.items;
+    // a verdict on bytes that are no longer there says nothing about what Courier delivers
+    const changed = await data.changed();
+    if (changed !== undefined) throw new AvError('EDATA_CHANGED', 'input', `the data file changed while it was scanned: ${changed}`);
+    verdict = report.verdict;
   }
   let decision = decide(verdict, rt.config.action);
   const tempfail = (why: string, key: string, err: unknown): void => {
@@ -146,6 +150,33 @@ async function scanAndAct(
     reason: verdict.kind === 'error' || verdict.kind === 'limit' || verdict.kind === 'busy' ? verdict.reason : undefined,
   });
   return { reply: { code: decision.code, text: decision.text }, decision, verdict };
+}
+
+/**
+ * Control files open at once per request. A request may name up to max_request_lines - 1
+ * files; opening them all at once took one descriptor each, and 999 files under a limit of
+ * 1,024 descriptors failed with EMFILE (451 for a message that is fine, and for whatever else
+ * the worker was opening at that moment).
+ */
+const CONTROL_READS_AT_ONCE = 8;
+
+async function readControlFiles(paths: readonly string[], maxBytes: number): Promise<ControlFile[]> {
+  const out: ControlFile[] = new Array(paths.length);
+  let next = 0;
+  let failed = false;
+  const lane = async (): Promise<void> => {
+    while (!failed && next < paths.length) {
+      const i = next++;
+      try {
+        out[i] = await readControlFile(paths[i]!, maxBytes);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONTROL_READS_AT_ONCE, paths.length) }, lane));
+  return out;
 }
 
 async function exists(path: string): Promise<boolean> {

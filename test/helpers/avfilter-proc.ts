@@ -21,6 +21,24 @@ export function runAvfilter(args: string[], opts: { input?: string | Buffer; env
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** A user to run a process as (spawn's uid/gid). */
+export interface User {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** Looks a user up (id -u / id -g); undefined when there is no such user. */
+export function lookupUser(name: string): User | undefined {
+  const id = (flag: string): number | undefined => {
+    const r = spawnSync('id', [flag, name], { encoding: 'utf8' });
+    return r.status === 0 ? Number(r.stdout.trim()) : undefined;
+  };
+  const uid = id('-u');
+  const gid = id('-g');
+  return uid === undefined || gid === undefined ? undefined : { name, uid, gid };
+}
+
 export interface Daemon {
   child: ChildProcess;
   stderr(): string;
@@ -31,9 +49,10 @@ export interface Daemon {
 }
 
 /** Start the daemon. With `fifo`, fd 3 is the write end of a real FIFO, as courierfilter gives it. */
-export function startDaemon(args: string[], opts: { fifo?: boolean; name?: string; stdin?: 'pipe' | 'ignore'; asRoot?: boolean } = {}): Daemon {
-  // The daemon refuses root unless told; the tests run as root (CI), so tell it.
-  if (process.getuid?.() === 0 && opts.asRoot !== false && !args.includes('--allow-root')) args = [...args, '--allow-root'];
+export function startDaemon(args: string[], opts: { fifo?: boolean; name?: string; stdin?: 'pipe' | 'ignore'; asRoot?: boolean; user?: User } = {}): Daemon {
+  // The daemon refuses root unless told; the tests run as root (CI), so tell it — unless it
+  // runs as another user (`user`: Courier's, as courierfilter starts it).
+  if (process.getuid?.() === 0 && opts.asRoot !== false && !opts.user && !args.includes('--allow-root')) args = [...args, '--allow-root'];
   const stdio: Array<'pipe' | 'ignore' | number> = [opts.stdin ?? 'pipe', 'pipe', 'pipe'];
   let fd3Closed: Promise<void> | undefined;
   let readFd: number | undefined;
@@ -54,7 +73,7 @@ export function startDaemon(args: string[], opts: { fifo?: boolean; name?: strin
     program = join(dir, opts.name);
     writeFileSync(program, `import(${JSON.stringify(AVFILTER)});\n`);
   }
-  const child = spawn(process.execPath, [program, ...args], { stdio });
+  const child = spawn(process.execPath, [program, ...args], { stdio, ...(opts.user ? { uid: opts.user.uid, gid: opts.user.gid } : {}) });
   if (writeFd !== undefined) closeSync(writeFd);
   if (readFd !== undefined) {
     const fd = readFd;

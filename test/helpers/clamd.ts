@@ -57,13 +57,19 @@ export interface RunningClamd {
   dbDir: string;
   /** Names clamd reports for the EICAR file and for clam.exe, as learned from it. */
   names: { eicar: string; clamExe: string };
-  pid: number;
+  /** The running clamd's pid (a new one after restart()). */
+  readonly pid: number;
   /** Milliseconds from spawn to the first PONG. */
   startMs: number;
   /** SIGTERM, SIGKILL after a bound; removes the dir. Safe to call twice. */
   stop(): Promise<void>;
   /** zRELOAD and wait until clamd's log says the database was reloaded. */
   reload(): Promise<void>;
+  /**
+   * SIGKILL clamd (if it still runs) and start it again with the same config, socket and port;
+   * resolves at its first PONG. Fails like startClamd when it does not come back.
+   */
+  restart(): Promise<void>;
 }
 
 const live = new Map<number, string>();
@@ -107,7 +113,7 @@ export async function startClamd(opts: StartClamdOptions = {}): Promise<RunningC
           eicar: await learnName(socketPath, eicar(), EICAR_SIG),
           clamExe: await learnName(socketPath, readFileSync(CLAM_EXE), CLAM_EXE_SIG),
         };
-        return handle({ child, dir, dbDir, socketPath, port, ipv6, names, startMs });
+        return handle({ bin, conf, child, dir, dbDir, socketPath, port, ipv6, names, startMs });
       } catch (err) {
         await kill(child);
         await rm(dir, { recursive: true, force: true });
@@ -235,24 +241,32 @@ async function learnName(socketPath: string, body: Buffer, sig: string): Promise
 }
 
 function handle(h: {
-  child: ChildProcess; dir: string; dbDir: string; socketPath: string; port: number; ipv6: boolean;
+  bin: string; conf: string; child: ChildProcess; dir: string; dbDir: string; socketPath: string; port: number; ipv6: boolean;
   names: { eicar: string; clamExe: string }; startMs: number;
 }): RunningClamd {
   let stopping: Promise<void> | undefined;
+  let child = h.child;
   const r: RunningClamd = {
     socketPath: h.socketPath,
     tcpPort: h.port,
     dir: h.dir,
     dbDir: h.dbDir,
     names: h.names,
-    pid: h.child.pid!,
+    get pid() { return child.pid!; },
     startMs: h.startMs,
     stop() {
       stopping ??= (async () => {
-        await kill(h.child);
+        await kill(child);
         await rm(h.dir, { recursive: true, force: true });
       })();
       return stopping;
+    },
+    async restart() {
+      if (stopping) throw new Error('clamd was stopped');
+      await kill(child, 'SIGKILL');
+      child = await spawnClamd(h.bin, h.conf, h.dir);
+      const up = await waitForPong(child, h.socketPath, h.dir);
+      if (up !== 'ok') throw new Error(`clamd did not restart: ${up}`);
     },
     async reload() {
       const count = async (): Promise<number> =>
@@ -271,7 +285,7 @@ function handle(h: {
   return r;
 }
 
-async function kill(child: ChildProcess): Promise<void> {
+async function kill(child: ChildProcess, first: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
   const exited = (): boolean => child.exitCode !== null || child.signalCode !== null;
   const waitExit = (ms: number): Promise<boolean> => new Promise((resolve) => {
     if (exited()) return resolve(true);
@@ -280,7 +294,9 @@ async function kill(child: ChildProcess): Promise<void> {
     child.once('exit', onExit);
   });
   if (!exited()) {
-    child.kill('SIGTERM');
+    // a stopped clamd would never see the SIGTERM
+    if (first === 'SIGTERM') child.kill('SIGCONT');
+    child.kill(first);
     if (!(await waitExit(STOP_TERM_GRACE_MS))) {
       child.kill('SIGKILL');
       await waitExit(STOP_TERM_GRACE_MS);

@@ -1,12 +1,14 @@
 /**
  * A private world for one daemon under test: socket directories, a spool for data and control
  * files (spool_dirs points at it), a config file, and helpers to write requests, start the
- * daemon and find its worker processes.
+ * daemon and find its worker processes. With `owner` the world belongs to that user and the
+ * daemon runs as that user (as courierfilter runs it: as Courier's user), so file modes mean
+ * what they mean in production (root ignores them).
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, talk, waitFor, exists, type Daemon } from './avfilter-proc.js';
+import { startDaemon, talk, waitFor, exists, type Daemon, type User } from './avfilter-proc.js';
 
 export const CONTROL = 'ss@example.test\nfdns; x ([127.0.0.1])\nM00AB.CD.EF\nra@example.test\nR\nN\n';
 
@@ -26,6 +28,8 @@ export interface DaemonEnv {
   readonly sock: string;
   readonly pidFile: string;
   readonly spool: string;
+  /** Who owns the world and runs the daemon (undefined: the test's own user). */
+  readonly owner: User | undefined;
   /** Rewrites the config: the common keys plus `extra`. */
   write(extra: string): void;
   /** Writes a data file (unless null) and its control files; returns the request line. */
@@ -36,39 +40,52 @@ export interface DaemonEnv {
   send(line: string, timeoutMs?: number): Promise<string>;
 }
 
-export function daemonEnv(extra = '', prefix = 'avf-env-'): DaemonEnv {
+export function daemonEnv(extra = '', prefix = 'avf-env-', opts: { owner?: User } = {}): DaemonEnv {
+  const owner = opts.owner;
+  const own = (p: string): void => { if (owner) chownSync(p, owner.uid, owner.gid); };
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  for (const d of ['allfilters', 'filters', 'spool']) mkdirSync(join(dir, d));
+  own(dir);
+  for (const d of ['allfilters', 'filters', 'spool']) {
+    mkdirSync(join(dir, d));
+    own(join(dir, d));
+  }
   const cfg = join(dir, 'avfilter.toml');
   const spool = join(dir, 'spool');
   const write = (more: string): void => {
     // a key of `more` before its first table replaces the common one
-    const own = new Set(more.split('\n').filter((l, i, a) => !a.slice(0, i + 1).some((x) => x.startsWith('['))).map((l) => l.split('=')[0]!.trim()));
+    const given = new Set(more.split('\n').filter((l, i, a) => !a.slice(0, i + 1).some((x) => x.startsWith('['))).map((l) => l.split('=')[0]!.trim()));
     const common = [
       `socket_dir_all = "${dir}/allfilters"`, `socket_dir_optional = "${dir}/filters"`,
       `pid_file = "${dir}/avfilter.pid"`, `tmpdir = "${dir}/work"`, `spool_dirs = ["${spool}"]`,
-    ].filter((l) => !own.has(l.split('=')[0]!.trim()));
-    writeFileSync(cfg, [...common, more, ''].join('\n'));
+    ].filter((l) => !given.has(l.split('=')[0]!.trim()));
+    // whole or not at all: a reload must never read a half-written file
+    writeFileSync(`${cfg}.new`, [...common, more, ''].join('\n'));
+    own(`${cfg}.new`);
+    renameSync(`${cfg}.new`, cfg);
   };
   write(extra);
   let n = 0;
   const sock = join(dir, 'allfilters', 'avfilter');
   const env: DaemonEnv = {
-    dir, cfg, sock, spool, pidFile: join(dir, 'avfilter.pid'), write,
+    dir, cfg, sock, spool, owner, pidFile: join(dir, 'avfilter.pid'), write,
     request(data, controls = [CONTROL]) {
       n++;
       const dataPath = join(spool, `D${n}`);
-      if (data !== null) writeFileSync(dataPath, data);
+      if (data !== null) {
+        writeFileSync(dataPath, data);
+        own(dataPath);
+      }
       const controlPaths = controls.map((c, i) => {
         const p = join(spool, `C${n}.${i + 1}`);
         writeFileSync(p, c);
+        own(p);
         return p;
       });
       return { line: `${dataPath}\n${controlPaths.join('\n')}\n\n`, dataPath, controlPaths };
     },
-    start: (args = [], opts = {}) => startDaemon(['-f', cfg, '--foreground', ...args], opts),
-    async up(args = [], opts = {}) {
-      const d = env.start(args, opts);
+    start: (args = [], o = {}) => startDaemon(['-f', cfg, '--foreground', ...args], { ...(owner ? { user: owner } : {}), ...o }),
+    async up(args = [], o = {}) {
+      const d = env.start(args, o);
       await waitFor(() => exists(sock), 30_000, `socket\n${d.stderr()}`);
       return d;
     },
