@@ -393,3 +393,16 @@ test('markDelivered writes records in whole-record batches: 120,000 recipients, 
   assert.equal(text.match(/^I\d+ R dropped$/gm)?.length, 120_000);
   assert.ok(text.endsWith('S119999 1700000000\n'));
 });
+
+test('control file replaced during the scan: the drop refuses the new file (ECHANGED) and writes nothing to it', async (t) => {
+  const dir = await tempDir(t);
+  const p = join(dir, 'C1');
+  await writeFile(p, controlOf(2));
+  const c = await readControlFile(p, MAX);
+  const other = controlOf(3).replace('ssender@', 'sother@');
+  await writeFile(`${p}.new`, other);
+  const { rename } = await import('node:fs/promises');
+  await rename(`${p}.new`, p);
+  await rejectsWith(markDelivered(c, 'dropped', 1700000000), 'ECHANGED');
+  assert.equal(await readFile(p, 'utf8'), other);
+});

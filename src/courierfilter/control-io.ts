@@ -16,6 +16,7 @@
  *   EBAD_CONTROL the bytes are not a control file (from parseControl)
  *   EINVAL      bad arguments (maxBytes, nowSec)
  *   EABORTED    the request's deadline passed while marking (the records were taken back)
+ *   ECHANGED    the path names another file than the one read (replaced during the scan)
  *
  * No deadline: these are small local files in Courier's spool; a FIFO or device planted at the
  * path, the one way a read could hang, is refused (O_NONBLOCK open, then fstat must say file).
@@ -45,7 +46,7 @@ function toControlError(err: unknown, what: string): ControlError {
   return new ControlError(code, `${what}: ${detail}`, { cause: err });
 }
 
-async function openRegular(path: string, flags: number, what: string): Promise<{ fh: FileHandle; size: number }> {
+async function openRegular(path: string, flags: number, what: string): Promise<{ fh: FileHandle; size: number; identity: string }> {
   let fh: FileHandle;
   try {
     // O_NONBLOCK: opening a FIFO would otherwise block a libuv thread until a writer appears.
@@ -57,7 +58,7 @@ async function openRegular(path: string, flags: number, what: string): Promise<{
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new ControlError('EIO', `${what} ${path}: not a regular file`);
-    return { fh, size: st.size };
+    return { fh, size: st.size, identity: `${st.dev}:${st.ino}` };
   } catch (err) {
     await fh.close().catch(() => undefined);
     throw toControlError(err, `${what} ${path}`);
@@ -93,17 +94,22 @@ export async function readControlFile(path: string, maxBytes: number): Promise<C
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw new ControlError('EINVAL', `readControlFile: maxBytes must be a positive integer, got ${String(maxBytes)}`);
   }
-  const { fh, size } = await openRegular(path, O_RDONLY | O_NOFOLLOW, 'read');
+  const { fh, size, identity } = await openRegular(path, O_RDONLY | O_NOFOLLOW, 'read');
   try {
     if (size > maxBytes) throw tooLarge(maxBytes);
     const bytes = await readBounded(fh, maxBytes, size);
-    return parseControl(path, bytes);
+    const file = parseControl(path, bytes);
+    identities.set(file, identity);
+    return file;
   } catch (err) {
     throw toControlError(err, `read ${path}`);
   } finally {
     await fh.close().catch(() => undefined); // read-only: nothing to lose on a failed close
   }
 }
+
+/** The file (device:inode) each ControlFile was read from: a drop must append to that one. */
+const identities = new WeakMap<ControlFile, string>();
 
 /** What appendRecord needs from a FileHandle (a seam so tests can force a short write). */
 export interface RecordWriter {
@@ -151,7 +157,14 @@ export async function markDelivered(file: ControlFile, reason: string, nowSec: n
   if (pending.length === 0) return 0;
   const text = sanitizeLine(reason, MAX_REASON_BYTES) || DEFAULT_DROP_REASON;
 
-  const { fh, size: before } = await openRegular(file.path, O_WRONLY | O_APPEND | O_NOFOLLOW, 'append to');
+  const { fh, size: before, identity } = await openRegular(file.path, O_WRONLY | O_APPEND | O_NOFOLLOW, 'append to');
+  const read = identities.get(file);
+  if (read !== undefined && read !== identity) {
+    // Another file now sits at the path (the one we read was removed and the name reused):
+    // its recipients are not the ones we counted, so none of our records belong in it.
+    await fh.close().catch(() => undefined);
+    throw new ControlError('ECHANGED', `append to ${file.path}: not the control file that was read (replaced during the scan)`);
+  }
   const writer = opts.writer ? opts.writer(fh) : fh;
   let failure: ControlError | undefined;
   let wrote = false;
