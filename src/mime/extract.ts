@@ -214,14 +214,20 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
 /** Limits that leave no budget for another reading: running one would only hit them again. */
 const BUDGET_CODES: ReadonlySet<string> = new Set([MimeErrorCode.DECODED_LIMIT, MimeErrorCode.EXPANSION_LIMIT, MimeErrorCode.PART_LIMIT]);
 
-/** Failure → limit record. By code only: MimeError's, mailsplit's EMAXLEN, fs errors. */
+/**
+ * Failure → limit record. By code only: MimeError's, mailsplit's EMAXLEN, and system errors
+ * (a syscall or an errno: the input or a temp file), whose errno the message keeps.
+ */
 function classify(err: unknown): { code: string; message: string } {
   if (err instanceof MimeError) return { code: err.code, message: err.message };
-  const e = err as { code?: unknown; syscall?: unknown; message?: unknown } | null;
+  const e = err as { code?: unknown; syscall?: unknown; errno?: unknown; message?: unknown } | null;
   const message = typeof e?.message === 'string' ? e.message : String(err);
   // mailsplit's only EMAXLEN left is the header size: its child-node count is switched off
   if (e?.code === 'EMAXLEN') return { code: MimeErrorCode.HEADER_LIMIT, message: `header block exceeds the limit: ${message}` };
-  if (typeof e?.syscall === 'string') return { code: MimeErrorCode.IO, message: `${String(e.code)}: ${message}` };
+  if (typeof e?.syscall === 'string' || typeof e?.errno === 'number') {
+    const errno = String(e.code);
+    return { code: MimeErrorCode.IO, message: `I/O error: ${message.startsWith(errno) ? message : `${errno}: ${message}`}` };
+  }
   return { code: MimeErrorCode.PARSE, message: `cannot parse MIME structure: ${message}` };
 }
 

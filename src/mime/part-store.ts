@@ -9,7 +9,7 @@
  * or with the fs error of a failed temp-file write (extract.ts reports those as EMIME_IO).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ScanSource } from '../engines/engine.js';
 import { bufferSource, fileSource } from '../scan/sources.js';
@@ -91,7 +91,7 @@ export class PartStore {
   async createFile(prefix = 'part'): Promise<{ handle: FileHandle; path: string }> {
     if (this.disposed) throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
     if (this.dir === undefined) {
-      const dir = await mkdtemp(join(this.tmpdir, 'avfilter-mime-'));
+      const dir = await this.makeDir();
       if (this.disposed) {
         await rm(dir, { recursive: true, force: true });
         throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
@@ -100,6 +100,25 @@ export class PartStore {
     }
     const path = join(this.dir, `${prefix}-${++this.seq}`);
     return { handle: await open(path, 'wx', 0o600), path };
+  }
+
+  /**
+   * The private directory, under the caller's tmpdir. A tmpdir removed while the daemon runs
+   * (a cleanup job, an admin) is made again, 0700 as the daemon made it at start: otherwise
+   * every message from then on would fail. Only the tmpdir itself: a missing parent stays an
+   * error (ENOENT), as does anything else.
+   */
+  private async makeDir(): Promise<string> {
+    const prefix = join(this.tmpdir, 'avfilter-mime-');
+    try {
+      return await mkdtemp(prefix);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
+      await mkdir(this.tmpdir, { mode: 0o700 }).catch((e: unknown) => {
+        if ((e as { code?: unknown }).code !== 'EEXIST') throw e;
+      });
+      return await mkdtemp(prefix);
+    }
   }
 
   /** A fresh path in the private directory (for a spooled input); nothing is created there. */
@@ -184,7 +203,8 @@ export class PartWriter {
   private staging: Buffer | undefined;
   private pendingBytes = 0;
   private done = false;
-  private failed = false;
+  /** The fs error that left this writer unusable: thrown again (same code) by later calls. */
+  private failure: unknown;
 
   /** Charged against maxDecodedBytes only if kept (see Budget.addDecoded). */
   private readonly late: boolean;
@@ -198,7 +218,7 @@ export class PartWriter {
 
   async write(buf: Buffer): Promise<void> {
     if (buf.length === 0 || this.done) return;
-    if (this.failed) throw new Error('part writer failed earlier');
+    if (this.failure !== undefined) throw this.failure;
     this.store.budget.addDecoded(buf.length, this.late, this.size);
     if (this.file === undefined) {
       if (this.size + buf.length <= this.store.budget.limits.memoryPartBytes && this.store.budget.reserveMemory(buf.length)) {
@@ -225,7 +245,7 @@ export class PartWriter {
   async finish(): Promise<FinishedPart> {
     if (this.done) throw new Error('part already finished');
     // after a failed temp-file write the bytes on disk are not the bytes hashed
-    if (this.failed) throw new Error('part writer failed earlier');
+    if (this.failure !== undefined) throw this.failure;
     const digest = this.hash.digest('hex');
     const first = this.store.lookup(digest);
     if (first !== undefined) {
@@ -295,7 +315,7 @@ export class PartWriter {
     try {
       await io();
     } catch (err) {
-      this.failed = true;
+      this.failure = err;
       throw err;
     }
   }

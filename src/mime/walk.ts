@@ -75,20 +75,30 @@ export async function walkMessage(input: Readable, ctx: WalkContext, prefix: rea
   try {
     await pipeline(input, splitter, (source: AsyncIterable<SplitterChunk>) => (consumer = consume(source)), ctx.signal ? { signal: ctx.signal } : {});
   } catch (err) {
-    // When the consumer throws (a limit hit while storing a part), its for-await closes the
-    // splitter first, and pipeline() rejects with that premature close (an AbortError), not
-    // with the limit: the consumer's own MimeError is the cause to report.
+    // When the consumer throws (a limit hit while storing a part, a temp file that cannot be
+    // created), its for-await closes the splitter first, and pipeline() rejects with that
+    // premature close (an AbortError), not with the cause: the consumer's own error is the
+    // one to report, unless it only echoes the pipeline's.
     const own = await consumer?.then(
       () => undefined,
       (e: unknown) => e,
     );
     // the extraction ends with a limit; what was decoded so far is still worth scanning
     if (!ctx.signal?.aborted) await walker.salvage();
-    throw own instanceof MimeError ? own : err;
+    throw ownCause(own) ?? err;
   } finally {
     await consumer?.catch(() => undefined);
     await walker.abort();
   }
+}
+
+/** The consumer's error when it is a cause of its own (a limit, an fs error), not the stream's echo. */
+function ownCause(err: unknown): unknown {
+  if (err === undefined || err === null) return undefined;
+  if (err instanceof MimeError) return err;
+  const e = err as { name?: unknown; code?: unknown; syscall?: unknown };
+  if (typeof e.syscall === 'string') return err;
+  return undefined;
 }
 
 interface NodeInfo {
