@@ -437,7 +437,7 @@ test('a read error of the input is a limit (EMIME_IO), not a throw', async () =>
 test('a temp file that cannot be created is a limit (EMIME_IO); smaller parts are kept', async () => {
   await withTmp(async (dir) => {
     const msg = mail.message(mail.multipart([mail.textPart('small'), mail.attachment(mail.pseudoRandom(5000, 1), { cte: 'base64' })]));
-    const x = await extractParts(Readable.from([msg]), { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 1000 }, tmpdir: join(dir, 'no-such-dir') });
+    const x = await extractParts(Readable.from([msg]), { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 1000 }, tmpdir: join(dir, 'no-such-parent', 'tmp') });
     assert.equal(x.limit?.code, 'EMIME_IO');
     assert.deepEqual(x.parts.map((p) => p.path), ['1']);
     await x.dispose();
