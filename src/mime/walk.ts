@@ -19,7 +19,6 @@
  * written. mailsplit's done() handshake belongs to its Streamer/Rewriter, which this does not
  * use: the raw Splitter is consumed directly.
  */
-import mailsplit from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -28,6 +27,7 @@ import { standardDecoder, type ChunkDecoder, type DecoderChoice } from './decode
 import { decodeFilename } from './filename.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
 import { encodedKey, type FinishedPart, type PartMeta, type PartStore, type PartWriter } from './part-store.js';
+import { ByteBoundarySplitter } from './splitter.js';
 
 /** One interpretation of a message; issue 3's union extraction runs several. */
 export interface Reading {
@@ -56,7 +56,7 @@ const EMBEDDED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', '
 const SPLITTER_MAX_CHILD_NODES = Number.MAX_SAFE_INTEGER;
 
 export async function walkMessage(input: Readable, ctx: WalkContext, prefix: readonly number[]): Promise<void> {
-  const splitter = new mailsplit.Splitter({
+  const splitter = new ByteBoundarySplitter({
     // mailsplit descends only into unencoded message/rfc822 marked inline (or, with
     // defaultInlineEmbedded, not marked attachment) and never into message/global; we descend
     // into all of them ourselves, from the decoded part

@@ -22,10 +22,14 @@ const KEY_FIELD_WINDOW = 100;
 
 const KEY_FIELDS: ReadonlySet<string> = new Set(['content-type', 'mime-version', 'from', 'subject', 'received', 'message-id']);
 
-/** `Name:` with a name of printable ASCII but ":" (RFC 5322 §2.2), nothing before the colon. */
-const FIRST_FIELD_RE = /^([\x21-\x39\x3b-\x7e]+):/;
+/**
+ * `Name:` with a name of anything but ":", whitespace and line ends, nothing before the colon.
+ * RFC 5322 §2.2 allows printable ASCII only, but readers take any bytes (a name with a byte
+ * >= 0x80 must not keep a forwarded message from being walked).
+ */
+const FIRST_FIELD_RE = /^([^:\s]+):/;
 /** Later fields as lenient readers take them: `Name :` too. */
-const FIELD_RE = /^([\x21-\x39\x3b-\x7e]+)[ \t]*:/;
+const FIELD_RE = /^([^:\s]+)[ \t]*:/;
 
 export function looksLikeMessage(head: Buffer): boolean {
   let pos = 0;

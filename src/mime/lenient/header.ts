@@ -32,8 +32,13 @@ export interface HeaderBlock {
 const CR = 0x0d;
 const LF = 0x0a;
 
-/** A field name: printable ASCII but ":", optionally with comments and spaces before the colon. */
-const FIELD_RE = /^([\x21-\x39\x3b-\x7e][\x20-\x39\x3b-\x7e]*?)[ \t]*:/;
+/**
+ * A field name: any bytes but ":", line ends, and a leading space or tab (a continuation),
+ * optionally with comments and spaces before the colon. RFC 5322 allows printable ASCII only,
+ * but readers (mailsplit, ClamAV) take any bytes before the colon as a name; ending the header
+ * block at a name with a byte >= 0x80 or a control byte lost the Content-Type after it.
+ */
+const FIELD_RE = /^([^:\r\n \t][^:\r\n]*?)[ \t]*:/;
 
 export function parseHeaderBlock(buf: Buffer, opts: { skipMboxFrom: boolean }): HeaderBlock {
   const fields: Array<{ name: string; value: string }> = [];
