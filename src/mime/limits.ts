@@ -80,6 +80,16 @@ export const MimeErrorCode = {
   DECODED_LIMIT: 'EMIME_DECODED_LIMIT',
   /** Decoded bytes out of proportion to the input (maxExpansionRatio). */
   EXPANSION_LIMIT: 'EMIME_EXPANSION_LIMIT',
+  /**
+   * The embedded post-pass reads what it finds again down to MAX_EMBEDDED_DEPTH levels; an
+   * item below that still holds an encoding (or a message) that was not read.
+   */
+  EMBED_DEPTH: 'EMIME_EMBED_DEPTH',
+  /**
+   * One header offers more interpretations (boundary= values, Content-Transfer-Encoding
+   * values) than the lenient reading tries; the ones past the bound were not read.
+   */
+  CANDIDATE_LIMIT: 'EMIME_CANDIDATE_LIMIT',
   /** A message/partial fragment, refused unless allowPartial (RFC 2046 §5.2.2; CVE-2002-1121). */
   PARTIAL: 'EMIME_PARTIAL',
   /** Reading the input or writing a temp file failed (ENOSPC, EIO, ...). */

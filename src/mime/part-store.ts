@@ -6,8 +6,10 @@
  * caller's tmpdir), the files in it (0600), the SHA-256 de-duplication, and the list of parts.
  * Inputs: decoded bytes through PartWriter.write(). Outputs: ExtractedPart records whose
  * sources stay valid until dispose(). Fails with MimeError EMIME_DECODED_LIMIT from the budget,
- * or with the fs error of a failed temp-file write (extract.ts reports those as EMIME_IO).
+ * with the fs error of a failed temp-file write (extract.ts reports those as EMIME_IO), or with
+ * the signal's reason once the extraction's deadline has passed (every write checks it).
  */
+import * as crypto from 'node:crypto';
 import { createHash, type Hash } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -49,6 +51,9 @@ export interface FinishedPart {
   bytes: MessageBytes;
 }
 
+/** crypto.hash, when this Node has it. */
+const oneShotHash = (crypto as { hash?: (alg: string, data: Buffer, enc: 'hex') => string }).hash;
+
 /** Spilled bytes are gathered into writes of this size: fewer syscalls, little memory. */
 const SPILL_WRITE_BYTES = 256 * 1024;
 
@@ -67,7 +72,14 @@ export class PartStore {
   constructor(
     private readonly tmpdir: string,
     readonly budget: Budget,
+    /** The extraction's deadline: every write checks it, so no loop stores on past it. */
+    private readonly signal?: AbortSignal,
   ) {}
+
+  /** @internal Throws the signal's reason once it has fired. */
+  checkAbort(): void {
+    if (this.signal?.aborted) throw this.signal.reason ?? new Error('aborted');
+  }
 
   begin(meta: PartMeta): PartWriter {
     const w = new PartWriter(this, meta);
@@ -140,6 +152,11 @@ export class PartStore {
     return true;
   }
 
+  /** Has the content `digest` been claimed for a walk in `namespace`? */
+  hasWalked(digest: string, namespace = 'standard'): boolean {
+    return this.walkedMessages.has(`${namespace}:${digest}`);
+  }
+
   /** The stored bytes of a part, for range reads. */
   bytesOf(part: ExtractedPart): MessageBytes | undefined {
     return this.bytesByPart.get(part);
@@ -194,9 +211,15 @@ export class PartStore {
 
 /** Receives one part's decoded bytes; keeps them in memory until they outgrow it. */
 export class PartWriter {
-  private readonly hash: Hash = createHash('sha256');
+  /** The SHA-256 of a spilled part, fed as it is written; a part in memory is hashed once, at finish(). */
+  private hash: Hash | undefined;
   private size = 0;
-  private memory: Buffer[] = [];
+  /**
+   * The bytes of a part still in memory: one buffer that grows by doubling (a part written a
+   * line at a time once kept one buffer per line, and wrote each one to disk when it spilled).
+   * Its capacity is what is reserved against MEMORY_TOTAL_BYTES.
+   */
+  private memory: Buffer | undefined;
   private memoryBytes = 0;
   private file: { handle: FileHandle; path: string } | undefined;
   /** Spilled bytes gather here (one buffer per writer) so a write never keeps the caller's buffer. */
@@ -219,18 +242,20 @@ export class PartWriter {
   async write(buf: Buffer): Promise<void> {
     if (buf.length === 0 || this.done) return;
     if (this.failure !== undefined) throw this.failure;
+    this.store.checkAbort();
     this.store.budget.addDecoded(buf.length, this.late, this.size);
     if (this.file === undefined) {
-      if (this.size + buf.length <= this.store.budget.limits.memoryPartBytes && this.store.budget.reserveMemory(buf.length)) {
-        // a copy: decoders may reuse the buffer they hand out
-        this.memory.push(Buffer.from(buf));
+      // a copy: decoders may reuse the buffer they hand out
+      if (this.size + buf.length <= this.store.budget.limits.memoryPartBytes && this.grow(this.memoryBytes + buf.length)) {
+        buf.copy(this.memory!, this.memoryBytes);
         this.memoryBytes += buf.length;
-        this.account(buf);
+        this.size += buf.length;
         return;
       }
       await this.guard(() => this.spill());
     }
-    this.account(buf);
+    this.hash!.update(buf);
+    this.size += buf.length;
     let off = 0;
     while (off < buf.length) {
       const staging = (this.staging ??= Buffer.allocUnsafe(SPILL_WRITE_BYTES));
@@ -246,7 +271,8 @@ export class PartWriter {
     if (this.done) throw new Error('part already finished');
     // after a failed temp-file write the bytes on disk are not the bytes hashed
     if (this.failure !== undefined) throw this.failure;
-    const digest = this.hash.digest('hex');
+    const inMemory = this.memory !== undefined ? this.memory.subarray(0, this.memoryBytes) : Buffer.alloc(0);
+    const digest = this.file !== undefined ? this.hash!.digest('hex') : sha256Hex(inMemory);
     const first = this.store.lookup(digest);
     if (first !== undefined) {
       await this.abort();
@@ -270,11 +296,12 @@ export class PartWriter {
       bytes = fileBytesOfSize(file.path, this.size);
       this.file = undefined; // closed; the path now belongs to the part and dispose() removes it
     } else {
-      // concat copies the bytes out of the (possibly much larger) buffers they were sliced from
-      const buf = Buffer.concat(this.memory, this.memoryBytes);
+      // an exact copy: the growing buffer may be up to twice the size of what it holds
+      const buf = Buffer.from(inMemory);
+      this.store.budget.releaseMemory((this.memory?.length ?? 0) - buf.length);
       source = bufferSource(buf);
       bytes = bufferBytes(buf);
-      this.memory = [];
+      this.memory = undefined;
     }
     this.done = true;
     const part: ExtractedPart = { ...this.meta, size: this.size, source };
@@ -290,8 +317,8 @@ export class PartWriter {
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    this.store.budget.releaseMemory(this.memoryBytes);
-    this.memory = [];
+    this.store.budget.releaseMemory(this.memory?.length ?? 0);
+    this.memory = undefined;
     this.memoryBytes = 0;
     this.staging = undefined;
     this.pendingBytes = 0;
@@ -304,10 +331,19 @@ export class PartWriter {
     this.store.release(this);
   }
 
-  /** Size and hash follow what is stored, never what was only offered. */
-  private account(buf: Buffer): void {
-    this.hash.update(buf);
-    this.size += buf.length;
+  /**
+   * Room in memory for `n` bytes: the buffer doubles (up to memoryPartBytes), each growth
+   * reserved against MEMORY_TOTAL_BYTES. False when the reservation is refused.
+   */
+  private grow(n: number): boolean {
+    const cap = this.memory?.length ?? 0;
+    if (n <= cap) return true;
+    const next = Math.min(this.store.budget.limits.memoryPartBytes, Math.max(n, cap * 2, 256));
+    if (!this.store.budget.reserveMemory(next - cap)) return false;
+    const buf = Buffer.allocUnsafe(next);
+    this.memory?.copy(buf, 0, 0, this.memoryBytes);
+    this.memory = buf;
+    return true;
   }
 
   /** An fs failure leaves the writer unusable: finish() refuses, abort() cleans up. */
@@ -320,14 +356,18 @@ export class PartWriter {
     }
   }
 
-  /** Moves the part to a temp file: what was in memory is written first. */
+  /** Moves the part to a temp file: what was in memory is hashed and written first, in one write. */
   private async spill(): Promise<void> {
     this.file = await this.store.createFile();
-    const memory = this.memory;
-    this.store.budget.releaseMemory(this.memoryBytes);
-    this.memory = [];
+    const held = this.memory?.subarray(0, this.memoryBytes);
+    this.hash = createHash('sha256');
+    this.store.budget.releaseMemory(this.memory?.length ?? 0);
+    this.memory = undefined;
     this.memoryBytes = 0;
-    for (const m of memory) await writeAll(this.file.handle, m);
+    if (held !== undefined && held.length > 0) {
+      this.hash.update(held);
+      await writeAll(this.file.handle, held);
+    }
   }
 
   private async flushPending(): Promise<void> {
@@ -336,6 +376,11 @@ export class PartWriter {
     this.pendingBytes = 0;
     await writeAll(this.file.handle, this.staging!.subarray(0, n));
   }
+}
+
+/** One-shot SHA-256 (crypto.hash where Node has it, from 20.12: no Hash object per small part). */
+function sha256Hex(buf: Buffer): string {
+  return typeof oneShotHash === 'function' ? oneShotHash('sha256', buf, 'hex') : createHash('sha256').update(buf).digest('hex');
 }
 
 async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
