@@ -59,7 +59,6 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   checkLimits(opts.limits);
   const { signal } = opts;
   const budget = new Budget(opts.limits);
-  const store = new PartStore(opts.tmpdir, budget);
   // an error before the first read (or of a stream not read at all) must not go unhandled;
   // the readings see it when they read
   if (typeof (input as Readable).on === 'function') (input as Readable).on('error', () => undefined);
@@ -75,6 +74,7 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   // nesting does not trip Node's MaxListenersExceededWarning.
   const inner = new AbortController();
   setMaxListeners(Math.max(10, opts.limits.maxDepth + 2), inner.signal);
+  const store = new PartStore(opts.tmpdir, budget, inner.signal);
   const onAbort = (): void => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   let limit: { code: string; message: string } | undefined;

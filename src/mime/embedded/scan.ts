@@ -7,162 +7,266 @@
  * decoded bytes of one part, in chunks split anywhere. Output: events (open an item, data for
  * it, close it), so the caller does the async writing. Never throws; an encoding cut off by
  * the end of the part is closed with what it held.
+ * Cost: linear in the input, with no allocation per line: lines are buffer ranges (lines.ts),
+ * each item's decoded bytes of one push() gather in one buffer and come out as one data event
+ * (a part of millions of short lines once cost one event, one buffer and one store write per
+ * line), the BinHex marker is searched once per chunk, not once per line.
  * Recognised: "begin mode name" ... "end" (uuencode); "begin-base64 mode name" ... "====" (the
  * lines decoded with the lenient base64 decoder: a 7bit or 8bit text part holds them as they
  * are, nothing undid them before); "=ybegin ... name=" ... "=yend"; the BinHex marker line, then
  * ":" ... ":"; in any text (HTML attributes, CSS url()), `data:<type>;base64,` followed by
- * base64 (whitespace allowed, as browsers allow it) and `data:<type>,` followed by
- * percent-encoded bytes up to a quote, ")", ">", whitespace or the end of the part (only where
+ * base64 (whitespace allowed, as browsers allow it; the media type may be of any length: only
+ * its ";base64" end matters) and `data:<type>,` followed by percent-encoded bytes up to a quote, ")", ">", whitespace or the end of the part (only where
  * "data" starts a word: "metadata:x,y" is no URI).
  */
 import { Base64Decoder } from '../base64.js';
-import type { ChunkDecoder } from '../decoders.js';
 import { BINHEX_MARKER, BinHexDecoder } from './binhex.js';
-import { LineSplitter } from './lines.js';
+import { LineReader } from './lines.js';
 import { PercentDecoder } from './percent.js';
-import { UU_BEGIN_RE, uudecodeLine } from './uu.js';
-import { ydecodeLine } from './yenc.js';
+import { isUuEnd, parseBegin, trimmedEquals, uudecodeInto, UU_MAX_LINE_OUTPUT } from './uu.js';
+import { ydecodeInto } from './yenc.js';
 
 const BINHEX_MARKER_BYTES = Buffer.from(BINHEX_MARKER, 'latin1');
 const DATA_LOWER = Buffer.from('data', 'latin1');
+const YBEGIN = Buffer.from('=ybegin ', 'latin1');
+const YPART = Buffer.from('=ypart ', 'latin1');
+const YEND = Buffer.from('=yend', 'latin1');
+const B64_END = Buffer.from('====', 'latin1');
 
 export type EmbeddedKind = 'uuencode' | 'base64-block' | 'yenc' | 'binhex' | 'data-uri';
 
+/** The bytes of a data event are valid until the next push() or end(). */
 export type ScanEvent =
   | { readonly type: 'open'; readonly id: number; readonly kind: EmbeddedKind; readonly name?: string | undefined }
   | { readonly type: 'data'; readonly id: number; readonly bytes: Buffer }
   | { readonly type: 'close'; readonly id: number };
 
-/** Longest `data:` media type and parameters before the ","; longer is not a data URI. */
-const MAX_DATA_URI_HEADER = 256;
 /** A data URI decoding to fewer bytes than this holds nothing worth an item. */
 export const MIN_DATA_URI_BYTES = 16;
+/** The end of a data: URI's media type that is looked at (";base64" and the spaces before it). */
+const URI_HEADER_TAIL = 64;
 
 type LineState =
-  | { kind: 'uuencode' | 'yenc'; id: number }
-  | { kind: 'base64-block'; id: number; dec: Base64Decoder }
+  | { kind: 'uuencode' | 'yenc' | 'base64-block'; id: number }
   | { kind: 'binhex-wait'; id: number }
   | { kind: 'binhex'; id: number; dec: BinHexDecoder; rsrc: number | undefined };
 
+/**
+ * The decoded bytes of one item during one push(), gathered into a buffer made for that push
+ * (never reused: the events point into it until they are applied) and handed out as one data
+ * event when the item changes or the push ends.
+ */
+class Gather {
+  private buf: Buffer = EMPTY;
+  private o = 0;
+  private start = 0;
+  private id = -1;
+  private ev: ScanEvent[] = [];
+  private hint = 0;
+
+  /** A new push: its events go to `ev`; about `hint` bytes may come. */
+  begin(ev: ScanEvent[], hint: number): void {
+    this.ev = ev;
+    this.buf = EMPTY;
+    this.o = this.start = 0;
+    this.id = -1;
+    this.hint = hint;
+  }
+
+  /** Room for `n` more bytes of item `id` at `at`: write there, then call advance(). */
+  room(id: number, n: number): Buffer {
+    if (id !== this.id) {
+      this.flush();
+      this.id = id;
+    }
+    if (this.o + n > this.buf.length) {
+      this.flush();
+      this.buf = Buffer.allocUnsafe(Math.max(n, this.hint, 4096));
+      this.o = this.start = 0;
+    }
+    return this.buf;
+  }
+
+  get at(): number {
+    return this.o;
+  }
+
+  advance(to: number): void {
+    this.o = to;
+  }
+
+  /** Hands out what was gathered for the current item. */
+  flush(): void {
+    if (this.o > this.start && this.id >= 0) this.ev.push({ type: 'data', id: this.id, bytes: this.buf.subarray(this.start, this.o) });
+    this.start = this.o;
+  }
+}
+
 export class EmbeddedScanner {
-  private readonly lines = new LineSplitter();
+  private readonly lines = new LineReader();
   private nextId = 0;
   private line: LineState | undefined;
+  private ev: ScanEvent[] = [];
+  private readonly lineOut = new Gather();
+  private readonly uriOut = new Gather();
+  /** begin-base64 blocks: one at a time, so one decoder, reset by finalInto(). */
+  private readonly blockB64 = new Base64Decoder();
+  /** The BinHex marker: where it is next in `markerBuf` at or after the last line looked at (-1: nowhere). */
+  private markerBuf: Buffer | undefined;
+  private markerPos = -1;
+  private readonly onLine = (buf: Buffer, start: number, end: number): void => this.lineAt(buf, start, end);
   // data: URI state, on latin1 text
   private uriCarry: Buffer = EMPTY;
   /** The byte before the text that onText is handed next (the carry, else the chunk); -1: none. */
   private uriPrev = -1;
+  /** The end (URI_HEADER_TAIL characters) of the media type being read; undefined: none. */
   private uriHeader: string | undefined;
   /** The "data" of the URI being read starts a word (percent-encoded URIs need that). */
   private uriWordStart = false;
-  private uri: { id: number; dec: ChunkDecoder; allowed: Uint8Array; bytes: Buffer[]; size: number } | undefined;
+  private uri: { id: number; base64: boolean; allowed: Uint8Array; held: Buffer[]; size: number } | undefined;
+  private readonly uriB64 = new Base64Decoder();
+  private readonly uriPct = new PercentDecoder();
 
   push(chunk: Buffer): ScanEvent[] {
     const ev: ScanEvent[] = [];
-    for (const l of this.lines.push(chunk)) this.onLine(l, ev);
-    this.onText(chunk, ev);
+    this.start(ev, chunk.length);
+    this.lines.push(chunk, this.onLine);
+    this.lineOut.flush();
+    this.onText(chunk);
+    this.uriOut.flush();
     return ev;
   }
 
   end(): ScanEvent[] {
     const ev: ScanEvent[] = [];
-    for (const l of this.lines.end()) this.onLine(l, ev);
-    this.closeLine(ev);
-    this.endUri(ev);
+    this.start(ev, 0);
+    this.lines.end(this.onLine);
+    this.closeLine();
+    this.endUri();
     return ev;
   }
 
-  private onLine(line: Buffer, ev: ScanEvent[]): void {
+  private start(ev: ScanEvent[], n: number): void {
+    this.ev = ev;
+    this.lineOut.begin(ev, n);
+    this.uriOut.begin(ev, n);
+    // a chunk may be a reused buffer holding new bytes: the marker position is per push
+    this.markerBuf = undefined;
+  }
+
+  /** One line, buf[start, end). */
+  private lineAt(buf: Buffer, start: number, end: number): void {
     const st = this.line;
-    if (st === undefined) {
-      // cheap tests first: most lines of most parts start none of these
-      if (line.length < 6) return;
-      const c0 = line[0]!;
-      if (c0 === 0x62 /* b */) {
-        const uu = UU_BEGIN_RE.exec(line.toString('latin1', 0, Math.min(line.length, 512)).trimEnd());
-        if (uu) {
-          const id = this.nextId++;
-          const b64 = line[5] === 0x2d; // "begin-base64"
-          ev.push({ type: 'open', id, kind: b64 ? 'base64-block' : 'uuencode', name: uu[1]?.trim() || undefined });
-          this.line = b64 ? { kind: 'base64-block', id, dec: new Base64Decoder() } : { kind: 'uuencode', id };
-        }
-      } else if (c0 === 0x3d /* = */ && line.subarray(0, 8).toString('latin1') === '=ybegin ') {
-        const head = line.toString('latin1', 0, Math.min(line.length, 512));
-        const id = this.nextId++;
-        ev.push({ type: 'open', id, kind: 'yenc', name: / name=(.*)$/.exec(head)?.[1]?.trim() || undefined });
-        this.line = { kind: 'yenc', id };
-      } else if (line.includes(BINHEX_MARKER_BYTES)) {
-        this.line = { kind: 'binhex-wait', id: this.nextId++ };
-      }
-      return;
-    }
+    if (st === undefined) return this.idle(buf, start, end);
     switch (st.kind) {
       case 'uuencode': {
-        const t = line.toString('latin1').trim();
-        if (t === 'end') return this.closeLine(ev);
-        const b = uudecodeLine(line);
-        if (b.length > 0) ev.push({ type: 'data', id: st.id, bytes: b });
+        if (isUuEnd(buf, start, end)) return this.closeLine();
+        const out = this.lineOut.room(st.id, UU_MAX_LINE_OUTPUT);
+        this.lineOut.advance(uudecodeInto(buf, start, end, out, this.lineOut.at));
         return;
       }
       case 'base64-block': {
-        if (line.toString('latin1').trim() === '====') return this.closeLine(ev);
-        // a copy: the decoder reuses its output buffer, and events are applied after push() returns
-        const b = Buffer.from(st.dec.update(line));
-        if (b.length > 0) ev.push({ type: 'data', id: st.id, bytes: b });
+        if (trimmedEquals(buf, start, end, B64_END)) return this.closeLine();
+        const out = this.lineOut.room(st.id, Math.ceil(((end - start) * 3) / 4) + 4);
+        this.lineOut.advance(this.blockB64.updateInto(buf, start, end, out, this.lineOut.at));
         return;
       }
       case 'yenc': {
-        if (line.subarray(0, 6).toString('latin1') === '=yend ' || line.toString('latin1') === '=yend') return this.closeLine(ev);
-        if (line.subarray(0, 7).toString('latin1') === '=ypart ') return;
-        const b = ydecodeLine(line);
-        if (b.length > 0) ev.push({ type: 'data', id: st.id, bytes: b });
+        if (startsWith(buf, start, end, YEND) && (end - start === YEND.length || buf[start + YEND.length] === 0x20)) return this.closeLine();
+        if (startsWith(buf, start, end, YPART)) return;
+        const out = this.lineOut.room(st.id, end - start);
+        this.lineOut.advance(ydecodeInto(buf, start, end, out, this.lineOut.at));
         return;
       }
       case 'binhex-wait': {
-        const at = line.indexOf(0x3a); // ":"
+        const at = indexIn(buf, start, end, 0x3a); // ":"
         if (at < 0) {
-          if (line.length > 0) this.line = undefined; // text between marker and data: not BinHex
+          // text between the marker and the data: wait on, unless the line starts something else
+          this.idle(buf, start, end);
           return;
         }
-        const dec = new BinHexDecoder();
-        this.line = { kind: 'binhex', id: st.id, dec, rsrc: undefined };
-        ev.push({ type: 'open', id: st.id, kind: 'binhex' });
-        return this.binhex(line.subarray(at + 1), ev);
+        this.line = { kind: 'binhex', id: st.id, dec: new BinHexDecoder(), rsrc: undefined };
+        this.event({ type: 'open', id: st.id, kind: 'binhex' });
+        return this.binhex(buf, at + 1, end);
       }
       case 'binhex':
-        return this.binhex(line, ev);
+        return this.binhex(buf, start, end);
     }
   }
 
-  private binhex(text: Buffer, ev: ScanEvent[]): void {
+  /** A line outside any item: does it start one? */
+  private idle(buf: Buffer, start: number, end: number): void {
+    const len = end - start;
+    // cheap tests first: most lines of most parts start none of these
+    if (len < 6) return;
+    const c0 = buf[start]!;
+    if (c0 === 0x62 /* b */) {
+      const begin = parseBegin(buf, start, end);
+      if (begin !== undefined) {
+        const id = this.nextId++;
+        this.event({ type: 'open', id, kind: begin.base64 ? 'base64-block' : 'uuencode', name: begin.name.trim() || undefined });
+        this.line = { kind: begin.base64 ? 'base64-block' : 'uuencode', id };
+        return;
+      }
+    } else if (c0 === 0x3d /* = */ && startsWith(buf, start, end, YBEGIN)) {
+      const head = buf.toString('latin1', start, Math.min(end, start + 512));
+      const id = this.nextId++;
+      this.event({ type: 'open', id, kind: 'yenc', name: / name=(.*)$/.exec(head)?.[1]?.trim() || undefined });
+      this.line = { kind: 'yenc', id };
+      return;
+    }
+    if (len >= BINHEX_MARKER_BYTES.length && this.markerIn(buf, start, end)) this.line = { kind: 'binhex-wait', id: this.nextId++ };
+  }
+
+  /** Does buf[start, end) hold the BinHex marker? One search per chunk, not per line. */
+  private markerIn(buf: Buffer, start: number, end: number): boolean {
+    if (this.markerBuf !== buf || (this.markerPos >= 0 && this.markerPos < start)) {
+      this.markerBuf = buf;
+      this.markerPos = buf.indexOf(BINHEX_MARKER_BYTES, start);
+    }
+    return this.markerPos >= 0 && this.markerPos + BINHEX_MARKER_BYTES.length <= end;
+  }
+
+  private binhex(buf: Buffer, start: number, end: number): void {
     const st = this.line;
     if (st?.kind !== 'binhex') return;
-    const end = text.indexOf(0x3a);
-    const out = st.dec.push(end >= 0 ? text.subarray(0, end) : text);
-    if (out.data.length > 0) ev.push({ type: 'data', id: st.id, bytes: out.data });
+    const colon = indexIn(buf, start, end, 0x3a);
+    const out = st.dec.push(buf, start, colon >= 0 ? colon : end);
+    if (out.data.length > 0) {
+      const dst = this.lineOut.room(st.id, out.data.length);
+      out.data.copy(dst, this.lineOut.at);
+      this.lineOut.advance(this.lineOut.at + out.data.length);
+    }
     if (out.rsrc.length > 0) {
       if (st.rsrc === undefined) {
         st.rsrc = this.nextId++;
-        ev.push({ type: 'open', id: st.rsrc, kind: 'binhex', name: st.dec.name ? `${st.dec.name} (resource fork)` : undefined });
+        this.event({ type: 'open', id: st.rsrc, kind: 'binhex', name: st.dec.name ? `${st.dec.name} (resource fork)` : undefined });
       }
-      ev.push({ type: 'data', id: st.rsrc, bytes: out.rsrc });
+      // the decoder reuses its buffers: a copy (resource forks are rare and small)
+      this.event({ type: 'data', id: st.rsrc, bytes: Buffer.from(out.rsrc) });
     }
-    if (end >= 0) this.closeLine(ev);
+    if (colon >= 0) this.closeLine();
   }
 
-  private closeLine(ev: ScanEvent[]): void {
+  /** An open or close of a line item: what was gathered for the item goes out before it. */
+  private event(e: ScanEvent): void {
+    this.lineOut.flush();
+    this.ev.push(e);
+  }
+
+  private closeLine(): void {
     const st = this.line;
     this.line = undefined;
     if (st === undefined || st.kind === 'binhex-wait') return;
     if (st.kind === 'base64-block') {
-      const tail = st.dec.final();
-      if (tail.length > 0) ev.push({ type: 'data', id: st.id, bytes: tail });
+      const out = this.lineOut.room(st.id, 2);
+      this.lineOut.advance(this.blockB64.finalInto(out, this.lineOut.at));
     }
-    ev.push({ type: 'close', id: st.id });
-    if (st.kind === 'binhex' && st.rsrc !== undefined) ev.push({ type: 'close', id: st.rsrc });
+    this.event({ type: 'close', id: st.id });
+    if (st.kind === 'binhex' && st.rsrc !== undefined) this.event({ type: 'close', id: st.rsrc });
   }
 
-  private onText(chunk: Buffer, ev: ScanEvent[]): void {
+  private onText(chunk: Buffer): void {
     const buf = this.uriCarry.length > 0 ? Buffer.concat([this.uriCarry, chunk]) : chunk;
     const prev = this.uriPrev;
     this.uriCarry = EMPTY;
@@ -174,27 +278,28 @@ export class EmbeddedScanner {
         const allowed = this.uri.allowed;
         let j = i;
         while (j < buf.length && allowed[buf[j]!] === 1) j++;
-        if (j > i) this.feedUri(buf.subarray(i, j), ev);
+        if (j > i) this.feedUri(buf, i, j);
         if (j >= buf.length) return;
-        this.endUri(ev);
+        this.endUri();
         i = j;
         continue;
       }
       if (this.uriHeader !== undefined) {
         let j = i;
-        while (j < buf.length && buf[j] !== 0x2c && HEADER_STOP[buf[j]!] !== 1 && this.uriHeader.length + (j - i) <= MAX_DATA_URI_HEADER) j++;
-        this.uriHeader += buf.toString('latin1', i, j);
+        while (j < buf.length && buf[j] !== 0x2c && HEADER_STOP[buf[j]!] !== 1) j++;
+        // only the end of the media type matters (";base64"): a long one costs no memory
+        if (j > i) this.uriHeader = (this.uriHeader + buf.toString('latin1', Math.max(i, j - URI_HEADER_TAIL), j)).slice(-URI_HEADER_TAIL);
         if (j >= buf.length) return;
         if (buf[j] !== 0x2c) {
           this.uriHeader = undefined;
           i = j;
           continue;
         }
-        const header = this.uriHeader.toLowerCase();
+        const base64 = /;\s*base64$/i.test(this.uriHeader);
         this.uriHeader = undefined;
         i = j + 1;
-        if (/;\s*base64$/.test(header)) this.uri = { id: this.nextId++, dec: new Base64Decoder(), allowed: IS_B64, bytes: [], size: 0 };
-        else if (this.uriWordStart) this.uri = { id: this.nextId++, dec: new PercentDecoder(), allowed: IS_PERCENT_URI, bytes: [], size: 0 };
+        if (base64) this.uri = { id: this.nextId++, base64: true, allowed: IS_B64, held: [], size: 0 };
+        else if (this.uriWordStart) this.uri = { id: this.nextId++, base64: false, allowed: IS_PERCENT_URI, held: [], size: 0 };
         continue;
       }
       // "data:" in any case: find each ":" and look at the four bytes before it (not yet read
@@ -214,39 +319,59 @@ export class EmbeddedScanner {
     }
   }
 
-  private feedUri(enc: Buffer, ev: ScanEvent[]): void {
+  /** Decodes buf[start, end) of the URI being read. */
+  private feedUri(buf: Buffer, start: number, end: number): void {
     const u = this.uri!;
-    // a copy: the decoder reuses its output buffer, and events are applied after push() returns
-    const b = Buffer.from(u.dec.update(enc));
-    if (b.length === 0) return;
-    // hold tiny URIs back until they are worth an item (icons, spacers)
-    if (u.size < MIN_DATA_URI_BYTES) {
-      u.bytes.push(b);
-      u.size += b.length;
-      if (u.size >= MIN_DATA_URI_BYTES) {
-        ev.push({ type: 'open', id: u.id, kind: 'data-uri' }, { type: 'data', id: u.id, bytes: Buffer.concat(u.bytes) });
-        u.bytes = [];
-      }
+    const need = end - start + 4;
+    if (u.size >= MIN_DATA_URI_BYTES) {
+      const out = this.uriOut.room(u.id, need);
+      const o = this.uriOut.at;
+      const n = (u.base64 ? this.uriB64 : this.uriPct).updateInto(buf, start, end, out, o);
+      this.uriOut.advance(n);
+      u.size += n - o;
       return;
     }
-    u.size += b.length;
-    ev.push({ type: 'data', id: u.id, bytes: b });
+    // hold tiny URIs back until they are worth an item (icons, spacers)
+    const tmp = Buffer.allocUnsafe(need);
+    const n = (u.base64 ? this.uriB64 : this.uriPct).updateInto(buf, start, end, tmp, 0);
+    if (n === 0) return;
+    u.held.push(tmp.subarray(0, n));
+    u.size += n;
+    if (u.size >= MIN_DATA_URI_BYTES) {
+      this.uriOut.flush();
+      this.ev.push({ type: 'open', id: u.id, kind: 'data-uri' }, { type: 'data', id: u.id, bytes: Buffer.concat(u.held) });
+      u.held = [];
+    }
   }
 
-  private endUri(ev: ScanEvent[]): void {
+  private endUri(): void {
     const u = this.uri;
     this.uri = undefined;
     this.uriHeader = undefined;
     if (u === undefined) return;
-    const tail = u.dec.final();
+    const dec = u.base64 ? this.uriB64 : this.uriPct;
     if (u.size < MIN_DATA_URI_BYTES) {
-      const all = Buffer.concat([...u.bytes, tail]);
-      if (all.length >= MIN_DATA_URI_BYTES) ev.push({ type: 'open', id: u.id, kind: 'data-uri' }, { type: 'data', id: u.id, bytes: all }, { type: 'close', id: u.id });
+      const tail = Buffer.allocUnsafe(2);
+      const all = Buffer.concat([...u.held, tail.subarray(0, dec.finalInto(tail, 0))]);
+      if (all.length >= MIN_DATA_URI_BYTES) this.ev.push({ type: 'open', id: u.id, kind: 'data-uri' }, { type: 'data', id: u.id, bytes: all }, { type: 'close', id: u.id });
       return;
     }
-    if (tail.length > 0) ev.push({ type: 'data', id: u.id, bytes: tail });
-    ev.push({ type: 'close', id: u.id });
+    const out = this.uriOut.room(u.id, 2);
+    this.uriOut.advance(dec.finalInto(out, this.uriOut.at));
+    this.uriOut.flush();
+    this.ev.push({ type: 'close', id: u.id });
   }
+}
+
+/** buf[start, end) begins with `prefix`. */
+function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
+  return end - start >= prefix.length && buf.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
+}
+
+/** The first `byte` in buf[start, end), or -1 (indexOf would search on to the end of the buffer). */
+function indexIn(buf: Buffer, start: number, end: number, byte: number): number {
+  for (let k = start; k < end; k++) if (buf[k] === byte) return k;
+  return -1;
 }
 
 const EMPTY = Buffer.alloc(0);
