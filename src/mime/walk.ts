@@ -27,7 +27,7 @@ import { standardDecoder, type ChunkDecoder, type DecoderChoice } from './decode
 import { decodeFilename } from './filename.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
 import { encodedKey, type FinishedPart, type PartMeta, type PartStore, type PartWriter } from './part-store.js';
-import { ByteBoundarySplitter } from './splitter.js';
+import { StandardSplitter } from './splitter.js';
 
 /** One interpretation of a message; issue 3's union extraction runs several. */
 export interface Reading {
@@ -56,7 +56,7 @@ const EMBEDDED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', '
 const SPLITTER_MAX_CHILD_NODES = Number.MAX_SAFE_INTEGER;
 
 export async function walkMessage(input: Readable, ctx: WalkContext, prefix: readonly number[]): Promise<void> {
-  const splitter = new ByteBoundarySplitter({
+  const splitter = new StandardSplitter({
     // mailsplit descends only into unencoded message/rfc822 marked inline (or, with
     // defaultInlineEmbedded, not marked attachment) and never into message/global; we descend
     // into all of them ourselves, from the decoded part
@@ -187,7 +187,9 @@ class TreeWalker {
     const container = Boolean(node.multipart) && Boolean(node._boundary);
     // a childless node is a leaf: the top level's is "1", not the empty path
     const ownPath = container || node.parentNode ? path : [...this.prefix, 1];
-    this.ctx.budget.addNode(ownPath.length, node._headerlen);
+    // mailsplit's header lines include the blank line that ends the block
+    const headerLines = Math.max(0, ((node as unknown as { _headersLines?: unknown[] })._headersLines?.length ?? 0) - 1);
+    this.ctx.budget.addNode(ownPath.length, node._headerlen, STANDARD_READING.name, headerLines);
     this.info.set(node, { path: ownPath, children: 0 });
     const open: OpenNode = { node, path: ownPath, container, writer: undefined, decoder: undefined, meta: undefined, encoded: undefined };
     this.current = open;

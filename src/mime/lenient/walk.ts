@@ -79,7 +79,7 @@ async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
     throw new MimeError(MimeErrorCode.HEADER_LIMIT, `header block exceeds ${maxHead} bytes`);
   }
   const bodyStart = e.start + block.bodyStart;
-  ctx.budget.addNode(Math.max(1, e.prefix.length), block.bodyStart, LENIENT_READING);
+  ctx.budget.addNode(Math.max(1, e.prefix.length), block.bodyStart, LENIENT_READING, block.lines);
   const info = interpret(block.fields, e.defaultType);
   if (info.types.includes('message/partial') && !ctx.allowPartial) {
     ctx.soft.push(new MimeError(MimeErrorCode.PARTIAL, 'message/partial cannot be scanned whole'));
