@@ -54,6 +54,9 @@ export interface FinishedPart {
 /** crypto.hash, when this Node has it. */
 const oneShotHash = (crypto as { hash?: (alg: string, data: Buffer, enc: 'hex') => string }).hash;
 
+/** Contents up to this size are looked up by their bytes before their hash (PartStore.hasContent). */
+const TINY_CONTENT_BYTES = 256;
+
 /** Spilled bytes are gathered into writes of this size: fewer syscalls, little memory. */
 const SPILL_WRITE_BYTES = 256 * 1024;
 
@@ -65,6 +68,8 @@ export class PartStore {
   private readonly bytesByPart = new WeakMap<ExtractedPart, MessageBytes>();
   /** encodedKey() of a body the standard reading decoded in full → the digest it decoded to. */
   private readonly byEncoded = new Map<string, string>();
+  /** Tiny contents (as latin1 strings) → their digest (see hasContent). */
+  private readonly tinyDigests = new Map<string, string>();
   private dir: string | undefined;
   private seq = 0;
   private disposed = false;
@@ -75,6 +80,15 @@ export class PartStore {
     /** The extraction's deadline: every write checks it, so no loop stores on past it. */
     private readonly signal?: AbortSignal,
   ) {}
+
+  /**
+   * @internal `n` decoded bytes of an extra reading, at `partBytes` into their part, charged
+   * before they reach a writer (PartWriter.write(buf, true) then does not charge them again).
+   */
+  chargeLate(n: number, partBytes: number): void {
+    this.checkAbort();
+    this.budget.addDecoded(n, true, partBytes);
+  }
 
   /** @internal Throws the signal's reason once it has fired. */
   checkAbort(): void {
@@ -188,6 +202,23 @@ export class PartStore {
     return this.byDigest.get(digest);
   }
 
+  /**
+   * @internal Is this content stored already? A content of at most TINY_CONTENT_BYTES is
+   * keyed by its bytes first: a SHA-256 costs microseconds of fixed overhead, and a part can
+   * hold a hundred thousand identical tiny finds. The map holds only contents that are (or are
+   * about to be) parts, so it stays as small as the part list.
+   */
+  hasContent(content: Buffer): boolean {
+    if (content.length > TINY_CONTENT_BYTES) return this.byDigest.has(sha256Hex(content));
+    const key = content.toString('latin1');
+    let digest = this.tinyDigests.get(key);
+    if (digest === undefined) {
+      digest = sha256Hex(content);
+      this.tinyDigests.set(key, digest);
+    }
+    return this.byDigest.has(digest);
+  }
+
   /** @internal Throws EMIME_PART_LIMIT when one more distinct part would be too many. */
   checkRoom(): void {
     if (this.parts.length >= this.budget.limits.maxParts) {
@@ -239,11 +270,14 @@ export class PartWriter {
     this.late = meta.reading !== 'standard';
   }
 
-  async write(buf: Buffer): Promise<void> {
+  /** `charged`: the bytes were charged to the budget already (PartStore.chargeLate). */
+  async write(buf: Buffer, charged = false): Promise<void> {
     if (buf.length === 0 || this.done) return;
     if (this.failure !== undefined) throw this.failure;
-    this.store.checkAbort();
-    this.store.budget.addDecoded(buf.length, this.late, this.size);
+    if (!charged) {
+      this.store.checkAbort();
+      this.store.budget.addDecoded(buf.length, this.late, this.size);
+    }
     if (this.file === undefined) {
       // a copy: decoders may reuse the buffer they hand out
       if (this.size + buf.length <= this.store.budget.limits.memoryPartBytes && this.grow(this.memoryBytes + buf.length)) {
@@ -378,8 +412,8 @@ export class PartWriter {
   }
 }
 
-/** One-shot SHA-256 (crypto.hash where Node has it, from 20.12: no Hash object per small part). */
-function sha256Hex(buf: Buffer): string {
+/** One-shot SHA-256, hex (crypto.hash where Node has it, from 20.12: no Hash object per small part). */
+export function sha256Hex(buf: Buffer): string {
   return typeof oneShotHash === 'function' ? oneShotHash('sha256', buf, 'hex') : createHash('sha256').update(buf).digest('hex');
 }
 

@@ -32,19 +32,22 @@ export interface BinHexOutput {
   rsrc: Buffer;
 }
 
-/** A growable output buffer, reused from call to call. */
+const EMPTY = Buffer.alloc(0);
+
+/** A growable output buffer, reused from call to call; allocated on first use (most markers lead nowhere). */
 class Out {
-  buf = Buffer.allocUnsafe(4096);
+  buf = EMPTY;
   n = 0;
   put(b: number): void {
     if (this.n === this.buf.length) {
-      const next = Buffer.allocUnsafe(this.buf.length * 2);
+      const next = Buffer.allocUnsafe(Math.max(256, this.buf.length * 2));
       this.buf.copy(next, 0, 0, this.n);
       this.buf = next;
     }
     this.buf[this.n++] = b;
   }
   take(): Buffer {
+    if (this.n === 0) return EMPTY;
     const r = this.buf.subarray(0, this.n);
     this.n = 0;
     return r;

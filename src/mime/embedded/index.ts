@@ -26,7 +26,7 @@ import { createHash } from 'node:crypto';
 import type { MessageBytes } from '../input.js';
 import { LENIENT_READING, walkLenient, type LenientContext } from '../lenient/walk.js';
 import { MimeError, MimeErrorCode } from '../limits.js';
-import type { ExtractedPart, FinishedPart, PartMeta, PartStore, PartWriter } from '../part-store.js';
+import { type ExtractedPart, type FinishedPart, type PartMeta, type PartStore, type PartWriter } from '../part-store.js';
 import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from './message.js';
 import { EmbeddedScanner, type ScanEvent } from './scan.js';
 
@@ -146,15 +146,52 @@ async function sha256(chunks: AsyncIterable<Buffer>): Promise<string> {
   return h.digest('hex');
 }
 
+/**
+ * A find up to this size is gathered in memory and hashed whole before anything is stored: a
+ * duplicate (thousands of identical blocks in one part) then costs a hash and a lookup, not a
+ * writer, a path and a stored copy each.
+ */
+const SMALL_FIND_BYTES = 64 * 1024;
+
+interface OpenFind {
+  readonly kind: string;
+  readonly name: string | undefined;
+  /** Its number among the finds of its kind in this part (the path's "<kind><n>"). */
+  readonly n: number;
+  /** The bytes so far while the find is small; undefined once it has a writer. */
+  held: Buffer | undefined;
+  heldBytes: number;
+  writer: PartWriter | undefined;
+}
+
 /** Scans one part; returns the finds that are new content (a duplicate was read already). */
 async function scanPart(store: PartStore, part: ExtractedPart, signal: AbortSignal | undefined): Promise<FinishedPart[]> {
   const scanner = new EmbeddedScanner();
-  // a writer is begun at a find's first byte: an empty find ("begin 644 x" then "end") is no part
-  const open = new Map<number, { meta: PartMeta; writer?: PartWriter }>();
+  const open = new Map<number, OpenFind>();
   const counts = new Map<string, number>();
   const found: FinishedPart[] = [];
-  const finish = async (w: PartWriter): Promise<void> => {
-    const done = await w.finish();
+  const meta = (f: OpenFind): PartMeta => ({
+    path: `${part.path}/${f.kind}${f.n}`,
+    contentType: 'application/octet-stream',
+    encoding: f.kind,
+    reading: f.kind,
+    ...(f.name !== undefined ? { filename: f.name.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 255) } : {}),
+  });
+  /** The find goes to a writer of its own, with what it held so far (already charged). */
+  const toWriter = async (f: OpenFind): Promise<PartWriter> => {
+    const w = (f.writer = store.begin(meta(f)));
+    const held = f.held?.subarray(0, f.heldBytes);
+    f.held = undefined;
+    if (held !== undefined && held.length > 0) await w.write(held, true);
+    return w;
+  };
+  const close = async (f: OpenFind): Promise<void> => {
+    if (f.writer === undefined) {
+      // an empty find ("begin 644 x" then "end") is no part; a small one is looked up by its hash first
+      if (f.heldBytes === 0 || store.hasContent(f.held!.subarray(0, f.heldBytes))) return;
+      await toWriter(f);
+    }
+    const done = await f.writer!.finish();
     if (!done.duplicate) found.push(done);
   };
   const apply = async (events: ScanEvent[]): Promise<void> => {
@@ -162,24 +199,27 @@ async function scanPart(store: PartStore, part: ExtractedPart, signal: AbortSign
       if (e.type === 'open') {
         const n = (counts.get(e.kind) ?? 0) + 1;
         counts.set(e.kind, n);
-        open.set(e.id, {
-          meta: {
-            path: `${part.path}/${e.kind}${n}`,
-            contentType: 'application/octet-stream',
-            encoding: e.kind,
-            reading: e.kind,
-            ...(e.name !== undefined ? { filename: e.name.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 255) } : {}),
-          },
-        });
+        open.set(e.id, { kind: e.kind, name: e.name, n, held: undefined, heldBytes: 0, writer: undefined });
       } else if (e.type === 'data') {
-        const item = open.get(e.id);
-        if (item === undefined) continue;
-        item.writer ??= store.begin(item.meta);
-        await item.writer.write(e.bytes);
+        const f = open.get(e.id);
+        if (f === undefined || e.bytes.length === 0) continue;
+        if (f.writer !== undefined) {
+          await f.writer.write(e.bytes);
+          continue;
+        }
+        // charged now, kept or not: every decoded byte counts against the expansion bound
+        store.chargeLate(e.bytes.length, f.heldBytes);
+        if (f.heldBytes + e.bytes.length <= SMALL_FIND_BYTES) {
+          f.held = grow(f.held, f.heldBytes + e.bytes.length, f.heldBytes);
+          e.bytes.copy(f.held, f.heldBytes);
+          f.heldBytes += e.bytes.length;
+        } else {
+          await (await toWriter(f)).write(e.bytes, true);
+        }
       } else {
-        const w = open.get(e.id)?.writer;
+        const f = open.get(e.id);
         open.delete(e.id);
-        if (w !== undefined) await finish(w);
+        if (f !== undefined) await close(f);
       }
     }
   };
@@ -191,10 +231,25 @@ async function scanPart(store: PartStore, part: ExtractedPart, signal: AbortSign
     await apply(scanner.end());
   } catch (err) {
     // keep what was decoded of an open item (a virus in it still counts), then report
-    for (const { writer: w } of open.values()) if (w !== undefined) await w.finish().catch(() => w.abort());
+    if (!signal?.aborted) {
+      for (const f of open.values()) {
+        const w = f.writer ?? (f.heldBytes > 0 ? await toWriter(f).catch(() => undefined) : undefined);
+        if (w !== undefined) await w.finish().catch(() => w.abort());
+      }
+    } else {
+      for (const f of open.values()) await f.writer?.abort();
+    }
     throw err;
   }
   return found;
+}
+
+/** `buf` with room for `n` bytes, its first `used` kept (doubling, so a small find copies little). */
+function grow(buf: Buffer | undefined, n: number, used: number): Buffer {
+  if (buf !== undefined && buf.length >= n) return buf;
+  const next = Buffer.allocUnsafe(Math.min(SMALL_FIND_BYTES, Math.max(n, (buf?.length ?? 0) * 2, 64)));
+  buf?.copy(next, 0, 0, used);
+  return next;
 }
 
 function checkAbort(signal: AbortSignal | undefined): void {

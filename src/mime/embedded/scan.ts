@@ -23,7 +23,7 @@ import { Base64Decoder } from '../base64.js';
 import { BINHEX_MARKER, BinHexDecoder } from './binhex.js';
 import { LineReader } from './lines.js';
 import { PercentDecoder } from './percent.js';
-import { isUuEnd, parseBegin, trimmedEquals, uudecodeInto, UU_MAX_LINE_OUTPUT } from './uu.js';
+import { bytesAt, isUuEnd, parseBegin, trimmedEquals, uudecodeInto, UU_MAX_LINE_OUTPUT } from './uu.js';
 import { ydecodeInto } from './yenc.js';
 
 const BINHEX_MARKER_BYTES = Buffer.from(BINHEX_MARKER, 'latin1');
@@ -123,7 +123,12 @@ export class EmbeddedScanner {
   private uriHeader: string | undefined;
   /** The "data" of the URI being read starts a word (percent-encoded URIs need that). */
   private uriWordStart = false;
-  private uri: { id: number; base64: boolean; allowed: Uint8Array; held: Buffer[]; size: number } | undefined;
+  private uri: { id: number; base64: boolean; allowed: Uint8Array; size: number } | undefined;
+  /**
+   * The bytes of the URI being read while it is under MIN_DATA_URI_BYTES (one URI at a time,
+   * so one buffer for all of them: a page of tiny icons allocates nothing per icon).
+   */
+  private uriHeld: Buffer = Buffer.allocUnsafe(64);
   private readonly uriB64 = new Base64Decoder();
   private readonly uriPct = new PercentDecoder();
 
@@ -298,8 +303,8 @@ export class EmbeddedScanner {
         const base64 = /;\s*base64$/i.test(this.uriHeader);
         this.uriHeader = undefined;
         i = j + 1;
-        if (base64) this.uri = { id: this.nextId++, base64: true, allowed: IS_B64, held: [], size: 0 };
-        else if (this.uriWordStart) this.uri = { id: this.nextId++, base64: false, allowed: IS_PERCENT_URI, held: [], size: 0 };
+        if (base64) this.uri = { id: this.nextId++, base64: true, allowed: IS_B64, size: 0 };
+        else if (this.uriWordStart) this.uri = { id: this.nextId++, base64: false, allowed: IS_PERCENT_URI, size: 0 };
         continue;
       }
       // "data:" in any case: find each ":" and look at the four bytes before it (not yet read
@@ -322,25 +327,26 @@ export class EmbeddedScanner {
   /** Decodes buf[start, end) of the URI being read. */
   private feedUri(buf: Buffer, start: number, end: number): void {
     const u = this.uri!;
+    const dec = u.base64 ? this.uriB64 : this.uriPct;
     const need = end - start + 4;
     if (u.size >= MIN_DATA_URI_BYTES) {
       const out = this.uriOut.room(u.id, need);
       const o = this.uriOut.at;
-      const n = (u.base64 ? this.uriB64 : this.uriPct).updateInto(buf, start, end, out, o);
+      const n = dec.updateInto(buf, start, end, out, o);
       this.uriOut.advance(n);
       u.size += n - o;
       return;
     }
     // hold tiny URIs back until they are worth an item (icons, spacers)
-    const tmp = Buffer.allocUnsafe(need);
-    const n = (u.base64 ? this.uriB64 : this.uriPct).updateInto(buf, start, end, tmp, 0);
-    if (n === 0) return;
-    u.held.push(tmp.subarray(0, n));
-    u.size += n;
+    if (this.uriHeld.length < u.size + need) {
+      const next = Buffer.allocUnsafe(Math.max(u.size + need, this.uriHeld.length * 2));
+      this.uriHeld.copy(next, 0, 0, u.size);
+      this.uriHeld = next;
+    }
+    u.size = dec.updateInto(buf, start, end, this.uriHeld, u.size);
     if (u.size >= MIN_DATA_URI_BYTES) {
       this.uriOut.flush();
-      this.ev.push({ type: 'open', id: u.id, kind: 'data-uri' }, { type: 'data', id: u.id, bytes: Buffer.concat(u.held) });
-      u.held = [];
+      this.ev.push({ type: 'open', id: u.id, kind: 'data-uri' }, { type: 'data', id: u.id, bytes: Buffer.from(this.uriHeld.subarray(0, u.size)) });
     }
   }
 
@@ -351,9 +357,13 @@ export class EmbeddedScanner {
     if (u === undefined) return;
     const dec = u.base64 ? this.uriB64 : this.uriPct;
     if (u.size < MIN_DATA_URI_BYTES) {
-      const tail = Buffer.allocUnsafe(2);
-      const all = Buffer.concat([...u.held, tail.subarray(0, dec.finalInto(tail, 0))]);
-      if (all.length >= MIN_DATA_URI_BYTES) this.ev.push({ type: 'open', id: u.id, kind: 'data-uri' }, { type: 'data', id: u.id, bytes: all }, { type: 'close', id: u.id });
+      if (this.uriHeld.length < u.size + 2) {
+        const next = Buffer.allocUnsafe(u.size + 2);
+        this.uriHeld.copy(next, 0, 0, u.size);
+        this.uriHeld = next;
+      }
+      const n = dec.finalInto(this.uriHeld, u.size);
+      if (n >= MIN_DATA_URI_BYTES) this.ev.push({ type: 'open', id: u.id, kind: 'data-uri' }, { type: 'data', id: u.id, bytes: Buffer.from(this.uriHeld.subarray(0, n)) }, { type: 'close', id: u.id });
       return;
     }
     const out = this.uriOut.room(u.id, 2);
@@ -365,7 +375,7 @@ export class EmbeddedScanner {
 
 /** buf[start, end) begins with `prefix`. */
 function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
-  return end - start >= prefix.length && buf.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
+  return end - start >= prefix.length && bytesAt(buf, start, prefix);
 }
 
 /** The first `byte` in buf[start, end), or -1 (indexOf would search on to the end of the buffer). */

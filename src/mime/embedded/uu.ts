@@ -36,11 +36,18 @@ export function uudecodeInto(buf: Buffer, start: number, end: number, out: Buffe
 
 const isWs = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0b || c === 0x0c || c === 0x0d || c === 0x0a || c === 0xa0;
 
+/** buf[at, at + word.length) equals `word` (a loop: Buffer.compare's fixed cost exceeds a short word's). */
+export function bytesAt(buf: Buffer, at: number, word: Buffer): boolean {
+  if (at + word.length > buf.length) return false;
+  for (let k = 0; k < word.length; k++) if (buf[at + k] !== word[k]) return false;
+  return true;
+}
+
 /** buf[start, end) without leading and trailing whitespace equals `word` (ASCII). */
 export function trimmedEquals(buf: Buffer, start: number, end: number, word: Buffer): boolean {
   while (start < end && isWs(buf[start]!)) start++;
   while (end > start && isWs(buf[end - 1]!)) end--;
-  return end - start === word.length && buf.compare(word, 0, word.length, start, end) === 0;
+  return end - start === word.length && bytesAt(buf, start, word);
 }
 
 const END = Buffer.from('end', 'latin1');
@@ -67,11 +74,11 @@ const B64_SUFFIX = Buffer.from('-base64', 'latin1');
  */
 export function parseBegin(buf: Buffer, start: number, end: number): UuBegin | undefined {
   while (end > start && isWs(buf[end - 1]!)) end--;
-  if (end - start < 7 || buf.compare(BEGIN, 0, 5, start, start + 5) !== 0) return undefined;
+  if (end - start < 7 || !bytesAt(buf, start, BEGIN)) return undefined;
   let i = start + 5;
   let base64 = false;
   if (buf[i] === 0x2d /* - */) {
-    if (end - i < 7 || buf.compare(B64_SUFFIX, 0, 7, i, i + 7) !== 0) return undefined;
+    if (end - i < 7 || !bytesAt(buf, i, B64_SUFFIX)) return undefined;
     base64 = true;
     i += 7;
   }
@@ -170,10 +177,9 @@ export class UuDecoder implements ChunkDecoder {
     this.out = next;
   }
 
-  /** The bytes decoded since the last call, as a copy-free view (valid until the next call). */
+  /** The bytes decoded since the last call: a view of the reused buffer, valid until the next call (ChunkDecoder). */
   private take(): Buffer {
     const r = this.out.subarray(0, this.o);
-    this.out = Buffer.allocUnsafe(Math.max(4096, this.out.length));
     this.o = 0;
     return r;
   }
