@@ -23,7 +23,7 @@ import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { standardDecoder, type ChunkDecoder, type DecoderChoice } from './decoders.js';
+import { IdentityDecoder, standardDecoder, type ChunkDecoder, type DecoderChoice } from './decoders.js';
 import { decodeFilename } from './filename.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
 import { encodedKey, type FinishedPart, type PartMeta, type PartStore, type PartWriter } from './part-store.js';
@@ -115,7 +115,10 @@ interface OpenNode {
   writer: PartWriter | undefined;
   decoder: ChunkDecoder | undefined;
   meta: PartMeta | undefined;
-  /** SHA-256 of the encoded body as it went into the decoder (see PartStore.noteEncoded). */
+  /**
+   * SHA-256 of the encoded body as it went into the decoder (see PartStore.noteEncoded);
+   * undefined under the identity decoder, whose encoded bytes are the content (its digest).
+   */
   encoded: Hash | undefined;
 }
 
@@ -148,7 +151,7 @@ class TreeWalker {
     // 'data' for a leaf is a delimiter line (a leaf may carry a boundary parameter)
     if (chunk.type !== (cur.node.multipart ? 'data' : 'body')) return;
     this.open(cur);
-    cur.encoded!.update(chunk.value);
+    cur.encoded?.update(chunk.value);
     const out = cur.decoder!.update(chunk.value);
     if (out.length > 0) await cur.writer!.write(out);
   }
@@ -221,7 +224,7 @@ class TreeWalker {
       ...(filename !== undefined ? { filename } : {}),
     };
     cur.decoder = choice.decoder;
-    cur.encoded = createHash('sha256');
+    cur.encoded = choice.decoder instanceof IdentityDecoder ? undefined : createHash('sha256');
     cur.writer = this.ctx.store.begin(cur.meta);
   }
 
@@ -239,12 +242,13 @@ class TreeWalker {
       this.current = undefined;
       return;
     }
-    const { part, digest } = await this.finish(cur);
+    const { digest, bytes } = await this.finish(cur);
     // an attached message is a part and a message: walk its decoded bytes under its path. By
     // this node's type, not the stored part's: the same bytes may have come first as
     // application/octet-stream, and they must still be walked once as a message.
     if (EMBEDDED_MESSAGE_TYPES.has(cur.meta!.contentType) && this.ctx.store.claimMessageWalk(digest)) {
-      await walkMessage(part.source.stream(), this.ctx, cur.path);
+      // the store's range reads: large chunks, where the part's own stream reads 64 KiB at a time
+      await walkMessage(bytes.stream(0, bytes.size), this.ctx, cur.path);
     }
   }
 
@@ -253,7 +257,7 @@ class TreeWalker {
     if (tail.length > 0) await cur.writer!.write(tail);
     const done = await cur.writer!.finish();
     this.current = undefined;
-    this.ctx.store.noteEncoded(encodedKey(cur.decoder!, cur.encoded!.digest('hex')), done.digest);
+    this.ctx.store.noteEncoded(encodedKey(cur.decoder!, cur.encoded?.digest('hex') ?? done.digest), done.digest);
     return done;
   }
 }
