@@ -148,6 +148,15 @@ export async function findDelimiters(
       record(match(buf.subarray(i, j), true), at + i, at + j + eol, eolBefore);
       i = buf.indexOf(DASH2, j);
     }
+    // a "-" last in the chunk at a line start may be the first half of a "--" the next one ends
+    const last = buf.length - 1;
+    if (!final && last >= from && buf[last] === 0x2d) {
+      const p = last >= 1 ? buf[last - 1]! : before[1]!;
+      if (p === LF || p === CR) {
+        carry = Buffer.from(buf.subarray(last));
+        carryAt = at + last;
+      }
+    }
   };
 
   let pos = start;
