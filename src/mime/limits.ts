@@ -101,6 +101,11 @@ export const MimeErrorCode = {
    */
   EMBED_DEPTH: 'EMIME_EMBED_DEPTH',
   /**
+   * More encoded items (uuencode, begin-base64, yEnc, BinHex) start inside one another in one
+   * part than the post-pass reads at once (embedded/scan.ts MAX_OPEN_ITEMS): one was not read.
+   */
+  EMBED_LIMIT: 'EMIME_EMBED_LIMIT',
+  /**
    * One header offers more interpretations (boundary= values, Content-Transfer-Encoding
    * values) than the lenient reading tries; the ones past the bound were not read.
    */

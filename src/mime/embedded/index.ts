@@ -28,7 +28,7 @@ import { LENIENT_READING, walkLenient, type LenientContext } from '../lenient/wa
 import { MimeError, MimeErrorCode } from '../limits.js';
 import { type ExtractedPart, type FinishedPart, type PartMeta, type PartStore, type PartWriter } from '../part-store.js';
 import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from './message.js';
-import { EmbeddedScanner, type ScanEvent } from './scan.js';
+import { EmbeddedScanner, MAX_OPEN_ITEMS, type ScanEvent } from './scan.js';
 
 /** Media whose bytes a mail reader never treats as text with encodings inside. */
 const SKIP_TYPE_RE = /^(image|audio|video|font)\//;
@@ -83,7 +83,7 @@ async function visit(ctx: LenientContext, part: ExtractedPart, level: number, di
   if (level > 0) {
     for (const p of await walkIfMessage(ctx, part, digest)) await visit(ctx, p, level + 1, undefined);
   }
-  for (const found of await scanPart(ctx.store, part, ctx.signal)) await visit(ctx, found.part, level + 1, found.digest);
+  for (const found of await scanPart(ctx.store, part, ctx.signal, ctx.soft)) await visit(ctx, found.part, level + 1, found.digest);
 }
 
 /** Would walkIfMessage() walk this part (it looks like a message not walked yet)? */
@@ -97,7 +97,7 @@ async function isUnwalkedMessage(ctx: LenientContext, part: ExtractedPart, diges
 /** Does the part hold an item the scanner would find (with at least one byte)? Nothing is stored. */
 async function holdsEncoding(store: PartStore, part: ExtractedPart, signal: AbortSignal | undefined): Promise<boolean> {
   const scanner = new EmbeddedScanner();
-  const has = (events: ScanEvent[]): boolean => events.some((e) => e.type === 'data' && e.bytes.length > 0);
+  const has = (events: ScanEvent[]): boolean => scanner.overflowed || events.some((e) => e.type === 'data' && e.bytes.length > 0);
   for await (const chunk of chunksOf(store, part)) {
     checkAbort(signal);
     if (has(scanner.push(chunk))) return true;
@@ -164,8 +164,11 @@ interface OpenFind {
   writer: PartWriter | undefined;
 }
 
-/** Scans one part; returns the finds that are new content (a duplicate was read already). */
-async function scanPart(store: PartStore, part: ExtractedPart, signal: AbortSignal | undefined): Promise<FinishedPart[]> {
+/**
+ * Scans one part; returns the finds that are new content (a duplicate was read already). More
+ * items open at once than the scanner reads is EMIME_EMBED_LIMIT in `soft`.
+ */
+async function scanPart(store: PartStore, part: ExtractedPart, signal: AbortSignal | undefined, soft: MimeError[]): Promise<FinishedPart[]> {
   const scanner = new EmbeddedScanner();
   const open = new Map<number, OpenFind>();
   const counts = new Map<string, number>();
@@ -229,6 +232,7 @@ async function scanPart(store: PartStore, part: ExtractedPart, signal: AbortSign
       await apply(scanner.push(chunk));
     }
     await apply(scanner.end());
+    if (scanner.overflowed) soft.push(new MimeError(MimeErrorCode.EMBED_LIMIT, `more than ${MAX_OPEN_ITEMS} encoded items open at once inside part ${part.path}`));
   } catch (err) {
     // keep what was decoded of an open item (a virus in it still counts), then report
     if (!signal?.aborted) {

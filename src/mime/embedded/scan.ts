@@ -46,10 +46,25 @@ export const MIN_DATA_URI_BYTES = 16;
 /** The end of a data: URI's media type that is looked at (";base64" and the spaces before it). */
 const URI_HEADER_TAIL = 64;
 
-type LineState =
-  | { kind: 'uuencode' | 'yenc' | 'base64-block'; id: number }
-  | { kind: 'binhex-wait'; id: number }
-  | { kind: 'binhex'; id: number; dec: BinHexDecoder; rsrc: number | undefined };
+/**
+ * Most line items (uuencode, begin-base64, yEnc, BinHex) read at once. A line that starts an
+ * item while others are open is both: data of the open ones (a decoder that reads on until
+ * its own end line) and the start of a new one (a decoder that starts there): an unterminated
+ * "=ybegin" must not hide a uuencoded file after it. A start past this many open items is
+ * not read, and `overflowed` says so (the caller reports EMIME_EMBED_LIMIT).
+ */
+export const MAX_OPEN_ITEMS = 4;
+
+interface LineItem {
+  readonly kind: 'uuencode' | 'base64-block' | 'yenc' | 'binhex';
+  readonly id: number;
+  /** Its decoded bytes during the current push. */
+  readonly out: Gather;
+  readonly b64: Base64Decoder | undefined;
+  readonly binhex: BinHexDecoder | undefined;
+  /** The id of a BinHex resource fork, once it has bytes. */
+  rsrc: number | undefined;
+}
 
 /**
  * The decoded bytes of one item during one push(), gathered into a buffer made for that push
@@ -64,12 +79,12 @@ class Gather {
   private ev: ScanEvent[] = [];
   private hint = 0;
 
-  /** A new push: its events go to `ev`; about `hint` bytes may come. */
-  begin(ev: ScanEvent[], hint: number): void {
+  /** A new push: its events go to `ev`; about `hint` bytes may come (for item `id`, if one). */
+  begin(ev: ScanEvent[], hint: number, id = -1): void {
     this.ev = ev;
     this.buf = EMPTY;
     this.o = this.start = 0;
-    this.id = -1;
+    this.id = id;
     this.hint = hint;
   }
 
@@ -105,12 +120,15 @@ class Gather {
 export class EmbeddedScanner {
   private readonly lines = new LineReader();
   private nextId = 0;
-  private line: LineState | undefined;
+  /** The line items open, oldest first. */
+  private items: LineItem[] = [];
+  /** A BinHex marker was seen and no ":" line yet (one wait covers any number of markers). */
+  private binhexWait = false;
+  /** A line started an item while MAX_OPEN_ITEMS were open: that item was not read. */
+  overflowed = false;
   private ev: ScanEvent[] = [];
-  private readonly lineOut = new Gather();
+  private hint = 0;
   private readonly uriOut = new Gather();
-  /** begin-base64 blocks: one at a time, so one decoder, reset by finalInto(). */
-  private readonly blockB64 = new Base64Decoder();
   /** The BinHex marker: where it is next in `markerBuf` at or after the last line looked at (-1: nowhere). */
   private markerBuf: Buffer | undefined;
   private markerPos = -1;
@@ -136,7 +154,7 @@ export class EmbeddedScanner {
     const ev: ScanEvent[] = [];
     this.start(ev, chunk.length);
     this.lines.push(chunk, this.onLine);
-    this.lineOut.flush();
+    for (const it of this.items) it.out.flush();
     this.onText(chunk);
     this.uriOut.flush();
     return ev;
@@ -146,61 +164,71 @@ export class EmbeddedScanner {
     const ev: ScanEvent[] = [];
     this.start(ev, 0);
     this.lines.end(this.onLine);
-    this.closeLine();
+    for (const it of this.items) this.close(it);
+    this.items = [];
+    this.binhexWait = false;
     this.endUri();
     return ev;
   }
 
   private start(ev: ScanEvent[], n: number): void {
     this.ev = ev;
-    this.lineOut.begin(ev, n);
+    this.hint = n;
+    for (const it of this.items) it.out.begin(ev, n, it.id);
     this.uriOut.begin(ev, n);
     // a chunk may be a reused buffer holding new bytes: the marker position is per push
     this.markerBuf = undefined;
   }
 
-  /** One line, buf[start, end). */
+  /** One line, buf[start, end): data of every open item, then maybe the start of another. */
   private lineAt(buf: Buffer, start: number, end: number): void {
-    const st = this.line;
-    if (st === undefined) return this.idle(buf, start, end);
-    switch (st.kind) {
-      case 'uuencode': {
-        if (isUuEnd(buf, start, end)) return this.closeLine();
-        const out = this.lineOut.room(st.id, UU_MAX_LINE_OUTPUT);
-        this.lineOut.advance(uudecodeInto(buf, start, end, out, this.lineOut.at));
+    for (let k = 0; k < this.items.length; ) {
+      if (this.feed(this.items[k]!, buf, start, end)) this.items.splice(k, 1);
+      else k++;
+    }
+    if (this.binhexWait) {
+      const at = indexIn(buf, start, end, 0x3a); // ":"
+      if (at >= 0) {
+        // the BinHex data starts after the first ":" following the marker
+        this.binhexWait = false;
+        const it = this.open('binhex', undefined);
+        if (it !== undefined && this.binhexFeed(it, buf, at + 1, end)) this.items.splice(this.items.indexOf(it), 1);
         return;
+      }
+      // text between the marker and the data: wait on, unless the line starts something else
+    }
+    this.starts(buf, start, end);
+  }
+
+  /** Feeds a line to one open item; true when the line ended it. */
+  private feed(it: LineItem, buf: Buffer, start: number, end: number): boolean {
+    switch (it.kind) {
+      case 'uuencode': {
+        if (isUuEnd(buf, start, end)) return this.close(it);
+        const out = it.out.room(it.id, UU_MAX_LINE_OUTPUT);
+        it.out.advance(uudecodeInto(buf, start, end, out, it.out.at));
+        return false;
       }
       case 'base64-block': {
-        if (trimmedEquals(buf, start, end, B64_END)) return this.closeLine();
-        const out = this.lineOut.room(st.id, Math.ceil(((end - start) * 3) / 4) + 4);
-        this.lineOut.advance(this.blockB64.updateInto(buf, start, end, out, this.lineOut.at));
-        return;
+        if (trimmedEquals(buf, start, end, B64_END)) return this.close(it);
+        const out = it.out.room(it.id, Math.ceil(((end - start) * 3) / 4) + 4);
+        it.out.advance(it.b64!.updateInto(buf, start, end, out, it.out.at));
+        return false;
       }
       case 'yenc': {
-        if (startsWith(buf, start, end, YEND) && (end - start === YEND.length || buf[start + YEND.length] === 0x20)) return this.closeLine();
-        if (startsWith(buf, start, end, YPART)) return;
-        const out = this.lineOut.room(st.id, end - start);
-        this.lineOut.advance(ydecodeInto(buf, start, end, out, this.lineOut.at));
-        return;
-      }
-      case 'binhex-wait': {
-        const at = indexIn(buf, start, end, 0x3a); // ":"
-        if (at < 0) {
-          // text between the marker and the data: wait on, unless the line starts something else
-          this.idle(buf, start, end);
-          return;
-        }
-        this.line = { kind: 'binhex', id: st.id, dec: new BinHexDecoder(), rsrc: undefined };
-        this.event({ type: 'open', id: st.id, kind: 'binhex' });
-        return this.binhex(buf, at + 1, end);
+        if (startsWith(buf, start, end, YEND) && (end - start === YEND.length || buf[start + YEND.length] === 0x20)) return this.close(it);
+        if (startsWith(buf, start, end, YPART)) return false;
+        const out = it.out.room(it.id, end - start);
+        it.out.advance(ydecodeInto(buf, start, end, out, it.out.at));
+        return false;
       }
       case 'binhex':
-        return this.binhex(buf, start, end);
+        return this.binhexFeed(it, buf, start, end);
     }
   }
 
-  /** A line outside any item: does it start one? */
-  private idle(buf: Buffer, start: number, end: number): void {
+  /** Does the line start an item? */
+  private starts(buf: Buffer, start: number, end: number): void {
     const len = end - start;
     // cheap tests first: most lines of most parts start none of these
     if (len < 6) return;
@@ -208,19 +236,30 @@ export class EmbeddedScanner {
     if (c0 === 0x62 /* b */) {
       const begin = parseBegin(buf, start, end);
       if (begin !== undefined) {
-        const id = this.nextId++;
-        this.event({ type: 'open', id, kind: begin.base64 ? 'base64-block' : 'uuencode', name: begin.name.trim() || undefined });
-        this.line = { kind: begin.base64 ? 'base64-block' : 'uuencode', id };
+        this.open(begin.base64 ? 'base64-block' : 'uuencode', begin.name.trim() || undefined);
         return;
       }
     } else if (c0 === 0x3d /* = */ && startsWith(buf, start, end, YBEGIN)) {
       const head = buf.toString('latin1', start, Math.min(end, start + 512));
-      const id = this.nextId++;
-      this.event({ type: 'open', id, kind: 'yenc', name: / name=(.*)$/.exec(head)?.[1]?.trim() || undefined });
-      this.line = { kind: 'yenc', id };
+      this.open('yenc', / name=(.*)$/.exec(head)?.[1]?.trim() || undefined);
       return;
     }
-    if (len >= BINHEX_MARKER_BYTES.length && this.markerIn(buf, start, end)) this.line = { kind: 'binhex-wait', id: this.nextId++ };
+    if (len >= BINHEX_MARKER_BYTES.length && this.markerIn(buf, start, end)) this.binhexWait = true;
+  }
+
+  /** Opens an item, or marks the overflow when MAX_OPEN_ITEMS are open already. */
+  private open(kind: LineItem['kind'], name: string | undefined): LineItem | undefined {
+    if (this.items.length >= MAX_OPEN_ITEMS) {
+      this.overflowed = true;
+      return undefined;
+    }
+    const id = this.nextId++;
+    const out = new Gather();
+    out.begin(this.ev, this.hint, id);
+    const it: LineItem = { kind, id, out, b64: kind === 'base64-block' ? new Base64Decoder() : undefined, binhex: kind === 'binhex' ? new BinHexDecoder() : undefined, rsrc: undefined };
+    this.ev.push({ type: 'open', id, kind, name });
+    this.items.push(it);
+    return it;
   }
 
   /** Does buf[start, end) hold the BinHex marker? One search per chunk, not per line. */
@@ -232,43 +271,37 @@ export class EmbeddedScanner {
     return this.markerPos >= 0 && this.markerPos + BINHEX_MARKER_BYTES.length <= end;
   }
 
-  private binhex(buf: Buffer, start: number, end: number): void {
-    const st = this.line;
-    if (st?.kind !== 'binhex') return;
+  /** BinHex text up to the closing ":"; true when it came. */
+  private binhexFeed(it: LineItem, buf: Buffer, start: number, end: number): boolean {
     const colon = indexIn(buf, start, end, 0x3a);
-    const out = st.dec.push(buf, start, colon >= 0 ? colon : end);
+    const out = it.binhex!.push(buf, start, colon >= 0 ? colon : end);
     if (out.data.length > 0) {
-      const dst = this.lineOut.room(st.id, out.data.length);
-      out.data.copy(dst, this.lineOut.at);
-      this.lineOut.advance(this.lineOut.at + out.data.length);
+      const dst = it.out.room(it.id, out.data.length);
+      out.data.copy(dst, it.out.at);
+      it.out.advance(it.out.at + out.data.length);
     }
     if (out.rsrc.length > 0) {
-      if (st.rsrc === undefined) {
-        st.rsrc = this.nextId++;
-        this.event({ type: 'open', id: st.rsrc, kind: 'binhex', name: st.dec.name ? `${st.dec.name} (resource fork)` : undefined });
+      if (it.rsrc === undefined) {
+        it.rsrc = this.nextId++;
+        const name = it.binhex!.name;
+        this.ev.push({ type: 'open', id: it.rsrc, kind: 'binhex', name: name ? `${name} (resource fork)` : undefined });
       }
       // the decoder reuses its buffers: a copy (resource forks are rare and small)
-      this.event({ type: 'data', id: st.rsrc, bytes: Buffer.from(out.rsrc) });
+      this.ev.push({ type: 'data', id: it.rsrc, bytes: Buffer.from(out.rsrc) });
     }
-    if (colon >= 0) this.closeLine();
+    return colon >= 0 ? this.close(it) : false;
   }
 
-  /** An open or close of a line item: what was gathered for the item goes out before it. */
-  private event(e: ScanEvent): void {
-    this.lineOut.flush();
-    this.ev.push(e);
-  }
-
-  private closeLine(): void {
-    const st = this.line;
-    this.line = undefined;
-    if (st === undefined || st.kind === 'binhex-wait') return;
-    if (st.kind === 'base64-block') {
-      const out = this.lineOut.room(st.id, 2);
-      this.lineOut.advance(this.blockB64.finalInto(out, this.lineOut.at));
+  /** Ends an item: what was gathered for it goes out before its close. Returns true. */
+  private close(it: LineItem): boolean {
+    if (it.b64 !== undefined) {
+      const out = it.out.room(it.id, 2);
+      it.out.advance(it.b64.finalInto(out, it.out.at));
     }
-    this.event({ type: 'close', id: st.id });
-    if (st.kind === 'binhex' && st.rsrc !== undefined) this.event({ type: 'close', id: st.rsrc });
+    it.out.flush();
+    this.ev.push({ type: 'close', id: it.id });
+    if (it.rsrc !== undefined) this.ev.push({ type: 'close', id: it.rsrc });
+    return true;
   }
 
   private onText(chunk: Buffer): void {
