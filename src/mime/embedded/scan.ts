@@ -71,6 +71,44 @@ interface LineItem {
  * (never reused: the events point into it until they are applied) and handed out as one data
  * event when the item changes or the push ends.
  */
+/** An item's first room in a push comes from the push's arena: most items are small. */
+const FIRST_GATHER_BYTES = 256;
+/** The arena's size when the push is small. */
+const MIN_ARENA_BYTES = 64 * 1024;
+
+/**
+ * Memory for the items of one push: small slices handed out one after the other from a buffer
+ * made for the push (never reused: events point into it until they are applied), so a page
+ * of thousands of tiny items allocates a few buffers, not one each.
+ */
+class Arena {
+  private buf: Buffer = EMPTY;
+  private used = 0;
+  private size = MIN_ARENA_BYTES;
+
+  /** A new push of about `hint` bytes: slices come from a new buffer from now on. */
+  begin(hint: number): void {
+    this.buf = EMPTY;
+    this.used = 0;
+    this.size = Math.max(MIN_ARENA_BYTES, hint);
+  }
+
+  take(n: number): Buffer {
+    if (this.used + n > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(Math.max(n, this.size));
+      this.used = 0;
+    }
+    const slice = this.buf.subarray(this.used, this.used + n);
+    this.used += n;
+    return slice;
+  }
+}
+
+/**
+ * The decoded bytes of one item (or of the data: URI being read) during one push, handed out
+ * as one data event when the item changes or the push ends. Its first room comes from the
+ * arena; an item that outgrows it gets buffers of its own, doubling up to the push's size.
+ */
 class Gather {
   private buf: Buffer = EMPTY;
   private o = 0;
@@ -78,6 +116,8 @@ class Gather {
   private id = -1;
   private ev: ScanEvent[] = [];
   private hint = 0;
+
+  constructor(private readonly arena: Arena) {}
 
   /** A new push: its events go to `ev`; about `hint` bytes may come (for item `id`, if one). */
   begin(ev: ScanEvent[], hint: number, id = -1): void {
@@ -96,7 +136,7 @@ class Gather {
     }
     if (this.o + n > this.buf.length) {
       this.flush();
-      this.buf = Buffer.allocUnsafe(Math.max(n, this.hint, 4096));
+      this.buf = this.buf.length === 0 && n <= FIRST_GATHER_BYTES ? this.arena.take(FIRST_GATHER_BYTES) : Buffer.allocUnsafe(Math.max(n, Math.min(this.hint, this.buf.length * 2)));
       this.o = this.start = 0;
     }
     return this.buf;
@@ -128,7 +168,8 @@ export class EmbeddedScanner {
   overflowed = false;
   private ev: ScanEvent[] = [];
   private hint = 0;
-  private readonly uriOut = new Gather();
+  private readonly arena = new Arena();
+  private readonly uriOut = new Gather(this.arena);
   /** The BinHex marker: where it is next in `markerBuf` at or after the last line looked at (-1: nowhere). */
   private markerBuf: Buffer | undefined;
   private markerPos = -1;
@@ -174,6 +215,7 @@ export class EmbeddedScanner {
   private start(ev: ScanEvent[], n: number): void {
     this.ev = ev;
     this.hint = n;
+    this.arena.begin(n);
     for (const it of this.items) it.out.begin(ev, n, it.id);
     this.uriOut.begin(ev, n);
     // a chunk may be a reused buffer holding new bytes: the marker position is per push
@@ -254,7 +296,7 @@ export class EmbeddedScanner {
       return undefined;
     }
     const id = this.nextId++;
-    const out = new Gather();
+    const out = new Gather(this.arena);
     out.begin(this.ev, this.hint, id);
     const it: LineItem = { kind, id, out, b64: kind === 'base64-block' ? new Base64Decoder() : undefined, binhex: kind === 'binhex' ? new BinHexDecoder() : undefined, rsrc: undefined };
     this.ev.push({ type: 'open', id, kind, name });
