@@ -18,7 +18,8 @@
  *    where readers disagree;
  * 3. the embedded post-pass (embedded/index.ts): uuencode, begin-base64, yEnc, BinHex and
  *    data: URIs (base64 or percent-encoded) inside every decoded text part, what it finds read
- *    again (a few levels deep), and a find that is a mail message walked as one.
+ *    again (4 levels deep; more is the EMIME_EMBED_DEPTH limit), and a find that is a mail
+ *    message walked as one.
  * The lenient reading does not decode a body again when the standard reading already decoded
  * the same encoded bytes with the same decoder (PartStore.noteEncoded): the content is known.
  * Every reading runs even when an earlier one hit a limit (what it finds may still be a
