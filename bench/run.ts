@@ -18,6 +18,7 @@ import { filterSection } from './filter-section.js';
 import { calibration, loadAverage, machineLines } from './machine.js';
 import { memorySection } from './memory-section.js';
 import { mimeSection } from './mime.js';
+import { shapesSection } from './shapes.js';
 import type { BenchContext, Section, SectionReport } from './report.js';
 
 const SECTIONS: ReadonlyArray<[name: string, run: Section]> = [
@@ -25,6 +26,7 @@ const SECTIONS: ReadonlyArray<[name: string, run: Section]> = [
   ['filter', filterSection],
   ['memory', memorySection],
   ['mime', mimeSection],
+  ['shapes', shapesSection],
 ];
 
 interface Options {

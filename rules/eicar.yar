@@ -1,16 +1,12 @@
 /*
  * The EICAR anti-virus test file (https://www.eicar.org/download-anti-malware-testfile/).
  *
- * Its 68-byte test string is matched as two halves, the first 28 bytes ($head) and the last 40
- * ($tail), counted only when the tail starts right where a head ends. So this file never holds
- * the contiguous string: other scanners do not flag the rules directory, and text that merely
- * names the test file (or quotes one half) does not match. Found anywhere in a part, not only at
- * offset 0, as mail scanners customarily do.
- *
- * math.min bounds the loop (and quiets YARA-X's slow-loop warning): only the first 1000
- * occurrences of the head are tried, plenty for a test signature.
+ * Its 68-byte test string is matched as one hex pattern: found anywhere in a part (not only at
+ * offset 0, as mail scanners customarily do), however many look-alikes or halves come before
+ * it (a pattern is not a bounded loop over occurrences, so repetition cannot exhaust it), and
+ * never by text that quotes only a part of it. Written in hex, this file does not hold the
+ * contiguous string, so other scanners do not flag the rules directory.
  */
-import "math"
 
 rule EICAR_Test_File
 {
@@ -20,9 +16,13 @@ rule EICAR_Test_File
         reference = "https://www.eicar.org/download-anti-malware-testfile/"
 
     strings:
-        $head = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$"
-        $tail = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+        $eicar = {
+            58 35 4F 21 50 25 40 41 50 5B 34 5C 50 5A 58 35 34
+            28 50 5E 29 37 43 43 29 37 7D 24 45 49 43 41 52 2D
+            53 54 41 4E 44 41 52 44 2D 41 4E 54 49 56 49 52 55
+            53 2D 54 45 53 54 2D 46 49 4C 45 21 24 48 2B 48 2A
+        }
 
     condition:
-        for any i in (1 .. math.min(#head, 1000)) : ($tail at @head[i] + 28)
+        $eicar
 }

@@ -66,20 +66,39 @@ test('recursion: yEnc inside uuencode, and an HTML file inside uuencode holding 
   assert.deepEqual(whereIs(h.parts, E), [['1/uuencode1/data-uri1', 'data-uri', undefined]]);
 });
 
-test(`recursion stops after MAX_EMBEDDED_DEPTH (${MAX_EMBEDDED_DEPTH}) levels of finds`, async () => {
+test(`recursion: finds are read ${MAX_EMBEDDED_DEPTH} levels deep; deeper ones are kept, and one that holds more is EMIME_EMBED_DEPTH`, async () => {
   const E = eicar();
   const nest = (levels: number): Buffer => {
     let body = E;
     for (let i = levels; i >= 1; i--) body = Buffer.from(`level ${i}\n` + uuencode(body, `l${i}.txt`), 'latin1');
     return text(latin1(body));
   };
-  const deepest = Array.from({ length: MAX_EMBEDDED_DEPTH }, () => 'uuencode1').join('/');
+  const path = (n: number): string => `1/${Array.from({ length: n }, () => 'uuencode1').join('/')}`;
   const atLimit = await extract(nest(MAX_EMBEDDED_DEPTH));
-  assert.deepEqual(whereIs(atLimit.parts, E), [[`1/${deepest}`, 'uuencode', `l${MAX_EMBEDDED_DEPTH}.txt`]]);
-  // one level more: the last find is kept but not read again, so the payload is no part
-  const beyond = await extract(nest(MAX_EMBEDDED_DEPTH + 1));
-  assert.deepEqual(whereIs(beyond.parts, E), []);
-  assert.ok(beyond.parts.some((p) => p.path === `1/${deepest}` && latin1(p.bytes).startsWith(`level ${MAX_EMBEDDED_DEPTH + 1}\nbegin 644`)));
+  assert.equal(atLimit.limit, undefined);
+  assert.deepEqual(whereIs(atLimit.parts, E), [[path(MAX_EMBEDDED_DEPTH), 'uuencode', `l${MAX_EMBEDDED_DEPTH}.txt`]]);
+  // the last level's finds are read, so one more level is still found, with nothing left unread
+  const oneMore = await extract(nest(MAX_EMBEDDED_DEPTH + 1));
+  assert.equal(oneMore.limit, undefined);
+  assert.deepEqual(whereIs(oneMore.parts, E), [[path(MAX_EMBEDDED_DEPTH + 1), 'uuencode', `l${MAX_EMBEDDED_DEPTH + 1}.txt`]]);
+  // two more: the deepest item kept still holds an encoding that was not read: a limit, never clean
+  const beyond = await extract(nest(MAX_EMBEDDED_DEPTH + 2));
+  assert.equal(beyond.limit, 'EMIME_EMBED_DEPTH');
+  assert.ok(beyond.parts.some((p) => p.path === path(MAX_EMBEDDED_DEPTH + 1) && latin1(p.bytes).startsWith(`level ${MAX_EMBEDDED_DEPTH + 2}\nbegin 644`)));
+  // a message found below the last level is not walked: a limit too
+  const eml = mail.message(mail.attachment(E, { cte: 'base64', filename: 'x.com' }));
+  let body = eml;
+  for (let i = MAX_EMBEDDED_DEPTH + 1; i >= 1; i--) body = Buffer.from(`level ${i}\n` + uuencode(body, `l${i}.txt`), 'latin1');
+  assert.equal((await extract(text(latin1(body)))).limit, 'EMIME_EMBED_DEPTH');
+});
+
+test('EICAR 6 levels deep in begin-base64 blocks is EMIME_EMBED_DEPTH, never clean (the post-pass once stopped at 4 and called the rest clean)', async () => {
+  const E = eicar();
+  let body = E;
+  for (let i = 6; i >= 1; i--) body = Buffer.from(`level ${i}\nbegin-base64 644 l${i}.txt\n${mail.base64Lines(body)}====\n`, 'latin1');
+  const { parts, limit } = await extract(text(latin1(body)));
+  assert.equal(limit, 'EMIME_EMBED_DEPTH');
+  assert.deepEqual(whereIs(parts, E), [], 'the payload itself lies below what is read');
 });
 
 test('recursion respects the store limits: the part limit is reported, parts found before are kept', async () => {
@@ -218,9 +237,16 @@ test('clean look-alikes: header-looking text inside uuencode that is not a messa
 
 test('looksLikeMessage: header blocks of mail, with any line ends, and not much else', () => {
   const yes = ['From: a@example.test\nSubject: hi\n\nbody', 'X-Mailer: x\r\nMIME-Version: 1.0\r\n\r\n', 'Received: from x\n\tby y\nmessage-id: <1@x>\n\n', 'Content-Type: text/plain\r\rbody'];
-  for (const s of yes) assert.equal(looksLikeMessage(Buffer.from(s, 'latin1')), true, JSON.stringify(s));
+  for (const s of yes) assert.equal(looksLikeMessage(Buffer.from(s, 'latin1'), false), 'yes', JSON.stringify(s));
   const no = ['', 'hello\n\n', 'Subject : spaced\n\n', 'X-Foo: bar\n\nbody', 'Subject: x\nnot a field\n\n', 'From nobody Mon Jan 1\nSubject: x\n\n', 'Subject: x'];
-  for (const s of no) assert.equal(looksLikeMessage(Buffer.from(s, 'latin1')), false, JSON.stringify(s));
+  for (const s of no) assert.equal(looksLikeMessage(Buffer.from(s, 'latin1'), false), 'no', JSON.stringify(s));
+  // bytes that end inside a block of fields, more following: "yes" once a field only mail has
+  // was seen, else "more" (read on: padding must not hide the deciding field)
+  const pad = 'X-Pad: aaaaaaaaaaaaaaaa\n'.repeat(50);
+  assert.equal(looksLikeMessage(Buffer.from(pad, 'latin1'), true), 'more');
+  assert.equal(looksLikeMessage(Buffer.from(pad + 'From: a@example.test\n' + pad, 'latin1'), true), 'yes');
+  assert.equal(looksLikeMessage(Buffer.from('X-Pad: ' + 'a'.repeat(5000), 'latin1'), true), 'more', 'a first field cut short');
+  assert.equal(looksLikeMessage(Buffer.from(pad + 'not a field\n', 'latin1'), true), 'no');
 });
 
 test('binary attachments are not searched (a NUL in their first 4 KiB); text types always are', async () => {

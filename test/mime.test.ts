@@ -123,7 +123,8 @@ test('quoted-printable: invalid escapes stay literal', () => {
 test('quoted-printable: a padding run longer than a line keeps the "=" and stays bounded', () => {
   const pad = ' '.repeat(2000);
   const d = new QpDecoder();
-  const out = Buffer.concat([d.update(Buffer.from('a=' + pad)), d.update(Buffer.from('\nb')), d.final()]);
+  // each result is valid until the next call (ChunkDecoder): copied before the next one
+  const out = Buffer.concat([Buffer.from(d.update(Buffer.from('a=' + pad))), Buffer.from(d.update(Buffer.from('\nb'))), d.final()]);
   assert.equal(out.toString('latin1'), 'a=' + pad + '\nb');
 });
 
@@ -437,7 +438,7 @@ test('a read error of the input is a limit (EMIME_IO), not a throw', async () =>
 test('a temp file that cannot be created is a limit (EMIME_IO); smaller parts are kept', async () => {
   await withTmp(async (dir) => {
     const msg = mail.message(mail.multipart([mail.textPart('small'), mail.attachment(mail.pseudoRandom(5000, 1), { cte: 'base64' })]));
-    const x = await extractParts(Readable.from([msg]), { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 1000 }, tmpdir: join(dir, 'no-such-dir') });
+    const x = await extractParts(Readable.from([msg]), { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 1000 }, tmpdir: join(dir, 'no-such-parent', 'tmp') });
     assert.equal(x.limit?.code, 'EMIME_IO');
     assert.deepEqual(x.parts.map((p) => p.path), ['1']);
     await x.dispose();

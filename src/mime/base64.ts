@@ -40,11 +40,18 @@ export class Base64Decoder implements ChunkDecoder {
     // at most 3 bytes per 4 characters, plus what the carried group completes
     const need = Math.floor(((chunk.length + this.count) * 3) / 4) + 3;
     if (this.scratch === undefined || this.scratch.length < need) this.scratch = Buffer.allocUnsafe(Math.max(need, 4096));
-    const out = this.scratch;
-    let o = 0;
+    return this.scratch.subarray(0, this.updateInto(chunk, 0, chunk.length, this.scratch, 0));
+  }
+
+  /**
+   * Decodes chunk[start, end) into `out` from offset `o`; returns the offset after the last
+   * byte written. `out` needs room for (end - start + 4) * 3 / 4 bytes. No allocation: the
+   * embedded scanner decodes line after line into one buffer.
+   */
+  updateInto(chunk: Buffer, start: number, end: number, out: Buffer, o: number): number {
     let acc = this.acc;
     let count = this.count;
-    for (let i = 0; i < chunk.length; i++) {
+    for (let i = start; i < end; i++) {
       const c = chunk[i]!;
       const v = SEXTET[c]!;
       if (v >= 0) {
@@ -64,15 +71,20 @@ export class Base64Decoder implements ChunkDecoder {
     }
     this.acc = acc;
     this.count = count;
-    return out.subarray(0, o);
+    return o;
   }
 
   final(): Buffer {
     const out = Buffer.allocUnsafe(2);
-    const o = flushGroup(out, 0, this.acc, this.count);
+    return out.subarray(0, this.finalInto(out, 0));
+  }
+
+  /** Writes what the unfinished group holds (at most 2 bytes) into `out` at `o`; the decoder is then fresh again. */
+  finalInto(out: Buffer, o: number): number {
+    const n = flushGroup(out, o, this.acc, this.count);
     this.acc = 0;
     this.count = 0;
-    return out.subarray(0, o);
+    return n;
   }
 }
 

@@ -18,7 +18,8 @@
  *    where readers disagree;
  * 3. the embedded post-pass (embedded/index.ts): uuencode, begin-base64, yEnc, BinHex and
  *    data: URIs (base64 or percent-encoded) inside every decoded text part, what it finds read
- *    again (a few levels deep), and a find that is a mail message walked as one.
+ *    again (4 levels deep; more is the EMIME_EMBED_DEPTH limit), and a find that is a mail
+ *    message walked as one.
  * The lenient reading does not decode a body again when the standard reading already decoded
  * the same encoded bytes with the same decoder (PartStore.noteEncoded): the content is known.
  * Every reading runs even when an earlier one hit a limit (what it finds may still be a
@@ -59,7 +60,6 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   checkLimits(opts.limits);
   const { signal } = opts;
   const budget = new Budget(opts.limits);
-  const store = new PartStore(opts.tmpdir, budget);
   // an error before the first read (or of a stream not read at all) must not go unhandled;
   // the readings see it when they read
   if (typeof (input as Readable).on === 'function') (input as Readable).on('error', () => undefined);
@@ -75,6 +75,7 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   // nesting does not trip Node's MaxListenersExceededWarning.
   const inner = new AbortController();
   setMaxListeners(Math.max(10, opts.limits.maxDepth + 2), inner.signal);
+  const store = new PartStore(opts.tmpdir, budget, inner.signal);
   const onAbort = (): void => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   let limit: { code: string; message: string } | undefined;
@@ -214,14 +215,20 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
 /** Limits that leave no budget for another reading: running one would only hit them again. */
 const BUDGET_CODES: ReadonlySet<string> = new Set([MimeErrorCode.DECODED_LIMIT, MimeErrorCode.EXPANSION_LIMIT, MimeErrorCode.PART_LIMIT]);
 
-/** Failure → limit record. By code only: MimeError's, mailsplit's EMAXLEN, fs errors. */
+/**
+ * Failure → limit record. By code only: MimeError's, mailsplit's EMAXLEN, and system errors
+ * (a syscall or an errno: the input or a temp file), whose errno the message keeps.
+ */
 function classify(err: unknown): { code: string; message: string } {
   if (err instanceof MimeError) return { code: err.code, message: err.message };
-  const e = err as { code?: unknown; syscall?: unknown; message?: unknown } | null;
+  const e = err as { code?: unknown; syscall?: unknown; errno?: unknown; message?: unknown } | null;
   const message = typeof e?.message === 'string' ? e.message : String(err);
   // mailsplit's only EMAXLEN left is the header size: its child-node count is switched off
   if (e?.code === 'EMAXLEN') return { code: MimeErrorCode.HEADER_LIMIT, message: `header block exceeds the limit: ${message}` };
-  if (typeof e?.syscall === 'string') return { code: MimeErrorCode.IO, message: `${String(e.code)}: ${message}` };
+  if (typeof e?.syscall === 'string' || typeof e?.errno === 'number') {
+    const errno = String(e.code);
+    return { code: MimeErrorCode.IO, message: `I/O error: ${message.startsWith(errno) ? message : `${errno}: ${message}`}` };
+  }
   return { code: MimeErrorCode.PARSE, message: `cannot parse MIME structure: ${message}` };
 }
 

@@ -65,6 +65,21 @@ export const DEFAULT_MIME_LIMITS: MimeLimits = Object.freeze({
 });
 
 /**
+ * Most lines in one header block. Real blocks have tens to a few hundred (long Received
+ * chains, DKIM and ARC folded over a dozen lines each); mailsplit spends about a microsecond
+ * and an object on each, so a block of a hundred thousand 3-byte lines cost ~100x what the
+ * same bytes cost as a body. Past this the header is a limit (EMIME_HEADER_LIMIT).
+ */
+export const MAX_HEADER_LINES_PER_BLOCK = 10_000;
+
+/**
+ * Most header lines over all blocks of one reading (nested messages included): a thousand
+ * parts of a hundred lines each, ten times a large digest. It bounds the header work of a
+ * message built of many blocks just under MAX_HEADER_LINES_PER_BLOCK.
+ */
+export const MAX_HEADER_LINES_PER_READING = 200_000;
+
+/**
  * All parts kept in memory together never exceed this; later parts spill to disk whatever
  * their size. Without it, maxParts parts of memoryPartBytes each could hold ~1 GB.
  */
@@ -80,6 +95,21 @@ export const MimeErrorCode = {
   DECODED_LIMIT: 'EMIME_DECODED_LIMIT',
   /** Decoded bytes out of proportion to the input (maxExpansionRatio). */
   EXPANSION_LIMIT: 'EMIME_EXPANSION_LIMIT',
+  /**
+   * The embedded post-pass reads what it finds again down to MAX_EMBEDDED_DEPTH levels; an
+   * item below that still holds an encoding (or a message) that was not read.
+   */
+  EMBED_DEPTH: 'EMIME_EMBED_DEPTH',
+  /**
+   * More encoded items (uuencode, begin-base64, yEnc, BinHex) start inside one another in one
+   * part than the post-pass reads at once (embedded/scan.ts MAX_OPEN_ITEMS): one was not read.
+   */
+  EMBED_LIMIT: 'EMIME_EMBED_LIMIT',
+  /**
+   * One header offers more interpretations (boundary= values, Content-Transfer-Encoding
+   * values) than the lenient reading tries; the ones past the bound were not read.
+   */
+  CANDIDATE_LIMIT: 'EMIME_CANDIDATE_LIMIT',
   /** A message/partial fragment, refused unless allowPartial (RFC 2046 §5.2.2; CVE-2002-1121). */
   PARTIAL: 'EMIME_PARTIAL',
   /** Reading the input or writing a temp file failed (ENOSPC, EIO, ...). */
@@ -102,6 +132,7 @@ export class MimeError extends Error {
 /** Counts parts and decoded bytes for one extraction; throws MimeError when a limit is crossed. */
 export class Budget {
   private readonly nodes = new Map<string, number>();
+  private readonly headerLines = new Map<string, number>();
   private decoded = 0;
   /** Every decoded byte of every reading, duplicates included. */
   private work = 0;
@@ -118,10 +149,18 @@ export class Budget {
     this.expansionCap = bytes * ratio + MAX_EXPANSION_SLACK_BYTES;
   }
 
-  /** One more MIME node at `depth` path components with a header block of `headerBytes`. */
-  addNode(depth: number, headerBytes: number, reading = 'standard'): void {
+  /** One more MIME node at `depth` path components with a header block of `headerBytes` in `headerLines` lines. */
+  addNode(depth: number, headerBytes: number, reading = 'standard', headerLines = 0): void {
     if (headerBytes > this.limits.maxHeaderBytes) {
       throw new MimeError(MimeErrorCode.HEADER_LIMIT, `header block of ${headerBytes} bytes exceeds ${this.limits.maxHeaderBytes}`);
+    }
+    if (headerLines > MAX_HEADER_LINES_PER_BLOCK) {
+      throw new MimeError(MimeErrorCode.HEADER_LIMIT, `header block of more than ${MAX_HEADER_LINES_PER_BLOCK} lines`);
+    }
+    const lines = (this.headerLines.get(reading) ?? 0) + headerLines;
+    this.headerLines.set(reading, lines);
+    if (lines > MAX_HEADER_LINES_PER_READING) {
+      throw new MimeError(MimeErrorCode.HEADER_LIMIT, `more than ${MAX_HEADER_LINES_PER_READING} header lines in one message`);
     }
     if (depth > this.limits.maxDepth) {
       throw new MimeError(MimeErrorCode.DEPTH_LIMIT, `MIME nesting depth ${depth} exceeds ${this.limits.maxDepth}`);

@@ -3,19 +3,21 @@
  * of each distinct content.
  *
  * Owns: the temp directory of one extraction (created lazily with mkdtemp, so 0700, under the
- * caller's tmpdir), the files in it (0600), the SHA-256 de-duplication, and the list of parts.
+ * caller's tmpdir, which is made again if it was removed), the files in it (0600), the SHA-256
+ * de-duplication, and the list of parts; part-writer.ts owns one part in flight.
  * Inputs: decoded bytes through PartWriter.write(). Outputs: ExtractedPart records whose
  * sources stay valid until dispose(). Fails with MimeError EMIME_DECODED_LIMIT from the budget,
- * or with the fs error of a failed temp-file write (extract.ts reports those as EMIME_IO).
+ * with the fs error of a failed temp-file write (extract.ts reports those as EMIME_IO), or with
+ * the signal's reason once the extraction's deadline has passed (every write checks it).
  */
-import { createHash, type Hash } from 'node:crypto';
-import { mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ScanSource } from '../engines/engine.js';
-import { bufferSource, fileSource } from '../scan/sources.js';
 import type { MessageBytes } from './input.js';
-import { bufferBytes, fileBytesOfSize } from './input.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
+import { PartWriter, sha256Hex } from './part-writer.js';
+
+export { PartWriter } from './part-writer.js';
 
 export interface ExtractedPart {
   /** "1", "1.2", ... as in IMAP BODYSTRUCTURE numbering. */
@@ -65,8 +67,8 @@ async function removeDir(dir: string): Promise<void> {
   }
 }
 
-/** Spilled bytes are gathered into writes of this size: fewer syscalls, little memory. */
-const SPILL_WRITE_BYTES = 256 * 1024;
+/** Contents up to this size are looked up by their bytes before their hash (PartStore.hasContent). */
+const TINY_CONTENT_BYTES = 256;
 
 export class PartStore {
   readonly parts: ExtractedPart[] = [];
@@ -76,6 +78,8 @@ export class PartStore {
   private readonly bytesByPart = new WeakMap<ExtractedPart, MessageBytes>();
   /** encodedKey() of a body the standard reading decoded in full → the digest it decoded to. */
   private readonly byEncoded = new Map<string, string>();
+  /** Tiny contents (as latin1 strings) → their digest (see hasContent). */
+  private readonly tinyDigests = new Map<string, string>();
   private dir: string | undefined;
   private seq = 0;
   private disposed = false;
@@ -83,7 +87,23 @@ export class PartStore {
   constructor(
     private readonly tmpdir: string,
     readonly budget: Budget,
+    /** The extraction's deadline: every write checks it, so no loop stores on past it. */
+    private readonly signal?: AbortSignal,
   ) {}
+
+  /**
+   * @internal `n` decoded bytes of an extra reading, at `partBytes` into their part, charged
+   * before they reach a writer (PartWriter.write(buf, true) then does not charge them again).
+   */
+  chargeLate(n: number, partBytes: number): void {
+    this.checkAbort();
+    this.budget.addDecoded(n, true, partBytes);
+  }
+
+  /** @internal Throws the signal's reason once it has fired. */
+  checkAbort(): void {
+    if (this.signal?.aborted) throw this.signal.reason ?? new Error('aborted');
+  }
 
   begin(meta: PartMeta): PartWriter {
     const w = new PartWriter(this, meta);
@@ -109,8 +129,7 @@ export class PartStore {
   async createFile(prefix = 'part'): Promise<{ handle: FileHandle; path: string }> {
     if (this.disposed) throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
     if (this.dir === undefined) {
-      // the pid in the name lets the master remove what a killed worker left (master/tmp-sweep.ts)
-      const dir = await mkdtemp(join(this.tmpdir, `avfilter-mime-${process.pid}-`));
+      const dir = await this.makeDir();
       if (this.disposed) {
         await rm(dir, { recursive: true, force: true });
         throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
@@ -119,6 +138,26 @@ export class PartStore {
     }
     const path = join(this.dir, `${prefix}-${++this.seq}`);
     return { handle: await open(path, 'wx', 0o600), path };
+  }
+
+  /**
+   * The private directory, under the caller's tmpdir. A tmpdir removed while the daemon runs
+   * (a cleanup job, an admin) is made again, 0700 as the daemon made it at start: otherwise
+   * every message from then on would fail. Only the tmpdir itself: a missing parent stays an
+   * error (ENOENT), as does anything else.
+   */
+  private async makeDir(): Promise<string> {
+    // the pid in the name lets the master remove what a killed worker left (master/tmp-sweep.ts)
+    const prefix = join(this.tmpdir, `avfilter-mime-${process.pid}-`);
+    try {
+      return await mkdtemp(prefix);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
+      await mkdir(this.tmpdir, { mode: 0o700 }).catch((e: unknown) => {
+        if ((e as { code?: unknown }).code !== 'EEXIST') throw e;
+      });
+      return await mkdtemp(prefix);
+    }
   }
 
   /** A fresh path in the private directory (for a spooled input); nothing is created there. */
@@ -138,6 +177,11 @@ export class PartStore {
     if (this.walkedMessages.has(key)) return false;
     this.walkedMessages.add(key);
     return true;
+  }
+
+  /** Has the content `digest` been claimed for a walk in `namespace`? */
+  hasWalked(digest: string, namespace = 'standard'): boolean {
+    return this.walkedMessages.has(`${namespace}:${digest}`);
   }
 
   /** The stored bytes of a part, for range reads. */
@@ -171,6 +215,23 @@ export class PartStore {
     return this.byDigest.get(digest);
   }
 
+  /**
+   * @internal Is this content stored already? A content of at most TINY_CONTENT_BYTES is
+   * keyed by its bytes first: a SHA-256 costs microseconds of fixed overhead, and a part can
+   * hold a hundred thousand identical tiny finds. The map holds only contents that are (or are
+   * about to be) parts, so it stays as small as the part list.
+   */
+  hasContent(content: Buffer): boolean {
+    if (content.length > TINY_CONTENT_BYTES) return this.byDigest.has(sha256Hex(content));
+    const key = content.toString('latin1');
+    let digest = this.tinyDigests.get(key);
+    if (digest === undefined) {
+      digest = sha256Hex(content);
+      this.tinyDigests.set(key, digest);
+    }
+    return this.byDigest.has(digest);
+  }
+
   /** @internal Throws EMIME_PART_LIMIT when one more distinct part would be too many. */
   checkRoom(): void {
     if (this.parts.length >= this.budget.limits.maxParts) {
@@ -189,159 +250,6 @@ export class PartStore {
   /** @internal */
   release(w: PartWriter): void {
     this.open.delete(w);
-  }
-}
-
-/** Receives one part's decoded bytes; keeps them in memory until they outgrow it. */
-export class PartWriter {
-  private readonly hash: Hash = createHash('sha256');
-  private size = 0;
-  private memory: Buffer[] = [];
-  private memoryBytes = 0;
-  private file: { handle: FileHandle; path: string } | undefined;
-  /** Spilled bytes gather here (one buffer per writer) so a write never keeps the caller's buffer. */
-  private staging: Buffer | undefined;
-  private pendingBytes = 0;
-  private done = false;
-  private failed = false;
-
-  /** Charged against maxDecodedBytes only if kept (see Budget.addDecoded). */
-  private readonly late: boolean;
-
-  constructor(
-    private readonly store: PartStore,
-    private readonly meta: PartMeta,
-  ) {
-    this.late = meta.reading !== 'standard';
-  }
-
-  async write(buf: Buffer): Promise<void> {
-    if (buf.length === 0 || this.done) return;
-    if (this.failed) throw new Error('part writer failed earlier');
-    this.store.budget.addDecoded(buf.length, this.late, this.size);
-    if (this.file === undefined) {
-      if (this.size + buf.length <= this.store.budget.limits.memoryPartBytes && this.store.budget.reserveMemory(buf.length)) {
-        // a copy: decoders may reuse the buffer they hand out
-        this.memory.push(Buffer.from(buf));
-        this.memoryBytes += buf.length;
-        this.account(buf);
-        return;
-      }
-      await this.guard(() => this.spill());
-    }
-    this.account(buf);
-    let off = 0;
-    while (off < buf.length) {
-      const staging = (this.staging ??= Buffer.allocUnsafe(SPILL_WRITE_BYTES));
-      const n = buf.copy(staging, this.pendingBytes, off);
-      off += n;
-      this.pendingBytes += n;
-      if (this.pendingBytes >= SPILL_WRITE_BYTES) await this.guard(() => this.flushPending());
-    }
-  }
-
-  /** Completes the part. A duplicate of earlier content is dropped and the earlier part returned. */
-  async finish(): Promise<FinishedPart> {
-    if (this.done) throw new Error('part already finished');
-    // after a failed temp-file write the bytes on disk are not the bytes hashed
-    if (this.failed) throw new Error('part writer failed earlier');
-    const digest = this.hash.digest('hex');
-    const first = this.store.lookup(digest);
-    if (first !== undefined) {
-      await this.abort();
-      return { part: first.part, duplicate: true, digest, bytes: first.bytes };
-    }
-    try {
-      this.store.checkRoom();
-    } catch (err) {
-      await this.abort();
-      throw err;
-    }
-    let source: ScanSource;
-    let bytes: MessageBytes;
-    if (this.file !== undefined) {
-      const file = this.file;
-      await this.guard(async () => {
-        await this.flushPending();
-        await file.handle.close();
-      });
-      source = fileSource(file.path, this.size);
-      bytes = fileBytesOfSize(file.path, this.size);
-      this.file = undefined; // closed; the path now belongs to the part and dispose() removes it
-    } else {
-      // concat copies the bytes out of the (possibly much larger) buffers they were sliced from
-      const buf = Buffer.concat(this.memory, this.memoryBytes);
-      source = bufferSource(buf);
-      bytes = bufferBytes(buf);
-      this.memory = [];
-    }
-    this.done = true;
-    const part: ExtractedPart = { ...this.meta, size: this.size, source };
-    if (part.filename === undefined) delete part.filename;
-    this.store.add(this, digest, part, bytes);
-    // new content of an extra reading: it counts now, and it is kept even when it crosses
-    // the limit (a virus in it still counts)
-    if (this.late) this.store.budget.chargeKept(this.size);
-    return { part, duplicate: false, digest, bytes };
-  }
-
-  /** Drops whatever was written (temp file included). Safe to call more than once. */
-  async abort(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    this.store.budget.releaseMemory(this.memoryBytes);
-    this.memory = [];
-    this.memoryBytes = 0;
-    this.staging = undefined;
-    this.pendingBytes = 0;
-    const file = this.file;
-    this.file = undefined;
-    if (file !== undefined) {
-      await file.handle.close().catch(() => undefined);
-      await unlink(file.path).catch(() => undefined);
-    }
-    this.store.release(this);
-  }
-
-  /** Size and hash follow what is stored, never what was only offered. */
-  private account(buf: Buffer): void {
-    this.hash.update(buf);
-    this.size += buf.length;
-  }
-
-  /** An fs failure leaves the writer unusable: finish() refuses, abort() cleans up. */
-  private async guard(io: () => Promise<void>): Promise<void> {
-    try {
-      await io();
-    } catch (err) {
-      this.failed = true;
-      throw err;
-    }
-  }
-
-  /** Moves the part to a temp file: what was in memory is written first. */
-  private async spill(): Promise<void> {
-    this.file = await this.store.createFile();
-    const memory = this.memory;
-    this.store.budget.releaseMemory(this.memoryBytes);
-    this.memory = [];
-    this.memoryBytes = 0;
-    for (const m of memory) await writeAll(this.file.handle, m);
-  }
-
-  private async flushPending(): Promise<void> {
-    if (this.file === undefined || this.pendingBytes === 0) return;
-    const n = this.pendingBytes;
-    this.pendingBytes = 0;
-    await writeAll(this.file.handle, this.staging!.subarray(0, n));
-  }
-}
-
-async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
-  let off = 0;
-  while (off < data.length) {
-    const { bytesWritten } = await handle.write(data, off, data.length - off);
-    off += bytesWritten;
   }
 }
 

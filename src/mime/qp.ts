@@ -49,9 +49,13 @@ export class QpDecoder implements ChunkDecoder {
     return this.decode(buf, true);
   }
 
+  /** Reused output buffer (the result is valid until the next call): mailsplit hands a body over a line at a time. */
+  private scratch: Buffer | undefined;
+
   private decode(buf: Buffer, final: boolean): Buffer {
     const len = buf.length;
-    const out = Buffer.allocUnsafe(len);
+    if (this.scratch === undefined || this.scratch.length < len) this.scratch = Buffer.allocUnsafe(Math.max(len, 4096));
+    const out = this.scratch;
     let o = 0;
     let i = 0;
     while (i < len) {

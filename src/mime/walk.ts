@@ -19,15 +19,15 @@
  * written. mailsplit's done() handshake belongs to its Streamer/Rewriter, which this does not
  * use: the raw Splitter is consumed directly.
  */
-import mailsplit from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { standardDecoder, type ChunkDecoder, type DecoderChoice } from './decoders.js';
+import { IdentityDecoder, standardDecoder, type ChunkDecoder, type DecoderChoice } from './decoders.js';
 import { decodeFilename } from './filename.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
 import { encodedKey, type FinishedPart, type PartMeta, type PartStore, type PartWriter } from './part-store.js';
+import { StandardSplitter } from './splitter.js';
 
 /** One interpretation of a message; issue 3's union extraction runs several. */
 export interface Reading {
@@ -56,7 +56,7 @@ const EMBEDDED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', '
 const SPLITTER_MAX_CHILD_NODES = Number.MAX_SAFE_INTEGER;
 
 export async function walkMessage(input: Readable, ctx: WalkContext, prefix: readonly number[]): Promise<void> {
-  const splitter = new mailsplit.Splitter({
+  const splitter = new StandardSplitter({
     // mailsplit descends only into unencoded message/rfc822 marked inline (or, with
     // defaultInlineEmbedded, not marked attachment) and never into message/global; we descend
     // into all of them ourselves, from the decoded part
@@ -75,20 +75,30 @@ export async function walkMessage(input: Readable, ctx: WalkContext, prefix: rea
   try {
     await pipeline(input, splitter, (source: AsyncIterable<SplitterChunk>) => (consumer = consume(source)), ctx.signal ? { signal: ctx.signal } : {});
   } catch (err) {
-    // When the consumer throws (a limit hit while storing a part), its for-await closes the
-    // splitter first, and pipeline() rejects with that premature close (an AbortError), not
-    // with the limit: the consumer's own MimeError is the cause to report.
+    // When the consumer throws (a limit hit while storing a part, a temp file that cannot be
+    // created), its for-await closes the splitter first, and pipeline() rejects with that
+    // premature close (an AbortError), not with the cause: the consumer's own error is the
+    // one to report, unless it only echoes the pipeline's.
     const own = await consumer?.then(
       () => undefined,
       (e: unknown) => e,
     );
     // the extraction ends with a limit; what was decoded so far is still worth scanning
     if (!ctx.signal?.aborted) await walker.salvage();
-    throw own instanceof MimeError ? own : err;
+    throw ownCause(own) ?? err;
   } finally {
     await consumer?.catch(() => undefined);
     await walker.abort();
   }
+}
+
+/** The consumer's error when it is a cause of its own (a limit, an fs error), not the stream's echo. */
+function ownCause(err: unknown): unknown {
+  if (err === undefined || err === null) return undefined;
+  if (err instanceof MimeError) return err;
+  const e = err as { name?: unknown; code?: unknown; syscall?: unknown };
+  if (typeof e.syscall === 'string') return err;
+  return undefined;
 }
 
 interface NodeInfo {
@@ -105,7 +115,10 @@ interface OpenNode {
   writer: PartWriter | undefined;
   decoder: ChunkDecoder | undefined;
   meta: PartMeta | undefined;
-  /** SHA-256 of the encoded body as it went into the decoder (see PartStore.noteEncoded). */
+  /**
+   * SHA-256 of the encoded body as it went into the decoder (see PartStore.noteEncoded);
+   * undefined under the identity decoder, whose encoded bytes are the content (its digest).
+   */
   encoded: Hash | undefined;
 }
 
@@ -138,7 +151,7 @@ class TreeWalker {
     // 'data' for a leaf is a delimiter line (a leaf may carry a boundary parameter)
     if (chunk.type !== (cur.node.multipart ? 'data' : 'body')) return;
     this.open(cur);
-    cur.encoded!.update(chunk.value);
+    cur.encoded?.update(chunk.value);
     const out = cur.decoder!.update(chunk.value);
     if (out.length > 0) await cur.writer!.write(out);
   }
@@ -177,7 +190,9 @@ class TreeWalker {
     const container = Boolean(node.multipart) && Boolean(node._boundary);
     // a childless node is a leaf: the top level's is "1", not the empty path
     const ownPath = container || node.parentNode ? path : [...this.prefix, 1];
-    this.ctx.budget.addNode(ownPath.length, node._headerlen);
+    // mailsplit's header lines include the blank line that ends the block
+    const headerLines = Math.max(0, ((node as unknown as { _headersLines?: unknown[] })._headersLines?.length ?? 0) - 1);
+    this.ctx.budget.addNode(ownPath.length, node._headerlen, STANDARD_READING.name, headerLines);
     this.info.set(node, { path: ownPath, children: 0 });
     const open: OpenNode = { node, path: ownPath, container, writer: undefined, decoder: undefined, meta: undefined, encoded: undefined };
     this.current = open;
@@ -209,7 +224,7 @@ class TreeWalker {
       ...(filename !== undefined ? { filename } : {}),
     };
     cur.decoder = choice.decoder;
-    cur.encoded = createHash('sha256');
+    cur.encoded = choice.decoder instanceof IdentityDecoder ? undefined : createHash('sha256');
     cur.writer = this.ctx.store.begin(cur.meta);
   }
 
@@ -227,12 +242,13 @@ class TreeWalker {
       this.current = undefined;
       return;
     }
-    const { part, digest } = await this.finish(cur);
+    const { digest, bytes } = await this.finish(cur);
     // an attached message is a part and a message: walk its decoded bytes under its path. By
     // this node's type, not the stored part's: the same bytes may have come first as
     // application/octet-stream, and they must still be walked once as a message.
     if (EMBEDDED_MESSAGE_TYPES.has(cur.meta!.contentType) && this.ctx.store.claimMessageWalk(digest)) {
-      await walkMessage(part.source.stream(), this.ctx, cur.path);
+      // the store's range reads: large chunks, where the part's own stream reads 64 KiB at a time
+      await walkMessage(bytes.stream(0, bytes.size), this.ctx, cur.path);
     }
   }
 
@@ -241,7 +257,7 @@ class TreeWalker {
     if (tail.length > 0) await cur.writer!.write(tail);
     const done = await cur.writer!.finish();
     this.current = undefined;
-    this.ctx.store.noteEncoded(encodedKey(cur.decoder!, cur.encoded!.digest('hex')), done.digest);
+    this.ctx.store.noteEncoded(encodedKey(cur.decoder!, cur.encoded?.digest('hex') ?? done.digest), done.digest);
     return done;
   }
 }

@@ -29,12 +29,16 @@ export class PercentDecoder implements ChunkDecoder {
   /** The hex digit held (held === 2), as it was written: a broken escape comes out unchanged. */
   private digit = 0;
 
-  /** A new buffer per call (percent-encoded URIs are small; nothing to reuse). */
+  /** A new buffer per call. */
   update(chunk: Buffer): Buffer {
     const out = Buffer.allocUnsafe(chunk.length + 2);
-    let o = 0;
-    let i = 0;
-    while (i < chunk.length) {
+    return out.subarray(0, this.updateInto(chunk, 0, chunk.length, out, 0));
+  }
+
+  /** Decodes chunk[start, end) into `out` at `o` (room for end - start + 2 bytes); returns the offset after the last byte. */
+  updateInto(chunk: Buffer, start: number, end: number, out: Buffer, o: number): number {
+    let i = start;
+    while (i < end) {
       const c = chunk[i]!;
       if (this.held === 0) {
         if (c === PERCENT) this.held = 1;
@@ -57,12 +61,17 @@ export class PercentDecoder implements ChunkDecoder {
       }
       i++;
     }
-    return out.subarray(0, o);
+    return o;
   }
 
   final(): Buffer {
     const out = Buffer.allocUnsafe(2);
-    return out.subarray(0, this.flush(out, 0));
+    return out.subarray(0, this.finalInto(out, 0));
+  }
+
+  /** Writes an unfinished escape literally (at most 2 bytes); the decoder is then fresh again. */
+  finalInto(out: Buffer, o: number): number {
+    return this.flush(out, o);
   }
 
   /** Writes the held bytes of an unfinished escape literally. */

@@ -5,8 +5,10 @@
  * message and the candidates. Output: for each candidate, its delimiter lines in order, each
  * marked close (`--b--`) or not and "strict" (only whitespace or transport padding after it,
  * RFC 2046 §5.1.1) or "prefix" (anything after it: readers that match by prefix). Line ends
- * may be CRLF, LF or bare CR. Fails with EMIME_PART_LIMIT when a candidate has more delimiter
- * lines than the part limit allows, or with the stream's error.
+ * may be CRLF, LF or bare CR. A line longer than MAX_DELIMITER_LINE_BYTES is matched on its
+ * first bytes (a prefix delimiter: its tail is never carried, so memory stays bounded). Fails
+ * with EMIME_PART_LIMIT when a candidate has more delimiter lines than the part limit allows,
+ * with the stream's error, or with the signal's reason.
  */
 import type { MessageBytes } from '../input.js';
 import { MimeError, MimeErrorCode } from '../limits.js';
@@ -23,12 +25,22 @@ export interface Delimiter {
   readonly strict: boolean;
 }
 
-/** A line starting with "--" longer than this is not a delimiter (RFC 2046: boundaries ≤ 70). */
-const MAX_DELIMITER_LINE_BYTES = 4096;
+/**
+ * Bytes of a "--" line that are carried whole across chunks; a longer line is matched on these
+ * (they hold "--", the longest boundary tried, lenient/interpret.ts, and "--").
+ */
+export const MAX_DELIMITER_LINE_BYTES = 4096;
 
 const CR = 0x0d;
 const LF = 0x0a;
 const DASH2 = Buffer.from('--', 'latin1');
+
+/** A match of one candidate on a line whose end is not known yet. */
+interface Pending {
+  readonly k: number;
+  readonly close: boolean;
+  readonly strict: boolean;
+}
 
 export async function findDelimiters(
   src: MessageBytes,
@@ -44,45 +56,109 @@ export async function findDelimiters(
   let before = [LF, LF]; // the range starts at a line start
   let carry: Buffer | undefined;
   let carryAt = 0;
-  const onLine = (line: Buffer, at: number, lineEnd: number, eolBefore: number): void => {
+  /** A long "--" line that matched: its end is still to be found. */
+  let long: { matches: Pending[]; lineStart: number; eolBefore: number } | undefined;
+
+  /** The candidates the line bytes `line` match; `whole`: the line is all there, not a prefix of it. */
+  const match = (line: Buffer, whole: boolean): Pending[] => {
+    const out: Pending[] = [];
     for (let k = 0; k < cands.length; k++) {
       const c = cands[k]!;
       if (line.length < c.length || line.compare(c, 0, c.length, 0, c.length) !== 0) continue;
       let rest = line.subarray(c.length);
       const close = rest.length >= 2 && rest[0] === 0x2d && rest[1] === 0x2d;
       if (close) rest = rest.subarray(2);
-      const strict = rest.every((b) => b === 0x20 || b === 0x09);
-      if (found[k]!.length >= maxPerCandidate) throw new MimeError(MimeErrorCode.PART_LIMIT, `more than ${maxPerCandidate} delimiter lines in one multipart`);
-      found[k]!.push({ lineStart: at, lineEnd, eolBefore, close, strict });
+      out.push({ k, close, strict: whole && rest.every((b) => b === 0x20 || b === 0x09) });
+    }
+    return out;
+  };
+  const record = (matches: Pending[], lineStart: number, lineEnd: number, eolBefore: number): void => {
+    for (const m of matches) {
+      if (found[m.k]!.length >= maxPerCandidate) throw new MimeError(MimeErrorCode.PART_LIMIT, `more than ${maxPerCandidate} delimiter lines in one multipart`);
+      found[m.k]!.push({ lineStart, lineEnd, eolBefore, close: m.close, strict: m.strict });
     }
   };
+  /** Where the line end at buf[j] ends, or -1 when a CR is the last byte and more may come. */
+  const afterEol = (buf: Buffer, j: number, final: boolean): number => {
+    if (j >= buf.length) return j;
+    if (buf[j] === LF) return j + 1;
+    if (j + 1 >= buf.length) return final ? j + 1 : -1;
+    return buf[j + 1] === LF ? j + 2 : j + 1;
+  };
+
+  /** Scans buf (at offset `at` of the range) for delimiter lines; an unfinished line end is carried. */
   const process = (buf: Buffer, at: number, final: boolean): void => {
-    let i = buf.indexOf(DASH2);
+    let from = 0;
+    if (long !== undefined) {
+      // the rest of a long line: find its end (nothing of it is kept)
+      let j = 0;
+      while (j < buf.length && buf[j] !== LF && buf[j] !== CR) j++;
+      if (j >= buf.length && !final) return;
+      const e = afterEol(buf, j, final);
+      if (e < 0) {
+        carry = Buffer.from(buf.subarray(j));
+        carryAt = at + j;
+        return;
+      }
+      record(long.matches, long.lineStart, at + e, long.eolBefore);
+      long = undefined;
+      from = e;
+    }
+    let i = buf.indexOf(DASH2, from);
     while (i >= 0) {
       const p1 = i >= 1 ? buf[i - 1]! : before[1]!;
-      if (p1 === LF || p1 === CR) {
-        let j = i;
-        while (j < buf.length && buf[j] !== LF && buf[j] !== CR && j - i <= MAX_DELIMITER_LINE_BYTES) j++;
-        if (j - i > MAX_DELIMITER_LINE_BYTES) {
-          i = buf.indexOf(DASH2, j);
-          continue;
-        }
-        // the line end must be whole to know its length (a CR may be followed by an LF)
-        if (!final && (j >= buf.length || (buf[j] === CR && j + 1 >= buf.length))) {
-          carry = Buffer.from(buf.subarray(i));
-          carryAt = at + i;
-          return;
-        }
-        const eol = j >= buf.length ? 0 : buf[j] === CR && buf[j + 1] === LF ? 2 : 1;
-        const p2 = i >= 2 ? buf[i - 2]! : i === 1 ? before[1]! : before[0]!;
-        const eolBefore = at + i === start ? 0 : p1 === LF && p2 === CR ? 2 : 1;
-        onLine(buf.subarray(i, j), at + i, at + j + eol, eolBefore);
-        i = buf.indexOf(DASH2, j);
+      if (!(p1 === LF || p1 === CR)) {
+        i = buf.indexOf(DASH2, i + 1);
         continue;
       }
-      i = buf.indexOf(DASH2, i + 1);
+      const p2 = i >= 2 ? buf[i - 2]! : i === 1 ? before[1]! : before[0]!;
+      const eolBefore = at + i === start ? 0 : p1 === LF && p2 === CR ? 2 : 1;
+      let j = i;
+      const stop = Math.min(buf.length, i + MAX_DELIMITER_LINE_BYTES + 1);
+      while (j < stop && buf[j] !== LF && buf[j] !== CR) j++;
+      if (j - i > MAX_DELIMITER_LINE_BYTES) {
+        // a long line: matched on its first bytes, its end found later (maybe chunks later)
+        const matches = match(buf.subarray(i, i + MAX_DELIMITER_LINE_BYTES), false);
+        let e = j;
+        while (e < buf.length && buf[e] !== LF && buf[e] !== CR) e++;
+        if (matches.length === 0) {
+          i = buf.indexOf(DASH2, e);
+          continue;
+        }
+        long = { matches, lineStart: at + i, eolBefore };
+        if (e >= buf.length && !final) return;
+        const after = afterEol(buf, e, final);
+        if (after < 0) {
+          carry = Buffer.from(buf.subarray(e));
+          carryAt = at + e;
+          return;
+        }
+        record(matches, at + i, at + after, eolBefore);
+        long = undefined;
+        i = buf.indexOf(DASH2, after);
+        continue;
+      }
+      // the line end must be whole to know its length (a CR may be followed by an LF)
+      if (!final && (j >= buf.length || (buf[j] === CR && j + 1 >= buf.length))) {
+        carry = Buffer.from(buf.subarray(i));
+        carryAt = at + i;
+        return;
+      }
+      const eol = j >= buf.length ? 0 : buf[j] === CR && buf[j + 1] === LF ? 2 : 1;
+      record(match(buf.subarray(i, j), true), at + i, at + j + eol, eolBefore);
+      i = buf.indexOf(DASH2, j);
+    }
+    // a "-" last in the chunk at a line start may be the first half of a "--" the next one ends
+    const last = buf.length - 1;
+    if (!final && last >= from && buf[last] === 0x2d) {
+      const p = last >= 1 ? buf[last - 1]! : before[1]!;
+      if (p === LF || p === CR) {
+        carry = Buffer.from(buf.subarray(last));
+        carryAt = at + last;
+      }
     }
   };
+
   let pos = start;
   for await (const chunk of src.chunks(start, end)) {
     if (signal?.aborted) throw signal.reason ?? new Error('aborted');
@@ -101,10 +177,11 @@ export async function findDelimiters(
     if (tailSrc.length >= 2) before = [tailSrc[tailSrc.length - 2]!, tailSrc[tailSrc.length - 1]!];
     else if (tailSrc.length === 1) before = [before[1]!, tailSrc[0]!];
   }
-  if (carry !== undefined) {
-    const buf = carry;
+  if (carry !== undefined || long !== undefined) {
+    const buf = carry ?? Buffer.alloc(0);
+    const at = carry !== undefined ? carryAt : pos;
     carry = undefined;
-    process(buf, carryAt, true);
+    process(buf, at, true);
   }
   return found;
 }

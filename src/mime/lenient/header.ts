@@ -4,14 +4,18 @@
  * Owns: splitting an entity's first bytes into header fields and the start of the body, and
  * parsing structured values (Content-Type, Content-Disposition) into every plausible
  * parameter value. Input: the first bytes of an entity (at most maxHeaderBytes + 1). Output:
- * the fields (names normalised) and the body offset; never throws. Tolerated:
+ * the fields that give the structure (STRUCTURE_FIELDS, names normalised) and the body
+ * offset; never throws. Tolerated:
  * - CRLF, LF and bare CR line ends alike, so a header "hidden" after a bare CR is a header;
  * - `Name :` (space before the colon), comments and odd case in the field name;
+ * - any bytes but ":" in a name (readers take a name with a byte >= 0x80 as a name);
  * - folding with spaces or tabs;
  * - no blank line after the headers: the first line that is neither a field nor a
  *   continuation starts the body;
  * - a leading mbox "From " line.
- * Values keep every duplicate; the caller decides first-wins and last-wins.
+ * Values keep every duplicate; the caller decides first-wins and last-wins. The block is read
+ * as bytes: a string is made only for a field that gives the structure (a block of a hundred
+ * thousand other fields once cost a string, a regex and an object per line).
  */
 
 export interface HeaderField {
@@ -22,71 +26,102 @@ export interface HeaderField {
 }
 
 export interface HeaderBlock {
+  /** The fields named in STRUCTURE_FIELDS, in order; other fields are not kept. */
   readonly fields: HeaderField[];
   /** Offset of the first body byte in the input. */
   readonly bodyStart: number;
   /** False when the input ended (or was cut) before the header block did. */
   readonly complete: boolean;
+  /** Lines of the block (fields, continuations, an mbox From line). */
+  readonly lines: number;
 }
+
+/** The fields the lenient reading decides by; the others are read past. */
+export const STRUCTURE_FIELDS: ReadonlySet<string> = new Set(['content-type', 'content-disposition', 'content-transfer-encoding']);
+/** The shortest of them: a raw name shorter than this cannot normalise to one. */
+const SHORTEST_STRUCTURE_NAME = 12;
 
 const CR = 0x0d;
 const LF = 0x0a;
+const SP = 0x20;
+const TAB = 0x09;
+const COLON = 0x3a;
+const PAREN = 0x28;
 
-/** A field name: printable ASCII but ":", optionally with comments and spaces before the colon. */
-const FIELD_RE = /^([\x21-\x39\x3b-\x7e][\x20-\x39\x3b-\x7e]*?)[ \t]*:/;
+/** Bytes JavaScript's \s matches (normaliseName removes them): a name made of them is empty. */
+const isJsSpace = (c: number): boolean => c === SP || c === TAB || c === 0x0b || c === 0x0c || c === CR || c === LF || c === 0xa0;
 
 export function parseHeaderBlock(buf: Buffer, opts: { skipMboxFrom: boolean }): HeaderBlock {
   const fields: Array<{ name: string; value: string }> = [];
+  /** The last field read is kept (a continuation line belongs to its value). */
+  let lastKept = false;
+  let anyField = false;
   let pos = 0;
   let first = true;
+  let lines = 0;
   while (pos < buf.length) {
     const { lineEnd, next } = lineAt(buf, pos);
-    if (next < 0) {
-      // the last line has no end: a field if it looks like one, else the body's start
-      const line = buf.toString('latin1', pos, buf.length);
-      if (isFieldLine(line) || (isContinuation(line) && fields.length > 0)) return { fields: finish(fields, line), bodyStart: buf.length, complete: false };
-      return { fields: finish(fields), bodyStart: pos, complete: true };
-    }
-    const line = buf.toString('latin1', pos, lineEnd);
-    if (line === '') return { fields: finish(fields), bodyStart: next, complete: true };
-    if (first && opts.skipMboxFrom && /^>?From /.test(line)) {
+    const end = next < 0 ? buf.length : lineEnd;
+    if (next >= 0 && end === pos) return { fields: finish(fields), bodyStart: next, complete: true, lines };
+    if (first && opts.skipMboxFrom && next >= 0 && isMboxFrom(buf, pos, end)) {
       first = false;
       pos = next;
       continue;
     }
     first = false;
-    if (isContinuation(line) && fields.length > 0) {
-      fields[fields.length - 1]!.value += line;
-    } else if (isFieldLine(line)) {
-      const m = FIELD_RE.exec(line)!;
-      fields.push({ name: normaliseName(m[1]!), value: line.slice(m[0].length) });
+    lines++;
+    const c0 = buf[pos]!;
+    if ((c0 === SP || c0 === TAB) && anyField) {
+      if (lastKept) fields[fields.length - 1]!.value += buf.toString('latin1', pos, end);
     } else {
-      // neither a field nor a continuation: no blank line after the headers
-      return { fields: finish(fields), bodyStart: pos, complete: true };
+      const f = fieldAt(buf, pos, end);
+      if (f === undefined) {
+        // neither a field nor a continuation: no blank line after the headers
+        return { fields: finish(fields), bodyStart: pos, complete: true, lines };
+      }
+      anyField = true;
+      lastKept = f !== null;
+      if (f !== null) fields.push(f);
     }
+    // the last line has no end: a field (or continuation) cut short by the end of the input
+    if (next < 0) return { fields: finish(fields), bodyStart: buf.length, complete: false, lines };
     pos = next;
   }
-  return { fields: finish(fields), bodyStart: buf.length, complete: false };
+  return { fields: finish(fields), bodyStart: buf.length, complete: false, lines };
 }
 
-function finish(fields: Array<{ name: string; value: string }>, lastLine?: string): HeaderField[] {
-  if (lastLine !== undefined) {
-    if (isContinuation(lastLine) && fields.length > 0) fields[fields.length - 1]!.value += lastLine;
-    else {
-      const m = FIELD_RE.exec(lastLine);
-      if (m) fields.push({ name: normaliseName(m[1]!), value: lastLine.slice(m[0].length) });
-    }
-  }
+/**
+ * The field on line buf[start, end): undefined when the line is no field, null when it is a
+ * field that STRUCTURE_FIELDS does not name. A field is a name of any bytes but ":" and line
+ * ends (not starting with a space or tab), optional spaces or tabs, then ":".
+ */
+function fieldAt(buf: Buffer, start: number, end: number): { name: string; value: string } | null | undefined {
+  const c0 = buf[start]!;
+  if (c0 === COLON || c0 === SP || c0 === TAB) return undefined;
+  let colon = start + 1;
+  while (colon < end && buf[colon] !== COLON) colon++;
+  if (colon >= end) return undefined;
+  let nameEnd = colon;
+  while (nameEnd > start && (buf[nameEnd - 1] === SP || buf[nameEnd - 1] === TAB)) nameEnd--;
+  const plain = c0 !== PAREN && !isJsSpace(c0);
+  if (plain && nameEnd - start < SHORTEST_STRUCTURE_NAME) return null;
+  const name = normaliseName(buf.toString('latin1', start, nameEnd));
+  // a name that is only comments or spaces is no name
+  if (name === '') return undefined;
+  if (!STRUCTURE_FIELDS.has(name)) return null;
+  return { name, value: buf.toString('latin1', colon + 1, end) };
+}
+
+const FROM = Buffer.from('From ', 'latin1');
+
+/** `From ` or `>From ` (an mbox separator line). */
+function isMboxFrom(buf: Buffer, start: number, end: number): boolean {
+  const s = buf[start] === 0x3e ? start + 1 : start;
+  return end - s >= FROM.length && buf.compare(FROM, 0, FROM.length, s, s + FROM.length) === 0;
+}
+
+function finish(fields: Array<{ name: string; value: string }>): HeaderField[] {
   return fields.map((f) => ({ name: f.name, value: f.value.trim() }));
-}
-
-function isContinuation(line: string): boolean {
-  return line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09;
-}
-
-function isFieldLine(line: string): boolean {
-  const m = FIELD_RE.exec(line);
-  return m !== null && normaliseName(m[1]!) !== '';
 }
 
 function normaliseName(raw: string): string {

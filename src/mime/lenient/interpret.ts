@@ -6,15 +6,24 @@
  * entity and its default type (text/plain, or message/rfc822 inside multipart/digest).
  * Output: an Interpretation with the candidates in order (the first is what a first-wins
  * reader sees), each alternative tagged with the reading name reported for the parts it
- * yields. Never throws.
+ * yields, and whether candidates past the bounds were left out. Never throws.
  */
 import type { HeaderField } from './header.js';
 import { parseStructured, rfc2231Value, stripComments } from './header.js';
 
-/** More boundary candidates than this only come from a message built to multiply work. */
+/**
+ * More boundary candidates than this only come from a message built to multiply work; the
+ * ones past it are not tried, and Interpretation.truncated says so (a limit, never clean).
+ */
 export const MAX_BOUNDARY_CANDIDATES = 8;
 /** Likewise for distinct transfer encodings of one entity. */
 export const MAX_CTE_CANDIDATES = 4;
+/**
+ * Longest boundary tried. RFC 2046 allows 70 bytes; mailsplit takes any length, so a long one
+ * is tried too, up to what a delimiter line of lenient/delimiters.ts can hold whole; a longer
+ * one is not tried and Interpretation.truncated says so.
+ */
+export const MAX_BOUNDARY_BYTES = 3000;
 
 export interface BoundaryCandidate {
   readonly boundary: string;
@@ -35,6 +44,8 @@ export interface Interpretation {
   readonly ctes: readonly CteCandidate[];
   /** Content-Disposition says attachment (under any of its values). */
   readonly attachment: boolean;
+  /** Some candidates were not kept (too many, or a boundary too long): the reading is incomplete. */
+  readonly truncated: boolean;
 }
 
 export function interpret(fields: readonly HeaderField[], defaultType: string): Interpretation {
@@ -45,9 +56,13 @@ export function interpret(fields: readonly HeaderField[], defaultType: string): 
   if (types.length === 0) types.push(defaultType);
 
   const boundaries: BoundaryCandidate[] = [];
+  let truncated = false;
   const addBoundary = (b: string | undefined, tag: string): void => {
-    if (b === undefined || b === '' || b.length > 998 || boundaries.length >= MAX_BOUNDARY_CANDIDATES) return;
-    if (boundaries.some((c) => c.boundary === b)) return;
+    if (b === undefined || b === '' || boundaries.some((c) => c.boundary === b)) return;
+    if (b.length > MAX_BOUNDARY_BYTES || boundaries.length >= MAX_BOUNDARY_CANDIDATES) {
+      truncated = true;
+      return;
+    }
     boundaries.push({ boundary: b, tag: boundaries.length === 0 ? '' : tag });
   };
   let n = 0;
@@ -69,13 +84,17 @@ export function interpret(fields: readonly HeaderField[], defaultType: string): 
   const cteFields = fields.filter((f) => f.name === 'content-transfer-encoding');
   cteFields.forEach((f, i) => {
     const token = stripComments(f.value).trim().split(/\s+/, 1)[0]!.toLowerCase();
-    if (ctes.length >= MAX_CTE_CANDIDATES || ctes.some((c) => c.token === token)) return;
+    if (ctes.some((c) => c.token === token)) return;
+    if (ctes.length >= MAX_CTE_CANDIDATES) {
+      truncated = true;
+      return;
+    }
     ctes.push({ token, tag: ctes.length === 0 ? '' : i === cteFields.length - 1 ? 'last-CTE' : `CTE-${i + 1}` });
   });
   if (ctes.length === 0) ctes.push({ token: '', tag: '' });
 
   const attachment = cds.some((cd) => cd.value === 'attachment');
-  return { types, boundaries, ctes, attachment };
+  return { types, boundaries, ctes, attachment, truncated };
 }
 
 /** Types whose body is a message (walked again from the decoded bytes). */

@@ -29,7 +29,7 @@ import { encodedKey, type PartStore } from '../part-store.js';
 import { QpDecoder } from '../qp.js';
 import { findDelimiters, type Delimiter } from './delimiters.js';
 import { parseHeaderBlock, type HeaderField } from './header.js';
-import { interpret, isMessageType, type Interpretation } from './interpret.js';
+import { interpret, isMessageType, MAX_BOUNDARY_BYTES, MAX_BOUNDARY_CANDIDATES, MAX_CTE_CANDIDATES, type Interpretation } from './interpret.js';
 
 export const LENIENT_READING = 'lenient';
 
@@ -79,10 +79,14 @@ async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
     throw new MimeError(MimeErrorCode.HEADER_LIMIT, `header block exceeds ${maxHead} bytes`);
   }
   const bodyStart = e.start + block.bodyStart;
-  ctx.budget.addNode(Math.max(1, e.prefix.length), block.bodyStart, LENIENT_READING);
+  ctx.budget.addNode(Math.max(1, e.prefix.length), block.bodyStart, LENIENT_READING, block.lines);
   const info = interpret(block.fields, e.defaultType);
   if (info.types.includes('message/partial') && !ctx.allowPartial) {
     ctx.soft.push(new MimeError(MimeErrorCode.PARTIAL, 'message/partial cannot be scanned whole'));
+  }
+  if (info.truncated) {
+    // the interpretations past the bound were not read: say so (the walk goes on with the rest)
+    ctx.soft.push(new MimeError(MimeErrorCode.CANDIDATE_LIMIT, `more boundary= or Content-Transfer-Encoding values than the lenient reading tries (${MAX_BOUNDARY_CANDIDATES} boundaries of at most ${MAX_BOUNDARY_BYTES} bytes, ${MAX_CTE_CANDIDATES} encodings)`));
   }
 
   // split under every boundary candidate that has delimiter lines in the body
