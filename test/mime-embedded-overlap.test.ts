@@ -60,7 +60,7 @@ test('an unterminated item before a uuencoded, yEnc or begin-base64 file does no
 test('an unterminated =ybegin before a uuencoded EICAR: avfilter -t with the embedded engine says FOUND', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'avf-overlap-cli-'));
   try {
-    await mkdir(join(dir, 'work'));
+    await mkdir(join(dir, 'work'), { mode: 0o700 });
     const cfg = join(dir, 'avfilter.toml');
     await writeFile(cfg, `tmpdir = "${join(dir, 'work')}"\n`);
     const file = join(dir, 'm.eml');

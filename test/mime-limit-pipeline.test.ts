@@ -23,7 +23,7 @@ function nested(levels: number): Buffer {
 async function runCli(engineConfig: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'avf-limit-pipeline-'));
   try {
-    await mkdir(join(dir, 'work'));
+    await mkdir(join(dir, 'work'), { mode: 0o700 });
     const cfg = join(dir, 'avfilter.toml');
     await writeFile(cfg, `tmpdir = "${join(dir, 'work')}"\n${engineConfig}`);
     const file = join(dir, 'nested.eml');
