@@ -14,7 +14,7 @@ import { ConfigError, whereIs, type Config, type EngineConfig } from '../config/
 import type { Engine } from '../engines/engine.js';
 import { createClamdEngine } from '../engines/clamd/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
-import type { MimeLimits } from '../mime/index.js';
+import { MemoryPool, type MimeLimits } from '../mime/index.js';
 
 export interface Runtime {
   readonly config: Config;
@@ -59,8 +59,9 @@ export function createEngine(e: EngineConfig, processes = 1): Engine {
   }
 }
 
-export function mimeLimitsOf(c: Config): MimeLimits {
+export function mimeLimitsOf(c: Config, memoryPool?: MemoryPool): MimeLimits {
   return {
+    memoryPool,
     maxDepth: c.mime.max_depth,
     maxParts: c.mime.max_parts,
     maxHeaderBytes: c.mime.max_header_size,
@@ -99,7 +100,8 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
   return {
     config,
     engines,
-    mimeLimits: mimeLimitsOf(config),
+    // one pool per runtime: a worker process builds one runtime per generation
+    mimeLimits: mimeLimitsOf(config, new MemoryPool(config.memory_budget)),
     spoolDirs,
     close: async () => {
       await Promise.all(engines.map((e) => e.close().catch(() => undefined)));

@@ -45,6 +45,7 @@ export interface Config {
   readonly max_connections: number;
   readonly workers: number;
   readonly worker_memory_limit: number;
+  readonly memory_budget: number;
   readonly spool_dirs: readonly string[];
   readonly log_level: 'error' | 'warning' | 'info' | 'debug';
   readonly shutdown_timeout: number;

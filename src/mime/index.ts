@@ -14,4 +14,4 @@
  */
 export { extractParts, type Extraction, type ExtractOptions, type MessageInput } from './extract.js';
 export type { ExtractedPart } from './part-store.js';
-export { DEFAULT_MIME_LIMITS, MimeError, MimeErrorCode, type MimeLimits } from './limits.js';
+export { DEFAULT_MIME_LIMITS, MemoryPool, MimeError, MimeErrorCode, type MimeLimits } from './limits.js';

@@ -26,6 +26,12 @@ export interface MimeLimits {
    */
   maxExpansionRatio?: number;
   /**
+   * Memory shared by every extraction of this process (a worker's memory_budget): a part stays
+   * in memory only while both this pool and the extraction's own MEMORY_TOTAL_BYTES have room;
+   * otherwise it goes to a temp file. Undefined: only the per-extraction bound applies.
+   */
+  memoryPool?: MemoryPool;
+  /**
    * message/partial cannot be scanned (the other fragments are elsewhere): by default it is the
    * EMIME_PARTIAL limit. True lets it through with its fragment scanned as it is.
    */
@@ -129,6 +135,29 @@ export class MimeError extends Error {
   }
 }
 
+/**
+ * Bytes of decoded parts held in memory by all the extractions of one process: 16 requests at
+ * once, each allowed MEMORY_TOTAL_BYTES, would otherwise hold 512 MiB. A refused reservation is
+ * not an error: the part is written to tmpdir instead.
+ */
+export class MemoryPool {
+  private used = 0;
+  constructor(readonly capacity: number) {
+    if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError(`MemoryPool: capacity must be a byte count, got ${capacity}`);
+  }
+  tryReserve(n: number): boolean {
+    if (this.used + n > this.capacity) return false;
+    this.used += n;
+    return true;
+  }
+  release(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+  get inUse(): number {
+    return this.used;
+  }
+}
+
 /** Counts parts and decoded bytes for one extraction; throws MimeError when a limit is crossed. */
 export class Budget {
   private readonly nodes = new Map<string, number>();
@@ -206,12 +235,20 @@ export class Budget {
   /** May a part of `n` bytes (so far) stay in memory? Reserves the room when it may. */
   reserveMemory(n: number): boolean {
     if (this.inMemory + n > MEMORY_TOTAL_BYTES) return false;
+    if (this.limits.memoryPool && !this.limits.memoryPool.tryReserve(n)) return false;
     this.inMemory += n;
     return true;
   }
 
   releaseMemory(n: number): void {
-    this.inMemory = Math.max(0, this.inMemory - n);
+    const r = Math.min(n, this.inMemory);
+    this.inMemory -= r;
+    this.limits.memoryPool?.release(r);
+  }
+
+  /** The extraction is over: whatever it still holds goes back to the process's pool. */
+  releaseAllMemory(): void {
+    this.releaseMemory(this.inMemory);
   }
 
   get decodedBytes(): number {

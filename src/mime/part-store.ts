@@ -115,6 +115,7 @@ export class PartStore {
   async dispose(): Promise<void> {
     this.disposed = true;
     for (const w of [...this.open]) await w.abort();
+    this.budget.releaseAllMemory();
     await this.closeHandles();
     if (this.dir !== undefined) {
       const dir = this.dir;
