@@ -23,6 +23,8 @@ export interface ScanSource {
    * disposes of it; opening it again gives the same bytes (it is never a FIFO or a device).
    */
   readonly path?: string | undefined;
+  /** The bytes themselves, when they are in memory already (no read, no copy needed). */
+  readonly bytes?: Buffer | undefined;
 }
 
 /** What is being scanned and where it came from, for reports and for engine choices. */
@@ -50,6 +52,12 @@ export type EngineResult =
 export interface Engine {
   /** Short, stable label for logs and --config -v, e.g. "clamd", "yara". */
   readonly label: string;
+  /**
+   * The engine decodes mail itself (MIME, nested messages, uuencode, ...), as clamd does: it is
+   * given the raw message, and of the decoded parts only those a standard reading of the
+   * message would not show it (scan/route.ts). An engine that does not is given every part.
+   */
+  readonly parsesMail: boolean;
   /** Scan one item. Resolves with an error result (never rejects) for scanner faults. */
   scan(item: ScanItem, signal: AbortSignal): Promise<EngineResult>;
   /** Version text for `--config -v`; an engine that cannot tell says why. */

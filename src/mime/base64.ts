@@ -27,7 +27,21 @@ const SEXTET: Int8Array = (() => {
   return t;
 })();
 
+const LF = 0x0a;
+const CR = 0x0d;
+const SPACE = 0x20;
+const TAB = 0x09;
+
 export class Base64Decoder implements ChunkDecoder {
+  /**
+   * The input was not what a strict decoder reads the same way: bytes outside the alphabet
+   * other than line ends and blanks, or data after "=" padding. Such a body may decode
+   * differently elsewhere (clamd stops at the first "="), so a scanner that decodes mail
+   * itself must be given our decoding too (scan/route.ts).
+   */
+  irregular = false;
+  private padded = false;
+
   /** Bits of the unfinished group, `count` sextets of them. */
   private acc = 0;
   private count = 0;
@@ -51,10 +65,13 @@ export class Base64Decoder implements ChunkDecoder {
   updateInto(chunk: Buffer, start: number, end: number, out: Buffer, o: number): number {
     let acc = this.acc;
     let count = this.count;
+    let padded = this.padded;
+    let irregular = this.irregular;
     for (let i = start; i < end; i++) {
       const c = chunk[i]!;
       const v = SEXTET[c]!;
       if (v >= 0) {
+        if (padded) irregular = true;
         acc = (acc << 6) | v;
         if (++count === 4) {
           out[o++] = (acc >> 16) & 0xff;
@@ -63,14 +80,21 @@ export class Base64Decoder implements ChunkDecoder {
           acc = 0;
           count = 0;
         }
-      } else if (c === PAD && count > 0) {
-        o = flushGroup(out, o, acc, count);
-        acc = 0;
-        count = 0;
+      } else if (c === PAD) {
+        if (count > 0) {
+          o = flushGroup(out, o, acc, count);
+          acc = 0;
+          count = 0;
+        }
+        padded = true;
+      } else if (c !== LF && c !== CR && c !== SPACE && c !== TAB) {
+        irregular = true;
       }
     }
     this.acc = acc;
     this.count = count;
+    this.padded = padded;
+    this.irregular = irregular;
     return o;
   }
 
@@ -84,6 +108,7 @@ export class Base64Decoder implements ChunkDecoder {
     const n = flushGroup(out, o, this.acc, this.count);
     this.acc = 0;
     this.count = 0;
+    this.padded = false;
     return n;
   }
 }

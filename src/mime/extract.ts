@@ -29,9 +29,9 @@
 import { setMaxListeners } from 'node:events';
 import { createReadStream, ReadStream } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { extractEmbedded } from './embedded/index.js';
-import { fileBytes, type MessageBytes } from './input.js';
+import { bufferBytes, fileBytes, type MessageBytes } from './input.js';
 import { walkLenient } from './lenient/walk.js';
 import { Budget, MimeError, MimeErrorCode, type MimeLimits } from './limits.js';
 import { PartStore, type ExtractedPart } from './part-store.js';
@@ -42,6 +42,12 @@ export interface Extraction {
   parts: ExtractedPart[];
   /** Set when a limit was hit or the message could not be parsed: a verdict, never clean. */
   limit?: { code: string; message: string };
+  /**
+   * Set when readers may disagree on this message (PartStore.noteIrregular): why. Undefined
+   * for a message every reader reads alike, whose standard-reading parts a scanner that parses
+   * mail finds in the raw message by itself.
+   */
+  irregular?: string;
   /** Removes the temp files; the parts' sources are unusable afterwards. */
   dispose(): Promise<void>;
 }
@@ -54,7 +60,7 @@ export interface ExtractOptions {
 }
 
 /** The message: a stream (spooled to a temp file first) or a file read in place. */
-export type MessageInput = Readable | { readonly path: string };
+export type MessageInput = Readable | { readonly path: string } | { readonly buffer: Buffer };
 
 export async function extractParts(input: MessageInput, opts: ExtractOptions): Promise<Extraction> {
   checkLimits(opts.limits);
@@ -63,9 +69,12 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   // an error before the first read (or of a stream not read at all) must not go unhandled;
   // the readings see it when they read
   if (typeof (input as Readable).on === 'function') (input as Readable).on('error', () => undefined);
-  const inPlace = fileInPlace(input);
+  // a message already in memory (a small data file, read in one go): every reading reads the
+  // buffer, no file is opened or streamed
+  const inMemory = (input as { buffer?: unknown }).buffer instanceof Buffer ? (input as { buffer: Buffer }).buffer : undefined;
+  const inPlace = inMemory === undefined ? fileInPlace(input) : undefined;
   if (inPlace !== undefined && input instanceof ReadStream) input.destroy();
-  const stream = inPlace !== undefined ? undefined : (input as Readable);
+  const stream = inPlace !== undefined || inMemory !== undefined ? undefined : (input as Readable);
   if (signal?.aborted) {
     stream?.destroy();
     throw abortedError(signal.reason);
@@ -99,7 +108,11 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   let spooled: string | undefined;
   let bytes: MessageBytes | undefined;
   try {
-    if (stream === undefined) {
+    if (inMemory !== undefined) {
+      bytes = bufferBytes(inMemory);
+      budget.setInputSize(inMemory.length);
+      await step(() => standard(Readable.from([inMemory], { objectMode: false })));
+    } else if (stream === undefined) {
       const path = inPlace!;
       await step(async () => {
         bytes = await fileBytes(path);
@@ -174,6 +187,7 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   return {
     parts: store.parts,
     ...(limit !== undefined ? { limit } : {}),
+    ...(store.irregular !== undefined ? { irregular: store.irregular } : {}),
     dispose: () => store.dispose(),
   };
 }

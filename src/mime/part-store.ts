@@ -83,6 +83,8 @@ export class PartStore {
   private dir: string | undefined;
   private seq = 0;
   private disposed = false;
+  /** Why a strict reader could read this message otherwise (see noteIrregular), if it could. */
+  irregular: string | undefined;
 
   constructor(
     private readonly tmpdir: string,
@@ -109,6 +111,16 @@ export class PartStore {
     const w = new PartWriter(this, meta);
     this.open.add(w);
     return w;
+  }
+
+  /**
+   * The message is not one that every reader reads alike: a header a strict parser rejects,
+   * several candidates for a type, boundary or encoding, a delimiter only a lenient reader
+   * finds, a base64 body a strict decoder decodes otherwise. A scanner that parses mail itself
+   * may then not find what our standard reading found, so it is given our parts too.
+   */
+  noteIrregular(why: string): void {
+    this.irregular ??= why;
   }
 
   /** Closes open writers and removes every temp file; the parts' sources are dead after this. */

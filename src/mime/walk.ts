@@ -254,6 +254,7 @@ class TreeWalker {
 
   private async finish(cur: OpenNode): Promise<FinishedPart> {
     const tail = cur.decoder!.final();
+    if ((cur.decoder as { irregular?: boolean }).irregular) this.ctx.store.noteIrregular(`irregular base64 at ${cur.meta!.path}`);
     if (tail.length > 0) await cur.writer!.write(tail);
     const done = await cur.writer!.finish();
     this.current = undefined;

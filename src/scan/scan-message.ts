@@ -8,16 +8,19 @@
  * unexpected fault becomes an "error" verdict with origin "internal").
  *
  * Order of precedence: infected (we know enough to act) > limit > error > clean. "clean" needs
- * every engine to have answered clean for every item: the raw message and each decoded part.
+ * every engine to have answered clean for every item routed to it (route.ts: an engine that
+ * parses mail gets the raw message and the parts only our other readings found; the others
+ * get the raw message and every part).
  * Every error carries its origin: an engine's own failure is "scanner" (the one origin that
  * action.error = "accept" may pass), an abort is "abort", a temp-file failure "internal".
  */
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Engine, EngineResult, ScanItem } from '../engines/engine.js';
 import { EngineErrorCode } from '../engines/engine.js';
 import { extractParts, MimeErrorCode, type MimeLimits } from '../mime/index.js';
 import { codeOf, messageOf, originOf } from '../errors.js';
-import { fileSource } from './sources.js';
+import { bufferSource, fileSource } from './sources.js';
+import { route, type Job } from './route.js';
 import { uniqueNames, type ErrorOrigin, type Finding, type Verdict } from '../policy/verdict.js';
 
 export interface ScanDeps {
@@ -28,10 +31,16 @@ export interface ScanDeps {
 
 export interface ScanReport {
   readonly verdict: Verdict;
-  /** Items handed to the engines (raw message + distinct decoded parts). */
+  /** Distinct items handed to at least one engine (the raw message and decoded parts). */
   readonly items: number;
   readonly bytes: number;
 }
+
+/**
+ * Messages up to this size are read into memory whole (most mail: text and an attachment of a
+ * few hundred KB); a worker holds at most max_connections / workers of them at once.
+ */
+export const IN_MEMORY_MESSAGE_BYTES = 1024 * 1024;
 
 /** How many scans of one message run at once: enough to overlap I/O, few enough to be fair. */
 const ITEM_CONCURRENCY = 4;
@@ -48,9 +57,12 @@ const ENGINE_BUG = 'EENGINE_BUG';
 
 const ABORTED: Verdict = { kind: 'error', code: 'ETIMEOUT', reason: 'request deadline reached', origin: 'abort' };
 
-export async function scanMessage(path: string, deps: ScanDeps, signal: AbortSignal, knownSize?: number): Promise<ScanReport> {
+/** The message: a path, or a file already opened and checked (its size, and its bytes when it is small). */
+export type MessageFile = string | { readonly path: string; readonly size: number; readonly bytes?: Buffer | undefined };
+
+export async function scanMessage(msg: MessageFile, deps: ScanDeps, signal: AbortSignal): Promise<ScanReport> {
   try {
-    return await scanMessageInner(path, deps, signal, knownSize);
+    return await scanMessageInner(msg, deps, signal);
   } catch (err) {
     if (signal.aborted) return { verdict: ABORTED, items: 0, bytes: 0 };
     const origin = originOf(err);
@@ -61,7 +73,9 @@ export async function scanMessage(path: string, deps: ScanDeps, signal: AbortSig
   }
 }
 
-async function scanMessageInner(path: string, deps: ScanDeps, signal: AbortSignal, knownSize: number | undefined): Promise<ScanReport> {
+async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortSignal): Promise<ScanReport> {
+  const path = typeof msg === 'string' ? msg : msg.path;
+  const knownSize = typeof msg === 'string' ? undefined : msg.size;
   if (deps.engines.length === 0) {
     return { verdict: { kind: 'error', code: 'ENO_ENGINE', reason: 'no scan engine configured', origin: 'internal' }, items: 0, bytes: 0 };
   }
@@ -76,15 +90,24 @@ async function scanMessageInner(path: string, deps: ScanDeps, signal: AbortSigna
     }
   }
 
-  const raw: ScanItem = { id: 'raw', kind: 'raw', source: fileSource(path, size), reading: 'raw' };
-  const extraction = await extractParts({ path }, { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal });
+  // A small message is read once, whole: every reading and every engine then works on that
+  // buffer (no stream, no range reads, no second open). A large one is read in place.
+  const given = typeof msg === 'string' ? undefined : msg.bytes;
+  const whole = given ?? (size <= IN_MEMORY_MESSAGE_BYTES ? await readFile(path) : undefined);
+  if (whole !== undefined && whole.length !== size) {
+    return { verdict: { kind: 'error', code: 'EDATA_CHANGED', reason: `message file is ${whole.length} bytes, was ${size}`, origin: 'input' }, items: 0, bytes: 0 };
+  }
+  const raw: ScanItem = { id: 'raw', kind: 'raw', source: whole ? bufferSource(whole, path) : fileSource(path, size), reading: 'raw' };
+  const extraction = await extractParts(whole ? { buffer: whole } : { path }, { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal });
   try {
     const items: ScanItem[] = [raw, ...extraction.parts.map((p) => ({
       id: p.path, kind: 'part' as const, source: p.source, filename: p.filename,
       contentType: p.contentType, encoding: p.encoding, reading: p.reading,
     }))];
-    const bytes = items.reduce((n, i) => n + i.source.size, 0);
-    const { findings, firstError } = await scanItems(items, deps.engines, signal);
+    const jobs = route(items, deps.engines, extraction.irregular !== undefined);
+    const scanned = [...new Set(jobs.map((j) => j.item))];
+    const bytes = scanned.reduce((n, i) => n + i.source.size, 0);
+    const { findings, firstError } = await scanItems(jobs, signal);
 
     let verdict: Verdict;
     const limit = extraction.limit;
@@ -93,8 +116,8 @@ async function scanMessageInner(path: string, deps: ScanDeps, signal: AbortSigna
     else if (limit && !NOT_LIMITS.has(limit.code)) verdict = { kind: 'limit', code: limit.code, reason: limit.message };
     else if (limit) verdict = { kind: 'error', code: limit.code, reason: limit.message, origin: 'internal' };
     else if (firstError) verdict = { kind: 'error', code: firstError.code, reason: firstError.message, origin: firstError.origin };
-    else verdict = { kind: 'clean', items: items.length };
-    return { verdict, items: items.length, bytes };
+    else verdict = { kind: 'clean', items: scanned.length };
+    return { verdict, items: scanned.length, bytes };
   } finally {
     await extraction.dispose().catch(() => undefined);
   }
@@ -105,10 +128,8 @@ interface ScanOutcome {
   firstError?: { code: string; message: string; origin: ErrorOrigin } | undefined;
 }
 
-/** Every engine on every item, a few at a time; stops starting new work once a virus is found. */
-async function scanItems(items: readonly ScanItem[], engines: readonly Engine[], signal: AbortSignal): Promise<ScanOutcome> {
-  const jobs: Array<{ item: ScanItem; engine: Engine }> = [];
-  for (const item of items) for (const engine of engines) jobs.push({ item, engine });
+/** The (item, engine) jobs, a few at a time; stops starting new work once a virus is found. */
+async function scanItems(jobs: readonly Job[], signal: AbortSignal): Promise<ScanOutcome> {
   const out: ScanOutcome = { findings: [] };
   let next = 0;
   const worker = async () => {

@@ -87,6 +87,7 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
 
   return {
     label: 'clamd',
+    parsesMail: true,
     scan,
     version,
     async close() {

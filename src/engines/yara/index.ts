@@ -14,8 +14,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { EngineErrorCode, type Engine, type EngineResult, type ScanItem } from '../engine.js';
-import { bindingVersion } from './binding.js';
 import { ScanPool, type PoolOutcome } from './pool.js';
+import { bindingVersion, loadBinding, type YaraScanner } from './binding.js';
+import { hitsOf } from './worker.js';
 import { COMPILE_OPTIONS, loadRules, type LoadedRules } from './rules.js';
 
 export { DEFAULT_RULES_DIR, packageRulesDir, type LoadedRules } from './rules.js';
@@ -52,6 +53,14 @@ const MAX_SCAN_WORKERS = 4;
 const MAX_MATCHES_PER_PATTERN = 10_000;
 
 const TIMED_OUT = 'timeout';
+/**
+ * Items up to this size are scanned on the calling thread: handing them to a scan thread (a
+ * message each way, a copy) costs more than the scan itself (tens of microseconds for a few
+ * KB). The event loop is held for about as long; larger items go to the threads, where a slow
+ * rule cannot hold it.
+ */
+const INLINE_SCAN_BYTES = 64 * 1024;
+
 /** How far past our deadline YARA-X's own (second-grained) timeout is set. */
 const NATIVE_TIMEOUT_SLACK_MS = 2000;
 const ABORTED = 'aborted';
@@ -74,6 +83,16 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
     Math.max(1, Math.min(MAX_SCAN_WORKERS, opts.scanThreads ?? availableParallelism())),
   );
   let closed = false;
+  // compiled on the first small item: a worker process that only sees large ones never pays it
+  let inline: YaraScanner | undefined;
+  const inlineScanner = (): YaraScanner => {
+    if (inline === undefined) {
+      inline = loadBinding().compile(rules.source, COMPILE_OPTIONS);
+      inline.setMaxMatchesPerPattern(MAX_MATCHES_PER_PATTERN);
+      inline.setTimeout?.(scanTimeoutMs + NATIVE_TIMEOUT_SLACK_MS);
+    }
+    return inline;
+  };
 
   async function scan(item: ScanItem, signal: AbortSignal): Promise<EngineResult> {
     try {
@@ -103,6 +122,23 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
           )
         : aborted(item);
     try {
+      if (size <= INLINE_SCAN_BYTES) {
+        let buf: Buffer;
+        try {
+          buf = await item.source.buffer();
+        } catch (err) {
+          return error(EngineErrorCode.IO, `cannot read ${describe(item)}: ${errorText(err)}`);
+        }
+        if (buf.length > maxScanBytes) return tooLarge(item, buf.length, maxScanBytes);
+        if (buf.length !== size) return error(EngineErrorCode.IO, `${describe(item)}: read ${buf.length} bytes, expected ${size}`);
+        if (deadline.signal.aborted) return stopped();
+        try {
+          return resultOf({ kind: 'done', hits: hitsOf(inlineScanner().scan(buf)) }, item, stopped);
+        } catch (err) {
+          const cancelled = (err as { code?: unknown }).code === 'Cancelled';
+          return error(cancelled ? EngineErrorCode.SCAN_TIMEOUT : EngineErrorCode.SCANNER, `${describe(item)}: YARA-X scan failed: ${errorText(err)}`);
+        }
+      }
       const path = item.source.path;
       if (path !== undefined) {
         // YARA-X maps the file itself: no copy of the item in this heap or the thread's.
@@ -130,6 +166,7 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
 
   return {
     label: 'yara',
+    parsesMail: false,
     rules,
     scan,
     async version(): Promise<string> {

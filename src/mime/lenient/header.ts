@@ -34,6 +34,12 @@ export interface HeaderBlock {
   readonly complete: boolean;
   /** Lines of the block (fields, continuations, an mbox From line). */
   readonly lines: number;
+  /**
+   * What a strict parser would read otherwise, when something is: a bare CR line end, space
+   * or a comment in a field name, a name byte outside RFC 5322's ftext, no blank line after the
+   * block, a structure field given twice. Undefined for a plain block.
+   */
+  readonly irregular?: string | undefined;
 }
 
 /** The fields the lenient reading decides by; the others are read past. */
@@ -53,6 +59,19 @@ const isJsSpace = (c: number): boolean => c === SP || c === TAB || c === 0x0b ||
 
 export function parseHeaderBlock(buf: Buffer, opts: { skipMboxFrom: boolean }): HeaderBlock {
   const fields: Array<{ name: string; value: string }> = [];
+  let irregular: string | undefined;
+  const block = (bodyStart: number, complete: boolean): HeaderBlock => {
+    const out = finish(fields);
+    if (irregular === undefined) {
+      for (let i = 1; i < out.length; i++) {
+        if (out.findIndex((f) => f.name === out[i]!.name) < i) {
+          irregular = `${out[i]!.name} given twice`;
+          break;
+        }
+      }
+    }
+    return { fields: out, bodyStart, complete, lines, irregular };
+  };
   /** The last field read is kept (a continuation line belongs to its value). */
   let lastKept = false;
   let anyField = false;
@@ -62,7 +81,8 @@ export function parseHeaderBlock(buf: Buffer, opts: { skipMboxFrom: boolean }): 
   while (pos < buf.length) {
     const { lineEnd, next } = lineAt(buf, pos);
     const end = next < 0 ? buf.length : lineEnd;
-    if (next >= 0 && end === pos) return { fields: finish(fields), bodyStart: next, complete: true, lines };
+    if (irregular === undefined && next >= 0 && buf[lineEnd] === CR && buf[lineEnd + 1] !== LF) irregular = 'bare CR line end in a header';
+    if (next >= 0 && end === pos) return block(next, true);
     if (first && opts.skipMboxFrom && next >= 0 && isMboxFrom(buf, pos, end)) {
       first = false;
       pos = next;
@@ -77,17 +97,34 @@ export function parseHeaderBlock(buf: Buffer, opts: { skipMboxFrom: boolean }): 
       const f = fieldAt(buf, pos, end);
       if (f === undefined) {
         // neither a field nor a continuation: no blank line after the headers
-        return { fields: finish(fields), bodyStart: pos, complete: true, lines };
+        irregular ??= 'no blank line after the header';
+        return block(pos, true);
       }
+      if (irregular === undefined) irregular = nameIrregularity(buf, pos, end);
       anyField = true;
       lastKept = f !== null;
       if (f !== null) fields.push(f);
     }
     // the last line has no end: a field (or continuation) cut short by the end of the input
-    if (next < 0) return { fields: finish(fields), bodyStart: buf.length, complete: false, lines };
+    if (next < 0) return block(buf.length, false);
     pos = next;
   }
-  return { fields: finish(fields), bodyStart: buf.length, complete: false, lines };
+  return block(buf.length, false);
+}
+
+/**
+ * A field name a strict parser does not take as written: bytes outside ftext (33-126 but
+ * ":"), which includes a space or tab before the colon and 8-bit bytes; a "(" starting a
+ * comment is inside ftext but no reader but the lenient one strips it.
+ */
+function nameIrregularity(buf: Buffer, start: number, end: number): string | undefined {
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    if (c === COLON) return undefined;
+    if (c < 33 || c > 126) return 'a header field name with a byte a strict parser refuses';
+    if (c === PAREN) return 'a comment in a header field name';
+  }
+  return undefined;
 }
 
 /**

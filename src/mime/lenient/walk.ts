@@ -80,7 +80,11 @@ async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
   }
   const bodyStart = e.start + block.bodyStart;
   ctx.budget.addNode(Math.max(1, e.prefix.length), block.bodyStart, LENIENT_READING, block.lines);
+  if (block.irregular !== undefined) ctx.store.noteIrregular(block.irregular);
   const info = interpret(block.fields, e.defaultType);
+  if (info.types.length > 1 || info.boundaries.length > 1 || info.ctes.length > 1) {
+    ctx.store.noteIrregular('several candidates for a type, boundary or transfer encoding');
+  }
   if (info.types.includes('message/partial') && !ctx.allowPartial) {
     ctx.soft.push(new MimeError(MimeErrorCode.PARTIAL, 'message/partial cannot be scanned whole'));
   }
@@ -162,11 +166,14 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
   for (const cte of info.ctes) {
     for (const choice of decodersFor(cte.token, sniff)) {
       const typeTag = '';
+      const reading = readingOf([...e.tags, ...extraTags, cte.tag, choice.tag, typeTag]);
+      // a part only another interpretation yields: readers disagree on this message
+      if (reading !== LENIENT_READING) ctx.store.noteIrregular(`read as ${reading}`);
       const { digest, bytes } = await storeRange(ctx, e.src, bodyStart, e.end, choice.decoder(), {
         path: path.join('.'),
         contentType: info.types[0]!,
         encoding: choice.encoding,
-        reading: readingOf([...e.tags, ...extraTags, cte.tag, choice.tag, typeTag]),
+        reading,
         ...(filename !== undefined ? { filename } : {}),
       });
       // an attached message under any of its types, encodings and dispositions
