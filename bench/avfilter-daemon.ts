@@ -64,6 +64,8 @@ export async function startAvfilter(opts: AvfilterOptions): Promise<RunningAvfil
     `quarantine_dir = ${q(join(dir, 'quarantine'))}`,
     `spool_dirs = [${(opts.spoolDirs ?? []).map(q).join(', ')}]`,
     ...(opts.top ?? []),
+    // AVFILTER_BENCH_CONFIG: extra top-level lines for an experiment, e.g. "workers = 1"
+    ...(process.env.AVFILTER_BENCH_CONFIG ? process.env.AVFILTER_BENCH_CONFIG.split(';') : []),
     '',
     ...engine,
     '[action]',

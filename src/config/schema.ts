@@ -43,7 +43,7 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'request_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 120, doc: 'whole request, from accept to reply; past it the answer is 451' },
   { key: 'request_read_timeout', type: { kind: 'seconds', min: 1, max: 600 }, default: 30, doc: 'time for Courier to send the request lines; a client that never finishes is closed without a reply' },
   { key: 'max_connections', type: { kind: 'int', min: 1, max: 1024 }, default: 16, doc: 'requests scanned at once over all workers; more wait for a slot (within request_timeout)' },
-  { key: 'workers', type: { kind: 'int', min: 0, max: 64 }, default: 0, doc: 'worker processes that scan (0: one per core, at most 4); the master holds the socket and restarts them' },
+  { key: 'workers', type: { kind: 'int', min: 0, max: 64 }, default: 0, doc: 'worker processes that scan (0: one per two cores, at most 4); the master holds the socket and restarts them' },
   { key: 'worker_memory_limit', type: { kind: 'bytes', min: 64 * MiB, max: 64 * 1024 * MiB }, default: 1024 * MiB, doc: 'a worker whose resident memory passes this is replaced once its requests are done' },
   { key: 'memory_budget', type: { kind: 'bytes', min: 0, max: 16 * 1024 * MiB }, default: 128 * MiB, doc: 'decoded message data one worker keeps in memory over all its requests; beyond it parts go to tmpdir' },
   { key: 'spool_dirs', type: { kind: 'paths' }, default: ['/var/lib/courier/tmp'], doc: 'request paths (data and control files) must be inside one of these directories; [] allows any absolute path' },

@@ -88,9 +88,13 @@ class Generation {
   constructor(readonly id: number, readonly pc: PoolConfig, readonly size: number, readonly slots: number) {}
 }
 
-/** Worker processes for a config: workers = 0 means one per core, at most 4. */
+/**
+ * Worker processes for a config. workers = 0: one per two cores, at most 4. The scanner (clamd)
+ * and Courier itself want the other cores: on 2 cores one worker filtered more mail than two
+ * (npm run bench, filter section); YARA scans run in threads of their own anyway.
+ */
 export function workerCount(c: Config): number {
-  return c.workers > 0 ? c.workers : Math.max(1, Math.min(4, availableParallelism()));
+  return c.workers > 0 ? c.workers : Math.max(1, Math.min(4, Math.floor(availableParallelism() / 2)));
 }
 
 export class WorkerPool {

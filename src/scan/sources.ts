@@ -7,9 +7,12 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ScanSource } from '../engines/engine.js';
 
-export function bufferSource(buf: Buffer): ScanSource {
+/** Bytes in memory; `path`, when given, is a file holding the same bytes (see ScanSource.path). */
+export function bufferSource(buf: Buffer, path?: string): ScanSource {
   return {
     size: buf.length,
+    bytes: buf,
+    ...(path !== undefined ? { path } : {}),
     stream: () => Readable.from([buf], { objectMode: false }),
     buffer: async () => buf,
   };

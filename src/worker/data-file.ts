@@ -23,6 +23,8 @@ export interface DataFile {
   readonly size: number;
   /** Why the file is no longer what was opened (size, times, or the inode at the path), or undefined. */
   changed(): Promise<string | undefined>;
+  /** All its bytes, read through the checked descriptor (for a small message). */
+  readAll(): Promise<Buffer>;
   close(): Promise<void>;
 }
 
@@ -46,7 +48,8 @@ export async function openDataFile(path: string): Promise<DataFile> {
     return {
       readPath: HAVE_PROC_FD ? `/proc/self/fd/${fh.fd}` : path,
       size: Number(st.size),
-      changed: () => changedSince(fh, path, st),
+      changed: () => changedSince(path, st),
+      readAll: () => readWhole(fh, Number(st.size)),
       close: () => fh.close().catch(() => undefined),
     };
   } catch (err) {
@@ -56,14 +59,28 @@ export async function openDataFile(path: string): Promise<DataFile> {
   }
 }
 
-async function changedSince(fh: FileHandle, path: string, was: BigIntStats): Promise<string | undefined> {
+async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < size) {
+    const { bytesRead } = await fh.read(buf, off, size - off, off);
+    if (bytesRead === 0) break;
+    off += bytesRead;
+  }
+  // shorter than at open: changed() reports it after the scan; scan what is there
+  return off === size ? buf : buf.subarray(0, off);
+}
+
+async function changedSince(path: string, was: BigIntStats): Promise<string | undefined> {
   try {
-    const now = await fh.stat({ bigint: true });
+    // One lstat of the path answers both questions: if it still names the inode we opened,
+    // its size and times are that inode's (a rewrite in place changes them); if not, another
+    // file was put at the path.
+    const now = await lstat(path, { bigint: true });
+    if (now.ino !== was.ino || now.dev !== was.dev) return 'another file was put at its path';
     if (now.size !== was.size) return `its size went from ${was.size} to ${now.size} bytes`;
     // ctime too: a rewrite that keeps the size and resets the mtime cannot reset the ctime
     if (now.mtimeNs !== was.mtimeNs || now.ctimeNs !== was.ctimeNs) return 'it was written to';
-    const at = await lstat(path, { bigint: true });
-    if (at.ino !== was.ino || at.dev !== was.dev) return 'another file was put at its path';
     return undefined;
   } catch (err) {
     return `it cannot be checked again: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;

@@ -21,7 +21,7 @@ import { decide, type Decision } from '../policy/actions.js';
 import type { Verdict } from '../policy/verdict.js';
 import type { LogFields } from '../ops/log.js';
 import type { Runtime } from '../app/runtime.js';
-import { scanMessage } from '../scan/scan-message.js';
+import { IN_MEMORY_MESSAGE_BYTES, scanMessage } from '../scan/scan-message.js';
 import { quarantine } from '../effects/quarantine.js';
 import { dropRecipients, pendingAddresses } from '../effects/drop.js';
 import { AvError, codeOf, messageOf, originOf } from '../errors.js';
@@ -91,10 +91,11 @@ async function scanAndAct(
   rt: Runtime, fields: LogFields, signal: AbortSignal,
 ): Promise<Handled> {
   let verdict: Verdict;
-  if (rt.config.waitfile && (await exists(rt.config.waitfile))) {
+  if (rt.config.waitfile !== '' && (await exists(rt.config.waitfile))) {
     verdict = { kind: 'busy', reason: 'waitfile present' };
   } else {
-    const report = await scanMessage(data.readPath, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, signal, data.size);
+    const bytes = data.size <= IN_MEMORY_MESSAGE_BYTES ? await data.readAll() : undefined;
+    const report = await scanMessage({ path: data.readPath, size: data.size, bytes }, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, signal);
     fields['items'] = report.items;
     // a verdict on bytes that are no longer there says nothing about what Courier delivers
     const changed = await data.changed();

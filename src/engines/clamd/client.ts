@@ -47,6 +47,17 @@ export async function instream(addr: ClamdAddress, source: ScanSource, opts: Ins
   const exchanged = await exchange(addr, {
     connectTimeoutMs: opts.connectTimeoutMs, replyTimeoutMs: opts.scanTimeoutMs, signal: opts.signal,
   }, async (out) => {
+    if (source.bytes !== undefined && source.bytes.length === source.size) {
+      // in memory: the command, every frame and the end marker in one write
+      const bufs: Buffer[] = [encodeCommand('INSTREAM')];
+      for (let off = 0; off < source.bytes.length; off += opts.chunkBytes) {
+        const slice = source.bytes.subarray(off, off + opts.chunkBytes);
+        bufs.push(frameHeader(slice.length), slice);
+      }
+      bufs.push(endOfStream());
+      await out.write(bufs, true);
+      return undefined;
+    }
     if (!(await out.write([encodeCommand('INSTREAM')]))) return undefined;
     stream = source.stream();
     let sent = 0;

@@ -140,8 +140,14 @@ export function exchange(addr: ClamdAddress, opts: ExchangeOptions, send: Sender
         async write(bufs, final = false) {
           if (stopped()) return false;
           let room = true;
-          for (const b of bufs) room = socket.write(b);
-          if (final) sentAll = true;
+          // corked: the buffers of one call go out in one writev, not one syscall each
+          socket.cork();
+          bufs.forEach((b, i) => {
+            // "all sent" only once the last byte has left us: a reply that comes before is an
+            // answer to less than the whole item (clamd never answers OK before the end marker)
+            room = final && i === bufs.length - 1 ? socket.write(b, () => { sentAll = true; }) : socket.write(b);
+          });
+          socket.uncork();
           if (!room) await drainOrStop(socket, wakers);
           return !stopped();
         },

@@ -47,6 +47,7 @@ export function looksLikeMail(head: Buffer): boolean {
 /** The first `n` bytes of the source (fewer if it is shorter); the stream is released. */
 export async function readHead(source: ScanSource, n: number): Promise<Buffer> {
   if (source.size === 0) return Buffer.alloc(0);
+  if (source.bytes !== undefined) return source.bytes.subarray(0, n);
   const stream = source.stream();
   const parts: Buffer[] = [];
   let got = 0;
@@ -67,6 +68,7 @@ export async function readHead(source: ScanSource, n: number): Promise<Buffer> {
 export function prefixedSource(prefix: Buffer, source: ScanSource): ScanSource {
   return {
     size: prefix.length + source.size,
+    ...(source.bytes !== undefined ? { bytes: Buffer.concat([prefix, source.bytes]) } : {}),
     stream: () => Readable.from(withPrefix(prefix, source), { objectMode: false }),
     buffer: async () => Buffer.concat([prefix, await source.buffer()]),
   };

@@ -11,7 +11,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { EngineErrorCode } from '../engine.js';
-import { loadBinding, type YaraCompilerOptions, type YaraScanner } from './binding.js';
+import { loadBinding, type YaraCompilerOptions, type YaraRuleMatch, type YaraScanner } from './binding.js';
 
 export interface WorkerInit {
   readonly source: string;
@@ -37,6 +37,15 @@ export type WorkerReply =
   | { readonly type: 'error'; readonly id: number; readonly code: string; readonly message: string }
   | { readonly type: 'fatal'; readonly message: string };
 
+/** Matching rules as hits: the rule and its meta `name` when that is a non-empty string. */
+export function hitsOf(matches: readonly YaraRuleMatch[]): RuleHit[] {
+  return matches.map((m): RuleHit => {
+    const name = m.meta['name'];
+    const metaName = typeof name === 'string' && name.trim() !== '' ? name.trim() : undefined;
+    return { rule: m.ruleIdentifier, metaName };
+  });
+}
+
 function start(): void {
   const port = parentPort;
   if (!port) return; // imported outside a worker: nothing to do
@@ -60,11 +69,7 @@ function start(): void {
       const matches = req.path !== undefined
         ? scanner.scanFile(req.path)
         : scanner.scan(Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength));
-      const hits = matches.map((m): RuleHit => {
-        const name = m.meta['name'];
-        const metaName = typeof name === 'string' && name.trim() !== '' ? name.trim() : undefined;
-        return { rule: m.ruleIdentifier, metaName };
-      });
+      const hits = hitsOf(matches);
       reply = { type: 'result', id: req.id, hits };
     } catch (err) {
       // The binding's napi errors carry a status as `code`; "Cancelled" is its native timeout.
