@@ -68,6 +68,7 @@ interface PeakRow {
   sizeMB: number;
   idleMB: number;
   peakMB: number;
+  peakPssMB: number;
   hwmSumMB: number;
   hwmMaxMB: number;
   processes: number;
@@ -94,7 +95,7 @@ async function peakOne(engine: 'clamd' | 'yara', clamdSocket: string, data: stri
     const seconds = (performance.now() - t0) / 1000;
     const m = sampler.stop();
     return {
-      engine, sizeMB: size / MB, idleMB: idle.rssKb / 1024, peakMB: m.peakRssKb / 1024, hwmSumMB: m.last.hwmSumKb / 1024, hwmMaxMB: m.last.hwmMaxKb / 1024,
+      engine, sizeMB: size / MB, idleMB: idle.rssKb / 1024, peakMB: m.peakRssKb / 1024, peakPssMB: m.peakPssKb / 1024, hwmSumMB: m.last.hwmSumKb / 1024, hwmMaxMB: m.last.hwmMaxKb / 1024,
       processes: m.last.processes, seconds, reply,
     };
   } finally {
@@ -105,6 +106,18 @@ async function peakOne(engine: 'clamd' | 'yara', clamdSocket: string, data: stri
 interface GrowthPoint {
   messages: number;
   rssMB: number;
+  pssMB: number;
+}
+
+/** Least-squares slope of y over x. */
+function slope(points: ReadonlyArray<{ x: number; y: number }>): number {
+  const n = points.length;
+  if (n < 2) return NaN;
+  const mx = points.reduce((a, p) => a + p.x, 0) / n;
+  const my = points.reduce((a, p) => a + p.y, 0) / n;
+  const sxy = points.reduce((a, p) => a + (p.x - mx) * (p.y - my), 0);
+  const sxx = points.reduce((a, p) => a + (p.x - mx) ** 2, 0);
+  return sxx === 0 ? NaN : sxy / sxx;
 }
 
 export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
@@ -113,7 +126,13 @@ export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
   const problems: string[] = [];
   const peaks: PeakRow[] = [];
   const sizes = ctx.quick ? [1, 25] : [1, 25, 100];
-  const growthTotal = ctx.quick ? 1000 : 10_000;
+  // Measured: 10,000 messages (1,000 quick) after a warm-up of 5,000 (500): the heaps of the
+  // master (and of its log thread) and of the worker size themselves over the first few
+  // thousand messages (measured: flat after ~5,000, e.g. 30,000 messages at 113-114 MB for
+  // the worker); a leak shows as a slope after that
+  const measured = ctx.quick ? 1000 : 10_000;
+  const warmUp = measured / 2;
+  const growthTotal = warmUp + measured;
   const growth: GrowthPoint[] = [];
   let growthErrors = 0;
   try {
@@ -136,8 +155,13 @@ export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
     const av = await startAvfilter({ engine: 'clamd', clamdSocket: clamd.socketPath });
     try {
       const roots = (): number[] => { const p = av.pid(); return p === undefined ? [] : [p]; };
-      const step = growthTotal / 10;
-      growth.push({ messages: 0, rssMB: treeMemory(roots()).rssKb / 1024 });
+      // 20 readings: a heap grows and shrinks in steps, one reading at the end says little
+      const step = measured / 20;
+      const reading = (messages: number): GrowthPoint => {
+        const m = treeMemory(roots());
+        return { messages, rssMB: m.rssKb / 1024, pssMB: m.pssKb / 1024 };
+      };
+      growth.push(reading(0));
       for (let done = 0; done < growthTotal; done += step) {
         const batch = Array.from({ length: step }, (_, i) => spool[(done + i) % spool.length]!);
         await pool(batch, GROWTH_CONCURRENCY, async (e) => {
@@ -148,7 +172,7 @@ export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
             growthErrors++;
           }
         });
-        growth.push({ messages: done + step, rssMB: treeMemory(roots()).rssKb / 1024 });
+        growth.push(reading(done + step));
         ctx.log(`memory: growth ${done + step}/${growthTotal} messages, RSS ${fmt(growth.at(-1)!.rssMB)} MB`);
       }
     } finally {
@@ -159,21 +183,25 @@ export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  // the first step is the warm-up; growth is measured from the reading after it
-  const warm = growth[1];
+  // growth is measured from the reading after the warm-up, and as the trend of the readings
+  // after it (a leak is a slope; a heap that sizes itself is a plateau)
+  const afterWarm = growth.filter((g) => g.messages >= warmUp);
+  const warm = afterWarm[0];
   const last = growth.at(-1);
   const growthMB = warm && last ? last.rssMB - warm.rssMB : NaN;
+  const trendMB = slope(afterWarm.map((g) => ({ x: g.messages, y: g.rssMB }))) * 10_000;
+  const trendPssMB = slope(afterWarm.map((g) => ({ x: g.messages, y: g.pssMB }))) * 10_000;
   const md = [
     'Peak: a fresh avfilter --foreground per message (clamd: max_stream_size 200M, clamd StreamMaxLength/MaxFileSize 200M; embedded: max_scan_size 200M), the message a base64 attachment of pseudo-random bytes. ' +
-      `RSS is summed over the pid in avfilter's pid file and all its descendants, sampled every ${SAMPLE_MS} ms; VmHWM is each process's own peak (sum and largest).`,
-    table(['engine', 'message MB', 'idle RSS MB', 'peak RSS MB (sampled)', 'VmHWM sum MB', 'VmHWM max MB', 'processes', 'seconds', 'reply'],
-      peaks.map((p) => [p.engine, fmt(p.sizeMB), fmt(p.idleMB), fmt(p.peakMB), fmt(p.hwmSumMB), fmt(p.hwmMaxMB), String(p.processes), fmt(p.seconds), p.reply.slice(0, 60)])),
-    `### RSS over ${growthTotal} messages`,
-    `The mix (${ctx.messages} messages, cycled) through one avfilter (clamd engine), ${GROWTH_CONCURRENCY} at a time; the first ${growthTotal / 10} messages are the warm-up. ` +
-      `Growth after warm-up: **${fmt(growthMB)} MB** (${growthErrors} wrong verdicts or errors).`,
-    table(['messages', 'RSS MB'], growth.map((g) => [String(g.messages), fmt(g.rssMB)])),
+      `RSS is summed over the pid in avfilter's pid file and all its descendants (the master and its workers), sampled every ${SAMPLE_MS} ms; PSS likewise, but pages the processes share (node itself) counted once; VmHWM is each process's own peak (sum and largest).`,
+    table(['engine', 'message MB', 'idle RSS MB', 'peak RSS MB (sampled)', 'peak PSS MB (sampled)', 'VmHWM sum MB', 'VmHWM max MB', 'processes', 'seconds', 'reply'],
+      peaks.map((p) => [p.engine, fmt(p.sizeMB), fmt(p.idleMB), fmt(p.peakMB), fmt(p.peakPssMB), fmt(p.hwmSumMB), fmt(p.hwmMaxMB), String(p.processes), fmt(p.seconds), p.reply.slice(0, 60)])),
+    `### RSS over ${measured} messages`,
+    `The mix (${ctx.messages} messages, cycled) through one avfilter (clamd engine), ${GROWTH_CONCURRENCY} at a time; the first ${warmUp} messages are the warm-up (the heaps size themselves), then ${measured} are measured. ` +
+      `Growth after warm-up: **${fmt(growthMB)} MB** (last reading − first after warm-up); trend (least-squares slope of the readings after warm-up): **${fmt(trendMB)} MB RSS, ${fmt(trendPssMB)} MB PSS per 10,000 messages** (${growthErrors} wrong verdicts or errors).`,
+    table(['messages', 'RSS MB', 'PSS MB'], growth.map((g) => [String(g.messages), fmt(g.rssMB), fmt(g.pssMB)])),
   ].join('\n\n');
-  const summary = ['memory:', ...peaks.map((p) => `  ${p.engine.padEnd(5)} ${fmt(p.sizeMB).padStart(6)} MB message: peak RSS ${fmt(p.peakMB)} MB (VmHWM max ${fmt(p.hwmMaxMB)} MB), ${fmt(p.seconds)} s`),
-    `  growth over ${growthTotal} messages after warm-up: ${fmt(growthMB)} MB`];
+  const summary = ['memory:', ...peaks.map((p) => `  ${p.engine.padEnd(5)} ${fmt(p.sizeMB).padStart(6)} MB message: peak RSS ${fmt(p.peakMB)} MB, PSS ${fmt(p.peakPssMB)} MB (VmHWM max ${fmt(p.hwmMaxMB)} MB), ${fmt(p.seconds)} s`),
+    `  growth over ${measured} messages after a warm-up of ${warmUp}: ${fmt(growthMB)} MB; trend ${fmt(trendMB)} MB RSS / ${fmt(trendPssMB)} MB PSS per 10,000`];
   return { title: 'Memory (filter alone)', markdown: md, summary, problems };
 }

@@ -109,6 +109,12 @@ export interface TreeMemory {
   hwmSumKb: number;
   /** the largest single VmHWM, KiB */
   hwmMaxKb: number;
+  /**
+   * sum of Pss (proportional set size, /proc/PID/smaps_rollup) over the tree, KiB: pages the
+   * processes share (node's own binary and libraries, mapped by master and workers alike) are
+   * counted once, split between them, where the RSS sum counts them once per process
+   */
+  pssKb: number;
   processes: number;
 }
 
@@ -118,7 +124,7 @@ function statusKb(text: string, key: string): number {
 }
 
 export function treeMemory(roots: readonly number[]): TreeMemory {
-  const out: TreeMemory = { rssKb: 0, hwmSumKb: 0, hwmMaxKb: 0, processes: 0 };
+  const out: TreeMemory = { rssKb: 0, hwmSumKb: 0, hwmMaxKb: 0, pssKb: 0, processes: 0 };
   for (const pid of treePids(roots)) {
     let text: string;
     try {
@@ -130,6 +136,11 @@ export function treeMemory(roots: readonly number[]): TreeMemory {
     out.rssKb += statusKb(text, 'VmRSS');
     out.hwmSumKb += hwm;
     out.hwmMaxKb = Math.max(out.hwmMaxKb, hwm);
+    try {
+      out.pssKb += statusKb(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'), 'Pss');
+    } catch {
+      // gone, or no smaps_rollup (kernel < 4.14): the RSS sum stands
+    }
     out.processes++;
   }
   return out;
@@ -139,12 +150,14 @@ export function treeMemory(roots: readonly number[]): TreeMemory {
  * Samples treeMemory() every `intervalMs` until stop(); returns the peak of the summed RSS and
  * the last VmHWM reading (taken at stop, while the processes still live).
  */
-export function sampleMemory(roots: () => readonly number[], intervalMs: number): { stop(): { peakRssKb: number; last: TreeMemory; samples: number } } {
+export function sampleMemory(roots: () => readonly number[], intervalMs: number): { stop(): { peakRssKb: number; peakPssKb: number; last: TreeMemory; samples: number } } {
   let peakRssKb = 0;
+  let peakPssKb = 0;
   let samples = 0;
   const take = (): TreeMemory => {
     const m = treeMemory(roots());
     peakRssKb = Math.max(peakRssKb, m.rssKb);
+    peakPssKb = Math.max(peakPssKb, m.pssKb);
     samples++;
     return m;
   };
@@ -154,7 +167,7 @@ export function sampleMemory(roots: () => readonly number[], intervalMs: number)
     stop() {
       clearInterval(timer);
       const last = take();
-      return { peakRssKb, last, samples };
+      return { peakRssKb, peakPssKb, last, samples };
     },
   };
 }
