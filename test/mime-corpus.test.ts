@@ -2,6 +2,10 @@
  * Issue 3's corpus: every technique's message in-process through extractParts (some part holds
  * the payload exactly, or none does for a clean message), then through `avfilter -t` with the
  * embedded engine and with a real clamd. Prints the detection table.
+ * Issue 8's container cases (the payload in a zip, a gzip, a 7z, an attached mail or mbox) are
+ * beyond extraction alone: their in-process row only records what it saw; through `-t` the
+ * embedded engine must catch every one (the container stage), clamd all but where ClamAV is
+ * known to miss (`expectBy`: EICAR in an LZMA zip).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +23,10 @@ const messages = corpus();
 const table = new Map<string, Record<string, string>>();
 const row = (m: CorpusMessage): Record<string, string> => {
   let r = table.get(m.name);
-  if (r === undefined) table.set(m.name, (r = { technique: m.technique, expect: m.expect }));
+  if (r === undefined) {
+    const by = Object.entries(m.expectBy ?? {}).map(([engine, v]) => `, ${engine}: ${v}`).join('');
+    table.set(m.name, (r = { technique: m.technique, expect: `${m.expect}${by}` }));
+  }
   return r;
 };
 
@@ -41,7 +48,8 @@ test('in-process: infected messages yield a part holding the payload bytes; clea
         }
         row(m).extract = hit !== undefined ? `found: ${hit}` : 'none';
         if (x.limit !== undefined) failures.push(`${m.name}: limit ${x.limit.code}`);
-        if ((hit !== undefined) !== (m.expect === 'infected')) failures.push(`${m.name}: expected ${m.expect}, extraction ${hit ?? 'found nothing'}`);
+        // a container hides the payload from extraction (the container stage shows it)
+        if (m.container === undefined && (hit !== undefined) !== (m.expect === 'infected')) failures.push(`${m.name}: expected ${m.expect}, extraction ${hit ?? 'found nothing'}`);
       } finally {
         await x.dispose();
       }
@@ -69,7 +77,8 @@ async function runCli(config: string, label: string): Promise<void> {
       const line = r.stdout.split('\n').find((l) => l.startsWith(p + ': '));
       const verdict = line === undefined ? 'missing' : line.endsWith(' FOUND') ? 'infected' : line.endsWith(': OK') ? 'clean' : 'error';
       row(m)[label] = verdict;
-      if (verdict !== m.expect) failures.push(`${m.name}: expected ${m.expect}, got ${line ?? 'no line'}`);
+      const expect = m.expectBy?.[label] ?? m.expect;
+      if (verdict !== expect) failures.push(`${m.name}: expected ${expect}, got ${line ?? 'no line'}`);
     }
     assert.deepEqual(failures, [], r.stderr);
   } finally {
@@ -91,8 +100,11 @@ test('avfilter -t with a real clamd: every verdict as expected', async () => {
 });
 
 test('detection table', () => {
-  const lines = ['| message | technique | expected | extraction | yara | clamd |', '|---|---|---|---|---|---|'];
-  for (const [name, r] of table) lines.push(`| ${name} | ${r.technique} | ${r.expect} | ${r.extract ?? '-'} | ${r.yara ?? '-'} | ${r.clamd ?? '-'} |`);
+  const lines = ['| message | technique | container | expected | extraction | yara | clamd |', '|---|---|---|---|---|---|---|'];
+  for (const m of messages) {
+    const r = table.get(m.name)!;
+    lines.push(`| ${m.name} | ${r.technique} | ${m.container ?? '-'} | ${r.expect} | ${r.extract ?? '-'} | ${r.yara ?? '-'} | ${r.clamd ?? '-'} |`);
+  }
   console.log(lines.join('\n'));
   assert.equal(table.size, messages.length);
 });

@@ -1,6 +1,8 @@
 /**
  * A corpus of messages, one per evasion technique of issue 3, each with its expected verdict,
- * plus clean messages that must stay clean. Generated at run time: the payload is eicar()
+ * plus clean messages that must stay clean, plus issue 8's containers (the payload zipped,
+ * gzipped, in a 7z, in an attached mail or mbox typed as data; some archives are made by
+ * Python and 7-Zip: container-corpus.ts). Generated at run time: the payload is eicar()
  * (never written into the repository); writeCorpus() puts the messages in a temp directory for
  * the CLI tests.
  *
@@ -10,13 +12,24 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { eicar } from './eicar.js';
+import { gzipSync } from 'node:zlib';
+import { makeArchive, payloadBytes } from './container-corpus.js';
 import * as mail from './mail.js';
+import { buildZip } from './zip.js';
 
 export interface CorpusMessage {
   readonly name: string;
   readonly technique: string;
   readonly expect: 'infected' | 'clean';
   readonly bytes: Buffer;
+  /**
+   * The payload sits inside a container (an archive, a compressed file, a mail or mbox file
+   * attached as data): MIME extraction alone does not show it; the container stage (issue 8)
+   * must. The format, outermost first.
+   */
+  readonly container?: string;
+  /** Where one engine is known to differ from `expect` (ClamAV misses EICAR in an LZMA zip). */
+  readonly expectBy?: { readonly [engine: string]: 'infected' | 'clean' };
 }
 
 const TOP = 'From: sender@example.test\nTo: sink@harness.test\nSubject: corpus\nMIME-Version: 1.0\n';
@@ -110,13 +123,24 @@ function multipartBody(boundary: string, parts: string[], opts: { close?: boolea
 const TEXT = part('Content-Type: text/plain', 'Please see the attachment.');
 const ATT_HEAD = 'Content-Type: application/octet-stream\nContent-Disposition: attachment; filename="invoice.com"';
 
+/** The payload in the archives only outside tools make (Python, 7-Zip): built once per process. */
+let archived: { zipLzma: Buffer; tarGz: Buffer; sevenZ: Buffer } | undefined;
+function archivedPayload(): { zipLzma: Buffer; tarGz: Buffer; sevenZ: Buffer } {
+  if (archived) return archived;
+  const files = [{ name: 'invoice.com', data: eicar() }];
+  // 7-Zip's LZMA2 keeps an incompressible 68 bytes as they are (readable without unpacking):
+  // the 7z case holds the payload followed by text that compresses
+  archived = { zipLzma: makeArchive('zip-lzma', files), tarGz: makeArchive('tar-gz', files), sevenZ: makeArchive('7z', [{ name: 'invoice.com', data: payloadBytes() }]) };
+  return archived;
+}
+
 export function corpus(): CorpusMessage[] {
   const E = eicar();
   const e64 = b64(E);
   const att = (cteHead = 'Content-Transfer-Encoding: base64'): string => part(`${ATT_HEAD}\n${cteHead}`, e64);
   const inner = (): Buffer => msg('Content-Type: multipart/mixed; boundary="in"\n', multipartBody('in', [TEXT, att()]));
   const out: CorpusMessage[] = [];
-  const add = (name: string, technique: string, expect: 'infected' | 'clean', bytes: Buffer): void => void out.push({ name, technique, expect, bytes });
+  const add = (name: string, technique: string, expect: 'infected' | 'clean', bytes: Buffer, more: Pick<CorpusMessage, 'container' | 'expectBy'> = {}): void => void out.push({ name, technique, expect, bytes, ...more });
 
   // ---- transfer encodings
   add('base64-attachment', 'base64 attachment (baseline)', 'infected', msg('Content-Type: multipart/mixed; boundary="b"\n', multipartBody('b', [TEXT, att()])));
@@ -176,6 +200,28 @@ export function corpus(): CorpusMessage[] {
   add('boundary-prefix', 'a delimiter line that only starts with the boundary', 'infected', msg('Content-Type: multipart/mixed; boundary="b"\n', `--b\n${TEXT}\n--bx\n${att()}\n--b--\n`));
   add('same-boundary-nested', 'the same boundary at two levels', 'infected', msg('Content-Type: multipart/mixed; boundary="s"\n', multipartBody('s', [part('Content-Type: multipart/mixed; boundary="s"', multipartBody('s', [TEXT, att()]))])));
   add('missing-close', 'no close delimiter', 'infected', msg('Content-Type: multipart/mixed; boundary="b"\n', multipartBody('b', [TEXT, att()], { close: false })));
+
+  // ---- containers (issue 8): the payload inside an archive, a compressed file, an attached
+  // mail or mbox typed as data. Only a container stage (or an engine that unpacks) sees it.
+  const attach = (type: string, filename: string, data: Buffer): Buffer =>
+    msg('Content-Type: multipart/mixed; boundary="b"\n', multipartBody('b', [TEXT, part(`Content-Type: ${type}; name="${filename}"\nContent-Disposition: attachment; filename="${filename}"\nContent-Transfer-Encoding: base64`, b64(data))]));
+  const made = archivedPayload();
+  add('zip-stored', 'EICAR in a zip (stored)', 'infected', attach('application/zip', 'invoice.zip', buildZip([{ name: 'invoice.com', data: E, method: 'store' }])), { container: 'zip' });
+  add('zip-deflate', 'EICAR in a zip (deflate)', 'infected', attach('application/zip', 'invoice.zip', buildZip([{ name: 'invoice.com', data: E }])), { container: 'zip' });
+  add('zip-lzma', 'EICAR in a zip (LZMA method)', 'infected', attach('application/zip', 'invoice.zip', made.zipLzma), { container: 'zip', expectBy: { clamd: 'clean' } });
+  add('gzip-attachment', 'EICAR gzipped, an application/gzip attachment', 'infected', attach('application/gzip', 'invoice.com.gz', gzipSync(E)), { container: 'gzip' });
+  add('tar-gz', 'EICAR in a .tar.gz', 'infected', attach('application/gzip', 'invoice.tar.gz', made.tarGz), { container: 'gzip > tar' });
+  add('zip-in-zip', 'EICAR in a zip inside a zip', 'infected', attach('application/zip', 'invoice.zip', buildZip([{ name: 'inner.zip', data: buildZip([{ name: 'invoice.com', data: E }]) }])), { container: 'zip > zip' });
+  add('7z', 'EICAR in a 7z', 'infected', attach('application/x-7z-compressed', 'invoice.7z', made.sevenZ), { container: '7z' });
+  const zipMail = msg('Content-Type: multipart/mixed; boundary="in"\n', multipartBody('in', [TEXT, part('Content-Type: application/zip; name="invoice.zip"\nContent-Disposition: attachment; filename="invoice.zip"\nContent-Transfer-Encoding: base64', b64(buildZip([{ name: 'invoice.com', data: E }])))]));
+  add('zip-in-rfc822', 'a zip attached inside an attached message/rfc822', 'infected',
+    msg('Content-Type: multipart/mixed; boundary="b"\n', multipartBody('b', [TEXT, part('Content-Type: message/rfc822\nContent-Disposition: attachment; filename="fwd.eml"', zipMail.toString('latin1'))])), { container: 'zip' });
+  add('mail-as-octet-stream', 'a mail message (base64 EICAR attachment) attached as application/octet-stream', 'infected', attach('application/octet-stream', 'message.dat', inner()), { container: 'mail' });
+  const mbox = Buffer.concat([
+    Buffer.from('From sender@example.test Mon Jan  1 00:00:00 2024\n', 'latin1'), msg('Content-Type: text/plain\n', 'first message, nothing attached\n\n'),
+    Buffer.from('From sender@example.test Mon Jan  1 00:01:00 2024\n', 'latin1'), inner(), Buffer.from('\n', 'latin1'),
+  ]);
+  add('mbox-as-octet-stream', 'an mbox (second message: base64 EICAR attachment) attached as application/octet-stream', 'infected', attach('application/octet-stream', 'archive.dat', mbox), { container: 'mbox' });
 
   // ---- content outside the leaves
   add('preamble', 'payload in the preamble', 'infected', msg('Content-Type: multipart/mixed; boundary="b"\n', multipartBody('b', [TEXT], { preamble: E.toString('latin1') })));
