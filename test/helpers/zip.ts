@@ -12,6 +12,11 @@ export interface ZipEntry {
   name: string;
   data: Buffer;
   method?: 'deflate' | 'store';
+  /**
+   * Already deflated (raw deflate) bytes with the CRC-32 and size of what they inflate to:
+   * then `data` is not used. For members too large to hold inflated (bombs: bombs.ts).
+   */
+  deflated?: { packed: Buffer; crc: number; size: number };
 }
 
 // Plain (non-zip64) fields are 16/32-bit.
@@ -43,10 +48,11 @@ export function buildZip(entries: readonly ZipEntry[]): Buffer {
   let offset = 0;
   for (const e of entries) {
     const name = Buffer.from(e.name, 'utf8');
-    if (name.length > MAX_NAME_BYTES || e.data.length > MAX_PLAIN_SIZE) throw new Error(`zip entry ${e.name} too large`);
-    const method = e.method === 'store' ? 0 : 8;
-    const packed = method === 8 ? zlib.deflateRawSync(e.data) : e.data;
-    const crc = crc32(e.data);
+    const size = e.deflated?.size ?? e.data.length;
+    if (name.length > MAX_NAME_BYTES || size > MAX_PLAIN_SIZE) throw new Error(`zip entry ${e.name} too large`);
+    const method = e.method === 'store' && !e.deflated ? 0 : 8;
+    const packed = e.deflated?.packed ?? (method === 8 ? zlib.deflateRawSync(e.data) : e.data);
+    const crc = e.deflated?.crc ?? crc32(e.data);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4); // version needed: 2.0 (deflate)
@@ -56,7 +62,7 @@ export function buildZip(entries: readonly ZipEntry[]): Buffer {
     local.writeUInt16LE(DOS_DATE, 12);
     local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(packed.length, 18);
-    local.writeUInt32LE(e.data.length, 22);
+    local.writeUInt32LE(size, 22);
     local.writeUInt16LE(name.length, 26);
     local.writeUInt16LE(0, 28);
     locals.push(local, name, packed);
@@ -71,7 +77,7 @@ export function buildZip(entries: readonly ZipEntry[]): Buffer {
     central.writeUInt16LE(DOS_DATE, 14);
     central.writeUInt32LE(crc, 16);
     central.writeUInt32LE(packed.length, 20);
-    central.writeUInt32LE(e.data.length, 24);
+    central.writeUInt32LE(size, 24);
     central.writeUInt16LE(name.length, 28);
     central.writeUInt32LE((0o100644 << 16) >>> 0, 38); // external attrs: regular file 0644
     central.writeUInt32LE(offset, 42);
