@@ -19,6 +19,7 @@ import { calibration, loadAverage, machineLines } from './machine.js';
 import { memorySection } from './memory-section.js';
 import { mimeSection } from './mime.js';
 import { shapesSection } from './shapes.js';
+import { unpackSection } from './unpack-section.js';
 import type { BenchContext, Section, SectionReport } from './report.js';
 
 const SECTIONS: ReadonlyArray<[name: string, run: Section]> = [
@@ -27,6 +28,7 @@ const SECTIONS: ReadonlyArray<[name: string, run: Section]> = [
   ['memory', memorySection],
   ['mime', mimeSection],
   ['shapes', shapesSection],
+  ['unpack', unpackSection],
 ];
 
 interface Options {
