@@ -19,7 +19,7 @@ import { corpus } from './helpers/corpus.js';
 import { courierDataFile, generateMix } from '../bench/mix.js';
 
 const engine = (label: string, parsesMail: boolean): Engine => ({
-  label, parsesMail,
+  label, parsesMail, unpacks: parsesMail,
   scan: async () => ({ status: 'clean' }),
   version: async () => label,
   close: async () => undefined,
