@@ -20,6 +20,7 @@
  * zip) is walked by the lenient MIME walker; an mbox is split into its messages first. Text
  * members are read by the embedded post-pass (uuencode, BinHex... inside them).
  */
+import { createHash } from 'node:crypto';
 import type { LenientContext } from '../mime/lenient/walk.js';
 import { LENIENT_READING, walkLenient } from '../mime/lenient/walk.js';
 import type { MessageBytes } from '../mime/input.js';
@@ -275,7 +276,6 @@ function cleanName(s: string): string {
 }
 
 async function digestOf(bytes: MessageBytes): Promise<string> {
-  const { createHash } = await import('node:crypto');
   const h = createHash('sha256');
   for await (const c of bytes.chunks(0, bytes.size)) h.update(c);
   return h.digest('hex');
