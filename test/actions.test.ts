@@ -56,3 +56,19 @@ test('fail-open reload: with action.error = accept, only a scanner error is acce
     assert.equal(d.verdict, 'tempfail', origin);
   }
 });
+
+test('encrypted: reject 554 naming the format (default), tempfail 451, pass 200; logged as encrypted', () => {
+  const enc: Verdict = { kind: 'encrypted', name: 'Encrypted.Zip', format: 'zip', path: '2/invoice.zip/a.exe' };
+  const rej = decide(enc, base);
+  assert.equal(rej.code, 554);
+  assert.equal(rej.action, 'reject');
+  assert.equal(rej.verdict, 'encrypted');
+  assert.match(rej.text, /^5\.7\.1 .*encrypted.*\(Encrypted\.Zip\)$/);
+  // the path is a name the sender chose: the log has it, the SMTP reply does not
+  assert.doesNotMatch(rej.text, /invoice/);
+  assert.equal(decide(enc, { ...base, encrypted: 'tempfail' }).code, 451);
+  const pass = decide(enc, { ...base, encrypted: 'pass' });
+  assert.equal(pass.code, 200);
+  assert.equal(pass.action, 'pass');
+  assert.equal(pass.verdict, 'encrypted');
+});

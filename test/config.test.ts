@@ -146,3 +146,18 @@ test('--config output parses back to the same config, even for a path with DEL o
   assert.equal(again.tmpdir, '/var/x\u007fy\u0085z');
   assert.deepEqual(again.spool_dirs, ['/a', '/b']);
 });
+
+test('[unpack] and action.encrypted: defaults, bounds, sizes, unknown keys', () => {
+  const c = parseConfig('', 'x.toml');
+  assert.deepEqual({ ...c.unpack }, { enabled: true, max_depth: 10, max_members: 10000, max_size: 256 * 1024 * 1024, max_ratio: 200, max_time: 30 });
+  assert.equal(c.action.encrypted, 'reject');
+  const d = parseConfig('[unpack]\nenabled = false\nmax_size = "64M"\nmax_depth = 3\n[action]\nencrypted = "pass"\n', 'x.toml');
+  assert.equal(d.unpack.enabled, false);
+  assert.equal(d.unpack.max_size, 64 * 1024 * 1024);
+  assert.equal(d.unpack.max_depth, 3);
+  assert.equal(d.action.encrypted, 'pass');
+  assert.match(err(() => parseConfig('[unpack]\nmax_depth = 0\n', 'x.toml')).message, /x\.toml:2: "unpack\.max_depth"/);
+  assert.match(err(() => parseConfig('[action]\nencrypted = "drop"\n', 'x.toml')).message, /action\.encrypted/);
+  assert.match(err(() => parseConfig('[unpack]\nmax_dept = 3\n', 'x.toml')).message, /max_depth/);
+  assert.match(formatConfig(c), /\[unpack\]\nenabled = true/);
+});

@@ -19,7 +19,7 @@ import { corpus } from './helpers/corpus.js';
 import { courierDataFile, generateMix } from '../bench/mix.js';
 
 const engine = (label: string, parsesMail: boolean): Engine => ({
-  label, parsesMail,
+  label, parsesMail, unpacks: parsesMail,
   scan: async () => ({ status: 'clean' }),
   version: async () => label,
   close: async () => undefined,
@@ -69,5 +69,17 @@ test('evasions where readers disagree make a message irregular (so clamd is give
     const ex = await extract(bytes, dir);
     assert.ok(ex.irregular !== undefined, `${name} should be irregular`);
     await ex.dispose();
+  }
+});
+
+test('route: members of containers go only to engines that do not unpack themselves', () => {
+  const member: ScanItem = { id: '2/a.zip/x.exe', kind: 'part', reading: 'container', container: 'zip', source: bufferSource(Buffer.from('x')) };
+  const items = [item('raw', 'raw'), item('2', 'standard'), member];
+  const clamd = engine('clamd', true);
+  const yara = engine('yara', false);
+  for (const irregular of [false, true]) {
+    const jobs = route(items, [clamd, yara], irregular);
+    assert.ok(!jobs.some((j) => j.engine === clamd && j.item === member), 'clamd unpacks the zip itself');
+    assert.ok(jobs.some((j) => j.engine === yara && j.item === member), 'yara is given the member');
   }
 });

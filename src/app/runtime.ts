@@ -15,6 +15,9 @@ import type { Engine } from '../engines/engine.js';
 import { createClamdEngine } from '../engines/clamd/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
 import { MemoryPool, type MimeLimits } from '../mime/index.js';
+import type { ScanDeps } from '../scan/scan-message.js';
+import type { UnpackOptions } from '../unpack/stage.js';
+import { createUnpackers } from '../unpack/readers.js';
 
 export interface Runtime {
   readonly config: Config;
@@ -22,7 +25,14 @@ export interface Runtime {
   readonly mimeLimits: MimeLimits;
   /** spool_dirs resolved through symlinks, for the request path checks. */
   readonly spoolDirs: readonly string[];
+  /** The container stage, when [unpack] is enabled and some engine does not unpack itself. */
+  readonly unpack?: UnpackOptions | undefined;
   close(): Promise<void>;
+}
+
+/** What scanning a message needs from the runtime. */
+export function scanDepsOf(rt: Runtime): ScanDeps {
+  return { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir, unpack: rt.unpack };
 }
 
 export interface RuntimeOptions {
@@ -97,14 +107,21 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
     for (const e of engines) void e.close();
     throw err;
   }
+  // the unpackers (a thread pool for archives) exist only when some engine needs members
+  const unpackers = config.unpack.enabled && engines.some((e) => !e.unpacks) ? createUnpackers() : undefined;
+  const u = config.unpack;
   return {
     config,
     engines,
     // one pool per runtime: a worker process builds one runtime per generation
     mimeLimits: mimeLimitsOf(config, new MemoryPool(config.memory_budget)),
     spoolDirs,
+    unpack: unpackers && {
+      maxDepth: u.max_depth, maxMembers: u.max_members, maxBytes: u.max_size, maxRatio: u.max_ratio, maxTimeMs: ms(u.max_time),
+      archives: unpackers.archives, documents: unpackers.documents,
+    },
     close: async () => {
-      await Promise.all(engines.map((e) => e.close().catch(() => undefined)));
+      await Promise.all([...engines.map((e) => e.close().catch(() => undefined)), unpackers?.close().catch(() => undefined)]);
     },
   };
 }

@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Finding } from '../policy/verdict.js';
-import { ms, type Runtime } from './runtime.js';
+import { ms, scanDepsOf, type Runtime } from './runtime.js';
 import { scanMessage } from '../scan/scan-message.js';
 
 export interface TestModeOptions {
@@ -105,7 +105,7 @@ async function scanOne(path: string, label: string, rt: Runtime, verbose: boolea
       await pipeline(process.stdin, createWriteStream(path, { mode: 0o600 }));
     }
     const signal = AbortSignal.timeout(ms(rt.config.request_timeout));
-    const { verdict } = await scanMessage(path, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, signal);
+    const { verdict } = await scanMessage(path, scanDepsOf(rt), signal);
     switch (verdict.kind) {
       case 'clean':
         return { out: [`${label}: OK`], infected: false, error: false };
@@ -114,6 +114,9 @@ async function scanOne(path: string, label: string, rt: Runtime, verbose: boolea
           out: verdict.names.map((name) => `${label}: ${name} FOUND${verbose ? ` (${where(verdict.findings.filter((f) => f.name === name))})` : ''}`),
           infected: true, error: false,
         };
+      case 'encrypted':
+        // reported as clamscan --alert-encrypted does: a find, whatever action.encrypted says
+        return { out: [`${label}: ${verdict.name} FOUND${verbose ? ` (${oneLine(verdict.path)}, cannot be scanned)` : ''}`], infected: true, error: false };
       case 'error':
       case 'limit':
         return { out: [`${label}: ${oneLine(verdict.reason)} ERROR`], infected: false, error: true };
@@ -130,6 +133,7 @@ async function scanOne(path: string, label: string, rt: Runtime, verbose: boolea
 
 function where(fs: readonly Finding[]): string {
   return fs.map((f) => {
+    if (f.container !== undefined) return `member ${oneLine(f.itemId)} of a ${f.container}, ${f.engine}`;
     const place = f.itemId === 'raw' ? 'whole message' : `part ${f.itemId}`;
     const name = f.filename ? ` "${oneLine(f.filename)}"` : '';
     const bits = [`${place}${name}`, f.encoding, f.reading && f.reading !== 'raw' ? `${f.reading} reading` : undefined, f.engine];

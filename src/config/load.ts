@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { parseServer } from './address.js';
 import {
-  ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, FUTURE_ENGINE_TYPES, MIME_KEYS, TOP_KEYS,
+  ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, FUTURE_ENGINE_TYPES, MIME_KEYS, TOP_KEYS, UNPACK_KEYS,
   type KeySpec,
 } from './schema.js';
 
@@ -58,6 +58,7 @@ export interface Config {
     readonly error: 'tempfail' | 'accept';
     readonly quarantine: boolean;
     readonly limit: 'tempfail' | 'reject';
+    readonly encrypted: 'reject' | 'tempfail' | 'pass';
   };
   readonly mime: {
     readonly max_depth: number;
@@ -67,6 +68,14 @@ export interface Config {
     readonly memory_part_size: number;
     readonly max_expansion_ratio: number;
     readonly allow_partial: boolean;
+  };
+  readonly unpack: {
+    readonly enabled: boolean;
+    readonly max_depth: number;
+    readonly max_members: number;
+    readonly max_size: number;
+    readonly max_ratio: number;
+    readonly max_time: number;
   };
 }
 
@@ -132,17 +141,18 @@ export function parseConfig(text: string, file: string): Config {
   }
   const ctx = { file, lines: text.split('\n') };
   const out: Record<string, unknown> = { source: file };
-  const known = new Set([...TOP_KEYS.map((k) => k.key), 'engine', 'action', 'mime']);
+  const known = new Set([...TOP_KEYS.map((k) => k.key), 'engine', 'action', 'mime', 'unpack']);
   for (const key of Object.keys(doc)) {
     if (!known.has(key)) throw keyError(ctx, key, `unknown key "${key}"${suggest(key, TOP_KEYS)}`);
   }
-  const top = Object.fromEntries(Object.entries(doc).filter(([k]) => !['engine', 'action', 'mime'].includes(k)));
+  const top = Object.fromEntries(Object.entries(doc).filter(([k]) => !['engine', 'action', 'mime', 'unpack'].includes(k)));
   Object.assign(out, readTable(ctx, '', top, TOP_KEYS));
   if ((out['spool_dirs'] as string[]).some((d) => d === '/')) {
     throw keyError(ctx, 'spool_dirs', '"spool_dirs" must not contain "/"; use [] to allow any path');
   }
   out['action'] = Object.freeze(readTable(ctx, 'action.', subTable(ctx, doc, 'action'), ACTION_KEYS));
   out['mime'] = Object.freeze(readTable(ctx, 'mime.', subTable(ctx, doc, 'mime'), MIME_KEYS));
+  out['unpack'] = Object.freeze(readTable(ctx, 'unpack.', subTable(ctx, doc, 'unpack'), UNPACK_KEYS));
   out['engine'] = Object.freeze(readEngines(ctx, doc['engine']));
   const cfg = Object.freeze(out) as unknown as Config;
   textOf.set(cfg, ctx.lines);

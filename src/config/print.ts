@@ -2,7 +2,7 @@
  * `avfilter --config`: the effective configuration as TOML, one key per line with its doc line,
  * generated from the schema so it always lists every key.
  */
-import { ACTION_KEYS, ENGINE_KEYS, MIME_KEYS, TOP_KEYS, type KeySpec } from './schema.js';
+import { ACTION_KEYS, ENGINE_KEYS, MIME_KEYS, TOP_KEYS, UNPACK_KEYS, type KeySpec } from './schema.js';
 import type { Config } from './load.js';
 
 export function formatConfig(cfg: Config, engineVersions?: readonly string[]): string {
@@ -13,6 +13,8 @@ export function formatConfig(cfg: Config, engineVersions?: readonly string[]): s
   section(out, ACTION_KEYS, cfg.action as unknown as Record<string, unknown>);
   out.push('', '[mime]');
   section(out, MIME_KEYS, cfg.mime as unknown as Record<string, unknown>);
+  out.push('', '[unpack]');
+  section(out, UNPACK_KEYS, cfg.unpack as unknown as Record<string, unknown>);
   cfg.engine.forEach((e, i) => {
     out.push('', '[[engine]]', `type = ${JSON.stringify(e.type)}`);
     section(out, ENGINE_KEYS[e.type] ?? [], e as unknown as Record<string, unknown>);

@@ -59,7 +59,8 @@ export const ACTION_KEYS: readonly KeySpec[] = [
   { key: 'infected', type: { kind: 'enum', values: ['drop', 'reject', 'tempfail', 'pass'] }, default: 'drop', doc: 'what happens to infected mail: drop (mark recipients delivered, 2xx), reject (550), tempfail (451), pass (deliver, logged)' },
   { key: 'error', type: { kind: 'enum', values: ['tempfail', 'accept'] }, default: 'tempfail', doc: 'when scanning fails: tempfail (451) or accept unscanned (fail open, always logged)' },
   { key: 'quarantine', type: { kind: 'bool' }, default: false, doc: 'keep a copy of infected mail in quarantine_dir' },
-  { key: 'limit', type: { kind: 'enum', values: ['tempfail', 'reject'] }, default: 'tempfail', doc: 'when a MIME limit is hit (depth, parts, size): tempfail (451) or reject (554)' },
+  { key: 'limit', type: { kind: 'enum', values: ['tempfail', 'reject'] }, default: 'tempfail', doc: 'when a MIME or unpack limit is hit (depth, parts, size, damaged archive): tempfail (451) or reject (554)' },
+  { key: 'encrypted', type: { kind: 'enum', values: ['reject', 'tempfail', 'pass'] }, default: 'reject', doc: 'an encrypted archive (its members cannot be scanned): reject (554), tempfail (451) or pass (deliver, logged)' },
 ];
 
 /** [mime] keys: limits of the MIME extractor; hitting one is a verdict, never "clean". */
@@ -71,6 +72,20 @@ export const MIME_KEYS: readonly KeySpec[] = [
   { key: 'memory_part_size', type: { kind: 'bytes', min: 0, max: 256 * MiB }, default: 1 * MiB, doc: 'decoded parts larger than this are written to tmpdir instead of memory' },
   { key: 'max_expansion_ratio', type: { kind: 'int', min: 1, max: 10000 }, default: 16, doc: 'decoded bytes may be at most this many times the message size (plus 4 MiB)' },
   { key: 'allow_partial', type: { kind: 'bool' }, default: false, doc: 'accept message/partial fragments (they cannot be scanned whole; refused by default)' },
+];
+
+/**
+ * [unpack] keys: the container stage (archives, documents, attached mail and mbox files found
+ * by their bytes) for engines that do not unpack themselves (the embedded YARA engine); a limit
+ * crossed is a verdict (action.limit), never "clean".
+ */
+export const UNPACK_KEYS: readonly KeySpec[] = [
+  { key: 'enabled', type: { kind: 'bool' }, default: true, doc: 'unpack containers for engines that do not (false: they see containers as bytes only)' },
+  { key: 'max_depth', type: { kind: 'int', min: 1, max: 64 }, default: 10, doc: 'deepest nesting of containers (a zip in a tar.gz in a zip is 3)' },
+  { key: 'max_members', type: { kind: 'int', min: 1, max: 1000000 }, default: 10000, doc: 'most members unpacked from all containers of one message' },
+  { key: 'max_size', type: { kind: 'bytes', min: 1024, max: 16 * 1024 * MiB }, default: 256 * MiB, doc: 'most bytes unpacked from all containers of one message' },
+  { key: 'max_ratio', type: { kind: 'int', min: 1, max: 100000 }, default: 200, doc: 'unpacked bytes may be at most this many times the message size (plus 16 MiB)' },
+  { key: 'max_time', type: { kind: 'seconds', min: 1, max: HOUR }, default: 30, doc: 'time for all unpacking of one message' },
 ];
 
 /** Keys of every [[engine]] table, by type. `type` itself is checked first. */

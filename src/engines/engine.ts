@@ -42,6 +42,11 @@ export interface ScanItem {
   readonly encoding?: string | undefined;
   /** Which interpretation of an ambiguous message yielded this item ("standard" by default). */
   readonly reading?: string | undefined;
+  /**
+   * Set for a member taken out of a container by the container stage: the container's format
+   * ("zip", "pdf", "mail"...). Then `id` is the path down to it ("2/invoice.zip/docs/a.exe").
+   */
+  readonly container?: string | undefined;
 }
 
 export type EngineResult =
@@ -58,6 +63,13 @@ export interface Engine {
    * message would not show it (scan/route.ts). An engine that does not is given every part.
    */
   readonly parsesMail: boolean;
+  /**
+   * The engine unpacks containers itself (archives, documents, attached mail), as clamd does:
+   * it is not given the members our container stage (src/unpack/) takes out of them, only the
+   * containers. An engine that does not (the embedded YARA engine) is given every member, and
+   * the stage runs only when some engine does not.
+   */
+  readonly unpacks: boolean;
   /** Scan one item. Resolves with an error result (never rejects) for scanner faults. */
   scan(item: ScanItem, signal: AbortSignal): Promise<EngineResult>;
   /** Version text for `--config -v`; an engine that cannot tell says why. */

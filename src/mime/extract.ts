@@ -32,7 +32,7 @@ import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { PassThrough, Readable } from 'node:stream';
 import { extractEmbedded } from './embedded/index.js';
 import { bufferBytes, fileBytes, type MessageBytes } from './input.js';
-import { walkLenient } from './lenient/walk.js';
+import { walkLenient, type LenientContext } from './lenient/walk.js';
 import { Budget, MimeError, MimeErrorCode, type MimeLimits } from './limits.js';
 import { PartStore, type ExtractedPart } from './part-store.js';
 import { STANDARD_READING, walkMessage } from './walk.js';
@@ -48,15 +48,28 @@ export interface Extraction {
    * mail finds in the raw message by itself.
    */
   irregular?: string;
+  /** The first encrypted content the container stage found (ExtractOptions.unpack). */
+  encrypted?: { format: string; path: string };
   /** Removes the temp files; the parts' sources are unusable afterwards. */
   dispose(): Promise<void>;
 }
+
+/**
+ * A stage run after the readings over the same store (the container stage, src/unpack/): it
+ * adds parts and reports a limit (`internal`: a fault, not a limit) or encrypted content.
+ */
+export type PostStage = (ctx: LenientContext, inputSize: number) => Promise<{
+  limit?: { code: string; message: string; internal?: boolean };
+  encrypted?: { format: string; path: string };
+}>;
 
 export interface ExtractOptions {
   limits: MimeLimits;
   /** Parent of the private (0700) directory that spilled parts go to. */
   tmpdir: string;
   signal?: AbortSignal;
+  /** Run after the readings (the container stage); its limit comes after theirs. */
+  unpack?: PostStage;
 }
 
 /** The message: a stream (spooled to a temp file first) or a file read in place. */
@@ -88,6 +101,8 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   const onAbort = (): void => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   let limit: { code: string; message: string } | undefined;
+  let stageLimit: { code: string; message: string; internal?: boolean } | undefined;
+  let encrypted: { format: string; path: string } | undefined;
   const soft: MimeError[] = [];
   // each step runs whatever the earlier ones hit, except a spent budget; an abort stops all
   const step = async (fn: () => Promise<unknown>): Promise<boolean> => {
@@ -176,7 +191,17 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
       const src = bytes;
       await step(() => walkLenient(src, { store, budget, signal: inner.signal, allowPartial: opts.limits.allowPartial === true, soft }));
     }
-    await step(() => extractEmbedded({ store, budget, signal: inner.signal, allowPartial: opts.limits.allowPartial === true, soft }));
+    const ctx: LenientContext = { store, budget, signal: inner.signal, allowPartial: opts.limits.allowPartial === true, soft };
+    await step(() => extractEmbedded(ctx));
+    const inputSize = (bytes as MessageBytes | undefined)?.size ?? inMemory?.length;
+    if (opts.unpack !== undefined && inputSize !== undefined) {
+      const post = opts.unpack;
+      await step(async () => {
+        const r = await post(ctx, inputSize);
+        if (r.encrypted !== undefined) encrypted = r.encrypted;
+        if (r.limit !== undefined) stageLimit = r.limit;
+      });
+    }
   } finally {
     signal?.removeEventListener('abort', onAbort);
     await (bytes as MessageBytes | undefined)?.close();
@@ -184,9 +209,11 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
     if (spooled !== undefined) await unlink(spooled).catch(() => undefined);
   }
   if (limit === undefined && soft.length > 0) limit = { code: soft[0]!.code, message: soft[0]!.message };
+  if (limit === undefined && stageLimit !== undefined) limit = { code: stageLimit.code, message: stageLimit.message };
   return {
     parts: store.parts,
     ...(limit !== undefined ? { limit } : {}),
+    ...(encrypted !== undefined ? { encrypted } : {}),
     ...(store.irregular !== undefined ? { irregular: store.irregular } : {}),
     dispose: () => store.dispose(),
   };

@@ -35,6 +35,11 @@ export interface ExtractedPart {
    * ("uuencode", "base64-block", "yenc", "binhex", "data-uri").
    */
   reading: string;
+  /**
+   * The format of the container this part was taken out of by the container stage
+   * (src/unpack/), for a member; absent for everything the MIME readings found.
+   */
+  container?: string;
   size: number;
   source: ScanSource;
 }

@@ -97,7 +97,8 @@ export class PartWriter {
       return { part: first.part, duplicate: true, digest, bytes: first.bytes };
     }
     try {
-      this.store.checkRoom();
+      // members of containers are counted by the container stage against its own limit
+      if (this.meta.container === undefined) this.store.checkRoom();
     } catch (err) {
       await this.abort();
       throw err;

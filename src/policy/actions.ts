@@ -10,10 +10,12 @@ export interface ActionPolicy {
   readonly infected: 'drop' | 'reject' | 'tempfail' | 'pass';
   readonly error: 'tempfail' | 'accept';
   readonly limit: 'tempfail' | 'reject';
+  /** Absent (an older caller): reject, the default. */
+  readonly encrypted?: 'reject' | 'tempfail' | 'pass';
 }
 
 /** What the log calls the outcome (contract: clean, infected, tempfail, accepted-unscanned). */
-export type LogVerdict = 'clean' | 'infected' | 'tempfail' | 'accepted-unscanned' | 'unscannable';
+export type LogVerdict = 'clean' | 'infected' | 'tempfail' | 'accepted-unscanned' | 'unscannable' | 'encrypted';
 
 export interface Decision {
   /** drop: mark every pending recipient delivered before answering. */
@@ -43,6 +45,19 @@ export function decide(v: Verdict, policy: ActionPolicy): Decision {
       }
       break;
     }
+    case 'encrypted':
+      // Malware is routinely mailed in encrypted zips with the password in the body: nothing
+      // can scan the members, so by default the message is refused, saying why. The path (a
+      // name the sender chose) stays in the log; the reply names the format only.
+      switch (policy.encrypted ?? 'reject') {
+        case 'reject':
+          return { action: 'reject', code: REJECT_UNSCANNABLE, text: `5.7.1 Message rejected: encrypted archive cannot be scanned (${v.name})`, verdict: 'encrypted' };
+        case 'tempfail':
+          return { action: 'tempfail', code: TEMPFAIL, text: `4.7.1 Message held: encrypted archive cannot be scanned (${v.name})`, verdict: 'encrypted' };
+        case 'pass':
+          return { action: 'pass', code: 200, text: 'Ok', verdict: 'encrypted' };
+      }
+      break;
     case 'busy':
       // The admin asked for it (waitfile): never accept, whatever action.error says.
       return { action: 'tempfail', code: TEMPFAIL, text: `4.3.2 Virus scanner busy, try again later (${v.reason})`, verdict: 'tempfail' };

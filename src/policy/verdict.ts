@@ -4,7 +4,8 @@
  * A "clean" verdict exists only when every engine answered clean for every item. Everything that
  * is not known to be clean or infected is an "error" (with its origin: scanner trouble, a bad
  * request, an abort from outside, an internal fault),
- * a "limit" (the message is beyond what we are willing to unpack) or "busy" (waitfile present).
+ * a "limit" (the message is beyond what we are willing to unpack), "encrypted" (an encrypted
+ * archive whose members nobody can scan) or "busy" (waitfile present).
  */
 
 /** Where a virus was found, for the log and for `-t -v`. */
@@ -16,6 +17,8 @@ export interface Finding {
   readonly filename?: string | undefined;
   readonly encoding?: string | undefined;
   readonly reading?: string | undefined;
+  /** The container's format, when the item is a member the container stage took out of one. */
+  readonly container?: string | undefined;
 }
 
 /** Where a failure came from (errors.ts); only 'scanner' may ever be accepted unscanned. */
@@ -26,6 +29,12 @@ export type Verdict =
   | { readonly kind: 'infected'; readonly names: readonly string[]; readonly findings: readonly Finding[] }
   | { readonly kind: 'error'; readonly code: string; readonly reason: string; readonly origin: ErrorOrigin }
   | { readonly kind: 'limit'; readonly code: string; readonly reason: string }
+  /**
+   * An encrypted container (a password-protected zip, 7z, rar...): its members cannot be
+   * scanned. `name` is the report name (`Encrypted.Zip`), `path` where it is
+   * ("2/invoice.zip/docs/a.exe" for an encrypted member, the archive's path when its header is).
+   */
+  | { readonly kind: 'encrypted'; readonly name: string; readonly format: string; readonly path: string }
   | { readonly kind: 'busy'; readonly reason: string };
 
 /** Distinct names in the order they were found. */

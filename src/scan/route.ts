@@ -11,7 +11,9 @@
  * disagree: the lenient reading found other parts, a header a strict parser rejects, a base64
  * body a strict decoder reads otherwise) it gets every part too: its own parse may not be ours.
  * An engine that does not parse mail (the embedded YARA engine) gets every item: the raw
- * message (headers, and bodies as they are encoded) and every decoded part.
+ * message (headers, and bodies as they are encoded) and every decoded part. Members the
+ * container stage took out of archives and documents go only to engines that do not unpack
+ * containers themselves (Engine.unpacks).
  *
  * Inputs: the items of one message (the raw message first) and the engines. Outputs: the
  * (item, engine) pairs to scan, items in document order. Pure.
@@ -39,6 +41,9 @@ export function route(items: readonly ScanItem[], engines: readonly Engine[], ir
   const jobs: Job[] = [];
   for (const item of items) {
     for (const engine of engines) {
+      // an engine that unpacks finds a container's members in the container (or in the raw
+      // message that holds it): giving it the members as well would scan them twice
+      if (engine.unpacks && item.container !== undefined) continue;
       if (engine.parsesMail && !irregular && item.kind === 'part' && IN_RAW.has(item.reading ?? '')) continue;
       jobs.push({ item, engine });
     }

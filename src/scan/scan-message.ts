@@ -7,7 +7,7 @@
  * and an AbortSignal carrying the request's deadline. Output: a Verdict; it never throws (an
  * unexpected fault becomes an "error" verdict with origin "internal").
  *
- * Order of precedence: infected (we know enough to act) > limit > error > clean. "clean" needs
+ * Order of precedence: infected (we know enough to act) > encrypted > limit > error > clean. "clean" needs
  * every engine to have answered clean for every item routed to it (route.ts: an engine that
  * parses mail gets the raw message and the parts only our other readings found; the others
  * get the raw message and every part).
@@ -21,12 +21,19 @@ import { extractParts, MimeErrorCode, type MimeLimits } from '../mime/index.js';
 import { codeOf, messageOf, originOf } from '../errors.js';
 import { bufferSource, fileSource } from './sources.js';
 import { route, type Job } from './route.js';
+import { formatLabel, unpackContainers, type UnpackOptions } from '../unpack/stage.js';
+import { UnpackErrorCode, type ContainerFormat } from '../unpack/types.js';
 import { uniqueNames, type ErrorOrigin, type Finding, type Verdict } from '../policy/verdict.js';
 
 export interface ScanDeps {
   readonly engines: readonly Engine[];
   readonly mimeLimits: MimeLimits;
   readonly tmpdir: string;
+  /**
+   * The container stage's limits and unpackers; absent or undefined: no unpacking. It runs
+   * only when some engine does not unpack containers itself (Engine.unpacks).
+   */
+  readonly unpack?: UnpackOptions | undefined;
 }
 
 export interface ScanReport {
@@ -50,7 +57,7 @@ const ITEM_CONCURRENCY = 4;
  * action.limit answers). Any other code from the extractor is a fault (a temp file that cannot
  * be written, a reading that failed): an internal error, 451 whatever action.limit says.
  */
-const NOT_LIMITS: ReadonlySet<string> = new Set([MimeErrorCode.IO, MimeErrorCode.PARSE, MimeErrorCode.ABORTED]);
+const NOT_LIMITS: ReadonlySet<string> = new Set([MimeErrorCode.IO, MimeErrorCode.PARSE, MimeErrorCode.ABORTED, UnpackErrorCode.INTERNAL]);
 
 /** An engine threw instead of returning an error result: a bug of ours, not a scanner fault. */
 const ENGINE_BUG = 'EENGINE_BUG';
@@ -98,11 +105,16 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     return { verdict: { kind: 'error', code: 'EDATA_CHANGED', reason: `message file is ${whole.length} bytes, was ${size}`, origin: 'input' }, items: 0, bytes: 0 };
   }
   const raw: ScanItem = { id: 'raw', kind: 'raw', source: whole ? bufferSource(whole, path) : fileSource(path, size), reading: 'raw' };
-  const extraction = await extractParts(whole ? { buffer: whole } : { path }, { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal });
+  const unpack = deps.unpack;
+  const stage = unpack !== undefined && deps.engines.some((e) => !e.unpacks)
+    ? { unpack: (ctx: Parameters<typeof unpackContainers>[0], inputSize: number) => unpackContainers(ctx, inputSize, unpack) }
+    : {};
+  const extraction = await extractParts(whole ? { buffer: whole } : { path }, { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal, ...stage });
   try {
     const items: ScanItem[] = [raw, ...extraction.parts.map((p) => ({
       id: p.path, kind: 'part' as const, source: p.source, filename: p.filename,
       contentType: p.contentType, encoding: p.encoding, reading: p.reading,
+      ...(p.container !== undefined ? { container: p.container } : {}),
     }))];
     const jobs = route(items, deps.engines, extraction.irregular !== undefined);
     const scanned = [...new Set(jobs.map((j) => j.item))];
@@ -111,8 +123,11 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
 
     let verdict: Verdict;
     const limit = extraction.limit;
+    const enc = extraction.encrypted;
     if (findings.length > 0) verdict = { kind: 'infected', names: uniqueNames(findings), findings };
     else if (signal.aborted) verdict = ABORTED;
+    // what nobody can scan: known, not a fault, and no other outcome would let it through
+    else if (enc !== undefined) verdict = { kind: 'encrypted', name: `Encrypted.${formatLabel(enc.format as ContainerFormat)}`, format: enc.format, path: enc.path };
     else if (limit && !NOT_LIMITS.has(limit.code)) verdict = { kind: 'limit', code: limit.code, reason: limit.message };
     else if (limit) verdict = { kind: 'error', code: limit.code, reason: limit.message, origin: 'internal' };
     else if (firstError) verdict = { kind: 'error', code: firstError.code, reason: firstError.message, origin: firstError.origin };
@@ -138,7 +153,10 @@ async function scanItems(jobs: readonly Job[], signal: AbortSignal): Promise<Sca
       const r = await safeScan(engine, item, signal);
       if (r.status === 'infected') {
         for (const name of r.names) {
-          out.findings.push({ name, engine: engine.label, itemId: item.id, filename: item.filename, encoding: item.encoding, reading: item.reading });
+          out.findings.push({
+            name, engine: engine.label, itemId: item.id, filename: item.filename, encoding: item.encoding, reading: item.reading,
+            ...(item.container !== undefined ? { container: item.container } : {}),
+          });
         }
       } else if (r.status === 'error') {
         // An engine stopped by the request's abort (or by its own shutdown) has not failed.

@@ -20,7 +20,7 @@ import { insertHeader } from '../courierfilter/data-header.js';
 import { decide, type Decision } from '../policy/actions.js';
 import type { Verdict } from '../policy/verdict.js';
 import type { LogFields } from '../ops/log.js';
-import type { Runtime } from '../app/runtime.js';
+import { scanDepsOf, type Runtime } from '../app/runtime.js';
 import { IN_MEMORY_MESSAGE_BYTES, scanMessage } from '../scan/scan-message.js';
 import { quarantine } from '../effects/quarantine.js';
 import { dropRecipients, pendingAddresses } from '../effects/drop.js';
@@ -95,7 +95,7 @@ async function scanAndAct(
     verdict = { kind: 'busy', reason: 'waitfile present' };
   } else {
     const bytes = data.size <= IN_MEMORY_MESSAGE_BYTES ? await data.readAll() : undefined;
-    const report = await scanMessage({ path: data.readPath, size: data.size, bytes }, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, signal);
+    const report = await scanMessage({ path: data.readPath, size: data.size, bytes }, scanDepsOf(rt), signal);
     fields['items'] = report.items;
     // a verdict on bytes that are no longer there says nothing about what Courier delivers
     const changed = await data.changed();
@@ -142,8 +142,8 @@ async function scanAndAct(
 
   Object.assign(fields, {
     verdict: decision.verdict,
-    names: verdict.kind === 'infected' ? verdict.names : undefined,
-    where: verdict.kind === 'infected' ? verdict.findings.map((f) => `${f.engine}:${f.itemId}`) : undefined,
+    names: verdict.kind === 'infected' ? verdict.names : verdict.kind === 'encrypted' ? [verdict.name] : undefined,
+    where: verdict.kind === 'infected' ? verdict.findings.map((f) => `${f.engine}:${f.itemId}`) : verdict.kind === 'encrypted' ? [`unpack:${verdict.path}`] : undefined,
     action: decision.action,
     reply: decision.code,
     code: verdict.kind === 'error' || verdict.kind === 'limit' ? verdict.code : undefined,

@@ -88,6 +88,7 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
   return {
     label: 'clamd',
     parsesMail: true,
+    unpacks: true,
     scan,
     version,
     async close() {

@@ -167,6 +167,7 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
   return {
     label: 'yara',
     parsesMail: false,
+    unpacks: false,
     rules,
     scan,
     async version(): Promise<string> {

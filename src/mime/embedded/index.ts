@@ -68,6 +68,14 @@ export async function extractEmbedded(ctx: LenientContext): Promise<void> {
   for (const part of parts) await visit(ctx, part, 0, undefined);
 }
 
+/**
+ * Reads parts added after the post-pass ran (members the container stage took out of an
+ * archive, parts of a mail found in one) the same way, as parts of level 0.
+ */
+export async function extractEmbeddedIn(ctx: LenientContext, parts: readonly ExtractedPart[]): Promise<void> {
+  for (const part of parts) await visit(ctx, part, 0, undefined);
+}
+
 /** Reads one part at `level` (0: found by another reading) and, depth first, what it holds. */
 async function visit(ctx: LenientContext, part: ExtractedPart, level: number, digest: string | undefined): Promise<void> {
   checkAbort(ctx.signal);

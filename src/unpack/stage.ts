@@ -1,0 +1,282 @@
+/**
+ * The container stage (issue 8): after the MIME readings, every stored part whose bytes are a
+ * container (sniff.ts: archives, compressors, OLE2/PDF/RTF documents, TNEF, a mail message or
+ * an mbox whatever its declared type) is unpacked, and its members become parts of their own,
+ * unpacked again in turn down to UnpackOptions.maxDepth. Members are stored in the extraction's
+ * part store (de-duplicated by SHA-256: a 42.zip-style bomb of identical copies is unpacked
+ * once per level), so engines get them as items like any part, with the path down to them
+ * ("2/invoice.zip/docs/a.exe") and the container's format.
+ *
+ * Owns: the walk over parts and members, the limits of one message's unpacking (depth,
+ * members, bytes, ratio to the message size, time) and turning unpackers' outcomes into the
+ * extraction's verdict material: `encrypted` (the first encrypted member or archive) and
+ * `limit` (EUNPACK_* codes). Inputs: the extraction's context (store, budget, signal), the
+ * message size, the options with the unpackers. Output: StageResult; members in the store.
+ * Rejects only with the signal's reason (abort) or a store fault (a temp file that cannot be
+ * written), as the MIME readings do; an unpacker that fails is the EUNPACK_INTERNAL limit
+ * record with origin internal (never clean).
+ *
+ * Mail found as a part or a member (clam.mail typed application/octet-stream, an .eml in a
+ * zip) is walked by the lenient MIME walker; an mbox is split into its messages first. Text
+ * members are read by the embedded post-pass (uuencode, BinHex... inside them).
+ */
+import { createHash } from 'node:crypto';
+import type { LenientContext } from '../mime/lenient/walk.js';
+import { LENIENT_READING, walkLenient } from '../mime/lenient/walk.js';
+import type { MessageBytes } from '../mime/input.js';
+import type { ExtractedPart } from '../mime/part-store.js';
+import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from '../mime/embedded/message.js';
+import { extractEmbeddedIn } from '../mime/embedded/index.js';
+import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES } from './sniff.js';
+import { unpackMbox } from './mbox.js';
+import { UnpackErrorCode, type ContainerFormat, type UnpackLimits, type UnpackResult } from './types.js';
+
+/** Reads archives (the 7-Zip pool): the formats it reads, and one container at a time. */
+export interface ArchiveReader {
+  readonly formats: ReadonlySet<ContainerFormat>;
+  unpack(input: Buffer, format: ContainerFormat, limits: UnpackLimits, signal?: AbortSignal): Promise<UnpackResult>;
+}
+
+/** A synchronous reader of one document format (formats/): linear in its input, bounded output. */
+export type DocumentReader = (input: Buffer, limits: UnpackLimits) => UnpackResult;
+
+export interface UnpackOptions {
+  readonly maxDepth: number;
+  readonly maxMembers: number;
+  readonly maxBytes: number;
+  readonly maxRatio: number;
+  readonly maxTimeMs: number;
+  readonly archives?: ArchiveReader | undefined;
+  readonly documents?: Partial<Record<ContainerFormat, DocumentReader>> | undefined;
+}
+
+export interface StageResult {
+  /** A limit crossed (EUNPACK_*) or an unpacker's fault: never clean. */
+  limit?: { code: string; message: string; internal?: boolean };
+  /** The first encrypted content found. */
+  encrypted?: { format: ContainerFormat; path: string };
+}
+
+/** Unpacked bytes may exceed maxRatio × the message size by this much (a small mail with a normal zip). */
+export const RATIO_SLACK_BYTES = 16 * 1024 * 1024;
+
+/** Longest member name kept in a path: names are for reports, and a sender can make them huge. */
+const MAX_NAME_CHARS = 200;
+
+/** Types the MIME readings walk as messages already (walk.ts, lenient/interpret.ts). */
+const WALKED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', 'message/global', 'message/news']);
+
+/** The format name reports use: `Encrypted.Zip`, `Encrypted.7z`, `Encrypted.RAR`. */
+export function formatLabel(f: ContainerFormat): string {
+  switch (f) {
+    case 'zip': return 'Zip';
+    case 'rar': return 'RAR';
+    case 'pdf': return 'PDF';
+    case 'ole2': return 'OLE2';
+    default: return f;
+  }
+}
+
+class StageLimit extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export async function unpackContainers(ctx: LenientContext, inputSize: number, opts: UnpackOptions): Promise<StageResult> {
+  const run = new Stage(ctx, inputSize, opts);
+  return run.run();
+}
+
+class Stage {
+  private readonly depth = new Map<ExtractedPart, number>();
+  private readonly seen = new Set<ExtractedPart>();
+  private members = 0;
+  private bytes = 0;
+  private readonly deadline: number;
+  private readonly ratioCap: number;
+  private readonly result: StageResult = {};
+
+  constructor(
+    private readonly ctx: LenientContext,
+    inputSize: number,
+    private readonly opts: UnpackOptions,
+  ) {
+    this.deadline = Date.now() + opts.maxTimeMs;
+    this.ratioCap = inputSize * opts.maxRatio + RATIO_SLACK_BYTES;
+  }
+
+  async run(): Promise<StageResult> {
+    const { store } = this.ctx;
+    for (const p of store.parts) this.depth.set(p, 0);
+    // parts added while the loop runs (members, parts of walked mail, embedded finds) are
+    // visited in turn: the list only grows, each distinct content is stored once
+    for (let i = 0; i < store.parts.length; i++) {
+      const part = store.parts[i]!;
+      if (this.seen.has(part)) continue;
+      this.seen.add(part);
+      this.checkAbort();
+      try {
+        await this.visit(part, this.depth.get(part) ?? 0);
+      } catch (err) {
+        if (err instanceof StageLimit) {
+          this.result.limit ??= { code: err.code, message: err.message };
+          // a spent budget (members, bytes, time) leaves nothing for later parts
+          if (err.code !== UnpackErrorCode.DEPTH && err.code !== UnpackErrorCode.CORRUPT && err.code !== UnpackErrorCode.UNSUPPORTED) break;
+          continue;
+        }
+        throw err;
+      }
+    }
+    return this.result;
+  }
+
+  private checkAbort(): void {
+    const s = this.ctx.signal;
+    if (s?.aborted) throw s.reason ?? new Error('aborted');
+  }
+
+  private async visit(part: ExtractedPart, depth: number): Promise<void> {
+    if (part.size === 0) return;
+    const bytes = this.ctx.store.bytesOf(part);
+    if (bytes === undefined) return;
+    const head = await bytes.read(0, Math.min(bytes.size, SNIFF_BYTES));
+    let format = sniff(head, bytes.size);
+    if (format === undefined) {
+      if (!WALKED_MESSAGE_TYPES.has(part.contentType) && (await this.isMail(bytes, head))) format = 'mail';
+      else if (mboxSeparatorEnd(head) !== undefined) format = 'mbox';
+      else if (head[0] === 0x4d && head[1] === 0x5a && this.opts.archives?.formats.has('nsis')) {
+        if (bytes.size <= this.remainingBytes() && nsisAt(await bytes.read(0, bytes.size))) format = 'nsis';
+      }
+    }
+    if (format === undefined) return;
+    const where = this.pathOf(part, format);
+    if (depth >= this.opts.maxDepth) {
+      throw new StageLimit(UnpackErrorCode.DEPTH, `containers nested deeper than ${this.opts.maxDepth} at ${where}`);
+    }
+    if (Date.now() >= this.deadline) throw new StageLimit(UnpackErrorCode.TIME, `unpacking took longer than ${this.opts.maxTimeMs / 1000} s`);
+    const before = this.ctx.store.parts.length;
+    if (format === 'mail') {
+      await this.walkMail(part, bytes);
+    } else {
+      await this.unpack(part, bytes, format, where);
+    }
+    const added = this.ctx.store.parts.slice(before);
+    for (const p of added) if (!this.depth.has(p)) this.depth.set(p, depth + 1);
+    // text inside members (a uuencoded file in a .txt in a zip) is read as MIME text parts are
+    const text = added.filter((p) => !this.seen.has(p));
+    if (text.length > 0) {
+      const beforeEmbedded = this.ctx.store.parts.length;
+      await extractEmbeddedIn(this.ctx, text);
+      for (const p of this.ctx.store.parts.slice(beforeEmbedded)) if (!this.depth.has(p)) this.depth.set(p, depth + 1);
+    }
+  }
+
+  /** A header block at the start, of a message the readings did not walk already. */
+  private async isMail(bytes: MessageBytes, head: Buffer): Promise<boolean> {
+    const sniffed = head.subarray(0, MESSAGE_SNIFF_BYTES);
+    const look = looksLikeMessage(sniffed, sniffed.length < bytes.size);
+    if (look === 'yes') return true;
+    if (look === 'no') return false;
+    const more = await bytes.read(0, Math.min(bytes.size, this.ctx.budget.limits.maxHeaderBytes + 1));
+    return looksLikeMessage(more, more.length < bytes.size) !== 'no';
+  }
+
+  private async walkMail(part: ExtractedPart, bytes: MessageBytes): Promise<void> {
+    const { store } = this.ctx;
+    const digest = await digestOf(bytes);
+    // the namespace the embedded post-pass claims its message walks in: one walk per content
+    if (!store.claimMessageWalk(digest, LENIENT_READING)) return;
+    await walkLenient(bytes, this.ctx, part.path.split('.'), ['container']);
+  }
+
+  private remainingBytes(): number {
+    return Math.max(0, Math.min(this.opts.maxBytes, this.ratioCap) - this.bytes);
+  }
+
+  private async unpack(part: ExtractedPart, bytes: MessageBytes, format: ContainerFormat, where: string): Promise<void> {
+    const room = this.remainingBytes();
+    const memberRoom = this.opts.maxMembers - this.members;
+    if (memberRoom <= 0) throw new StageLimit(UnpackErrorCode.MEMBERS, `more than ${this.opts.maxMembers} members in the containers of this message`);
+    const limits: UnpackLimits = { maxOutputBytes: room, maxMembers: memberRoom, deadline: this.deadline };
+    let result: UnpackResult;
+    if (format === 'mbox') {
+      result = unpackMbox(await bytes.read(0, bytes.size), limits);
+    } else {
+      const doc = this.opts.documents?.[format];
+      const archives = this.opts.archives;
+      if (doc === undefined && !archives?.formats.has(format)) return; // no reader for it here: the engines see its bytes
+      const input = await bytes.read(0, bytes.size);
+      try {
+        result = doc !== undefined ? doc(input, limits) : await archives!.unpack(input, format, limits, this.ctx.signal);
+      } catch (err) {
+        this.checkAbort();
+        const why = err instanceof Error ? err.message : String(err);
+        this.result.limit ??= { code: UnpackErrorCode.INTERNAL, message: `cannot unpack ${where}: ${why}`, internal: true };
+        return;
+      }
+    }
+    this.checkAbort();
+    let n = 0;
+    for (const m of result.members) {
+      this.members++;
+      this.bytes += m.bytes.length;
+      const name = cleanName(m.name) || `[member ${n + 1}]`;
+      n++;
+      const w = this.ctx.store.begin({
+        path: `${where}/${name}`,
+        contentType: 'application/octet-stream',
+        filename: name.slice(name.lastIndexOf('/') + 1) || name,
+        encoding: format,
+        reading: 'container',
+        container: format,
+      });
+      try {
+        await w.write(m.bytes, true);
+      } catch (err) {
+        await w.abort();
+        throw err;
+      }
+      await w.finish();
+    }
+    switch (result.outcome) {
+      case 'ok':
+        return;
+      case 'encrypted':
+        this.result.encrypted ??= { format, path: result.detail ? `${where}/${cleanName(result.detail)}` : where };
+        return;
+      case 'corrupt':
+        throw new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format} at ${where}${result.detail ? `: ${result.detail}` : ''}`);
+      case 'unsupported':
+        throw new StageLimit(UnpackErrorCode.UNSUPPORTED, `${format} at ${where} uses a method that cannot be read${result.detail ? `: ${result.detail}` : ''}`);
+      case 'members':
+        throw new StageLimit(UnpackErrorCode.MEMBERS, `more than ${this.opts.maxMembers} members in the containers of this message`);
+      case 'time':
+        throw new StageLimit(UnpackErrorCode.TIME, `unpacking took longer than ${this.opts.maxTimeMs / 1000} s`);
+      case 'size':
+        if (this.ratioCap < this.opts.maxBytes) {
+          throw new StageLimit(UnpackErrorCode.RATIO, `unpacked content exceeds ${this.opts.maxRatio} times the message size (at ${where})`);
+        }
+        throw new StageLimit(UnpackErrorCode.SIZE, `unpacked content exceeds ${this.opts.maxBytes} bytes (at ${where})`);
+    }
+  }
+
+  /** Where the container is: a part's MIME path and file name; a member's path already says both. */
+  private pathOf(part: ExtractedPart, format: ContainerFormat): string {
+    if (part.container !== undefined) return part.path;
+    return `${part.path}/${part.filename !== undefined ? cleanName(part.filename) : `[${format}]`}`;
+  }
+}
+
+/** A name fit for a path in a report: no control characters, bounded length. */
+function cleanName(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  const t = s.replace(/[\x00-\x1f\x7f]/g, '?');
+  return t.length > MAX_NAME_CHARS ? `${t.slice(0, MAX_NAME_CHARS)}...` : t;
+}
+
+async function digestOf(bytes: MessageBytes): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of bytes.chunks(0, bytes.size)) h.update(c);
+  return h.digest('hex');
+}
