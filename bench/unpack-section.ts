@@ -4,7 +4,8 @@
  * its very end so a verdict of "infected" proves every byte was unpacked and scanned) is
  * attached to a message as it is, and zipped (deflate), in a 7z, in a tar.gz and bzip2-ed.
  * Each message goes through the same scan path as `avfilter -t`: the runtime built from a
- * config (createRuntime, the embedded YARA engine with the shipped rules), then scanMessage().
+ * config (createRuntime, the embedded YARA engine with the shipped rules), then scanMessage() with
+ * scanDepsOf(runtime).
  *
  * Per variant: wall seconds (median of the rounds after a warm-up), CPU ms of this process (the
  * engine's and the unpackers' threads included), payload MB/s, the ratio of its time to the
@@ -16,7 +17,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../src/config/load.js';
-import { createRuntime, ms, type Runtime } from '../src/app/runtime.js';
+import { createRuntime, ms, scanDepsOf, type Runtime } from '../src/app/runtime.js';
 import { scanMessage } from '../src/scan/scan-message.js';
 import { attachmentMessage, makeArchive } from '../test/helpers/container-corpus.js';
 import { eicar } from '../test/helpers/eicar.js';
@@ -74,7 +75,7 @@ async function scanOnce(rt: Runtime, path: string): Promise<{ seconds: number; c
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   // as src/app/test-mode.ts scans one file
-  const { verdict } = await scanMessage(path, { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir }, AbortSignal.timeout(ms(rt.config.request_timeout)));
+  const { verdict } = await scanMessage(path, scanDepsOf(rt), AbortSignal.timeout(ms(rt.config.request_timeout)));
   const seconds = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
   const what = verdict.kind === 'infected' ? `infected (${verdict.names.join(', ')})` : verdict.kind === 'clean' ? 'clean' : `${verdict.kind}: ${'reason' in verdict ? verdict.reason : ''}`;
@@ -128,7 +129,7 @@ export async function unpackSection(ctx: BenchContext): Promise<SectionReport> {
   return {
     title: 'Container stage: unpack cost (issue 8)',
     markdown: [
-      `A ${payloadMB} MB text payload (EICAR at its end) attached as it is and in four containers, each message through the scan path of \`avfilter -t\` (createRuntime + scanMessage, embedded YARA engine, shipped rules) in this process; median of ${ctx.quick ? 1 : Math.min(ctx.rounds, 3)} round(s) after a warm-up. ` +
+      `A ${payloadMB} MB text payload (EICAR at its end) attached as it is and in four containers, each message through the scan path of \`avfilter -t\` (createRuntime + scanMessage(scanDepsOf), embedded YARA engine, shipped rules) in this process; median of ${ctx.quick ? 1 : Math.min(ctx.rounds, 3)} round(s) after a warm-up. ` +
         'MB/s = payload MB / wall s; x plain = wall s / the plain attachment\'s; unpack MB/s = payload MB / (wall s - the plain attachment\'s wall s). CPU ms: this process, every thread.',
       table(['variant', 'attached MB', 'message MB', 'wall s', 'CPU ms', 'MB/s', 'x plain', 'unpack MB/s', 'verdict'], body),
     ].join('\n\n'),
