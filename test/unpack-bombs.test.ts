@@ -21,7 +21,7 @@ const MAX_MS = 60_000;
 /** The whole process (node, the engine's threads, the unpackers): far below what the bombs expand to. */
 const MAX_RSS_BYTES = GiB;
 /** How -t says a limit stopped the scan (the reason text of a limit verdict). */
-const NAMES_A_LIMIT = /limit|EUNPACK|max_(size|members|depth|ratio|time)|too (many|large|big|deep)|ratio|exceed/i;
+const NAMES_A_LIMIT = /limit|EUNPACK|max_(size|members|depth|ratio|time)|too (many|large|big|deep)|exceed|more than \d+|nested deeper|took longer/i;
 
 interface Bomb { name: string; filename: string; type: string; bytes: Buffer }
 

@@ -198,3 +198,25 @@ test('own corpus table', () => {
   console.log(lines.join('\n'));
   assert.equal(table.size, ARCHIVE_KINDS.length);
 });
+
+test('regression: a zip with bytes before its first local header (1 byte; a 1000-byte stub, the self-extractor layout) is never OK', () => {
+  // unzip, Python's zipfile and ClamAV read such a zip from its central directory at the end;
+  // sniffing "PK\3\4" at offset 0 only let it through as plain bytes (OK)
+  const zip = allArchives().get('zip-deflate')!;
+  const s = cliSetup();
+  try {
+    const cases = new Map<string, string>();
+    for (const [name, prefix] of [['one-byte', Buffer.from('\n')], ['stub-1000', Buffer.alloc(1000, 0x4d)]] as const) {
+      const p = join(s.files, `${name}.eml`);
+      writeFileSync(p, attachmentMessage('invoice.zip', Buffer.concat([prefix, zip])));
+      cases.set(name, p);
+    }
+    const r = runAvfilter(['-f', s.config, '-t', ...cases.values()], { env: { TMPDIR: s.childTmp } });
+    for (const [name, p] of cases) {
+      const rep = reportFor(r.stdout, p);
+      assert.ok(rep.verdict === 'infected' || rep.verdict === 'error', `${name}: ${rep.lines.join(' | ') || 'no line'}`);
+    }
+  } finally {
+    s.cleanup();
+  }
+});

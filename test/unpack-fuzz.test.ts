@@ -8,7 +8,8 @@
  * tmpdir (or in the TMPDIR avfilter was given). A mutation may destroy the payload, so the
  * verdict itself is not asserted; the table counts them per format.
  * AVFILTER_FUZZ_ITERATIONS scales the count (helpers/fuzz.ts); AVFILTER_FUZZ_SEED changes it;
- * a failure names the seed, the case and where its input was written (AVFILTER_FUZZ_DUMP_DIR).
+ * a failure names the seed, the case and where its input was written (AVFILTER_FUZZ_DUMP_DIR,
+ * which also keeps every input called OK, to try with other readers).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -124,6 +125,11 @@ test(`fuzz: ${CASES} mutated archives through avfilter -t, ${BATCH} a run (seed 
         const row = counts.get(c.kind) ?? {};
         row[rep.verdict] = (row[rep.verdict] ?? 0) + 1;
         counts.set(c.kind, row);
+        // the inputs called OK are kept too: a reader that still opens one shows a miss
+        if (dumpDir && rep.verdict === 'clean') {
+          mkdirSync(dumpDir, { recursive: true });
+          writeFileSync(join(dumpDir, `unpack-ok-${SEED}-${c.i}-${c.kind}.bin`), c.bytes);
+        }
         if (rep.verdict === 'missing') {
           let where = '';
           if (dumpDir) {

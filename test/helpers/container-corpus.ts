@@ -198,8 +198,9 @@ export function makeArchive(kind: string, files: readonly ArchiveFile[]): Buffer
     const src = join(scratch, 'src');
     mkdirSync(src);
     writeTree(src, files);
-    // with an extension: 7-Zip appends its own to a name without one
-    const out = join(scratch, 'archive.out');
+    // with an extension (7-Zip appends its own to a name without one); tarfile writes this
+    // name, less ".gz", into the gzip header of a tar.gz: "archive.tar", as a sender's would be
+    const out = join(scratch, 'archive.tar.gz');
     const names = files.map((f) => f.name);
     switch (kind) {
       case 'gz':
