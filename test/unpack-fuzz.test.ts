@@ -49,7 +49,7 @@ function lengthFields(kind: string, b: Buffer): Array<[offset: number, value: Bu
     f.push(...at('504b0606', [24, 32, 40, 48]), ...at('504b0607', [8]));
   }
   if (kind === '7z' || kind.startsWith('enc-7z') || kind.startsWith('nested')) f.push([12, ALL_ONES], [16, ALL_ONES], [20, ALL_ONES], [24, ALL_ONES]);
-  if (kind === 'gz' || kind === 'xz' || kind === 'tar-gz' || kind === 'tar-xz') f.push([b.length - 4, ALL_ONES], [b.length - 8, ALL_ONES]);
+  if (['gz', 'xz', 'gz-multi', 'xz-multi', 'tar-gz', 'tar-xz'].includes(kind)) f.push([b.length - 4, ALL_ONES], [b.length - 8, ALL_ONES]);
   if (kind.startsWith('tar-') && !['tar-gz', 'tar-bz2', 'tar-xz'].includes(kind)) {
     for (let o = 0; o + 512 <= b.length; o += 512) if (b.subarray(o + 257, o + 262).toString('latin1') === 'ustar') f.push([o + 124, Buffer.from('77777777777\0', 'latin1')]);
   }

@@ -69,6 +69,11 @@ export const ARCHIVE_KINDS: readonly ArchiveKind[] = [
   { kind: 'gz', format: 'gzip', tool: 'python gzip', filename: 'invoice.com.gz', single: true },
   { kind: 'bz2', format: 'bzip2', tool: 'python bz2', filename: 'invoice.com.bz2', single: true },
   { kind: 'xz', format: 'xz', tool: 'python lzma', filename: 'invoice.com.xz', single: true },
+  // several members / streams one after the other: gzip -d, bzip2 -d and xz -d output them all
+  // (the payload is in the second; ClamAV 1.4 misses it in bzip2)
+  { kind: 'gz-multi', format: 'gzip (2 members)', tool: 'python gzip', filename: 'invoice.com.gz', single: true },
+  { kind: 'bz2-multi', format: 'bzip2 (2 streams)', tool: 'python bz2', filename: 'invoice.com.bz2', single: true },
+  { kind: 'xz-multi', format: 'xz (2 streams)', tool: 'python lzma', filename: 'invoice.com.xz', single: true },
   { kind: '7z', format: '7z (LZMA2)', tool: '7z', filename: 'invoice.7z' },
   { kind: 'cpio-bin', format: 'cpio (bin)', tool: 'cpio', filename: 'invoice.cpio' },
   { kind: 'cpio-odc', format: 'cpio (odc)', tool: 'cpio', filename: 'invoice.cpio' },
@@ -129,6 +134,10 @@ elif kind == 'tar-pax': tarit('w', tarfile.PAX_FORMAT)
 elif kind == 'tar-gz': tarit('w:gz', tarfile.PAX_FORMAT)
 elif kind == 'tar-bz2': tarit('w:bz2', tarfile.PAX_FORMAT)
 elif kind == 'tar-xz': tarit('w:xz', tarfile.PAX_FORMAT)
+elif kind in ('gz-multi', 'bz2-multi', 'xz-multi'):
+    first = b'Nothing in this first member.\n' * 20
+    one = {'gz-multi': lambda b: gzip.compress(b, mtime=0), 'bz2-multi': bz2.compress, 'xz-multi': lambda b: lzma.compress(b, format=lzma.FORMAT_XZ)}[kind]
+    with open(out, 'wb') as f: f.write(one(first) + one(single))
 elif kind == 'gz':
     with open(out, 'wb') as f: f.write(gzip.compress(single, mtime=0))
 elif kind == 'bz2':
@@ -206,6 +215,9 @@ export function makeArchive(kind: string, files: readonly ArchiveFile[]): Buffer
       case 'gz':
       case 'bz2':
       case 'xz':
+      case 'gz-multi':
+      case 'bz2-multi':
+      case 'xz-multi':
         pyArchive(kind, src, out, names[0]);
         break;
       case 'zip-deflate64':
