@@ -220,3 +220,21 @@ test('regression: a zip with bytes before its first local header (1 byte; a 1000
     s.cleanup();
   }
 });
+
+test('regression: a gzip followed by zero padding (gzip -t accepts it, as tape and block writers leave it) is read, not a damaged-archive ERROR', () => {
+  // the 7-Zip reader reported "data after the end of the payload" as damage: a limit (451) for
+  // a clean file, deferred until it bounces
+  const s = cliSetup();
+  try {
+    const pad = Buffer.alloc(512);
+    const clean = join(s.files, 'clean.eml');
+    const infected = join(s.files, 'infected.eml');
+    writeFileSync(clean, attachmentMessage('notes.txt.gz', Buffer.concat([allArchives({ infected: false }).get('gz')!, pad])));
+    writeFileSync(infected, attachmentMessage('invoice.com.gz', Buffer.concat([allArchives().get('gz')!, pad])));
+    const r = runAvfilter(['-f', s.config, '-t', clean, infected], { env: { TMPDIR: s.childTmp } });
+    assert.equal(reportFor(r.stdout, clean).verdict, 'clean', r.stdout);
+    assert.deepEqual(reportFor(r.stdout, infected).names, [EICAR_NAME], r.stdout);
+  } finally {
+    s.cleanup();
+  }
+});
