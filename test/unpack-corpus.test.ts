@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAvfilter } from './helpers/avfilter-proc.js';
-import { ARCHIVE_KINDS, PASSWORD, PYTHON, PAYLOAD_MEMBER, allArchives, attachmentMessage, payloadBytes, type ArchiveKind } from './helpers/container-corpus.js';
+import { ARCHIVE_KINDS, PASSWORD, PYTHON, PAYLOAD_MEMBER, allArchives, attachmentMessage, makeArchive, payloadBytes, type ArchiveKind } from './helpers/container-corpus.js';
 import { eicar } from './helpers/eicar.js';
 import { EICAR_NAME, cliSetup, leftovers, reportFor } from './helpers/unpack-cli.js';
 
@@ -199,23 +199,30 @@ test('own corpus table', () => {
   assert.equal(table.size, ARCHIVE_KINDS.length);
 });
 
-test('regression: a zip with bytes before its first local header (1 byte; a 1000-byte stub, the self-extractor layout) is never OK', () => {
-  // unzip, Python's zipfile and ClamAV read such a zip from its central directory at the end;
-  // sniffing "PK\3\4" at offset 0 only let it through as plain bytes (OK)
-  const zip = allArchives().get('zip-deflate')!;
+test('regression: a zip that readers find from its end record (bytes before it: 1 byte, a self-extractor stub, a PNG, another zip) is never OK', () => {
+  // unzip and Python's zipfile find a zip by its end-of-central-directory record at the end of
+  // the file; sniffing "PK\3\4" at offset 0 only passed these as plain bytes (OK). ClamAV finds
+  // the first two; the last one (a clean zip, then the zip with the payload) it misses too.
+  const zip = makeArchive('zip-deflate', [{ name: 'invoice.com', data: payloadBytes() }]);
+  const png = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489', 'hex'), Buffer.from('0000000049454e44ae426082', 'hex')]);
   const s = cliSetup();
   try {
     const cases = new Map<string, string>();
-    for (const [name, prefix] of [['one-byte', Buffer.from('\n')], ['stub-1000', Buffer.alloc(1000, 0x4d)]] as const) {
+    const prefixes: Array<[string, Buffer]> = [
+      ['one-byte', Buffer.from('\n')], ['stub-1000', Buffer.alloc(1000, 0x4d)], ['png', png], ['zip-then-zip', allArchives({ infected: false }).get('zip-deflate')!],
+    ];
+    for (const [name, prefix] of prefixes) {
       const p = join(s.files, `${name}.eml`);
       writeFileSync(p, attachmentMessage('invoice.zip', Buffer.concat([prefix, zip])));
       cases.set(name, p);
     }
     const r = runAvfilter(['-f', s.config, '-t', ...cases.values()], { env: { TMPDIR: s.childTmp } });
+    const failures: string[] = [];
     for (const [name, p] of cases) {
       const rep = reportFor(r.stdout, p);
-      assert.ok(rep.verdict === 'infected' || rep.verdict === 'error', `${name}: ${rep.lines.join(' | ') || 'no line'}`);
+      if (rep.verdict !== 'infected' && rep.verdict !== 'error') failures.push(`${name}: ${rep.lines.join(' | ') || 'no line'}`);
     }
+    assert.deepEqual(failures, []);
   } finally {
     s.cleanup();
   }
