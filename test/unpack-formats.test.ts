@@ -14,7 +14,7 @@ import { unpackOle2, unpackPdf, unpackRtf, unpackTnef } from '../src/unpack/form
 import type { UnpackLimits, UnpackResult } from '../src/unpack/types.js';
 import {
   ascii85Encode, asciiHexEncode, deflateSync, lzwEncode, mapiProp, mapiProps, ole1, ole10Native, ole2,
-  packageBody, pdf, pptRecord, runLengthEncode, tnef, tnefAttr, u32, zeroBomb,
+  ole2Chain, ole2Entry, packageBody, pdf, pptRecord, runLengthEncode, tnef, tnefAttr, u32, zeroBomb,
 } from './helpers/documents.js';
 
 const TESTFILES = '/usr/share/clamav-testfiles';
@@ -272,6 +272,59 @@ test('ole2: an Ole10Native whose data size passes the stream gives what is there
   const r = unpackOle2(ole2({ '\x01Ole10Native': short }), limits());
   assert.equal(r.outcome, 'corrupt');
   assert.equal(named(r, '\x01Ole10Native/C:\\p.exe').length, 60);
+});
+
+// cfb 1.2.2 trusts the file's structure: each of these hangs it or copies quadratically
+// (checked by hand: CFB.read of the first one runs until killed), so ole2-check.ts refuses them.
+
+const loopFile = (backTo: 0 | 1): Buffer => {
+  const f = ole2({ LoopStream: randomBytes(8192), Other: Buffer.from('x') });
+  const e = ole2Entry(f, 'LoopStream');
+  const { chain, fatOffset } = ole2Chain(f, f.readInt32LE(e + 116));
+  f.writeInt32LE(chain[backTo]!, fatOffset + 4 * chain.at(-1)!);
+  f.writeInt32LE(chain[1]!, e + 116); // start inside the loop, where cfb has no guard
+  return f;
+};
+
+test('ole2: a FAT chain that loops (back to its start, or merging into itself) is refused as corrupt, at once', () => {
+  for (const backTo of [0, 1] as const) {
+    const t0 = Date.now();
+    const r = unpackOle2(loopFile(backTo), limits());
+    assert.equal(r.outcome, 'corrupt', `back to ${backTo}`);
+    assert.match(r.detail ?? '', /loops|merge/);
+    assert.ok(Date.now() - t0 < 5000);
+  }
+});
+
+test('ole2: many directory entries sharing one long chain (a copy each in cfb) are refused as overlapping', () => {
+  const streams: Record<string, Buffer> = { Big: randomBytes(16384) };
+  for (let i = 0; i < 40; i++) streams[`s${i}`] = Buffer.from([i]);
+  const f = ole2(streams);
+  const big = ole2Entry(f, 'Big');
+  for (let i = 0; i < 40; i++) {
+    const e = ole2Entry(f, `s${i}`);
+    f.copy(f, e + 116, big + 116, big + 124); // same start, same size
+  }
+  const r = unpackOle2(f, limits());
+  assert.equal(r.outcome, 'corrupt');
+  assert.match(r.detail ?? '', /overlap/);
+});
+
+test('ole2: a directory entry linked to itself is refused as corrupt', () => {
+  const f = ole2({ A: Buffer.from('a'), B: Buffer.from('b') });
+  const e = ole2Entry(f, 'B');
+  f.writeInt32LE((e % 512) / 128 + (Math.floor(e / 512) - 1 - f.readInt32LE(0x30)) * 4, e + 68);
+  const r = unpackOle2(f, limits());
+  assert.equal(r.outcome, 'corrupt');
+  assert.match(r.detail ?? '', /linked twice|loops/);
+});
+
+test('ole2: more directory entries than cfb can walk in time is unsupported, not read', () => {
+  const streams: Record<string, Buffer> = {};
+  for (let i = 0; i < 4200; i++) streams[`s${i}`] = Buffer.from([i & 0xff]);
+  const r = unpackOle2(ole2(streams), limits());
+  assert.equal(r.outcome, 'unsupported');
+  assert.equal(r.members.length, 0);
 });
 
 // ---- limits and hostile input, every format ----

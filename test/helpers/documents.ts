@@ -173,3 +173,18 @@ export function pptRecord(ver: number, instance: number, type: number, body: Buf
 }
 
 export { u16, u32 };
+
+/** The byte offset of the OLE2 directory entry named `name` (cfb writes 512-byte sectors). */
+export function ole2Entry(file: Buffer, name: string): number {
+  const needle = Buffer.from(name + '\0', 'utf16le');
+  for (let at = file.indexOf(needle); at >= 0; at = file.indexOf(needle, at + 1)) if (at % 128 === 0) return at;
+  throw new Error(`no directory entry ${name}`);
+}
+
+/** The FAT chain of sectors from `start` (the file's first FAT sector only: small files). */
+export function ole2Chain(file: Buffer, start: number): { chain: number[]; fatOffset: number } {
+  const fatOffset = (file.readInt32LE(0x4c) + 1) * 512;
+  const chain: number[] = [];
+  for (let j = start; j >= 0 && chain.length < 10000; j = file.readInt32LE(fatOffset + 4 * j)) chain.push(j);
+  return { chain, fatOffset };
+}

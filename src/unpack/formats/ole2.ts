@@ -10,8 +10,9 @@
  *   the output room (inflate.ts). Named "PowerPoint Document/[ExOleObjStg N]".
  * Not read: VBA source (the compressed "dir"/module streams are members as they are), Word's
  * and Excel's own records, property sets' values.
- * Fails with: `corrupt` when cfb refuses the file (nothing read) or a record or package is cut
- * short, `size` / `members` / `time` through MemberSink. cfb parses the whole file in one
+ * Fails with: `corrupt` when the structure pre-check (ole2-check.ts: loops, merges, overlaps
+ * that would make cfb hang or blow up) or cfb refuses the file (nothing read), or a record or
+ * package is cut short; `unsupported` for more than MAX_DIR_ENTRIES directory entries; `size` / `members` / `time` through MemberSink. cfb parses the whole file in one
  * call, so the deadline is checked before and after it, not during (cfb is linear in the file).
  * Never throws for bad input.
  */
@@ -21,6 +22,7 @@ import type { UnpackLimits, UnpackResult } from '../types.js';
 import { MemberSink } from './sink.js';
 import { readPackage } from './ole10native.js';
 import { inflateBounded } from './inflate.js';
+import { checkCfb } from './ole2-check.js';
 
 export const OLE2_MAGIC = Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);
 
@@ -34,6 +36,12 @@ export function unpackOle2(input: Buffer, limits: UnpackLimits): UnpackResult {
   // cfb also reads zip and MIME containers: only hand it what the magic says is OLE2.
   if (input.length < 512 || !input.subarray(0, 8).equals(OLE2_MAGIC)) {
     sink.fail('corrupt', 'no OLE2 header');
+    return sink.result();
+  }
+  // cfb trusts the file's chains and tree: refuse those that would make it hang or blow up.
+  const refusal = checkCfb(input);
+  if (refusal) {
+    sink.fail(refusal.outcome, refusal.detail);
     return sink.result();
   }
   if (sink.timeUpNow()) return sink.result(); // cfb.read cannot be interrupted: check before
