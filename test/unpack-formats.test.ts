@@ -147,11 +147,38 @@ test('pdf: a Flate stream cut short (no adler32, no end) gives what it holds', (
   assert.deepEqual(named(r, '[object 1]'), payload);
 });
 
-test('pdf: with /Encrypt the streams are returned raw, outcome ok', () => {
-  const z = deflateSync(Buffer.from('secret'));
-  const r = unpackPdf(pdf([{ num: 1, dict: '<< /Filter /FlateDecode >>', data: z }], '<< /Root 1 0 R /Encrypt 9 0 R >>'), limits());
+test('pdf: with /Encrypt a stream that does not decode is returned raw, outcome ok with a detail', () => {
+  const cipher = randomBytes(64);
+  cipher[0] = 0x78; cipher[1] = 0x01; // a zlib header that passes, then noise
+  const r = unpackPdf(pdf([{ num: 1, dict: '<< /Filter /FlateDecode >>', data: cipher }], '<< /Root 1 0 R /Encrypt 9 0 R >>'), limits());
   assert.equal(r.outcome, 'ok');
-  assert.deepEqual(named(r, '[object 1]'), z);
+  assert.match(r.detail ?? '', /encrypted/);
+  assert.deepEqual(named(r, '[object 1]'), cipher);
+});
+
+test('pdf: a planted /Encrypt does not turn decoding off (streams that decode are decoded)', () => {
+  const plain = Buffer.from('plain text that a scanner must see decoded '.repeat(10));
+  const r = unpackPdf(pdf([
+    { num: 1, dict: '<< /Filter /FlateDecode >>', data: deflateSync(plain) },
+    { num: 2, dict: '<< /Note (/Encrypt) >>' },
+  ]), limits());
+  assert.deepEqual(named(r, '[object 1]'), plain);
+});
+
+test('sink: a limit that stops the reading wins over damage seen before it', () => {
+  const bad = Buffer.from('\x78\x9c\xff\xff garbage', 'latin1');
+  const r = unpackPdf(pdf([
+    { num: 1, dict: '<< /Filter /FlateDecode >>', data: bad },
+    { num: 2, dict: '<< >>', data: Buffer.alloc(100) },
+  ]), limits({ maxMembers: 1 }));
+  assert.equal(r.outcome, 'members');
+});
+
+test('rtf: a header Word still opens ({\\rt0) is read like {\\rtf', () => {
+  const obj = ole1('Package', packageBody('a', 'b', Buffer.from('payload'))).toString('hex');
+  const r = unpackRtf(Buffer.from(`{\\rt0{\\*\\objdata ${obj}}}`), limits());
+  assert.equal(r.outcome, 'ok', r.detail);
+  assert.deepEqual(named(r, 'b'), Buffer.from('payload'));
 });
 
 test('pdf: a Flate stream inflating to 1 GiB stops at maxOutputBytes with outcome size, in bounded memory', () => {

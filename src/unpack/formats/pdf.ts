@@ -11,8 +11,9 @@
  * predictors (/DecodeParms /Predictor) are not undone: the member is the bytes before the
  * predictor. Names: the /UF or /F file name of the file specification whose /EF points at the
  * stream, else "[object N]", else "[stream K]".
- * Encrypted files (/Encrypt): the streams are returned raw and undecoded with outcome `ok`
- * (an empty user password is routine; decrypting RC4/AES is not done here).
+ * Encrypted files (/Encrypt): streams are not decrypted (RC4/AES with the empty user password
+ * is not done here); each is decoded if it decodes, else returned raw, with outcome `ok` and a
+ * detail saying so (an encrypted PDF with an empty user password is routine mail).
  * Not read: object streams' objects as objects (the decoded /ObjStm is a member), incremental
  * updates' replaced objects are read like any other, strings outside streams (JavaScript in a
  * string) are not members.
@@ -37,7 +38,10 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
   }
   // latin1 maps byte i to char i: offsets in the string are offsets in the buffer.
   const s = input.toString('latin1');
+  // Decoding is still tried when /Encrypt is present: a "/Encrypt" planted anywhere must not
+  // turn decoding off; it only makes a stream that fails to decode expected rather than damage.
   const encrypted = findKey(s, '/Encrypt', 0, s.length) >= 0;
+  if (encrypted) sink.note('encrypted: streams that do not decode are returned raw');
   const names = fileNames(s, sink);
   const objs = new Cursor(s, 'obj', true);
   const ends = new Cursor(s, 'endstream', false);
@@ -89,7 +93,6 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     const name = (objNum !== undefined && names.get(objNum)) || (objNum !== undefined ? `[object ${objNum}]` : `[stream ${count}]`);
     if (cut) sink.fail('corrupt', `${name}: no endstream`);
     const raw = input.subarray(start, end);
-    if (encrypted) { sink.add(name, Buffer.from(raw)); continue; }
     const filters = filterNames(s, dictFrom, k);
     const early = directInt(s, findKey(s, '/EarlyChange', dictFrom, k), k);
     let data: Buffer = raw;
@@ -101,7 +104,8 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
       }
     } catch (err) {
       if (!(err instanceof FilterFailure)) throw err;
-      sink.fail(err.outcome, `${name}: ${err.message}`);
+      // Encrypted streams do not decode: their raw bytes are expected, not damage.
+      if (!(encrypted && err.outcome === 'corrupt')) sink.fail(err.outcome, `${name}: ${err.message}`);
       if (err.outcome !== 'corrupt') break;
       data = raw;
     }

@@ -1,5 +1,5 @@
 /**
- * RTF reader (`{\rtf`): the OLE objects that documents embed as `\objdata`, the usual way an
+ * RTF reader (`{\rtf`, or anything Word takes for RTF: `{\rt`): the OLE objects that documents embed as `\objdata`, the usual way an
  * RTF mail attachment carries an executable or an exploit document.
  *
  * Reads: each `\objdata` destination up to the end of its group, as Word reads it: hex digits
@@ -30,8 +30,9 @@ const MAX_DIGITS = 10;
 export function unpackRtf(input: Buffer, limits: UnpackLimits): UnpackResult {
   const sink = new MemberSink(limits);
   if (sink.timeUpNow()) return sink.result();
-  if (input.length < 5 || input.subarray(0, 5).toString('latin1') !== '{\\rtf') {
-    sink.fail('corrupt', 'no {\\rtf signature');
+  // Word opens anything that starts with `{\rt` (malware uses `{\rt0`, `{\rtx`): so do we.
+  if (input.length < 4 || input.subarray(0, 4).toString('latin1') !== '{\\rt') {
+    sink.fail('corrupt', 'no {\\rt signature');
     return sink.result();
   }
   let depth = 0;

@@ -5,9 +5,9 @@
  * a member is kept and told to decoders as `room` so they stop before allocating more) and the
  * deadline (checked by the readers' loops through timeUp()).
  *
- * The first outcome that is not `ok` sticks: a later `corrupt` never hides an earlier `size`.
- * `size`, `members` and `time` stop the reader (stopped === true); `corrupt` lets it go on with
- * the rest of the container, so one damaged stream does not hide the next one.
+ * `size`, `members` and `time` stop the reader (stopped === true) and are what the result
+ * says; `corrupt` lets it go on with the rest of the container, so one damaged stream does not
+ * hide the next one, and is the result only when nothing stopped the reading.
  */
 import type { UnpackedMember, UnpackLimits, UnpackOutcome, UnpackResult } from '../types.js';
 
@@ -47,9 +47,14 @@ export class MemberSink {
     return true;
   }
 
+  /** A detail for an `ok` result (something the log should say); an outcome's detail wins. */
+  note(detail: string): void {
+    if (this.outcome === 'ok') this.detail ??= detail;
+  }
+
   /** Records an outcome; every outcome but `corrupt` stops the reading. */
   fail(outcome: Exclude<UnpackOutcome, 'ok'>, detail: string): void {
-    if (this.outcome === 'ok') {
+    if (this.outcome === 'ok' || (this.outcome === 'corrupt' && outcome !== 'corrupt')) {
       this.outcome = outcome;
       this.detail = detail;
     }
