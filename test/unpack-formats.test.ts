@@ -121,6 +121,13 @@ test('pdf: a /Length that lies (too short, too long, past the end) falls back to
   }
 });
 
+test('pdf: spaces after the stream keyword and a lone CR before the data are tolerated', () => {
+  const file = Buffer.from('%PDF-1.4\n1 0 obj << >>\nstream  \r\nABC\nendstream endobj 2 0 obj << >> stream\rDEF\rendstream endobj');
+  const r = unpackPdf(file, limits());
+  assert.equal(r.outcome, 'ok', r.detail);
+  assert.deepEqual(r.members.map((m) => m.bytes.toString()), ['ABC', 'DEF']);
+});
+
 test('pdf: a stream with no endstream is read to the end, outcome corrupt', () => {
   const file = Buffer.concat([pdf([{ num: 1, dict: '<< >>' }]), Buffer.from('2 0 obj << /Length 99 >>\nstream\nABCDEF')]);
   const r = unpackPdf(file, limits());

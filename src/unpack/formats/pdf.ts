@@ -57,6 +57,7 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     pos = k + 6;
     if (k >= 3 && s.startsWith('end', k - 3)) continue;
     let start = k + 6;
+    while (start < s.length && start - k < 22 && (s[start] === ' ' || s[start] === '\t')) start++; // "stream  \n" happens
     if (s[start] === '\r') start++;
     if (s[start] === '\n') start++;
     else if (s[start - 1] !== '\r') continue; // "stream" inside a word, not the keyword
