@@ -188,3 +188,37 @@ export function ole2Chain(file: Buffer, start: number): { chain: number[]; fatOf
   for (let j = start; j >= 0 && chain.length < 10000; j = file.readInt32LE(fatOffset + 4 * j)) chain.push(j);
   return { chain, fatOffset };
 }
+
+/**
+ * An OLE2 file with `n` directory entries (the root, then unused ones), written by hand:
+ * cfb's writer takes tens of seconds for thousands of entries.
+ */
+export function ole2WithEntries(n: number): Buffer {
+  const dirSectors = Math.ceil(n / 4);
+  const fatSectors = Math.ceil((dirSectors + Math.ceil((dirSectors + 1) / 127)) / 127) + 1;
+  const total = fatSectors + dirSectors;
+  const file = Buffer.alloc(512 * (total + 1));
+  Buffer.from('d0cf11e0a1b11ae1', 'hex').copy(file, 0);
+  file.writeUInt16LE(0x3e, 0x18);
+  file.writeUInt16LE(3, 0x1a);
+  file.writeUInt16LE(0xfffe, 0x1c);
+  file.writeUInt16LE(9, 0x1e);
+  file.writeUInt16LE(6, 0x20);
+  file.writeInt32LE(fatSectors, 0x2c);
+  file.writeInt32LE(fatSectors, 0x30); // directory after the FAT
+  file.writeInt32LE(4096, 0x38);
+  file.writeInt32LE(-2, 0x3c);
+  file.writeInt32LE(-2, 0x44);
+  for (let j = 0; j < 109; j++) file.writeInt32LE(j < fatSectors ? j : -1, 0x4c + 4 * j);
+  const fat = (j: number, v: number): void => { file.writeInt32LE(v, 512 * (1 + Math.floor(j / 128)) + 4 * (j % 128)); };
+  for (let j = 0; j < fatSectors * 128; j++) fat(j, -1);
+  for (let j = 0; j < fatSectors; j++) fat(j, -3);
+  for (let j = fatSectors; j < total; j++) fat(j, j + 1 < total ? j + 1 : -2);
+  for (let e = 0; e < dirSectors * 4; e++) {
+    const at = 512 * (1 + fatSectors) + 128 * e;
+    if (e === 0) { Buffer.from('Root Entry\0', 'utf16le').copy(file, at); file.writeUInt16LE(22, at + 64); file[at + 66] = 5; }
+    for (const f of [68, 72, 76]) file.writeInt32LE(-1, at + f);
+    file.writeInt32LE(-2, at + 116);
+  }
+  return file;
+}
