@@ -6,6 +6,7 @@
  */
 import type { ArchiveReader, DocumentReader } from './stage.js';
 import type { ContainerFormat } from './types.js';
+import { unpackOle2, unpackPdf, unpackRtf, unpackTnef } from './formats/index.js';
 
 export interface Unpackers {
   readonly archives?: ArchiveReader | undefined;
@@ -14,5 +15,8 @@ export interface Unpackers {
 }
 
 export function createUnpackers(): Unpackers {
-  return { documents: {}, close: async () => undefined };
+  return {
+    documents: { tnef: unpackTnef, pdf: unpackPdf, rtf: unpackRtf, ole2: unpackOle2 },
+    close: async () => undefined,
+  };
 }

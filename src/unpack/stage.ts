@@ -246,6 +246,9 @@ class Stage {
         this.result.encrypted ??= { format, path: result.detail ? `${where}/${cleanName(result.detail)}` : where };
         return;
       case 'corrupt':
+        // a PDF stream that does not decode is given to the engines as it is: nothing is
+        // unseen that a viewer would show, and damaged streams are common in harmless PDFs
+        if (format === 'pdf') return;
         throw new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format} at ${where}${result.detail ? `: ${result.detail}` : ''}`);
       case 'unsupported':
         throw new StageLimit(UnpackErrorCode.UNSUPPORTED, `${format} at ${where} uses a method that cannot be read${result.detail ? `: ${result.detail}` : ''}`);
