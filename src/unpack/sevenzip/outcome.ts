@@ -5,8 +5,9 @@
  *
  * Owns: the reading of 7-Zip's messages, and the check for a 7z archive whose header is
  * encrypted (7-Zip 24.09 in WASM cannot say so: its exception escapes uncaught).
- * Inputs: RunFacts, archive bytes. Outputs: outcome, detail, the names of encrypted members
- * (their output is garbage from the dummy password and is dropped). Fails with nothing.
+ * Inputs: RunFacts, archive bytes. Outputs: outcome, detail, the names of members whose output
+ * is not theirs (garbage from the dummy password, or the empty file of an unsupported method),
+ * which the thread drops. Fails with nothing.
  *
  * Severity order: our own limits first (they are certain), then encryption, then an
  * unsupported method, then damage. Anything that is not a clean exit 0 is never `ok`.
@@ -30,7 +31,7 @@ export interface RunFacts {
 export interface RunVerdict {
   readonly outcome: UnpackOutcome;
   readonly detail: string | undefined;
-  readonly encryptedNames: ReadonlySet<string>;
+  readonly droppedNames: ReadonlySet<string>;
 }
 
 // 7-Zip's messages for a member it could not decrypt, all of the form "...: NAME":
@@ -48,28 +49,33 @@ const HARMLESS_WARNINGS = [
 const ERROR_LINE = /^(?:ERROR|Open ERROR|ERRORS|WARNINGS?):?\s*(.*)$/;
 
 export function classifyRun(f: RunFacts): RunVerdict {
-  const encryptedNames = new Set<string>();
+  const droppedNames = new Set<string>();
   let unsupported: string | undefined;
+  let encryptedName: string | undefined;
   let firstError: string | undefined;
   let encryptedArchive = f.encryptedHeader;
   let noMemory = f.heapRefused || /bad_alloc/.test(f.escapedType ?? '');
   for (const line of f.lines) {
     const wrong = WRONG_PASSWORD.exec(line);
-    if (wrong) encryptedNames.add(wrong[1]!);
+    if (wrong) {
+      droppedNames.add(wrong[1]!);
+      encryptedName ??= wrong[1];
+    }
     if (ENCRYPTED_ARCHIVE.test(line)) encryptedArchive = true;
     const u = UNSUPPORTED.exec(line);
+    if (u && u[1] !== undefined) droppedNames.add(u[1]);
     if (u && unsupported === undefined) unsupported = u[1] ?? 'method';
     if (NO_MEMORY.test(line)) noMemory = true;
     const e = ERROR_LINE.exec(line);
     // "ERROR: /job/[data]" only names our input file: the next line says what is wrong.
     if (e && firstError === undefined && e[1] && !e[1].startsWith('/')) firstError = e[1];
   }
-  const result = (outcome: UnpackOutcome, detail?: string): RunVerdict => ({ outcome, detail, encryptedNames });
+  const result = (outcome: UnpackOutcome, detail?: string): RunVerdict => ({ outcome, detail, droppedNames });
   if (f.membersCapped) return result('members', `more than ${f.maxMembers} members`);
   if (f.sizeCapped) return result('size', 'members pass the output limit');
   if (noMemory) return result('size', '7-Zip needs more memory than the heap limit');
   if (encryptedArchive) return result('encrypted', '[archive header]');
-  if (encryptedNames.size > 0) return result('encrypted', [...encryptedNames][0]);
+  if (encryptedName !== undefined) return result('encrypted', encryptedName);
   if (unsupported !== undefined) return result('unsupported', unsupported);
   if (f.escapedType !== undefined) return result('corrupt', `7-Zip stopped (${f.escapedType})`);
   if (f.exitCode === 0) return result('ok');

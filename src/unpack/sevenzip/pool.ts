@@ -220,8 +220,8 @@ export class SevenZipPool {
 
   #spawn(wasm: WebAssembly.Module): Slot {
     const data: ThreadData = { wasm, heapLimitBytes: this.#maxHeapBytes * HEAP_HARD_LIMIT_FACTOR };
-    // The thread's console is not ours: 7-Zip prints through callbacks that collect its lines.
-    const worker = new Worker(THREAD_URL, { workerData: data });
+    // execArgv: none of the parent's flags (an --input-type or --eval would stop the thread).
+    const worker = new Worker(THREAD_URL, { workerData: data, execArgv: [] });
     const slot: Slot = { worker, job: undefined, dead: false };
     this.#slots.push(slot);
     this.#wire(slot);

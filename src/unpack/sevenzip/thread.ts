@@ -325,7 +325,7 @@ function runJob(req: JobRequest): { reply: JobReply; transfer: ArrayBuffer[] } {
   const transfer: ArrayBuffer[] = [];
   for (const c of state.captures) {
     const bytes = c.bytes ?? new Uint8Array(0);
-    if (verdict.encryptedNames.has(c.name)) continue; // garbage from a wrong password
+    if (verdict.droppedNames.has(c.name)) continue; // not the member's bytes (wrong password, no decoder)
     // A buffer of its own (transferable without a copy) unless MEMFS over-allocated a lot.
     let buffer = bytes.buffer as ArrayBuffer;
     if (bytes.byteOffset !== 0 || buffer.byteLength > bytes.length * 1.25 + 4096 || transfer.includes(buffer)) {
