@@ -9,6 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { Worker, type Transferable } from 'node:worker_threads';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -278,6 +279,49 @@ test('close() stops every thread and rejects later jobs; a job running at close 
   assert.equal(p.threadCount, 0);
   assert.equal(await outcome, 'EUNPACK_CLOSED');
   await assert.rejects(p.unpack(PAYLOAD, 'zip', limits()), (err: { code?: string }) => err.code === 'EUNPACK_CLOSED');
+});
+
+test('heap: a thread whose WASM heap grew past maxHeapBytes is replaced; a dictionary past twice that → size', async () => {
+  const small = new SevenZipPool({ maxHeapBytes: 64 * MB });
+  try {
+    const big = await unpack('dict64m.xz', 'xz', {}, small); // 64 MiB dictionary: heap > 64 MiB
+    assert.equal(big.outcome, 'ok');
+    assert.ok(hasPayload(big));
+    assert.equal(small.threadCount, 0, 'retired after the job');
+    const huge = await unpack('dict1g.xz', 'xz', {}, small); // 1 GiB: refused, never allocated
+    assert.equal(huge.outcome, 'size');
+    assert.match(huge.detail ?? '', /memory/);
+    assert.equal(small.threadCount, 1, 'the refused growth left the heap small: thread kept');
+    assert.equal((await unpack(`${CLAM}/clam.zip`, 'zip', {}, small)).outcome, 'ok');
+  } finally {
+    await small.close();
+  }
+});
+
+test('a thread that dies mid-job → EUNPACK_INTERNAL; the pool replaces it', async () => {
+  const p = new SevenZipPool();
+  // Simulates a crash: the thread is gone while the job runs (not through the pool's own stop).
+  const post = Worker.prototype.postMessage;
+  let killed = false;
+  Worker.prototype.postMessage = function (this: Worker, msg: unknown, transfer?: readonly Transferable[]) {
+    post.call(this, msg, transfer as Transferable[]);
+    if (!killed && (msg as { type?: string }).type === 'job') {
+      killed = true;
+      void this.terminate();
+    }
+  };
+  try {
+    const job = p.unpack(readFileSync(join(dir, 'bomb.bz2')), 'bzip2', limits({ maxOutputBytes: 2048 * MB }));
+    await assert.rejects(job, (err: { code?: string }) => err.code === 'EUNPACK_INTERNAL');
+    assert.ok(killed);
+  } finally {
+    Worker.prototype.postMessage = post;
+  }
+  try {
+    assert.equal((await unpack(`${CLAM}/clam.zip`, 'zip', {}, p)).outcome, 'ok');
+  } finally {
+    await p.close();
+  }
 });
 
 test('options are checked up front', () => {

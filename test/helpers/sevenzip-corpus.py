@@ -114,6 +114,18 @@ i = data.find(b'PK\x01\x02')
 struct.pack_into('<H', data, i + 10, 97)  # its central directory entry
 open(p('zip-method97.zip'), 'wb').write(bytes(data))
 
+# xz whose LZMA2 dictionary property says 64 MiB and 1 GiB (the data is tiny): the decoder
+# allocates the declared dictionary. Block header patched, its CRC-32 recomputed.
+xz = bytearray(lzma.compress(payload, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
+                             filters=[{'id': lzma.FILTER_LZMA2, 'dict_size': 1 << 20}]))
+bh, bsize = 12, (xz[12] + 1) * 4
+assert xz[bh + 1] & 0xc0 == 0 and xz[bh + 2] == 0x21 and xz[bh + 3] == 1
+for dict_byte, name in ((28, 'dict64m.xz'), (36, 'dict1g.xz')):
+    y = bytearray(xz)
+    y[bh + 4] = dict_byte
+    struct.pack_into('<I', y, bh + bsize - 4, zlib.crc32(bytes(y[bh:bh + bsize - 4])))
+    open(p(name), 'wb').write(bytes(y))
+
 # truncated: a 7z and a zip cut in half
 for name in ('lzma.7z', 'zip-deflate.zip'):
     data = open(p(name), 'rb').read()
