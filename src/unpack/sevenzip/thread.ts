@@ -85,7 +85,6 @@ interface JobState {
   byNode: Map<EmNode, Capture>;
   sizeCapped: boolean;
   membersCapped: boolean;
-  lines: string[];
 }
 
 const data = workerData as ThreadData;
@@ -110,9 +109,19 @@ function limitHeap(mem: WebAssembly.Memory, limitBytes: number): void {
   });
 }
 
+/**
+ * 7-Zip prints a line per damaged member: a hostile archive with a million of them must not
+ * fill this thread's memory. The first lines are enough to name the outcome.
+ */
+const MAX_LINES = 10_000;
+const MAX_LINE_CHARS = 2_000;
+function keepLine(s: string): void {
+  if (lines.length < MAX_LINES) lines.push(s.length > MAX_LINE_CHARS ? s.slice(0, MAX_LINE_CHARS) : s);
+}
+
 const module: SevenZipModule = await factory({
-  print: (s: string) => lines.push(s),
-  printErr: (s: string) => lines.push(s),
+  print: keepLine,
+  printErr: keepLine,
   instantiateWasm(imports: WebAssembly.Imports, done: (inst: WebAssembly.Instance, mod: WebAssembly.Module) => void) {
     const instance = new WebAssembly.Instance(data.wasm, imports);
     memory = instance.exports['memory'] as WebAssembly.Memory;
@@ -287,7 +296,6 @@ function runJob(req: JobRequest): { reply: JobReply; transfer: ArrayBuffer[] } {
     byNode: new Map(),
     sizeCapped: false,
     membersCapped: false,
-    lines,
   };
   job = state;
   let result: { exitCode?: number; escaped?: string };
@@ -323,16 +331,18 @@ function runJob(req: JobRequest): { reply: JobReply; transfer: ArrayBuffer[] } {
   });
   const members: WireMember[] = [];
   const transfer: ArrayBuffer[] = [];
+  const transferred = new Set<ArrayBuffer>();
   for (const c of state.captures) {
     const bytes = c.bytes ?? new Uint8Array(0);
     if (verdict.droppedNames.has(c.name)) continue; // not the member's bytes (wrong password, no decoder)
     // A buffer of its own (transferable without a copy) unless MEMFS over-allocated a lot.
     let buffer = bytes.buffer as ArrayBuffer;
-    if (bytes.byteOffset !== 0 || buffer.byteLength > bytes.length * 1.25 + 4096 || transfer.includes(buffer)) {
+    if (bytes.byteOffset !== 0 || buffer.byteLength > bytes.length * 1.25 + 4096 || transferred.has(buffer)) {
       buffer = bytes.slice().buffer as ArrayBuffer;
     }
     members.push({ name: c.name, buffer, length: bytes.length });
     transfer.push(buffer);
+    transferred.add(buffer);
   }
   const retire = result.escaped !== undefined;
   return {
