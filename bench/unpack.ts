@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SevenZipPool } from '../src/unpack/sevenzip/index.js';
+import { SevenZipPool, type SevenZipType } from '../src/unpack/sevenzip/index.js';
 
 export interface UnpackThroughputRow {
   format: string;
@@ -78,7 +78,7 @@ export async function unpackThroughput(): Promise<UnpackThroughputRow[]> {
     sevenZip(['a', '-bd', '-ttar', join(dir, 'p.tar'), ...names], src);
     sevenZip(['a', '-bd', '-tgzip', join(dir, 'p.tar.gz'), 'p.tar'], dir);
     sevenZip(['a', '-bd', '-tbzip2', join(dir, 'p.tar.bz2'), 'p.tar'], dir);
-    const cases: Array<[string, string, string]> = [
+    const cases: Array<[string, string, SevenZipType]> = [
       ['zip-deflate', 'p.zip', 'zip'],
       ['7z-lzma', 'p.7z', '7z'],
       ['tar.gz (gzip stream)', 'p.tar.gz', 'gzip'],

@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import { AvError } from '../../errors.js';
 import { UnpackErrorCode, type UnpackLimits, type UnpackResult } from '../types.js';
 import type { JobReply, Reply, Request, ThreadData } from './protocol.js';
+import type { SevenZipType } from './formats.js';
 
 export interface SevenZipPoolOptions {
   /** Threads at most (default 1, at most 2: each holds a WASM heap of up to maxHeapBytes). */
@@ -88,7 +89,8 @@ export class SevenZipPool {
     return this.#slots.length;
   }
 
-  unpack(input: Buffer, sevenZipType: string, limits: UnpackLimits, signal?: AbortSignal): Promise<UnpackResult> {
+  /** `sevenZipType`: from sevenZipTypeFor(format, input) (it tells RAR 5 from RAR 4). */
+  unpack(input: Buffer, sevenZipType: SevenZipType, limits: UnpackLimits, signal?: AbortSignal): Promise<UnpackResult> {
     if (this.#closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(abortedError(signal.reason));
     if (Date.now() >= limits.deadline) return Promise.resolve({ members: [], outcome: 'time', detail: 'deadline passed before unpacking' });
