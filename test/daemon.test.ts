@@ -9,6 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
+import { execFileSync } from 'node:child_process';
+import { buildZip } from './helpers/zip.js';
 import { waitLog } from './helpers/daemon-env.js';
 import { runAvfilter, startDaemon, talk, waitFor, exists } from './helpers/avfilter-proc.js';
 
@@ -187,4 +189,31 @@ test('pass adds X-Virus-Found after Received; quarantine keeps a copy before the
   const kept = readdirSync(join(q, 'quarantine'));
   assert.equal(kept.length, 1);
   assert.match(readFileSync(join(q, 'quarantine', kept[0]!, 'message.eml'), 'utf8'), /Content-Transfer-Encoding: base64/);
+});
+
+test('containers: a virus in a zip is dropped and logged with its path and format; an encrypted zip is refused 554, or passed by name', () => {
+  const s = setup();
+  const inf = s.request(message(buildZip([{ name: 'docs/readme.txt', data: Buffer.from('hello') }, { name: 'docs/a.com', data: eicar() }]), 'invoice.zip'));
+  // an encrypted zip made by Info-ZIP's zip (ZipCrypto), as a sender's tools make it
+  const work = mkdtempSync(join(tmpdir(), 'avf-enc-'));
+  writeFileSync(join(work, 'a.txt'), 'nothing to see here\n');
+  execFileSync('zip', ['-q', '-j', '-P', 'secret', join(work, 'enc.zip'), join(work, 'a.txt')]);
+  const encZip = readFileSync(join(work, 'enc.zip'));
+  const enc = s.request(message(encZip, 'enc.zip'));
+  const r = runAvfilter(['-f', s.cfg, '--batch-test'], { input: inf.line + enc.line });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.match(lines[0]!, /^200 /);
+  assert.match(readFileSync(inf.controlPaths[0]!, 'utf8'), /\nS0 \d+\n/, 'the infected message was dropped');
+  const logs = r.stderr.split('\n');
+  assert.match(logs.find((l) => l.includes('/D1 '))!, /verdict=infected names=\S+ where=yara:2\/invoice\.zip\/docs\/a\.com action=drop .* containers=zip /);
+  assert.match(lines[1]!, /^554 5\.7\.1 .*encrypted.*\(Encrypted\.Zip\)$/);
+  assert.match(logs.find((l) => l.includes('/D2 '))!, /verdict=encrypted names=Encrypted\.Zip where=unpack:2\/enc\.zip\/a\.txt action=reject reply=554 .*containers=zip /);
+  assert.equal(readFileSync(enc.controlPaths[0]!, 'utf8'), CONTROL, 'a rejected message marks nobody delivered');
+
+  const p = setup('[action]\nencrypted = "pass"');
+  const again = p.request(message(encZip, 'enc.zip'));
+  const r2 = runAvfilter(['-f', p.cfg, '--batch-test'], { input: again.line });
+  assert.match(r2.stdout, /^200 /);
+  assert.match(r2.stderr, /verdict=encrypted .*action=pass reply=200/);
 });

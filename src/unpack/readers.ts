@@ -1,11 +1,14 @@
 /**
  * The unpackers the container stage uses, built once per runtime: the archive reader (a pool of
- * threads running 7-Zip compiled to WebAssembly, started lazily) and the document readers.
+ * threads running 7-Zip compiled to WebAssembly; threads start on first use, so a runtime that
+ * never meets an archive, or `avfilter --config`, starts none) and the document readers.
  *
  * Owns: their construction and release. Output: Unpackers; close() ends the threads.
  */
 import type { ArchiveReader, DocumentReader } from './stage.js';
 import type { ContainerFormat } from './types.js';
+import { unpackOle2, unpackPdf, unpackRtf, unpackTnef } from './formats/index.js';
+import { SEVENZIP_TYPE, SevenZipPool, sevenZipTypeFor } from './sevenzip/index.js';
 
 export interface Unpackers {
   readonly archives?: ArchiveReader | undefined;
@@ -14,5 +17,19 @@ export interface Unpackers {
 }
 
 export function createUnpackers(): Unpackers {
-  return { documents: {}, close: async () => undefined };
+  const pool = new SevenZipPool();
+  const formats = new Set(Object.keys(SEVENZIP_TYPE) as ContainerFormat[]);
+  const archives: ArchiveReader = {
+    formats,
+    unpack: async (input, format, limits, signal) => {
+      const type = sevenZipTypeFor(format, input);
+      if (type === undefined) return { members: [], outcome: 'unsupported', detail: `no reader for ${format}` };
+      return pool.unpack(input, type, limits, signal);
+    },
+  };
+  return {
+    archives,
+    documents: { tnef: unpackTnef, pdf: unpackPdf, rtf: unpackRtf, ole2: unpackOle2 },
+    close: () => pool.close(),
+  };
 }

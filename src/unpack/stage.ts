@@ -63,6 +63,9 @@ export const RATIO_SLACK_BYTES = 16 * 1024 * 1024;
 /** Longest member name kept in a path: names are for reports, and a sender can make them huge. */
 const MAX_NAME_CHARS = 200;
 
+/** Single-stream compressors: their member is the one stream they hold. */
+const COMPRESSORS: ReadonlySet<string> = new Set(['gzip', 'bzip2', 'xz', 'zstd', 'compress', 'szdd']);
+
 /** Types the MIME readings walk as messages already (walk.ts, lenient/interpret.ts). */
 const WALKED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', 'message/global', 'message/news']);
 
@@ -162,7 +165,11 @@ class Stage {
       await this.unpack(part, bytes, format, where);
     }
     const added = this.ctx.store.parts.slice(before);
-    for (const p of added) if (!this.depth.has(p)) this.depth.set(p, depth + 1);
+    // a compressor's one stream is not a level of its own: a .tar.gz is one container to
+    // whoever opens it (ClamAV's nested .tgz test is 9 levels of them); a compressor inside a
+    // compressor is, so that a chain of them is bounded by the depth as well
+    const level = COMPRESSORS.has(format) && !COMPRESSORS.has(part.container ?? '') ? 0 : 1;
+    for (const p of added) if (!this.depth.has(p)) this.depth.set(p, depth + level);
     // text inside members (a uuencoded file in a .txt in a zip) is read as MIME text parts are
     const text = added.filter((p) => !this.seen.has(p));
     if (text.length > 0) {
@@ -246,6 +253,9 @@ class Stage {
         this.result.encrypted ??= { format, path: result.detail ? `${where}/${cleanName(result.detail)}` : where };
         return;
       case 'corrupt':
+        // a PDF stream that does not decode is given to the engines as it is: nothing is
+        // unseen that a viewer would show, and damaged streams are common in harmless PDFs
+        if (format === 'pdf') return;
         throw new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format} at ${where}${result.detail ? `: ${result.detail}` : ''}`);
       case 'unsupported':
         throw new StageLimit(UnpackErrorCode.UNSUPPORTED, `${format} at ${where} uses a method that cannot be read${result.detail ? `: ${result.detail}` : ''}`);

@@ -144,6 +144,10 @@ async function scanAndAct(
     verdict: decision.verdict,
     names: verdict.kind === 'infected' ? verdict.names : verdict.kind === 'encrypted' ? [verdict.name] : undefined,
     where: verdict.kind === 'infected' ? verdict.findings.map((f) => `${f.engine}:${f.itemId}`) : verdict.kind === 'encrypted' ? [`unpack:${verdict.path}`] : undefined,
+    // the formats of the containers the findings were in (the paths above say where)
+    containers: verdict.kind === 'infected' && verdict.findings.some((f) => f.container !== undefined)
+      ? [...new Set(verdict.findings.flatMap((f) => (f.container !== undefined ? [f.container] : [])))]
+      : verdict.kind === 'encrypted' ? [verdict.format] : undefined,
     action: decision.action,
     reply: decision.code,
     code: verdict.kind === 'error' || verdict.kind === 'limit' ? verdict.code : undefined,

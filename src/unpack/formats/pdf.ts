@@ -1,0 +1,307 @@
+/**
+ * PDF reader: every stream object (`stream` … `endstream`) decoded through its /Filter chain,
+ * so a file attachment (/EmbeddedFile), a script or an exploit font is scanned as bytes.
+ *
+ * Reads: streams in file order, found by keyword (no xref: damaged and hostile files are
+ * routine, and what a viewer would repair a scanner must see). The data length is the /Length
+ * when it is a direct integer that ends at `endstream`, else the data runs up to the next
+ * `endstream` (a /Length that lies or is a reference). Filters: FlateDecode, ASCIIHexDecode,
+ * ASCII85Decode, LZWDecode, RunLengthDecode (pdf-filters.ts); the chain stops at any other
+ * filter (DCTDecode, JBIG2Decode, Crypt, ...) and the bytes so far are the member. PNG/TIFF
+ * predictors (/DecodeParms /Predictor) are not undone: the member is the bytes before the
+ * predictor. Names: the /UF or /F file name of the file specification whose /EF points at the
+ * stream, else "[object N]", else "[stream K]".
+ * Encrypted files (/Encrypt): streams are not decrypted (RC4/AES with the empty user password
+ * is not done here); each is decoded if it decodes, else returned raw, with outcome `ok` and a
+ * detail saying so (an encrypted PDF with an empty user password is routine mail).
+ * Not read: object streams' objects as objects (the decoded /ObjStm is a member), incremental
+ * updates' replaced objects are read like any other, strings outside streams (JavaScript in a
+ * string) are not members.
+ * Fails with: `corrupt` for a stream cut short or a filter that refuses its data (the raw
+ * stream is then the member, and reading goes on), `size` / `members` / `time` through
+ * MemberSink. Linear: every search resumes where the last one ended. Never throws for bad input.
+ */
+import type { UnpackLimits, UnpackResult } from '../types.js';
+import { MemberSink } from './sink.js';
+import { FILTERS, FilterFailure } from './pdf-filters.js';
+
+/** How far around an /EF entry its file specification's name is looked for. */
+const FILESPEC_WINDOW = 4096;
+
+export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
+  const sink = new MemberSink(limits);
+  if (sink.timeUpNow()) return sink.result();
+  const head = input.subarray(0, 1024).indexOf('%PDF');
+  if (head < 0) {
+    sink.fail('corrupt', 'no %PDF header');
+    return sink.result();
+  }
+  // latin1 maps byte i to char i: offsets in the string are offsets in the buffer.
+  const s = input.toString('latin1');
+  // Decoding is still tried when /Encrypt is present: a "/Encrypt" planted anywhere must not
+  // turn decoding off; it only makes a stream that fails to decode expected rather than damage.
+  const encrypted = findKey(s, '/Encrypt', 0, s.length) >= 0;
+  if (encrypted) sink.note('encrypted: streams that do not decode are returned raw');
+  const names = fileNames(s, sink);
+  const objs = new Cursor(s, 'obj', true);
+  const ends = new Cursor(s, 'endstream', false);
+  let pos = 0; // where the next search for `stream` starts
+  let floor = 0; // end of the last stream's data: object headers before it are not this one's
+  let objScan = 0; // object headers are visited once, in order
+  let lastObj = -1;
+  let count = 0;
+  while (!sink.stopped) {
+    if (sink.timeUp()) break;
+    const k = s.indexOf('stream', pos);
+    if (k < 0) break;
+    pos = k + 6;
+    if (k >= 3 && s.startsWith('end', k - 3)) continue;
+    let start = k + 6;
+    while (start < s.length && start - k < 22 && (s[start] === ' ' || s[start] === '\t')) start++; // "stream  \n" happens
+    if (s[start] === '\r') start++;
+    if (s[start] === '\n') start++;
+    else if (s[start - 1] !== '\r') continue; // "stream" inside a word, not the keyword
+    // The object header: the last `N G obj` between the previous stream's data and this one.
+    objScan = Math.max(objScan, floor);
+    for (let o = objs.at(objScan); o >= 0 && o < k; o = objs.at(objScan)) { lastObj = o; objScan = o + 3; }
+    const inObj = lastObj >= floor;
+    const dictFrom = inObj ? lastObj + 3 : floor;
+    const objNum = inObj ? objectNumber(s, lastObj) : undefined;
+    // Data: /Length if it is direct and lands on endstream, else up to the next endstream.
+    let end = -1;
+    let next = -1;
+    const len = directInt(s, findKey(s, '/Length', dictFrom, k), k);
+    if (len !== undefined && len <= s.length - start) {
+      let e = start + len;
+      while (e < s.length && e - start - len < 32 && isSpace(s.charCodeAt(e))) e++;
+      if (s.startsWith('endstream', e)) { end = start + len; next = e + 9; }
+    }
+    let cut = false;
+    if (end < 0) {
+      const e = ends.at(start);
+      if (e < 0) { end = s.length; next = s.length; cut = true; }
+      else {
+        end = e;
+        if (s[end - 1] === '\n') end--;
+        if (s[end - 1] === '\r') end--;
+        if (end < start) end = start;
+        next = e + 9;
+      }
+    }
+    pos = next;
+    floor = next;
+    count++;
+    const name = (objNum !== undefined && names.get(objNum)) || (objNum !== undefined ? `[object ${objNum}]` : `[stream ${count}]`);
+    if (cut) sink.fail('corrupt', `${name}: no endstream`);
+    const raw = input.subarray(start, end);
+    const filters = filterNames(s, dictFrom, k);
+    const early = directInt(s, findKey(s, '/EarlyChange', dictFrom, k), k);
+    let data: Buffer = raw;
+    try {
+      for (const f of filters) {
+        const decode = FILTERS[f];
+        if (!decode) break; // DCT, JBIG2, Crypt, ...: the bytes so far are the member
+        data = decode(data, { room: sink.room, earlyChange: early ?? 1, timeUp: () => sink.timeUpNow() });
+      }
+    } catch (err) {
+      if (!(err instanceof FilterFailure)) throw err;
+      // Encrypted streams do not decode: their raw bytes are expected, not damage.
+      if (!(encrypted && err.outcome === 'corrupt')) sink.fail(err.outcome, `${name}: ${err.message}`);
+      if (err.outcome !== 'corrupt') break;
+      data = raw;
+    }
+    sink.add(name, data === raw ? Buffer.from(raw) : data);
+  }
+  return sink.result();
+}
+
+/** Finds each occurrence of a keyword once, however often it is asked (linear scans). */
+class Cursor {
+  private from = -1;
+  private found = -1;
+  constructor(private readonly s: string, private readonly word: string, private readonly notAfterEnd: boolean) {}
+  /** The first occurrence at or after `from`, or -1. */
+  at(from: number): number {
+    if (this.from >= 0 && from >= this.from && (this.found < 0 || from <= this.found)) return this.found;
+    let i = this.s.indexOf(this.word, from);
+    while (i >= 3 && this.notAfterEnd && this.s.startsWith('end', i - 3)) i = this.s.indexOf(this.word, i + 1);
+    this.from = from;
+    this.found = i;
+    return i;
+  }
+}
+
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0x0c || c === 0x00;
+const isDelimiter = (c: number): boolean => isSpace(c) || c === 0x2f || c === 0x5b || c === 0x5d || c === 0x3c ||
+  c === 0x3e || c === 0x28 || c === 0x29 || c === 0x7b || c === 0x7d || c === 0x25 || Number.isNaN(c);
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+/** Index just after `key` (followed by a delimiter, so /Length is not /Length1) in [from, to), or -1. */
+function findKey(s: string, key: string, from: number, to: number): number {
+  if (from < 0 || to <= from) return -1;
+  const part = s.slice(from, to); // a view, not a copy: bounds the search to [from, to)
+  for (let i = part.indexOf(key); i >= 0; i = part.indexOf(key, i + 1)) {
+    const after = i + key.length;
+    if (after >= part.length || isDelimiter(part.charCodeAt(after))) return from + after;
+  }
+  return -1;
+}
+
+function skipSpace(s: string, i: number, to: number): number {
+  while (i < to && isSpace(s.charCodeAt(i))) i++;
+  return i;
+}
+
+/** A direct non-negative integer at `at` (not the `N G R` of a reference), else undefined. */
+function directInt(s: string, at: number, to: number): number | undefined {
+  if (at < 0) return undefined;
+  let i = skipSpace(s, at, to);
+  const d0 = i;
+  while (i < to && i - d0 < 15 && isDigit(s.charCodeAt(i))) i++;
+  if (i === d0) return undefined;
+  const value = Number(s.slice(d0, i));
+  let j = skipSpace(s, i, to);
+  const g0 = j;
+  while (j < to && j - g0 < 6 && isDigit(s.charCodeAt(j))) j++;
+  if (j > g0) {
+    j = skipSpace(s, j, to);
+    if (s[j] === 'R') return undefined;
+  }
+  return value;
+}
+
+/** The names of /Filter: one name or an array of names. */
+function filterNames(s: string, from: number, to: number): string[] {
+  const at = findKey(s, '/Filter', from, to);
+  if (at < 0) return [];
+  let i = skipSpace(s, at, to);
+  const one = (): string | undefined => {
+    if (s[i] !== '/') return undefined;
+    const n0 = ++i;
+    while (i < to && !isDelimiter(s.charCodeAt(i))) i++;
+    return s.slice(n0, i);
+  };
+  if (s[i] === '/') { const n = one(); return n ? [n] : []; }
+  if (s[i] !== '[') return [];
+  i++;
+  const out: string[] = [];
+  for (;;) {
+    i = skipSpace(s, i, to);
+    if (i >= to || s[i] !== '/' || out.length >= 32) break;
+    const n = one();
+    if (n) out.push(n);
+  }
+  return out;
+}
+
+/** N of the `N G obj` whose keyword starts at `o`. */
+function objectNumber(s: string, o: number): number | undefined {
+  let i = o - 1;
+  const back = (): void => { while (i >= 0 && o - i < 64 && isSpace(s.charCodeAt(i))) i--; };
+  const digits = (): number => { const e = i; while (i >= 0 && e - i < 10 && isDigit(s.charCodeAt(i))) i--; return e - i; };
+  back();
+  if (digits() === 0) return undefined;
+  back();
+  const e = i;
+  if (digits() === 0) return undefined;
+  return Number(s.slice(i + 1, e + 1));
+}
+
+/** Most /EF entries whose names are looked up: a real PDF has a few, names are for reports. */
+const MAX_FILESPECS = 1000;
+
+/** Object number of each embedded file → its file name (/UF, else /F of its file specification). */
+function fileNames(s: string, sink: MemberSink): Map<number, string> {
+  const names = new Map<number, string>();
+  let seen = 0;
+  for (let at = findKey(s, '/EF', 0, s.length); at >= 0 && seen < MAX_FILESPECS; at = findKey(s, '/EF', at, s.length)) {
+    seen++;
+    if (sink.timeUp()) break;
+    const lo = Math.max(0, at - FILESPEC_WINDOW);
+    const hi = Math.min(s.length, at + FILESPEC_WINDOW);
+    // The /EF dictionary: << /F N G R /UF N G R ... >>
+    const open = skipSpace(s, at, hi);
+    if (!s.startsWith('<<', open)) continue;
+    const close = s.slice(open, hi).indexOf('>>');
+    if (close < 0) continue;
+    const efEnd = open + close;
+    const ref = refAt(s, findKey(s, '/F', open, efEnd), efEnd) ?? refAt(s, findKey(s, '/UF', open, efEnd), efEnd);
+    if (ref === undefined || names.has(ref)) continue;
+    // The file specification around it, bounded by its own object.
+    const before = s.slice(lo, at).lastIndexOf('obj');
+    const after = s.slice(at, hi).indexOf('endobj');
+    const from = before >= 0 ? lo + before : lo;
+    const to = after >= 0 ? at + after : hi;
+    const name = stringValue(s, '/UF', from, to, open, efEnd) ?? stringValue(s, '/F', from, to, open, efEnd);
+    if (name) names.set(ref, name);
+  }
+  return names;
+}
+
+/** N of an `N G R` reference at `at`. */
+function refAt(s: string, at: number, to: number): number | undefined {
+  if (at < 0) return undefined;
+  let i = skipSpace(s, at, to);
+  const n0 = i;
+  while (i < to && i - n0 < 10 && isDigit(s.charCodeAt(i))) i++;
+  if (i === n0) return undefined;
+  const n = Number(s.slice(n0, i));
+  i = skipSpace(s, i, to);
+  const g0 = i;
+  while (i < to && i - g0 < 6 && isDigit(s.charCodeAt(i))) i++;
+  if (i === g0) return undefined;
+  i = skipSpace(s, i, to);
+  return s[i] === 'R' ? n : undefined;
+}
+
+/** The first string value of `key` in [from, to) outside [skipFrom, skipTo) (the /EF dictionary). */
+function stringValue(s: string, key: string, from: number, to: number, skipFrom: number, skipTo: number): string | undefined {
+  for (let at = findKey(s, key, from, to); at >= 0; at = findKey(s, key, at, to)) {
+    if (at > skipFrom && at < skipTo) continue;
+    const i = skipSpace(s, at, to);
+    if (s[i] === '(') return textString(literal(s, i + 1, to));
+    if (s[i] === '<' && s[i + 1] !== '<') return textString(hexString(s, i + 1, to));
+  }
+  return undefined;
+}
+
+function literal(s: string, i: number, to: number): Buffer {
+  const out: number[] = [];
+  let depth = 0;
+  for (; i < to && out.length < 1024; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x5c && i + 1 < to) { // backslash escapes
+      const e = s[++i]!;
+      const map: Record<string, number> = { n: 10, r: 13, t: 9, b: 8, f: 12 };
+      if (e in map) out.push(map[e]!);
+      else if (e >= '0' && e <= '7') {
+        let v = 0;
+        let k = 0;
+        while (k < 3 && i < to && s[i]! >= '0' && s[i]! <= '7') { v = v * 8 + s.charCodeAt(i) - 0x30; i++; k++; }
+        i--;
+        out.push(v & 0xff);
+      } else if (e !== '\n' && e !== '\r') out.push(s.charCodeAt(i));
+      continue;
+    }
+    if (c === 0x28) depth++;
+    if (c === 0x29 && depth-- === 0) break;
+    out.push(c);
+  }
+  return Buffer.from(out);
+}
+
+function hexString(s: string, i: number, to: number): Buffer {
+  const end = s.slice(i, Math.min(to, i + 2048)).indexOf('>');
+  const hex = s.slice(i, end < 0 ? i : i + end).replace(/[^0-9a-fA-F]/g, '');
+  return Buffer.from(hex.length % 2 ? hex + '0' : hex, 'hex');
+}
+
+/** PDF text strings: UTF-16BE with a BOM, else (close enough) latin1. */
+function textString(b: Buffer): string {
+  if (b.length >= 2 && b[0] === 0xfe && b[1] === 0xff) {
+    const le = Buffer.from(b.subarray(2, 2 + ((b.length - 2) & ~1)));
+    le.swap16();
+    return le.toString('utf16le');
+  }
+  return b.toString('latin1');
+}
