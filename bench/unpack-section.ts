@@ -11,6 +11,8 @@
  * engine's and the unpackers' threads included), payload MB/s, the ratio of its time to the
  * plain attachment's (the figure: what unpacking adds), and "unpack MB/s" = payload MB over the
  * seconds it takes beyond the plain attachment. A wrong verdict is a problem (an invalid run).
+ * Beside it, the 7-Zip pool alone (bench/unpack.ts: a 20 MB mixed payload unpacked by a warm
+ * one-thread pool, and a thread's start cost), so the table shows how much of the cost is 7-Zip's.
  * AVFILTER_BENCH_UNPACK_MB sets the payload size (default 20).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +25,7 @@ import { attachmentMessage, makeArchive } from '../test/helpers/container-corpus
 import { eicar } from '../test/helpers/eicar.js';
 import { pseudoRandom } from '../test/helpers/mail.js';
 import { type BenchContext, type SectionReport, table } from './report.js';
+import { threadStartCost, unpackThroughput, type UnpackThroughputRow } from './unpack.js';
 import { fmt, median } from './stats.js';
 
 const MB = 1e6;
@@ -115,6 +118,14 @@ export async function unpackSection(ctx: BenchContext): Promise<SectionReport> {
     await rt?.close();
     await rm(dir, { recursive: true, force: true });
   }
+  let pool: UnpackThroughputRow[] = [];
+  let start: { coldMs: number; warmMs: number } | undefined;
+  try {
+    pool = await unpackThroughput();
+    start = await threadStartCost();
+  } catch (err) {
+    problems.push(`unpack: the 7-Zip pool alone: ${(err as Error).message}`);
+  }
   const payloadMB = PAYLOAD_MB;
   const base = rows[0]?.seconds ?? NaN;
   const body = rows.map((r) => {
@@ -132,6 +143,9 @@ export async function unpackSection(ctx: BenchContext): Promise<SectionReport> {
       `A ${payloadMB} MB text payload (EICAR at its end) attached as it is and in four containers, each message through the scan path of \`avfilter -t\` (createRuntime + scanMessage(scanDepsOf), embedded YARA engine, shipped rules) in this process; median of ${ctx.quick ? 1 : Math.min(ctx.rounds, 3)} round(s) after a warm-up. ` +
         'MB/s = payload MB / wall s; x plain = wall s / the plain attachment\'s; unpack MB/s = payload MB / (wall s - the plain attachment\'s wall s). CPU ms: this process, every thread.',
       table(['variant', 'attached MB', 'message MB', 'wall s', 'CPU ms', 'MB/s', 'x plain', 'unpack MB/s', 'verdict'], body),
+      'The 7-Zip pool alone (bench/unpack.ts: a 20 MB mixed payload, one third incompressible, unpacked by a warm one-thread pool; MB/s of output, median of its rounds):',
+      table(['format', 'input MB', 'output MB', 'MB/s'], pool.map((r) => [r.format, fmt(r.inputBytes / MB, 1), fmt(r.outputBytes / MB, 1), fmt(r.mbPerS, 1)])),
+      start ? `A 7-Zip thread answers ${start.coldMs} ms after a new pool starts (WebAssembly compiled), ${start.warmMs} ms for a replacement thread.` : '',
     ].join('\n\n'),
     summary: [`unpack: ${payloadMB} MB payload: plain ${fmt(base, 2)} s; ${archived.map((r) => `${r.variant.name} ${fmt(r.seconds / base, 1)}x`).join(', ')}${worst ? ` (slowest ${worst.variant.name}, ${fmt(payloadMB / worst.seconds, 1)} MB/s)` : ''}`],
     problems,
