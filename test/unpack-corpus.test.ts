@@ -33,6 +33,7 @@ const MAGIC: Readonly<Record<string, [number, string]>> = {
   'tar-gz': [0, '1f8b'], 'gz': [0, '1f8b'], 'gz-multi': [0, '1f8b'], 'bz2-multi': [0, '425a68'], 'xz-multi': [0, 'fd377a585a00'], 'tar-bz2': [0, '425a68'], 'bz2': [0, '425a68'],
   'tar-xz': [0, 'fd377a585a00'], 'xz': [0, 'fd377a585a00'],
   'cpio-bin': [0, 'c771'], 'cpio-odc': [0, '303730373037'], 'cpio-newc': [0, '303730373031'],
+  'zstd': [0, '28b52ffd'], 'compress-Z': [0, '1f9d'], 'iso': [0x8001, '4344303031'], 'lzh': [2, '2d6c68'], 'arj': [0, '60ea'],
   '7z': [0, '377abcaf271c'], 'nested-zip-targz-7z': [0, '377abcaf271c'], 'enc-7z': [0, '377abcaf271c'], 'enc-7z-headers': [0, '377abcaf271c'],
 };
 
@@ -100,7 +101,7 @@ test('the generated archives are what they claim (7-Zip and Python read them; me
   const inner = sevenZip(['e', '-so', '-i!' + PAYLOAD_MEMBER], zip, 'n.zip').stdout;
   if (!inner.equals(payloadBytes())) failures.push('nested-zip-targz-7z: the payload is not at the third level');
   // a compressed kind must hide the payload from a scanner that does not unpack (else it proves nothing)
-  for (const kind of ['zip-deflate', 'zip-bzip2', 'zip-lzma', 'zip-deflate64', 'tar-gz', 'tar-bz2', 'tar-xz', 'gz', 'bz2', 'xz', 'gz-multi', 'bz2-multi', 'xz-multi', '7z', 'cab', 'nested-zip-targz-7z']) {
+  for (const kind of ['zip-deflate', 'zip-bzip2', 'zip-lzma', 'zip-deflate64', 'tar-gz', 'tar-bz2', 'tar-xz', 'gz', 'bz2', 'xz', 'gz-multi', 'bz2-multi', 'xz-multi', '7z', 'cab', 'zstd', 'compress-Z', 'lzh', 'nested-zip-targz-7z']) {
     if (archives.get(kind)!.includes(eicar())) failures.push(`${kind}: the payload is readable as it is in the archive`);
   }
   assert.deepEqual(failures, []);

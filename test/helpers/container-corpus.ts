@@ -2,7 +2,8 @@
  * Issue 8's own corpus: archives and compressed files built at test time, each holding the
  * EICAR payload (eicar(), never written into the repository) as docs/eicar.com beside a clean
  * readme.txt, made by the tools a sender would use: Python's zipfile / tarfile / gzip / bz2 /
- * lzma, and Debian's 7z (p7zip-full), cpio and gcab. Plus nesting (a zip in a tar.gz in a 7z)
+ * lzma, and Debian's 7z (p7zip-full), cpio, gcab, zstd, compress (ncompress), genisoimage,
+ * lha (jlha-utils) and arj. Plus nesting (a zip in a tar.gz in a 7z)
  * and encrypted archives (ZipCrypto and AES zips, 7z with and without encrypted headers).
  *
  * Owns: the generators (buildArchive, by kind), the list of kinds with the container format the
@@ -79,6 +80,11 @@ export const ARCHIVE_KINDS: readonly ArchiveKind[] = [
   { kind: 'cpio-odc', format: 'cpio (odc)', tool: 'cpio', filename: 'invoice.cpio' },
   { kind: 'cpio-newc', format: 'cpio (newc)', tool: 'cpio', filename: 'invoice.cpio' },
   { kind: 'cab', format: 'cab (MSZIP)', tool: 'gcab', filename: 'invoice.cab' },
+  { kind: 'zstd', format: 'zstd', tool: 'zstd', filename: 'invoice.com.zst', single: true },
+  { kind: 'compress-Z', format: 'compress (.Z, LZW)', tool: 'ncompress', filename: 'invoice.com.Z', single: true },
+  { kind: 'iso', format: 'ISO 9660 (Rock Ridge)', tool: 'genisoimage', filename: 'invoice.iso' },
+  { kind: 'lzh', format: 'LHA (-lh5-)', tool: 'lha (jlha-utils)', filename: 'invoice.lzh' },
+  { kind: 'arj', format: 'ARJ', tool: 'arj', filename: 'invoice.arj' },
   { kind: 'nested-zip-targz-7z', format: '7z > gzip > tar > zip', tool: 'python zipfile, tarfile; 7z', filename: 'invoice.7z' },
   { kind: 'enc-zip-zipcrypto', format: 'zip (ZipCrypto)', tool: '7z', filename: 'invoice.zip', encryptedName: 'Encrypted.Zip' },
   { kind: 'enc-zip-aes', format: 'zip (AES-256)', tool: '7z', filename: 'invoice.zip', encryptedName: 'Encrypted.Zip' },
@@ -248,6 +254,24 @@ export function makeArchive(kind: string, files: readonly ArchiveFile[]): Buffer
       }
       case 'cab':
         run('gcab', ['-c', '-z', out, ...names], { cwd: src });
+        break;
+      case 'zstd':
+        writeFileSync(out, run('zstd', ['-q', '-c', names[0]!], { cwd: src }));
+        break;
+      case 'compress-Z':
+        writeFileSync(out, run('compress', ['-c', names[0]!], { cwd: src }));
+        break;
+      case 'iso':
+        run('genisoimage', ['-quiet', '-R', '-o', out, '.'], { cwd: src });
+        break;
+      case 'lzh':
+        // lha names its output by the extension it is given
+        run('lha', ['aq', 'out.lzh', ...names], { cwd: src });
+        writeFileSync(out, readFileSync(join(src, 'out.lzh')));
+        break;
+      case 'arj':
+        run('arj', ['a', '-i', '-y', 'out.arj', ...names], { cwd: src });
+        writeFileSync(out, readFileSync(join(src, 'out.arj')));
         break;
       case 'nested-zip-targz-7z': {
         // three archive levels: the files in inner.zip, that in middle.tar.gz, that in a 7z
