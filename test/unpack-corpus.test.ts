@@ -200,7 +200,7 @@ test('own corpus table', () => {
   assert.equal(table.size, ARCHIVE_KINDS.length);
 });
 
-test('regression: a zip that readers find from its end record (bytes before it: 1 byte, a self-extractor stub, a PNG, another zip) is never OK', () => {
+test('regression: a zip that readers find from its end record (bytes before it: 1 byte, a self-extractor stub, a PNG, another zip; its first signature damaged) is never OK', () => {
   // unzip and Python's zipfile find a zip by its end-of-central-directory record at the end of
   // the file; sniffing "PK\3\4" at offset 0 only passed these as plain bytes (OK). ClamAV finds
   // the first two; the last one (a clean zip, then the zip with the payload) it misses too.
@@ -217,6 +217,12 @@ test('regression: a zip that readers find from its end record (bytes before it: 
       writeFileSync(p, attachmentMessage('invoice.zip', Buffer.concat([prefix, zip])));
       cases.set(name, p);
     }
+    // found by the fuzz suite (seed 777): the first local header's signature damaged, "RK\3\4";
+    // unzip still extracts the second member, the payload, through the central directory
+    const damaged = Buffer.from(allArchives().get('zip-deflate')!);
+    damaged[0] = 0x52;
+    cases.set('first-signature-damaged', join(s.files, 'first-signature-damaged.eml'));
+    writeFileSync(cases.get('first-signature-damaged')!, attachmentMessage('invoice.zip', damaged));
     const r = runAvfilter(['-f', s.config, '-t', ...cases.values()], { env: { TMPDIR: s.childTmp } });
     const failures: string[] = [];
     for (const [name, p] of cases) {
