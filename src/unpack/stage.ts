@@ -27,7 +27,7 @@ import type { MessageBytes } from '../mime/input.js';
 import type { ExtractedPart } from '../mime/part-store.js';
 import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from '../mime/embedded/message.js';
 import { extractEmbeddedIn } from '../mime/embedded/index.js';
-import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES } from './sniff.js';
+import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES, ZIP_END_BYTES, ZIP_TAIL_BYTES, zipStartFromEnd } from './sniff.js';
 import { unpackMbox } from './mbox.js';
 import { UnpackErrorCode, type ContainerFormat, type UnpackLimits, type UnpackResult } from './types.js';
 
@@ -152,8 +152,20 @@ class Stage {
         if (bytes.size <= this.remainingBytes() && nsisAt(await bytes.read(0, bytes.size))) format = 'nsis';
       }
     }
-    if (format === undefined) return;
-    const where = this.pathOf(part, format);
+    const opens: Array<{ format: ContainerFormat; offset: number }> = format !== undefined ? [{ format, offset: 0 }] : [];
+    // zip readers (unzip, 7-Zip, Windows, Python) find an archive from its end record: a zip
+    // behind other bytes (a self-extractor, a zip appended to a PNG, a gzip or another zip)
+    // opens for whoever saves it, so it is opened here too
+    if (bytes.size >= ZIP_END_BYTES && this.opts.archives?.formats.has('zip')) {
+      const tailLen = Math.min(bytes.size, ZIP_TAIL_BYTES);
+      const start = zipStartFromEnd(await bytes.read(bytes.size - tailLen, tailLen), bytes.size);
+      if (start !== undefined && (format !== 'zip' || start > 0)) opens.push({ format: 'zip', offset: start });
+    }
+    for (const o of opens) await this.open(part, bytes, o.format, depth, o.offset);
+  }
+
+  private async open(part: ExtractedPart, bytes: MessageBytes, format: ContainerFormat, depth: number, offset = 0): Promise<void> {
+    const where = this.pathOf(part, format) + (offset > 0 ? `@${offset}` : '');
     if (depth >= this.opts.maxDepth) {
       throw new StageLimit(UnpackErrorCode.DEPTH, `containers nested deeper than ${this.opts.maxDepth} at ${where}`);
     }
@@ -162,7 +174,7 @@ class Stage {
     if (format === 'mail') {
       await this.walkMail(part, bytes);
     } else {
-      await this.unpack(part, bytes, format, where);
+      await this.unpack(part, bytes, format, where, offset);
     }
     const added = this.ctx.store.parts.slice(before);
     // a compressor's one stream is not a level of its own: a .tar.gz is one container to
@@ -201,7 +213,7 @@ class Stage {
     return Math.max(0, Math.min(this.opts.maxBytes, this.ratioCap) - this.bytes);
   }
 
-  private async unpack(part: ExtractedPart, bytes: MessageBytes, format: ContainerFormat, where: string): Promise<void> {
+  private async unpack(part: ExtractedPart, bytes: MessageBytes, format: ContainerFormat, where: string, offset = 0): Promise<void> {
     const room = this.remainingBytes();
     const memberRoom = this.opts.maxMembers - this.members;
     if (memberRoom <= 0) throw new StageLimit(UnpackErrorCode.MEMBERS, `more than ${this.opts.maxMembers} members in the containers of this message`);
@@ -213,7 +225,7 @@ class Stage {
       const doc = this.opts.documents?.[format];
       const archives = this.opts.archives;
       if (doc === undefined && !archives?.formats.has(format)) return; // no reader for it here: the engines see its bytes
-      const input = await bytes.read(0, bytes.size);
+      const input = await bytes.read(offset, bytes.size - offset);
       try {
         result = doc !== undefined ? doc(input, limits) : await archives!.unpack(input, format, limits, this.ctx.signal);
       } catch (err) {

@@ -80,7 +80,16 @@ export function classifyRun(f: RunFacts): RunVerdict {
   if (f.escapedType !== undefined) return result('corrupt', `7-Zip stopped (${f.escapedType})`);
   if (f.exitCode === 0) return result('ok');
   if (f.exitCode === 1 && onlyHarmlessWarnings(f.lines)) return result('ok');
+  // bytes after a compressed stream (zero padding after a gzip, as tape and mail tools leave
+  // it): gzip -d reads it with a warning, and the bytes themselves are scanned with the
+  // container; 7-Zip calls it an error of the item
+  if (f.exitCode === 2 && onlyTrailingDataErrors(f.lines)) return result('ok');
   return result('corrupt', firstError ?? `7-Zip exit code ${f.exitCode}`);
+}
+
+function onlyTrailingDataErrors(lines: readonly string[]): boolean {
+  const errors = lines.filter((l) => /^(?:ERROR|Open ERROR|ERRORS)\b/.test(l.trim()));
+  return errors.length > 0 && errors.every((l) => /^ERROR: There are (?:some )?data after the end of (?:the payload data|archive)\b/.test(l.trim()));
 }
 
 function onlyHarmlessWarnings(lines: readonly string[]): boolean {
