@@ -4,10 +4,12 @@
  * application/octet-stream to a message, through `avfilter -t -v` with the embedded engine and
  * a YARA rule matching clam.exe by its MD5 (helpers/unpack-cli.ts). Every file listed in
  * EXPECTED_FOUND must be FOUND; the table (file, format, found, what -v said, and clamd beside
- * it for comparison) shows all of them.
+ * it for comparison) shows all of them. clam.pdf is also encrypted with an empty user password
+ * by qpdf, as senders do to hide a PDF's streams: clam.exe must still come out.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runAvfilter } from './helpers/avfilter-proc.js';
@@ -111,4 +113,36 @@ test('ClamAV test files table', () => {
   lines.push(`| **total** | | **${found} / ${names.length}** | ${EXPECTED_FOUND.length} | | ${clamdFound} / ${names.length} |`);
   console.log(lines.join('\n'));
   assert.equal(results.size, names.length);
+});
+
+test('regression: clam.pdf encrypted with an empty user password (RC4 40 and 128, AES 128 and 256: every viewer opens it without asking) still yields clam.exe', () => {
+  // the PDF reader returned encrypted streams raw, so the embedded clam.exe was never seen:
+  // OK, where clamscan decrypts with the empty password and finds it
+  const s = cliSetup();
+  try {
+    const src = join(TESTFILES_DIR, 'clam.pdf');
+    const variants: Array<[string, string[]]> = [
+      ['rc4-40', ['--allow-weak-crypto', '--encrypt', '', 'owner-secret', '40']],
+      ['rc4-128', ['--allow-weak-crypto', '--encrypt', '', 'owner-secret', '128', '--use-aes=n']],
+      ['aes-128', ['--allow-weak-crypto', '--encrypt', '', 'owner-secret', '128', '--use-aes=y']],
+      ['aes-256', ['--encrypt', '', 'owner-secret', '256']],
+    ];
+    const paths = new Map<string, string>();
+    for (const [name, args] of variants) {
+      const pdf = join(s.dir, `${name}.pdf`);
+      // qpdf repairs clam.pdf's broken xref as it writes (exit 3: warnings)
+      const q = spawnSync('qpdf', [...args, '--', src, pdf], { encoding: 'utf8' });
+      assert.ok(q.status === 0 || q.status === 3, `qpdf ${name}: ${q.error?.message ?? q.stderr} (.ci/run installs qpdf)`);
+      const show = spawnSync('qpdf', ['--show-encryption', pdf], { encoding: 'utf8' });
+      assert.match(show.stdout, /^R = \d/m, `${name}: not encrypted`);
+      const p = join(s.files, `${name}.eml`);
+      writeFileSync(p, attachmentMessage('statement.pdf', readFileSync(pdf), 'application/pdf'));
+      paths.set(name, p);
+    }
+    const r = runAvfilter(['-f', s.config, '-t', ...paths.values()], { env: { TMPDIR: s.childTmp } });
+    const failures = [...paths].filter(([, p]) => !reportFor(r.stdout, p).names.includes(CLAM_NAME)).map(([name, p]) => `${name}: ${reportFor(r.stdout, p).lines.join(' | ') || 'no line'}`);
+    assert.deepEqual(failures, [], r.stderr);
+  } finally {
+    s.cleanup();
+  }
 });
