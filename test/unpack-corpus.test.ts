@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAvfilter } from './helpers/avfilter-proc.js';
-import { ARCHIVE_KINDS, PASSWORD, PYTHON, PAYLOAD_MEMBER, allArchives, attachmentMessage, makeArchive, payloadBytes, type ArchiveKind } from './helpers/container-corpus.js';
+import { ARCHIVE_KINDS, PASSWORD, PYTHON, PAYLOAD_MEMBER, allArchives, attachmentMessage, makeArchive, payloadBytes, pdfWithAttachment, type ArchiveKind } from './helpers/container-corpus.js';
 import { eicar } from './helpers/eicar.js';
 import { EICAR_NAME, cliSetup, leftovers, reportFor } from './helpers/unpack-cli.js';
 
@@ -248,6 +248,37 @@ test('regression: a gzip followed by zero padding (gzip -t accepts it, as tape a
     const r = runAvfilter(['-f', s.config, '-t', clean, infected], { env: { TMPDIR: s.childTmp } });
     assert.equal(reportFor(r.stdout, clean).verdict, 'clean', r.stdout);
     assert.deepEqual(reportFor(r.stdout, infected).names, [EICAR_NAME], r.stdout);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('regression: a PDF whose attached file is FlateDecode with a PNG predictor (/DecodeParms /Predictor 12) is read through the predictor', () => {
+  // the PDF reader stopped before the predictor, so the member was the predicted rows and the
+  // payload never contiguous: OK, where qpdf (and every viewer) saves the payload itself
+  const s = cliSetup();
+  try {
+    const cases = new Map<string, string>();
+    for (const cols of [17, 68]) {
+      const pdf = pdfWithAttachment('invoice.com', payloadBytes(), { predictorColumns: cols });
+      const file = join(s.dir, `p${cols}.pdf`);
+      writeFileSync(file, pdf);
+      // the generator is right: qpdf gives the payload back through the predictor (the last
+      // row filled up with zeros)
+      const q = spawnSync('qpdf', ['--show-attachment=invoice.com', file], { maxBuffer: 1 << 24 });
+      assert.equal(q.status, 0, `qpdf: ${q.error?.message ?? q.stderr} (.ci/run installs qpdf)`);
+      assert.ok(q.stdout.subarray(0, payloadBytes().length).equals(payloadBytes()), 'qpdf does not give the payload back');
+      const p = join(s.files, `predictor-${cols}.eml`);
+      writeFileSync(p, attachmentMessage('statement.pdf', pdf, 'application/pdf'));
+      cases.set(`columns ${cols}`, p);
+    }
+    // the same PDF without a predictor is found: the case differs only by the predictor
+    const plain = join(s.files, 'no-predictor.eml');
+    writeFileSync(plain, attachmentMessage('statement.pdf', pdfWithAttachment('invoice.com', payloadBytes()), 'application/pdf'));
+    cases.set('no predictor', plain);
+    const r = runAvfilter(['-f', s.config, '-t', ...cases.values()], { env: { TMPDIR: s.childTmp } });
+    const failures = [...cases].filter(([, p]) => !reportFor(r.stdout, p).names.includes(EICAR_NAME)).map(([n, p]) => `${n}: ${reportFor(r.stdout, p).lines.join(' | ') || 'no line'}`);
+    assert.deepEqual(failures, [], r.stderr);
   } finally {
     s.cleanup();
   }

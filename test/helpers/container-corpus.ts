@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { eicar } from './eicar.js';
 import { base64Lines } from './mail.js';
 
@@ -309,4 +310,53 @@ export function attachmentMessage(filename: string, bytes: Buffer, contentType =
     `Content-Disposition: attachment; filename="${filename}"`, '', '',
   ].join('\n');
   return Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(base64Lines(bytes), 'latin1'), Buffer.from('--=_container--\n', 'latin1')]);
+}
+
+/**
+ * A one-page PDF with `data` as an embedded file (a /Filespec in the /EmbeddedFiles name tree),
+ * its stream FlateDecode; with `predictorColumns`, PNG-predicted first ("Up" rows of that many
+ * bytes, /DecodeParms /Predictor 12), which every reader undoes as part of FlateDecode.
+ */
+export function pdfWithAttachment(name: string, data: Buffer, opts: { predictorColumns?: number } = {}): Buffer {
+  let raw = data;
+  let parms = '';
+  const cols = opts.predictorColumns;
+  if (cols !== undefined) {
+    const rows: Buffer[] = [];
+    for (let i = 0; i < data.length; i += cols) {
+      const row = Buffer.alloc(cols);
+      data.copy(row, 0, i, Math.min(i + cols, data.length));
+      const up = Buffer.alloc(cols);
+      if (i >= cols) data.copy(up, 0, i - cols, i);
+      rows.push(Buffer.from([2]), Buffer.from(row.map((b, j) => (b - up[j]!) & 0xff)));
+    }
+    raw = Buffer.concat(rows);
+    parms = ` /DecodeParms << /Predictor 12 /Colors 1 /BitsPerComponent 8 /Columns ${cols} >>`;
+  }
+  const packed = deflateSync(raw);
+  const parts: Buffer[] = [Buffer.from('%PDF-1.7\n', 'latin1')];
+  let pos = parts[0]!.length;
+  const offsets: number[] = [];
+  const add = (b: Buffer): void => {
+    parts.push(b);
+    pos += b.length;
+  };
+  const objects = [
+    `<< /Type /Catalog /Pages 2 0 R /Names << /EmbeddedFiles << /Names [(${name}) 4 0 R] >> >> >>`,
+    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>',
+    `<< /Type /Filespec /F (${name}) /UF (${name}) /EF << /F 5 0 R >> >>`,
+  ];
+  objects.forEach((o, i) => {
+    offsets.push(pos);
+    add(Buffer.from(`${i + 1} 0 obj\n${o}\nendobj\n`, 'latin1'));
+  });
+  offsets.push(pos);
+  add(Buffer.from(`5 0 obj\n<< /Type /EmbeddedFile /Length ${packed.length} /Filter /FlateDecode${parms} >>\nstream\n`, 'latin1'));
+  add(packed);
+  add(Buffer.from('\nendstream\nendobj\n', 'latin1'));
+  const xref = pos;
+  const table = offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('');
+  add(Buffer.from(`xref\n0 ${offsets.length + 1}\n0000000000 65535 f \n${table}trailer\n<< /Size ${offsets.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`, 'latin1'));
+  return Buffer.concat(parts);
 }
