@@ -146,7 +146,7 @@ export async function unpackSection(ctx: BenchContext): Promise<SectionReport> {
     title: 'Container stage: unpack cost (issue 8)',
     markdown: [
       `A ${payloadMB} MB text payload (EICAR at its end) attached as it is and in four containers, each message through the scan path of \`avfilter -t\` (createRuntime + scanMessage(scanDepsOf), embedded YARA engine, shipped rules) in this process; median of ${ctx.quick ? 1 : Math.min(ctx.rounds, 3)} round(s) after a warm-up. ` +
-        'MB/s = payload MB / wall s; x plain = wall s / the plain attachment\'s; unpack MB/s = payload MB / (wall s - the plain attachment\'s wall s), shown when that difference is more than ${NOISE * 100}% of the plain attachment\'s time. CPU ms: this process, every thread.',
+        `MB/s = payload MB / wall s; x plain = wall s / the plain attachment's; unpack MB/s = payload MB / (wall s - the plain attachment's wall s), shown when that difference is more than ${NOISE * 100}% of the plain attachment's time. CPU ms: this process, every thread.`,
       table(['variant', 'attached MB', 'message MB', 'wall s', 'CPU ms', 'MB/s', 'x plain', 'unpack MB/s', 'verdict'], body),
       'The 7-Zip pool alone (bench/unpack.ts: a 20 MB mixed payload, one third incompressible, unpacked by a warm one-thread pool; MB/s of output, median of its rounds):',
       table(['format', 'input MB', 'output MB', 'MB/s'], pool.map((r) => [r.format, fmt(r.inputBytes / MB, 1), fmt(r.outputBytes / MB, 1), fmt(r.mbPerS, 1)])),
