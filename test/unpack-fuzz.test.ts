@@ -1,6 +1,7 @@
 /**
  * Bounded fuzzing of the container stage through the CLI: mutated archives of every format of
- * the corpus (helpers/container-corpus.ts) — bit flips, truncations, a length or offset field
+ * the corpus (helpers/container-corpus.ts), ClamAV's test files of the document, mail and rarer
+ * archive formats, and a PDF with an attached file — bit flips, truncations, a length or offset field
  * set to 0xFFFFFFFF (or its text form in tar and cpio), and the shared byte mutators
  * (helpers/fuzz.ts) — each attached to a message, scanned by `avfilter -t` in batches.
  * Properties: every file gets a line, the exit status is 0, 1 or 2 (no crash, no signal), no
@@ -13,10 +14,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runAvfilter } from './helpers/avfilter-proc.js';
-import { ARCHIVE_KINDS, allArchives, attachmentMessage } from './helpers/container-corpus.js';
+import { ARCHIVE_KINDS, allArchives, attachmentMessage, payloadBytes, pdfWithAttachment } from './helpers/container-corpus.js';
+import { TESTFILES_DIR } from './helpers/clamd.js';
 import { caseRng, fuzzIterations, fuzzSeed, mutateBytes, type Rng } from './helpers/fuzz.js';
 import { cliSetup, leftovers, reportFor } from './helpers/unpack-cli.js';
 
@@ -29,6 +31,12 @@ const BATCH_MAX_MS = 90_000;
 const CRASH = /TypeError|RangeError|ReferenceError|SyntaxError|uncaught|unhandled|Segmentation fault|core dumped|Aborted|out of memory|RuntimeError/i;
 
 const ALL_ONES = Buffer.from([0xff, 0xff, 0xff, 0xff]);
+
+/** ClamAV's test files (clamav-testfiles) mutated beside the corpus: documents, mail, rarer archives. */
+const DOCUMENT_FILES = [
+  'clam.pdf', 'clam.exe.rtf', 'clam.ole.doc', 'clam.ppt', 'clam.tnef', 'clam.mail', 'clam.exe.mbox.base64',
+  'clam.chm', 'clam.arj', 'clam.exe.szdd', 'clam-nsis.exe', 'clam.impl.zip', 'clam.d64.zip',
+];
 
 /** Offsets of every occurrence of `sig` in `b`. */
 function offsetsOf(b: Buffer, sig: Buffer): number[] {
@@ -92,7 +100,12 @@ function mutate(kind: string, base: Buffer, rnd: Rng, donors: readonly Buffer[])
 
 test(`fuzz: ${CASES} mutated archives through avfilter -t, ${BATCH} a run (seed ${SEED}): a line each, exit 0/1/2, no crash, no temp file left`, { timeout: 10 * 60_000 }, () => {
   const archives = allArchives();
-  const bases = ARCHIVE_KINDS.map((k) => ({ k, bytes: archives.get(k.kind)! }));
+  const bases = [
+    ...ARCHIVE_KINDS.map((k) => ({ k: { kind: k.kind, filename: k.filename }, bytes: archives.get(k.kind)! })),
+    // the document and mail readers, and 7-Zip's rarer formats, through ClamAV's test files
+    ...DOCUMENT_FILES.map((n) => ({ k: { kind: n, filename: n }, bytes: readFileSync(join(TESTFILES_DIR, n)) })),
+    { k: { kind: 'pdf-attachment', filename: 'statement.pdf' }, bytes: pdfWithAttachment('invoice.com', payloadBytes()) },
+  ];
   const donors = bases.map((b) => b.bytes);
   const counts = new Map<string, Record<string, number>>();
   const failures: string[] = [];
@@ -145,7 +158,7 @@ test(`fuzz: ${CASES} mutated archives through avfilter -t, ${BATCH} a run (seed 
     }
   }
   const lines = ['| format | OK | FOUND | ERROR | no line |', '|---|---|---|---|---|'];
-  for (const k of ARCHIVE_KINDS) {
+  for (const { k } of bases) {
     const c = counts.get(k.kind) ?? {};
     lines.push(`| ${k.kind} | ${c.clean ?? 0} | ${c.infected ?? 0} | ${c.error ?? 0} | ${c.missing ?? 0} |`);
   }
