@@ -88,12 +88,14 @@ async function main(): Promise<number> {
       return 2;
     }
     let versions: string[] | undefined;
+    let unpackVersion: string | undefined;
     try {
       if (o.verbose) versions = await engineVersions(rt);
+      if (o.verbose && rt.unpackVersion) unpackVersion = await rt.unpackVersion().catch((err: Error) => `unavailable: ${err.message}`);
     } finally {
       await rt.close();
     }
-    process.stdout.write(formatConfig(cfg, versions));
+    process.stdout.write(formatConfig(cfg, versions, unpackVersion));
     return 0;
   }
   let rt: Runtime;

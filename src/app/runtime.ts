@@ -27,6 +27,8 @@ export interface Runtime {
   readonly spoolDirs: readonly string[];
   /** The container stage, when [unpack] is enabled and some engine does not unpack itself. */
   readonly unpack?: UnpackOptions | undefined;
+  /** Its readers' versions (`--config -v`); undefined when the stage is off. */
+  unpackVersion?(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -120,6 +122,7 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
       maxDepth: u.max_depth, maxMembers: u.max_members, maxBytes: u.max_size, maxRatio: u.max_ratio, maxTimeMs: ms(u.max_time),
       archives: unpackers.archives, documents: unpackers.documents,
     },
+    ...(unpackers !== undefined ? { unpackVersion: () => unpackers.version() } : {}),
     close: async () => {
       await Promise.all([...engines.map((e) => e.close().catch(() => undefined)), unpackers?.close().catch(() => undefined)]);
     },

@@ -5,7 +5,7 @@
 import { ACTION_KEYS, ENGINE_KEYS, MIME_KEYS, TOP_KEYS, UNPACK_KEYS, type KeySpec } from './schema.js';
 import type { Config } from './load.js';
 
-export function formatConfig(cfg: Config, engineVersions?: readonly string[]): string {
+export function formatConfig(cfg: Config, engineVersions?: readonly string[], unpackVersion?: string): string {
   const out: string[] = [`# effective configuration, from ${cfg.source}`];
   const rec = cfg as unknown as Record<string, unknown>;
   section(out, TOP_KEYS, rec);
@@ -15,6 +15,7 @@ export function formatConfig(cfg: Config, engineVersions?: readonly string[]): s
   section(out, MIME_KEYS, cfg.mime as unknown as Record<string, unknown>);
   out.push('', '[unpack]');
   section(out, UNPACK_KEYS, cfg.unpack as unknown as Record<string, unknown>);
+  if (unpackVersion) out.push(`# version: ${unpackVersion}`);
   cfg.engine.forEach((e, i) => {
     out.push('', '[[engine]]', `type = ${JSON.stringify(e.type)}`);
     section(out, ENGINE_KEYS[e.type] ?? [], e as unknown as Record<string, unknown>);

@@ -13,6 +13,8 @@ import { SEVENZIP_TYPE, SevenZipPool, sevenZipTypeFor } from './sevenzip/index.j
 export interface Unpackers {
   readonly archives?: ArchiveReader | undefined;
   readonly documents: Partial<Record<ContainerFormat, DocumentReader>>;
+  /** What reads what, for `avfilter --config -v`. */
+  version(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -30,6 +32,7 @@ export function createUnpackers(): Unpackers {
   return {
     archives,
     documents: { tnef: unpackTnef, pdf: unpackPdf, rtf: unpackRtf, ole2: unpackOle2 },
+    version: async () => `archives: ${await pool.version()} (WebAssembly, in ${formats.size} formats); OLE2: cfb; TNEF, PDF, RTF, mbox: avfilter`,
     close: () => pool.close(),
   };
 }
