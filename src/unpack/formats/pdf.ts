@@ -7,9 +7,8 @@
  * when it is a direct integer that ends at `endstream`, else the data runs up to the next
  * `endstream` (a /Length that lies or is a reference). Filters: FlateDecode, ASCIIHexDecode,
  * ASCII85Decode, LZWDecode, RunLengthDecode (pdf-filters.ts); the chain stops at any other
- * filter (DCTDecode, JBIG2Decode, Crypt, ...) and the bytes so far are the member. PNG/TIFF
- * predictors (/DecodeParms /Predictor) are not undone: the member is the bytes before the
- * predictor. Names: the /UF or /F file name of the file specification whose /EF points at the
+ * filter (DCTDecode, JBIG2Decode, Crypt, ...) and the bytes so far are the member. PNG and TIFF
+ * predictors (/DecodeParms /Predictor after Flate or LZW) are undone (pdf-predictors.ts). Names: the /UF or /F file name of the file specification whose /EF points at the
  * stream, else "[object N]", else "[stream K]".
  * Encrypted files (/Encrypt): streams are not decrypted (RC4/AES with the empty user password
  * is not done here); each is decoded if it decodes, else returned raw, with outcome `ok` and a
@@ -23,7 +22,9 @@
  */
 import type { UnpackLimits, UnpackResult } from '../types.js';
 import { MemberSink } from './sink.js';
-import { FILTERS, FilterFailure } from './pdf-filters.js';
+import { FILTERS, FilterFailure, type FilterContext } from './pdf-filters.js';
+import { PREDICTOR_DEFAULTS, unpredict, type PredictorParams } from './pdf-predictors.js';
+import { parseValue, type PdfValue } from './pdf-syntax.js';
 
 /** How far around an /EF entry its file specification's name is looked for. */
 const FILESPEC_WINDOW = 4096;
@@ -97,11 +98,24 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     const filters = filterNames(s, dictFrom, k);
     const early = directInt(s, findKey(s, '/EarlyChange', dictFrom, k), k);
     let data: Buffer = raw;
+    const parms = filters.length > 0 ? decodeParms(s, dictFrom, k) : [];
+    const ctx: FilterContext = { room: sink.room, earlyChange: early ?? 1, timeUp: () => sink.timeUpNow() };
     try {
-      for (const f of filters) {
-        const decode = FILTERS[f];
+      for (let f = 0; f < filters.length; f++) {
+        const decode = FILTERS[filters[f]!];
         if (!decode) break; // DCT, JBIG2, Crypt, ...: the bytes so far are the member
-        data = decode(data, { room: sink.room, earlyChange: early ?? 1, timeUp: () => sink.timeUpNow() });
+        data = decode(data, ctx);
+        const p = parms[f];
+        if (p && p.predictor !== 1 && PREDICTED.has(filters[f]!)) {
+          try {
+            data = unpredict(data, p, ctx);
+          } catch (err) {
+            // Parameters no writer produces: the filter's output is the member, marked damaged.
+            if (!(err instanceof FilterFailure) || err.outcome !== 'corrupt') throw err;
+            sink.fail('corrupt', `${name}: ${err.message}`);
+            break;
+          }
+        }
       }
     } catch (err) {
       if (!(err instanceof FilterFailure)) throw err;
@@ -192,6 +206,32 @@ function filterNames(s: string, from: number, to: number): string[] {
     if (n) out.push(n);
   }
   return out;
+}
+
+/** Filters whose /DecodeParms may name a predictor (7.4.4.4). */
+const PREDICTED = new Set(['FlateDecode', 'Fl', 'LZWDecode', 'LZW']);
+
+/**
+ * The predictor parameters of each filter: /DecodeParms (or /DP) is one dictionary for one
+ * filter, or an array parallel to /Filter (null where a filter has none). A reference or
+ * anything unparsable counts as no parameters.
+ */
+function decodeParms(s: string, from: number, to: number): (PredictorParams | undefined)[] {
+  const at = Math.max(findKey(s, '/DecodeParms', from, to), findKey(s, '/DP', from, to));
+  if (at < 0) return [];
+  const v = parseValue(s, at, to);
+  if (!v) return [];
+  const one = (p: PdfValue): PredictorParams | undefined => {
+    if (p.t !== 'dict') return undefined;
+    const get = (k: string, dflt: number): number => { const x = p.v.get(k); return x?.t === 'num' ? x.v : dflt; };
+    return {
+      predictor: get('Predictor', PREDICTOR_DEFAULTS.predictor),
+      colors: get('Colors', PREDICTOR_DEFAULTS.colors),
+      bitsPerComponent: get('BitsPerComponent', PREDICTOR_DEFAULTS.bitsPerComponent),
+      columns: get('Columns', PREDICTOR_DEFAULTS.columns),
+    };
+  };
+  return v.value.t === 'array' ? v.value.v.map(one) : [one(v.value)];
 }
 
 /** N of the `N G obj` whose keyword starts at `o`. */
