@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unpackPdf } from '../src/unpack/formats/index.js';
 import type { UnpackLimits, UnpackResult } from '../src/unpack/types.js';
-import { pdf } from './helpers/documents.js';
+import { deflateSync, pdf } from './helpers/documents.js';
 
 const CLAM_PDF = '/usr/share/clamav-testfiles/clam.pdf';
 const CLAM_EXE = readFileSync('/usr/share/clamav-testfiles/clam.exe');
@@ -52,6 +52,7 @@ const cases: [string, string[]][] = [
   ['128-bit AES (R4, AESV2)', ['128', '--use-aes=y']],
   ['256-bit AES (R6, AESV3)', ['256']],
   ['256-bit AES (R5, AESV3)', ['256', '--force-R5']],
+  ['128-bit AES, /EncryptMetadata false (its key takes 4 more bytes)', ['128', '--use-aes=y', '--cleartext-metadata']],
 ];
 
 for (const [what, opts] of cases) {
@@ -108,4 +109,21 @@ test('pdf crypt: hostile /Encrypt values (wrong string lengths, R 99, a huge /Le
     const r = unpackPdf(pdf([{ num: 1, dict: '<< >>', data: Buffer.from('x') }, { num: 9, dict: d }], '<< /Root 1 0 R /Encrypt 9 0 R /ID [<00><00>] >>'), limits());
     assert.ok(['ok', 'encrypted'].includes(r.outcome), `${d.slice(0, 60)}: ${r.outcome} ${r.detail}`);
   }
+});
+
+test('pdf crypt: a stream whose own /Crypt filter is /Identity, and every stream under /StmF /Identity, is read in the clear', () => {
+  const plain = Buffer.from('stored in the clear inside an encrypted document '.repeat(4));
+  const clear = Buffer.from(`99 0 obj\n<< /Filter [/Crypt /FlateDecode] /DecodeParms [<< /Name /Identity >> null] >>\nstream\n`, 'latin1');
+  const tail = (f: Buffer): Buffer => Buffer.concat([f, clear, deflateSync(plain), Buffer.from('\nendstream\nendobj\n')]);
+  const file = encrypted('', ['256']);
+  const r = unpackPdf(tail(file), limits());
+  assert.equal(r.outcome, 'ok', r.detail);
+  assert.equal(holding(r, CLAM_EXE).length, 1); // the others are still decrypted
+  assert.equal(holding(r, plain).length, 1);
+  // /StmF /Identity: no stream is decrypted (clam.exe stays ciphertext), the clear one decodes.
+  const identity = Buffer.from(file.toString('latin1').replace('/StmF /StdCF', '/StmF /Identity'), 'latin1');
+  assert.notDeepEqual(identity, file);
+  const r2 = unpackPdf(tail(identity), limits());
+  assert.equal(holding(r2, CLAM_EXE).length, 0);
+  assert.equal(holding(r2, plain).length, 1);
 });
