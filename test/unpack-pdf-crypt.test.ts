@@ -127,3 +127,11 @@ test('pdf crypt: a stream whose own /Crypt filter is /Identity, and every stream
   assert.equal(holding(r2, CLAM_EXE).length, 0);
   assert.equal(holding(r2, plain).length, 1);
 });
+
+test('pdf crypt: planted /Encrypt and /ID keys with unclosed strings cost a bounded scan, not one to the end of the file each', () => {
+  for (const body of ['/Encrypt <'.repeat(100000), ('/Encrypt << /O (' + 'a'.repeat(50)).repeat(10000), ('/ID [ <' + '0'.repeat(60)).repeat(10000)]) {
+    const file = Buffer.concat([pdf([{ num: 1, dict: '<< >>', data: Buffer.from('x') }]), Buffer.from(body, 'latin1')]);
+    const r = unpackPdf(file, limits({ deadline: Date.now() + 4000 }));
+    assert.equal(r.outcome, 'ok', r.detail); // not `time`: a hang would pass the deadline
+  }
+});

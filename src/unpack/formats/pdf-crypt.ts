@@ -37,8 +37,11 @@ export type Security =
 const PAD = Buffer.from('28bf4e5e4e758a4164004e56fffa01082e2e00b6d0683e802f0ca9fe6453697a', 'hex');
 /** Most /Encrypt and /ID keys looked at: a real file has one per trailer (a few updates). */
 const MAX_KEYS = 1000;
-/** How far an indirect /Encrypt dictionary may run from its `obj`: a real one is < 1 KiB. */
-const DICT_WINDOW = 64 * 1024;
+/**
+ * How far an /Encrypt dictionary or /ID array may run: a real one is < 1 KiB. With MAX_KEYS
+ * it bounds the parsing a file full of planted keys can cost (1000 × 16 KiB).
+ */
+const DICT_WINDOW = 16 * 1024;
 
 export function security(s: string): Security {
   const enc = lastValue(s, '/Encrypt', (v) => v.t === 'dict' || v.t === 'ref');

@@ -67,8 +67,10 @@ export function parseValue(s: string, i: number, to: number, depth = 0): { value
     }
   }
   if (c === '<') {
-    const close = s.indexOf('>', i + 1);
-    if (close < 0 || close >= to || close - i > 2 * MAX_STRING + 64) return undefined;
+    // Searched in a bounded slice: an unclosed '<' must not cost a scan to the end of the file.
+    const near = s.slice(i + 1, Math.min(to, i + 2 * MAX_STRING + 64)).indexOf('>');
+    if (near < 0) return undefined;
+    const close = i + 1 + near;
     const hex = s.slice(i + 1, close).replace(/[\0\t\n\f\r ]/g, '');
     if (/[^0-9a-fA-F]/.test(hex)) return undefined;
     return { value: { t: 'str', v: Buffer.from(hex.length % 2 ? hex + '0' : hex, 'hex') }, end: close + 1 };
