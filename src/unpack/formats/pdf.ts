@@ -7,14 +7,21 @@
  * when it is a direct integer that ends at `endstream`, else the data runs up to the next
  * `endstream` (a /Length that lies or is a reference). Filters: FlateDecode, ASCIIHexDecode,
  * ASCII85Decode, LZWDecode, RunLengthDecode (pdf-filters.ts); the chain stops at any other
- * filter (DCTDecode, JBIG2Decode, Crypt, ...) and the bytes so far are the member. PNG/TIFF
- * predictors (/DecodeParms /Predictor) are not undone: the member is the bytes before the
- * predictor. Names: the /UF or /F file name of the file specification whose /EF points at the
- * stream, else "[object N]", else "[stream K]".
- * Encrypted files (/Encrypt): streams are not decrypted (RC4/AES with the empty user password
- * is not done here); each is decoded if it decodes, else returned raw, with outcome `ok` and a
- * detail saying so (an encrypted PDF with an empty user password is routine mail).
- * Not read: object streams' objects as objects (the decoded /ObjStm is a member), incremental
+ * filter (DCTDecode, JBIG2Decode, Crypt, ...) and the bytes so far are the member. PNG and TIFF
+ * predictors (/DecodeParms /Predictor after Flate or LZW) are undone (pdf-predictors.ts).
+ * Names: the /UF or /F file name of the file specification whose /EF points at the stream,
+ * else "[object N]", else "[stream K]".
+ * Encrypted files (/Encrypt, pdf-crypt.ts): opened with the empty user password as viewers
+ * do (routine mail), each stream decrypted with its object's key before its /Filter chain
+ * (not /Type /XRef streams, nor /Metadata when /EncryptMetadata is false, nor a stream whose
+ * own first filter is /Crypt with no /Name or /Identity), file names too.
+ * A document that needs a user password, or another security handler, gives its raw streams
+ * and outcome `encrypted` with detail "[document]", like an encrypted zip. An /Encrypt that
+ * resolves to no dictionary (planted, dangling) changes nothing but that streams which do not
+ * decode are returned raw, outcome `ok` with a detail saying so.
+ * Not read: object streams' objects as objects (the decoded /ObjStm is a member, and a file
+ * specification inside one names nothing), a stream's own /Crypt filter other than /Identity
+ * (the document's stream method applies), incremental
  * updates' replaced objects are read like any other, strings outside streams (JavaScript in a
  * string) are not members.
  * Fails with: `corrupt` for a stream cut short or a filter that refuses its data (the raw
@@ -23,7 +30,10 @@
  */
 import type { UnpackLimits, UnpackResult } from '../types.js';
 import { MemberSink } from './sink.js';
-import { FILTERS, FilterFailure } from './pdf-filters.js';
+import { FILTERS, FilterFailure, type FilterContext } from './pdf-filters.js';
+import { PREDICTOR_DEFAULTS, unpredict, type PredictorParams } from './pdf-predictors.js';
+import { parseValue, type PdfValue } from './pdf-syntax.js';
+import { security, type Decryptor } from './pdf-crypt.js';
 
 /** How far around an /EF entry its file specification's name is looked for. */
 const FILESPEC_WINDOW = 4096;
@@ -38,11 +48,19 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
   }
   // latin1 maps byte i to char i: offsets in the string are offsets in the buffer.
   const s = input.toString('latin1');
-  // Decoding is still tried when /Encrypt is present: a "/Encrypt" planted anywhere must not
-  // turn decoding off; it only makes a stream that fails to decode expected rather than damage.
+  const sec = security(s);
+  // A document the empty password does not open is reported like an encrypted zip; its raw
+  // streams are still the members (a signature may match ciphertext-independent parts).
+  const closed = sec.state === 'locked' || sec.state === 'unsupported';
+  const decryptor = sec.state === 'open' ? sec.decryptor : undefined;
+  // Decoding is still tried when an /Encrypt resolves to nothing: a "/Encrypt" planted anywhere
+  // must not turn decoding off; it only makes a stream that fails to decode expected rather
+  // than damage. The same holds for a stream of an open document that could not be decrypted
+  // (no object header to take its key from).
   const encrypted = findKey(s, '/Encrypt', 0, s.length) >= 0;
-  if (encrypted) sink.note('encrypted: streams that do not decode are returned raw');
-  const names = fileNames(s, sink);
+  if (encrypted && sec.state === 'plain') sink.note('encrypted: streams that do not decode are returned raw');
+  // Names are strings, encrypted like streams: decrypted when the document opens, else not read.
+  const names = closed ? new Map<number, string>() : fileNames(s, sink, decryptor);
   const objs = new Cursor(s, 'obj', true);
   const ends = new Cursor(s, 'endstream', false);
   let pos = 0; // where the next search for `stream` starts
@@ -66,7 +84,8 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     for (let o = objs.at(objScan); o >= 0 && o < k; o = objs.at(objScan)) { lastObj = o; objScan = o + 3; }
     const inObj = lastObj >= floor;
     const dictFrom = inObj ? lastObj + 3 : floor;
-    const objNum = inObj ? objectNumber(s, lastObj) : undefined;
+    const id = inObj ? objectId(s, lastObj) : undefined;
+    const objNum = id?.num;
     // Data: /Length if it is direct and lands on endstream, else up to the next endstream.
     let end = -1;
     let next = -1;
@@ -93,25 +112,47 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     count++;
     const name = (objNum !== undefined && names.get(objNum)) || (objNum !== undefined ? `[object ${objNum}]` : `[stream ${count}]`);
     if (cut) sink.fail('corrupt', `${name}: no endstream`);
-    const raw = input.subarray(start, end);
+    let raw = input.subarray(start, end);
+    if (closed) { sink.add(name, Buffer.from(raw)); continue; }
+    const type = nameValue(s, dictFrom, k, '/Type');
+    // Cross-reference streams are never encrypted; metadata is not when /EncryptMetadata false.
+    const clear = type === 'XRef' || (type === 'Metadata' && decryptor?.encryptMetadata === false);
     const filters = filterNames(s, dictFrom, k);
+    // A stream's own /Crypt filter (7.4.10) comes first; /Identity (its default) means stored in the clear.
+    const own = filters[0] === 'Crypt' ? (filters.shift(), cryptFilterName(s, dictFrom, k)) : undefined;
+    const decrypted = decryptor !== undefined && id !== undefined && !clear && own !== 'Identity';
+    if (decrypted) raw = decryptor.stream(raw, id.num, id.gen, type === 'EmbeddedFile');
     const early = directInt(s, findKey(s, '/EarlyChange', dictFrom, k), k);
     let data: Buffer = raw;
+    const parms = filters.length > 0 ? decodeParms(s, dictFrom, k).slice(own !== undefined ? 1 : 0) : [];
+    const ctx: FilterContext = { room: sink.room, earlyChange: early ?? 1, timeUp: () => sink.timeUpNow() };
     try {
-      for (const f of filters) {
-        const decode = FILTERS[f];
+      for (let f = 0; f < filters.length; f++) {
+        const decode = FILTERS[filters[f]!];
         if (!decode) break; // DCT, JBIG2, Crypt, ...: the bytes so far are the member
-        data = decode(data, { room: sink.room, earlyChange: early ?? 1, timeUp: () => sink.timeUpNow() });
+        data = decode(data, ctx);
+        const p = parms[f];
+        if (p && p.predictor !== 1 && PREDICTED.has(filters[f]!)) {
+          try {
+            data = unpredict(data, p, ctx);
+          } catch (err) {
+            // Parameters no writer produces: the filter's output is the member, marked damaged.
+            if (!(err instanceof FilterFailure) || err.outcome !== 'corrupt') throw err;
+            sink.fail('corrupt', `${name}: ${err.message}`);
+            break;
+          }
+        }
       }
     } catch (err) {
       if (!(err instanceof FilterFailure)) throw err;
       // Encrypted streams do not decode: their raw bytes are expected, not damage.
-      if (!(encrypted && err.outcome === 'corrupt')) sink.fail(err.outcome, `${name}: ${err.message}`);
+      if (!(encrypted && !decrypted && err.outcome === 'corrupt')) sink.fail(err.outcome, `${name}: ${err.message}`);
       if (err.outcome !== 'corrupt') break;
       data = raw;
     }
     sink.add(name, data === raw ? Buffer.from(raw) : data);
   }
+  if (closed) sink.fail('encrypted', '[document]');
   return sink.result();
 }
 
@@ -194,24 +235,69 @@ function filterNames(s: string, from: number, to: number): string[] {
   return out;
 }
 
-/** N of the `N G obj` whose keyword starts at `o`. */
-function objectNumber(s: string, o: number): number | undefined {
+/** Filters whose /DecodeParms may name a predictor (7.4.4.4). */
+const PREDICTED = new Set(['FlateDecode', 'Fl', 'LZWDecode', 'LZW']);
+
+/**
+ * The predictor parameters of each filter: /DecodeParms (or /DP) is one dictionary for one
+ * filter, or an array parallel to /Filter (null where a filter has none). A reference or
+ * anything unparsable counts as no parameters.
+ */
+function decodeParms(s: string, from: number, to: number): (PredictorParams | undefined)[] {
+  const at = Math.max(findKey(s, '/DecodeParms', from, to), findKey(s, '/DP', from, to));
+  if (at < 0) return [];
+  const v = parseValue(s, at, to);
+  if (!v) return [];
+  const one = (p: PdfValue): PredictorParams | undefined => {
+    if (p.t !== 'dict') return undefined;
+    const get = (k: string, dflt: number): number => { const x = p.v.get(k); return x?.t === 'num' ? x.v : dflt; };
+    return {
+      predictor: get('Predictor', PREDICTOR_DEFAULTS.predictor),
+      colors: get('Colors', PREDICTOR_DEFAULTS.colors),
+      bitsPerComponent: get('BitsPerComponent', PREDICTOR_DEFAULTS.bitsPerComponent),
+      columns: get('Columns', PREDICTOR_DEFAULTS.columns),
+    };
+  };
+  return v.value.t === 'array' ? v.value.v.map(one) : [one(v.value)];
+}
+
+/** The name value of `key` in [from, to) (/Type /XRef), or undefined. */
+function nameValue(s: string, from: number, to: number, key: string): string | undefined {
+  const at = findKey(s, key, from, to);
+  if (at < 0) return undefined;
+  const v = parseValue(s, at, to);
+  return v?.value.t === 'name' ? v.value.v : undefined;
+}
+
+/** The /Name of a stream's own /Crypt filter (its /DecodeParms, or their first entry): /Identity if none. */
+function cryptFilterName(s: string, from: number, to: number): string {
+  const at = Math.max(findKey(s, '/DecodeParms', from, to), findKey(s, '/DP', from, to));
+  const v = at < 0 ? undefined : parseValue(s, at, to)?.value;
+  const d = v?.t === 'array' ? v.v[0] : v;
+  const n = d?.t === 'dict' ? d.v.get('Name') : undefined;
+  return n?.t === 'name' ? n.v : 'Identity';
+}
+
+/** N and G of the `N G obj` whose keyword starts at `o`. */
+function objectId(s: string, o: number): { num: number; gen: number } | undefined {
   let i = o - 1;
   const back = (): void => { while (i >= 0 && o - i < 64 && isSpace(s.charCodeAt(i))) i--; };
   const digits = (): number => { const e = i; while (i >= 0 && e - i < 10 && isDigit(s.charCodeAt(i))) i--; return e - i; };
   back();
+  const ge = i;
   if (digits() === 0) return undefined;
+  const gen = Number(s.slice(i + 1, ge + 1));
   back();
-  const e = i;
+  const ne = i;
   if (digits() === 0) return undefined;
-  return Number(s.slice(i + 1, e + 1));
+  return { num: Number(s.slice(i + 1, ne + 1)), gen };
 }
 
 /** Most /EF entries whose names are looked up: a real PDF has a few, names are for reports. */
 const MAX_FILESPECS = 1000;
 
 /** Object number of each embedded file → its file name (/UF, else /F of its file specification). */
-function fileNames(s: string, sink: MemberSink): Map<number, string> {
+function fileNames(s: string, sink: MemberSink, decryptor: Decryptor | undefined): Map<number, string> {
   const names = new Map<number, string>();
   let seen = 0;
   for (let at = findKey(s, '/EF', 0, s.length); at >= 0 && seen < MAX_FILESPECS; at = findKey(s, '/EF', at, s.length)) {
@@ -232,7 +318,9 @@ function fileNames(s: string, sink: MemberSink): Map<number, string> {
     const after = s.slice(at, hi).indexOf('endobj');
     const from = before >= 0 ? lo + before : lo;
     const to = after >= 0 ? at + after : hi;
-    const name = stringValue(s, '/UF', from, to, open, efEnd) ?? stringValue(s, '/F', from, to, open, efEnd);
+    const id = before >= 0 ? objectId(s, from) : undefined;
+    const plain = (b: Buffer): Buffer => (decryptor && id ? decryptor.string(b, id.num, id.gen) : b);
+    const name = stringValue(s, '/UF', from, to, open, efEnd, plain) ?? stringValue(s, '/F', from, to, open, efEnd, plain);
     if (name) names.set(ref, name);
   }
   return names;
@@ -255,12 +343,13 @@ function refAt(s: string, at: number, to: number): number | undefined {
 }
 
 /** The first string value of `key` in [from, to) outside [skipFrom, skipTo) (the /EF dictionary). */
-function stringValue(s: string, key: string, from: number, to: number, skipFrom: number, skipTo: number): string | undefined {
+function stringValue(s: string, key: string, from: number, to: number, skipFrom: number, skipTo: number,
+  plain: (b: Buffer) => Buffer): string | undefined {
   for (let at = findKey(s, key, from, to); at >= 0; at = findKey(s, key, at, to)) {
     if (at > skipFrom && at < skipTo) continue;
     const i = skipSpace(s, at, to);
-    if (s[i] === '(') return textString(literal(s, i + 1, to));
-    if (s[i] === '<' && s[i + 1] !== '<') return textString(hexString(s, i + 1, to));
+    if (s[i] === '(') return textString(plain(literal(s, i + 1, to)));
+    if (s[i] === '<' && s[i + 1] !== '<') return textString(plain(hexString(s, i + 1, to)));
   }
   return undefined;
 }
