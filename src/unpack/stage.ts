@@ -238,8 +238,9 @@ class Stage {
     this.checkAbort();
     let n = 0;
     for (const m of result.members) {
+      const chunks = m.chunks ?? [m.bytes];
       this.members++;
-      this.bytes += m.bytes.length;
+      for (const c of chunks) this.bytes += c.length;
       const name = cleanName(m.name) || `[member ${n + 1}]`;
       n++;
       const w = this.ctx.store.begin({
@@ -251,7 +252,7 @@ class Stage {
         container: format,
       });
       try {
-        await w.write(m.bytes, true);
+        for (const c of chunks) await w.write(c, true);
       } catch (err) {
         await w.abort();
         throw err;

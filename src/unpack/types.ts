@@ -27,6 +27,11 @@ export interface UnpackedMember {
    */
   readonly name: string;
   readonly bytes: Buffer;
+  /**
+   * The same bytes in pieces, when the unpacker has them so (the 7-Zip pool): the stage writes
+   * them one by one and never asks for `bytes`, so a large member is not held twice.
+   */
+  readonly chunks?: readonly Buffer[] | undefined;
 }
 
 /**

@@ -17,7 +17,7 @@ import { Worker } from 'node:worker_threads';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { AvError } from '../../errors.js';
-import { UnpackErrorCode, type UnpackLimits, type UnpackResult } from '../types.js';
+import { UnpackErrorCode, type UnpackLimits, type UnpackResult, type UnpackedMember } from '../types.js';
 import type { JobReply, Reply, Request, ThreadData } from './protocol.js';
 import type { SevenZipType } from './formats.js';
 
@@ -273,9 +273,25 @@ export class SevenZipPool {
 
 function toResult(reply: JobReply): UnpackResult {
   return {
-    members: reply.members.map((m) => ({ name: m.name, bytes: Buffer.from(m.buffer, 0, m.length) })),
+    members: reply.members.map((m) => chunkedMember(m.name, m.buffers.map((b) => Buffer.from(b)))),
     outcome: reply.outcome,
     detail: reply.detail,
+  };
+}
+
+/**
+ * A member as 7-Zip wrote it, in chunks: the stage writes them one by one (a 256 MiB member
+ * is never held twice); `bytes` joins them only for a caller that asks.
+ */
+function chunkedMember(name: string, chunks: Buffer[]): UnpackedMember {
+  let joined: Buffer | undefined = chunks.length === 1 ? chunks[0] : undefined;
+  return {
+    name,
+    chunks,
+    get bytes(): Buffer {
+      joined ??= Buffer.concat(chunks);
+      return joined;
+    },
   };
 }
 

@@ -33,8 +33,8 @@ export type Request = JobRequest | VersionRequest;
 
 export interface WireMember {
   readonly name: string;
-  /** The member's bytes are the first `length` bytes of `buffer` (MEMFS over-allocates). */
-  readonly buffer: ArrayBuffer;
+  /** The member's bytes: these buffers one after the other (as 7-Zip wrote them), `length` in all. */
+  readonly buffers: ArrayBuffer[];
   readonly length: number;
 }
 

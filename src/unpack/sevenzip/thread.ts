@@ -74,7 +74,12 @@ interface Capture {
   chunks: Uint8Array[];
   length: number;
   inMemfs: boolean;
-  bytes?: Uint8Array;
+  /**
+   * The member's bytes once 7-Zip closed it: the chunks as written (never joined here: joining
+   * a 256 MiB member doubled a bomb's peak memory), or MEMFS's one array.
+   */
+  parts?: Uint8Array[];
+  partsLength?: number;
 }
 
 interface JobState {
@@ -220,17 +225,26 @@ function joinChunks(capture: Capture): Uint8Array {
 
 /** Takes a closed file's bytes (its chunks, or MEMFS's array without a copy) and frees them. */
 function takeBytes(capture: Capture): void {
-  let bytes: Uint8Array;
+  let parts: Uint8Array[];
+  let length: number;
   if (!capture.inMemfs) {
-    if (capture.length === 0 && capture.bytes) return; // taken already
-    bytes = joinChunks(capture);
+    if (capture.length === 0 && capture.parts) return; // taken already
+    parts = capture.chunks;
+    length = capture.length;
+    capture.chunks = [];
+    capture.length = 0;
   } else {
     const { node } = capture;
-    bytes = node.contents ? node.contents.subarray(0, node.usedBytes) : new Uint8Array(0);
+    const bytes = node.contents ? node.contents.subarray(0, node.usedBytes) : new Uint8Array(0);
     node.contents = null;
     node.usedBytes = 0;
+    parts = [bytes];
+    length = bytes.length;
   }
-  capture.bytes = capture.bytes && capture.bytes.length > bytes.length ? capture.bytes : bytes;
+  if (capture.parts === undefined || (capture.partsLength ?? 0) <= length) {
+    capture.parts = parts;
+    capture.partsLength = length;
+  }
 }
 
 function cstring(mem: WebAssembly.Memory, ptr: number): string {
@@ -333,16 +347,19 @@ function runJob(req: JobRequest): { reply: JobReply; transfer: ArrayBuffer[] } {
   const transfer: ArrayBuffer[] = [];
   const transferred = new Set<ArrayBuffer>();
   for (const c of state.captures) {
-    const bytes = c.bytes ?? new Uint8Array(0);
     if (verdict.droppedNames.has(c.name)) continue; // not the member's bytes (wrong password, no decoder)
-    // A buffer of its own (transferable without a copy) unless MEMFS over-allocated a lot.
-    let buffer = bytes.buffer as ArrayBuffer;
-    if (bytes.byteOffset !== 0 || buffer.byteLength > bytes.length * 1.25 + 4096 || transferred.has(buffer)) {
-      buffer = bytes.slice().buffer as ArrayBuffer;
+    const buffers: ArrayBuffer[] = [];
+    for (const part of c.parts ?? []) {
+      // a buffer of its own (transferable without a copy) unless MEMFS over-allocated a lot
+      let buffer = part.buffer as ArrayBuffer;
+      if (part.byteOffset !== 0 || buffer.byteLength !== part.length || transferred.has(buffer)) {
+        buffer = part.slice().buffer as ArrayBuffer;
+      }
+      buffers.push(buffer);
+      transfer.push(buffer);
+      transferred.add(buffer);
     }
-    members.push({ name: c.name, buffer, length: bytes.length });
-    transfer.push(buffer);
-    transferred.add(buffer);
+    members.push({ name: c.name, buffers, length: c.partsLength ?? 0 });
   }
   const retire = result.escaped !== undefined;
   return {
