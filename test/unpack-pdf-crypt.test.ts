@@ -135,3 +135,35 @@ test('pdf crypt: planted /Encrypt and /ID keys with unclosed strings cost a boun
     assert.equal(r.outcome, 'ok', r.detail); // not `time`: a hang would pass the deadline
   }
 });
+
+test('pdf crypt: an /Encrypt planted outside the trailer does not turn streams stored in the clear into garbage', () => {
+  // a valid Standard security dictionary for the empty password, made by qpdf, copied into a
+  // plain PDF as an ordinary object and referenced from a non-trailer dictionary: viewers show
+  // the streams as stored, so the scanner must see them so too
+  const dir = mkdtempSync(join(tmpdir(), 'pdf-planted-'));
+  try {
+    const tiny = join(dir, 'tiny.pdf');
+    const out = join(dir, 'enc.pdf');
+    execFileSync('sh', ['-c', `printf '%%PDF-1.4\\n1 0 obj\\n<< /Type /Catalog >>\\nendobj\\ntrailer\\n<< /Root 1 0 R >>\\n%%%%EOF\\n' > ${tiny}`]);
+    try {
+      execFileSync('qpdf', ['--allow-weak-crypto', '--object-streams=disable', '--encrypt', '', 'owner', '40', '--', tiny, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      if ((err as { status?: number }).status !== 3) throw err;
+    }
+    const enc = readFileSync(out, 'latin1');
+    const dict = /<<\s*\/Filter\s*\/Standard[^]*?>>/.exec(enc)![0];
+    const id = /\/ID\s*\[[^\]]*\]/.exec(enc)![0];
+    const payload = Buffer.concat([Buffer.from('padding '.repeat(20)), CLAM_EXE]);
+    const file = pdf([
+      { num: 1, dict: '<< /Type /Catalog >>' },
+      { num: 2, dict: `<< /Length ${deflateSync(payload).length} /Filter /FlateDecode >>`, data: deflateSync(payload) },
+      { num: 3, dict: `<< /Length ${payload.length} >>`, data: payload },
+      { num: 4, dict },
+      { num: 5, dict: '<< /Note (planted) /Encrypt 4 0 R >>' },
+    ], `<< /Root 1 0 R ${id} >>`);
+    const r = unpackPdf(file, limits());
+    assert.ok(r.members.filter((m) => m.bytes.includes(CLAM_EXE)).length >= 2, `members: ${r.members.map((m) => m.name).join(', ')}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

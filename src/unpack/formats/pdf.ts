@@ -121,30 +121,26 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     // A stream's own /Crypt filter (7.4.10) comes first; /Identity (its default) means stored in the clear.
     const own = filters[0] === 'Crypt' ? (filters.shift(), cryptFilterName(s, dictFrom, k)) : undefined;
     const decrypted = decryptor !== undefined && id !== undefined && !clear && own !== 'Identity';
+    const stored = raw;
     if (decrypted) raw = decryptor.stream(raw, id.num, id.gen, type === 'EmbeddedFile');
     const early = directInt(s, findKey(s, '/EarlyChange', dictFrom, k), k);
-    let data: Buffer = raw;
     const parms = filters.length > 0 ? decodeParms(s, dictFrom, k).slice(own !== undefined ? 1 : 0) : [];
     const ctx: FilterContext = { room: sink.room, earlyChange: early ?? 1, timeUp: () => sink.timeUpNow() };
-    try {
-      for (let f = 0; f < filters.length; f++) {
-        const decode = FILTERS[filters[f]!];
-        if (!decode) break; // DCT, JBIG2, Crypt, ...: the bytes so far are the member
-        data = decode(data, ctx);
-        const p = parms[f];
-        if (p && p.predictor !== 1 && PREDICTED.has(filters[f]!)) {
-          try {
-            data = unpredict(data, p, ctx);
-          } catch (err) {
-            // Parameters no writer produces: the filter's output is the member, marked damaged.
-            if (!(err instanceof FilterFailure) || err.outcome !== 'corrupt') throw err;
-            sink.fail('corrupt', `${name}: ${err.message}`);
-            break;
-          }
-        }
-      }
-    } catch (err) {
-      if (!(err instanceof FilterFailure)) throw err;
+    let r = decodeChain(raw, filters, parms, ctx);
+    // An /Encrypt planted outside the trailer (the reader takes the last one it finds) must not
+    // turn a stream stored in the clear into garbage: a decrypted stream that does not decode
+    // is decoded as stored as well, and kept that way when that works, as a viewer shows it;
+    // a decrypted stream without filters is kept both ways (nothing tells them apart).
+    if (decrypted && filters.length > 0 && r.failure?.outcome === 'corrupt') {
+      const asStored = decodeChain(stored, filters, parms, ctx);
+      if (asStored.failure === undefined && asStored.damage === undefined) r = asStored;
+    } else if (decrypted && filters.length === 0) {
+      sink.add(`${name} (as stored)`, Buffer.from(stored));
+    }
+    if (r.damage !== undefined) sink.fail('corrupt', `${name}: ${r.damage}`);
+    let data = r.data;
+    if (r.failure !== undefined) {
+      const err = r.failure;
       // Encrypted streams do not decode: their raw bytes are expected, not damage.
       if (!(encrypted && !decrypted && err.outcome === 'corrupt')) sink.fail(err.outcome, `${name}: ${err.message}`);
       if (err.outcome !== 'corrupt') break;
@@ -270,6 +266,35 @@ function nameValue(s: string, from: number, to: number, key: string): string | u
 }
 
 /** The /Name of a stream's own /Crypt filter (its /DecodeParms, or their first entry): /Identity if none. */
+/**
+ * A stream's bytes through its filter chain. `failure`: a filter failed (the chain stops);
+ * `damage`: predictor parameters no writer produces (the filter's output is kept).
+ */
+function decodeChain(raw: Buffer, filters: readonly string[], parms: ReturnType<typeof decodeParms>, ctx: FilterContext): { data: Buffer; failure?: FilterFailure; damage?: string } {
+  let data: Buffer = raw;
+  try {
+    for (let f = 0; f < filters.length; f++) {
+      const decode = FILTERS[filters[f]!];
+      if (!decode) break; // DCT, JBIG2, Crypt, ...: the bytes so far are the member
+      data = decode(data, ctx);
+      const p = parms[f];
+      if (p && p.predictor !== 1 && PREDICTED.has(filters[f]!)) {
+        try {
+          data = unpredict(data, p, ctx);
+        } catch (err) {
+          // Parameters no writer produces: the filter's output is the member, marked damaged.
+          if (!(err instanceof FilterFailure) || err.outcome !== 'corrupt') throw err;
+          return { data, damage: err.message };
+        }
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof FilterFailure)) throw err;
+    return { data, failure: err };
+  }
+  return { data };
+}
+
 function cryptFilterName(s: string, from: number, to: number): string {
   const at = Math.max(findKey(s, '/DecodeParms', from, to), findKey(s, '/DP', from, to));
   const v = at < 0 ? undefined : parseValue(s, at, to)?.value;
