@@ -123,11 +123,16 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
 
     let verdict: Verdict;
     const limit = extraction.limit;
-    const enc = extraction.encrypted;
-    if (findings.length > 0) verdict = { kind: 'infected', names: uniqueNames(findings), findings };
+    const enc = extraction.encrypted ?? encryptedHeuristic(findings);
+    if (findings.length > 0 && !(enc !== undefined && findings.every(isEncryptedHeuristic))) {
+      verdict = { kind: 'infected', names: uniqueNames(findings), findings };
+    }
     else if (signal.aborted) verdict = ABORTED;
     // what nobody can scan: known, not a fault, and no other outcome would let it through
-    else if (enc !== undefined) verdict = { kind: 'encrypted', name: `Encrypted.${formatLabel(enc.format as ContainerFormat)}`, format: enc.format, path: enc.path };
+    else if (enc !== undefined) {
+      const label = 'label' in enc ? enc.label : formatLabel(enc.format as ContainerFormat);
+      verdict = { kind: 'encrypted', name: `Encrypted.${label}`, format: enc.format, path: enc.path };
+    }
     else if (limit && !NOT_LIMITS.has(limit.code)) verdict = { kind: 'limit', code: limit.code, reason: limit.message };
     else if (limit) verdict = { kind: 'error', code: limit.code, reason: limit.message, origin: 'internal' };
     else if (firstError) verdict = { kind: 'error', code: firstError.code, reason: firstError.message, origin: firstError.origin };
@@ -136,6 +141,24 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
   } finally {
     await extraction.dispose().catch(() => undefined);
   }
+}
+
+/**
+ * clamd with `AlertEncrypted yes` reports an encrypted archive as a find
+ * (Heuristics.Encrypted.Zip, .RAR, .PDF...): it is the encrypted outcome, with action.encrypted's
+ * answer (a 554 that says why), not a virus to drop. Only when nothing else was found.
+ */
+const ENCRYPTED_HEURISTIC = /^Heuristics\.Encrypted\.([A-Za-z0-9]+)$/;
+
+function isEncryptedHeuristic(f: Finding): boolean {
+  return ENCRYPTED_HEURISTIC.test(f.name);
+}
+
+function encryptedHeuristic(findings: readonly Finding[]): { format: string; path: string; label: string } | undefined {
+  if (findings.length === 0 || !findings.every(isEncryptedHeuristic)) return undefined;
+  const f = findings[0]!;
+  const kind = ENCRYPTED_HEURISTIC.exec(f.name)![1]!;
+  return { format: kind.toLowerCase(), path: f.itemId, label: kind };
 }
 
 interface ScanOutcome {
@@ -148,7 +171,9 @@ async function scanItems(jobs: readonly Job[], signal: AbortSignal): Promise<Sca
   const out: ScanOutcome = { findings: [] };
   let next = 0;
   const worker = async () => {
-    while (next < jobs.length && out.findings.length === 0 && !signal.aborted) {
+    // an encrypted archive reported as a find (clamd's AlertEncrypted) does not stop the scan:
+    // a virus elsewhere in the message must still be found (action.encrypted may pass it)
+    while (next < jobs.length && !out.findings.some((f) => !isEncryptedHeuristic(f)) && !signal.aborted) {
       const { item, engine } = jobs[next++]!;
       const r = await safeScan(engine, item, signal);
       if (r.status === 'infected') {
