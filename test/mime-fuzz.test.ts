@@ -18,6 +18,7 @@ import { scanMessage } from '../src/scan/scan-message.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../src/engines/yara/index.js';
 import { corpus } from './helpers/corpus.js';
 import { eicar } from './helpers/eicar.js';
+import { prng } from '../bench/mix.js';
 
 const ITERATIONS = Number(process.env.AVFILTER_FUZZ_ITERATIONS ?? 2000);
 const SEED = Number(process.env.AVFILTER_FUZZ_SEED ?? 20240603);
@@ -26,17 +27,6 @@ const EXTRACTION_DEADLINE_MS = 5_000;
 /** Corpus messages are < 200 KB; the heap must not grow with the iteration count. */
 const MAX_RSS_BYTES = 512 * 1024 * 1024;
 
-/** mulberry32: small, fast, seeded. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TOKENS = ['\n', '\r', '\r\n', '--', '--b', '--b--', ';', '"', '=', ' ', 'boundary=', 'Content-Type: multipart/mixed; boundary="b"\n', 'Content-Transfer-Encoding: base64\n', 'Content-Type: message/rfc822\n', 'begin 644 x\n', '=ybegin name=x\n', 'data:;base64,', '(', ')', '\\', '\x00', '\xff'];
 

@@ -10,18 +10,9 @@
  */
 import { eicar } from './eicar.js';
 import { attachment, message, messagePart, multipart, pseudoRandom, textPart } from './mail.js';
+export { prng } from '../../bench/mix.js';
+import { prng } from '../../bench/mix.js';
 
-/** mulberry32: small, fast, good enough to pick faults and messages reproducibly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An integer in [lo, hi]. */
 export const between = (rng: () => number, lo: number, hi: number): number => lo + Math.floor(rng() * (hi - lo + 1));

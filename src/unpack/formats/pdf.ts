@@ -372,42 +372,10 @@ function stringValue(s: string, key: string, from: number, to: number, skipFrom:
   plain: (b: Buffer) => Buffer): string | undefined {
   for (let at = findKey(s, key, from, to); at >= 0; at = findKey(s, key, at, to)) {
     if (at > skipFrom && at < skipTo) continue;
-    const i = skipSpace(s, at, to);
-    if (s[i] === '(') return textString(plain(literal(s, i + 1, to)));
-    if (s[i] === '<' && s[i + 1] !== '<') return textString(plain(hexString(s, i + 1, to)));
+    const v = parseValue(s, skipSpace(s, at, to), to);
+    if (v?.value.t === 'str') return textString(plain(v.value.v));
   }
   return undefined;
-}
-
-function literal(s: string, i: number, to: number): Buffer {
-  const out: number[] = [];
-  let depth = 0;
-  for (; i < to && out.length < 1024; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x5c && i + 1 < to) { // backslash escapes
-      const e = s[++i]!;
-      const map: Record<string, number> = { n: 10, r: 13, t: 9, b: 8, f: 12 };
-      if (e in map) out.push(map[e]!);
-      else if (e >= '0' && e <= '7') {
-        let v = 0;
-        let k = 0;
-        while (k < 3 && i < to && s[i]! >= '0' && s[i]! <= '7') { v = v * 8 + s.charCodeAt(i) - 0x30; i++; k++; }
-        i--;
-        out.push(v & 0xff);
-      } else if (e !== '\n' && e !== '\r') out.push(s.charCodeAt(i));
-      continue;
-    }
-    if (c === 0x28) depth++;
-    if (c === 0x29 && depth-- === 0) break;
-    out.push(c);
-  }
-  return Buffer.from(out);
-}
-
-function hexString(s: string, i: number, to: number): Buffer {
-  const end = s.slice(i, Math.min(to, i + 2048)).indexOf('>');
-  const hex = s.slice(i, end < 0 ? i : i + end).replace(/[^0-9a-fA-F]/g, '');
-  return Buffer.from(hex.length % 2 ? hex + '0' : hex, 'hex');
 }
 
 /** PDF text strings: UTF-16BE with a BOM, else (close enough) latin1. */
