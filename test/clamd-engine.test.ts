@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import type { Engine, EngineResult, ScanItem, ScanSource } from '../src/engines/engine.js';
 import { ping, version } from '../src/engines/clamd/client.js';
 import { createClamdEngine, parseServer, type ClamdOptions } from '../src/engines/clamd/index.js';
-import { MAIL_MAGICS } from '../src/engines/clamd/mail-prefix.js';
+import { MAIL_MAGICS } from '../src/engines/clamd/raw-message.js';
 import { bufferSource, fileSource } from '../src/scan/sources.js';
 import { startClamd, TESTFILES_DIR, type RunningClamd } from './helpers/clamd.js';
 import { eicar } from './helpers/eicar.js';
@@ -121,6 +121,23 @@ test('every start MAIL_MAGICS trusts really makes clamd parse the message as mai
     assert.deepEqual(r, { status: 'infected', names: [clamd.names.eicar] }, JSON.stringify(magic));
   }
   assert.deepEqual(await scan(e, item('part', mimeWithEicar('X-Foo: value\n'))), { status: 'clean' }, 'control');
+});
+
+test('rawMessage "data": the raw message is scanned as plain bytes — byte signatures match, clamd neither parses it as mail nor finds a mail inside it', async () => {
+  const e = engine([unix()], { rawMessage: 'data' });
+  const m = engine([unix()], { rawMessage: 'mail' });
+  for (const first of ['From: a@test.example\n', 'Received: from x\n', 'X-Foo: value\n', '\0\0']) {
+    const msg = mimeWithEicar(first);
+    assert.deepEqual(await scan(m, item('raw', msg)), { status: 'infected', names: [clamd.names.eicar] }, `mail: ${JSON.stringify(first)}`);
+    assert.deepEqual(await scan(e, item('raw', msg)), { status: 'clean' }, `data: the base64 attachment is not decoded (${JSON.stringify(first)})`);
+    // the same message as a mail inside other text: not found as an embedded mail either
+    const wrapped = Buffer.concat([Buffer.from('some text first\n\n'), msg]);
+    assert.deepEqual(await scan(e, item('raw', wrapped)), { status: 'clean' }, `data: no embedded mail (${JSON.stringify(first)})`);
+  }
+  const plain = Buffer.concat([Buffer.from('From: a@test.example\nSubject: x\n\n'), eicar(), Buffer.from('\n')]);
+  assert.deepEqual(await scan(e, item('raw', plain)), { status: 'infected', names: [clamd.names.eicar] }, 'data: byte signatures run over every byte');
+  // a part is a part: rawMessage changes nothing for it
+  assert.deepEqual(await scan(e, item('part', mimeWithEicar('From: a@test.example\n'))), { status: 'infected', names: [clamd.names.eicar] });
 });
 
 test('file sources stream with backpressure; a source that changes size is EIO', async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseServer, formatServer } from '../src/engines/clamd/address.js';
-import { HEAD_BYTES, looksLikeMail, MAIL_PREFIX, prefixedSource, readHead } from '../src/engines/clamd/mail-prefix.js';
+import { HEAD_BYTES, looksLikeMail, MAIL_PREFIX, prefixedSource, readHead } from '../src/engines/clamd/raw-message.js';
 import {
   classifyReply, encodeCommand, endOfStream, frameChunk, frameHeader, MAX_CHUNK_BYTES, MAX_VIRUS_NAME_BYTES, REPLY_MAX_BYTES,
   REPLY_MAX_TOTAL_BYTES, ReplyParser, resultFromReplies,

@@ -90,20 +90,22 @@ test('avfilter -t with the embedded engine: every verdict as expected', async ()
   await runCli('', 'yara');
 });
 
-test('avfilter -t with a real clamd: every verdict as expected', async () => {
-  const clamd = await startClamd();
-  try {
-    await runCli(`[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}"]\n`, 'clamd');
-  } finally {
-    await clamd.stop();
-  }
-});
+for (const raw of ['mail', 'data'] as const) {
+  test(`avfilter -t with a real clamd (raw_message = "${raw}"): every verdict as expected`, async () => {
+    const clamd = await startClamd();
+    try {
+      await runCli(`[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}"]\nraw_message = "${raw}"\n`, raw === 'mail' ? 'clamd' : 'clamd-data');
+    } finally {
+      await clamd.stop();
+    }
+  });
+}
 
 test('detection table', () => {
-  const lines = ['| message | technique | container | expected | extraction | yara | clamd |', '|---|---|---|---|---|---|---|'];
+  const lines = ['| message | technique | container | expected | extraction | yara | clamd (mail) | clamd (data) |', '|---|---|---|---|---|---|---|---|'];
   for (const m of messages) {
     const r = table.get(m.name)!;
-    lines.push(`| ${m.name} | ${r.technique} | ${m.container ?? '-'} | ${r.expect} | ${r.extract ?? '-'} | ${r.yara ?? '-'} | ${r.clamd ?? '-'} |`);
+    lines.push(`| ${m.name} | ${r.technique} | ${m.container ?? '-'} | ${r.expect} | ${r.extract ?? '-'} | ${r.yara ?? '-'} | ${r.clamd ?? '-'} | ${r['clamd-data'] ?? '-'} |`);
   }
   console.log(lines.join('\n'));
   assert.equal(table.size, messages.length);

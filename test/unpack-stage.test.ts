@@ -148,7 +148,7 @@ test("an unpacker's fault is an internal error (451), never clean; the pool work
 
 test('an engine that unpacks itself alone: the stage does not run', async () => {
   const reader = counting(unpackers.archives!);
-  const unpacking: Engine = { label: 'unpacking', parsesMail: true, unpacks: true, scan: async () => ({ status: 'clean' }), version: async () => 'x', close: async () => undefined };
+  const unpacking: Engine = { label: 'unpacking', unpacks: true, scan: async () => ({ status: 'clean' }), version: async () => 'x', close: async () => undefined };
   assert.equal((await scan(message(buildZip([{ name: 'a.txt', data: Buffer.from('x') }]), 'a.zip'), { archives: reader }, [unpacking])).kind, 'clean');
   assert.equal(reader.calls, 0);
   assert.deepEqual(readdirSync(work).filter((f) => f.startsWith('avfilter-mime-')), [], 'no temp directory left');

@@ -60,6 +60,7 @@ export function createEngine(e: EngineConfig, processes = 1): Engine {
         scanTimeoutMs: ms(e.scan_timeout),
         chunkBytes: e.chunk_size,
         maxStreamBytes: e.max_stream_size,
+        rawMessage: e.raw_message,
       });
     case 'yara':
       return createYaraEngine({

@@ -21,6 +21,7 @@ export interface ClamdEngineConfig {
   readonly scan_timeout: number;
   readonly max_stream_size: number;
   readonly chunk_size: number;
+  readonly raw_message: 'mail' | 'data';
 }
 export interface YaraEngineConfig {
   readonly type: 'yara';

@@ -58,12 +58,6 @@ export interface Engine {
   /** Short, stable label for logs and --config -v, e.g. "clamd", "yara". */
   readonly label: string;
   /**
-   * The engine decodes mail itself (MIME, nested messages, uuencode, ...), as clamd does: it is
-   * given the raw message, and of the decoded parts only those a standard reading of the
-   * message would not show it (scan/route.ts). An engine that does not is given every part.
-   */
-  readonly parsesMail: boolean;
-  /**
    * The engine unpacks containers itself (archives, documents, attached mail), as clamd does:
    * it is not given the members our container stage (src/unpack/) takes out of them, only the
    * containers. An engine that does not (the embedded YARA engine) is given every member, and

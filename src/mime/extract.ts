@@ -43,9 +43,9 @@ export interface Extraction {
   /** Set when a limit was hit or the message could not be parsed: a verdict, never clean. */
   limit?: { code: string; message: string };
   /**
-   * Set when readers may disagree on this message (PartStore.noteIrregular): why. Undefined
-   * for a message every reader reads alike, whose standard-reading parts a scanner that parses
-   * mail finds in the raw message by itself.
+   * Set when readers may disagree on this message (PartStore.noteIrregular): why. A note for
+   * the log (such structure is what evasions are made of); it changes nothing in what is
+   * scanned: every engine gets every part anyway.
    */
   irregular?: string;
   /** The first encrypted content the container stage found (ExtractOptions.unpack). */

@@ -121,8 +121,8 @@ export class PartStore {
   /**
    * The message is not one that every reader reads alike: a header a strict parser rejects,
    * several candidates for a type, boundary or encoding, a delimiter only a lenient reader
-   * finds, a base64 body a strict decoder decodes otherwise. A scanner that parses mail itself
-   * may then not find what our standard reading found, so it is given our parts too.
+   * finds, a base64 body a strict decoder decodes otherwise. Reported in the message's log
+   * line (`irregular=`).
    */
   noteIrregular(why: string): void {
     this.irregular ??= why;

@@ -1,50 +1,35 @@
 /**
- * Which item goes to which engine, once (performance issue: "union scanning without double
- * work").
+ * Which item goes to which engine.
  *
- * An engine that parses mail itself (clamd) decodes the raw message as a standard reader does,
- * so sending it the standard reading's parts as well would scan every attachment twice. For a
- * regular message (every reader reads it alike) it gets the raw message, plus the parts that
- * only our other readings found: encodings found inside text (uuencode, yEnc, BinHex, data:
- * URIs, begin-base64) and messages found inside them. Every part that is not new content for
- * it is still scanned by it, inside the raw message. For an irregular message (readers may
- * disagree: the lenient reading found other parts, a header a strict parser rejects, a base64
- * body a strict decoder reads otherwise) it gets every part too: its own parse may not be ours.
- * An engine that does not parse mail (the embedded YARA engine) gets every item: the raw
- * message (headers, and bodies as they are encoded) and every decoded part. Members the
+ * Every engine gets the raw message and every decoded MIME part, under every reading: no part
+ * is spared an engine on the belief that the engine would find it by itself. clamd parses the
+ * raw message as mail, but its parser is not ours: a quoted-printable soft break followed by
+ * blanks, a `;` inside a quoted boundary, and whatever the next evasion is, read differently
+ * there. Which of our parts clamd's parser would also find cannot be checked per message, so
+ * it is not a premise routing may rest on: clamd gets each of our parts as well (how it is
+ * given the raw message — parsed as mail or as plain data — is the clamd engine's
+ * `raw_message` option, engines/clamd/raw-message.ts).
+ *
+ * The one exemption is structural and checked by the engine's own contract: members the
  * container stage took out of archives and documents go only to engines that do not unpack
- * containers themselves (Engine.unpacks).
+ * containers themselves (Engine.unpacks). An unpacking engine is given the container's bytes
+ * exactly as decoded, and unpacking them is its own reading of that file, as a rule set is.
  *
  * Inputs: the items of one message (the raw message first) and the engines. Outputs: the
  * (item, engine) pairs to scan, items in document order. Pure.
  */
 import type { Engine, ScanItem } from '../engines/engine.js';
 
-/**
- * Readings whose parts a mail-parsing engine finds on its own in the raw message of a regular
- * message: the standard reading's, and the text around the parts of a multipart (clamd scans
- * the raw bytes as well, preamble and epilogue included).
- */
-const IN_RAW: ReadonlySet<string> = new Set(['standard', 'preamble', 'epilogue']);
-
 export interface Job {
   readonly item: ScanItem;
   readonly engine: Engine;
 }
 
-/**
- * `irregular`: readers may disagree on this message (a header a strict parser rejects, a
- * base64 body a strict decoder reads otherwise...: Extraction.irregular). Then a mail-parsing
- * engine may not find what our standard reading found, and it is given every part as well.
- */
-export function route(items: readonly ScanItem[], engines: readonly Engine[], irregular = false): Job[] {
+export function route(items: readonly ScanItem[], engines: readonly Engine[]): Job[] {
   const jobs: Job[] = [];
   for (const item of items) {
     for (const engine of engines) {
-      // an engine that unpacks finds a container's members in the container (or in the raw
-      // message that holds it): giving it the members as well would scan them twice
       if (engine.unpacks && item.container !== undefined) continue;
-      if (engine.parsesMail && !irregular && item.kind === 'part' && IN_RAW.has(item.reading ?? '')) continue;
       jobs.push({ item, engine });
     }
   }

@@ -8,9 +8,9 @@
  * unexpected fault becomes an "error" verdict with origin "internal").
  *
  * Order of precedence: infected (we know enough to act) > encrypted > limit > error > clean. "clean" needs
- * every engine to have answered clean for every item routed to it (route.ts: an engine that
- * parses mail gets the raw message and the parts only our other readings found; the others
- * get the raw message and every part).
+ * every engine to have answered clean for every item routed to it (route.ts: every engine gets
+ * the raw message and every decoded part; container members only the engines that do not
+ * unpack containers themselves).
  * Every error carries its origin: an engine's own failure is "scanner" (the one origin that
  * action.error = "accept" may pass), an abort is "abort", a temp-file failure "internal".
  */
@@ -41,6 +41,8 @@ export interface ScanReport {
   /** Distinct items handed to at least one engine (the raw message and decoded parts). */
   readonly items: number;
   readonly bytes: number;
+  /** Why readers may disagree on this message (Extraction.irregular), for the log. */
+  readonly irregular?: string | undefined;
 }
 
 /**
@@ -116,7 +118,7 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
       contentType: p.contentType, encoding: p.encoding, reading: p.reading,
       ...(p.container !== undefined ? { container: p.container } : {}),
     }))];
-    const jobs = route(items, deps.engines, extraction.irregular !== undefined);
+    const jobs = route(items, deps.engines);
     const scanned = [...new Set(jobs.map((j) => j.item))];
     const bytes = scanned.reduce((n, i) => n + i.source.size, 0);
     const { findings, firstError } = await scanItems(jobs, signal);
@@ -137,7 +139,7 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     else if (limit) verdict = { kind: 'error', code: limit.code, reason: limit.message, origin: 'internal' };
     else if (firstError) verdict = { kind: 'error', code: firstError.code, reason: firstError.message, origin: firstError.origin };
     else verdict = { kind: 'clean', items: scanned.length };
-    return { verdict, items: scanned.length, bytes };
+    return { verdict, items: scanned.length, bytes, irregular: extraction.irregular };
   } finally {
     await extraction.dispose().catch(() => undefined);
   }

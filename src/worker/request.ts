@@ -97,6 +97,7 @@ async function scanAndAct(
     const bytes = data.size <= IN_MEMORY_MESSAGE_BYTES ? await data.readAll() : undefined;
     const report = await scanMessage({ path: data.readPath, size: data.size, bytes }, scanDepsOf(rt), signal);
     fields['items'] = report.items;
+    if (report.irregular !== undefined) fields['irregular'] = report.irregular;
     // a verdict on bytes that are no longer there says nothing about what Courier delivers
     const changed = await data.changed();
     if (changed !== undefined) throw new AvError('EDATA_CHANGED', 'input', `the data file changed while it was scanned: ${changed}`);

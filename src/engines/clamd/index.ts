@@ -1,7 +1,7 @@
 /**
  * The clamd engine: the Engine seam (engines/engine.ts) over clamd's INSTREAM.
  *
- * Owns: option validation, the mail prefix for raw messages, server choice (failover.ts),
+ * Owns: option validation, how the raw message is presented (raw-message.ts), server choice (failover.ts),
  * and the engine's own shutdown signal.
  * Inputs: ClamdOptions once; then ScanItems with an AbortSignal.
  * Outputs: EngineResults (never a rejection); version() gives clamd's VERSION line or says why not.
@@ -13,7 +13,7 @@ import { EngineErrorCode, type Engine, type EngineResult, type ScanItem, type Sc
 import { parseServer } from './address.js';
 import { instream, version as clamdVersion } from './client.js';
 import { orderedFailover } from './failover.js';
-import { HEAD_BYTES, looksLikeMail, MAIL_PREFIX, prefixedSource, readHead } from './mail-prefix.js';
+import { presentRaw, type RawMessageMode } from './raw-message.js';
 
 export { formatServer, parseServer, type ClamdAddress } from './address.js';
 
@@ -27,10 +27,13 @@ export interface ClamdOptions {
   chunkBytes: number;
   /** clamd's StreamMaxLength (it cannot be asked over the protocol); larger items are not sent. */
   maxStreamBytes: number;
+  /** The raw message parsed by clamd as mail, or scanned as plain data (raw-message.ts); default CLAMD_DEFAULTS.rawMessage. */
+  rawMessage?: RawMessageMode | undefined;
 }
 
 /** Defaults matching Debian's clamd.conf and the config schema. */
 export const CLAMD_DEFAULTS: Readonly<Omit<ClamdOptions, 'servers'>> = Object.freeze({
+  rawMessage: 'mail' as RawMessageMode,
   connectTimeoutMs: 5_000,
   scanTimeoutMs: 60_000,
   chunkBytes: 64 * 1024,
@@ -54,8 +57,7 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
     let source: ScanSource = item.source;
     if (item.kind === 'raw') {
       try {
-        const head = await readHead(source, HEAD_BYTES);
-        if (!looksLikeMail(head)) source = prefixedSource(MAIL_PREFIX, source);
+        source = await presentRaw(source, o.rawMessage);
       } catch (err) {
         return { status: 'error', code: EngineErrorCode.IO, message: `reading the message failed: ${String(err)}` };
       }
@@ -87,7 +89,6 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
 
   return {
     label: 'clamd',
-    parsesMail: true,
     unpacks: true,
     scan,
     version,
@@ -97,7 +98,7 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
   };
 }
 
-function validate(opts: ClamdOptions): Readonly<ClamdOptions> {
+function validate(opts: ClamdOptions): Readonly<Required<ClamdOptions>> {
   if (!Array.isArray(opts.servers) || opts.servers.length === 0) {
     throw badOption('servers must list at least one clamd address, e.g. ["unix:/run/clamav/clamd.ctl"]');
   }
@@ -106,7 +107,9 @@ function validate(opts: ClamdOptions): Readonly<ClamdOptions> {
   positiveInt('scanTimeoutMs', opts.scanTimeoutMs, MAX_TIMER_MS);
   positiveInt('chunkBytes', opts.chunkBytes, 0xffffffff);
   positiveInt('maxStreamBytes', opts.maxStreamBytes, Number.MAX_SAFE_INTEGER);
-  return Object.freeze({ ...opts, servers: [...opts.servers] });
+  const rawMessage = opts.rawMessage ?? CLAMD_DEFAULTS.rawMessage;
+  if (rawMessage !== 'mail' && rawMessage !== 'data') throw badOption(`rawMessage must be "mail" or "data", got ${JSON.stringify(rawMessage)}`);
+  return Object.freeze({ ...opts, rawMessage, servers: [...opts.servers] });
 }
 
 function positiveInt(name: string, v: number, max: number): void {

@@ -166,7 +166,6 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
 
   return {
     label: 'yara',
-    parsesMail: false,
     unpacks: false,
     rules,
     scan,

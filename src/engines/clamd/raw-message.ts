@@ -1,17 +1,32 @@
 /**
- * Make clamd treat a raw message as e-mail (peers-and-engines.md §B1.6).
+ * How clamd is given the raw message (the clamd engine's `raw_message` option).
  *
- * libclamav types its input as mail only when the first bytes match one of its mail magics;
- * otherwise it scans the bytes raw and never decodes base64 attachments. A message that starts
- * with e.g. `DKIM-Signature:` would pass with an encoded virus. Like clamav-milter and Haraka we
- * prepend a harmless header line when the message does not start with a known magic.
+ * libclamav types its input by its first bytes, and by file-type patterns it looks for inside
+ * text and unknown binary data. Two presentations:
  *
- * Owns: the list of starts we trust, the prefix line, and a ScanSource wrapper that adds it.
+ * - "mail": clamd parses the raw message as e-mail — its own MIME reading, its mail (target
+ *   type 4) and phishing signatures. It types input as mail only when the first bytes match
+ *   one of its mail magics; otherwise it scans the bytes raw and never decodes base64
+ *   attachments (a message that starts with `DKIM-Signature:` would pass with an encoded
+ *   virus), so, like clamav-milter and Haraka, we prepend a harmless header line when the
+ *   message does not start with a known magic (peers-and-engines.md §B1.6).
+ * - "data": clamd scans the raw bytes as plain data (its byte signatures, target type 0) and
+ *   does not parse them as mail; the decoded parts reach it as items of their own anyway.
+ *   A line put in front does not do it: clamd finds `From: `-like headers anywhere in text or
+ *   in unknown binary data and reads the message from there. The raw message is framed
+ *   behind gzip's two magic bytes instead: clamd types it as a gzip stream, which it neither
+ *   searches for embedded files nor, since the stream does not inflate, unpacks — and its
+ *   byte signatures still run over every byte (the clamd engine test checks all three against
+ *   a live clamd).
+ *
+ * Owns: the list of starts we trust, the two prefixes, and a ScanSource wrapper that adds one.
  * Inputs: a ScanSource. Outputs: the same or a prefixed ScanSource.
  * Fails with: EIO-worthy read errors are thrown by readHead() for the caller to turn into a result.
  */
 import { Readable } from 'node:stream';
 import type { ScanSource } from '../engine.js';
+
+export type RawMessageMode = 'mail' | 'data';
 
 /** Courier data files use LF line ends; the line is an ordinary trace header. */
 export const MAIL_PREFIX = Buffer.from('Received: from avfilter (localhost)\n', 'latin1');
@@ -36,6 +51,12 @@ export const MAIL_MAGICS: readonly string[] = [
   'X-Original-To: ',
   'X-Real-To: ',
 ];
+
+/**
+ * gzip's magic (RFC 1952 ID1 ID2). What follows is not a gzip header (no method byte 8), so
+ * clamd's gunzip stops at once; it does not look for embedded file types inside gzip data.
+ */
+export const DATA_PREFIX = Buffer.from([0x1f, 0x8b]);
 
 /** Bytes of the head needed to test every magic. */
 export const HEAD_BYTES = Math.max(...MAIL_MAGICS.map((m) => m.length));
@@ -82,4 +103,11 @@ async function* withPrefix(prefix: Buffer, source: ScanSource): AsyncGenerator<B
   } finally {
     stream.destroy();
   }
+}
+
+/** The raw message as clamd is to see it in `mode`. */
+export async function presentRaw(source: ScanSource, mode: RawMessageMode): Promise<ScanSource> {
+  if (mode === 'data') return prefixedSource(DATA_PREFIX, source);
+  const head = await readHead(source, HEAD_BYTES);
+  return looksLikeMail(head) ? source : prefixedSource(MAIL_PREFIX, source);
 }
