@@ -62,15 +62,18 @@ test('max_connections bounds the scans; SIGTERM answers every request 451 and ex
   try {
     await waitFor(() => exists(s.sock), 15_000, `socket\n${d.stderr()}`);
     const replies = Array.from({ length: 4 }, () => talk(s.sock, s.request(singlePart(Buffer.from('x')))));
-    await waitFor(() => fake.connections >= 2, 10_000, 'two messages scanning');
+    await waitFor(() => fake.connections >= 4, 10_000, 'two messages scanning');
     await new Promise((r) => setTimeout(r, 1000));
-    // clamd parses mail itself: it is sent the raw message, one connection per message
-    assert.equal(fake.connections, 2, 'two messages at a time, the others wait');
+    // each message has two items (the raw message and its one part), scanned at once
+    assert.equal(fake.connections, 4, 'two messages at a time, the others wait');
     d.child.kill('SIGTERM');
     for (const r of await Promise.all(replies)) assert.match(r.reply, /^451 .*shutting down/);
     assert.equal(await d.exited, 0);
     assert.equal(exists(s.sock), false);
-    assert.match(d.stderr(), /event=stopped reason=SIGTERM unfinished=4/);
+    // every worker says how many it answered so
+    const unfinished = [...d.stderr().matchAll(/event=drained worker=\d+ unfinished=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    assert.equal(unfinished, 4, d.stderr());
+    assert.match(d.stderr(), /event=stopped reason=SIGTERM/);
   } finally {
     d.child.kill('SIGKILL');
     await fake.stop();

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
 import { startClamd } from './helpers/clamd.js';
@@ -99,31 +99,51 @@ test('one validation path: whatever the daemon refuses, --config refuses with th
   }
 });
 
-test('worker killed: its requests get 451 at once, the other worker keeps serving, and a new worker takes its place', async () => {
+/** Sockets a process holds (a worker holds one per request it serves, and its clamd connections). */
+function socketCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:');
+      } catch {
+        return false;
+      }
+    }).length;
+  } catch {
+    return 0;
+  }
+}
+
+test('worker killed: the connections it held are closed at once (Courier answers them 4xx, nothing is lost), the other worker keeps serving, and a new worker takes its place', async () => {
   const clamd = await startClamd();
   const env = daemonEnv(`workers = 2\nrequest_timeout = 60\n[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}"]`);
   const d = await env.up();
   try {
-    const [a, b] = await waitForWorkers(d.child.pid!, 2, 10_000);
+    const workers = await waitForWorkers(d.child.pid!, 2, 10_000);
+    const idle = new Map(workers.map((p) => [p, socketCount(p)]));
     process.kill(clamd.pid, 'SIGSTOP');
-    // one request on each worker (least busy first), both held by the stopped clamd
-    const first = env.send(env.request(clean()).line);
-    const second = env.send(env.request(clean()).line);
-    await new Promise((r) => setTimeout(r, 500));
+    // requests held by the stopped clamd; the workers accept them as they come
+    const pending = Array.from({ length: 4 }, () => env.send(env.request(clean()).line));
+    await new Promise((r) => setTimeout(r, 800));
+    // the victim: the worker holding the most
+    const [a, b] = [...workers].sort((x, y) => (socketCount(y) - idle.get(y)!) - (socketCount(x) - idle.get(x)!));
+    assert.ok(socketCount(a!) > idle.get(a!)!, 'the victim holds requests');
     const t0 = Date.now();
     process.kill(a!, 'SIGKILL');
-    const killedReply = await Promise.race([first, second]);
-    assert.match(killedReply, /^451 4\.3\.0 Virus filter worker failed/);
-    assert.ok(Date.now() - t0 < 3000, `answered ${Date.now() - t0} ms after the kill`);
+    const closed = await Promise.race(pending);
+    assert.equal(closed, '', 'a request of the killed worker: closed without a reply');
+    assert.ok(Date.now() - t0 < 3000, `closed ${Date.now() - t0} ms after the kill`);
     process.kill(clamd.pid, 'SIGCONT');
-    // the survivor's request is scanned; new mail is served at once
-    assert.match((await Promise.all([first, second])).find((r) => !/worker failed/.test(r))!, /^200 /);
+    // every request is either closed unanswered (the killed worker's) or scanned: none is lost or
+    // answered wrongly
+    const replies = await Promise.all(pending);
+    for (const r of replies) assert.ok(r === '' || /^200 /.test(r), JSON.stringify(r));
     const t1 = Date.now();
     assert.match(await env.send(env.request(clean()).line), /^200 /);
     assert.ok(Date.now() - t1 < 1500, `service continued after ${Date.now() - t1} ms`);
     const now = await waitForWorkers(d.child.pid!, 2, 10_000);
     assert.ok(!now.includes(a!) && now.includes(b!), `workers now ${now}, were ${a} ${b}`);
-    await waitLog(d, /level=error event=worker-exit .*signal=SIGKILL unanswered=1/);
+    await waitLog(d, /level=error event=worker-exit .*signal=SIGKILL/);
   } finally {
     try { process.kill(clamd.pid, 'SIGCONT'); } catch { /* gone */ }
     await stopDaemon(d);
@@ -131,24 +151,72 @@ test('worker killed: its requests get 451 at once, the other worker keeps servin
   }
 });
 
-test('worker wedged (SIGSTOP): the master answers 451 shortly after the deadline, kills it and serves with a new one', async () => {
+test('no message passes through the master: with the master stopped (SIGSTOP) the workers still accept and answer, and their log lines arrive once it runs again', async () => {
+  const env = daemonEnv('workers = 1');
+  const d = await env.up();
+  try {
+    await waitForWorkers(d.child.pid!, 1, 10_000);
+    assert.match(await env.send(env.request(clean()).line), /^200 /, 'serving');
+    process.kill(d.child.pid!, 'SIGSTOP');
+    try {
+      for (let i = 0; i < 5; i++) assert.match(await env.send(env.request(clean()).line, 10_000), /^200 /, `request ${i} with the master stopped`);
+      assert.match(await env.send(env.request(infected()).line, 10_000), /^200 /, 'an infected one is dropped');
+    } finally {
+      process.kill(d.child.pid!, 'SIGCONT');
+    }
+    await waitFor(() => (d.stderr().match(/ verdict=/g) ?? []).length >= 7, 10_000, `7 message lines\n${d.stderr()}`);
+  } finally {
+    await stopDaemon(d);
+  }
+});
+
+test('worker wedged (SIGSTOP) while idle: it is killed once its heartbeat is missed, and the mail that waited is served by its replacement', async () => {
   const env = daemonEnv('workers = 1\nrequest_timeout = 2');
   const d = await env.up();
   try {
     const [w] = await waitForWorkers(d.child.pid!, 1, 10_000);
     process.kill(w!, 'SIGSTOP');
     const t0 = Date.now();
-    assert.match(await env.send(env.request(clean()).line), /^451 4\.3\.0 Virus scan timed out/);
-    const took = Date.now() - t0;
-    assert.ok(took >= 1900 && took < 8000, `answered after ${took} ms`);
+    // the stopped worker cannot accept: the connection waits in the backlog for the next one
+    const reply = await env.send(env.request(clean()).line, 30_000);
+    assert.match(reply, /^(200 |451 4\.3\.0 Virus filter worker failed)/);
+    assert.ok(Date.now() - t0 < 20_000, `answered after ${Date.now() - t0} ms`);
+    await waitLog(d, /level=error event=worker-overdue .*no heartbeat/);
     await waitForWorkers(d.child.pid!, 1, 15_000, [w!]);
-    // the new worker loads its engines (the YARA rules compile), then serves
-    let reply = '';
-    for (const until = Date.now() + 15_000; Date.now() < until && !/^200 /.test(reply);) reply = await env.send(env.request(clean()).line);
-    assert.match(reply, /^200 /);
-    await waitLog(d, /level=error event=worker-overdue /);
+    let next = '';
+    for (const until = Date.now() + 15_000; Date.now() < until && !/^200 /.test(next);) next = await env.send(env.request(clean()).line);
+    assert.match(next, /^200 /);
   } finally {
     await stopDaemon(d);
+  }
+});
+
+test('worker wedged (SIGSTOP) holding a request: killed shortly after the deadline (the connection closes unanswered), replaced, and mail is served again', async () => {
+  const clamd = await startClamd();
+  const env = daemonEnv(`workers = 1\nrequest_timeout = 2\n[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}"]`);
+  const d = await env.up();
+  try {
+    const [w] = await waitForWorkers(d.child.pid!, 1, 10_000);
+    const idle = socketCount(w!);
+    process.kill(clamd.pid, 'SIGSTOP');
+    const t0 = Date.now();
+    const pending = env.send(env.request(clean()).line, 30_000);
+    await waitFor(() => socketCount(w!) > idle, 5000, 'the request accepted');
+    process.kill(w!, 'SIGSTOP');
+    process.kill(clamd.pid, 'SIGCONT');
+    assert.equal(await pending, '');
+    const took = Date.now() - t0;
+    assert.ok(took >= 3900 && took < 9000, `closed after ${took} ms`);
+    // past its deadline (when a heartbeat told the deadline) or its heartbeat missed: either way killed
+    await waitLog(d, /level=error event=worker-overdue /);
+    await waitForWorkers(d.child.pid!, 1, 15_000, [w!]);
+    let next = '';
+    for (const until = Date.now() + 15_000; Date.now() < until && !/^200 /.test(next);) next = await env.send(env.request(clean()).line);
+    assert.match(next, /^200 /);
+  } finally {
+    try { process.kill(clamd.pid, 'SIGCONT'); } catch { /* gone */ }
+    await stopDaemon(d);
+    await clamd.stop();
   }
 });
 

@@ -25,10 +25,12 @@ test('tmpdir leak: a worker killed while its message\'s parts are spilled to tmp
     const pending = env.send(env.request(withAttachment()).line);
     await waitFor(() => readdirSync(work).some((n) => n.startsWith('avfilter-mime-')), 10_000, 'spilled parts in tmpdir');
     process.kill(w!, 'SIGKILL');
-    assert.match(await pending, /^451 4\.3\.0 Virus filter worker failed/);
+    // its connection is closed without a reply: Courier answers that with a temporary failure
+    assert.equal(await pending, '');
     process.kill(clamd.pid, 'SIGCONT');
     await waitFor(() => readdirSync(work).length === 0, 5000, `tmpdir emptied, still: ${readdirSync(work).join(' ')}`);
-    await waitLog(d, /event=tmp-swept entries=1 reason="worker 1 \(pid \d+\) exited"/);
+    // its spilled parts and its control-file lock
+    await waitLog(d, /event=tmp-swept entries=2 reason="worker 1 \(pid \d+\) exited"/);
     assert.match(await env.send(env.request(withAttachment()).line), /^200 /, 'a new worker serves');
   } finally {
     try { process.kill(clamd.pid, 'SIGCONT'); } catch { /* gone */ }

@@ -63,6 +63,8 @@ const INTERNAL_BYTES = formatReply(INTERNAL_REPLY.code, INTERNAL_REPLY.text as s
 export class ConnectionHandler {
   /** Unanswered connections: their abort handle and how to answer them. */
   private readonly inFlight = new Map<AbortController, (r: Reply) => void>();
+  /** Deadlines (epoch ms) of the requests read and not yet answered. */
+  private readonly deadlines = new Map<AbortController, number>();
   private draining = false;
   private seq = 0;
   /** Connections closed by the client before sending a byte (probes, connect storms). */
@@ -80,6 +82,13 @@ export class ConnectionHandler {
     return this.inFlight.size;
   }
 
+  /** The earliest deadline among the requests being served (epoch ms), 0 when none. */
+  get oldestDeadline(): number {
+    let oldest = 0;
+    for (const d of this.deadlines.values()) if (oldest === 0 || d < oldest) oldest = d;
+    return oldest;
+  }
+
   handle = (sock: Socket): void => {
     const conn = ++this.seq;
     const acceptedAt = Date.now();
@@ -94,6 +103,7 @@ export class ConnectionHandler {
       clearTimeout(readTimer);
       clearTimeout(backstop);
       this.inFlight.delete(ctl);
+      this.deadlines.delete(ctl);
       sock.removeListener('data', onData);
     };
     const reply = (r: Reply): void => {
@@ -137,6 +147,7 @@ export class ConnectionHandler {
         return;
       }
       const call: ServiceCall = { acceptedAt, deadlineAt: acceptedAt + this.opts.requestTimeoutMs, signal: ctl.signal };
+      this.deadlines.set(ctl, call.deadlineAt);
       backstop = setTimeout(() => {
         this.opts.onEvent('request-overdue', { conn, data: r.request.dataPath, ms: Date.now() - acceptedAt }, 'error');
         reply(TIMEOUT_REPLY);

@@ -3,7 +3,8 @@
  *
  * Creation: refuse if a live filter already answers on DIR/NAME; remove NAME from the other
  * directory; bind DIR/.NAME (submit and courierfilter skip dot-names, so the socket appears only
- * when ready); chmod 0660 (submit for local mail runs with group courier); rename to NAME.
+ * when ready) and listen; publish(): chmod 0660 (submit for local mail runs with group courier)
+ * and rename to NAME, once something accepts on it.
  * Fails with an Error whose code is EALREADY_RUNNING or the errno of the failing step.
  */
 import { chmodSync, renameSync, unlinkSync } from 'node:fs';
@@ -11,9 +12,12 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 
 export interface FilterSocket {
+  /** Listening on DIR/.NAME from the start; its handle is what the workers accept on. */
   readonly server: Server;
   /** The final path, DIR/NAME. */
   readonly path: string;
+  /** Puts the socket in place: chmod 0660, rename DIR/.NAME to DIR/NAME. */
+  publish(): void;
   /** Stop accepting and remove DIR/NAME (Node only knows the bound .NAME path). */
   close(): Promise<void>;
 }
@@ -23,7 +27,12 @@ const LISTEN_BACKLOG = 511;
 /** How long to wait for an existing socket to answer before calling it stale. */
 const PROBE_TIMEOUT_MS = 1000;
 
-export async function createFilterSocket(
+/**
+ * Binds DIR/.NAME and listens (it is not yet where Courier looks: publish() puts it there).
+ * `onConnection` serves what this process itself accepts on it; the master's server only does
+ * so when no worker ever took the socket over.
+ */
+export async function bindFilterSocket(
   dir: string, otherDir: string, name: string, onConnection: (s: Socket) => void,
 ): Promise<FilterSocket> {
   const finalPath = join(dir, name);
@@ -41,22 +50,27 @@ export async function createFilterSocket(
       resolve();
     });
   });
-  try {
-    chmodSync(dotPath, 0o660);
-    renameSync(dotPath, finalPath);
-  } catch (err) {
-    server.close();
-    unlinkQuiet(dotPath);
-    throw err;
-  }
+  let published = false;
   let closed = false;
   return {
     server,
     path: finalPath,
+    publish: () => {
+      if (published) return;
+      try {
+        chmodSync(dotPath, 0o660);
+        renameSync(dotPath, finalPath);
+        published = true;
+      } catch (err) {
+        server.close();
+        unlinkQuiet(dotPath);
+        throw err;
+      }
+    },
     close: async () => {
       if (closed) return;
       closed = true;
-      unlinkQuiet(finalPath);
+      unlinkQuiet(published ? finalPath : dotPath);
       // Stops accepting at once; connections in flight stay open to get their replies (the
       // server's close callback would wait for them, so it is not awaited here).
       server.close();

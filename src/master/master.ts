@@ -1,26 +1,31 @@
 /**
  * The master: the process that must never fail (Postfix's master). It owns what keeps Courier's
  * mail flowing — the socket, fd 3, the pid file, signals, reload, the degraded mode — and holds
- * no message data: requests go to worker processes (pool.ts) as paths and come back as replies.
+ * no message data: worker processes (pool.ts) accept the connections on the socket themselves,
+ * so no request passes through the master at all.
  *
  * Life cycle (courier-filter-protocol.md §1): fd3-check; signals handled from the first moment
- * (a HUP during start-up must not kill us); config read (pure parsing only, here); workers
- * started and ready (their engines loaded) before the socket appears; socket in allfilters (or
- * filters); pid file; fd 3 closed; serve. On stdin EOF / SIGTERM: stop accepting, let the
- * workers finish for up to shutdown_timeout (the rest get 451), remove socket and pid file,
- * exit 0. HUP / USR1 / USR2 reload: a new generation of workers, the old one finishes its work.
+ * (a HUP during start-up must not kill us); config read (pure parsing only, here); the socket
+ * bound at DIR/.NAME; workers started and ready (their engines loaded), handed the socket and
+ * accepting before it is renamed to DIR/NAME; pid file; fd 3 closed; supervise. The master keeps
+ * a copy of the listening socket that it never polls (the first worker to listen sends it back),
+ * for the workers it starts later. On stdin EOF / SIGTERM: the socket is removed, every worker
+ * stops accepting and finishes its requests for up to shutdown_timeout (the rest get 451), pid
+ * file removed, exit 0. HUP / USR1 / USR2 reload: a new generation of workers, the old one
+ * finishes its work.
  *
  * Degraded start: a config that does not parse, or workers that cannot load their engines, do
  * NOT stop the daemon before its socket exists — without a socket Courier would skip the filter
- * and deliver unscanned mail. The socket goes where the (partly readable) config says, and every
- * message is answered `451 avfilter is not configured: FILE:LINE: ...`, logged at error
- * severity at once and again every minute, until a reload that loads.
+ * and deliver unscanned mail. The socket goes where the (partly readable) config says, and a
+ * responder worker answers every message `451 avfilter is not configured: FILE:LINE: ...`,
+ * logged at error severity at once and again every minute, until a reload that loads. Should not
+ * even a responder start, the master answers so itself on its own copy of the socket.
  *
  * Returns the process exit status; it never calls process.exit itself.
  */
 import { fstatSync } from 'node:fs';
 import { ConnectionHandler, type Reply, type ServerOptions, type Service } from '../courierfilter/server.js';
-import { createFilterSocket, type FilterSocket } from '../courierfilter/socket.js';
+import { bindFilterSocket, type FilterSocket } from '../courierfilter/socket.js';
 import { releaseCourierfilter, startedByCourierfilter } from '../courierfilter/fd3.js';
 import { removePidFile, writePidFile } from '../courierfilter/pidfile.js';
 import { parseConfig, readConfigText, type Config, type ConfigText } from '../config/load.js';
@@ -30,8 +35,7 @@ import { createLogger, guardStderr, routeWarnings, type Level, type Logger } fro
 import { LogWriter } from '../ops/log-writer.js';
 import { RateLimiter } from '../ops/rate-limit.js';
 import { messageOf } from '../errors.js';
-import { WorkerPool } from './pool.js';
-import { ControlLocks } from './control-locks.js';
+import { WORKER_FAILED_TEXT, WorkerPool, type ListenOptions } from './pool.js';
 
 export interface MasterOptions {
   readonly configFile?: string | undefined;
@@ -42,10 +46,12 @@ export interface MasterOptions {
   readonly allowRoot?: boolean;
 }
 
-/** How long past a request's deadline a worker may take before the master answers and kills it. */
+/** How long past a request's deadline a worker may take before it is killed (its connections close: Courier retries). */
 const BACKSTOP_MS = 2000;
 /** While degraded, the reason is logged again this often. */
 const DEGRADED_REMINDER_MS = 60_000;
+/** No worker listening this long after start: the master publishes the socket and answers 451 itself. */
+const FIRST_LISTENER_TIMEOUT_MS = 30_000;
 
 const DEFAULT = (key: string): unknown => TOP_KEYS.find((k) => k.key === key)!.default;
 
@@ -90,32 +96,10 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     problem = messageOf(err);
   }
   const keys: DaemonKeys = cfg ?? rescueDaemonKeys(text?.text ?? '');
-  const pool = new WorkerPool(log, (line) => writer.sink(line));
-  if (cfg && text) {
-    const r = await pool.start({ config: cfg, text: text.text, source: text.source });
-    if (!r.ok) problem = r.reason;
-  }
 
-  // ---- the service: degraded, or the workers
-  const locks = new ControlLocks();
+  // ---- the socket, bound where Courier does not look yet. Whatever the master accepts on it
+  // itself (only when no worker ever took it over) is answered 451.
   const limiter = new RateLimiter();
-  const degradedReply = (): Reply => ({ code: 451, text: `4.3.0 avfilter is not configured: ${problem ?? 'unknown reason'}` });
-  const service: Service = async (req, call) => {
-    if (problem !== undefined || !pool.serving) {
-      log.message({ data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code: 'ENOT_CONFIGURED', ms: Date.now() - call.acceptedAt });
-      return degradedReply();
-    }
-    const held = locks.take(req.controlPaths);
-    if (!held) {
-      log.event('control-busy', { data: req.dataPath, reason: 'a control file of this request is in use by another request' }, 'warning');
-      return { code: 451, text: '4.3.0 Virus filter is already processing this message, try again later' };
-    }
-    try {
-      return await pool.dispatch(req, call);
-    } finally {
-      locks.release(held);
-    }
-  };
   const serverOptions = (c: Config | undefined): ServerOptions => ({
     maxLineBytes: c?.max_request_line ?? (DEFAULT('max_request_line') as number),
     maxLines: c?.max_request_lines ?? (DEFAULT('max_request_lines') as number),
@@ -124,19 +108,65 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     backstopMs: BACKSTOP_MS,
     onEvent: (event, detail, level) => limiter.event(log, event, detail, level),
   });
-  const handler = new ConnectionHandler(service, serverOptions(cfg));
-
-  // ---- the socket, the pid file, fd 3
+  const listenOptions = (c: Config | undefined): ListenOptions => {
+    const { onEvent: _, ...rest } = serverOptions(c);
+    return rest;
+  };
+  const notConfigured = (): string => `4.3.0 avfilter is not configured: ${problem ?? 'unknown reason'}`;
+  const masterService: Service = async (req, call) => {
+    const code = problem !== undefined ? 'ENOT_CONFIGURED' : 'EWORKER';
+    log.message({ data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code, ms: Date.now() - call.acceptedAt });
+    return { code: 451, text: problem !== undefined ? notConfigured() : WORKER_FAILED_TEXT } satisfies Reply;
+  };
+  const handler = new ConnectionHandler(masterService, serverOptions(cfg));
   const [dir, otherDir] = keys.all_mode ? [keys.socket_dir_all, keys.socket_dir_optional] : [keys.socket_dir_optional, keys.socket_dir_all];
   let sock: FilterSocket;
   try {
-    sock = await createFilterSocket(dir, otherDir, opts.name, handler.handle);
+    sock = await bindFilterSocket(dir, otherDir, opts.name, handler.handle);
   } catch (err) {
     process.stderr.write(`avfilter: cannot create the filter socket in ${dir}: ${messageOf(err)}\n`);
-    await pool.stop(0);
     return 1;
   }
   sock.server.on('error', (err) => log.event('socket-error', { reason: messageOf(err) }, 'error'));
+  const pool = new WorkerPool(log, (line) => writer.sink(line), cfg?.tmpdir);
+  // The first worker to accept sends a copy of the socket back: the socket is put in place and
+  // the master's own polled server is closed (it must not take connections from the workers).
+  let markPublished!: () => void;
+  const published = new Promise<void>((r) => { markPublished = r; });
+  const serverHandle = (sock.server as unknown as { _handle: unknown })._handle;
+  pool.setListener(serverHandle, true, () => {
+    try {
+      sock.publish();
+      sock.server.close();
+    } catch (err) {
+      log.event('socket-error', { reason: `cannot put the socket in place: ${messageOf(err)}` }, 'error');
+    }
+    markPublished();
+  });
+
+  // ---- the workers: a generation for the config, or a responder (degraded)
+  const respond = async (): Promise<void> => {
+    const r = await pool.respond({ code: 'ENOT_CONFIGURED', text: notConfigured() }, listenOptions(cfg));
+    if (!r.ok) log.event('responder-failed', { code: r.code, reason: r.reason }, 'error');
+  };
+  if (cfg && text) {
+    const r = await pool.start({ config: cfg, text: text.text, source: text.source }, listenOptions(cfg));
+    if (!r.ok) problem = r.reason;
+  }
+  if (problem !== undefined) await respond();
+  const waited = await Promise.race([published.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), FIRST_LISTENER_TIMEOUT_MS).unref())]);
+  if (!waited) {
+    // no process of ours could take the socket: Courier must still find it and get 451s
+    log.event('no-worker', { reason: `no worker accepted within ${FIRST_LISTENER_TIMEOUT_MS / 1000} s; the master answers 451`, answer: 451 }, 'error');
+    try {
+      sock.publish();
+    } catch (err) {
+      process.stderr.write(`avfilter: cannot create the filter socket in ${dir}: ${messageOf(err)}\n`);
+      await pool.stop(0);
+      return 1;
+    }
+  }
+
   try {
     writePidFile(keys.pid_file);
   } catch (err) {
@@ -146,7 +176,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   releaseCourierfilter();
   log.event('started', {
     name: opts.name, socket: sock.path, pid: process.pid, config: text?.source ?? opts.configFile ?? '',
-    workers: pool.pids.length, courierfilter: fromCourierfilter,
+    workers: pool.scanningWorkers, courierfilter: fromCourierfilter,
   });
 
   let reminder: NodeJS.Timeout | undefined;
@@ -168,9 +198,8 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     } catch (err) {
       return failedReload(sig, messageOf(err));
     }
-    const r = await pool.start({ config: nextCfg, text: next.text, source: next.source });
+    const r = await pool.start({ config: nextCfg, text: next.text, source: next.source }, listenOptions(nextCfg));
     if (!r.ok) return failedReload(sig, r.reason);
-    const prev = cfg;
     cfg = nextCfg;
     setLevel(nextCfg.log_level);
     handler.options = serverOptions(nextCfg);
@@ -179,13 +208,13 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     }
     const wasDegraded = problem !== undefined;
     problem = undefined;
-    log.event('reloaded', { signal: sig, config: nextCfg.source, workers: pool.pids.length, ...(wasDegraded ? { service: 'restored' } : {}) });
-    void prev;
+    log.event('reloaded', { signal: sig, config: nextCfg.source, workers: pool.scanningWorkers, ...(wasDegraded ? { service: 'restored' } : {}) });
   };
-  const failedReload = (sig: string, reason: string): void => {
+  const failedReload = async (sig: string, reason: string): Promise<void> => {
     if (problem !== undefined) {
       problem = reason;
       log.event('reload-failed', { signal: sig, reason, kept: 'degraded: every message 451' }, 'error');
+      await respond();
     } else {
       log.event('reload-failed', { signal: sig, reason, kept: 'previous configuration' }, 'error');
     }
@@ -195,13 +224,12 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
 
   // ---- shutdown
   clearInterval(reminder);
-  log.event('stopping', { reason, pending: handler.pending });
+  log.event('stopping', { reason });
   await sock.close();
-  pool.retireAll();
-  const stragglers = await handler.drain((cfg?.shutdown_timeout ?? (DEFAULT('shutdown_timeout') as number)) * 1000);
-  await pool.stop(1000);
+  const graceMs = (cfg?.shutdown_timeout ?? (DEFAULT('shutdown_timeout') as number)) * 1000;
+  const [stragglers] = await Promise.all([handler.drain(graceMs), pool.stop(graceMs)]);
   removePidFile(keys.pid_file);
-  log.event('stopped', { reason, unfinished: stragglers, ...(writer.lost > 0 ? { log_lines_lost: writer.lost } : {}) });
+  log.event('stopped', { reason, ...(stragglers > 0 ? { unfinished: stragglers } : {}), ...(writer.lost > 0 ? { log_lines_lost: writer.lost } : {}) });
   await writer.flush(2000);
   return 0;
 }

@@ -1,31 +1,34 @@
 /**
- * The worker processes and the requests they hold: the master's only link to message work.
+ * The worker processes: the master's only link to message work.
  *
  * Owns: starting a generation of workers for a config (each builds its runtime and says
- * `ready` or `failed`), handing each request to the least busy ready worker of the current
- * generation, replies back to their connections, and the workers' deaths. A reload is a new
- * generation: it takes new requests once all its workers are ready, and only then is the old
- * one retired (it finishes what it holds, then exits) — work in flight is never aborted by a
- * reload, and a generation that fails to start is killed while the old one goes on.
- * A worker that dies costs only the requests it held (answered 451 at once: the senders retry,
- * nothing is lost) and is replaced at once (backing off when it keeps dying); one that lets a
- * request's deadline pass by the skeleton's backstop is killed (its event loop is stuck); one
- * whose memory passes worker_memory_limit is replaced once its replacement is ready.
- * Inputs: configs (text + parsed), requests with their deadline. Outputs: replies, never a
- * rejection; log lines (the workers' own and pool events).
+ * `ready` or `failed`), handing every worker of the serving generation the listening socket
+ * (a raw handle: the master itself never accepts on it), the workers' heartbeats and deaths.
+ * Workers accept their connections themselves, so no request and no message byte passes through
+ * the master. A reload is a new generation: once all its workers are ready they start accepting,
+ * and only then is the old one retired (it stops accepting, finishes what it holds, exits) —
+ * work in flight is never aborted by a reload, and a generation that fails to start is killed
+ * while the old one goes on. The degraded mode is a generation too: one responder that answers
+ * every request 451 with the reason.
+ *
+ * A worker that dies costs only the connections it held: the kernel closes them and Courier
+ * answers those messages with a temporary failure (the senders retry, nothing is lost); it is
+ * replaced at once, backing off when they keep dying, and while no scanning worker accepts for
+ * FALLBACK_AFTER_MS a responder answers 451 instead of letting connections wait in the backlog.
+ * A worker whose heartbeat reports a deadline passed by the backstop, or whose heartbeat stops
+ * (its event loop is stuck), is killed; one whose memory passes worker_memory_limit is replaced
+ * once its replacement accepts.
+ * Inputs: configs (text + parsed), the listening handle. Outputs: log lines (the workers' own and
+ * pool events); start() never rejects.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/load.js';
-import type { CourierRequest } from '../courierfilter/request.js';
-import { OVERDUE, TIMEOUT_REPLY, type Reply, type ServiceCall } from '../courierfilter/server.js';
 import type { Logger } from '../ops/log.js';
 import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
 import { sweepStale } from './tmp-sweep.js';
-
-export const WORKER_FAILED_REPLY: Reply = { code: 451, text: '4.3.0 Virus filter worker failed, try again later' };
 
 const WORKER_MODULE = new URL('../worker/main.js', import.meta.url);
 /** A worker that does not say ready (engines loaded) within this is given up on. */
@@ -34,9 +37,15 @@ const READY_TIMEOUT_MS = 120_000;
 const CRASH_WINDOW_MS = 10_000;
 const CRASH_FREE_RESTARTS = 3;
 const MAX_RESTART_DELAY_MS = 30_000;
+/** Heartbeats, deadlines, the fallback and memory are checked this often. */
+const CHECK_MS = 1000;
 const MEMORY_CHECK_MS = 5_000;
+/** No scanning worker accepting for this long: a responder answers 451 meanwhile. */
+const FALLBACK_AFTER_MS = 3_000;
 /** Longest line of a worker's stray output forwarded to the log. */
 const MAX_OUTPUT_LINE = 500;
+
+export const WORKER_FAILED_TEXT = '4.3.0 Virus filter worker failed, try again later';
 
 export interface PoolConfig {
   readonly config: Config;
@@ -44,37 +53,36 @@ export interface PoolConfig {
   readonly source: string;
 }
 
-interface Pending {
-  readonly req: CourierRequest;
-  readonly call: ServiceCall;
-  /** Settles the dispatch once (later calls are ignored). */
-  readonly resolve: (r: Reply) => void;
-  /** While it waits in the master for a ready worker. */
-  timer?: NodeJS.Timeout | undefined;
-  /** Once handed to a worker: which one, under which id. */
-  worker?: WorkerProc | undefined;
-  id?: number | undefined;
+/** What a responder answers (451 with `text`) and logs (`code`). */
+export interface ResponderReply {
+  readonly code: string;
+  readonly text: string;
 }
+
+/** The socket options a worker serves with (from the generation's config, or the defaults). */
+export type ListenOptions = Omit<Extract<ToWorker, { t: 'listen' }>, 't' | 'echo'>;
 
 type StartResult = { ok: true } | { ok: false; code: string; reason: string };
 
 class WorkerProc {
-  state: 'starting' | 'ready' | 'retiring' | 'exited' = 'starting';
-  readonly requests = new Map<number, Pending>();
+  state: 'starting' | 'ready' | 'listening' | 'retiring' | 'exited' = 'starting';
   /** Set once the master asked it to go (retire, kill): its exit is expected. */
   leaving = false;
-  /** Killed for a fault (overdue, channel broken): expected, yet it must be replaced. */
+  /** Killed for a fault (overdue, stalled, channel broken): expected, yet it must be replaced. */
   condemned = false;
   replacing = false;
+  lastBeat = Date.now();
+  busy = 0;
+  oldestDeadline = 0;
   readyResult: Promise<StartResult>;
   settleReady!: (r: StartResult) => void;
   constructor(readonly n: number, readonly gen: Generation, readonly child: ChildProcess) {
     this.readyResult = new Promise((r) => { this.settleReady = r; });
   }
-  send(m: ToWorker): boolean {
+  send(m: ToWorker, handle?: unknown): boolean {
     try {
       if (!this.child.connected) return false;
-      this.child.send(m);
+      this.child.send(m, handle as never);
       return true;
     } catch {
       return false;
@@ -85,7 +93,18 @@ class WorkerProc {
 class Generation {
   readonly workers: WorkerProc[] = [];
   readonly deaths: number[] = [];
-  constructor(readonly id: number, readonly pc: PoolConfig, readonly size: number, readonly slots: number) {}
+  serving = false;
+  constructor(
+    readonly id: number,
+    readonly size: number,
+    readonly listen: ListenOptions,
+    readonly pc?: PoolConfig | undefined,
+    readonly responder?: ResponderReply | undefined,
+    readonly slots = 1,
+  ) {}
+  get tmpdir(): string | undefined {
+    return this.pc?.config.tmpdir;
+  }
 }
 
 /**
@@ -100,41 +119,84 @@ export function workerCount(c: Config): number {
 export class WorkerPool {
   private current: Generation | undefined;
   private readonly generations = new Set<Generation>();
-  private readonly queue: Pending[] = [];
-  private seq = 0;
+  private fallback: WorkerProc | undefined;
+  /** Since when no scanning worker of the current generation accepts (0: one does). */
+  private unservedSince = 0;
   private genSeq = 0;
   private workerSeq = 0;
   private stopping = false;
-  private readonly memoryTimer: NodeJS.Timeout;
+  private lastMemoryCheck = 0;
+  private readonly timer: NodeJS.Timeout;
+  /**
+   * The listening socket as handed to workers. Until the master holds a copy of its own that it
+   * does not poll (the first worker to listen sends one back), `needEcho` is set.
+   */
+  private handle: unknown;
+  private needEcho = false;
+  private onOwnHandle: ((h: unknown) => void) | undefined;
 
-  constructor(private readonly log: Logger, private readonly writeLine: (line: string) => void) {
-    this.memoryTimer = setInterval(() => this.checkMemory(), MEMORY_CHECK_MS);
-    this.memoryTimer.unref();
+  constructor(private readonly log: Logger, private readonly writeLine: (line: string) => void, private tmpdirForSweep: string | undefined) {
+    this.timer = setInterval(() => this.check(), CHECK_MS);
+    this.timer.unref();
   }
 
+  /**
+   * The listening socket. `echo`: the handle is the master's own polled server's, so the first
+   * worker that listens sends a copy back, given to `onOwn` (the master then closes its server).
+   */
+  setListener(handle: unknown, echo: boolean, onOwn?: (h: unknown) => void): void {
+    this.handle = handle;
+    this.needEcho = echo;
+    this.onOwnHandle = onOwn;
+    for (const g of this.generations) if (g.serving) for (const w of g.workers) this.startListening(w);
+    if (this.fallback) this.startListening(this.fallback);
+  }
+
+  /** A generation serves (its workers accept on the socket). */
   get serving(): boolean {
-    return this.current !== undefined;
+    return this.current?.serving ?? false;
   }
 
   /** Pids of the live workers (for tests and the log). */
   get pids(): number[] {
-    return [...this.generations].flatMap((g) => g.workers.filter((w) => w.state !== 'exited').map((w) => w.child.pid!));
+    const all = [...this.generations].flatMap((g) => g.workers);
+    if (this.fallback) all.push(this.fallback);
+    return all.filter((w) => w.state !== 'exited').map((w) => w.child.pid!);
+  }
+
+  /** Scanning workers of the generation that serves. */
+  get scanningWorkers(): number {
+    const g = this.current;
+    return g?.pc ? g.workers.filter((w) => !w.leaving).length : 0;
   }
 
   /**
-   * Starts a generation for `pc` and, once all its workers are ready, makes it current and
-   * retires the previous one. On failure the new workers are killed and nothing changes.
+   * Starts a generation for `pc` and, once all its workers are ready, makes it serve and retires
+   * the previous one. On failure the new workers are killed and nothing changes.
    */
-  async start(pc: PoolConfig): Promise<StartResult> {
+  async start(pc: PoolConfig, listen: ListenOptions): Promise<StartResult> {
     // what the workers of a master that was killed left behind
     if (this.genSeq === 0) {
       const n = await sweepStale(pc.config.tmpdir);
       if (n > 0) this.log.event('tmp-swept', { entries: n, reason: 'left by workers that are gone' });
     }
+    this.tmpdirForSweep = pc.config.tmpdir;
     const size = workerCount(pc.config);
-    const gen = new Generation(++this.genSeq, pc, size, Math.max(1, Math.ceil(pc.config.max_connections / size)));
+    const gen = new Generation(++this.genSeq, size, listen, pc, undefined, Math.max(1, Math.ceil(pc.config.max_connections / size)));
+    return this.bringUp(gen);
+  }
+
+  /**
+   * Serve with a responder: every request is answered 451 with `reply.text` (the degraded mode).
+   * Replaces the generation that serves, once the responder accepts.
+   */
+  async respond(reply: ResponderReply, listen: ListenOptions): Promise<StartResult> {
+    return this.bringUp(new Generation(++this.genSeq, 1, listen, undefined, reply));
+  }
+
+  private async bringUp(gen: Generation): Promise<StartResult> {
     this.generations.add(gen);
-    const started = Array.from({ length: size }, () => this.spawn(gen));
+    const started = Array.from({ length: gen.size }, () => this.spawn(gen));
     const results = await Promise.all(started.map((w) => w.readyResult));
     const failed = results.find((r): r is Extract<StartResult, { ok: false }> => !r.ok);
     if (failed || this.stopping) {
@@ -144,112 +206,51 @@ export class WorkerPool {
     }
     const old = this.current;
     this.current = gen;
+    gen.serving = true;
+    this.unservedSince = gen.pc ? Date.now() : 0;
+    for (const w of gen.workers) this.startListening(w);
     if (old) for (const w of [...old.workers]) this.retire(w);
-    this.flushQueue();
     return { ok: true };
   }
 
-  /** Hands the request to a worker; resolves with its reply (or 451 when none can answer in time). */
-  dispatch(req: CourierRequest, call: ServiceCall): Promise<Reply> {
-    return new Promise<Reply>((resolve) => {
-      let settled = false;
-      const p: Pending = {
-        req, call,
-        resolve: (r) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(p.timer);
-          call.signal.removeEventListener('abort', onAbort);
-          resolve(r);
-        },
-      };
-      const onAbort = (): void => {
-        const i = this.queue.indexOf(p);
-        if (i >= 0) this.queue.splice(i, 1);
-        const w = p.worker;
-        if (w && p.id !== undefined && w.requests.delete(p.id)) {
-          if (call.signal.reason === OVERDUE) {
-            this.log.event('worker-overdue', { worker: w.n, pid: w.child.pid ?? 0, data: req.dataPath, reason: 'no answer past the request deadline; killed' }, 'error');
-            this.condemn(w);
-          } else {
-            w.send({ t: 'abort', id: p.id });
-          }
-        }
-        p.resolve(TIMEOUT_REPLY);
-      };
-      call.signal.addEventListener('abort', onAbort, { once: true });
-      if (this.place(p)) return;
-      // No worker ready (all starting after a crash, or backing off): wait, within the deadline.
-      p.timer = setTimeout(() => {
-        const i = this.queue.indexOf(p);
-        if (i >= 0) this.queue.splice(i, 1);
-        this.log.event('request-timeout', { data: req.dataPath, reason: 'no worker available' }, 'warning');
-        p.resolve(TIMEOUT_REPLY);
-      }, Math.max(0, call.deadlineAt - Date.now()));
-      this.queue.push(p);
-    });
-  }
-
-  /** Retires every worker (they finish what they hold) and, after `graceMs`, kills the rest. */
+  /**
+   * Shutdown: every worker stops accepting and answers what it still holds after `graceMs` 451;
+   * resolves once all are gone (those still there 2 s after that are killed).
+   */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    clearInterval(this.memoryTimer);
-    for (const p of this.queue.splice(0)) {
-      clearTimeout(p.timer);
-      p.resolve(TIMEOUT_REPLY);
-    }
+    clearInterval(this.timer);
     const all = [...this.generations].flatMap((g) => g.workers);
-    for (const w of all) this.retire(w);
-    const until = Date.now() + graceMs;
+    if (this.fallback) all.push(this.fallback);
+    for (const w of all) {
+      if (w.state === 'exited') continue;
+      w.leaving = true;
+      if (w.state === 'starting' || !w.send({ t: 'retire', graceMs })) this.kill(w);
+      else w.state = 'retiring';
+    }
+    const until = Date.now() + graceMs + 2000;
     while (all.some((w) => w.state !== 'exited') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     for (const w of all) this.kill(w);
     while (all.some((w) => w.state !== 'exited') && Date.now() < until + 2000) await new Promise((r) => setTimeout(r, 20));
   }
 
-  /** Stop taking work and let the workers finish (shutdown starts with this). */
-  retireAll(): void {
-    this.stopping = true;
-    for (const g of this.generations) for (const w of [...g.workers]) this.retire(w);
-  }
-
-  private place(p: Pending): boolean {
-    const gen = this.current;
-    if (!gen || this.stopping) return false;
-    let best: WorkerProc | undefined;
-    for (const w of gen.workers) {
-      if (w.state !== 'ready') continue;
-      if (!best || w.requests.size < best.requests.size) best = w;
-    }
-    if (!best) return false;
-    const id = ++this.seq;
-    best.requests.set(id, p);
-    const sent = best.send({
-      t: 'req', id, dataPath: p.req.dataPath, controlPaths: p.req.controlPaths,
-      acceptedAt: p.call.acceptedAt, deadlineAt: p.call.deadlineAt,
-    });
-    if (!sent) {
-      best.requests.delete(id);
-      this.condemn(best);
-      return this.place(p);
-    }
-    p.worker = best;
-    p.id = id;
-    return true;
-  }
-
-  private flushQueue(): void {
-    while (this.queue.length > 0) {
-      const p = this.queue[0]!;
-      if (!this.place(p)) return;
-      this.queue.shift();
-      clearTimeout(p.timer);
+  private startListening(w: WorkerProc): void {
+    if (this.handle === undefined || w.state !== 'ready' || w.leaving || this.stopping) return;
+    const echo = this.needEcho;
+    if (echo) this.needEcho = false; // one copy is enough; the next one asked only if it fails
+    const listen = w === this.fallback ? this.current?.listen ?? w.gen.listen : w.gen.listen;
+    if (w.send({ t: 'listen', echo, ...listen }, this.handle)) {
+      w.state = 'listening';
+    } else {
+      if (echo) this.needEcho = true;
+      this.condemn(w);
     }
   }
 
-  private spawn(gen: Generation): WorkerProc {
+  private spawn(gen: Generation, asFallback = false): WorkerProc {
     const child = fork(WORKER_MODULE, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
     const w = new WorkerProc(++this.workerSeq, gen, child);
-    gen.workers.push(w);
+    if (!asFallback) gen.workers.push(w);
     const readyTimer = setTimeout(() => {
       if (w.state === 'starting') {
         w.settleReady({ ok: false, code: 'EWORKER_START', reason: `worker did not load its engines within ${READY_TIMEOUT_MS / 1000} s` });
@@ -257,69 +258,104 @@ export class WorkerPool {
       }
     }, READY_TIMEOUT_MS);
     readyTimer.unref();
-    child.on('message', (m: unknown) => {
-      if (isFromWorker(m)) this.onMessage(w, m);
+    child.on('message', (m: unknown, handle: unknown) => {
+      if (isFromWorker(m)) this.onMessage(w, m, handle);
     });
     child.on('error', (err) => this.log.event('worker-error', { worker: w.n, reason: err.message }, 'error'));
     child.on('exit', (code, signal) => {
       clearTimeout(readyTimer);
-      this.onExit(w, code, signal);
+      this.onExit(w, code, signal, asFallback);
     });
     if (child.stderr) {
       const rl = createInterface({ input: child.stderr });
       rl.on('line', (line) => this.log.event('worker-output', { worker: w.n, pid: child.pid ?? 0, text: line.slice(0, MAX_OUTPUT_LINE) }, 'warning'));
       child.stderr.on('error', () => undefined);
     }
-    w.send({ t: 'init', configText: gen.pc.text, source: gen.pc.source, processes: gen.size, slots: gen.slots, worker: w.n });
+    if (gen.responder !== undefined) {
+      w.send({ t: 'init', responder: gen.responder, worker: w.n, logLevel: this.current?.pc?.config.log_level ?? gen.pc?.config.log_level ?? 'info' });
+    } else {
+      const pc = gen.pc!;
+      w.send({ t: 'init', configText: pc.text, source: pc.source, processes: gen.size, slots: gen.slots, worker: w.n });
+    }
     return w;
   }
 
-  private onMessage(w: WorkerProc, m: FromWorker): void {
+  private onMessage(w: WorkerProc, m: FromWorker, handle: unknown): void {
     switch (m.t) {
       case 'ready':
         if (w.state === 'starting') {
           w.state = 'ready';
+          w.lastBeat = Date.now();
           w.settleReady({ ok: true });
-          if (w.gen === this.current) this.flushQueue();
+          // a replacement (or a fallback) in a generation that serves starts accepting at once
+          if ((w.gen.serving && w.gen === this.current) || w === this.fallback) this.startListening(w);
         }
         return;
       case 'failed':
         w.settleReady({ ok: false, code: m.code, reason: m.reason });
         w.leaving = true;
         return;
-      case 'reply': {
-        for (const line of m.lines ?? []) this.writeLine(line);
-        const p = w.requests.get(m.id);
-        if (!p) return; // answered already (deadline, shutdown)
-        w.requests.delete(m.id);
-        p.resolve({ code: m.code, text: m.text });
+      case 'listening':
+        if (handle !== undefined && handle !== null && this.onOwnHandle !== undefined) {
+          const own = this.onOwnHandle;
+          this.onOwnHandle = undefined;
+          this.handle = handle;
+          own(handle);
+        }
+        if (w.gen === this.current && w.gen.pc !== undefined) this.served();
         return;
-      }
+      case 'beat':
+        w.lastBeat = Date.now();
+        w.busy = m.busy;
+        w.oldestDeadline = m.oldestDeadline;
+        return;
       case 'log':
         for (const line of m.lines) this.writeLine(line);
         return;
     }
   }
 
-  private onExit(w: WorkerProc, code: number | null, signal: NodeJS.Signals | null): void {
+  /** A scanning worker of the current generation accepts: the fallback is no longer needed. */
+  private served(): void {
+    this.unservedSince = 0;
+    const f = this.fallback;
+    if (f !== undefined) {
+      this.fallback = undefined;
+      this.retire(f);
+    }
+  }
+
+  private onExit(w: WorkerProc, code: number | null, signal: NodeJS.Signals | null, asFallback: boolean): void {
+    const wasListening = w.state === 'listening' || w.state === 'retiring';
     w.state = 'exited';
     w.settleReady({ ok: false, code: 'EWORKER_EXIT', reason: `worker exited (${signal ?? `status ${code}`}) before it was ready` });
-    const lost = [...w.requests.values()];
-    w.requests.clear();
-    for (const p of lost) p.resolve(WORKER_FAILED_REPLY);
     const gen = w.gen;
-    const i = gen.workers.indexOf(w);
-    if (i >= 0) gen.workers.splice(i, 1);
-    if (gen.workers.length === 0 && gen !== this.current) this.generations.delete(gen);
-    const expected = w.leaving || this.stopping;
-    if (!expected || lost.length > 0) {
-      this.log.event('worker-exit', { worker: w.n, pid: w.child.pid ?? 0, status: code ?? '', signal: signal ?? '', unanswered: lost.length }, expected ? 'info' : 'error');
+    if (asFallback) {
+      if (this.fallback === w) this.fallback = undefined;
+    } else {
+      const i = gen.workers.indexOf(w);
+      if (i >= 0) gen.workers.splice(i, 1);
+      if (gen.workers.length === 0 && gen !== this.current) this.generations.delete(gen);
     }
-    // a killed worker never removed its temp files
-    void sweepStale(gen.pc.config.tmpdir).then((n) => {
-      if (n > 0) this.log.event('tmp-swept', { entries: n, reason: `worker ${w.n} (pid ${w.child.pid ?? 0}) exited` });
-    });
-    if ((!expected || w.condemned) && gen === this.current) this.replace(gen);
+    const expected = w.leaving || this.stopping;
+    if (!expected || w.busy > 0) {
+      this.log.event('worker-exit', {
+        worker: w.n, pid: w.child.pid ?? 0, status: code ?? '', signal: signal ?? '',
+        ...(w.busy > 0 ? { held: w.busy } : {}),
+      }, expected ? 'info' : 'error');
+    }
+    // a killed worker never removed its temp files and its control-file locks
+    const tmpdir = gen.tmpdir ?? this.tmpdirForSweep;
+    if (tmpdir !== undefined) {
+      void sweepStale(tmpdir).then((n) => {
+        if (n > 0) this.log.event('tmp-swept', { entries: n, reason: `worker ${w.n} (pid ${w.child.pid ?? 0}) exited` });
+      });
+    }
+    if (gen === this.current && gen.pc !== undefined && wasListening && !gen.workers.some((x) => x.state === 'listening')) {
+      this.unservedSince ||= Date.now();
+    }
+    if (!asFallback && (!expected || w.condemned) && gen === this.current) this.replace(gen);
+    if (asFallback && !expected && this.unservedSince > 0) this.startFallback();
   }
 
   /** Starts a worker in place of one that died; backs off when they keep dying. */
@@ -340,6 +376,15 @@ export class WorkerPool {
     }, delay).unref();
   }
 
+  /** A responder in front while no scanning worker of the current generation accepts. */
+  private startFallback(): void {
+    const gen = this.current;
+    if (this.stopping || this.fallback !== undefined || gen?.pc === undefined) return;
+    this.log.event('worker-fallback', { reason: `no worker has accepted for ${FALLBACK_AFTER_MS} ms`, answer: 451 }, 'warning');
+    const responder = new Generation(0, 1, gen.listen, undefined, { code: 'EWORKER', text: WORKER_FAILED_TEXT });
+    this.fallback = this.spawn(responder, true);
+  }
+
   private retire(w: WorkerProc): void {
     if (w.state === 'exited' || w.leaving) return;
     w.leaving = true;
@@ -352,7 +397,6 @@ export class WorkerPool {
   private condemn(w: WorkerProc): void {
     if (w.state === 'exited' || w.condemned) return;
     w.condemned = true;
-    if (w.state === 'ready') w.state = 'retiring'; // no more work for it
     this.kill(w);
   }
 
@@ -366,13 +410,36 @@ export class WorkerPool {
     }
   }
 
+  private check(): void {
+    if (this.stopping) return;
+    const now = Date.now();
+    const all = [...this.generations].flatMap((g) => g.workers);
+    if (this.fallback) all.push(this.fallback);
+    for (const w of all) {
+      if (w.state !== 'listening' && w.state !== 'retiring') continue;
+      const backstop = w.gen.listen.backstopMs;
+      if (w.oldestDeadline > 0 && now > w.oldestDeadline + backstop) {
+        this.log.event('worker-overdue', { worker: w.n, pid: w.child.pid ?? 0, held: w.busy, reason: 'a request past its deadline; killed' }, 'error');
+        this.condemn(w);
+      } else if (now - w.lastBeat > w.gen.listen.requestTimeoutMs + backstop) {
+        this.log.event('worker-overdue', { worker: w.n, pid: w.child.pid ?? 0, reason: `no heartbeat for ${Math.round((now - w.lastBeat) / 1000)} s; killed` }, 'error');
+        this.condemn(w);
+      }
+    }
+    if (this.unservedSince > 0 && now - this.unservedSince >= FALLBACK_AFTER_MS) this.startFallback();
+    if (now - this.lastMemoryCheck >= MEMORY_CHECK_MS) {
+      this.lastMemoryCheck = now;
+      this.checkMemory();
+    }
+  }
+
   /** Replaces workers whose resident memory passed worker_memory_limit (their work finishes). */
   private checkMemory(): void {
     const gen = this.current;
-    if (!gen || this.stopping) return;
+    if (!gen?.pc) return;
     const limit = gen.pc.config.worker_memory_limit;
     for (const w of gen.workers) {
-      if (w.state !== 'ready' || w.replacing) continue;
+      if (w.state !== 'listening' || w.replacing) continue;
       const rss = residentBytes(w.child.pid);
       if (rss === undefined || rss <= limit) continue;
       w.replacing = true;

@@ -1,33 +1,56 @@
 /**
  * The messages between the master and a worker process (over the IPC channel that
- * child_process.fork sets up). The master holds no message data: a request is its paths and
- * its deadline; a reply is a code and a text; log lines are finished text.
+ * child_process.fork sets up). No message data and no request crosses it: a worker accepts its
+ * connections on the listening socket itself (handed over once, with `listen`), reads the
+ * request, answers it and closes; the master hears only life-cycle messages, a heartbeat once a
+ * second, and finished log lines.
  *
  * Owns: the message shapes and their type guards. Fails with nothing.
  */
 
 export type ToWorker =
-  /** First message: the config to load (text + where it came from) and this worker's share. */
+  /**
+   * First message: what this worker is. A scanning worker loads the config (text + where it
+   * came from) and its share of the scan slots; a responder loads nothing and answers every
+   * request 451 with the text it is given, logged with its code (the daemon's degraded mode, or
+   * no scanning worker ready).
+   */
   | { readonly t: 'init'; readonly configText: string; readonly source: string; readonly processes: number; readonly slots: number; readonly worker: number }
-  | { readonly t: 'req'; readonly id: number; readonly dataPath: string; readonly controlPaths: readonly string[]; readonly acceptedAt: number; readonly deadlineAt: number }
-  /** The master has answered this request (shutdown): stop its work. */
-  | { readonly t: 'abort'; readonly id: number }
-  /** Finish the requests in hand, then exit 0; no more will come. */
-  | { readonly t: 'retire' };
+  | { readonly t: 'init'; readonly responder: { readonly code: string; readonly text: string }; readonly worker: number; readonly logLevel: string }
+  /**
+   * Start accepting on the listening socket: the handle travels with this message (as a raw
+   * pipe handle). Sent once the worker is ready and its generation serves.
+   */
+  | { readonly t: 'listen'; readonly echo: boolean; readonly requestTimeoutMs: number; readonly readTimeoutMs: number; readonly maxLineBytes: number; readonly maxLines: number; readonly backstopMs: number }
+  /**
+   * Stop accepting, finish the requests in hand, then exit 0. `graceMs`: answer what is still
+   * unanswered after that long 451 (shutdown); absent: let each finish within its own
+   * deadline (a reload, a recycle).
+   */
+  | { readonly t: 'retire'; readonly graceMs?: number | undefined };
 
 export type FromWorker =
   | { readonly t: 'ready'; readonly engines: readonly string[] }
   | { readonly t: 'failed'; readonly code: string; readonly reason: string }
-  /** `lines`: log lines written since the last message (the request's own line among them). */
-  | { readonly t: 'reply'; readonly id: number; readonly code: number; readonly text: string | readonly string[]; readonly lines?: readonly string[] }
+  /** Accepting now; with `echo`, the listening handle travels back (the master keeps a copy). */
+  | { readonly t: 'listening' }
+  /**
+   * Once a second: how many requests it holds and the earliest deadline among them (epoch ms,
+   * 0 when idle). A worker whose event loop is stuck stops beating.
+   */
+  | { readonly t: 'beat'; readonly busy: number; readonly oldestDeadline: number }
+  /** Finished log lines, a turn of the event loop's worth at a time. */
   | { readonly t: 'log'; readonly lines: readonly string[] };
+
+const FROM: ReadonlySet<string> = new Set(['ready', 'failed', 'listening', 'beat', 'log']);
+const TO: ReadonlySet<string> = new Set(['init', 'listen', 'retire']);
 
 export function isFromWorker(m: unknown): m is FromWorker {
   const t = (m as { t?: unknown } | null)?.t;
-  return t === 'ready' || t === 'failed' || t === 'reply' || t === 'log';
+  return typeof t === 'string' && FROM.has(t);
 }
 
 export function isToWorker(m: unknown): m is ToWorker {
   const t = (m as { t?: unknown } | null)?.t;
-  return t === 'init' || t === 'req' || t === 'abort' || t === 'retire';
+  return typeof t === 'string' && TO.has(t);
 }

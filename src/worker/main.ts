@@ -1,37 +1,53 @@
 /**
- * A worker process: where the work of a message happens (reading, MIME, engines, actions), away
- * from the master that owns the socket. Started by the master (master/pool.ts) with
- * child_process.fork; talks to it only over the IPC channel (ipc.ts).
+ * A worker process: where the work of a message happens, from the accepted connection to the
+ * reply — reading the request, MIME, engines, actions — away from the master, which owns the
+ * socket's life cycle and supervises. Started by the master (master/pool.ts) with
+ * child_process.fork; talks to it only over the IPC channel (ipc.ts), and never about a request.
  *
- * Life: `init` (config text) → build the runtime (the one validation path, app/runtime.ts) →
- * `ready` or `failed` → requests → `retire` (finish what is in hand, exit 0). Crash-only: an
- * uncaught fault exits at once with status 70; the master answers this worker's requests 451
- * (nothing is lost: the senders retry) and starts another. When the master goes away (the
- * channel closes) the worker exits: its replies could reach no one.
+ * Life: `init` → build the runtime (the one validation path, app/runtime.ts) → `ready` or
+ * `failed` → `listen` (the listening socket's handle) → accept and serve → `retire` (stop
+ * accepting, finish what is in hand, exit 0). A responder (`init` with a reply text) loads
+ * nothing and answers every request 451 with that text: the daemon's degraded mode, and the
+ * stand-in while no scanning worker is ready.
+ *
+ * Crash-only: an uncaught fault exits at once with status 70; the connections it held are closed
+ * by the kernel, which Courier answers with a temporary failure (nothing is lost: the senders
+ * retry), and the master starts another. A heartbeat once a second tells the master how many
+ * requests it holds and the earliest deadline among them: a worker that lets a deadline pass by
+ * the backstop, or whose heartbeat stops (its event loop is stuck), is killed. When the master
+ * goes away (the channel closes) the worker stops accepting, finishes what it holds and exits.
  * Logs go to the master as finished lines; this process never writes to stderr itself.
  */
+import { createServer, type Server } from 'node:net';
 import { parseConfig, type Config } from '../config/load.js';
 import { createRuntime, type Runtime } from '../app/runtime.js';
-import { createLogger, routeWarnings, type LogSink } from '../ops/log.js';
+import { ConnectionHandler, type Reply, type Service, type ServerOptions } from '../courierfilter/server.js';
+import { createLogger, routeWarnings, type Level, type LogSink, type Logger } from '../ops/log.js';
+import { RateLimiter } from '../ops/rate-limit.js';
 import { codeOf, messageOf } from '../errors.js';
+import { ControlLocks } from './control-locks.js';
 import { isToWorker, type FromWorker, type ToWorker } from './ipc.js';
 import { RequestService } from './service.js';
 
 /** Exit status of a worker that hit a fault it cannot vouch for (EX_SOFTWARE). */
 const EXIT_FAULT = 70;
+const HEARTBEAT_MS = 1000;
 
-function send(m: FromWorker): void {
+export const CONTROL_BUSY_REPLY: Reply = { code: 451, text: '4.3.0 Virus filter is already processing this message, try again later' };
+const LOCK_FAILED_REPLY: Reply = { code: 451, text: '4.3.0 Virus filter cannot lock this message, try again later' };
+
+function send(m: FromWorker, handle?: unknown): void {
   try {
-    if (process.connected) process.send!(m);
+    if (process.connected) process.send!(m, handle as never);
   } catch {
     // The master is gone; 'disconnect' ends this process.
   }
 }
 
 /**
- * Log lines wait for the next message to the master: a request's line travels with its reply
- * (one IPC message per request, not two); lines written outside a request go at the end of
- * the turn of the event loop.
+ * Log lines go to the master at the end of the turn of the event loop in which they were
+ * written: one IPC message carries every line of that turn (a reply written and its line
+ * logged leave together), and a line is never held longer than that.
  */
 let lines: string[] = [];
 const sink: LogSink = (line) => {
@@ -41,21 +57,20 @@ const sink: LogSink = (line) => {
 function flushLines(): void {
   if (lines.length > 0) send({ t: 'log', lines: lines.splice(0) });
 }
-function takeLines(): string[] | undefined {
-  return lines.length > 0 ? lines.splice(0) : undefined;
-}
 
 let rt: Runtime | undefined;
-let service: RequestService | undefined;
-let retiring = false;
-const stops = new Map<number, AbortController>();
-
+let log: Logger = createLogger(sink);
+let service: Service | undefined;
+let handler: ConnectionHandler | undefined;
+let server: Server | undefined;
+let leaving = false;
 let dying = false;
+let workerNo = 0;
 
 function fault(what: string, err: unknown): void {
   if (dying) return;
   dying = true;
-  createLogger(sink).event('worker-fault', { pid: process.pid, what, reason: err instanceof Error ? err.stack ?? err.message : String(err) }, 'error');
+  log.event('worker-fault', { pid: process.pid, what, reason: err instanceof Error ? err.stack ?? err.message : String(err) }, 'error');
   flushLines();
   // Give the IPC channel a moment to carry the line, then go: state after a fault is unknown.
   setTimeout(() => process.exit(EXIT_FAULT), 100);
@@ -63,19 +78,53 @@ function fault(what: string, err: unknown): void {
 
 process.on('uncaughtException', (err) => fault('uncaught exception', err));
 process.on('unhandledRejection', (err) => fault('unhandled rejection', err));
-process.on('disconnect', () => process.exit(0));
+process.on('disconnect', () => void leave(undefined));
 // Signals are the master's business: a worker is told what to do over the channel.
 for (const s of ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT'] as const) process.on(s, () => undefined);
 process.on('SIGTERM', () => process.exit(0));
 
-function maybeExit(): void {
-  if (retiring && (service?.pending ?? 0) === 0) {
-    void rt?.close().finally(() => process.exit(0));
-    setTimeout(() => process.exit(0), 2000).unref();
-  }
+const heartbeat = setInterval(() => {
+  send({ t: 'beat', busy: handler?.pending ?? 0, oldestDeadline: handler?.oldestDeadline ?? 0 });
+}, HEARTBEAT_MS);
+
+function scanningService(cfg: Config, runtime: Runtime, slots: number): Service {
+  const requests = new RequestService(runtime, log, slots);
+  const locks = new ControlLocks(cfg.tmpdir);
+  return async (req, call) => {
+    let held: readonly string[] | undefined;
+    try {
+      held = locks.take(req.controlPaths);
+    } catch (err) {
+      log.event('control-lock-error', { data: req.dataPath, code: codeOf(err) ?? 'EIO', reason: messageOf(err) }, 'error');
+      return LOCK_FAILED_REPLY;
+    }
+    if (held === undefined) {
+      log.event('control-busy', { data: req.dataPath, reason: 'a control file of this request is in use by another request' }, 'warning');
+      return CONTROL_BUSY_REPLY;
+    }
+    try {
+      return await requests.serve(req, call, call.signal);
+    } finally {
+      locks.release(held);
+    }
+  };
 }
 
-async function init(m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
+function responderService(reply: { code: string; text: string }): Service {
+  return async (req, call) => {
+    log.message({ data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code: reply.code, ms: Date.now() - call.acceptedAt });
+    return { code: 451, text: reply.text };
+  };
+}
+
+function init(m: Extract<ToWorker, { t: 'init' }>): void {
+  workerNo = m.worker;
+  if ('responder' in m) {
+    log = createLogger(sink, m.logLevel as Level);
+    service = responderService(m.responder);
+    send({ t: 'ready', engines: [] });
+    return;
+  }
   let cfg: Config;
   try {
     cfg = parseConfig(m.configText, m.source);
@@ -85,38 +134,62 @@ async function init(m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     setTimeout(() => process.exit(0), 50).unref();
     return;
   }
-  const log = createLogger(sink, cfg.log_level);
+  log = createLogger(sink, cfg.log_level);
   routeWarnings(log);
-  service = new RequestService(rt, log, m.slots);
+  service = scanningService(cfg, rt, m.slots);
   send({ t: 'ready', engines: rt.engines.map((e) => e.label) });
 }
 
-process.on('message', (m: unknown) => {
+function listen(m: Extract<ToWorker, { t: 'listen' }>, handle: unknown): void {
+  if (service === undefined || server !== undefined || leaving || handle === undefined || handle === null) return;
+  const limiter = new RateLimiter();
+  const opts: ServerOptions = {
+    maxLineBytes: m.maxLineBytes, maxLines: m.maxLines, readTimeoutMs: m.readTimeoutMs,
+    requestTimeoutMs: m.requestTimeoutMs, backstopMs: m.backstopMs,
+    onEvent: (event, detail, level) => limiter.event(log, event, detail, level),
+  };
+  handler = new ConnectionHandler(service, opts);
+  server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, handler.handle);
+  server.on('error', (err) => fault('listening socket', err));
+  // the handle is the master's listening socket (a dup of its descriptor): accept on it
+  server.listen({ _handle: handle } as never, () => {
+    send({ t: 'listening' }, m.echo ? handle : undefined);
+  });
+}
+
+/** Stop accepting, finish (or, after graceMs, answer 451) what is in hand, release, exit 0. */
+async function leave(graceMs: number | undefined): Promise<void> {
+  if (leaving) return;
+  leaving = true;
+  server?.close();
+  if (handler !== undefined) {
+    if (graceMs !== undefined) {
+      // shutdown: what is still unanswered after graceMs is answered 451 (and counted)
+      const unfinished = await handler.drain(graceMs);
+      if (unfinished > 0) log.event('drained', { worker: workerNo, unfinished });
+    } else {
+      while (handler.pending > 0) await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  clearInterval(heartbeat);
+  flushLines();
+  setTimeout(() => process.exit(0), 2000).unref();
+  await rt?.close().catch(() => undefined);
+  // the last lines need a turn of the loop to leave
+  setImmediate(() => process.exit(0));
+}
+
+process.on('message', (m: unknown, handle: unknown) => {
   if (!isToWorker(m)) return;
   switch (m.t) {
     case 'init':
-      void init(m);
+      init(m);
       return;
-    case 'req': {
-      if (!service || dying) {
-        send({ t: 'reply', id: m.id, code: 451, text: '4.3.0 Virus filter worker not ready, try again later' });
-        return;
-      }
-      const stop = new AbortController();
-      stops.set(m.id, stop);
-      void service.serve({ dataPath: m.dataPath, controlPaths: [...m.controlPaths] }, m, stop.signal).then((r) => {
-        stops.delete(m.id);
-        send({ t: 'reply', id: m.id, code: r.code, text: r.text, lines: takeLines() });
-        maybeExit();
-      });
-      return;
-    }
-    case 'abort':
-      stops.get(m.id)?.abort();
+    case 'listen':
+      listen(m, handle);
       return;
     case 'retire':
-      retiring = true;
-      maybeExit();
+      void leave(m.graceMs);
       return;
   }
 });
