@@ -27,7 +27,8 @@ import type { MessageBytes } from '../mime/input.js';
 import type { ExtractedPart } from '../mime/part-store.js';
 import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from '../mime/embedded/message.js';
 import { extractEmbeddedIn } from '../mime/embedded/index.js';
-import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES, ZIP_END_BYTES, ZIP_TAIL_BYTES, zipStartFromEnd } from './sniff.js';
+import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES } from './sniff.js';
+import { locate, type Opening } from './locate.js';
 import { unpackMbox } from './mbox.js';
 import { UnpackErrorCode, type ContainerFormat, type UnpackLimits, type UnpackResult } from './types.js';
 
@@ -99,6 +100,7 @@ class Stage {
   private readonly deadline: number;
   private readonly ratioCap: number;
   private readonly result: StageResult = {};
+  private readonly later: Array<{ part: ExtractedPart; bytes: MessageBytes; depth: number; opening: Opening }> = [];
 
   constructor(
     private readonly ctx: LenientContext,
@@ -113,25 +115,36 @@ class Stage {
     const { store } = this.ctx;
     for (const p of store.parts) this.depth.set(p, 0);
     // parts added while the loop runs (members, parts of walked mail, embedded finds) are
-    // visited in turn: the list only grows, each distinct content is stored once
-    for (let i = 0; i < store.parts.length; i++) {
-      const part = store.parts[i]!;
-      if (this.seen.has(part)) continue;
-      this.seen.add(part);
-      this.checkAbort();
-      try {
-        await this.visit(part, this.depth.get(part) ?? 0);
-      } catch (err) {
-        if (err instanceof StageLimit) {
-          this.result.limit ??= { code: err.code, message: err.message };
-          // a spent budget (members, bytes, time) leaves nothing for later parts
-          if (err.code !== UnpackErrorCode.DEPTH && err.code !== UnpackErrorCode.CORRUPT && err.code !== UnpackErrorCode.UNSUPPORTED) break;
-          continue;
-        }
-        throw err;
+    // visited in turn: the list only grows, each distinct content is stored once. Readings put
+    // off (a zip placed inside another container) come when every part so far is visited, so
+    // the container's own members are named first.
+    let i = 0;
+    for (;;) {
+      for (; i < store.parts.length; i++) {
+        const part = store.parts[i]!;
+        if (this.seen.has(part)) continue;
+        this.seen.add(part);
+        this.checkAbort();
+        if (!(await this.attempt(() => this.visit(part, this.depth.get(part) ?? 0)))) return this.result;
       }
+      const later = this.later.shift();
+      if (later === undefined) break;
+      this.checkAbort();
+      if (!(await this.attempt(() => this.open(later.part, later.bytes, later.depth, later.opening)))) return this.result;
     }
     return this.result;
+  }
+
+  /** Runs one visit or opening; false when a spent budget (members, bytes, time) ends the stage. */
+  private async attempt(step: () => Promise<void>): Promise<boolean> {
+    try {
+      await step();
+      return true;
+    } catch (err) {
+      if (!(err instanceof StageLimit)) throw err;
+      this.result.limit ??= { code: err.code, message: err.message };
+      return err.code === UnpackErrorCode.DEPTH || err.code === UnpackErrorCode.CORRUPT || err.code === UnpackErrorCode.UNSUPPORTED;
+    }
   }
 
   private checkAbort(): void {
@@ -152,19 +165,33 @@ class Stage {
         if (bytes.size <= this.remainingBytes() && nsisAt(await bytes.read(0, bytes.size))) format = 'nsis';
       }
     }
-    const opens: Array<{ format: ContainerFormat; offset: number }> = format !== undefined ? [{ format, offset: 0 }] : [];
-    // zip readers (unzip, 7-Zip, Windows, Python) find an archive from its end record: a zip
-    // behind other bytes (a self-extractor, a zip appended to a PNG, a gzip or another zip)
-    // opens for whoever saves it, so it is opened here too
-    if (bytes.size >= ZIP_END_BYTES && this.opts.archives?.formats.has('zip')) {
-      const tailLen = Math.min(bytes.size, ZIP_TAIL_BYTES);
-      const start = zipStartFromEnd(await bytes.read(bytes.size - tailLen, tailLen), bytes.size);
-      if (start !== undefined && (format !== 'zip' || start > 0)) opens.push({ format: 'zip', offset: start });
+    // every reading a mainstream reader has of it: at its start, behind other bytes, each zip
+    // placed from its end record or its local headers (locate.ts). A reading that fails does
+    // not stop the others (a damaged first reading must not hide a second one); its limit is
+    // raised once they have all been read.
+    const canRead = (f: ContainerFormat): boolean => f === 'mbox' || f === 'mail' || this.opts.documents?.[f] !== undefined || this.opts.archives?.formats.has(f) === true;
+    const located = await locate((start, len) => bytes.read(start, len), bytes.size, {
+      atStart: format,
+      search: format === undefined,
+      readable: canRead,
+      maxEntries: Math.max(0, this.opts.maxMembers - this.members),
+    });
+    let failed: StageLimit | undefined;
+    for (const o of located.openings) {
+      if (o.later) { this.later.push({ part, bytes, depth, opening: o }); continue; }
+      try {
+        await this.open(part, bytes, depth, o);
+      } catch (err) {
+        if (!(err instanceof StageLimit) || (err.code !== UnpackErrorCode.CORRUPT && err.code !== UnpackErrorCode.UNSUPPORTED)) throw err;
+        failed ??= err;
+      }
     }
-    for (const o of opens) await this.open(part, bytes, o.format, depth, o.offset);
+    if (located.problem !== undefined) failed ??= new StageLimit(UnpackErrorCode.CORRUPT, `${this.pathOf(part, 'zip')}: ${located.problem}`);
+    if (failed) throw failed;
   }
 
-  private async open(part: ExtractedPart, bytes: MessageBytes, format: ContainerFormat, depth: number, offset = 0): Promise<void> {
+  private async open(part: ExtractedPart, bytes: MessageBytes, depth: number, o: Opening): Promise<void> {
+    const { format, offset } = o;
     const where = this.pathOf(part, format) + (offset > 0 ? `@${offset}` : '');
     if (depth >= this.opts.maxDepth) {
       throw new StageLimit(UnpackErrorCode.DEPTH, `containers nested deeper than ${this.opts.maxDepth} at ${where}`);
@@ -174,7 +201,7 @@ class Stage {
     if (format === 'mail') {
       await this.walkMail(part, bytes);
     } else {
-      await this.unpack(part, bytes, format, where, offset);
+      await this.unpack(bytes, o, where);
     }
     const added = this.ctx.store.parts.slice(before);
     // a compressor's one stream is not a level of its own: a .tar.gz is one container to
@@ -213,7 +240,8 @@ class Stage {
     return Math.max(0, Math.min(this.opts.maxBytes, this.ratioCap) - this.bytes);
   }
 
-  private async unpack(part: ExtractedPart, bytes: MessageBytes, format: ContainerFormat, where: string, offset = 0): Promise<void> {
+  private async unpack(bytes: MessageBytes, o: Opening, where: string): Promise<void> {
+    const { format, offset } = o;
     const room = this.remainingBytes();
     const memberRoom = this.opts.maxMembers - this.members;
     if (memberRoom <= 0) throw new StageLimit(UnpackErrorCode.MEMBERS, `more than ${this.opts.maxMembers} members in the containers of this message`);
@@ -225,7 +253,7 @@ class Stage {
       const doc = this.opts.documents?.[format];
       const archives = this.opts.archives;
       if (doc === undefined && !archives?.formats.has(format)) return; // no reader for it here: the engines see its bytes
-      const input = await bytes.read(offset, bytes.size - offset);
+      const input = o.input?.() ?? await bytes.read(offset, bytes.size - offset);
       try {
         result = doc !== undefined ? doc(input, limits) : await archives!.unpack(input, format, limits, this.ctx.signal);
       } catch (err) {
@@ -235,6 +263,9 @@ class Stage {
         return;
       }
     }
+    // a find behind other bytes that has no checked header (zstd, a PDF header in text) and
+    // opens to nothing was no container: neither a reader nor this one sees anything in it
+    if (o.weak && result.members.length === 0 && result.outcome !== 'size' && result.outcome !== 'members' && result.outcome !== 'time') return;
     this.checkAbort();
     let n = 0;
     for (const m of result.members) {
