@@ -86,6 +86,18 @@ export async function locate(read: ReadRange, size: number, o: LocateOptions): P
   return { openings, ...(problem !== undefined ? { problem } : {}) };
 }
 
+/**
+ * Containers behind the one at the item's start, when its reader stopped with bytes left over
+ * (7-Zip's "data after the end", or damage): cabextract reads every cabinet of a file, GNU tar
+ * skips damage to the next header. Opened after the parts found so far.
+ */
+export async function locateBehind(read: ReadRange, size: number, readable: (f: ContainerFormat) => boolean): Promise<Located> {
+  const window = await read(0, Math.min(size, SEARCH_BYTES + SEARCH_TAIL_BYTES));
+  const found = searchContainers(window, (f) => f !== 'zip' && readable(f));
+  const openings = found.finds.map((f): Opening => ({ format: f.format, offset: f.offset, weak: f.weak, later: true }));
+  return { openings, ...(found.tooMany !== undefined ? { problem: found.tooMany } : {}) };
+}
+
 function hasPlausibleLocal(b: Buffer): boolean {
   for (let i = b.indexOf(SIG_LOCAL, 1); i >= 0; i = b.indexOf(SIG_LOCAL, i + 1)) if (plausibleLocal(b, i)) return true;
   return false;

@@ -28,7 +28,7 @@ import type { ExtractedPart } from '../mime/part-store.js';
 import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from '../mime/embedded/message.js';
 import { extractEmbeddedIn } from '../mime/embedded/index.js';
 import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES } from './sniff.js';
-import { locate, type Opening } from './locate.js';
+import { locate, locateBehind, type Opening } from './locate.js';
 import { unpackMbox } from './mbox.js';
 import { UnpackErrorCode, type ContainerFormat, type UnpackLimits, type UnpackResult } from './types.js';
 
@@ -130,7 +130,7 @@ class Stage {
       const later = this.later.shift();
       if (later === undefined) break;
       this.checkAbort();
-      if (!(await this.attempt(() => this.open(later.part, later.bytes, later.depth, later.opening)))) return this.result;
+      if (!(await this.attempt(async () => { await this.open(later.part, later.bytes, later.depth, later.opening); }))) return this.result;
     }
     return this.result;
   }
@@ -177,20 +177,31 @@ class Stage {
       maxEntries: Math.max(0, this.opts.maxMembers - this.members),
     });
     let failed: StageLimit | undefined;
+    let behind = false;
     for (const o of located.openings) {
       if (o.later) { this.later.push({ part, bytes, depth, opening: o }); continue; }
       try {
-        await this.open(part, bytes, depth, o);
+        behind = (await this.open(part, bytes, depth, o)) || behind;
       } catch (err) {
         if (!(err instanceof StageLimit) || (err.code !== UnpackErrorCode.CORRUPT && err.code !== UnpackErrorCode.UNSUPPORTED)) throw err;
         failed ??= err;
+        behind ||= format !== undefined && this.opts.archives?.formats.has(format) === true;
       }
     }
-    if (located.problem !== undefined) failed ??= new StageLimit(UnpackErrorCode.CORRUPT, `${this.pathOf(part, 'zip')}: ${located.problem}`);
+    let problem = located.problem;
+    // the container at the start left bytes unread (after its end, or past damage): another
+    // container there is what cabextract or GNU tar would read next
+    if (behind && format !== undefined) {
+      const more = await locateBehind((start, len) => bytes.read(start, len), bytes.size, canRead);
+      for (const o of more.openings) this.later.push({ part, bytes, depth, opening: o });
+      problem ??= more.problem;
+    }
+    if (problem !== undefined) failed ??= new StageLimit(UnpackErrorCode.CORRUPT, `${this.pathOf(part, format ?? 'zip')}: ${problem}`);
     if (failed) throw failed;
   }
 
-  private async open(part: ExtractedPart, bytes: MessageBytes, depth: number, o: Opening): Promise<void> {
+  /** Opens one reading; true when its reader left bytes after the container unread. */
+  private async open(part: ExtractedPart, bytes: MessageBytes, depth: number, o: Opening): Promise<boolean> {
     const { format, offset } = o;
     const where = this.pathOf(part, format) + (offset > 0 ? `@${offset}` : '');
     if (depth >= this.opts.maxDepth) {
@@ -198,10 +209,11 @@ class Stage {
     }
     if (Date.now() >= this.deadline) throw new StageLimit(UnpackErrorCode.TIME, `unpacking took longer than ${this.opts.maxTimeMs / 1000} s`);
     const before = this.ctx.store.parts.length;
+    let trailing = false;
     if (format === 'mail') {
       await this.walkMail(part, bytes);
     } else {
-      await this.unpack(bytes, o, where);
+      trailing = await this.unpack(bytes, o, where);
     }
     const added = this.ctx.store.parts.slice(before);
     // a compressor's one stream is not a level of its own: a .tar.gz is one container to
@@ -216,6 +228,7 @@ class Stage {
       await extractEmbeddedIn(this.ctx, text);
       for (const p of this.ctx.store.parts.slice(beforeEmbedded)) if (!this.depth.has(p)) this.depth.set(p, depth + 1);
     }
+    return trailing;
   }
 
   /** A header block at the start, of a message the readings did not walk already. */
@@ -240,7 +253,7 @@ class Stage {
     return Math.max(0, Math.min(this.opts.maxBytes, this.ratioCap) - this.bytes);
   }
 
-  private async unpack(bytes: MessageBytes, o: Opening, where: string): Promise<void> {
+  private async unpack(bytes: MessageBytes, o: Opening, where: string): Promise<boolean> {
     const { format, offset } = o;
     const room = this.remainingBytes();
     const memberRoom = this.opts.maxMembers - this.members;
@@ -252,7 +265,7 @@ class Stage {
     } else {
       const doc = this.opts.documents?.[format];
       const archives = this.opts.archives;
-      if (doc === undefined && !archives?.formats.has(format)) return; // no reader for it here: the engines see its bytes
+      if (doc === undefined && !archives?.formats.has(format)) return false; // no reader for it here: the engines see its bytes
       const input = o.input?.() ?? await bytes.read(offset, bytes.size - offset);
       try {
         result = doc !== undefined ? doc(input, limits) : await archives!.unpack(input, format, limits, this.ctx.signal);
@@ -260,12 +273,12 @@ class Stage {
         this.checkAbort();
         const why = err instanceof Error ? err.message : String(err);
         this.result.limit ??= { code: UnpackErrorCode.INTERNAL, message: `cannot unpack ${where}: ${why}`, internal: true };
-        return;
+        return false;
       }
     }
     // a find behind other bytes that has no checked header (zstd, a PDF header in text) and
     // opens to nothing was no container: neither a reader nor this one sees anything in it
-    if (o.weak && result.members.length === 0 && result.outcome !== 'size' && result.outcome !== 'members' && result.outcome !== 'time') return;
+    if (o.weak && result.members.length === 0 && result.outcome !== 'size' && result.outcome !== 'members' && result.outcome !== 'time') return false;
     this.checkAbort();
     let n = 0;
     for (const m of result.members) {
@@ -292,14 +305,16 @@ class Stage {
     }
     switch (result.outcome) {
       case 'ok':
-        return;
+        return result.trailing === true;
       case 'encrypted':
         this.result.encrypted ??= { format, path: result.detail ? `${where}/${cleanName(result.detail)}` : where };
-        return;
+        return false;
       case 'corrupt':
-        // a PDF stream that does not decode is given to the engines as it is: nothing is
-        // unseen that a viewer would show, and damaged streams are common in harmless PDFs
-        if (format === 'pdf') return;
+        // a PDF stream with damage a viewer meets as well (data a filter refuses, a stream cut
+        // short): what decoded and the raw stream are both members, so nothing a viewer shows
+        // is unseen, and such streams are common in harmless PDFs. Where the reader stops and
+        // a viewer would go on, pdf.ts says `unsupported`, which is a limit.
+        if (format === 'pdf') return false;
         throw new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format} at ${where}${result.detail ? `: ${result.detail}` : ''}`);
       case 'unsupported':
         throw new StageLimit(UnpackErrorCode.UNSUPPORTED, `${format} at ${where} uses a method that cannot be read${result.detail ? `: ${result.detail}` : ''}`);
