@@ -196,7 +196,7 @@ class Stage {
       for (const o of more.openings) this.later.push({ part, bytes, depth, opening: o });
       problem ??= more.problem;
     }
-    if (problem !== undefined) failed ??= new StageLimit(UnpackErrorCode.CORRUPT, `${this.pathOf(part, format ?? 'zip')}: ${problem}`);
+    if (problem !== undefined) failed ??= new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format ?? 'container'} at ${this.pathOf(part, format ?? 'zip')}: ${problem}`);
     if (failed) throw failed;
   }
 
