@@ -409,3 +409,15 @@ test('every format: input of another format is corrupt, not a throw', () => {
     }
   }
 });
+
+test('ole2: a PowerPoint ExOleObjStg after a record whose length passes the end is still read (the walk stopped there: the object was never seen)', () => {
+  const pkg = randomBytes(1000);
+  const embedded = ole2({ '\x01Ole10Native': ole10Native('p.exe', 'C:\\p.exe', pkg) });
+  const bogus = pptRecord(0, 0, 0x0fc9, Buffer.alloc(4));
+  bogus.writeUInt32LE(0x7fffffff, 4); // a length past the stream's end: the record walk stops here
+  const ppt = Buffer.concat([bogus, pptRecord(0, 1, 0x1011, Buffer.concat([u32(embedded.length), deflateSync(embedded)]))]);
+  const r = unpackOle2(ole2({ 'PowerPoint Document': ppt }), limits());
+  assert.equal(r.outcome, 'ok', r.detail);
+  const inner = unpackOle2(named(r, 'PowerPoint Document/[ExOleObjStg 1]'), limits());
+  assert.deepEqual(named(inner, '\x01Ole10Native/C:\\p.exe'), pkg);
+});

@@ -82,8 +82,20 @@ const checkXz = (b: Buffer, p: number): boolean => b[p + 6] === 0 && b[p + 7]! <
 
 const BZIP2_BLOCK = bytes(0x31, 0x41, 0x59, 0x26, 0x53, 0x59);
 const BZIP2_EOS = bytes(0x17, 0x72, 0x45, 0x38, 0x50, 0x90);
-const checkBzip2 = (b: Buffer, p: number): boolean => b[p + 3]! >= 0x31 && b[p + 3]! <= 0x39 &&
-  (b.subarray(p + 4, p + 10).equals(BZIP2_BLOCK) || b.subarray(p + 4, p + 10).equals(BZIP2_EOS));
+/**
+ * bzip2: a block size digit, the block (or end-of-stream) magic, and for a block the first
+ * fields after its CRC as bzip2 writes them: the "randomised" bit clear, the BWT origin pointer
+ * inside the block (all ten magic bytes are printable: text can quote them).
+ */
+function checkBzip2(b: Buffer, p: number): boolean {
+  const level = b[p + 3]! - 0x30;
+  if (level < 1 || level > 9) return false;
+  if (b.subarray(p + 4, p + 10).equals(BZIP2_EOS)) return true;
+  if (!b.subarray(p + 4, p + 10).equals(BZIP2_BLOCK) || p + 17 > b.length) return false;
+  const bits = (b[p + 14]! << 16) | (b[p + 15]! << 8) | b[p + 16]!; // randomised (1 bit), origPtr (24 bits) from here
+  const origPtr = ((bits & 0x7fffff) << 1) | (b[p + 17]! >> 7);
+  return (bits & 0x800000) === 0 && origPtr < level * 100_000;
+}
 
 /** gzip: flags without reserved bits, a known XFL and OS. */
 const cheapGzip = (b: Buffer, p: number): boolean => (b[p + 3]! & 0xe0) === 0 && [0, 2, 4].includes(b[p + 8]!) && (b[p + 9]! <= 13 || b[p + 9] === 255);
