@@ -172,6 +172,9 @@ const PROBES: readonly Probe[] = [
   { format: 'pdf', sig: latin1('%PDF-'), back: 0, weak: true, check: (b, p) => b[p + 5]! >= 0x30 && b[p + 5]! <= 0x39 },
 ];
 
+/** The formats searched for behind other bytes (zip is placed by zip-layout.ts, anywhere). */
+export const SEARCHED_FORMATS: readonly ContainerFormat[] = PROBES.map((p) => p.format);
+
 /**
  * The first find of each readable format in `window` (the item's first bytes), at offsets 1
  * to SEARCH_BYTES - 1. `readable`: formats the stage has a reader for.

@@ -1,7 +1,9 @@
 /**
  * The container stage (issue 8): after the MIME readings, every stored part whose bytes are a
  * container (sniff.ts: archives, compressors, OLE2/PDF/RTF documents, TNEF, a mail message or
- * an mbox whatever its declared type) is unpacked, and its members become parts of their own,
+ * an mbox whatever its declared type), or hold one where a mainstream reader finds it (behind
+ * other bytes, a zip placed from its end record or local headers: locate.ts), is unpacked under
+ * every such reading, and its members become parts of their own,
  * unpacked again in turn down to UnpackOptions.maxDepth. Members are stored in the extraction's
  * part store (de-duplicated by SHA-256: a 42.zip-style bomb of identical copies is unpacked
  * once per level), so engines get them as items like any part, with the path down to them
