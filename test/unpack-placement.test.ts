@@ -146,3 +146,25 @@ test('stage: a RAR self-extractor is opened at the RAR, a gzip behind junk at th
   assert.equal(v.kind, 'infected');
   assert.ok(r.calls.some((c) => c.format === 'rar' && c.size === rar.length), JSON.stringify(r.calls));
 });
+
+test('7-Zip outcomes: an archive of any format cut short is never ok while a member came out short (what ok means: every member whole)', async () => {
+  const limits = { maxOutputBytes: 1 << 26, maxMembers: 100, deadline: Date.now() + 120_000 };
+  const files = payloadFiles(false);
+  const whole = new Map(files.map((f) => [f.name, f.data]));
+  const failures: string[] = [];
+  for (const [kind, type] of [['cab', 'Cab'], ['tar-ustar', 'tar'], ['cpio-newc', 'Cpio'], ['cpio-bin', 'Cpio'], ['arj', 'Arj'], ['lzh', 'Lzh'], ['7z', '7z'],
+    ['iso', 'Iso'], ['zip-deflate', 'zip'], ['gz', 'gzip'], ['bz2', 'bzip2'], ['xz', 'xz'], ['zstd', 'zstd']] as const) {
+    const a = makeArchive(kind, files);
+    for (const frac of [0.2, 0.4, 0.6, 0.8, 0.95]) {
+      const r = await pool.unpack(a.subarray(0, Math.floor(a.length * frac)), type, limits);
+      if (r.outcome !== 'ok') continue;
+      for (const m of r.members) {
+        // a single-stream compressor's member is the first file; an archive's by name
+        const want = m.name === '[data]' ? files[0]!.data : whole.get(m.name);
+        if (!want || !m.bytes.equals(want)) failures.push(`${kind} cut at ${frac}: ok, but ${m.name} is ${m.bytes.length} bytes of ${want?.length}`);
+      }
+      if (r.members.length === 0) failures.push(`${kind} cut at ${frac}: ok with no member`);
+    }
+  }
+  assert.deepEqual(failures, []);
+});
