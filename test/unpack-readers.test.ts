@@ -34,6 +34,7 @@
  * | formats/pdf.ts decodeChain | an image codec with filters after it: bytes so far, nothing said | unsupported limit |
  * | formats/pdf-filters.ts | ASCIIHex/ASCII85 refused a junk character, LZW damage lost the output, Flate with a bad adler32 or damage lost everything | junk skipped (pdf.js), what decoded before the damage kept and passed on |
  * | formats/pdf-predictors.ts | /BitsPerComponent 3, /Colors 0 or > 32, TIFF 16-bit: predicted rows kept as "damage" | decoded as pdf.js does |
+ * | formats/pdf-syntax.ts | a name written with #hh escapes (`/Flat#65Decode`) was an unknown filter | decoded (7.3.5) |
  * | formats/pdf.ts | `stream` followed by anything but a line end was skipped | after a dictionary's `>>`, skipped to the line's end (pdf.js) |
  * | search.ts | a PDF header past the first KiB (pdf.js reads it) | opened where it is (weak: no verdict if it holds nothing) |
  * | mbox.ts | a "From " line without an empty line before it was body text (Thunderbird splits there) | both splits are members |

@@ -60,7 +60,10 @@ export function parseValue(s: string, i: number, to: number, depth = 0, lim: Par
   if (c === '/') {
     let j = i + 1;
     while (j < to && j - i < 128 && !isDelimiter(s.charCodeAt(j))) j++;
-    return { value: { t: 'name', v: s.slice(i + 1, j) }, end: j };
+    // #hh stands for the byte hh (7.3.5): /Flat#65Decode is /FlateDecode to every reader
+    const raw = s.slice(i + 1, j);
+    const v = raw.includes('#') ? raw.replace(/#([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))) : raw;
+    return { value: { t: 'name', v }, end: j };
   }
   if (c === '(') return literalString(s, i + 1, to, lim.string);
   if (c === '<' && s[i + 1] === '<') {
