@@ -70,7 +70,7 @@ const CLAMD_MISSES: ReadonlySet<string> = new Set([
   'xz-behind-stub-and-crlf-after', 'zstd-behind-7-bytes', 'zstd-behind-stub-and-crlf-after', 'rar4-self-extractor',
   'rar5-self-extractor', 'zip-clean-zip-then-zip', 'zip-directory-cut', 'zip-directory-offset-lies',
   'zip-member-not-in-directory', 'zip-no-directory', 'zip-streamed-no-directory',
-  'pdf-decodeparms-by-reference', 'pdf-filter-by-reference', 'pdf-filter-key-twice', 'pdf-filter-names-by-reference',
+  'pdf-decodeparms-by-reference', 'pdf-filter-by-reference', 'pdf-deep-dictionary-filter-by-reference', 'pdf-filter-key-twice', 'pdf-filter-names-by-reference',
   'pdf-flate-chain-500', 'pdf-header-behind-2000-bytes', 'pdf-hex-junk-then-flate', 'pdf-hex-with-junk-characters',
   'pdf-length-by-reference-with-endstream-inside', 'pdf-mixed-chain-30', 'pdf-predictor-bits-3', 'pdf-predictor-colors-0',
   'pdf-predictor-colors-40',

@@ -245,7 +245,7 @@ const MIXED = ['ASCIIHexDecode', 'FlateDecode', 'ASCII85Decode', 'RunLengthDecod
 export function pdfShapes(infected: boolean): Shape[] {
   const QPDF = new Set(['flate-chain-1', 'flate-chain-31', 'flate-chain-32', 'flate-chain-33', 'flate-chain-64', 'flate-chain-500', 'mixed-chain-30',
     'filter-by-reference', 'filter-names-by-reference', 'length-by-reference-with-endstream-inside', 'decodeparms-by-reference',
-    'flate-bad-adler32', 'predictor-colors-40', 'filter-name-escaped']);
+    'flate-bad-adler32', 'predictor-colors-40', 'filter-name-escaped', 'deep-dictionary-filter-by-reference']);
   const s = (id: string, bytes: Buffer, expect: Shape['expect'] = 'found'): Shape => ({ id: `pdf-${id}`, filename: 'statement.pdf', bytes, expect, contentType: 'application/pdf', qpdf: QPDF.has(id) });
   const flate = (n: number): string[] => Array.from({ length: n }, () => 'FlateDecode');
   const payload = content(infected);
@@ -274,6 +274,7 @@ export function pdfShapes(infected: boolean): Shape[] {
     s('filter-names-by-reference', pdfEmbedding('invoice.com', { filterEntry: '[6 0 R]', data: packed, extraObjects: ['/FlateDecode'] })),
     s('length-by-reference-with-endstream-inside', pdfEmbedding('invoice.com', { filterEntry: '/FlateDecode', data: trap, length: '6 0 R', extraObjects: [String(trap.length)] })),
     s('decodeparms-by-reference', pdfEmbedding('invoice.com', { filterEntry: '/FlateDecode', data: deflateSync(rows(17)), extraDict: '/DecodeParms 6 0 R', extraObjects: ['<< /Predictor 12 /Columns 17 >>'] })),
+    s('deep-dictionary-filter-by-reference', pdfEmbedding('invoice.com', { filterEntry: '6 0 R', data: packed, extraDict: `/Junk ${'['.repeat(40)}${']'.repeat(40)}`, extraObjects: ['[/FlateDecode]'] })),
     s('filter-name-escaped', pdfEmbedding('invoice.com', { filterEntry: '/Flat#65Decode', data: packed })),
     s('unknown-filter-then-flate', pdfEmbedding('invoice.com', { filterEntry: '[/NoSuchDecode /FlateDecode]', data: packed })),
     s('filter-key-twice', pdfEmbedding('invoice.com', { filterEntry: '/ASCIIHexDecode /Filter /FlateDecode', data: packed })),

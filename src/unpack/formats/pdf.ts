@@ -92,7 +92,7 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     const objNum = id?.num;
     // The dictionary as viewers read it (parsed, references resolved) and, where that differs
     // or does not parse, as a key search finds it: each reading is decoded.
-    const textual = textualReading(s, dictFrom, k);
+    const textual = textualReading(s, dictFrom, k, index);
     const readings = inObj ? index.readings(dictFrom, k, textual) : [textual];
     // Data: /Length if it lands on endstream, else up to the next endstream.
     let end = -1;
@@ -258,44 +258,19 @@ function directInt(s: string, at: number, to: number): number | undefined {
 
 /**
  * The stream dictionary as a key search reads it (the first /Filter, /DecodeParms, /Length and
- * /Type between the object header and `stream`): the reading when the dictionary does not parse,
- * and the other reading when a key is given twice.
+ * /Type between the object header and `stream`, references resolved): the reading when the
+ * dictionary does not parse, and the other reading when a key is given twice.
  */
-function textualReading(s: string, from: number, to: number): StreamReading {
-  const filters = filterNames(s, from, to);
-  const parms = decodeParms(s, from, to);
-  return {
-    filters,
-    parms: filters.map((_, i) => parms[i]),
-    length: directInt(s, findKey(s, '/Length', from, to), to),
-    type: nameValue(s, from, to, '/Type'),
-  };
-}
-
-/** The names of /Filter: one name or an array of names, however many ('' for what is not a name). */
-function filterNames(s: string, from: number, to: number): string[] {
-  const at = findKey(s, '/Filter', from, to);
-  if (at < 0) return [];
-  const v = parseValue(s, at, to, 0, STREAM_DICT)?.value;
-  const list = v?.t === 'array' ? v.v : v === undefined ? [] : [v];
-  return list.map((x) => (x.t === 'name' ? x.v : ''));
-}
-
-/** Each filter's /DecodeParms (or /DP): one dictionary, or an array parallel to /Filter. */
-function decodeParms(s: string, from: number, to: number): (Map<string, PdfValue> | undefined)[] {
-  const at = Math.max(findKey(s, '/DecodeParms', from, to), findKey(s, '/DP', from, to));
-  if (at < 0) return [];
-  const v = parseValue(s, at, to, 0, STREAM_DICT)?.value;
-  const list = v?.t === 'array' ? v.v : v === undefined ? [] : [v];
-  return list.map((p) => (p.t === 'dict' ? p.v : undefined));
-}
-
-/** The name value of `key` in [from, to) (/Type /XRef), or undefined. */
-function nameValue(s: string, from: number, to: number, key: string): string | undefined {
-  const at = findKey(s, key, from, to);
-  if (at < 0) return undefined;
-  const v = parseValue(s, at, to);
-  return v?.value.t === 'name' ? v.value.v : undefined;
+function textualReading(s: string, from: number, to: number, index: PdfObjects): StreamReading {
+  const d = new Map<string, PdfValue>();
+  for (const key of ['Filter', 'DecodeParms', 'DP', 'Length', 'Type']) {
+    const at = findKey(s, `/${key}`, from, to);
+    const v = at < 0 ? undefined : parseValue(s, at, to, 0, STREAM_DICT)?.value;
+    if (v !== undefined) d.set(key, v);
+  }
+  const r = index.reading(d);
+  // a /Length the key search cannot parse as a value may still be digits before `stream`
+  return r.length !== undefined ? r : { ...r, length: directInt(s, findKey(s, '/Length', from, to), to) };
 }
 
 /** Most /EF entries whose names are looked up: a real PDF has a few, names are for reports. */
