@@ -10,7 +10,8 @@
  * does not open is a limit verdict, so a loose match would hold back innocent mail.
  *
  * Mail messages and mbox files are recognised by the stage (stage.ts) with the MIME code's own
- * header test; NSIS installers need a search of the whole file (nsisAt).
+ * header test; NSIS installers need a search of the whole file (nsisAt); containers behind
+ * other bytes are found by search.ts, zips wherever they are by zip-layout.ts.
  */
 import type { ContainerFormat } from './types.js';
 
@@ -145,34 +146,4 @@ export function mboxSeparatorEnd(head: Buffer): number | undefined {
   if (head.length < 6 || head.toString('latin1', 0, 5) !== 'From ') return undefined;
   const nl = head.indexOf(0x0a);
   return nl > 5 && nl < 1024 ? nl + 1 : undefined;
-}
-
-/** The zip end-of-central-directory record: 22 bytes, then a comment of up to 65,535. */
-export const ZIP_END_BYTES = 22;
-export const ZIP_TAIL_BYTES = ZIP_END_BYTES + 0xffff;
-const ZIP_END_SIG = Buffer.from([0x50, 0x4b, 0x05, 0x06]);
-
-/**
- * Where the zip that `tail` (a file's last bytes, up to ZIP_TAIL_BYTES, of a file of `size`
- * bytes) ends with starts, as zip readers find it: the last end record whose comment reaches
- * exactly the end of the file, with a non-empty central directory; the archive starts its
- * directory's size and offset before the record (bytes in front of it shift everything).
- * Undefined when the file does not end with a zip; 0 when the start cannot be told (zip64).
- */
-export function zipStartFromEnd(tail: Buffer, size: number): number | undefined {
-  let at = tail.lastIndexOf(ZIP_END_SIG);
-  while (at >= 0) {
-    if (at + ZIP_END_BYTES <= tail.length && at + ZIP_END_BYTES + tail.readUInt16LE(at + 20) === tail.length) {
-      const entries = tail.readUInt16LE(at + 10);
-      const cdSize = tail.readUInt32LE(at + 12);
-      const cdOffset = tail.readUInt32LE(at + 16);
-      // zip64 keeps its counts elsewhere (0xFFFF / 0xFFFFFFFF here): 7-Zip follows them
-      if (entries === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) return 0;
-      if (entries === 0 || cdSize < 46 * entries) return undefined;
-      const start = size - tail.length + at - cdSize - cdOffset;
-      return start >= 0 ? start : undefined;
-    }
-    at = at > 0 ? tail.lastIndexOf(ZIP_END_SIG, at - 1) : -1;
-  }
-  return undefined;
 }

@@ -1,7 +1,9 @@
 /**
  * The container stage (issue 8): after the MIME readings, every stored part whose bytes are a
  * container (sniff.ts: archives, compressors, OLE2/PDF/RTF documents, TNEF, a mail message or
- * an mbox whatever its declared type) is unpacked, and its members become parts of their own,
+ * an mbox whatever its declared type), or hold one where a mainstream reader finds it (behind
+ * other bytes, a zip placed from its end record or local headers: locate.ts), is unpacked under
+ * every such reading, and its members become parts of their own,
  * unpacked again in turn down to UnpackOptions.maxDepth. Members are stored in the extraction's
  * part store (de-duplicated by SHA-256: a 42.zip-style bomb of identical copies is unpacked
  * once per level), so engines get them as items like any part, with the path down to them
@@ -27,7 +29,8 @@ import type { MessageBytes } from '../mime/input.js';
 import type { ExtractedPart } from '../mime/part-store.js';
 import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from '../mime/embedded/message.js';
 import { extractEmbeddedIn } from '../mime/embedded/index.js';
-import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES, ZIP_END_BYTES, ZIP_TAIL_BYTES, zipStartFromEnd } from './sniff.js';
+import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES } from './sniff.js';
+import { locate, locateBehind, type Opening } from './locate.js';
 import { unpackMbox } from './mbox.js';
 import { UnpackErrorCode, type ContainerFormat, type UnpackLimits, type UnpackResult } from './types.js';
 
@@ -99,6 +102,7 @@ class Stage {
   private readonly deadline: number;
   private readonly ratioCap: number;
   private readonly result: StageResult = {};
+  private readonly later: Array<{ part: ExtractedPart; bytes: MessageBytes; depth: number; opening: Opening }> = [];
 
   constructor(
     private readonly ctx: LenientContext,
@@ -113,25 +117,36 @@ class Stage {
     const { store } = this.ctx;
     for (const p of store.parts) this.depth.set(p, 0);
     // parts added while the loop runs (members, parts of walked mail, embedded finds) are
-    // visited in turn: the list only grows, each distinct content is stored once
-    for (let i = 0; i < store.parts.length; i++) {
-      const part = store.parts[i]!;
-      if (this.seen.has(part)) continue;
-      this.seen.add(part);
-      this.checkAbort();
-      try {
-        await this.visit(part, this.depth.get(part) ?? 0);
-      } catch (err) {
-        if (err instanceof StageLimit) {
-          this.result.limit ??= { code: err.code, message: err.message };
-          // a spent budget (members, bytes, time) leaves nothing for later parts
-          if (err.code !== UnpackErrorCode.DEPTH && err.code !== UnpackErrorCode.CORRUPT && err.code !== UnpackErrorCode.UNSUPPORTED) break;
-          continue;
-        }
-        throw err;
+    // visited in turn: the list only grows, each distinct content is stored once. Readings put
+    // off (a zip placed inside another container) come when every part so far is visited, so
+    // the container's own members are named first.
+    let i = 0;
+    for (;;) {
+      for (; i < store.parts.length; i++) {
+        const part = store.parts[i]!;
+        if (this.seen.has(part)) continue;
+        this.seen.add(part);
+        this.checkAbort();
+        if (!(await this.attempt(() => this.visit(part, this.depth.get(part) ?? 0)))) return this.result;
       }
+      const later = this.later.shift();
+      if (later === undefined) break;
+      this.checkAbort();
+      if (!(await this.attempt(async () => { await this.open(later.part, later.bytes, later.depth, later.opening); }))) return this.result;
     }
     return this.result;
+  }
+
+  /** Runs one visit or opening; false when a spent budget (members, bytes, time) ends the stage. */
+  private async attempt(step: () => Promise<void>): Promise<boolean> {
+    try {
+      await step();
+      return true;
+    } catch (err) {
+      if (!(err instanceof StageLimit)) throw err;
+      this.result.limit ??= { code: err.code, message: err.message };
+      return err.code === UnpackErrorCode.DEPTH || err.code === UnpackErrorCode.CORRUPT || err.code === UnpackErrorCode.UNSUPPORTED;
+    }
   }
 
   private checkAbort(): void {
@@ -152,29 +167,55 @@ class Stage {
         if (bytes.size <= this.remainingBytes() && nsisAt(await bytes.read(0, bytes.size))) format = 'nsis';
       }
     }
-    const opens: Array<{ format: ContainerFormat; offset: number }> = format !== undefined ? [{ format, offset: 0 }] : [];
-    // zip readers (unzip, 7-Zip, Windows, Python) find an archive from its end record: a zip
-    // behind other bytes (a self-extractor, a zip appended to a PNG, a gzip or another zip)
-    // opens for whoever saves it, so it is opened here too
-    if (bytes.size >= ZIP_END_BYTES && this.opts.archives?.formats.has('zip')) {
-      const tailLen = Math.min(bytes.size, ZIP_TAIL_BYTES);
-      const start = zipStartFromEnd(await bytes.read(bytes.size - tailLen, tailLen), bytes.size);
-      if (start !== undefined && (format !== 'zip' || start > 0)) opens.push({ format: 'zip', offset: start });
+    // every reading a mainstream reader has of it: at its start, behind other bytes, each zip
+    // placed from its end record or its local headers (locate.ts). A reading that fails does
+    // not stop the others (a damaged first reading must not hide a second one); its limit is
+    // raised once they have all been read.
+    const canRead = (f: ContainerFormat): boolean => f === 'mbox' || f === 'mail' || this.opts.documents?.[f] !== undefined || this.opts.archives?.formats.has(f) === true;
+    const located = await locate((start, len) => bytes.read(start, len), bytes.size, {
+      atStart: format,
+      search: format === undefined,
+      readable: canRead,
+      maxEntries: Math.max(0, this.opts.maxMembers - this.members),
+    });
+    let failed: StageLimit | undefined;
+    let behind = false;
+    for (const o of located.openings) {
+      if (o.later) { this.later.push({ part, bytes, depth, opening: o }); continue; }
+      try {
+        behind = (await this.open(part, bytes, depth, o)) || behind;
+      } catch (err) {
+        if (!(err instanceof StageLimit) || (err.code !== UnpackErrorCode.CORRUPT && err.code !== UnpackErrorCode.UNSUPPORTED)) throw err;
+        failed ??= err;
+        behind ||= format !== undefined && this.opts.archives?.formats.has(format) === true;
+      }
     }
-    for (const o of opens) await this.open(part, bytes, o.format, depth, o.offset);
+    let problem = located.problem;
+    // the container at the start left bytes unread (after its end, or past damage): another
+    // container there is what cabextract or GNU tar would read next
+    if (behind && format !== undefined) {
+      const more = await locateBehind((start, len) => bytes.read(start, len), bytes.size, canRead);
+      for (const o of more.openings) this.later.push({ part, bytes, depth, opening: o });
+      problem ??= more.problem;
+    }
+    if (problem !== undefined) failed ??= new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format ?? 'container'} at ${this.pathOf(part, format ?? 'zip')}: ${problem}`);
+    if (failed) throw failed;
   }
 
-  private async open(part: ExtractedPart, bytes: MessageBytes, format: ContainerFormat, depth: number, offset = 0): Promise<void> {
+  /** Opens one reading; true when its reader left bytes after the container unread. */
+  private async open(part: ExtractedPart, bytes: MessageBytes, depth: number, o: Opening): Promise<boolean> {
+    const { format, offset } = o;
     const where = this.pathOf(part, format) + (offset > 0 ? `@${offset}` : '');
     if (depth >= this.opts.maxDepth) {
       throw new StageLimit(UnpackErrorCode.DEPTH, `containers nested deeper than ${this.opts.maxDepth} at ${where}`);
     }
     if (Date.now() >= this.deadline) throw new StageLimit(UnpackErrorCode.TIME, `unpacking took longer than ${this.opts.maxTimeMs / 1000} s`);
     const before = this.ctx.store.parts.length;
+    let trailing = false;
     if (format === 'mail') {
       await this.walkMail(part, bytes);
     } else {
-      await this.unpack(part, bytes, format, where, offset);
+      trailing = await this.unpack(bytes, o, where);
     }
     const added = this.ctx.store.parts.slice(before);
     // a compressor's one stream is not a level of its own: a .tar.gz is one container to
@@ -189,6 +230,7 @@ class Stage {
       await extractEmbeddedIn(this.ctx, text);
       for (const p of this.ctx.store.parts.slice(beforeEmbedded)) if (!this.depth.has(p)) this.depth.set(p, depth + 1);
     }
+    return trailing;
   }
 
   /** A header block at the start, of a message the readings did not walk already. */
@@ -213,7 +255,8 @@ class Stage {
     return Math.max(0, Math.min(this.opts.maxBytes, this.ratioCap) - this.bytes);
   }
 
-  private async unpack(part: ExtractedPart, bytes: MessageBytes, format: ContainerFormat, where: string, offset = 0): Promise<void> {
+  private async unpack(bytes: MessageBytes, o: Opening, where: string): Promise<boolean> {
+    const { format, offset } = o;
     const room = this.remainingBytes();
     const memberRoom = this.opts.maxMembers - this.members;
     if (memberRoom <= 0) throw new StageLimit(UnpackErrorCode.MEMBERS, `more than ${this.opts.maxMembers} members in the containers of this message`);
@@ -224,17 +267,20 @@ class Stage {
     } else {
       const doc = this.opts.documents?.[format];
       const archives = this.opts.archives;
-      if (doc === undefined && !archives?.formats.has(format)) return; // no reader for it here: the engines see its bytes
-      const input = await bytes.read(offset, bytes.size - offset);
+      if (doc === undefined && !archives?.formats.has(format)) return false; // no reader for it here: the engines see its bytes
+      const input = o.input?.() ?? await bytes.read(offset, bytes.size - offset);
       try {
         result = doc !== undefined ? doc(input, limits) : await archives!.unpack(input, format, limits, this.ctx.signal);
       } catch (err) {
         this.checkAbort();
         const why = err instanceof Error ? err.message : String(err);
         this.result.limit ??= { code: UnpackErrorCode.INTERNAL, message: `cannot unpack ${where}: ${why}`, internal: true };
-        return;
+        return false;
       }
     }
+    // a find behind other bytes that has no checked header (zstd, a PDF header in text) and
+    // opens to nothing was no container: neither a reader nor this one sees anything in it
+    if (o.weak && result.members.length === 0 && result.outcome !== 'size' && result.outcome !== 'members' && result.outcome !== 'time') return false;
     this.checkAbort();
     let n = 0;
     for (const m of result.members) {
@@ -261,14 +307,16 @@ class Stage {
     }
     switch (result.outcome) {
       case 'ok':
-        return;
+        return result.trailing === true;
       case 'encrypted':
         this.result.encrypted ??= { format, path: result.detail ? `${where}/${cleanName(result.detail)}` : where };
-        return;
+        return false;
       case 'corrupt':
-        // a PDF stream that does not decode is given to the engines as it is: nothing is
-        // unseen that a viewer would show, and damaged streams are common in harmless PDFs
-        if (format === 'pdf') return;
+        // a PDF stream with damage a viewer meets as well (data a filter refuses, a stream cut
+        // short): what decoded and the raw stream are both members, so nothing a viewer shows
+        // is unseen, and such streams are common in harmless PDFs. Where the reader stops and
+        // a viewer would go on, pdf.ts says `unsupported`, which is a limit.
+        if (format === 'pdf') return false;
         throw new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format} at ${where}${result.detail ? `: ${result.detail}` : ''}`);
       case 'unsupported':
         throw new StageLimit(UnpackErrorCode.UNSUPPORTED, `${format} at ${where} uses a method that cannot be read${result.detail ? `: ${result.detail}` : ''}`);

@@ -53,6 +53,12 @@ export interface UnpackResult {
   readonly outcome: UnpackOutcome;
   /** Why, in a few words (the member's name for `encrypted`). */
   readonly detail?: string | undefined;
+  /**
+   * The reader stopped at the container's end with bytes after it that it did not read (7-Zip's
+   * "data after the end"): the stage looks there for another container, as some readers do
+   * (cabextract reads every cabinet in a file, GNU tar skips to the next header).
+   */
+  readonly trailing?: boolean | undefined;
 }
 
 export interface UnpackLimits {

@@ -30,6 +30,7 @@ const STREAM = 2; // cfb's entry type for a stream
 const OLE10NATIVE = '\x01Ole10Native';
 const PPT_STREAM = 'PowerPoint Document';
 const RT_EX_OLE_OBJ_STG = 0x1011;
+const EX_OLE_OBJ_STG_TYPE = Buffer.from([0x11, 0x10]);
 
 export function unpackOle2(input: Buffer, limits: UnpackLimits): UnpackResult {
   const sink = new MemberSink(limits);
@@ -85,10 +86,29 @@ function readOle10Native(path: string, stream: Buffer, sink: MemberSink): void {
 /**
  * Walks the record tree flat ([MS-PPT] 2.3.1): a container (recVer 0xF) is entered by stepping
  * over its 8-byte header, an atom is skipped by its length, so each byte is visited once.
+ * PowerPoint itself finds records by their offsets (the persist directory), so a record the
+ * walk cannot reach (after one whose length passes the end, or between records) is still an
+ * object to it: the stream is then searched for ExOleObjStg headers the walk did not visit,
+ * and each that holds an OLE2 storage (inflated or stored) is a member too.
  */
 function readPowerPoint(path: string, s: Buffer, sink: MemberSink): void {
   let p = 0;
   let count = 0;
+  const visited = new Set<number>();
+  const object = (at: number, verInst: number, len: number, guessed: boolean): boolean => {
+    visited.add(at);
+    const name = `${path}/[ExOleObjStg ${++count}]`;
+    const data = s.subarray(at + 8, at + 8 + len);
+    if (verInst >> 4 === 1) { // compressed: u32 decompressed size, then zlib
+      const out = inflateBounded(data.subarray(4), sink.room);
+      if (out.ok) return guessed && !out.bytes.subarray(0, 8).equals(OLE2_MAGIC) ? true : sink.add(name, out.bytes);
+      if (guessed && out.outcome === 'corrupt') return true; // a chance match, not an object
+      sink.fail(out.outcome, `${name}: ${out.detail}`);
+      return out.outcome === 'corrupt' && sink.add(name, Buffer.from(data));
+    }
+    if (guessed && !data.subarray(0, 8).equals(OLE2_MAGIC)) return true;
+    return sink.add(name, Buffer.from(data));
+  };
   while (p + 8 <= s.length) {
     if (sink.timeUp()) return;
     const verInst = s.readUInt16LE(p);
@@ -100,19 +120,19 @@ function readPowerPoint(path: string, s: Buffer, sink: MemberSink): void {
       // Records past the document's end are routine (the stream is padded); only an object
       // cut short hides content.
       if (type === RT_EX_OLE_OBJ_STG) sink.fail('corrupt', `${path}: ExOleObjStg cut short`);
-      return;
+      break;
     }
-    if (type === RT_EX_OLE_OBJ_STG) {
-      const name = `${path}/[ExOleObjStg ${++count}]`;
-      const data = s.subarray(body, body + len);
-      if (verInst >> 4 === 1) { // compressed: u32 decompressed size, then zlib
-        const out = inflateBounded(data.subarray(4), sink.room);
-        if (!out.ok) {
-          sink.fail(out.outcome, `${name}: ${out.detail}`);
-          if (out.outcome !== 'corrupt' || !sink.add(name, Buffer.from(data))) return;
-        } else if (!sink.add(name, out.bytes)) return;
-      } else if (!sink.add(name, Buffer.from(data))) return;
-    }
+    if (type === RT_EX_OLE_OBJ_STG && !object(p, verInst, len, false)) return;
     p = body + len;
+  }
+  // records the walk did not reach: ExOleObjStg headers anywhere (recVer 0, instance 0 or 1)
+  for (let at = s.indexOf(EX_OLE_OBJ_STG_TYPE, 2); at >= 0; at = s.indexOf(EX_OLE_OBJ_STG_TYPE, at + 1)) {
+    if (sink.stopped || sink.timeUp()) return;
+    const h = at - 2;
+    if (visited.has(h) || h + 8 > s.length) continue;
+    const verInst = s.readUInt16LE(h);
+    const len = s.readUInt32LE(h + 4);
+    if ((verInst & 0xf) !== 0 || verInst >> 4 > 1 || len < 8 || len > s.length - h - 8) continue;
+    if (!object(h, verInst, len, true)) return;
   }
 }

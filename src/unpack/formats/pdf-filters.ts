@@ -7,10 +7,12 @@
  * Fails with FilterFailure (outcome `size`, `corrupt` or `time`), caught by pdf.ts: these are
  * the only throws, and they never leave the formats module.
  */
-import { inflateBounded } from './inflate.js';
+import { brotliDecompressSync } from 'node:zlib';
+import { inflateLenient } from './inflate.js';
 
 export class FilterFailure extends Error {
-  constructor(readonly outcome: 'size' | 'corrupt' | 'time', detail: string) {
+  /** `partial`: what the filter decoded before the damage (a viewer passes that on). */
+  constructor(readonly outcome: 'size' | 'corrupt' | 'time', detail: string, readonly partial?: Buffer) {
     super(detail);
   }
 }
@@ -20,7 +22,8 @@ export interface FilterContext {
   readonly room: number;
   /** True once the deadline passed (checked every 64 Ki steps). */
   timeUp(): boolean;
-  readonly earlyChange: number;
+  /** LZW's /EarlyChange (1 unless its /DecodeParms say 0). */
+  readonly earlyChange?: number;
 }
 
 /** A growing output that fails with `size` before passing its room. */
@@ -60,12 +63,27 @@ export const FILTERS: Record<string, (data: Buffer, ctx: FilterContext) => Buffe
   ASCII85Decode: ascii85, A85: ascii85,
   LZWDecode: lzw, LZW: lzw,
   RunLengthDecode: runLength, RL: runLength,
+  // ISO 32000-2 amendment (2025); pdf.js reads it
+  BrotliDecode: brotli,
 };
 
 function flate(data: Buffer, ctx: FilterContext): Buffer {
-  const r = inflateBounded(data, ctx.room);
+  const r = inflateLenient(data, ctx.room);
   if (!r.ok) throw new FilterFailure(r.outcome, r.detail);
+  if (r.damage !== undefined) throw new FilterFailure('corrupt', `FlateDecode: ${r.damage}`, r.bytes);
   return r.bytes;
+}
+
+function brotli(data: Buffer, ctx: FilterContext): Buffer {
+  try {
+    const out = brotliDecompressSync(data, { maxOutputLength: Math.min(Math.max(1, ctx.room + 1), 2 ** 31 - 1) });
+    if (out.length > ctx.room) throw new FilterFailure('size', `decodes past ${ctx.room} bytes`);
+    return out;
+  } catch (err) {
+    if (err instanceof FilterFailure) throw err;
+    if (err instanceof RangeError) throw new FilterFailure('size', `decodes past ${ctx.room} bytes`);
+    throw new FilterFailure('corrupt', 'BrotliDecode: the data does not decode');
+  }
 }
 
 function hexValue(c: number): number {
@@ -82,9 +100,8 @@ function asciiHex(data: Buffer, ctx: FilterContext): Buffer {
     tick(i, ctx);
     const c = data[i]!;
     if (c === 0x3e) break; // '>' ends the data
-    if (isSpace(c)) continue;
     const v = hexValue(c);
-    if (v < 0) throw new FilterFailure('corrupt', 'ASCIIHexDecode: not a hex digit');
+    if (v < 0) continue; // pdf.js skips anything that is not a digit (qpdf refuses the stream)
     if (hi < 0) hi = v;
     else { out.byte((hi << 4) | v); hi = -1; }
   }
@@ -104,21 +121,20 @@ function ascii85(data: Buffer, ctx: FilterContext): Buffer {
     if (isSpace(c)) continue;
     if (c === 0x7e) break; // "~>" ends the data
     if (c === 0x7a && k === 0) { out.ensure(4); out.buf.fill(0, out.n, out.n + 4); out.n += 4; continue; }
-    if (c < 0x21 || c > 0x75) throw new FilterFailure('corrupt', 'ASCII85Decode: not a base-85 digit');
+    if (c < 0x21 || c > 0x75) continue; // not a digit: skipped, as readers skip white space
     value = value * 85 + (c - 0x21);
     if (++k === 5) {
-      if (value > 0xffffffff) throw new FilterFailure('corrupt', 'ASCII85Decode: group overflows');
+      // a group past 2^32 wraps, as pdf.js computes it (a reader that refuses it shows nothing)
       out.ensure(4);
-      out.buf.writeUInt32BE(value, out.n);
+      out.buf.writeUInt32BE(value % 0x100000000, out.n);
       out.n += 4;
       value = 0;
       k = 0;
     }
   }
-  if (k === 1) throw new FilterFailure('corrupt', 'ASCII85Decode: one digit in the last group');
-  if (k > 1) { // pad with 'u' and keep k-1 bytes
+  if (k > 1) { // pad with 'u' and keep k-1 bytes (one digit alone carries no byte)
     for (let j = k; j < 5; j++) value = value * 85 + 84;
-    if (value > 0xffffffff) throw new FilterFailure('corrupt', 'ASCII85Decode: group overflows');
+    value %= 0x100000000;
     for (let j = 0; j < k - 1; j++) out.byte((value >>> (24 - 8 * j)) & 0xff);
   }
   return out.done();
@@ -179,7 +195,7 @@ function lzw(data: Buffer, ctx: FilterContext): Buffer {
     if (code === 257) break;
     let head: number;
     if (prev < 0) {
-      if (code > 255) throw new FilterFailure('corrupt', 'LZWDecode: first code is not a byte');
+      if (code > 255) throw new FilterFailure('corrupt', 'LZWDecode: first code is not a byte', out.done());
       out.byte(code);
       prev = code;
       continue;
@@ -191,7 +207,7 @@ function lzw(data: Buffer, ctx: FilterContext): Buffer {
       head = first[prev]!;
       write(out, prev, prefix, last, length);
       out.byte(head);
-    } else throw new FilterFailure('corrupt', 'LZWDecode: code not in the table');
+    } else throw new FilterFailure('corrupt', 'LZWDecode: code not in the table', out.done());
     if (next < 4096) {
       prefix[next] = prev;
       last[next] = head;

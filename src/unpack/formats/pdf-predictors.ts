@@ -25,14 +25,18 @@ export interface PredictorParams {
 /** Defaults of 7.4.4.4, Table 8. */
 export const PREDICTOR_DEFAULTS: PredictorParams = { predictor: 1, colors: 1, bitsPerComponent: 8, columns: 1 };
 
-/** Colors past this are no colour space; the bound keeps bytes-per-pixel small. */
-const MAX_COLORS = 32;
+/**
+ * Colors and bits past these are no colour space, and keep the arithmetic below exact; pdf.js
+ * reads anything within them (/BitsPerComponent 3, /Colors 40), so this does too.
+ */
+const MAX_COLORS = 1 << 16;
+const MAX_BITS = 32;
 
 export function unpredict(data: Buffer, p: PredictorParams, ctx: FilterContext): Buffer {
   if (p.predictor === 1) return data;
   if (p.predictor !== 2 && (p.predictor < 10 || p.predictor > 15)) throw new FilterFailure('corrupt', `predictor ${p.predictor} is unknown`);
   if (!Number.isInteger(p.colors) || p.colors < 1 || p.colors > MAX_COLORS) throw new FilterFailure('corrupt', `predictor: /Colors ${p.colors}`);
-  if (![1, 2, 4, 8, 16].includes(p.bitsPerComponent)) throw new FilterFailure('corrupt', `predictor: /BitsPerComponent ${p.bitsPerComponent}`);
+  if (!Number.isInteger(p.bitsPerComponent) || p.bitsPerComponent < 1 || p.bitsPerComponent > MAX_BITS) throw new FilterFailure('corrupt', `predictor: /BitsPerComponent ${p.bitsPerComponent}`);
   if (!Number.isInteger(p.columns) || p.columns < 1) throw new FilterFailure('corrupt', `predictor: /Columns ${p.columns}`);
   const bpp = Math.ceil((p.colors * p.bitsPerComponent) / 8);
   // A double holds colors*bpc*columns exactly (< 2^50); the row is then capped by the data, so
@@ -96,17 +100,39 @@ function paeth(a: number, b: number, c: number): number {
   return pb <= pc ? b : c;
 }
 
-/** TIFF predictor 2: each component is the difference from the same component one pixel left. */
+/**
+ * TIFF predictor 2: each component is the difference from the same component one pixel left,
+ * added modulo 2^bits; components of 8 and 16 bits by bytes, others (1 to 7 bits: pdf.js reads
+ * them) as bit fields packed MSB first. Deeper components than 16 bits have no reader.
+ */
 function tiff(data: Buffer, p: PredictorParams, rowLength: number, ctx: FilterContext): Buffer {
-  // Only 8-bit components: other depths are for images, which a scanner does not need whole.
-  if (p.bitsPerComponent !== 8) throw new FilterFailure('corrupt', `TIFF predictor with /BitsPerComponent ${p.bitsPerComponent}`);
+  const bits = p.bitsPerComponent;
+  if (bits > 8 && bits !== 16) throw new FilterFailure('corrupt', `TIFF predictor with /BitsPerComponent ${bits}`);
   const out = Buffer.from(data);
-  const step = p.colors;
   let rows = 0;
   for (let r = 0; r < out.length; r += rowLength) {
     if ((++rows & 0xffff) === 0 && ctx.timeUp()) throw new FilterFailure('time', 'deadline passed');
     const end = Math.min(out.length, r + rowLength);
-    for (let k = r + step; k < end; k++) out[k] = (out[k]! + out[k - step]!) & 0xff;
+    if (bits === 8) {
+      for (let k = r + p.colors; k < end; k++) out[k] = (out[k]! + out[k - p.colors]!) & 0xff;
+    } else if (bits === 16) {
+      const step = 2 * p.colors;
+      for (let k = r + step; k + 1 < end; k += 2) {
+        const v = (out.readUInt16BE(k) + out.readUInt16BE(k - step)) & 0xffff;
+        out.writeUInt16BE(v, k);
+      }
+    } else {
+      const n = Math.min(Math.floor(((end - r) * 8) / bits), p.colors * p.columns); // components in this row, not its padding
+      const mask = (1 << bits) - 1;
+      const get = (i: number): number => { const bit = i * bits; const byte = r + (bit >> 3); const shift = 16 - (bit & 7) - bits; return (((out[byte]! << 8) | (out[byte + 1] ?? 0)) >> shift) & mask; };
+      const set = (i: number, v: number): void => {
+        const bit = i * bits; const byte = r + (bit >> 3); const shift = 16 - (bit & 7) - bits;
+        const word = ((out[byte]! << 8) | (out[byte + 1] ?? 0)) & ~(mask << shift) | ((v & mask) << shift);
+        out[byte] = word >> 8;
+        if (byte + 1 < out.length) out[byte + 1] = word & 0xff;
+      };
+      for (let i = p.colors; i < n; i++) set(i, get(i) + get(i - p.colors));
+    }
   }
   return out;
 }

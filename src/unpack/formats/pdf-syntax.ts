@@ -20,12 +20,24 @@ export type PdfValue =
   | { t: 'array'; v: PdfValue[] }
   | { t: 'dict'; v: Map<string, PdfValue> };
 
-/** Deeper than any real /Encrypt or /DecodeParms (the crypt filters are three levels down). */
-const MAX_DEPTH = 8;
-/** Items in one array or dictionary: /ID has two, /Encrypt about twenty. */
-const MAX_ITEMS = 256;
-/** Bytes of one string: /O and /U of R6 are 48, /ID entries 16 to 32. */
-const MAX_STRING = 4096;
+export interface ParseLimits {
+  readonly depth: number;
+  readonly items: number;
+  readonly string: number;
+}
+
+/**
+ * For values looked for by key anywhere (/Encrypt, /ID): deeper than any real /Encrypt (the crypt
+ * filters are three levels down), items (/ID has two, /Encrypt about twenty) and string bytes
+ * (/O and /U of R6 are 48, /ID entries 16 to 32) of a real one.
+ */
+export const SMALL_VALUE: ParseLimits = { depth: 8, items: 256, string: 4096 };
+/**
+ * For a stream's own dictionary, parsed from its object header to `stream`: a /Filter array may
+ * be as long as the writer made it (a cut would leave a stream half decoded); the range itself
+ * bounds the cost.
+ */
+export const STREAM_DICT: ParseLimits = { depth: 32, items: Number.MAX_SAFE_INTEGER, string: Number.MAX_SAFE_INTEGER };
 
 export const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0x0c || c === 0x00;
 export const isDelimiter = (c: number): boolean => isSpace(c) || c === 0x2f || c === 0x5b || c === 0x5d || c === 0x3c ||
@@ -40,27 +52,30 @@ function skip(s: string, i: number, to: number): number {
 }
 
 /** The value starting at (after spaces) `i`, and the index just after it. */
-export function parseValue(s: string, i: number, to: number, depth = 0): { value: PdfValue; end: number } | undefined {
-  if (depth > MAX_DEPTH) return undefined;
+export function parseValue(s: string, i: number, to: number, depth = 0, lim: ParseLimits = SMALL_VALUE): { value: PdfValue; end: number } | undefined {
+  if (depth > lim.depth) return undefined;
   i = skip(s, i, to);
   if (i >= to) return undefined;
   const c = s[i]!;
   if (c === '/') {
     let j = i + 1;
     while (j < to && j - i < 128 && !isDelimiter(s.charCodeAt(j))) j++;
-    return { value: { t: 'name', v: s.slice(i + 1, j) }, end: j };
+    // #hh stands for the byte hh (7.3.5): /Flat#65Decode is /FlateDecode to every reader
+    const raw = s.slice(i + 1, j);
+    const v = raw.includes('#') ? raw.replace(/#([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))) : raw;
+    return { value: { t: 'name', v }, end: j };
   }
-  if (c === '(') return literalString(s, i + 1, to);
+  if (c === '(') return literalString(s, i + 1, to, lim.string);
   if (c === '<' && s[i + 1] === '<') {
     const map = new Map<string, PdfValue>();
     let j = i + 2;
     for (;;) {
       j = skip(s, j, to);
-      if (j >= to || map.size >= MAX_ITEMS) return undefined;
+      if (j >= to || map.size >= lim.items) return undefined;
       if (s.startsWith('>>', j)) return { value: { t: 'dict', v: map }, end: j + 2 };
-      const key = parseValue(s, j, to, depth + 1);
+      const key = parseValue(s, j, to, depth + 1, lim);
       if (!key || key.value.t !== 'name') return undefined;
-      const val = parseValue(s, key.end, to, depth + 1);
+      const val = parseValue(s, key.end, to, depth + 1, lim);
       if (!val) return undefined;
       map.set(key.value.v, val.value);
       j = val.end;
@@ -68,7 +83,7 @@ export function parseValue(s: string, i: number, to: number, depth = 0): { value
   }
   if (c === '<') {
     // Searched in a bounded slice: an unclosed '<' must not cost a scan to the end of the file.
-    const near = s.slice(i + 1, Math.min(to, i + 2 * MAX_STRING + 64)).indexOf('>');
+    const near = s.slice(i + 1, Math.min(to, i + 2 * Math.min(lim.string, to) + 64)).indexOf('>');
     if (near < 0) return undefined;
     const close = i + 1 + near;
     const hex = s.slice(i + 1, close).replace(/[\0\t\n\f\r ]/g, '');
@@ -80,9 +95,9 @@ export function parseValue(s: string, i: number, to: number, depth = 0): { value
     let j = i + 1;
     for (;;) {
       j = skip(s, j, to);
-      if (j >= to || items.length >= MAX_ITEMS) return undefined;
+      if (j >= to || items.length >= lim.items) return undefined;
       if (s[j] === ']') return { value: { t: 'array', v: items }, end: j + 1 };
-      const val = parseValue(s, j, to, depth + 1);
+      const val = parseValue(s, j, to, depth + 1, lim);
       if (!val) return undefined;
       items.push(val.value);
       j = val.end;
@@ -104,11 +119,11 @@ export function parseValue(s: string, i: number, to: number, depth = 0): { value
 
 const ESCAPES: Record<string, number> = { n: 10, r: 13, t: 9, b: 8, f: 12 };
 
-function literalString(s: string, i: number, to: number): { value: PdfValue; end: number } | undefined {
+function literalString(s: string, i: number, to: number, max: number): { value: PdfValue; end: number } | undefined {
   const out: number[] = [];
   let depth = 0;
   for (; i < to; i++) {
-    if (out.length > MAX_STRING) return undefined;
+    if (out.length > max) return undefined;
     const c = s.charCodeAt(i);
     if (c === 0x5c && i + 1 < to) {
       const e = s[++i]!;

@@ -3,12 +3,16 @@
  * so a file attachment (/EmbeddedFile), a script or an exploit font is scanned as bytes.
  *
  * Reads: streams in file order, found by keyword (no xref: damaged and hostile files are
- * routine, and what a viewer would repair a scanner must see). The data length is the /Length
- * when it is a direct integer that ends at `endstream`, else the data runs up to the next
- * `endstream` (a /Length that lies or is a reference). Filters: FlateDecode, ASCIIHexDecode,
- * ASCII85Decode, LZWDecode, RunLengthDecode (pdf-filters.ts); the chain stops at any other
- * filter (DCTDecode, JBIG2Decode, Crypt, ...) and the bytes so far are the member. PNG and TIFF
- * predictors (/DecodeParms /Predictor after Flate or LZW) are undone (pdf-predictors.ts).
+ * routine, and what a viewer would repair a scanner must see). A stream's dictionary is read
+ * as viewers read it (pdf-objects.ts: parsed, references such as `/Filter 8 0 R` or
+ * `/Length 9 0 R` resolved); where a key search reads it otherwise (a key given twice, a
+ * dictionary that does not parse), that reading is decoded as well. The data length is the
+ * /Length when it ends at `endstream`, else the data runs up to the next `endstream`. The
+ * keyword may be followed by anything up to the line's end after a dictionary's `>>` (pdf.js).
+ * Filters (pdf-chain.ts): the whole chain, however long, through FlateDecode, ASCIIHexDecode,
+ * ASCII85Decode, LZWDecode, RunLengthDecode, BrotliDecode (pdf-filters.ts) and the PNG and TIFF
+ * predictors (pdf-predictors.ts); an image codec ends the chain (its coded bytes are the
+ * member), an unknown name is passed over as pdf.js does.
  * Names: the /UF or /F file name of the file specification whose /EF points at the stream,
  * else "[object N]", else "[stream K]".
  * Encrypted files (/Encrypt, pdf-crypt.ts): opened with the empty user password as viewers
@@ -21,19 +25,21 @@
  * decode are returned raw, outcome `ok` with a detail saying so.
  * Not read: object streams' objects as objects (the decoded /ObjStm is a member, and a file
  * specification inside one names nothing), a stream's own /Crypt filter other than /Identity
- * (the document's stream method applies), incremental
- * updates' replaced objects are read like any other, strings outside streams (JavaScript in a
- * string) are not members.
- * Fails with: `corrupt` for a stream cut short or a filter that refuses its data (the raw
- * stream is then the member, and reading goes on), `size` / `members` / `time` through
- * MemberSink. Linear: every search resumes where the last one ended. Never throws for bad input.
+ * (the document's stream method applies); strings outside streams (JavaScript in a string)
+ * are not members.
+ * Fails with: `corrupt` for damage a viewer meets too (a stream cut short, data a filter
+ * refuses: what decoded before the damage and the raw stream are both members, and reading goes
+ * on); `unsupported` where this reader stops and a viewer would go on (an image codec with
+ * filters after it, a chain past MAX_CHAIN: the bytes so far are members, reading goes on, the
+ * verdict is a limit); `size` / `members` / `time` through MemberSink. Linear: every search
+ * resumes where the last one ended. Never throws for bad input.
  */
 import type { UnpackLimits, UnpackResult } from '../types.js';
 import { MemberSink } from './sink.js';
-import { FILTERS, FilterFailure, type FilterContext } from './pdf-filters.js';
-import { PREDICTOR_DEFAULTS, unpredict, type PredictorParams } from './pdf-predictors.js';
-import { parseValue, type PdfValue } from './pdf-syntax.js';
+import { parseValue, STREAM_DICT, type PdfValue } from './pdf-syntax.js';
 import { security, type Decryptor } from './pdf-crypt.js';
+import { decodeChain } from './pdf-chain.js';
+import { objectId, PdfObjects, type StreamReading } from './pdf-objects.js';
 
 /** How far around an /EF entry its file specification's name is looked for. */
 const FILESPEC_WINDOW = 4096;
@@ -63,6 +69,7 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
   const names = closed ? new Map<number, string>() : fileNames(s, sink, decryptor);
   const objs = new Cursor(s, 'obj', true);
   const ends = new Cursor(s, 'endstream', false);
+  const index = new PdfObjects(s);
   let pos = 0; // where the next search for `stream` starts
   let floor = 0; // end of the last stream's data: object headers before it are not this one's
   let objScan = 0; // object headers are visited once, in order
@@ -74,11 +81,8 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     if (k < 0) break;
     pos = k + 6;
     if (k >= 3 && s.startsWith('end', k - 3)) continue;
-    let start = k + 6;
-    while (start < s.length && start - k < 22 && (s[start] === ' ' || s[start] === '\t')) start++; // "stream  \n" happens
-    if (s[start] === '\r') start++;
-    if (s[start] === '\n') start++;
-    else if (s[start - 1] !== '\r') continue; // "stream" inside a word, not the keyword
+    const start = dataStart(s, k);
+    if (start < 0) continue; // "stream" inside a word, not the keyword
     // The object header: the last `N G obj` between the previous stream's data and this one.
     objScan = Math.max(objScan, floor);
     for (let o = objs.at(objScan); o >= 0 && o < k; o = objs.at(objScan)) { lastObj = o; objScan = o + 3; }
@@ -86,10 +90,14 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     const dictFrom = inObj ? lastObj + 3 : floor;
     const id = inObj ? objectId(s, lastObj) : undefined;
     const objNum = id?.num;
-    // Data: /Length if it is direct and lands on endstream, else up to the next endstream.
+    // The dictionary as viewers read it (parsed, references resolved) and, where that differs
+    // or does not parse, as a key search finds it: each reading is decoded.
+    const textual = textualReading(s, dictFrom, k, index);
+    const readings = inObj ? index.readings(dictFrom, k, textual) : [textual];
+    // Data: /Length if it lands on endstream, else up to the next endstream.
     let end = -1;
     let next = -1;
-    const len = directInt(s, findKey(s, '/Length', dictFrom, k), k);
+    const len = readings[0]!.length ?? textual.length;
     if (len !== undefined && len <= s.length - start) {
       let e = start + len;
       while (e < s.length && e - start - len < 32 && isSpace(s.charCodeAt(e))) e++;
@@ -112,44 +120,85 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     count++;
     const name = (objNum !== undefined && names.get(objNum)) || (objNum !== undefined ? `[object ${objNum}]` : `[stream ${count}]`);
     if (cut) sink.fail('corrupt', `${name}: no endstream`);
-    let raw = input.subarray(start, end);
+    const raw = input.subarray(start, end);
     if (closed) { sink.add(name, Buffer.from(raw)); continue; }
-    const type = nameValue(s, dictFrom, k, '/Type');
-    // Cross-reference streams are never encrypted; metadata is not when /EncryptMetadata false.
-    const clear = type === 'XRef' || (type === 'Metadata' && decryptor?.encryptMetadata === false);
-    const filters = filterNames(s, dictFrom, k);
-    // A stream's own /Crypt filter (7.4.10) comes first; /Identity (its default) means stored in the clear.
-    const own = filters[0] === 'Crypt' ? (filters.shift(), cryptFilterName(s, dictFrom, k)) : undefined;
-    const decrypted = decryptor !== undefined && id !== undefined && !clear && own !== 'Identity';
-    const stored = raw;
-    if (decrypted) raw = decryptor.stream(raw, id.num, id.gen, type === 'EmbeddedFile');
-    const early = directInt(s, findKey(s, '/EarlyChange', dictFrom, k), k);
-    const parms = filters.length > 0 ? decodeParms(s, dictFrom, k).slice(own !== undefined ? 1 : 0) : [];
-    const ctx: FilterContext = { room: sink.room, earlyChange: early ?? 1, timeUp: () => sink.timeUpNow() };
-    let r = decodeChain(raw, filters, parms, ctx);
-    // An /Encrypt planted outside the trailer (the reader takes the last one it finds) must not
-    // turn a stream stored in the clear into garbage: a decrypted stream that does not decode
-    // is decoded as stored as well, and kept that way when that works, as a viewer shows it;
-    // a decrypted stream without filters is kept both ways (nothing tells them apart).
-    if (decrypted && filters.length > 0 && r.failure?.outcome === 'corrupt') {
-      const asStored = decodeChain(stored, filters, parms, ctx);
-      if (asStored.failure === undefined && asStored.damage === undefined) r = asStored;
-    } else if (decrypted && filters.length === 0) {
-      sink.add(`${name} (as stored)`, Buffer.from(stored));
-    }
-    if (r.damage !== undefined) sink.fail('corrupt', `${name}: ${r.damage}`);
-    let data = r.data;
-    if (r.failure !== undefined) {
-      const err = r.failure;
-      // Encrypted streams do not decode: their raw bytes are expected, not damage.
-      if (!(encrypted && !decrypted && err.outcome === 'corrupt')) sink.fail(err.outcome, `${name}: ${err.message}`);
-      if (err.outcome !== 'corrupt') break;
-      data = raw;
-    }
-    sink.add(name, data === raw ? Buffer.from(raw) : data);
+    readings.forEach((r, i) => readStream(raw, r, i === 0 ? name : `${name} (${r.filters.join(' ') || 'no filter'})`, id, { sink, decryptor, encrypted }));
   }
   if (closed) sink.fail('encrypted', '[document]');
   return sink.result();
+}
+
+/**
+ * Where a stream's data starts after the `stream` keyword at `k`, or -1 when it is not the
+ * keyword: spaces, then CRLF or LF (a lone CR happens); after a dictionary's `>>` anything up
+ * to the end of the line, as pdf.js skips it.
+ */
+function dataStart(s: string, k: number): number {
+  let start = k + 6;
+  while (start < s.length && start - k < 22 && (s[start] === ' ' || s[start] === '\t')) start++; // "stream  \n" happens
+  if (s[start] === '\r') start++;
+  if (s[start] === '\n') return start + 1;
+  if (s[start - 1] === '\r') return start;
+  let b = k - 1;
+  while (b >= 0 && k - b < 64 && isSpace(s.charCodeAt(b))) b--;
+  if (b < 1 || s[b] !== '>' || s[b - 1] !== '>') return -1;
+  const eol = s.slice(start, start + 256).search(/[\r\n]/);
+  if (eol < 0) return -1;
+  start += eol;
+  if (s[start] === '\r') start++;
+  if (s[start] === '\n') start++;
+  return start;
+}
+
+interface StreamContext {
+  readonly sink: MemberSink;
+  readonly decryptor: Decryptor | undefined;
+  /** The file has an /Encrypt key: streams that do not decode are expected. */
+  readonly encrypted: boolean;
+}
+
+/** One reading of one stream: decrypted, decoded through its chain, kept as a member. */
+function readStream(raw: Buffer, r: StreamReading, name: string, id: { num: number; gen: number } | undefined, c: StreamContext): void {
+  const { sink, decryptor, encrypted } = c;
+  if (sink.stopped) return;
+  // Cross-reference streams are never encrypted; metadata is not when /EncryptMetadata false.
+  const clear = r.type === 'XRef' || (r.type === 'Metadata' && decryptor?.encryptMetadata === false);
+  const filters = [...r.filters];
+  const parms = [...r.parms];
+  // A stream's own /Crypt filter (7.4.10) comes first; /Identity (its default) means stored in the clear.
+  let own: string | undefined;
+  if (filters[0] === 'Crypt') {
+    filters.shift();
+    const p = parms.shift();
+    const n = p?.get('Name');
+    own = n?.t === 'name' ? n.v : 'Identity';
+  }
+  const decrypted = decryptor !== undefined && id !== undefined && !clear && own !== 'Identity';
+  const data = decrypted ? decryptor.stream(raw, id.num, id.gen, r.type === 'EmbeddedFile') : raw;
+  const ctx = { room: sink.room, timeUp: () => sink.timeUpNow() };
+  let out = decodeChain(data, filters, parms, ctx);
+  // An /Encrypt planted outside the trailer (the reader takes the last one it finds) must not
+  // turn a stream stored in the clear into garbage: a decrypted stream that does not decode
+  // is decoded as stored as well, and kept that way when that works, as a viewer shows it;
+  // a decrypted stream without filters is kept both ways (nothing tells them apart).
+  if (decrypted && filters.length > 0 && out.damage !== undefined) {
+    const asStored = decodeChain(raw, filters, parms, ctx);
+    if (asStored.damage === undefined && asStored.stop === undefined) out = asStored;
+  } else if (decrypted && filters.length === 0) {
+    sink.add(`${name} (as stored)`, Buffer.from(raw));
+  }
+  if (out.stop !== undefined) {
+    // a limit (size, time), or a chain this reader cannot finish where a viewer would: the
+    // bytes so far are kept, and the outcome says that content was not seen
+    sink.fail(out.stop.outcome, `${name}: ${out.stop.message}`, out.stop.outcome === 'unsupported');
+    if (out.stop.outcome !== 'unsupported') return;
+  }
+  // Damage a viewer also meets (data a filter refuses): the decoded part is kept, and the raw
+  // bytes too; encrypted streams that do not decode are expected, not damage.
+  if (out.damage !== undefined && !(encrypted && !decrypted)) sink.fail('corrupt', `${name}: ${out.damage}`);
+  if (out.data === data) { sink.add(name, Buffer.from(data)); return; }
+  sink.add(name, out.data);
+  if (out.damage !== undefined) sink.add(`${name} (raw)`, Buffer.from(data));
 }
 
 /** Finds each occurrence of a keyword once, however often it is asked (linear scans). */
@@ -207,115 +256,21 @@ function directInt(s: string, at: number, to: number): number | undefined {
   return value;
 }
 
-/** The names of /Filter: one name or an array of names. */
-function filterNames(s: string, from: number, to: number): string[] {
-  const at = findKey(s, '/Filter', from, to);
-  if (at < 0) return [];
-  let i = skipSpace(s, at, to);
-  const one = (): string | undefined => {
-    if (s[i] !== '/') return undefined;
-    const n0 = ++i;
-    while (i < to && !isDelimiter(s.charCodeAt(i))) i++;
-    return s.slice(n0, i);
-  };
-  if (s[i] === '/') { const n = one(); return n ? [n] : []; }
-  if (s[i] !== '[') return [];
-  i++;
-  const out: string[] = [];
-  for (;;) {
-    i = skipSpace(s, i, to);
-    if (i >= to || s[i] !== '/' || out.length >= 32) break;
-    const n = one();
-    if (n) out.push(n);
-  }
-  return out;
-}
-
-/** Filters whose /DecodeParms may name a predictor (7.4.4.4). */
-const PREDICTED = new Set(['FlateDecode', 'Fl', 'LZWDecode', 'LZW']);
-
 /**
- * The predictor parameters of each filter: /DecodeParms (or /DP) is one dictionary for one
- * filter, or an array parallel to /Filter (null where a filter has none). A reference or
- * anything unparsable counts as no parameters.
+ * The stream dictionary as a key search reads it (the first /Filter, /DecodeParms, /Length and
+ * /Type between the object header and `stream`, references resolved): the reading when the
+ * dictionary does not parse, and the other reading when a key is given twice.
  */
-function decodeParms(s: string, from: number, to: number): (PredictorParams | undefined)[] {
-  const at = Math.max(findKey(s, '/DecodeParms', from, to), findKey(s, '/DP', from, to));
-  if (at < 0) return [];
-  const v = parseValue(s, at, to);
-  if (!v) return [];
-  const one = (p: PdfValue): PredictorParams | undefined => {
-    if (p.t !== 'dict') return undefined;
-    const get = (k: string, dflt: number): number => { const x = p.v.get(k); return x?.t === 'num' ? x.v : dflt; };
-    return {
-      predictor: get('Predictor', PREDICTOR_DEFAULTS.predictor),
-      colors: get('Colors', PREDICTOR_DEFAULTS.colors),
-      bitsPerComponent: get('BitsPerComponent', PREDICTOR_DEFAULTS.bitsPerComponent),
-      columns: get('Columns', PREDICTOR_DEFAULTS.columns),
-    };
-  };
-  return v.value.t === 'array' ? v.value.v.map(one) : [one(v.value)];
-}
-
-/** The name value of `key` in [from, to) (/Type /XRef), or undefined. */
-function nameValue(s: string, from: number, to: number, key: string): string | undefined {
-  const at = findKey(s, key, from, to);
-  if (at < 0) return undefined;
-  const v = parseValue(s, at, to);
-  return v?.value.t === 'name' ? v.value.v : undefined;
-}
-
-/** The /Name of a stream's own /Crypt filter (its /DecodeParms, or their first entry): /Identity if none. */
-/**
- * A stream's bytes through its filter chain. `failure`: a filter failed (the chain stops);
- * `damage`: predictor parameters no writer produces (the filter's output is kept).
- */
-function decodeChain(raw: Buffer, filters: readonly string[], parms: ReturnType<typeof decodeParms>, ctx: FilterContext): { data: Buffer; failure?: FilterFailure; damage?: string } {
-  let data: Buffer = raw;
-  try {
-    for (let f = 0; f < filters.length; f++) {
-      const decode = FILTERS[filters[f]!];
-      if (!decode) break; // DCT, JBIG2, Crypt, ...: the bytes so far are the member
-      data = decode(data, ctx);
-      const p = parms[f];
-      if (p && p.predictor !== 1 && PREDICTED.has(filters[f]!)) {
-        try {
-          data = unpredict(data, p, ctx);
-        } catch (err) {
-          // Parameters no writer produces: the filter's output is the member, marked damaged.
-          if (!(err instanceof FilterFailure) || err.outcome !== 'corrupt') throw err;
-          return { data, damage: err.message };
-        }
-      }
-    }
-  } catch (err) {
-    if (!(err instanceof FilterFailure)) throw err;
-    return { data, failure: err };
+function textualReading(s: string, from: number, to: number, index: PdfObjects): StreamReading {
+  const d = new Map<string, PdfValue>();
+  for (const key of ['Filter', 'DecodeParms', 'DP', 'Length', 'Type']) {
+    const at = findKey(s, `/${key}`, from, to);
+    const v = at < 0 ? undefined : parseValue(s, at, to, 0, STREAM_DICT)?.value;
+    if (v !== undefined) d.set(key, v);
   }
-  return { data };
-}
-
-function cryptFilterName(s: string, from: number, to: number): string {
-  const at = Math.max(findKey(s, '/DecodeParms', from, to), findKey(s, '/DP', from, to));
-  const v = at < 0 ? undefined : parseValue(s, at, to)?.value;
-  const d = v?.t === 'array' ? v.v[0] : v;
-  const n = d?.t === 'dict' ? d.v.get('Name') : undefined;
-  return n?.t === 'name' ? n.v : 'Identity';
-}
-
-/** N and G of the `N G obj` whose keyword starts at `o`. */
-function objectId(s: string, o: number): { num: number; gen: number } | undefined {
-  let i = o - 1;
-  const back = (): void => { while (i >= 0 && o - i < 64 && isSpace(s.charCodeAt(i))) i--; };
-  const digits = (): number => { const e = i; while (i >= 0 && e - i < 10 && isDigit(s.charCodeAt(i))) i--; return e - i; };
-  back();
-  const ge = i;
-  if (digits() === 0) return undefined;
-  const gen = Number(s.slice(i + 1, ge + 1));
-  back();
-  const ne = i;
-  if (digits() === 0) return undefined;
-  return { num: Number(s.slice(i + 1, ne + 1)), gen };
+  const r = index.reading(d);
+  // a /Length the key search cannot parse as a value may still be digits before `stream`
+  return r.length !== undefined ? r : { ...r, length: directInt(s, findKey(s, '/Length', from, to), to) };
 }
 
 /** Most /EF entries whose names are looked up: a real PDF has a few, names are for reports. */

@@ -52,13 +52,17 @@ export class MemberSink {
     if (this.outcome === 'ok') this.detail ??= detail;
   }
 
-  /** Records an outcome; every outcome but `corrupt` stops the reading. */
-  fail(outcome: Exclude<UnpackOutcome, 'ok'>, detail: string): void {
+  /**
+   * Records an outcome; every outcome but `corrupt` stops the reading, unless `goOn` (content
+   * this reader cannot decode: the verdict is a limit, but what comes after it is still read,
+   * so a virus there is found).
+   */
+  fail(outcome: Exclude<UnpackOutcome, 'ok'>, detail: string, goOn = false): void {
     if (this.outcome === 'ok' || (this.outcome === 'corrupt' && outcome !== 'corrupt')) {
       this.outcome = outcome;
       this.detail = detail;
     }
-    if (outcome !== 'corrupt') this.halted = true;
+    if (outcome !== 'corrupt' && !goOn) this.halted = true;
   }
 
   /**

@@ -31,6 +31,8 @@ export interface RunFacts {
 export interface RunVerdict {
   readonly outcome: UnpackOutcome;
   readonly detail: string | undefined;
+  /** Bytes after the archive's end that 7-Zip did not read (a warning, or the error of a gzip). */
+  readonly trailing: boolean;
   readonly droppedNames: ReadonlySet<string>;
 }
 
@@ -70,7 +72,10 @@ export function classifyRun(f: RunFacts): RunVerdict {
     // "ERROR: /job/[data]" only names our input file: the next line says what is wrong.
     if (e && firstError === undefined && e[1] && !e[1].startsWith('/')) firstError = e[1];
   }
-  const result = (outcome: UnpackOutcome, detail?: string): RunVerdict => ({ outcome, detail, droppedNames });
+  // bytes after the archive (or a compressed stream) that 7-Zip did not read: whatever the
+  // exit code (7-Zip exits 0 with this warning for a cab), the stage looks at them
+  const trailing = f.lines.some((l) => /There are (?:some )?data after the end/.test(l));
+  const result = (outcome: UnpackOutcome, detail?: string): RunVerdict => ({ outcome, detail, droppedNames, trailing });
   if (f.membersCapped) return result('members', `more than ${f.maxMembers} members`);
   if (f.sizeCapped) return result('size', 'members pass the output limit');
   if (noMemory) return result('size', '7-Zip needs more memory than the heap limit');
@@ -79,11 +84,11 @@ export function classifyRun(f: RunFacts): RunVerdict {
   if (unsupported !== undefined) return result('unsupported', unsupported);
   if (f.escapedType !== undefined) return result('corrupt', `7-Zip stopped (${f.escapedType})`);
   if (f.exitCode === 0) return result('ok');
-  if (f.exitCode === 1 && onlyHarmlessWarnings(f.lines)) return result('ok');
-  // bytes after a compressed stream (zero padding after a gzip, as tape and mail tools leave
-  // it): gzip -d reads it with a warning, and the bytes themselves are scanned with the
-  // container; 7-Zip calls it an error of the item
-  if (f.exitCode === 2 && onlyTrailingDataErrors(f.lines)) return result('ok');
+  // bytes after the archive or a compressed stream (zero padding after a gzip, as tape and
+  // mail tools leave it): gzip -d reads it with a warning, and the bytes themselves are
+  // scanned with the container; 7-Zip calls it a warning, or an error of the item. What they
+  // hold is looked at by the stage (`trailing`): another container there is opened too.
+  if ((f.exitCode === 1 && onlyHarmlessWarnings(f.lines)) || (f.exitCode === 2 && onlyTrailingDataErrors(f.lines))) return result('ok', 'data after the end');
   return result('corrupt', firstError ?? `7-Zip exit code ${f.exitCode}`);
 }
 

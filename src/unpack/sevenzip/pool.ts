@@ -276,6 +276,7 @@ function toResult(reply: JobReply): UnpackResult {
     members: reply.members.map((m) => chunkedMember(m.name, m.buffers.map((b) => Buffer.from(b)))),
     outcome: reply.outcome,
     detail: reply.detail,
+    trailing: reply.trailing,
   };
 }
 

@@ -44,6 +44,8 @@ export interface JobReply {
   readonly members: WireMember[];
   readonly outcome: UnpackOutcome;
   readonly detail?: string | undefined;
+  /** 7-Zip said there are bytes after the archive's end (UnpackResult.trailing). */
+  readonly trailing?: boolean | undefined;
   /** The WASM heap after the job: never shrinks, so the pool retires a thread past its limit. */
   readonly heapBytes: number;
   /**

@@ -369,6 +369,7 @@ function runJob(req: JobRequest): { reply: JobReply; transfer: ArrayBuffer[] } {
       members,
       outcome: verdict.outcome,
       detail: verdict.detail,
+      trailing: verdict.trailing,
       heapBytes: memory?.buffer.byteLength ?? 0,
       retire,
     },
