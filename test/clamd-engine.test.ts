@@ -86,23 +86,23 @@ for (const [label, server] of [['unix socket', unix], ['TCP 127.0.0.1', tcp], ['
   });
 }
 
-test('clam.zip as a part and as raw -> infected: clamd unpacks it', async () => {
-  const e = engine([unix()]);
+test('clam.zip as a part and as raw (rawMessage "mail") -> infected: clamd unpacks it', async () => {
+  const e = engine([unix()], { rawMessage: 'mail' });
   const zip = readFileSync(join(TESTFILES_DIR, 'clam.zip'));
   assert.deepEqual(await scan(e, item('part', zip)), { status: 'infected', names: [clamd.names.clamExe] });
   assert.deepEqual(await scan(e, item('raw', zip)), { status: 'infected', names: [clamd.names.clamExe] });
 });
 
-test('raw MIME messages with base64 attachments -> infected: clamd parses MIME', async () => {
-  const e = engine([unix()]);
+test('raw MIME messages with base64 attachments (rawMessage "mail") -> infected: clamd parses MIME', async () => {
+  const e = engine([unix()], { rawMessage: 'mail' });
   const msg = mimeWithEicar('Received: from a.test by b.test; Mon, 1 Jan 2024 00:00:00 +0000\nFrom: a@test.example\n');
   assert.deepEqual(await scan(e, item('raw', msg)), { status: 'infected', names: [clamd.names.eicar] });
   const clamMail = readFileSync(join(TESTFILES_DIR, 'clam.mail'));
   assert.deepEqual(await scan(e, item('raw', clamMail)), { status: 'infected', names: [clamd.names.clamExe] });
 });
 
-test('raw message starting with DKIM-Signature: infected only thanks to the mail prefix', async () => {
-  const e = engine([unix()]);
+test('raw message starting with DKIM-Signature (rawMessage "mail"): infected only thanks to the mail prefix', async () => {
+  const e = engine([unix()], { rawMessage: 'mail' });
   const msg = mimeWithEicar(DKIM);
   // Control: the same bytes without the prefix (parts get none). If this starts failing, clamd
   // learned to type this message as mail by itself; give the test message a new shape.
@@ -172,7 +172,7 @@ test('over maxStreamBytes: ESIZE_LIMIT at once, nothing sent; the mail prefix co
     await fake.stop();
   }
   const limit = 4096;
-  const e = engine([unix()], { maxStreamBytes: limit });
+  const e = engine([unix()], { maxStreamBytes: limit, rawMessage: 'mail' });
   const notMail = Buffer.concat([Buffer.from('DKIM-Signature: x\n\n'), filler(limit - 19)]);
   const mail = Buffer.concat([Buffer.from('Received: x\n\n'), filler(limit - 13)]);
   assert.equal(notMail.length, limit);
@@ -180,6 +180,9 @@ test('over maxStreamBytes: ESIZE_LIMIT at once, nothing sent; the mail prefix co
   assert.deepEqual(await scan(e, item('raw', mail)), { status: 'clean' });
   assert.deepEqual(await scan(e, item('part', notMail)), { status: 'clean' }, 'parts get no prefix');
   assert.equal(codeOf(await scan(e, item('raw', notMail))), 'ESIZE_LIMIT', 'prefix + limit bytes is over the limit');
+  const asData = engine([unix()], { maxStreamBytes: limit, rawMessage: 'data' });
+  assert.equal(codeOf(await scan(asData, item('raw', mail))), 'ESIZE_LIMIT', 'the data framing counts too');
+  assert.deepEqual(await scan(asData, item('part', mail)), { status: 'clean' });
 });
 
 test("clamd's own StreamMaxLength: the refusal is read even though it arrives while we write", async () => {

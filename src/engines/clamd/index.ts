@@ -33,7 +33,7 @@ export interface ClamdOptions {
 
 /** Defaults matching Debian's clamd.conf and the config schema. */
 export const CLAMD_DEFAULTS: Readonly<Omit<ClamdOptions, 'servers'>> = Object.freeze({
-  rawMessage: 'mail' as RawMessageMode,
+  rawMessage: 'data' as RawMessageMode,
   connectTimeoutMs: 5_000,
   scanTimeoutMs: 60_000,
   chunkBytes: 64 * 1024,
