@@ -7,7 +7,9 @@
  * Roles: `default` is avfilter with the clamd engine as shipped (no engine key but `servers`):
  * the headline's targets against the peer are judged on it; `embedded` is the default config
  * with no [[engine]] (the embedded engine); `variant` is any other setting, shown beside the
- * default (the routing comparison) without a target.
+ * default (the routing comparison) without a target: today one mode per value of the clamd
+ * engine's raw_message key other than its default (read from the schema being measured, so the
+ * comparison follows a change of default).
  *
  * A mode may name a clamd engine key it needs (`needsKey`): when the avfilter being measured
  * (this tree's config schema) has no such key the mode is left out and the report says why.
@@ -43,24 +45,40 @@ export function clamdDefault(key: string): unknown {
 
 const rawDefault = clamdDefault('raw_message');
 
+/** What each raw_message value means, for the routing comparison. */
+const RAW_MEANS: Record<string, string> = {
+  mail: 'clamd also parses the raw message as mail',
+  data: 'plain bytes, clamd does not parse the raw message as mail',
+};
+
+/** The values of the clamd raw_message key, the default first (none without the key). */
+function rawValues(): string[] {
+  const spec = ENGINE_KEYS.clamd?.find((k) => k.key === 'raw_message');
+  const values = spec?.type.kind === 'enum' ? [...spec.type.values] : [];
+  return values.sort((a, b) => Number(b === rawDefault) - Number(a === rawDefault));
+}
+
+const rawText = (v: string): string => `raw_message = ${q(v)}${RAW_MEANS[v] ? `: ${RAW_MEANS[v]}` : ''}`;
+
 export const AVFILTER_MODES: readonly AvfilterMode[] = [
   {
     id: 'clamd',
     label: rawDefault === undefined ? 'avfilter (clamd engine)' : `avfilter (clamd, raw as ${String(rawDefault)}: default)`,
     engine: 'clamd',
     role: 'default',
-    routing: rawDefault === undefined ? 'as the built avfilter does (no raw_message key)' : `raw_message = ${q(String(rawDefault))} (the default, not written in the config)`,
+    routing: rawDefault === undefined ? 'as the built avfilter does (no raw_message key)' : `${rawText(String(rawDefault))} (the default, not written in the config)`,
     engines: (clamd) => clamdTable(clamd),
   },
-  {
-    id: 'clamd-data',
-    label: 'avfilter (clamd, raw as data)',
+  // every other raw_message value, written in the config: the routing comparison
+  ...rawValues().filter((v) => v !== rawDefault).map((v): AvfilterMode => ({
+    id: `clamd-${v}`,
+    label: `avfilter (clamd, raw as ${v})`,
     engine: 'clamd',
     role: 'variant',
-    routing: 'raw_message = "data": plain bytes, clamd does not parse the raw message as mail',
-    engines: (clamd) => clamdTable(clamd, 'raw_message = "data"'),
+    routing: rawText(v),
+    engines: (clamd) => clamdTable(clamd, `raw_message = ${q(v)}`),
     needsKey: 'raw_message',
-  },
+  })),
   {
     id: 'yara',
     label: 'avfilter (embedded engine)',
