@@ -128,7 +128,7 @@ async function main(): Promise<number> {
     `# avfilter benchmark, ${today()}${opts.quick ? ' (quick smoke run: few rounds and messages, figures not comparable)' : ''}`,
     `Started ${started.toISOString()}, finished ${new Date().toISOString()}; sections: ${opts.only.join(', ')}; ${opts.rounds} measured round(s) after a warm-up; mix of ${opts.messages} messages. ` +
       `Command: \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\`.`,
-    ...(problems.length ? [`**${problems.length} problem(s): some runs are INVALID (listed under PROBLEMS below); the headline leaves invalid runs out.**`] : []),
+    ...(problems.length ? [`**${problems.length} problem(s): some runs are INVALID (listed under PROBLEMS below); the headline's ratios leave invalid runs out.**`] : []),
     '## Headline',
     'The figures that hold from machine to machine: CPU per message as a ratio to a peer measured in the same run (each ratio computed within its round), and the memory targets. ' +
       'Throughput and latency are judged against the run\'s own noise.',

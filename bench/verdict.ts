@@ -83,8 +83,9 @@ export function versus(values: readonly number[], neutral: number, noise = 0): '
   return lo > neutral ? 'higher' : hi < neutral ? 'lower' : 'inside the noise';
 }
 
-/** "0.63 (0.58–0.70)": median and range, or just the value for one round. */
+/** "0.63 (0.58–0.70)": median and range ("-1.2 (-4.0 to 3.4)" when negative), or just the value for one round. */
 export function fmtSpread(s: Spread, digits = 2): string {
   if (s.n === 0) return '–';
-  return s.n === 1 || s.min === s.max ? s.median.toFixed(digits) : `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+  if (s.n === 1 || s.min === s.max) return s.median.toFixed(digits);
+  return `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}${s.min < 0 ? ' to ' : '–'}${s.max.toFixed(digits)})`;
 }

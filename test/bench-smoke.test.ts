@@ -73,6 +73,7 @@ test('verdicts: a target is met or missed only when every round (and the noise b
   assert.ok(Math.abs(relativeRange([100, 120, 110]) - 20 / 110) < 1e-9);
   assert.ok(Number.isNaN(relativeRange([100])));
   assert.equal(fmtSpread(spread([0.7, 0.5, 0.6])), '0.60 (0.50–0.70)');
+  assert.equal(fmtSpread(spread([-4, 3.4, -0.3]), 1), '-0.3 (-4.0 to 3.4)');
 });
 
 test('CPU of a process tree includes a grandchild that exited and was reaped', async () => {
