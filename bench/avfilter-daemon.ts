@@ -5,7 +5,8 @@
  * its descendants. Stopped by closing its stdin (as courierfilter does), then SIGTERM, then
  * SIGKILL, each after a grace period.
  *
- * Inputs: the engine ('clamd' with a clamd socket, or 'yara' = no [[engine]]), extra TOML lines;
+ * Inputs: the engine ('clamd' with a clamd socket, or 'yara' = no [[engine]]) or the [[engine]]
+ * tables themselves (an AvfilterMode's, avfilter-modes.ts), extra TOML lines;
  * $AVFILTER_BENCH_NODE_ARGS adds node options (e.g. --cpu-prof) to every avfilter started here.
  * Output: RunningAvfilter. Fails with an Error carrying avfilter's stderr when it exits or does
  * not become ready in time.
@@ -31,6 +32,8 @@ export interface AvfilterOptions {
   /** extra lines for the [[engine]] table (clamd) or a [[engine]] type="yara" table */
   engineExtra?: string[];
   infected?: 'reject' | 'drop';
+  /** the [[engine]] tables as TOML lines; when given, `engine`, `clamdSocket` and `engineExtra` are not used */
+  engineTables?: string[];
 }
 
 export interface RunningAvfilter {
@@ -49,7 +52,9 @@ export async function startAvfilter(opts: AvfilterOptions): Promise<RunningAvfil
   const pidFile = join(dir, 'avfilter.pid');
   const socketPath = join(dir, 'allfilters', 'avfilter');
   const engine: string[] = [];
-  if (opts.engine === 'clamd') {
+  if (opts.engineTables) {
+    engine.push(...opts.engineTables);
+  } else if (opts.engine === 'clamd') {
     engine.push('[[engine]]', 'type = "clamd"', `servers = [${q(`unix:${opts.clamdSocket}`)}]`, ...(opts.engineExtra ?? []), '');
   } else if (opts.engineExtra?.length) {
     engine.push('[[engine]]', 'type = "yara"', ...opts.engineExtra, '');

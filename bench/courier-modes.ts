@@ -1,6 +1,6 @@
 /**
- * The four ways the Courier section runs Courier: alone (no global filter), avfilter with the
- * clamd engine, avfilter with the embedded YARA engine (no [[engine]]: the default), and the
+ * The ways the Courier section runs Courier: alone (no global filter), avfilter in each mode of
+ * avfilter-modes.ts (the clamd engine as shipped, its variants, the embedded engine), and the
  * peer, Courier::Filter + ClamAVd (Debian courier-filter-perl with
  * ../shared/bench-peers/courier-filter-perl.conf, which redefines ClamAV::Client::scan_stream
  * with INSTREAM). Both filters reject viruses with a 5xx so every verdict shows in the SMTP
@@ -24,17 +24,24 @@ import { ACTIVE_DIR } from '../test/helpers/courier-etc.js';
 import { processesWithArg } from '../test/helpers/courier-proc.js';
 import { SOCKET_DIRS } from '../test/helpers/courier-setup.js';
 import type { RunningClamd } from '../test/helpers/clamd.js';
+import type { AvfilterMode } from './avfilter-modes.js';
 import { pidFromFile } from './proc.js';
 
-export type ModeId = 'alone' | 'clamd' | 'yara' | 'peer';
-export const MODE_IDS: readonly ModeId[] = ['alone', 'clamd', 'yara', 'peer'];
+/** One way of running Courier: `av` is set for the avfilter modes. */
+export interface CourierMode {
+  id: string;
+  label: string;
+  kind: 'alone' | 'avfilter' | 'peer';
+  av?: AvfilterMode;
+}
 
-export const MODE_LABELS: Record<ModeId, string> = {
-  alone: 'Courier alone',
-  clamd: 'avfilter (clamd engine)',
-  yara: 'avfilter (embedded YARA)',
-  peer: 'Courier::Filter + ClamAVd (peer)',
-};
+export const ALONE: CourierMode = { id: 'alone', label: 'Courier alone', kind: 'alone' };
+export const PEER: CourierMode = { id: 'peer', label: 'Courier::Filter + ClamAVd (peer)', kind: 'peer' };
+
+/** alone, then every avfilter mode, then the peer: the order of a round. */
+export function courierModes(av: readonly AvfilterMode[]): CourierMode[] {
+  return [ALONE, ...av.map((m): CourierMode => ({ id: m.id, label: m.label, kind: 'avfilter', av: m })), PEER];
+}
 
 export class BenchSetupError extends Error {
   constructor(readonly code: 'BENCH_PEER_MISSING' | 'BENCH_FILTER_PID' | 'BENCH_SOCKETS', message: string) {
@@ -53,7 +60,7 @@ const PEER_PACKAGES = ['courier-filter-perl', 'libclamav-client-perl'];
 const PID_WAIT_MS = 10_000;
 
 export interface ActiveMode {
-  id: ModeId;
+  id: string;
   /** the socket names expected in allfilters/ while this mode runs */
   sockets: readonly string[];
   /** infected mail must get 5xx */
@@ -99,7 +106,7 @@ async function waitPid(file: string): Promise<number> {
   }
 }
 
-async function installAvfilter(h: CourierHarness, engine: 'clamd' | 'yara', clamd: RunningClamd): Promise<ActiveMode> {
+async function installAvfilter(h: CourierHarness, av: AvfilterMode, clamd: RunningClamd): Promise<ActiveMode> {
   const dir = h.courierDir('avfilter-bench', 0o700);
   const pidFile = `${dir}/avfilter.pid`;
   fs.rmSync(pidFile, { force: true });
@@ -109,7 +116,7 @@ async function installAvfilter(h: CourierHarness, engine: 'clamd' | 'yara', clam
     `tmpdir = ${toml(`${dir}/tmp`)}`,
     `quarantine_dir = ${toml(`${dir}/quarantine`)}`,
     '',
-    ...(engine === 'clamd' ? ['[[engine]]', 'type = "clamd"', `servers = [${toml(`unix:${clamd.socketPath}`)}]`, ''] : []),
+    ...av.engines(clamd.socketPath),
     '[action]',
     'infected = "reject"',
     '',
@@ -117,7 +124,7 @@ async function installAvfilter(h: CourierHarness, engine: 'clamd' | 'yara', clam
   await h.installFilter('avfilter', await avfilterProgram(h));
   await waitPid(pidFile);
   return {
-    id: engine,
+    id: av.id,
     sockets: ['avfilter'],
     rejectInfected: true,
     filterPids: () => {
@@ -145,13 +152,12 @@ async function installPeer(h: CourierHarness, clamd: RunningClamd): Promise<Acti
 }
 
 /** Installs the mode's filter (none for `alone`) and returns how to observe and remove it. */
-export async function installMode(id: ModeId, h: CourierHarness, clamd: RunningClamd): Promise<ActiveMode> {
-  switch (id) {
+export async function installMode(mode: CourierMode, h: CourierHarness, clamd: RunningClamd): Promise<ActiveMode> {
+  switch (mode.kind) {
     case 'alone':
-      return { id, sockets: [], rejectInfected: false, filterPids: () => [], remove: async () => undefined };
-    case 'clamd':
-    case 'yara':
-      return installAvfilter(h, id, clamd);
+      return { id: mode.id, sockets: [], rejectInfected: false, filterPids: () => [], remove: async () => undefined };
+    case 'avfilter':
+      return installAvfilter(h, mode.av!, clamd);
     case 'peer':
       return installPeer(h, clamd);
   }

@@ -1,7 +1,8 @@
 /**
- * Section "courier": the mix through a real Courier over SMTP, at 1, 4 and 16 sessions, in four
- * modes (courier-modes.ts), interleaved: round 0 is a warm-up, then each round installs every
- * mode in turn (alone, clamd, yara, peer, alone, ...) and runs every concurrency in it.
+ * Section "courier": the mix through a real Courier over SMTP, at 1, 4 and 16 sessions, in every
+ * mode (courier-modes.ts: Courier alone, each avfilter mode of avfilter-modes.ts, the Perl peer;
+ * `--modes` picks some), interleaved: round 0 is a warm-up, then each round installs every mode
+ * in turn (alone, avfilter modes..., peer, alone, ...) and runs every concurrency in it.
  *
  * Per run: msg/s over the SMTP phase (first connect to last reply); DATA→reply latency of each
  * message (final "." handed to the kernel → reply read); CPU of the filter's process tree, of
@@ -10,8 +11,8 @@
  * delivered, divided by the messages; verdicts checked (smtp-load.ts). A run with a wrong
  * verdict, an error or a timeout is invalid and reported as a problem.
  *
- * Figures: medians over the measured rounds; "added" latency = the mode's median minus Courier
- * alone's at the same concurrency. Every round's values are kept in the raw table.
+ * The runs go to courier-report.ts (tables, medians) and courier-headline.ts (per-round ratios
+ * to the peer, targets judged). Every round's values are kept in the raw table.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,28 +20,23 @@ import { startCourier, type CourierHarness } from '../test/helpers/courier.js';
 import { LOCK } from '../test/helpers/courier-setup.js';
 import { lockHolder } from '../test/helpers/courier-proc.js';
 import type { RunningClamd } from '../test/helpers/clamd.js';
-import { type ActiveMode, MODE_IDS, MODE_LABELS, type ModeId, assertSockets, installMode, peerMissing } from './courier-modes.js';
+import { availableModes } from './avfilter-modes.js';
+import { type ActiveMode, type CourierMode, assertSockets, courierModes, installMode, peerMissing } from './courier-modes.js';
+import { courierReport } from './courier-report.js';
+import { CONCURRENCIES, type CourierRun, type CpuReading } from './courier-run.js';
 import { withFileLock } from './lock.js';
 import { KINDS, type MessageKind, type MixMessage, describeMix, generateMix } from './mix.js';
 import { treeCpuMs } from './proc.js';
-import { type BenchContext, type SectionReport, table } from './report.js';
+import type { BenchContext, SectionReport } from './report.js';
 import { smtpLoad } from './smtp-load.js';
-import { fmt, median, percentile, ratio } from './stats.js';
-import { lineChart } from './svg.js';
+import { fmt, percentile } from './stats.js';
 
-export const CONCURRENCIES = [1, 4, 16] as const;
 // A clean message takes well under a second; a filter stuck on one gets this long.
 const REPLY_TIMEOUT_MS = 60_000;
 // Local delivery of 300 messages takes a few seconds here; past this the run is flagged.
 const DELIVERY_TIMEOUT_MS = 180_000;
 // couriertcpd's default limits (MAXPERIP=5) would refuse part of 16 sessions from 127.0.0.1.
 const ESMTPD_SETTINGS = { MAXPERIP: '100', MAXPERC: '100', MAXDAEMONS: '100' };
-
-interface CpuReading {
-  filter: number;
-  clamd: number;
-  courier: number;
-}
 
 /** The processes a CPU reading covered: a reading is only comparable with one of the same. */
 interface Roots {
@@ -51,24 +47,6 @@ interface Roots {
 /** Courier or the filter was stopped or restarted under the benchmark: the section cannot go on. */
 export class CourierGoneError extends Error {
   readonly code = 'BENCH_COURIER_GONE';
-}
-
-export interface CourierRun {
-  mode: ModeId;
-  sessions: number;
-  /** 0 = warm-up */
-  round: number;
-  messages: number;
-  msgPerS: number;
-  p50: number;
-  p95: number;
-  kind: Record<MessageKind, { p50: number; p95: number }>;
-  /** CPU ms per message */
-  cpu: CpuReading;
-  errors: number;
-  timeouts: number;
-  wrong: number;
-  problems: string[];
 }
 
 function courierRoots(): number[] {
@@ -148,42 +126,8 @@ async function runOnce(h: CourierHarness, mode: ActiveMode, clamd: RunningClamd,
   };
 }
 
-/** Medians over the measured rounds of one mode at one concurrency. */
-interface Cell {
-  runs: CourierRun[];
-  msgPerS: number;
-  p50: number;
-  p95: number;
-  kind: Record<MessageKind, { p50: number; p95: number }>;
-  cpu: CpuReading;
-  errors: number;
-  timeouts: number;
-  wrong: number;
-}
-
-function cellOf(runs: CourierRun[]): Cell {
-  const m = (f: (r: CourierRun) => number): number => median(runs.map(f));
-  return {
-    runs,
-    msgPerS: m((r) => r.msgPerS),
-    p50: m((r) => r.p50),
-    p95: m((r) => r.p95),
-    kind: Object.fromEntries(KINDS.map((k) => [k, { p50: m((r) => r.kind[k].p50), p95: m((r) => r.kind[k].p95) }])) as Cell['kind'],
-    cpu: { filter: m((r) => r.cpu.filter), clamd: m((r) => r.cpu.clamd), courier: m((r) => r.cpu.courier) },
-    errors: runs.reduce((s, r) => s + r.errors, 0),
-    timeouts: runs.reduce((s, r) => s + r.timeouts, 0),
-    wrong: runs.reduce((s, r) => s + r.wrong, 0),
-  };
-}
-
-function added(x: number, base: number | undefined): string {
-  if (base === undefined || !Number.isFinite(base) || !Number.isFinite(x)) return '–';
-  const d = x - base;
-  return `${d >= 0 ? '+' : ''}${d.toFixed(1)}`;
-}
-
 /** Every round of every mode at every concurrency, in one Courier started for them. */
-async function runAll(ctx: BenchContext, modes: readonly ModeId[], clamd: RunningClamd, mix: readonly MixMessage[], problems: string[]): Promise<CourierRun[]> {
+async function runAll(ctx: BenchContext, modes: readonly CourierMode[], clamd: RunningClamd, mix: readonly MixMessage[], problems: string[]): Promise<CourierRun[]> {
   const runs: CourierRun[] = [];
   ctx.log(`courier: starting Courier (${describeMix(mix)})`);
   const h = await startCourier({ esmtpd: ESMTPD_SETTINGS });
@@ -200,17 +144,17 @@ async function runAll(ctx: BenchContext, modes: readonly ModeId[], clamd: Runnin
   return runs;
 }
 
-async function runRounds(ctx: BenchContext, h: CourierHarness, modes: readonly ModeId[], clamd: RunningClamd, mix: readonly MixMessage[], problems: string[], runs: CourierRun[]): Promise<void> {
+async function runRounds(ctx: BenchContext, h: CourierHarness, modes: readonly CourierMode[], clamd: RunningClamd, mix: readonly MixMessage[], problems: string[], runs: CourierRun[]): Promise<void> {
   for (let round = 0; round <= ctx.rounds; round++) {
-    for (const id of modes) {
-      const mode = await installMode(id, h, clamd);
+    for (const m of modes) {
+      const mode = await installMode(m, h, clamd);
       let ok = false;
       try {
         for (const sessions of CONCURRENCIES) {
           const r = await runOnce(h, mode, clamd, mix, sessions, round);
           runs.push(r);
-          ctx.log(`courier: round ${round}${round === 0 ? ' (warm-up)' : ''} ${id} x${sessions}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, filter ${fmt(r.cpu.filter, 2)} clamd ${fmt(r.cpu.clamd, 2)} courier ${fmt(r.cpu.courier, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
-          const where = `INVALID RUN ${MODE_LABELS[id]}, ${sessions} sessions, round ${round}`;
+          ctx.log(`courier: round ${round}${round === 0 ? ' (warm-up)' : ''} ${m.id} x${sessions}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, filter ${fmt(r.cpu.filter, 2)} clamd ${fmt(r.cpu.clamd, 2)} courier ${fmt(r.cpu.courier, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
+          const where = `INVALID RUN ${m.label}, ${sessions} sessions, round ${round}`;
           for (const p of r.problems.slice(0, 5)) problems.push(`${where}: ${p}`);
           if (r.problems.length > 5) problems.push(`${where}: ... ${r.problems.length - 5} more`);
         }
@@ -227,81 +171,16 @@ async function runRounds(ctx: BenchContext, h: CourierHarness, modes: readonly M
 
 export async function courierSection(ctx: BenchContext): Promise<SectionReport> {
   const problems: string[] = [];
-  const modes: ModeId[] = [...MODE_IDS];
+  const { modes: av, skipped } = availableModes();
+  let modes = courierModes(av).filter((m) => ctx.modes === undefined || ctx.modes.includes(m.id));
   const peerWhy = peerMissing();
-  if (peerWhy) {
+  if (peerWhy && modes.some((m) => m.kind === 'peer')) {
     problems.push(`PEER NOT RUN: ${peerWhy}`);
-    modes.splice(modes.indexOf('peer'), 1);
+    modes = modes.filter((m) => m.kind !== 'peer');
   }
   const mix = generateMix(ctx.messages);
   const clamd = await ctx.clamd();
   const runs = await withFileLock(ctx.courierLock, ctx.log, () => runAll(ctx, modes, clamd, mix, problems));
-  return report(ctx, modes, runs, mix, problems);
+  return courierReport(ctx, modes, runs, mix, problems, skipped);
 }
 
-function report(ctx: BenchContext, modes: ModeId[], runs: CourierRun[], mix: readonly MixMessage[], problems: string[]): SectionReport {
-  const measured = runs.filter((r) => r.round > 0);
-  const cells = new Map<string, Cell>();
-  const key = (m: ModeId, s: number): string => `${m}/${s}`;
-  for (const m of modes) for (const s of CONCURRENCIES) cells.set(key(m, s), cellOf(measured.filter((r) => r.mode === m && r.sessions === s)));
-  const c = (m: ModeId, s: number): Cell | undefined => cells.get(key(m, s));
-  const invalid = (cell: Cell): string => (cell.errors + cell.timeouts + cell.wrong > 0 ? ' **INVALID**' : '');
-
-  const tput: string[][] = [];
-  const kinds: string[][] = [];
-  const cpu: string[][] = [];
-  for (const s of CONCURRENCIES) {
-    const alone = c('alone', s);
-    const peer = c('peer', s);
-    for (const m of modes) {
-      const x = c(m, s)!;
-      tput.push([String(s), MODE_LABELS[m] + invalid(x), fmt(x.msgPerS), ratio(x.msgPerS, alone?.msgPerS ?? NaN), ratio(x.msgPerS, peer?.msgPerS ?? NaN),
-        fmt(x.p50), fmt(x.p95), m === 'alone' ? '–' : added(x.p50, alone?.p50), m === 'alone' ? '–' : added(x.p95, alone?.p95),
-        String(x.errors), String(x.timeouts), String(x.wrong)]);
-      kinds.push([String(s), MODE_LABELS[m], ...KINDS.flatMap((k) => [`${fmt(x.kind[k].p50)} / ${fmt(x.kind[k].p95)}`, m === 'alone' ? '–' : `${added(x.kind[k].p50, alone?.kind[k].p50)} / ${added(x.kind[k].p95, alone?.kind[k].p95)}`])]);
-      const filterCpu = m === 'clamd' || m === 'yara' ? fmt(x.cpu.filter, 2) : '–';
-      const peerCpu = m === 'peer' ? fmt(x.cpu.filter, 2) : '–';
-      cpu.push([String(s), MODE_LABELS[m], filterCpu, fmt(x.cpu.clamd, 2), peerCpu, fmt(x.cpu.courier, 2), fmt(x.cpu.filter + x.cpu.clamd + x.cpu.courier, 2)]);
-    }
-  }
-  const raw = runs.map((r) => [String(r.sessions), MODE_LABELS[r.mode], r.round === 0 ? '0 (warm-up)' : String(r.round), fmt(r.msgPerS), fmt(r.p50), fmt(r.p95),
-    fmt(r.cpu.filter, 2), fmt(r.cpu.clamd, 2), fmt(r.cpu.courier, 2), `${r.errors}/${r.timeouts}/${r.wrong}`]);
-
-  const chart = ctx.asset('courier-throughput.svg', lineChart({
-    title: 'Through Courier over SMTP: throughput',
-    xLabel: 'concurrent SMTP sessions (one message each)',
-    yLabel: 'messages per second (median)',
-    categories: CONCURRENCIES.map(String),
-    series: modes.map((m) => ({ name: MODE_LABELS[m], values: CONCURRENCIES.map((s) => c(m, s)!.msgPerS) })),
-  }));
-
-  const md = [
-    `Mix: ${describeMix(mix)}. Concurrency ${CONCURRENCIES.join(', ')} SMTP sessions, one message per session, all to one local Maildir user. ` +
-      `One warm-up round, then ${ctx.rounds} measured rounds; in each round every mode is installed in turn and runs every concurrency. Figures are medians over the measured rounds.`,
-    'The peer is Debian\'s courier-filter-perl (Courier::Filter + its ClamAVd module, libclamav-client-perl) with ../shared/bench-peers/courier-filter-perl.conf, ' +
-      'which redefines ClamAV::Client::scan_stream with clamd\'s INSTREAM command: the shipped client speaks STREAM, which clamd 1.x no longer knows, so the stock peer answers 432 to every message. ' +
-      'The peer scans each decoded MIME part (temp files from MIME::Parser), over TCP to clamd; avfilter uses clamd\'s unix socket. Both reject viruses with a 5xx and every reply is checked ' +
-      '(clean → 2xx, EICAR → 5xx; with no filter everything → 2xx). clamd is private to the run: DisableCache yes, a signature database generated at run time.',
-    `![throughput](${chart})`,
-    '### Throughput and DATA→reply latency',
-    'Latency in ms from the final "." leaving the client to the reply; "added" = the mode minus Courier alone at the same concurrency. Errors / timeouts / wrong verdicts are totals over the measured rounds.',
-    table(['sessions', 'mode', 'msg/s', '÷ alone', '÷ peer', 'p50', 'p95', 'added p50', 'added p95', 'errors', 'timeouts', 'wrong verdicts'], tput),
-    '### Latency per message kind (ms, p50 / p95)',
-    table(['sessions', 'mode', ...KINDS.flatMap((k) => [k, `${k} added`])], kinds),
-    '### CPU per message (ms)',
-    'avfilter = the pid in its pid file and all its descendants; peer = the courier-filter-perl process; Courier = courierd, courierfilter (without its filters), esmtpd (couriertcpd and each session\'s courieresmtpd and submit), authdaemond, with their descendants; all utime+stime including reaped children, from the start of a run until its last accepted message was delivered.',
-    table(['sessions', 'mode', 'avfilter', 'clamd', 'peer', 'Courier', 'total'], cpu),
-    '### Every run (raw)',
-    'CPU columns in ms per message ("filter" is avfilter or the peer, by mode); E/T/W = errors / timeouts / wrong verdicts.',
-    table(['sessions', 'mode', 'round', 'msg/s', 'p50', 'p95', 'filter CPU', 'clamd CPU', 'Courier CPU', 'E/T/W'], raw),
-  ].join('\n\n');
-
-  const summary: string[] = [];
-  const alone4 = c('alone', 4);
-  const peer4 = c('peer', 4);
-  for (const m of modes) {
-    const x = c(m, 4)!;
-    summary.push(`  ${MODE_LABELS[m].padEnd(34)} ${fmt(x.msgPerS).padStart(6)} msg/s (÷alone ${ratio(x.msgPerS, alone4?.msgPerS ?? NaN)}, ÷peer ${ratio(x.msgPerS, peer4?.msgPerS ?? NaN)}), p50 ${fmt(x.p50)} ms, p95 ${fmt(x.p95)} ms, filter ${m === 'alone' ? '–' : fmt(x.cpu.filter, 2)} / clamd ${fmt(x.cpu.clamd, 2)} / Courier ${fmt(x.cpu.courier, 2)} ms CPU/msg${invalid(x)}`);
-  }
-  return { title: 'Through Courier over SMTP', markdown: md, summary: ['courier (4 sessions):', ...summary], problems };
-}

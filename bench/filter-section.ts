@@ -1,18 +1,23 @@
 /**
  * Section "filter": the mix without Courier. The messages are written to a spool directory as
  * Courier would leave them (spool.ts) and sent through avfilter's socket by a client speaking
- * the courierfilter protocol (avfilter --foreground, private config, clamd engine, infected mail
- * rejected), against clamd alone (zINSTREAM of each whole data file), at concurrency 1 and 4.
- * Interleaved: one warm-up round, then rounds of (avfilter x1, clamd x1, avfilter x4, clamd x4).
+ * the courierfilter protocol, one avfilter --foreground per mode of avfilter-modes.ts with the
+ * clamd engine (private config, infected mail rejected; `--modes` picks some), against clamd
+ * alone (zINSTREAM of each whole data file), at concurrency 1 and 4. Interleaved: one warm-up
+ * round, then rounds of (every avfilter mode x1, clamd x1, every avfilter mode x4, clamd x4).
  *
  * Per run: msg/s, request→reply latency, CPU ms per message of avfilter's process tree and of
  * clamd, verdicts checked (clean → 2xx / "OK", EICAR → 5xx / "FOUND"); a run with a wrong
  * verdict or an error is invalid and reported as a problem.
+ *
+ * Headline: the clamd routing comparison at concurrency 4, each ratio computed within its round
+ * (a mode's clamd CPU and avfilter + clamd CPU over the default mode's, and over clamd alone's).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startAvfilter } from './avfilter-daemon.js';
+import { type AvfilterMode, availableModes } from './avfilter-modes.js';
+import { type RunningAvfilter, startAvfilter } from './avfilter-daemon.js';
 import { clamdInstream, courierfilterRequest } from './filter-client.js';
 import { describeMix, generateMix } from './mix.js';
 import { treeCpuMs } from './proc.js';
@@ -20,14 +25,17 @@ import { type BenchContext, type SectionReport, table } from './report.js';
 import { pool } from './pool.js';
 import { type SpoolEntry, writeSpool } from './spool.js';
 import { fmt, median, percentile, ratio } from './stats.js';
+import { fmtSpread, spread } from './verdict.js';
 
 const CONCURRENCIES = [1, 4] as const;
+const HEADLINE_CONCURRENCY = 4;
 const REQUEST_TIMEOUT_MS = 60_000;
-type Target = 'avfilter' | 'clamd';
-const LABEL: Record<Target, string> = { avfilter: 'avfilter (clamd engine)', clamd: 'clamd alone (zINSTREAM)' };
+/** the target id of clamd alone; the others are avfilter mode ids */
+const CLAMD = 'clamd-alone';
+const CLAMD_LABEL = 'clamd alone (zINSTREAM)';
 
 interface FilterRun {
-  target: Target;
+  target: string;
   concurrency: number;
   round: number;
   msgPerS: number;
@@ -38,21 +46,32 @@ interface FilterRun {
   problems: string[];
 }
 
-async function runOnce(target: Target, spool: readonly SpoolEntry[], concurrency: number, round: number, sockets: { avfilter: string; clamd: string }, pids: { avfilter: () => number[]; clamd: number }): Promise<FilterRun> {
+/** One target: an avfilter (its socket and pids) or clamd alone (no avfilter). */
+interface Target {
+  id: string;
+  label: string;
+  av?: RunningAvfilter;
+}
+
+async function runOnce(target: Target, spool: readonly SpoolEntry[], concurrency: number, round: number, clamdSocket: string, clamdPid: number): Promise<FilterRun> {
   const lat: number[] = [];
   const problems: string[] = [];
-  const cpu = (): [number, number] => [treeCpuMs(pids.avfilter()), treeCpuMs([pids.clamd])];
+  const avPids = (): number[] => {
+    const p = target.av?.pid();
+    return p === undefined ? [] : [p];
+  };
+  const cpu = (): [number, number] => [treeCpuMs(avPids()), treeCpuMs([clamdPid])];
   const before = cpu();
   const t0 = performance.now();
   await pool(spool, concurrency, async (e) => {
     try {
-      if (target === 'avfilter') {
-        const r = await courierfilterRequest(sockets.avfilter, e.dataPath, [e.controlPath], REQUEST_TIMEOUT_MS);
+      if (target.av) {
+        const r = await courierfilterRequest(target.av.socketPath, e.dataPath, [e.controlPath], REQUEST_TIMEOUT_MS);
         lat.push(r.latencyMs);
         const want = e.message.infected ? '5' : '2';
         if (r.reply[0] !== want) problems.push(`${e.message.kind} #${e.message.index}: expected ${want}xx, got ${JSON.stringify(r.reply.trim().slice(0, 120))}`);
       } else {
-        const r = await clamdInstream(sockets.clamd, e.dataPath, REQUEST_TIMEOUT_MS);
+        const r = await clamdInstream(clamdSocket, e.dataPath, REQUEST_TIMEOUT_MS);
         lat.push(r.latencyMs);
         const ok = e.message.infected ? / FOUND\0$/.test(r.reply) : /: OK\0$/.test(r.reply);
         if (!ok) problems.push(`${e.message.kind} #${e.message.index}: clamd answered ${JSON.stringify(r.reply)}`);
@@ -65,7 +84,7 @@ async function runOnce(target: Target, spool: readonly SpoolEntry[], concurrency
   const after = cpu();
   const n = spool.length;
   return {
-    target, concurrency, round,
+    target: target.id, concurrency, round,
     msgPerS: n / (wallMs / 1000),
     p50: percentile(lat, 50),
     p95: percentile(lat, 95),
@@ -81,49 +100,92 @@ export async function filterSection(ctx: BenchContext): Promise<SectionReport> {
   const dir = mkdtempSync(join(tmpdir(), 'avf-bench-spool-'));
   const problems: string[] = [];
   const runs: FilterRun[] = [];
-  const av = await startAvfilter({ engine: 'clamd', clamdSocket: clamd.socketPath, spoolDirs: [dir] });
+  const { modes: available, skipped } = availableModes();
+  const modes = available.filter((m) => m.engine === 'clamd' && (ctx.modes === undefined || ctx.modes.includes(m.id)));
+  const targets: Target[] = [];
   try {
+    for (const m of modes) {
+      targets.push({ id: m.id, label: m.label, av: await startAvfilter({ engine: 'clamd', engineTables: m.engines(clamd.socketPath), spoolDirs: [dir] }) });
+    }
+    targets.push({ id: CLAMD, label: CLAMD_LABEL });
     const spool = writeSpool(dir, mix);
-    const pids = { avfilter: () => { const p = av.pid(); return p === undefined ? [] : [p]; }, clamd: clamd.pid };
     for (let round = 0; round <= ctx.rounds; round++) {
       for (const c of CONCURRENCIES) {
-        for (const target of ['avfilter', 'clamd'] as const) {
-          const r = await runOnce(target, spool, c, round, { avfilter: av.socketPath, clamd: clamd.socketPath }, pids);
+        for (const target of targets) {
+          const r = await runOnce(target, spool, c, round, clamd.socketPath, clamd.pid);
           runs.push(r);
-          ctx.log(`filter: round ${round}${round === 0 ? ' (warm-up)' : ''} ${target} x${c}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, avfilter ${fmt(r.avfilterCpu, 2)} clamd ${fmt(r.clamdCpu, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
-          for (const p of r.problems.slice(0, 5)) problems.push(`INVALID RUN filter alone, ${LABEL[target]}, concurrency ${c}, round ${round}: ${p}`);
+          ctx.log(`filter: round ${round}${round === 0 ? ' (warm-up)' : ''} ${target.id} x${c}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, avfilter ${fmt(r.avfilterCpu, 2)} clamd ${fmt(r.clamdCpu, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
+          for (const p of r.problems.slice(0, 5)) problems.push(`INVALID RUN filter alone, ${target.label}, concurrency ${c}, round ${round}: ${p}`);
         }
       }
     }
   } finally {
-    await av.stop();
+    for (const t of targets) await t.av?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+  return filterReport(ctx, modes, targets, runs, mix.length, describeMix(mix), skipped, problems);
+}
 
+function filterReport(ctx: BenchContext, modes: readonly AvfilterMode[], targets: readonly Target[], runs: readonly FilterRun[], messages: number, mixText: string, skipped: readonly string[], problems: string[]): SectionReport {
   const measured = runs.filter((r) => r.round > 0);
-  const cell = (t: Target, c: number): FilterRun[] => measured.filter((r) => r.target === t && r.concurrency === c);
+  const cell = (t: string, c: number): FilterRun[] => measured.filter((r) => r.target === t && r.concurrency === c);
   const med = (rs: FilterRun[], f: (r: FilterRun) => number): number => median(rs.map(f));
+  const isAv = (t: string): boolean => t !== CLAMD;
   const rows: string[][] = [];
-  const summary: string[] = ['filter alone:'];
+  const summary: string[] = ['filter alone (medians):'];
   for (const c of CONCURRENCIES) {
-    const base = med(cell('clamd', c), (r) => r.msgPerS);
-    for (const t of ['avfilter', 'clamd'] as const) {
-      const rs = cell(t, c);
+    const base = med(cell(CLAMD, c), (r) => r.msgPerS);
+    for (const t of targets) {
+      const rs = cell(t.id, c);
       const bad = rs.some((r) => r.problems.length) ? ' **INVALID**' : '';
       const mps = med(rs, (r) => r.msgPerS);
-      rows.push([String(c), LABEL[t] + bad, fmt(mps), t === 'avfilter' ? ratio(mps, base) : '1.00', fmt(med(rs, (r) => r.p50)), fmt(med(rs, (r) => r.p95)),
-        t === 'avfilter' ? fmt(med(rs, (r) => r.avfilterCpu), 2) : '–', fmt(med(rs, (r) => r.clamdCpu), 2)]);
-      summary.push(`  x${c} ${LABEL[t].padEnd(26)} ${fmt(mps).padStart(6)} msg/s${t === 'avfilter' ? ` (÷clamd alone ${ratio(mps, base)})` : ''}, p50 ${fmt(med(rs, (r) => r.p50))} ms, avfilter ${t === 'avfilter' ? fmt(med(rs, (r) => r.avfilterCpu), 2) : '–'} / clamd ${fmt(med(rs, (r) => r.clamdCpu), 2)} ms CPU/msg${bad}`);
+      const avCpu = isAv(t.id) ? fmt(med(rs, (r) => r.avfilterCpu), 2) : '–';
+      rows.push([String(c), t.label + bad, fmt(mps), isAv(t.id) ? ratio(mps, base) : '1.00', fmt(med(rs, (r) => r.p50)), fmt(med(rs, (r) => r.p95)), avCpu, fmt(med(rs, (r) => r.clamdCpu), 2)]);
+      summary.push(`  x${c} ${t.label.padEnd(40)} ${fmt(mps).padStart(6)} msg/s${isAv(t.id) ? ` (÷clamd alone ${ratio(mps, base)})` : ''}, p50 ${fmt(med(rs, (r) => r.p50))} ms, avfilter ${avCpu} / clamd ${fmt(med(rs, (r) => r.clamdCpu), 2)} ms CPU/msg${bad}`);
     }
   }
-  const raw = runs.map((r) => [String(r.concurrency), LABEL[r.target], r.round === 0 ? '0 (warm-up)' : String(r.round), fmt(r.msgPerS), fmt(r.p50), fmt(r.p95), fmt(r.avfilterCpu, 2), fmt(r.clamdCpu, 2), String(r.problems.length)]);
+
+  // the routing comparison, per round at the headline's concurrency
+  const C = HEADLINE_CONCURRENCY;
+  const rounds = [...new Set(measured.map((r) => r.round))];
+  const valid = (r: FilterRun | undefined): r is FilterRun => r !== undefined && r.problems.length === 0;
+  const at = (t: string, n: number): FilterRun | undefined => measured.find((r) => r.target === t && r.concurrency === C && r.round === n);
+  const perRound = (a: string, b: string, f: (x: FilterRun, y: FilterRun) => number): number[] =>
+    rounds.flatMap((n) => {
+      const x = at(a, n);
+      const y = at(b, n);
+      return valid(x) && valid(y) ? [f(x, y)] : [];
+    });
+  const def = modes.find((m) => m.role === 'default');
+  const hl: string[][] = [];
+  const hs: string[] = [`filter alone (no Courier), concurrency ${C}, ${rounds.length} round(s): clamd routing, CPU ms/msg and per-round ratios, median (min–max):`];
+  for (const m of modes) {
+    const rs = rounds.map((n) => at(m.id, n)).filter(valid);
+    const sp = (f: (r: FilterRun) => number): string => fmtSpread(spread(rs.map(f)), 2);
+    const vsDef = def && m.id !== def.id;
+    const clamdVsDef = vsDef ? fmtSpread(spread(perRound(m.id, def.id, (x, y) => x.clamdCpu / y.clamdCpu))) : '–';
+    const sumVsDef = vsDef ? fmtSpread(spread(perRound(m.id, def.id, (x, y) => (x.avfilterCpu + x.clamdCpu) / (y.avfilterCpu + y.clamdCpu)))) : '–';
+    const sumVsClamd = fmtSpread(spread(perRound(m.id, CLAMD, (x, y) => (x.avfilterCpu + x.clamdCpu) / y.clamdCpu)));
+    hl.push([m.label, m.routing, sp((r) => r.avfilterCpu), sp((r) => r.clamdCpu), sp((r) => r.avfilterCpu + r.clamdCpu), clamdVsDef, sumVsDef, sumVsClamd]);
+    hs.push(`  ${m.label.padEnd(40)} avfilter ${sp((r) => r.avfilterCpu)}, clamd ${sp((r) => r.clamdCpu)}, both ${sp((r) => r.avfilterCpu + r.clamdCpu)}${vsDef ? `; ÷ default: clamd ${clamdVsDef}, both ${sumVsDef}` : ''}; both ÷ clamd alone ${sumVsClamd}`);
+  }
+  const clamdAlone = rounds.map((n) => at(CLAMD, n)).filter(valid);
+  const headline = [
+    `### Filter alone: clamd routing (concurrency ${C}, no Courier)`,
+    `What the clamd engine sends the raw message as, side by side: CPU ms per message of avfilter (master and workers) and of clamd, median (min–max) over ${rounds.length} round(s), ` +
+      `and ratios computed within each round: to the default mode, and to clamd alone scanning each whole message by zINSTREAM (${fmtSpread(spread(clamdAlone.map((r) => r.clamdCpu)))} ms of clamd CPU per message). No target: the targets are judged against the Perl peer, through Courier.`,
+    table(['mode', 'raw message', 'avfilter CPU', 'clamd CPU', 'avfilter + clamd', 'clamd ÷ default', 'both ÷ default', 'both ÷ clamd alone'], hl),
+  ].join('\n\n');
+
+  const raw = runs.map((r) => [String(r.concurrency), targets.find((t) => t.id === r.target)?.label ?? r.target, r.round === 0 ? '0 (warm-up)' : String(r.round), fmt(r.msgPerS), fmt(r.p50), fmt(r.p95), fmt(r.avfilterCpu, 2), fmt(r.clamdCpu, 2), String(r.problems.length)]);
   const md = [
-    `Mix: ${describeMix(mix)}, written as Courier's data and control files. avfilter runs with --foreground and a private config (clamd engine over the unix socket, infected = "reject"); ` +
+    `Mix: ${mixText}, written as Courier's data and control files. One avfilter --foreground per mode, each with a private config (clamd engine over the unix socket, infected = "reject"); ` +
       `the client sends each request as Courier does (data path, control path, empty line) and reads the reply. clamd alone gets each whole data file by zINSTREAM at the same concurrency. ` +
-      `One warm-up round, then ${ctx.rounds} measured rounds, interleaved; medians. Latency = first request byte written → reply.`,
+      `One warm-up round, then ${ctx.rounds} measured rounds, interleaved; medians. Latency = first request byte written → reply. ${messages} messages per run.`,
+    ...(skipped.length ? [`Modes left out: ${skipped.join('; ')}.`] : []),
     table(['concurrency', 'target', 'msg/s', '÷ clamd alone', 'p50 ms', 'p95 ms', 'avfilter CPU ms/msg', 'clamd CPU ms/msg'], rows),
     '### Every run (raw)',
     table(['concurrency', 'target', 'round', 'msg/s', 'p50', 'p95', 'avfilter CPU', 'clamd CPU', 'problems'], raw),
   ].join('\n\n');
-  return { title: 'Filter alone (no Courier)', markdown: md, summary, problems };
+  return { title: 'Filter alone (no Courier)', headline: { markdown: headline, summary: hs }, markdown: md, summary, problems };
 }

@@ -5,20 +5,29 @@
  * Peak: one message of about 1 MB, 25 MB and 100 MB (a base64 attachment of pseudo-random
  * bytes, written as Courier's data file), each in a fresh avfilter, with the clamd engine (clamd
  * and avfilter limits raised so the whole message is scanned) and with the embedded engine.
- * Reported: RSS after start (idle), the peak of the summed RSS sampled every 20 ms, and VmHWM.
+ * Reported: RSS after start (idle), the peaks of the summed RSS and PSS sampled every 20 ms, the
+ * largest PSS of one worker, and VmHWM. Target: the 100 MB message's peak PSS ≤ 128 MiB, for the
+ * tree and for the worker alone.
+ *
+ * Idle return (memory-idle.ts): bursts of large messages and bombs, then the tree's memory every
+ * second; target: back to ≤ 160 MiB RSS (master + workers) within 30 s of the last reply.
  *
  * Growth: the mix through one avfilter (clamd engine, 4 at a time) for N messages; RSS after a
  * warm-up and then every N/10 messages; growth = the last reading minus the one after warm-up.
+ *
+ * MB in this section's tables = MiB (/proc's kB are KiB), except message sizes (10^6 bytes).
  */
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { base64Lines, pseudoRandom } from '../test/helpers/mail.js';
+import { GiB } from '../test/helpers/bombs.js';
 import { type AvfilterOptions, startAvfilter } from './avfilter-daemon.js';
+import { writeBigMessage, writeZipBombMessage } from './big-message.js';
 import { courierfilterRequest } from './filter-client.js';
 import { generateMix } from './mix.js';
 import { pool } from './pool.js';
+import { type IdleResult, type IdleScenario, idleReturn } from './memory-idle.js';
+import { memoryHeadline } from './memory-headline.js';
 import { sampleMemory, treeMemory } from './proc.js';
 import { type BenchContext, type SectionReport, table } from './report.js';
 import { controlFile, queueId, writeSpool } from './spool.js';
@@ -35,40 +44,14 @@ const LIMITS = {
   yara: ['max_scan_size = "200M"', `scan_timeout = ${BIG_TIMEOUT_S}`],
 };
 
-/** A message of about `size` bytes as Courier's data file: one base64 attachment, LF. */
-async function writeBigMessage(path: string, size: number): Promise<number> {
-  const out = createWriteStream(path);
-  const write = async (s: string): Promise<void> => {
-    if (!out.write(s)) await once(out, 'drain');
-  };
-  const boundary = '=_bench-big';
-  await write([
-    'Received: from client.example.test ([::ffff:127.0.0.1])', '  by bench with ESMTP', `  id ${queueId(999999)}; Wed, 01 Jul 2026 12:00:01 +0000`,
-    'From: bench@example.test', 'To: avtest@avfilter.test', 'Subject: bench big', 'MIME-Version: 1.0',
-    `Content-Type: multipart/mixed; boundary="${boundary}"`, '', `--${boundary}`, 'Content-Type: text/plain', '', 'see attachment',
-    `--${boundary}`, 'Content-Type: application/octet-stream', 'Content-Transfer-Encoding: base64', 'Content-Disposition: attachment; filename="big.bin"', '', '',
-  ].join('\n'));
-  // base64 with 76-char lines grows 57 bytes into 77
-  const payload = Math.floor((size * 57) / 77);
-  const block = 57 * 1024;
-  let written = 0;
-  for (let seed = 11; written < payload; seed++) {
-    const n = Math.min(block, payload - written);
-    await write(base64Lines(pseudoRandom(n, seed), 76, '\n'));
-    written += n;
-  }
-  await write(`--${boundary}--\n`);
-  out.end();
-  await once(out, 'finish');
-  return out.bytesWritten;
-}
-
-interface PeakRow {
+export interface PeakRow {
   engine: 'clamd' | 'yara';
   sizeMB: number;
   idleMB: number;
   peakMB: number;
   peakPssMB: number;
+  /** the largest PSS of one worker (a non-root process) in any sample */
+  workerPeakPssMB: number;
   hwmSumMB: number;
   hwmMaxMB: number;
   processes: number;
@@ -95,7 +78,7 @@ async function peakOne(engine: 'clamd' | 'yara', clamdSocket: string, data: stri
     const seconds = (performance.now() - t0) / 1000;
     const m = sampler.stop();
     return {
-      engine, sizeMB: size / MB, idleMB: idle.rssKb / 1024, peakMB: m.peakRssKb / 1024, peakPssMB: m.peakPssKb / 1024, hwmSumMB: m.last.hwmSumKb / 1024, hwmMaxMB: m.last.hwmMaxKb / 1024,
+      engine, sizeMB: size / MB, idleMB: idle.rssKb / 1024, peakMB: m.peakRssKb / 1024, peakPssMB: m.peakPssKb / 1024, workerPeakPssMB: m.peakWorkerPssKb / 1024, hwmSumMB: m.last.hwmSumKb / 1024, hwmMaxMB: m.last.hwmMaxKb / 1024,
       processes: m.last.processes, seconds, reply,
     };
   } finally {
@@ -125,7 +108,10 @@ export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
   const dir = mkdtempSync(join(tmpdir(), 'avf-bench-mem-'));
   const problems: string[] = [];
   const peaks: PeakRow[] = [];
-  const sizes = ctx.quick ? [1, 25] : [1, 25, 100];
+  // 100 MB even in a quick run: its peak is a headline target
+  const sizes = ctx.quick ? [1, 100] : [1, 25, 100];
+  const idle: IdleResult[] = [];
+  const idleWindowS = ctx.quick ? 35 : 60;
   // Measured: 10,000 messages (1,000 quick) after a warm-up of 5,000 (500): the heaps of the
   // master (and of its log thread) and of the worker size themselves over the first few
   // thousand messages (measured: flat after ~5,000, e.g. 30,000 messages at 113-114 MB for
@@ -148,6 +134,13 @@ export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
         if (!row.reply.startsWith('2')) problems.push(`memory: the ${fmt(row.sizeMB)} MB clean message through avfilter (${engine}) got ${JSON.stringify(row.reply.slice(0, 200))}, not 2xx`);
       }
       rmSync(data, { force: true });
+    }
+
+    for (const sc of await idleScenarios(dir, ctx.quick)) {
+      const r = await idleReturn(sc, idleWindowS, ctx.log);
+      idle.push(r);
+      problems.push(...r.problems);
+      ctx.log(`memory: idle after ${sc.name}: RSS ${fmt(r.readings[0]?.rssMiB)} MiB at the last reply, ${fmt(r.atTarget?.rssMiB)} MiB at ${r.atTarget?.t ?? '–'} s, ${fmt(r.readings.at(-1)?.rssMiB)} MiB at ${r.readings.at(-1)?.t ?? '–'} s`);
     }
 
     const mix = generateMix(ctx.messages);
@@ -194,8 +187,20 @@ export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
   const md = [
     'Peak: a fresh avfilter --foreground per message (clamd: max_stream_size 200M, clamd StreamMaxLength/MaxFileSize 200M; embedded: max_scan_size 200M), the message a base64 attachment of pseudo-random bytes. ' +
       `RSS is summed over the pid in avfilter's pid file and all its descendants (the master and its workers), sampled every ${SAMPLE_MS} ms; PSS likewise, but pages the processes share (node itself) counted once; VmHWM is each process's own peak (sum and largest).`,
-    table(['engine', 'message MB', 'idle RSS MB', 'peak RSS MB (sampled)', 'peak PSS MB (sampled)', 'VmHWM sum MB', 'VmHWM max MB', 'processes', 'seconds', 'reply'],
-      peaks.map((p) => [p.engine, fmt(p.sizeMB), fmt(p.idleMB), fmt(p.peakMB), fmt(p.peakPssMB), fmt(p.hwmSumMB), fmt(p.hwmMaxMB), String(p.processes), fmt(p.seconds), p.reply.slice(0, 60)])),
+    table(['engine', 'message MB', 'idle RSS MB', 'peak RSS MB (sampled)', 'peak PSS MB (sampled)', 'worker peak PSS MB', 'VmHWM sum MB', 'VmHWM max MB', 'processes', 'seconds', 'reply'],
+      peaks.map((p) => [p.engine, fmt(p.sizeMB), fmt(p.idleMB), fmt(p.peakMB), fmt(p.peakPssMB), fmt(p.workerPeakPssMB), fmt(p.hwmSumMB), fmt(p.hwmMaxMB), String(p.processes), fmt(p.seconds), p.reply.slice(0, 60)])),
+    '### Idle return after bursts',
+    `A fresh avfilter --foreground (embedded engine, default limits but request_timeout) per burst; every message of a burst sent at once; from the last reply on, RSS and PSS of the tree read every second for ${idleWindowS} s. ` +
+      '"master" is the pid in the pid file, "workers" all its descendants.',
+    table(['burst', 'before RSS MB', 'burst s', 'burst peak RSS / PSS MB', 'RSS at last reply MB', 'at 10 s', 'at 30 s (master + workers), PSS', `at ${idleWindowS} s`, 'processes', 'replies'],
+      idle.map((r) => {
+        const at = (t: number): string => fmt(r.readings.find((x) => x.t >= t)?.rssMiB);
+        const a = r.atTarget;
+        return [r.name, fmt(r.before.rssMiB), fmt(r.burstSeconds), `${fmt(r.burstPeakRssMiB)} / ${fmt(r.burstPeakPssMiB)}`, at(0), at(10),
+          a ? `${fmt(a.rssMiB)} (${fmt(a.masterRssMiB)} + ${fmt(a.workersRssMiB)}), ${fmt(a.pssMiB)}` : '–', at(idleWindowS), String(r.readings.at(-1)?.processes ?? '–'),
+          [...new Set(r.replies.map((x) => x.slice(0, 40)))].join('; ')];
+      })),
+    ...idle.map((r) => `Every reading after ${r.name} (s: RSS / PSS MB): ${r.readings.map((x) => `${x.t}: ${x.rssMiB.toFixed(0)}/${x.pssMiB.toFixed(0)}`).join(', ')}`),
     `### RSS over ${measured} messages`,
     `The mix (${ctx.messages} messages, cycled) through one avfilter (clamd engine), ${GROWTH_CONCURRENCY} at a time; the first ${warmUp} messages are the warm-up (the heaps size themselves), then ${measured} are measured. ` +
       `Growth after warm-up: **${fmt(growthMB)} MB** (last reading − first after warm-up); trend (least-squares slope of the readings after warm-up): **${fmt(trendMB)} MB RSS, ${fmt(trendPssMB)} MB PSS per 10,000 messages** (${growthErrors} wrong verdicts or errors).`,
@@ -203,5 +208,26 @@ export async function memorySection(ctx: BenchContext): Promise<SectionReport> {
   ].join('\n\n');
   const summary = ['memory:', ...peaks.map((p) => `  ${p.engine.padEnd(5)} ${fmt(p.sizeMB).padStart(6)} MB message: peak RSS ${fmt(p.peakMB)} MB, PSS ${fmt(p.peakPssMB)} MB (VmHWM max ${fmt(p.hwmMaxMB)} MB), ${fmt(p.seconds)} s`),
     `  growth over ${measured} messages after a warm-up of ${warmUp}: ${fmt(growthMB)} MB; trend ${fmt(trendMB)} MB RSS / ${fmt(trendPssMB)} MB PSS per 10,000`];
-  return { title: 'Memory (filter alone)', markdown: md, summary, problems };
+  return { title: 'Memory (filter alone)', headline: memoryHeadline(peaks, idle, idleWindowS), markdown: md, summary, problems };
+}
+
+/** The bursts of the idle-return measure (8 x 30 MB only in a quick run). */
+async function idleScenarios(dir: string, quick: boolean): Promise<IdleScenario[]> {
+  const big = join(dir, 'D-idle-30');
+  await writeBigMessage(big, 30 * MB);
+  const bomb = join(dir, 'D-idle-bomb');
+  writeZipBombMessage(bomb, GiB);
+  const mix = generateMix(1)[0]!;
+  const controls = Array.from({ length: 16 }, (_, i) => {
+    const c = join(dir, `C-idle-${i}`);
+    writeFileSync(c, controlFile(mix, queueId(990000 + i), 'avtest@avfilter.test'));
+    return c;
+  });
+  const burst = (file: string, count: number): Pick<IdleScenario, 'files' | 'controls'> => ({ files: Array.from({ length: count }, () => file), controls: controls.slice(0, count) });
+  const all: IdleScenario[] = [
+    { name: '8 messages of 30 MB at once', ...burst(big, 8), expect: 'accepted' },
+    { name: '16 messages of 30 MB at once', ...burst(big, 16), expect: 'accepted' },
+    { name: '2 zip bombs of 1 GiB (zeros) at once', ...burst(bomb, 2), expect: 'not accepted' },
+  ];
+  return quick ? all.slice(0, 1) : all;
 }

@@ -5,7 +5,8 @@
  * CPU of a tree = the sum over its live processes of utime + stime + cutime + cstime (all threads
  * included; cutime/cstime hold the children a process has reaped, so a worker that exits and is
  * waited for keeps counting). The benchmark takes the difference of two readings. Memory: VmRSS
- * and VmHWM from /proc/PID/status, summed over the tree.
+ * and VmHWM from /proc/PID/status and Pss from /proc/PID/smaps_rollup, summed over the tree and
+ * kept per process (the root, e.g. avfilter's master, apart from its descendants, the workers).
  *
  * Inputs: pids. Outputs: plain numbers (milliseconds, KiB). A process that vanishes between two
  * reads counts as absent; nothing here throws for a missing pid.
@@ -102,6 +103,16 @@ export function treeCpuMs(roots: readonly number[], exclude: ReadonlySet<number>
   return (ticks * 1000) / CLK_TCK;
 }
 
+/** One process of a tree, KiB. */
+export interface ProcMemory {
+  pid: number;
+  /** whether it is one of the roots given (avfilter's master), not a descendant */
+  root: boolean;
+  rssKb: number;
+  pssKb: number;
+  hwmKb: number;
+}
+
 export interface TreeMemory {
   /** sum of VmRSS over the tree, KiB */
   rssKb: number;
@@ -116,6 +127,7 @@ export interface TreeMemory {
    */
   pssKb: number;
   processes: number;
+  perProcess: ProcMemory[];
 }
 
 function statusKb(text: string, key: string): number {
@@ -124,7 +136,7 @@ function statusKb(text: string, key: string): number {
 }
 
 export function treeMemory(roots: readonly number[]): TreeMemory {
-  const out: TreeMemory = { rssKb: 0, hwmSumKb: 0, hwmMaxKb: 0, pssKb: 0, processes: 0 };
+  const out: TreeMemory = { rssKb: 0, hwmSumKb: 0, hwmMaxKb: 0, pssKb: 0, processes: 0, perProcess: [] };
   for (const pid of treePids(roots)) {
     let text: string;
     try {
@@ -133,31 +145,51 @@ export function treeMemory(roots: readonly number[]): TreeMemory {
       continue;
     }
     const hwm = statusKb(text, 'VmHWM');
-    out.rssKb += statusKb(text, 'VmRSS');
-    out.hwmSumKb += hwm;
-    out.hwmMaxKb = Math.max(out.hwmMaxKb, hwm);
+    const rss = statusKb(text, 'VmRSS');
+    let pss = 0;
     try {
-      out.pssKb += statusKb(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'), 'Pss');
+      pss = statusKb(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'), 'Pss');
     } catch {
       // gone, or no smaps_rollup (kernel < 4.14): the RSS sum stands
     }
+    out.rssKb += rss;
+    out.pssKb += pss;
+    out.hwmSumKb += hwm;
+    out.hwmMaxKb = Math.max(out.hwmMaxKb, hwm);
+    out.perProcess.push({ pid, root: roots.includes(pid), rssKb: rss, pssKb: pss, hwmKb: hwm });
     out.processes++;
   }
   return out;
 }
 
-/**
- * Samples treeMemory() every `intervalMs` until stop(); returns the peak of the summed RSS and
- * the last VmHWM reading (taken at stop, while the processes still live).
- */
-export function sampleMemory(roots: () => readonly number[], intervalMs: number): { stop(): { peakRssKb: number; peakPssKb: number; last: TreeMemory; samples: number } } {
+export interface MemorySamples {
+  /** peaks of the sums over the tree */
+  peakRssKb: number;
+  peakPssKb: number;
+  /** the largest RSS / PSS any one non-root process (a worker) had in a sample */
+  peakWorkerRssKb: number;
+  peakWorkerPssKb: number;
+  /** the reading taken at stop, while the processes still live (VmHWM) */
+  last: TreeMemory;
+  samples: number;
+}
+
+/** Samples treeMemory() every `intervalMs` until stop(); returns the peaks (see MemorySamples). */
+export function sampleMemory(roots: () => readonly number[], intervalMs: number): { stop(): MemorySamples } {
   let peakRssKb = 0;
   let peakPssKb = 0;
+  let peakWorkerRssKb = 0;
+  let peakWorkerPssKb = 0;
   let samples = 0;
   const take = (): TreeMemory => {
     const m = treeMemory(roots());
     peakRssKb = Math.max(peakRssKb, m.rssKb);
     peakPssKb = Math.max(peakPssKb, m.pssKb);
+    for (const p of m.perProcess) {
+      if (p.root) continue;
+      peakWorkerRssKb = Math.max(peakWorkerRssKb, p.rssKb);
+      peakWorkerPssKb = Math.max(peakWorkerPssKb, p.pssKb);
+    }
     samples++;
     return m;
   };
@@ -167,7 +199,7 @@ export function sampleMemory(roots: () => readonly number[], intervalMs: number)
     stop() {
       clearInterval(timer);
       const last = take();
-      return { peakRssKb, peakPssKb, last, samples };
+      return { peakRssKb, peakPssKb, peakWorkerRssKb, peakWorkerPssKb, last, samples };
     },
   };
 }

@@ -1,6 +1,7 @@
 /**
  * What every benchmark section gets (BenchContext) and gives back (SectionReport), and the
- * Markdown table writer. run.ts owns the report file; a section only returns its text.
+ * Markdown table writer. run.ts owns the report file; a section only returns its text, and
+ * optionally a headline that run.ts puts at the top of the report and of stdout.
  */
 import type { RunningClamd } from '../test/helpers/clamd.js';
 
@@ -15,6 +16,8 @@ export interface BenchContext {
   clamd(): Promise<RunningClamd>;
   /** writes a file beside the report, returns its name for a Markdown link */
   asset(suffix: string, content: string): string;
+  /** --modes: the mode ids to run (courier and filter sections), or undefined for all */
+  modes: readonly string[] | undefined;
   /** a lock file to hold while Courier runs (--lock), or undefined */
   courierLock: string | undefined;
   /** a progress line on stderr */
@@ -23,6 +26,8 @@ export interface BenchContext {
 
 export interface SectionReport {
   title: string;
+  /** the figures that matter, with targets judged: shown first, above every section */
+  headline?: { markdown: string; summary: string[] };
   /** the section's Markdown, without its heading */
   markdown: string;
   /** a few lines for stdout */

@@ -1,7 +1,9 @@
 /**
- * `npm run bench [-- --only courier,filter --quick --rounds N --messages N --out DIR --lock FILE]`: runs
- * the benchmark sections and writes bench/results/<date>.md (every table, raw values, the
- * machine) with its SVG chart beside it, plus a short summary on stdout.
+ * `npm run bench [-- --only courier,filter --modes ID,... --quick --rounds N --messages N --out DIR
+ * --lock FILE]`: runs the benchmark sections and writes bench/results/<date>.md (the headline
+ * first: the figures that hold from machine to machine, targets judged met / missed / inside the
+ * noise; then the machine, then every section's tables and raw values) with its SVG chart beside
+ * it, plus the headline and a short summary on stdout.
  *
  * A section is one entry of SECTIONS: a function that gets the BenchContext and returns a
  * SectionReport (report.ts). On a machine shared with others who run the Courier e2e tests, the
@@ -13,6 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type RunningClamd, startClamd } from '../test/helpers/clamd.js';
+import { AVFILTER_MODES } from './avfilter-modes.js';
 import { courierSection } from './courier-section.js';
 import { filterSection } from './filter-section.js';
 import { calibration, loadAverage, machineLines } from './machine.js';
@@ -38,17 +41,18 @@ interface Options {
   messages: number;
   out: string;
   lock: string | undefined;
+  modes: string[] | undefined;
 }
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function usage(msg: string): never {
-  console.error(`${msg}\nusage: npm run bench -- [--only ${SECTIONS.map((s) => s[0]).join(',')}] [--quick] [--rounds N] [--messages N] [--out DIR] [--lock FILE]`);
+  console.error(`${msg}\nusage: npm run bench -- [--only ${SECTIONS.map((s) => s[0]).join(',')}] [--modes ${['alone', ...AVFILTER_MODES.map((m) => m.id), 'peer'].join(',')}] [--quick] [--rounds N] [--messages N] [--out DIR] [--lock FILE]`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { only: SECTIONS.map((s) => s[0]), quick: false, rounds: NaN, messages: NaN, out: path.join(REPO, 'bench', 'results'), lock: process.env.AVFILTER_BENCH_LOCK || undefined };
+  const o: Options = { only: SECTIONS.map((s) => s[0]), quick: false, rounds: NaN, messages: NaN, out: path.join(REPO, 'bench', 'results'), lock: process.env.AVFILTER_BENCH_LOCK || undefined, modes: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => argv[++i] ?? usage(`${a} needs a value`);
@@ -58,10 +62,14 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--messages') o.messages = Number(val());
     else if (a === '--out') o.out = path.resolve(val());
     else if (a === '--lock') o.lock = val();
+    else if (a === '--modes') o.modes = val().split(',').filter(Boolean);
     else usage(`unknown option ${a}`);
   }
   const unknown = o.only.filter((s) => !SECTIONS.some(([n]) => n === s));
   if (unknown.length) usage(`unknown section(s): ${unknown.join(', ')}`);
+  const modeIds = ['alone', ...AVFILTER_MODES.map((m) => m.id), 'peer'];
+  const badModes = (o.modes ?? []).filter((m) => !modeIds.includes(m));
+  if (badModes.length) usage(`unknown mode(s): ${badModes.join(', ')}; modes: ${modeIds.join(', ')}`);
   if (Number.isNaN(o.rounds)) o.rounds = o.quick ? 1 : 5;
   if (Number.isNaN(o.messages)) o.messages = o.quick ? 40 : 300;
   if (!(o.rounds >= 1 && Number.isInteger(o.rounds))) usage('--rounds must be a positive integer');
@@ -85,6 +93,7 @@ async function main(): Promise<number> {
     rounds: opts.rounds,
     messages: opts.messages,
     courierLock: opts.lock,
+    modes: opts.modes,
     clamd: () => (clamd ??= startClamd({ streamMaxLength: '200M', extraConfig: ['DisableCache yes', 'MaxFileSize 200M', 'MaxScanSize 400M'] })),
     asset: (suffix, content) => {
       const name = `${base}-${suffix}`;
@@ -114,10 +123,16 @@ async function main(): Promise<number> {
     if (clamd) await (await clamd.catch(() => undefined))?.stop();
   }
   const problems = reports.flatMap(([, r]) => r.problems);
+  const headlines = reports.filter(([, r]) => r.headline);
   const md = [
     `# avfilter benchmark, ${today()}${opts.quick ? ' (quick smoke run: few rounds and messages, figures not comparable)' : ''}`,
     `Started ${started.toISOString()}, finished ${new Date().toISOString()}; sections: ${opts.only.join(', ')}; ${opts.rounds} measured round(s) after a warm-up; mix of ${opts.messages} messages. ` +
       `Command: \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\`.`,
+    ...(problems.length ? [`**${problems.length} problem(s): some runs are INVALID (listed under PROBLEMS below); the headline's ratios leave invalid runs out.**`] : []),
+    '## Headline',
+    'The figures that hold from machine to machine: CPU per message as a ratio to a peer measured in the same run (each ratio computed within its round), and the memory targets. ' +
+      'Throughput and latency are judged against the run\'s own noise.',
+    ...(headlines.length ? headlines.map(([, r]) => r.headline!.markdown) : ['(none of the sections run has a headline: courier, filter and memory do)']),
     '## Machine',
     [...machineLines(), `- load average (1/5/15 min) at start: ${loadBefore}; at end: ${loadAverage()} (other work on the machine shows here)`,
       `- calibration at start: ${calBefore}`, `- calibration at end: ${calibration(calReps)}`].join('\n'),
@@ -126,7 +141,7 @@ async function main(): Promise<number> {
   ].join('\n\n') + '\n';
   const file = path.join(opts.out, `${base}.md`);
   writeFileSync(file, md);
-  console.log(reports.flatMap(([, r]) => r.summary).join('\n'));
+  console.log(['HEADLINE', ...headlines.flatMap(([, r]) => r.headline!.summary), '', 'DETAILS', ...reports.flatMap(([, r]) => r.summary)].join('\n'));
   if (problems.length) {
     console.log(`\n*** ${problems.length} PROBLEM(S): some runs are INVALID ***`);
     for (const p of problems.slice(0, 20)) console.log(`  ${p}`);

@@ -1,9 +1,10 @@
 /**
  * The benchmark harness (bench/) checked quickly, no Courier: the message mix is the committed
  * one (same bytes for the same seed, the 60/30/10 split, attachment sizes), CPU of a process
- * tree keeps the time of a reaped grandchild, the SMTP load flags a wrong verdict, and
- * `npm run bench -- --only filter --quick` runs to a report with every verdict right. No speed
- * is asserted: figures belong to `npm run bench`.
+ * tree keeps the time of a reaped grandchild, the SMTP load flags a wrong verdict, the
+ * headline's verdict rules (met / missed / inside the noise) judge intervals, not medians, and
+ * `npm run bench -- --only filter --quick` runs to a report with every verdict right and its
+ * headline first. No speed is asserted: figures belong to `npm run bench`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,10 +14,12 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AVFILTER_MODES } from '../bench/avfilter-modes.js';
 import { generateMix } from '../bench/mix.js';
 import { treeCpuMs } from '../bench/proc.js';
 import { smtpLoad } from '../bench/smtp-load.js';
 import { median, percentile } from '../bench/stats.js';
+import { atLeast, atMost, fmtSpread, relativeRange, spread, versus } from '../bench/verdict.js';
 import { eicar } from './helpers/eicar.js';
 
 const RUN_JS = fileURLToPath(new URL('../bench/run.js', import.meta.url));
@@ -47,6 +50,30 @@ test('median and nearest-rank percentile', () => {
   assert.equal(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 95), 10);
   assert.equal(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 50), 5);
   assert.ok(Number.isNaN(percentile([], 50)));
+});
+
+test('verdicts: a target is met or missed only when every round (and the noise band) is on one side', () => {
+  // every round below 0.5: met; every round above: missed; rounds on both sides: inside the noise
+  assert.equal(atMost([0.41, 0.45, 0.48], 0.5).verdict, 'met');
+  assert.equal(atMost([0.52, 0.61, 0.55], 0.5).verdict, 'missed');
+  assert.equal(atMost([0.45, 0.47, 0.56], 0.5).verdict, 'inside the noise', 'the median meets it, one round does not');
+  // an outside noise estimate widens the band around the median: 1.15 with ±0.1 straddles 1.10
+  assert.equal(atLeast([1.14, 1.15, 1.16], 1.1).verdict, 'met');
+  assert.equal(atLeast([1.14, 1.15, 1.16], 1.1, 0.1).verdict, 'inside the noise');
+  assert.equal(atLeast([0.8, 0.83, 0.85], 1.1, 0.1).verdict, 'missed');
+  const j = atLeast([1.14, 1.15, 1.16], 1.1, 0.1);
+  assert.ok(Math.abs(j.lo - 1.05) < 1e-9 && Math.abs(j.hi - 1.25) < 1e-9, `interval ${j.lo}..${j.hi}`);
+  // one round: a verdict, saying it has no spread; no round: no data; NaN rounds are ignored
+  assert.match(atMost([0.4], 0.5).text, /^met \(1 round/);
+  assert.equal(atMost([], 0.5).verdict, 'no data');
+  assert.equal(atMost([NaN, 0.4, 0.45], 0.5).rounds.n, 2);
+  assert.equal(versus([1.05, 1.08], 1, 0.2), 'inside the noise');
+  assert.equal(versus([0.55, 0.6], 1, 0.1), 'lower');
+  assert.equal(versus([0.6], 1), 'one round', 'one value and no noise estimate: nothing to judge by');
+  assert.ok(Math.abs(relativeRange([100, 120, 110]) - 20 / 110) < 1e-9);
+  assert.ok(Number.isNaN(relativeRange([100])));
+  assert.equal(fmtSpread(spread([0.7, 0.5, 0.6])), '0.60 (0.50–0.70)');
+  assert.equal(fmtSpread(spread([-4, 3.4, -0.3]), 1), '-0.3 (-4.0 to 3.4)');
 });
 
 test('CPU of a process tree includes a grandchild that exited and was reaped', async () => {
@@ -108,10 +135,22 @@ test('`bench --only filter --quick` writes a report where every verdict was righ
     assert.equal(files.length, 1);
     const md = readFileSync(join(out, files[0]!), 'utf8');
     assert.doesNotMatch(md, /PROBLEM|INVALID/);
-    assert.match(md, /\| 4 \| avfilter \(clamd engine\) \| \d+\.\d \| \d\.\d\d \|/);
+    // the headline comes before the machine and the section's tables, with the routing comparison
+    assert.ok(md.indexOf('## Headline') >= 0 && md.indexOf('## Headline') < md.indexOf('## Machine'), 'headline first');
+    assert.ok(md.indexOf('### Filter alone: clamd routing') < md.indexOf('## Filter alone (no Courier)'));
+    // every avfilter mode with the clamd engine: its CPU per message in the routing table and its throughput
+    const esc = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const clamdModes = AVFILTER_MODES.filter((m) => m.engine === 'clamd');
+    assert.ok(clamdModes.some((m) => m.role === 'default'), 'the default clamd mode runs');
+    for (const v of ['mail', 'data']) assert.ok(clamdModes.some((m) => m.routing.startsWith(`raw_message = "${v}"`)), `raw as ${v} is compared`);
+    for (const m of clamdModes) {
+      assert.match(md, new RegExp(`\\| ${esc(m.label)} \\| ${esc(m.routing)} \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\|`));
+      assert.match(md, new RegExp(`\\| 4 \\| ${esc(m.label)} \\| \\d+\\.\\d \\| \\d\\.\\d\\d \\|`));
+    }
     assert.match(md, /\| 4 \| clamd alone \(zINSTREAM\) \| \d+\.\d \| 1\.00 \|/);
     assert.match(md, /0 \(warm-up\)/);
-    assert.match(r.stdout, /filter alone:/);
+    assert.match(r.stdout, /^HEADLINE\n/);
+    assert.match(r.stdout, /filter alone \(medians\):/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
