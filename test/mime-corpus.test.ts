@@ -1,11 +1,11 @@
 /**
- * Issue 3's corpus: every technique's message in-process through extractParts (some part holds
- * the payload exactly, or none does for a clean message), then through `avfilter -t` with the
- * embedded engine and with a real clamd. Prints the detection table.
- * Issue 8's container cases (the payload in a zip, a gzip, a 7z, an attached mail or mbox) are
- * beyond extraction alone: their in-process row only records what it saw; through `-t` the
- * embedded engine must catch every one (the container stage), clamd all but where ClamAV is
- * known to miss (`expectBy`: EICAR in an LZMA zip).
+ * The MIME evasion corpus: every technique's message in-process through extractParts (some
+ * part holds the payload exactly, or none does for a clean message), then through `avfilter -t`
+ * with the embedded engine and with a real clamd in both raw_message modes. Prints the
+ * detection table. The container cases (the payload in a zip, a gzip, a 7z, an attached mail or
+ * mbox) are beyond extraction alone: their in-process row only records what it saw; through
+ * `-t` every engine must catch every one (the container stage gives clamd the members too: it
+ * misses EICAR in an LZMA zip by itself). `expectBy` records where an engine is known to differ.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

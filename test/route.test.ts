@@ -1,7 +1,6 @@
 /**
- * Which item goes to which engine (src/scan/route.ts): every engine gets the raw message and
- * every decoded part under every reading; container members go only to engines that do not
- * unpack containers themselves. The detection side is proved end to end through a real clamd
+ * Which item goes to which engine (src/scan/route.ts): every engine gets the raw message, every
+ * decoded part under every reading and every container member. The detection side is proved end to end through a real clamd
  * by test/clamd-routing.test.ts and test/mime-corpus.test.ts.
  */
 import { test } from 'node:test';
@@ -10,8 +9,8 @@ import { route } from '../src/scan/route.js';
 import type { Engine, ScanItem } from '../src/engines/engine.js';
 import { bufferSource } from '../src/scan/sources.js';
 
-const engine = (label: string, unpacks: boolean): Engine => ({
-  label, unpacks,
+const engine = (label: string): Engine => ({
+  label,
   scan: async () => ({ status: 'clean' }),
   version: async () => label,
   close: async () => undefined,
@@ -23,20 +22,19 @@ const item = (id: string, reading: string, container?: string): ScanItem => ({
 test('route: no decoded part is spared an engine, whatever reading found it (clamd was spared the standard reading and missed what its own parser reads otherwise)', () => {
   const readings = ['standard', 'lenient', 'preamble', 'epilogue', 'last-CTE', 'dup-boundary-2', 'uuencode', 'base64-block', 'yenc', 'binhex', 'data-uri'];
   const items = [item('raw', 'raw'), ...readings.map((r, i) => item(String(i + 1), r))];
-  const clamd = engine('clamd', true);
-  const yara = engine('yara', false);
+  const clamd = engine('clamd');
+  const yara = engine('yara');
   const jobs = route(items, [clamd, yara]);
   for (const e of [clamd, yara]) {
     assert.deepEqual(jobs.filter((j) => j.engine === e).map((j) => j.item), items, `${e.label} gets every item in document order`);
   }
 });
 
-test('route: members of containers go only to engines that do not unpack themselves', () => {
+test('route: members of containers go to every engine, clamd included (its own unpackers miss what other readers extract)', () => {
   const member = item('2/a.zip/x.exe', 'container', 'zip');
   const items = [item('raw', 'raw'), item('2', 'standard'), member];
-  const clamd = engine('clamd', true);
-  const yara = engine('yara', false);
+  const clamd = engine('clamd');
+  const yara = engine('yara');
   const jobs = route(items, [clamd, yara]);
-  assert.deepEqual(jobs.filter((j) => j.engine === clamd).map((j) => j.item.id), ['raw', '2'], 'clamd unpacks the zip itself');
-  assert.deepEqual(jobs.filter((j) => j.engine === yara).map((j) => j.item.id), ['raw', '2', '2/a.zip/x.exe']);
+  for (const e of [clamd, yara]) assert.deepEqual(jobs.filter((j) => j.engine === e).map((j) => j.item.id), ['raw', '2', '2/a.zip/x.exe'], e.label);
 });

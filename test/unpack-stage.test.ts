@@ -3,8 +3,8 @@
  * real unpackers (7-Zip pool, document readers): members are scanned with their path; every
  * limit (depth, members, size, ratio, time) is a limit verdict, never clean; identical members
  * are unpacked once; an encrypted archive is its own verdict, below a virus found elsewhere; an
- * unpacker's fault is an internal error (451), never clean; an engine that unpacks itself
- * (clamd) alone means no unpacking at all.
+ * unpacker's fault is an internal error (451), never clean; an engine that unpacks containers
+ * itself (clamd) is given the members too.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -146,10 +146,12 @@ test("an unpacker's fault is an internal error (451), never clean; the pool work
   assert.equal((await scan(message(buildZip([{ name: 'a.com', data: eicar() }]), 'a.zip'))).kind, 'infected');
 });
 
-test('an engine that unpacks itself alone: the stage does not run', async () => {
+test('an engine that unpacks containers itself (clamd) gets the members too: the stage runs for it', async () => {
   const reader = counting(unpackers.archives!);
-  const unpacking: Engine = { label: 'unpacking', unpacks: true, scan: async () => ({ status: 'clean' }), version: async () => 'x', close: async () => undefined };
+  const seen: string[] = [];
+  const unpacking: Engine = { label: 'unpacking', scan: async (item) => { seen.push(item.id); return { status: 'clean' }; }, version: async () => 'x', close: async () => undefined };
   assert.equal((await scan(message(buildZip([{ name: 'a.txt', data: Buffer.from('x') }]), 'a.zip'), { archives: reader }, [unpacking])).kind, 'clean');
-  assert.equal(reader.calls, 0);
+  assert.equal(reader.calls, 1);
+  assert.ok(seen.some((id) => id.endsWith('/a.txt')), `the member was scanned: ${seen.join(' ')}`);
   assert.deepEqual(readdirSync(work).filter((f) => f.startsWith('avfilter-mime-')), [], 'no temp directory left');
 });

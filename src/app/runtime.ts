@@ -25,7 +25,7 @@ export interface Runtime {
   readonly mimeLimits: MimeLimits;
   /** spool_dirs resolved through symlinks, for the request path checks. */
   readonly spoolDirs: readonly string[];
-  /** The container stage, when [unpack] is enabled and some engine does not unpack itself. */
+  /** The container stage, when [unpack] is enabled. */
   readonly unpack?: UnpackOptions | undefined;
   /** Its readers' versions (`--config -v`); undefined when the stage is off. */
   unpackVersion?(): Promise<string>;
@@ -110,8 +110,8 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
     for (const e of engines) void e.close();
     throw err;
   }
-  // the unpackers (a thread pool for archives) exist only when some engine needs members
-  const unpackers = config.unpack.enabled && engines.some((e) => !e.unpacks) ? createUnpackers() : undefined;
+  // the unpackers (a thread pool for archives, started on first use)
+  const unpackers = config.unpack.enabled ? createUnpackers() : undefined;
   const u = config.unpack;
   return {
     config,

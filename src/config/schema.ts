@@ -76,11 +76,11 @@ export const MIME_KEYS: readonly KeySpec[] = [
 
 /**
  * [unpack] keys: the container stage (archives, documents, attached mail and mbox files found
- * by their bytes) for engines that do not unpack themselves (the embedded YARA engine); a limit
+ * by their bytes), whose members every engine scans; a limit
  * crossed is a verdict (action.limit), never "clean".
  */
 export const UNPACK_KEYS: readonly KeySpec[] = [
-  { key: 'enabled', type: { kind: 'bool' }, default: true, doc: 'unpack containers for engines that do not (false: they see containers as bytes only)' },
+  { key: 'enabled', type: { kind: 'bool' }, default: true, doc: 'unpack containers and scan their members with every engine (false: engines see containers as bytes; clamd then unpacks them itself)' },
   { key: 'max_depth', type: { kind: 'int', min: 1, max: 64 }, default: 10, doc: 'deepest nesting of containers (a zip in a tar.gz in a zip is 3)' },
   { key: 'max_members', type: { kind: 'int', min: 1, max: 1000000 }, default: 10000, doc: 'most members unpacked from all containers of one message' },
   { key: 'max_size', type: { kind: 'bytes', min: 1024, max: 16 * 1024 * MiB }, default: 256 * MiB, doc: 'most bytes unpacked from all containers of one message' },

@@ -57,13 +57,6 @@ export type EngineResult =
 export interface Engine {
   /** Short, stable label for logs and --config -v, e.g. "clamd", "yara". */
   readonly label: string;
-  /**
-   * The engine unpacks containers itself (archives, documents, attached mail), as clamd does:
-   * it is not given the members our container stage (src/unpack/) takes out of them, only the
-   * containers. An engine that does not (the embedded YARA engine) is given every member, and
-   * the stage runs only when some engine does not.
-   */
-  readonly unpacks: boolean;
   /** Scan one item. Resolves with an error result (never rejects) for scanner faults. */
   scan(item: ScanItem, signal: AbortSignal): Promise<EngineResult>;
   /** Version text for `--config -v`; an engine that cannot tell says why. */

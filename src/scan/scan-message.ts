@@ -9,8 +9,7 @@
  *
  * Order of precedence: infected (we know enough to act) > encrypted > limit > error > clean. "clean" needs
  * every engine to have answered clean for every item routed to it (route.ts: every engine gets
- * the raw message and every decoded part; container members only the engines that do not
- * unpack containers themselves).
+ * the raw message, every decoded part and every container member).
  * Every error carries its origin: an engine's own failure is "scanner" (the one origin that
  * action.error = "accept" may pass), an abort is "abort", a temp-file failure "internal".
  */
@@ -30,8 +29,8 @@ export interface ScanDeps {
   readonly mimeLimits: MimeLimits;
   readonly tmpdir: string;
   /**
-   * The container stage's limits and unpackers; absent or undefined: no unpacking. It runs
-   * only when some engine does not unpack containers itself (Engine.unpacks).
+   * The container stage's limits and unpackers; absent or undefined: no unpacking
+   * (unpack.enabled = false).
    */
   readonly unpack?: UnpackOptions | undefined;
 }
@@ -108,7 +107,7 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
   }
   const raw: ScanItem = { id: 'raw', kind: 'raw', source: whole ? bufferSource(whole, path) : fileSource(path, size), reading: 'raw' };
   const unpack = deps.unpack;
-  const stage = unpack !== undefined && deps.engines.some((e) => !e.unpacks)
+  const stage = unpack !== undefined
     ? { unpack: (ctx: Parameters<typeof unpackContainers>[0], inputSize: number) => unpackContainers(ctx, inputSize, unpack) }
     : {};
   const extraction = await extractParts(whole ? { buffer: whole } : { path }, { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal, ...stage });

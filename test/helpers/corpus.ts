@@ -208,7 +208,7 @@ export function corpus(): CorpusMessage[] {
   const made = archivedPayload();
   add('zip-stored', 'EICAR in a zip (stored)', 'infected', attach('application/zip', 'invoice.zip', buildZip([{ name: 'invoice.com', data: E, method: 'store' }])), { container: 'zip' });
   add('zip-deflate', 'EICAR in a zip (deflate)', 'infected', attach('application/zip', 'invoice.zip', buildZip([{ name: 'invoice.com', data: E }])), { container: 'zip' });
-  add('zip-lzma', 'EICAR in a zip (LZMA method)', 'infected', attach('application/zip', 'invoice.zip', made.zipLzma), { container: 'zip', expectBy: { clamd: 'clean', 'clamd-data': 'clean' } });
+  add('zip-lzma', 'EICAR in a zip (LZMA method)', 'infected', attach('application/zip', 'invoice.zip', made.zipLzma), { container: 'zip' });
   add('gzip-attachment', 'EICAR gzipped, an application/gzip attachment', 'infected', attach('application/gzip', 'invoice.com.gz', gzipSync(E)), { container: 'gzip' });
   add('tar-gz', 'EICAR in a .tar.gz', 'infected', attach('application/gzip', 'invoice.tar.gz', made.tarGz), { container: 'gzip > tar' });
   add('zip-in-zip', 'EICAR in a zip inside a zip', 'infected', attach('application/zip', 'invoice.zip', buildZip([{ name: 'inner.zip', data: buildZip([{ name: 'invoice.com', data: E }]) }])), { container: 'zip > zip' });

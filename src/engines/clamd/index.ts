@@ -2,7 +2,9 @@
  * The clamd engine: the Engine seam (engines/engine.ts) over clamd's INSTREAM.
  *
  * Owns: option validation, how the raw message is presented (raw-message.ts), server choice (failover.ts),
- * and the engine's own shutdown signal.
+ * which connection an item goes on (an item in memory of up to SESSION_MAX_BYTES on a kept
+ * IDSESSION connection, session.ts; a larger or file-backed one, or one a broken session left
+ * without a verdict, on a connection of its own, client.ts), and the engine's own shutdown signal.
  * Inputs: ClamdOptions once; then ScanItems with an AbortSignal.
  * Outputs: EngineResults (never a rejection); version() gives clamd's VERSION line or says why not.
  * Fails with: createClamdEngine/parseServer throw (config time) with code EBADSERVER or
@@ -14,6 +16,14 @@ import { parseServer } from './address.js';
 import { instream, version as clamdVersion } from './client.js';
 import { orderedFailover } from './failover.js';
 import { presentRaw, type RawMessageMode } from './raw-message.js';
+import { SessionPool } from './session.js';
+import type { ClamdAddress } from './address.js';
+
+/**
+ * Items in memory up to this size go on a kept session (one write each); larger ones stream on
+ * a connection of their own, so that one big transfer never holds up the scans queued behind it.
+ */
+export const SESSION_MAX_BYTES = 1024 * 1024;
 
 export { formatServer, parseServer, type ClamdAddress } from './address.js';
 
@@ -47,6 +57,12 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export function createClamdEngine(opts: ClamdOptions): Engine {
   const o = validate(opts);
   const servers = orderedFailover(o.servers.map(parseServer));
+  const sessions = new Map<ClamdAddress, SessionPool>();
+  const sessionsOf = (addr: ClamdAddress): SessionPool => {
+    let p = sessions.get(addr);
+    if (p === undefined) sessions.set(addr, (p = new SessionPool(addr)));
+    return p;
+  };
   const shutdown = new AbortController();
   // Every scan in flight listens on it (16 connections x 4 items is far more than Node's default
   // warning threshold of 10, which would print a non key=value line on stderr).
@@ -64,13 +80,23 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
     }
     const linked = linkSignals(signal, shutdown.signal);
     try {
-      return await servers.run((addr) => instream(addr, source, {
+      const opts = {
         connectTimeoutMs: o.connectTimeoutMs,
         scanTimeoutMs: o.scanTimeoutMs,
         chunkBytes: o.chunkBytes,
         maxStreamBytes: o.maxStreamBytes,
         signal: linked.signal,
-      }));
+      };
+      const bytes = source.bytes !== undefined && source.bytes.length === source.size && source.size <= Math.min(SESSION_MAX_BYTES, o.maxStreamBytes)
+        ? source.bytes : undefined;
+      return await servers.run(async (addr) => {
+        if (bytes !== undefined) {
+          const r = await sessionsOf(addr).scan(bytes, opts);
+          if (r !== undefined) return r;
+          if (linked.signal.aborted) return { status: 'error', code: EngineErrorCode.ABORTED, message: 'aborted' };
+        }
+        return instream(addr, source, opts);
+      });
     } finally {
       linked.release();
     }
@@ -89,11 +115,11 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
 
   return {
     label: 'clamd',
-    unpacks: true,
     scan,
     version,
     async close() {
       shutdown.abort();
+      for (const p of sessions.values()) p.close();
     },
   };
 }

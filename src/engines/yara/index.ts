@@ -166,7 +166,6 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
 
   return {
     label: 'yara',
-    unpacks: false,
     rules,
     scan,
     async version(): Promise<string> {
