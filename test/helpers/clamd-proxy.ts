@@ -34,6 +34,8 @@ export interface ClamdProxy {
   readonly path: string;
   /** Mode for connections accepted from now on. */
   mode: ProxyMode;
+  /** Modes for the next connections, one each, before `mode` applies again. */
+  readonly next: ProxyMode[];
   /** `delay`: how long clamd's answer is held back. */
   delayMs: number;
   /** `size-limit`: payload bytes allowed before the refusal. */
@@ -53,6 +55,7 @@ export async function startClamdProxy(upstream: string, opts: { dir?: string } =
   const sockets = new Set<Socket>();
   const counts = Object.fromEntries(PROXY_MODES.map((m) => [m, 0])) as Record<ProxyMode, number>;
   const state = { mode: 'pass' as ProxyMode, delayMs: 500, sizeLimit: 1024, upstream };
+  const next: ProxyMode[] = [];
   const track = (s: Socket): Socket => {
     sockets.add(s);
     s.on('error', () => s.destroy());
@@ -61,7 +64,7 @@ export async function startClamdProxy(upstream: string, opts: { dir?: string } =
   };
   const server = createServer((client) => {
     track(client);
-    const mode = state.mode;
+    const mode = next.shift() ?? state.mode;
     counts[mode]++;
     serveConnection(client, mode, state, track);
   });
@@ -74,6 +77,7 @@ export async function startClamdProxy(upstream: string, opts: { dir?: string } =
     server: `unix:${path}`,
     path,
     get mode() { return state.mode; },
+    next,
     set mode(m: ProxyMode) { state.mode = m; },
     get delayMs() { return state.delayMs; },
     set delayMs(ms: number) { state.delayMs = ms; },
@@ -142,7 +146,10 @@ function serveConnection(client: Socket, mode: ProxyMode, state: State, track: (
   }
 }
 
-/** Follows the client's side of zINSTREAM: command, then length-prefixed chunks, then 0. */
+/**
+ * Follows the client's side of zINSTREAM: command, then length-prefixed chunks, then 0; on a
+ * zIDSESSION connection, its first INSTREAM.
+ */
 class InstreamFraming {
   private state: 'cmd' | 'len' | 'data' | 'done' = 'cmd';
   private pending: Buffer = Buffer.alloc(0);
@@ -158,8 +165,10 @@ class InstreamFraming {
       if (this.state === 'cmd') {
         const nul = buf.indexOf(0);
         if (nul < 0) { this.pending = buf; break; }
+        const cmd = buf.subarray(0, nul).toString('latin1');
         buf = buf.subarray(nul + 1);
-        this.state = 'len';
+        // a session's opening command: the INSTREAM follows
+        if (cmd !== 'zIDSESSION') this.state = 'len';
       } else if (this.state === 'len') {
         if (buf.length < 4) { this.pending = buf; break; }
         this.remaining = buf.readUInt32BE(0);

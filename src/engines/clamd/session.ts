@@ -171,6 +171,7 @@ export class SessionPool {
    * connection of its own (undefined). A connect failure is returned as such.
    */
   async scan(data: Buffer, opts: SessionScanOptions): Promise<SessionResult> {
+    if (opts.signal.aborted) return { status: 'error', code: EngineErrorCode.ABORTED, message: `${formatServer(this.addr)}: aborted before sending` };
     let best: Session | undefined;
     for (const s of this.sessions) if (s.load < MAX_OUTSTANDING && (best === undefined || s.load < best.load)) best = s;
     if (best === undefined) {
