@@ -20,8 +20,11 @@
  *
  * No deadline: these are small local files in Courier's spool; a FIFO or device planted at the
  * path, the one way a read could hang, is refused (O_NONBLOCK open, then fstat must say file).
+ * Reading is synchronous: open, fstat, one read and close of a few hundred local bytes cost less
+ * than the hand-overs to the thread pool the asynchronous calls make (a worker whose event loop
+ * a dead filesystem did stop would miss its heartbeat and be replaced).
  */
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ControlError, parseControl, type ControlFile } from './control.js';
 import { sanitizeLine } from './reply.js';
@@ -91,20 +94,54 @@ export async function readBounded(fh: FileHandle, maxBytes: number, sizeHint = 0
 }
 
 export async function readControlFile(path: string, maxBytes: number): Promise<ControlFile> {
+  return readControlFileSync(path, maxBytes);
+}
+
+/** readControlFile, synchronously (see the module header). */
+export function readControlFileSync(path: string, maxBytes: number): ControlFile {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw new ControlError('EINVAL', `readControlFile: maxBytes must be a positive integer, got ${String(maxBytes)}`);
   }
-  const { fh, size, identity } = await openRegular(path, O_RDONLY | O_NOFOLLOW, 'read');
+  let fd: number;
   try {
-    if (size > maxBytes) throw tooLarge(maxBytes);
-    const bytes = await readBounded(fh, maxBytes, size);
+    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  } catch (err) {
+    throw toControlError(err, `read ${path}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new ControlError('EIO', `read ${path}: not a regular file`);
+    if (st.size > maxBytes) throw tooLarge(maxBytes);
+    const bytes = readBoundedSync(fd, maxBytes, st.size);
     const file = parseControl(path, bytes);
-    identities.set(file, identity);
+    identities.set(file, `${st.dev}:${st.ino}`);
     return file;
   } catch (err) {
     throw toControlError(err, `read ${path}`);
   } finally {
-    await fh.close().catch(() => undefined); // read-only: nothing to lose on a failed close
+    try {
+      closeSync(fd); // read-only: nothing to lose on a failed close
+    } catch {
+      // nothing to do
+    }
+  }
+}
+
+/** readBounded on a descriptor, synchronously. */
+function readBoundedSync(fd: number, maxBytes: number, sizeHint: number): Buffer {
+  const hint = Math.max(MIN_READ_BYTES, Number.isSafeInteger(sizeHint) ? sizeHint + 1 : 0);
+  let buf = Buffer.allocUnsafe(Math.min(hint, maxBytes + 1));
+  let total = 0;
+  for (;;) {
+    if (total === buf.length) {
+      const next = Buffer.allocUnsafe(Math.min(buf.length * 2, maxBytes + 1));
+      buf.copy(next, 0, 0, total);
+      buf = next;
+    }
+    const n = readSync(fd, buf, total, buf.length - total, null);
+    if (n === 0) return buf.subarray(0, total);
+    total += n;
+    if (total > maxBytes) throw tooLarge(maxBytes);
   }
 }
 

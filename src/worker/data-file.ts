@@ -10,11 +10,12 @@
  * Courier never touches the data file while a filter runs; a file that changed under the scan
  * (grown, cut, rewritten, or another file renamed over the path) is not what was scanned, and
  * Courier delivers what is at the path: changed() tells, and the request answers 451.
+ * The open, the checks and the read of a small message are synchronous: a few local system
+ * calls cost less than the thread pool's hand-overs (the scan reads a large one in place).
  * Inputs: an absolute path. Outputs: a DataFile. Fails with AvError (origin "input"):
  * EDATA_MISSING, EDATA_ACCESS, EDATA_SYMLINK, EDATA_NOT_FILE, EDATA_IO.
  */
-import { constants, existsSync, type BigIntStats } from 'node:fs';
-import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
 import { AvError } from '../errors.js';
 
 export interface DataFile {
@@ -32,9 +33,9 @@ const { O_RDONLY, O_NONBLOCK, O_NOFOLLOW, O_NOCTTY } = constants;
 const HAVE_PROC_FD = existsSync('/proc/self/fd');
 
 export async function openDataFile(path: string): Promise<DataFile> {
-  let fh: FileHandle;
+  let fd: number;
   try {
-    fh = await open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+    fd = openSync(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
   } catch (err) {
     const sys = (err as NodeJS.ErrnoException).code;
     const code = sys === 'ENOENT' || sys === 'ENOTDIR' ? 'EDATA_MISSING'
@@ -42,28 +43,40 @@ export async function openDataFile(path: string): Promise<DataFile> {
         : sys === 'ELOOP' ? 'EDATA_SYMLINK' : 'EDATA_IO';
     throw new AvError(code, 'input', `cannot open data file: ${sys ?? String(err)}`, { cause: err });
   }
+  const close = (): void => {
+    try {
+      closeSync(fd);
+    } catch {
+      // read-only: nothing to lose
+    }
+  };
   try {
-    const st = await fh.stat({ bigint: true });
+    const st = fstatSync(fd, { bigint: true });
     if (!st.isFile()) throw new AvError('EDATA_NOT_FILE', 'input', 'data file is not a regular file');
+    let closed = false;
     return {
-      readPath: HAVE_PROC_FD ? `/proc/self/fd/${fh.fd}` : path,
+      readPath: HAVE_PROC_FD ? `/proc/self/fd/${fd}` : path,
       size: Number(st.size),
-      changed: () => changedSince(path, st),
-      readAll: () => readWhole(fh, Number(st.size)),
-      close: () => fh.close().catch(() => undefined),
+      changed: async () => changedSince(path, st),
+      readAll: async () => readWhole(fd, Number(st.size)),
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        close();
+      },
     };
   } catch (err) {
-    await fh.close().catch(() => undefined);
+    close();
     if (err instanceof AvError) throw err;
     throw new AvError('EDATA_IO', 'input', `cannot check data file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
 }
 
-async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {
+function readWhole(fd: number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
   let off = 0;
   while (off < size) {
-    const { bytesRead } = await fh.read(buf, off, size - off, off);
+    const bytesRead = readSync(fd, buf, off, size - off, off);
     if (bytesRead === 0) break;
     off += bytesRead;
   }
@@ -71,12 +84,12 @@ async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {
   return off === size ? buf : buf.subarray(0, off);
 }
 
-async function changedSince(path: string, was: BigIntStats): Promise<string | undefined> {
+function changedSince(path: string, was: BigIntStats): string | undefined {
   try {
     // One lstat of the path answers both questions: if it still names the inode we opened,
     // its size and times are that inode's (a rewrite in place changes them); if not, another
     // file was put at the path.
-    const now = await lstat(path, { bigint: true });
+    const now = lstatSync(path, { bigint: true });
     if (now.ino !== was.ino || now.dev !== was.dev) return 'another file was put at its path';
     if (now.size !== was.size) return `its size went from ${was.size} to ${now.size} bytes`;
     // ctime too: a rewrite that keeps the size and resets the mtime cannot reset the ctime
