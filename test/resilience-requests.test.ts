@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -139,10 +140,13 @@ test('two requests naming one control file at once: the records are never double
     const first = env.send(a.line);
     await new Promise((r) => setTimeout(r, 200));
     const second = env.send(`${b.dataPath}\n${a.controlPaths[0]}\n\n`);
-    assert.match(await second, /^451 .*already processing/);
+    await new Promise((r) => setTimeout(r, 200));
     process.kill(clamd.pid, 'SIGCONT');
-    assert.match(await first, /^200 /);
-    // and once the first is done, naming it again marks nothing more
+    // each is dropped (200) or, meeting the other's lock, held back (451): never marked twice
+    const replies = await Promise.all([first, second]);
+    for (const r of replies) assert.match(r, /^(200 |451 .*already processing)/);
+    assert.ok(replies.some((r) => /^200 /.test(r)), replies.join(' | '));
+    // and once both are done, naming it again marks nothing more
     assert.match(await env.send(`${b.dataPath}\n${a.controlPaths[0]}\n\n`), /^200 /);
     const text = readFileSync(a.controlPaths[0]!, 'utf8');
     assert.equal(text.match(/^S0 /gm)?.length, 1, text);
@@ -150,6 +154,26 @@ test('two requests naming one control file at once: the records are never double
     try { process.kill(clamd.pid, 'SIGCONT'); } catch { /* gone */ }
     await stopDaemon(d);
     await clamd.stop();
+  }
+});
+
+test('a control file locked by another live process: its drop is held back 451 (already processing), nothing is written; a dead holder\'s lock is taken over', async () => {
+  const env = daemonEnv('workers = 1');
+  const d = await env.up();
+  try {
+    const req = env.request(infected());
+    const control = req.controlPaths[0]!;
+    const link = join(env.dir, 'work', `lock-${createHash('sha1').update(control).digest('hex')}`);
+    symlinkSync(String(process.pid), link); // this test process: alive
+    assert.match(await env.send(req.line), /^451 .*already processing/);
+    assert.doesNotMatch(readFileSync(control, 'utf8'), /^S0 /m, 'nothing marked');
+    await waitLog(d, /level=warning event=control-busy /);
+    unlinkSync(link);
+    symlinkSync(String(spawnSync('true').pid), link); // a process that is gone
+    assert.match(await env.send(req.line), /^200 /);
+    assert.equal(readFileSync(control, 'utf8').match(/^S0 /gm)?.length, 1);
+  } finally {
+    await stopDaemon(d);
   }
 });
 

@@ -127,6 +127,19 @@ export function readControlFileSync(path: string, maxBytes: number): ControlFile
   }
 }
 
+/**
+ * The control file `file` was read from, read again as it is now (another request may have
+ * marked recipients meanwhile). ECHANGED when another file sits at the path now.
+ */
+export function rereadControlFile(file: ControlFile, maxBytes: number): ControlFile {
+  const now = readControlFileSync(file.path, maxBytes);
+  const was = identities.get(file);
+  if (was !== undefined && was !== identities.get(now)) {
+    throw new ControlError('ECHANGED', `read ${file.path}: not the control file that was read (replaced during the scan)`);
+  }
+  return now;
+}
+
 /** readBounded on a descriptor, synchronously. */
 function readBoundedSync(fd: number, maxBytes: number, sizeHint: number): Buffer {
   const hint = Math.max(MIN_READ_BYTES, Number.isSafeInteger(sizeHint) ? sizeHint + 1 : 0);

@@ -21,11 +21,10 @@
 import { createServer, type Server } from 'node:net';
 import { parseConfig, type Config } from '../config/load.js';
 import { createRuntime, type Runtime } from '../app/runtime.js';
-import { ConnectionHandler, type Reply, type Service, type ServerOptions } from '../courierfilter/server.js';
+import { ConnectionHandler, type Service, type ServerOptions } from '../courierfilter/server.js';
 import { createLogger, routeWarnings, type Level, type LogSink, type Logger } from '../ops/log.js';
 import { RateLimiter } from '../ops/rate-limit.js';
 import { codeOf, messageOf } from '../errors.js';
-import { ControlLocks } from './control-locks.js';
 import { isToWorker, type FromWorker, type ToWorker } from './ipc.js';
 import { RequestService } from './service.js';
 
@@ -33,8 +32,6 @@ import { RequestService } from './service.js';
 const EXIT_FAULT = 70;
 const HEARTBEAT_MS = 1000;
 
-export const CONTROL_BUSY_REPLY: Reply = { code: 451, text: '4.3.0 Virus filter is already processing this message, try again later' };
-const LOCK_FAILED_REPLY: Reply = { code: 451, text: '4.3.0 Virus filter cannot lock this message, try again later' };
 
 function send(m: FromWorker, handle?: unknown): void {
   try {
@@ -87,27 +84,9 @@ const heartbeat = setInterval(() => {
   send({ t: 'beat', busy: handler?.pending ?? 0, oldestDeadline: handler?.oldestDeadline ?? 0 });
 }, HEARTBEAT_MS);
 
-function scanningService(cfg: Config, runtime: Runtime, slots: number): Service {
+function scanningService(runtime: Runtime, slots: number): Service {
   const requests = new RequestService(runtime, log, slots);
-  const locks = new ControlLocks(cfg.tmpdir);
-  return async (req, call) => {
-    let held: readonly string[] | undefined;
-    try {
-      held = locks.take(req.controlPaths);
-    } catch (err) {
-      log.event('control-lock-error', { data: req.dataPath, code: codeOf(err) ?? 'EIO', reason: messageOf(err) }, 'error');
-      return LOCK_FAILED_REPLY;
-    }
-    if (held === undefined) {
-      log.event('control-busy', { data: req.dataPath, reason: 'a control file of this request is in use by another request' }, 'warning');
-      return CONTROL_BUSY_REPLY;
-    }
-    try {
-      return await requests.serve(req, call, call.signal);
-    } finally {
-      locks.release(held);
-    }
-  };
+  return (req, call) => requests.serve(req, call, call.signal);
 }
 
 function responderService(reply: { code: string; text: string }): Service {
@@ -136,7 +115,7 @@ function init(m: Extract<ToWorker, { t: 'init' }>): void {
   }
   log = createLogger(sink, cfg.log_level);
   routeWarnings(log);
-  service = scanningService(cfg, rt, m.slots);
+  service = scanningService(rt, m.slots);
   send({ t: 'ready', engines: rt.engines.map((e) => e.label) });
 }
 

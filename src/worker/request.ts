@@ -3,6 +3,12 @@
  * paths → control files → scan slot → data file → waitfile → scan (and the data file still the
  * bytes that were scanned: EDATA_CHANGED otherwise) → decision → effects → reply.
  *
+ * Effects that write (the drop's control records, the pass header in the data file) run under
+ * a lock on the request's files shared by every worker (control-locks.ts), and the drop marks
+ * the control files as they are then, read again: Courier never names a file in two requests
+ * at once, but any client of the socket can, and the records must never be doubled. A file
+ * locked by another request answers 451.
+ *
  * Owns: the order of the steps and what each failure answers. It fills in `fields` (the
  * message's log line) as it learns things, so whoever writes the line — this function's caller
  * at the end, or the deadline, whichever comes first — has the queue id and the sender.
@@ -14,12 +20,13 @@
 import { access } from 'node:fs/promises';
 import type { CourierRequest } from '../courierfilter/request.js';
 import type { Reply } from '../courierfilter/server.js';
-import { readControlFile } from '../courierfilter/control-io.js';
+import { readControlFile, rereadControlFile } from '../courierfilter/control-io.js';
 import { summarize, type ControlFile } from '../courierfilter/control.js';
 import { insertHeader } from '../courierfilter/data-header.js';
 import { decide, type Decision } from '../policy/actions.js';
 import type { Verdict } from '../policy/verdict.js';
-import type { LogFields } from '../ops/log.js';
+import type { LogFields, Logger } from '../ops/log.js';
+import type { ControlLocks } from './control-locks.js';
 import { scanDepsOf, type Runtime } from '../app/runtime.js';
 import { IN_MEMORY_MESSAGE_BYTES, scanMessage } from '../scan/scan-message.js';
 import { quarantine } from '../effects/quarantine.js';
@@ -30,6 +37,9 @@ import { openDataFile, type DataFile } from './data-file.js';
 
 export interface RequestContext {
   readonly rt: Runtime;
+  /** Locks on the files an effect writes, shared by every worker process. */
+  readonly locks: ControlLocks;
+  readonly log: Logger;
   /** Waits for a scan slot; false when the signal fired first (then there is none to release). */
   acquire(signal: AbortSignal): Promise<boolean>;
   release(): void;
@@ -42,6 +52,7 @@ export interface Handled {
 }
 
 export const TIMEOUT_REPLY: Reply = { code: 451, text: '4.3.0 Virus scan timed out, try again later' };
+export const CONTROL_BUSY_REPLY: Reply = { code: 451, text: '4.3.0 Virus filter is already processing this message, try again later' };
 
 export async function handleRequest(req: CourierRequest, ctx: RequestContext, fields: LogFields, signal: AbortSignal): Promise<Handled> {
   const { rt } = ctx;
@@ -77,7 +88,7 @@ export async function handleRequest(req: CourierRequest, ctx: RequestContext, fi
   let data: DataFile | undefined;
   try {
     data = await openDataFile(paths.dataPath);
-    return await scanAndAct(paths.dataPath, data, controls, env, rt, fields, signal);
+    return await scanAndAct(paths.dataPath, data, controls, env, ctx, fields, signal);
   } catch (err) {
     return fail(err, 'EINTERNAL');
   } finally {
@@ -88,8 +99,9 @@ export async function handleRequest(req: CourierRequest, ctx: RequestContext, fi
 
 async function scanAndAct(
   dataPath: string, data: DataFile, controls: ControlFile[], env: ReturnType<typeof summarize>,
-  rt: Runtime, fields: LogFields, signal: AbortSignal,
+  ctx: RequestContext, fields: LogFields, signal: AbortSignal,
 ): Promise<Handled> {
+  const { rt } = ctx;
   let verdict: Verdict;
   if (rt.config.waitfile !== '' && (await exists(rt.config.waitfile))) {
     verdict = { kind: 'busy', reason: 'waitfile present' };
@@ -121,24 +133,45 @@ async function scanAndAct(
     }
   }
 
-  if (decision.action === 'pass' && verdict.kind === 'infected') {
+  const writes = (decision.action === 'pass' && verdict.kind === 'infected') || decision.action === 'drop';
+  let held: readonly string[] | undefined;
+  if (writes && decision.code < 400) {
     try {
-      await insertHeader(data.readPath, `X-Virus-Found: ${verdict.names.join(', ')} (avfilter)`, rt.config.tmpdir);
+      held = ctx.locks.take([dataPath, ...controls.map((c) => c.path)]);
     } catch (err) {
-      tempfail('marked', 'header_error', err);
+      ctx.log.event('control-lock-error', { data: dataPath, code: codeOf(err) ?? 'EIO', reason: messageOf(err) }, 'error');
+      held = undefined;
+    }
+    if (held === undefined) {
+      ctx.log.event('control-busy', { data: dataPath, reason: 'a file of this request is in use by another request' }, 'warning');
+      Object.assign(fields, { verdict: 'tempfail', action: 'tempfail', reply: CONTROL_BUSY_REPLY.code, code: 'ECONTROL_BUSY' });
+      return { reply: CONTROL_BUSY_REPLY, verdict };
     }
   }
-
-  if (decision.action === 'drop') {
-    const to = pendingAddresses(controls);
-    try {
-      fields['dropped'] = await dropRecipients(controls, signal);
-      fields['to'] = to;
-    } catch (err) {
-      // Not every recipient could be marked: answer 4xx so Courier discards the whole
-      // submission and the sender retries. Nothing is delivered, nothing is lost.
-      tempfail('dropped', 'drop_error', err);
+  try {
+    if (decision.action === 'pass' && verdict.kind === 'infected') {
+      try {
+        await insertHeader(data.readPath, `X-Virus-Found: ${verdict.names.join(', ')} (avfilter)`, rt.config.tmpdir);
+      } catch (err) {
+        tempfail('marked', 'header_error', err);
+      }
     }
+
+    if (decision.action === 'drop') {
+      try {
+        // as they are now: another request may have marked some of them meanwhile
+        const now = controls.map((c) => rereadControlFile(c, rt.config.max_control_size));
+        const to = pendingAddresses(now);
+        fields['dropped'] = await dropRecipients(now, signal);
+        fields['to'] = to;
+      } catch (err) {
+        // Not every recipient could be marked: answer 4xx so Courier discards the whole
+        // submission and the sender retries. Nothing is delivered, nothing is lost.
+        tempfail('dropped', 'drop_error', err);
+      }
+    }
+  } finally {
+    if (held !== undefined) ctx.locks.release(held);
   }
 
   Object.assign(fields, {

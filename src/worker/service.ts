@@ -17,6 +17,7 @@ import type { Runtime } from '../app/runtime.js';
 import { messageOf } from '../errors.js';
 import { handleRequest, TIMEOUT_REPLY } from './request.js';
 import { Slots } from './slots.js';
+import { ControlLocks } from './control-locks.js';
 
 export const INTERNAL_REPLY: Reply = { code: 451, text: '4.3.0 Internal error in the virus filter, try again later' };
 export const SHUTDOWN_REPLY: Reply = { code: 451, text: '4.3.2 Virus filter shutting down, try again later' };
@@ -30,10 +31,12 @@ export interface Timing {
 
 export class RequestService {
   private readonly slots: Slots;
+  private readonly locks: ControlLocks;
   private readonly inFlight = new Set<AbortController>();
 
   constructor(private readonly rt: Runtime, private readonly log: Logger, slots: number) {
     this.slots = new Slots(slots);
+    this.locks = new ControlLocks(rt.config.tmpdir);
   }
 
   get pending(): number {
@@ -80,7 +83,7 @@ export class RequestService {
       };
       if (stop?.aborted) return onStop();
       stop?.addEventListener('abort', onStop, { once: true });
-      handleRequest(req, { rt: this.rt, acquire: (s) => this.slots.acquire(s), release: () => this.slots.release() }, fields, ctl.signal).then(
+      handleRequest(req, { rt: this.rt, locks: this.locks, log: this.log, acquire: (s) => this.slots.acquire(s), release: () => this.slots.release() }, fields, ctl.signal).then(
         (h) => {
           if (answered) return;
           writeLine();
