@@ -34,6 +34,8 @@ export interface AvfilterOptions {
   infected?: 'reject' | 'drop';
   /** the [[engine]] tables as TOML lines; when given, `engine`, `clamdSocket` and `engineExtra` are not used */
   engineTables?: string[];
+  /** the checkout whose dist/bin/avfilter.js runs (default: this one) */
+  root?: string;
 }
 
 export interface RunningAvfilter {
@@ -85,7 +87,8 @@ export async function startAvfilter(opts: AvfilterOptions): Promise<RunningAvfil
   const nodeArgs = (process.env.AVFILTER_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   // the daemon refuses root unless told; the bench runs as root
   const root = process.getuid?.() === 0 ? ['--allow-root'] : [];
-  const child = spawn(process.execPath, [...nodeArgs, AVFILTER, '-f', cfg, '--foreground', ...root], { stdio: ['pipe', 'ignore', errFd] });
+  const program = opts.root !== undefined ? join(opts.root, 'dist', 'bin', 'avfilter.js') : AVFILTER;
+  const child = spawn(process.execPath, [...nodeArgs, program, '-f', cfg, '--foreground', ...root], { stdio: ['pipe', 'ignore', errFd] });
   closeSync(errFd);
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));

@@ -13,7 +13,14 @@
  *
  * A mode may name a clamd engine key it needs (`needsKey`): when the avfilter being measured
  * (this tree's config schema) has no such key the mode is left out and the report says why.
+ *
+ * Before and after in one run: `--baseline DIR` (or $AVFILTER_BENCH_BASELINE) adds the mode
+ * `before`, the avfilter built in another checkout DIR (its dist/ and node_modules/), with the
+ * clamd engine as that build ships it, measured beside this tree's in every round.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ENGINE_KEYS } from '../src/config/schema.js';
 
 export type AvfilterRole = 'default' | 'embedded' | 'variant';
@@ -28,6 +35,8 @@ export interface AvfilterMode {
   /** the [[engine]] tables; `clamd` is the run's clamd as a `servers` entry ("unix:/path") */
   engines(clamd: string): string[];
   needsKey?: string;
+  /** the checkout whose dist/bin/avfilter.js runs (undefined: this one) */
+  root?: string;
 }
 
 const q = (s: string): string => JSON.stringify(s);
@@ -89,10 +98,42 @@ export const AVFILTER_MODES: readonly AvfilterMode[] = [
   },
 ];
 
+/** The checkout `--baseline` named (set by run.ts), if any. */
+export function baselineRoot(): string | undefined {
+  const dir = process.env.AVFILTER_BENCH_BASELINE;
+  return dir ? resolve(dir) : undefined;
+}
+
+/** What the baseline checkout is: its commit, for the report. */
+export function describeBaseline(root: string): string {
+  try {
+    return execFileSync('git', ['-C', root, 'log', '-1', '--format=%h %s'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().slice(0, 100);
+  } catch {
+    return root;
+  }
+}
+
+function baselineMode(root: string): AvfilterMode {
+  return {
+    id: 'before',
+    label: `avfilter before (clamd engine; ${describeBaseline(root).split(' ')[0]})`,
+    engine: 'clamd',
+    role: 'variant',
+    routing: 'as the baseline build does',
+    engines: (clamd) => clamdTable(clamd),
+    root,
+  };
+}
+
 /** The modes this avfilter can run, and a line for each one left out. */
 export function availableModes(): { modes: AvfilterMode[]; skipped: string[] } {
   const modes: AvfilterMode[] = [];
   const skipped: string[] = [];
+  const base = baselineRoot();
+  if (base !== undefined) {
+    if (existsSync(join(base, 'dist', 'bin', 'avfilter.js'))) modes.push(baselineMode(base));
+    else skipped.push(`avfilter before: ${base} has no dist/bin/avfilter.js (build it there first)`);
+  }
   for (const m of AVFILTER_MODES) {
     if (m.needsKey && !hasClamdKey(m.needsKey)) skipped.push(`${m.label}: this avfilter's clamd engine has no key ${m.needsKey}`);
     else modes.push(m);

@@ -121,7 +121,7 @@ async function installAvfilter(h: CourierHarness, av: AvfilterMode, clamd: Runni
     'infected = "reject"',
     '',
   ].join('\n'));
-  await h.installFilter('avfilter', await avfilterProgram(h));
+  await h.installFilter('avfilter', await avfilterProgram(h, av.root));
   await waitPid(pidFile);
   return {
     id: av.id,

@@ -105,7 +105,7 @@ export async function filterSection(ctx: BenchContext): Promise<SectionReport> {
   const targets: Target[] = [];
   try {
     for (const m of modes) {
-      targets.push({ id: m.id, label: m.label, av: await startAvfilter({ engine: 'clamd', engineTables: m.engines(clamd.socketPath), spoolDirs: [dir] }) });
+      targets.push({ id: m.id, label: m.label, av: await startAvfilter({ engine: 'clamd', engineTables: m.engines(clamd.socketPath), spoolDirs: [dir], ...(m.root !== undefined ? { root: m.root } : {}) }) });
     }
     targets.push({ id: CLAMD, label: CLAMD_LABEL });
     const spool = writeSpool(dir, mix);

@@ -47,7 +47,7 @@ interface Options {
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function usage(msg: string): never {
-  console.error(`${msg}\nusage: npm run bench -- [--only ${SECTIONS.map((s) => s[0]).join(',')}] [--modes ${['alone', ...AVFILTER_MODES.map((m) => m.id), 'peer'].join(',')}] [--quick] [--rounds N] [--messages N] [--out DIR] [--lock FILE]`);
+  console.error(`${msg}\nusage: npm run bench -- [--only ${SECTIONS.map((s) => s[0]).join(',')}] [--modes ${['alone', ...AVFILTER_MODES.map((m) => m.id), 'peer'].join(',')}] [--quick] [--rounds N] [--messages N] [--out DIR] [--lock FILE] [--baseline DIR]`);
   process.exit(2);
 }
 
@@ -63,11 +63,12 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out') o.out = path.resolve(val());
     else if (a === '--lock') o.lock = val();
     else if (a === '--modes') o.modes = val().split(',').filter(Boolean);
+    else if (a === '--baseline') process.env.AVFILTER_BENCH_BASELINE = val();
     else usage(`unknown option ${a}`);
   }
   const unknown = o.only.filter((s) => !SECTIONS.some(([n]) => n === s));
   if (unknown.length) usage(`unknown section(s): ${unknown.join(', ')}`);
-  const modeIds = ['alone', ...AVFILTER_MODES.map((m) => m.id), 'peer'];
+  const modeIds = ['alone', ...(process.env.AVFILTER_BENCH_BASELINE ? ['before'] : []), ...AVFILTER_MODES.map((m) => m.id), 'peer'];
   const badModes = (o.modes ?? []).filter((m) => !modeIds.includes(m));
   if (badModes.length) usage(`unknown mode(s): ${badModes.join(', ')}; modes: ${modeIds.join(', ')}`);
   if (Number.isNaN(o.rounds)) o.rounds = o.quick ? 1 : 5;

@@ -35,8 +35,8 @@ async function reachable(root: string, program: string): Promise<boolean> {
 }
 
 /** Path of an executable avfilter.js the courier user can run (see the module header). */
-export async function avfilterProgram(h: CourierHarness): Promise<string> {
-  const root = repoRoot();
+export async function avfilterProgram(h: CourierHarness, checkout?: string): Promise<string> {
+  const root = checkout ?? repoRoot();
   const program = path.join(root, 'dist', 'bin', 'avfilter.js');
   if (!fs.existsSync(program)) {
     throw new HarnessError('E2E_MISSING', `${program} does not exist: build first (npx tsc -p tsconfig.json)`);
@@ -46,7 +46,7 @@ export async function avfilterProgram(h: CourierHarness): Promise<string> {
     if ((fs.statSync(program).mode & 0o111) !== 0o111) fs.chmodSync(program, 0o755);
     return program;
   }
-  const app = path.join(h.runtimeDir, 'app');
+  const app = path.join(h.runtimeDir, checkout === undefined ? 'app' : `app-${path.basename(root)}`);
   fs.rmSync(app, { recursive: true, force: true });
   fs.mkdirSync(app, { mode: 0o755 });
   for (const entry of ['dist', 'node_modules', 'rules', 'package.json']) {
