@@ -31,6 +31,9 @@ import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
 import { sweepStale } from './tmp-sweep.js';
 
 const WORKER_MODULE = new URL('../worker/main.js', import.meta.url);
+/** The daemon's stderr, shared with every worker as its fd LOG_FD_CHILD for its log lines. */
+const LOG_FD_PARENT = 2;
+const LOG_FD_CHILD = 4;
 /** A worker that does not say ready (engines loaded) within this is given up on. */
 const READY_TIMEOUT_MS = 120_000;
 /** Deaths within CRASH_WINDOW_MS beyond CRASH_FREE_RESTARTS make the next restart wait. */
@@ -73,6 +76,8 @@ class WorkerProc {
   replacing = false;
   lastBeat = Date.now();
   busy = 0;
+  /** Log lines the worker could not write (its last report). */
+  lostLines = 0;
   oldestDeadline = 0;
   readyResult: Promise<StartResult>;
   settleReady!: (r: StartResult) => void;
@@ -248,7 +253,8 @@ export class WorkerPool {
   }
 
   private spawn(gen: Generation, asFallback = false): WorkerProc {
-    const child = fork(WORKER_MODULE, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+    // fd 4: the daemon's own stderr, where the worker writes its log lines itself
+    const child = fork(WORKER_MODULE, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc', LOG_FD_PARENT], serialization: 'json' });
     const w = new WorkerProc(++this.workerSeq, gen, child);
     if (!asFallback) gen.workers.push(w);
     const readyTimer = setTimeout(() => {
@@ -272,10 +278,10 @@ export class WorkerPool {
       child.stderr.on('error', () => undefined);
     }
     if (gen.responder !== undefined) {
-      w.send({ t: 'init', responder: gen.responder, worker: w.n, logLevel: this.current?.pc?.config.log_level ?? gen.pc?.config.log_level ?? 'info' });
+      w.send({ t: 'init', responder: gen.responder, worker: w.n, logLevel: this.current?.pc?.config.log_level ?? gen.pc?.config.log_level ?? 'info', logFd: LOG_FD_CHILD });
     } else {
       const pc = gen.pc!;
-      w.send({ t: 'init', configText: pc.text, source: pc.source, processes: gen.size, slots: gen.slots, worker: w.n });
+      w.send({ t: 'init', configText: pc.text, source: pc.source, processes: gen.size, slots: gen.slots, worker: w.n, logFd: LOG_FD_CHILD });
     }
     return w;
   }
@@ -308,6 +314,7 @@ export class WorkerPool {
         w.lastBeat = Date.now();
         w.busy = m.busy;
         w.oldestDeadline = m.oldestDeadline;
+        if (m.lostLines !== undefined) w.lostLines = m.lostLines;
         return;
       case 'log':
         for (const line of m.lines) this.writeLine(line);

@@ -3,7 +3,8 @@
  * child_process.fork sets up). No message data and no request crosses it: a worker accepts its
  * connections on the listening socket itself (handed over once, with `listen`), reads the
  * request, answers it and closes; the master hears only life-cycle messages, a heartbeat once a
- * second, and finished log lines.
+ * second, and finished log lines when the worker has no descriptor of the daemon's stderr
+ * (`logFd`) to write them to itself.
  *
  * Owns: the message shapes and their type guards. Fails with nothing.
  */
@@ -15,8 +16,8 @@ export type ToWorker =
    * request 451 with the text it is given, logged with its code (the daemon's degraded mode, or
    * no scanning worker ready).
    */
-  | { readonly t: 'init'; readonly configText: string; readonly source: string; readonly processes: number; readonly slots: number; readonly worker: number }
-  | { readonly t: 'init'; readonly responder: { readonly code: string; readonly text: string }; readonly worker: number; readonly logLevel: string }
+  | { readonly t: 'init'; readonly configText: string; readonly source: string; readonly processes: number; readonly slots: number; readonly worker: number; readonly logFd?: number | undefined }
+  | { readonly t: 'init'; readonly responder: { readonly code: string; readonly text: string }; readonly worker: number; readonly logLevel: string; readonly logFd?: number | undefined }
   /**
    * Start accepting on the listening socket: the handle travels with this message (as a raw
    * pipe handle). Sent once the worker is ready and its generation serves.
@@ -38,7 +39,7 @@ export type FromWorker =
    * Once a second: how many requests it holds and the earliest deadline among them (epoch ms,
    * 0 when idle). A worker whose event loop is stuck stops beating.
    */
-  | { readonly t: 'beat'; readonly busy: number; readonly oldestDeadline: number }
+  | { readonly t: 'beat'; readonly busy: number; readonly oldestDeadline: number; readonly lostLines?: number }
   /** Finished log lines, a turn of the event loop's worth at a time. */
   | { readonly t: 'log'; readonly lines: readonly string[] };
 

@@ -16,7 +16,8 @@
  * requests it holds and the earliest deadline among them: a worker that lets a deadline pass by
  * the backstop, or whose heartbeat stops (its event loop is stuck), is killed. When the master
  * goes away (the channel closes) the worker stops accepting, finishes what it holds and exits.
- * Logs go to the master as finished lines; this process never writes to stderr itself.
+ * Log lines go to the daemon's stderr (a descriptor the master hands over), whole lines at a
+ * time; its own stderr is read by the master, so stray output is logged as an event.
  */
 import { createServer, type Server } from 'node:net';
 import { parseConfig, type Config } from '../config/load.js';
@@ -25,6 +26,7 @@ import { ConnectionHandler, type Service, type ServerOptions } from '../courierf
 import { createLogger, routeWarnings, type Level, type LogSink, type Logger } from '../ops/log.js';
 import { RateLimiter } from '../ops/rate-limit.js';
 import { codeOf, messageOf } from '../errors.js';
+import { FdLog } from '../ops/fd-log.js';
 import { isToWorker, type FromWorker, type ToWorker } from './ipc.js';
 import { RequestService } from './service.js';
 
@@ -42,17 +44,21 @@ function send(m: FromWorker, handle?: unknown): void {
 }
 
 /**
- * Log lines go to the master at the end of the turn of the event loop in which they were
- * written: one IPC message carries every line of that turn (a reply written and its line
- * logged leave together), and a line is never held longer than that.
+ * Log lines go to the daemon's stderr directly (fd-log.ts) when the master handed this worker
+ * its descriptor (`logFd`): a message's line then costs the master nothing. Until then (and
+ * without one) they go to the master at the end of the turn of the event loop in which they
+ * were written, one IPC message for every line of that turn.
  */
+let direct: FdLog | undefined;
 let lines: string[] = [];
 const sink: LogSink = (line) => {
+  if (direct !== undefined) return direct.sink(line);
   if (lines.length === 0) setImmediate(flushLines);
   lines.push(line);
 };
 function flushLines(): void {
   if (lines.length > 0) send({ t: 'log', lines: lines.splice(0) });
+  direct?.flushSync();
 }
 
 let rt: Runtime | undefined;
@@ -81,7 +87,7 @@ for (const s of ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT'] as const) process.on(
 process.on('SIGTERM', () => process.exit(0));
 
 const heartbeat = setInterval(() => {
-  send({ t: 'beat', busy: handler?.pending ?? 0, oldestDeadline: handler?.oldestDeadline ?? 0 });
+  send({ t: 'beat', busy: handler?.pending ?? 0, oldestDeadline: handler?.oldestDeadline ?? 0, ...(direct && direct.lost > 0 ? { lostLines: direct.lost } : {}) });
 }, HEARTBEAT_MS);
 
 function scanningService(runtime: Runtime, slots: number): Service {
@@ -98,6 +104,10 @@ function responderService(reply: { code: string; text: string }): Service {
 
 function init(m: Extract<ToWorker, { t: 'init' }>): void {
   workerNo = m.worker;
+  if (m.logFd !== undefined) {
+    flushLines();
+    direct = new FdLog(m.logFd);
+  }
   if ('responder' in m) {
     log = createLogger(sink, m.logLevel as Level);
     service = responderService(m.responder);
@@ -152,6 +162,7 @@ async function leave(graceMs: number | undefined): Promise<void> {
   }
   clearInterval(heartbeat);
   flushLines();
+  await direct?.drain(1000);
   setTimeout(() => process.exit(0), 2000).unref();
   await rt?.close().catch(() => undefined);
   // the last lines need a turn of the loop to leave

@@ -29,6 +29,8 @@ export interface FakeClamd {
   readonly connections: number;
   /** Payload bytes (inside INSTREAM chunks) received so far, over all connections. */
   readonly payloadBytes: number;
+  /** INSTREAM commands begun so far, over all connections (a session carries several). */
+  readonly instreams: number;
   stop(): Promise<void>;
 }
 
@@ -39,12 +41,13 @@ export async function startFakeClamd(fault: FakeFault, opts: { transport?: 'tcp'
   const sockets = new Set<Socket>();
   let connections = 0;
   let payloadBytes = 0;
+  let instreams = 0;
   const server = createServer((sock) => {
     connections++;
     sockets.add(sock);
     sock.on('error', () => { /* the client's problem; the test checks the client */ });
     sock.on('close', () => sockets.delete(sock));
-    serve(sock, fault, (n) => { payloadBytes += n; });
+    serve(sock, fault, (n) => { payloadBytes += n; }, () => { instreams++; });
   });
   let dir: string | undefined;
   let address: string;
@@ -61,6 +64,7 @@ export async function startFakeClamd(fault: FakeFault, opts: { transport?: 'tcp'
     server: address,
     get connections() { return connections; },
     get payloadBytes() { return payloadBytes; },
+    get instreams() { return instreams; },
     async stop() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -69,15 +73,19 @@ export async function startFakeClamd(fault: FakeFault, opts: { transport?: 'tcp'
   };
 }
 
-/** Reads the client's request (command, then length-prefixed chunks) and plays the fault. */
-function serve(sock: Socket, fault: FakeFault, count: (n: number) => void): void {
+/**
+ * Reads the client's request (command, then length-prefixed chunks) and plays the fault; on a
+ * zIDSESSION connection, on its first INSTREAM, its replies numbered as clamd numbers them.
+ */
+function serve(sock: Socket, fault: FakeFault, count: (n: number) => void, begun: () => void): void {
   let state: 'cmd' | 'len' | 'data' | 'done' = 'cmd';
+  let session = false;
   let pending: Buffer = Buffer.alloc(0);
   let remaining = 0;
 
   const reply = (text: string, close: 'end' | 'destroy'): void => {
     state = 'done';
-    sock.write(text);
+    sock.write(session && text.startsWith('stream:') ? `1: ${text}` : text);
     if (close === 'end') sock.end();
     else sock.destroy(); // like clamd's close(): unread input makes the kernel reset the connection
   };
@@ -93,7 +101,8 @@ function serve(sock: Socket, fault: FakeFault, count: (n: number) => void): void
     return true;
   };
   const onEnd = (): void => {
-    state = 'done';
+    // a session's stream ended with nothing to play: the next command follows (hang)
+    state = session && fault === 'hang' ? 'cmd' : 'done';
     if (fault === 'garbage') reply(GARBAGE_REPLY, 'end');
     else if (fault === 'no-nul-then-close') reply('stream: OK', 'end');
     // a complete OK, then the start of another line cut off: the reply as a whole is broken
@@ -111,7 +120,9 @@ function serve(sock: Socket, fault: FakeFault, count: (n: number) => void): void
         if (nul < 0) { pending = buf; return; }
         const cmd = buf.subarray(0, nul).toString('latin1');
         buf = buf.subarray(nul + 1);
+        if (cmd === 'zIDSESSION' && !session) { session = true; continue; }
         if (cmd !== 'zINSTREAM') { onEnd(); return; }
+        begun();
         state = 'len';
       } else if (state === 'len') {
         if (buf.length < 4) { pending = buf; return; }

@@ -47,12 +47,20 @@ export type SessionResult = EngineResult | undefined;
 interface Pending {
   readonly resolve: (r: SessionResult) => void;
   readonly timer: NodeJS.Timeout;
+  /** Every byte of the scan has left us: only then may a reply stand for it. */
+  sent: boolean;
 }
 
 class Session {
   private readonly socket: Socket;
   private readonly pending = new Map<number, Pending>();
   private parser = new ReplyParser();
+  /**
+   * "OK" verdicts read while bytes of a further, unfinished line followed them: they stand only
+   * once the line is complete (a reply that breaks off and closes makes the whole session's
+   * talk untrustworthy, and its scans go out again on connections of their own).
+   */
+  private readonly held = new Map<number, EngineResult>();
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
@@ -115,11 +123,15 @@ class Session {
         // clamd may be stuck: this session is done; its other scans go out again on their own
         this.close();
       }, opts.scanTimeoutMs);
-      this.pending.set(id, { resolve: finish, timer });
+      const entry: Pending = { resolve: finish, timer, sent: false };
+      this.pending.set(id, entry);
       if (opts.signal.aborted) return onAbort();
       opts.signal.addEventListener('abort', onAbort, { once: true });
       this.socket.cork();
-      for (const b of bufs) this.socket.write(b);
+      bufs.forEach((b, i) => {
+        if (i < bufs.length - 1) this.socket.write(b);
+        else this.socket.write(b, () => { entry.sent = true; });
+      });
       this.socket.uncork();
     });
   }
@@ -132,10 +144,21 @@ class Session {
       // a line without an id (a refusal such as "INSTREAM size limit exceeded. ERROR", or
       // "COMMAND READ TIMED OUT") ends the session: no scan in flight has its verdict
       if (m === null) return this.close();
-      this.pending.get(Number(m[1]))?.resolve(resultFromReplies([m[2]!]));
+      const p = this.pending.get(Number(m[1]));
+      if (p === undefined) continue; // answered already (timed out, aborted)
+      // clamd never answers a scan before its end marker: a reply that comes first is not
+      // clamd's verdict on the whole item, and this session is not to be trusted
+      if (!p.sent) return this.close();
+      const r = resultFromReplies([m[2]!]);
+      if (r.status === 'clean') this.held.set(Number(m[1]), r);
+      else p.resolve(r);
     }
-    // a long-lived session must not add up to the parser's bound on one reply
-    if (this.parser.partial.length === 0) this.parser = new ReplyParser();
+    if (this.parser.partial.length === 0) {
+      for (const [id, r] of this.held) this.pending.get(id)?.resolve(r);
+      this.held.clear();
+      // a long-lived session must not add up to the parser's bound on one reply
+      this.parser = new ReplyParser();
+    }
   }
 
   /** No more scans: tell clamd, then close. */
@@ -155,6 +178,7 @@ class Session {
       this.onClose(this);
     }
     this.socket.destroy();
+    this.held.clear();
     const left = [...this.pending.values()];
     for (const p of left) p.resolve(undefined);
   }
