@@ -10,7 +10,8 @@
  * through a fault proxy. Asserted: no infected message ever gets a 2xx unless every recipient
  * was dropped; no clean one is rejected; no control file holds half a record or a record
  * twice; every request gets exactly one reply or a closed connection, never a hang; a probe
- * sent every second is always answered; afterwards the descriptors and memory of the master
+ * sent every second is always answered (or, held by a worker the soak killed, closed at that
+ * moment, as every connection of a dead worker is); afterwards the descriptors and memory of the master
  * and the workers and the files in tmpdir are back at their baseline, and after shutdown no
  * worker is left.
  *
@@ -183,7 +184,7 @@ test('fault soak: thousands of messages at 16 connections under random faults; n
   };
 
   // ---- probes: one every second, each must be answered (any reply: 451 while clamd is down is an answer)
-  const probes = { sent: 0, answered: 0, codes: new Map<string, number>(), interruptions: [] as string[], maxMs: 0 };
+  const probes = { sent: 0, answered: 0, closedByKill: 0, codes: new Map<string, number>(), interruptions: [] as string[], maxMs: 0 };
   const probing = new Set<Promise<void>>();
   const probe = async (): Promise<void> => {
     const n = probes.sent++;
@@ -192,12 +193,18 @@ test('fault soak: thousands of messages at 16 connections under random faults; n
     put(dataPath, `Subject: probe ${n}\n\nprobe\n`);
     put(ctl, controlText(`probe.${n}`, 1));
     try {
+      const started = Date.now();
       const ex = await exchange(env.sock, `${dataPath}\n${ctl}\n\n`, HANG_MS);
       probes.maxMs = Math.max(probes.maxMs, ex.ms);
       const r = ex.end === 'closed' ? readReply(ex.bytes) : undefined;
+      // the worker holding it was killed meanwhile: its connections close unanswered, which
+      // Courier answers with a temporary failure (the sender retries): no interruption
+      const killed = ex.end === 'closed' && r?.kind !== 'reply' && faults.workerKills.some((k) => k >= started - 50 && k <= started + ex.ms + 50);
       if (r?.kind === 'reply') {
         probes.answered++;
         bump(probes.codes, String(r.code));
+      } else if (killed) {
+        probes.closedByKill++;
       } else {
         probes.interruptions.push(`probe ${n} at ${new Date().toISOString()}: ${ex.end}${ex.error ? ` ${ex.error}` : ''}${r ? ` (${r.kind})` : ''} after ${ex.ms} ms`);
       }
@@ -292,7 +299,7 @@ test('fault soak: thousands of messages at 16 connections under random faults; n
     by_kind: Object.fromEntries([...stats.byKind].map(([k, m]) => [k, Object.fromEntries([...m].sort())])),
     infected_accepted: infectedAccepted, violations: stats.violations.length, hangs: stats.hangs.length,
     closed_without_reply: stats.closedNoReply, service_interruptions: interruptions,
-    probes: { sent: probes.sent, answered: probes.answered, replies: Object.fromEntries([...probes.codes].sort()), max_ms: probes.maxMs },
+    probes: { sent: probes.sent, answered: probes.answered, closed_by_kill: probes.closedByKill, replies: Object.fromEntries([...probes.codes].sort()), max_ms: probes.maxMs },
     max_request_ms: stats.maxMs,
     master_fds: [before?.masterFds, after?.masterFds],
     worker_fds: [before?.workers.map((w) => w.fds), after?.workers.map((w) => w.fds)],
@@ -317,7 +324,7 @@ test('fault soak: thousands of messages at 16 connections under random faults; n
       `outcomes: ${kv(s.outcomes)}`,
       ...Object.entries(s.by_kind).map(([k, v]) => `  ${k}: ${kv(v)}`),
       `infected accepted: ${s.infected_accepted}; violations: ${s.violations}; hangs: ${s.hangs}; closed without reply: ${s.closed_without_reply}; service interruptions: ${s.service_interruptions}`,
-      `probes: sent=${s.probes.sent} answered=${s.probes.answered} (${kv(s.probes.replies)}) slowest=${s.probes.max_ms}ms; slowest request=${s.max_request_ms}ms`,
+      `probes: sent=${s.probes.sent} answered=${s.probes.answered} (${kv(s.probes.replies)}) closed-by-worker-kill=${s.probes.closed_by_kill} slowest=${s.probes.max_ms}ms; slowest request=${s.max_request_ms}ms`,
       `fds: master ${s.master_fds[0]} -> ${s.master_fds[1]}, workers ${list(s.worker_fds[0])} -> ${list(s.worker_fds[1])} (tolerance +${FD_TOLERANCE})`,
       `RSS MiB: master ${s.master_rss_mib[0]} -> ${s.master_rss_mib[1]}, workers ${list(s.worker_rss_mib[0])} -> ${list(s.worker_rss_mib[1])} (tolerance +max(50%, 24 MiB))`,
       `tmpdir files: ${s.tmpdir_files[0]} -> ${s.tmpdir_files[1]}; exit status ${s.exit_code}; workers left after shutdown: ${s.workers_left_after_shutdown}`,

@@ -128,7 +128,11 @@ function serve(sock: Socket, fault: FakeFault, count: (n: number) => void, begun
         if (buf.length < 4) { pending = buf; return; }
         remaining = buf.readUInt32BE(0);
         buf = buf.subarray(4);
-        if (remaining === 0) { onEnd(); return; }
+        if (remaining === 0) {
+          onEnd();
+          if ((state as string) === 'cmd') continue; // a session: the next command follows
+          return;
+        }
         if (!onHeader()) return;
         state = 'data';
       } else {

@@ -49,6 +49,8 @@ export class FaultInjector {
   last: FaultKind | undefined;
   /** Reloads sent (a storm counts each signal). */
   signals = 0;
+  /** When workers were killed (epoch ms): the connections they held closed unanswered then. */
+  readonly workerKills: number[] = [];
   private stopping = false;
   private wake: Array<() => void> = [];
   private lanes: Promise<void>[] = [];
@@ -150,6 +152,7 @@ export class FaultInjector {
         if (pids.length === 0) return false;
         try {
           process.kill(pick(rng, pids), 'SIGKILL');
+          this.workerKills.push(Date.now());
         } catch {
           return false; // it exited by itself (a retiring worker)
         }
