@@ -46,16 +46,35 @@ interface Options {
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+function usageLine(): string {
+  return `usage: npm run bench -- [--only ${SECTIONS.map((s) => s[0]).join(',')}] [--modes ${['alone', ...AVFILTER_MODES.map((m) => m.id), 'peer'].join(',')}] [--quick] [--rounds N] [--messages N] [--out DIR] [--lock FILE] [--baseline DIR]`;
+}
+
 function usage(msg: string): never {
-  console.error(`${msg}\nusage: npm run bench -- [--only ${SECTIONS.map((s) => s[0]).join(',')}] [--modes ${['alone', ...AVFILTER_MODES.map((m) => m.id), 'peer'].join(',')}] [--quick] [--rounds N] [--messages N] [--out DIR] [--lock FILE] [--baseline DIR]`);
+  console.error(`${msg}\n${usageLine()}`);
   process.exit(2);
 }
+
+const HELP = `
+  --only LIST      sections to run (default: all)
+  --modes LIST     filter setups to compare in the courier and filter sections
+  --quick          one round of 40 messages (a smoke run)
+  --rounds N       interleaved rounds per section (default 5)
+  --messages N     messages in the mix (default 300)
+  --out DIR        where the report goes (default bench/results)
+  --lock FILE      hold this lock file while Courier runs (or AVFILTER_BENCH_LOCK)
+  --baseline DIR   another checkout's build, run beside this one as mode "before"
+`;
 
 function parseArgs(argv: string[]): Options {
   const o: Options = { only: SECTIONS.map((s) => s[0]), quick: false, rounds: NaN, messages: NaN, out: path.join(REPO, 'bench', 'results'), lock: process.env.AVFILTER_BENCH_LOCK || undefined, modes: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => argv[++i] ?? usage(`${a} needs a value`);
+    if (a === '--help' || a === '-h') {
+      console.log(usageLine() + HELP);
+      process.exit(0);
+    }
     if (a === '--quick') o.quick = true;
     else if (a === '--only') o.only = val().split(',').filter(Boolean);
     else if (a === '--rounds') o.rounds = Number(val());

@@ -1,5 +1,5 @@
 /**
- * Section "unpack" (issue 8): what the container stage costs. One payload of ~20 MB (text of
+ * Section "unpack": what the container stage costs. One payload of ~20 MB (text of
  * words drawn from a small vocabulary: compresses about as well as documents do, with EICAR at
  * its very end so a verdict of "infected" proves every byte was unpacked and scanned) is
  * attached to a message as it is, and zipped (deflate), in a 7z, in a tar.gz and bzip2-ed.
@@ -143,7 +143,7 @@ export async function unpackSection(ctx: BenchContext): Promise<SectionReport> {
   const archived = rows.filter((r) => r.variant.kind !== undefined);
   const worst = archived.reduce<Row | undefined>((a, r) => (a === undefined || r.seconds > a.seconds ? r : a), undefined);
   return {
-    title: 'Container stage: unpack cost (issue 8)',
+    title: 'Container stage: unpack cost',
     markdown: [
       `A ${payloadMB} MB text payload (EICAR at its end) attached as it is and in four containers, each message through the scan path of \`avfilter -t\` (createRuntime + scanMessage(scanDepsOf), embedded YARA engine, shipped rules) in this process; median of ${ctx.quick ? 1 : Math.min(ctx.rounds, 3)} round(s) after a warm-up. ` +
         `MB/s = payload MB / wall s; x plain = wall s / the plain attachment's; unpack MB/s = payload MB / (wall s - the plain attachment's wall s), shown when that difference is more than ${NOISE * 100}% of the plain attachment's time. CPU ms: this process, every thread.`,

@@ -1,5 +1,5 @@
 /**
- * Issue 3 additions to src/mime that the corpus does not show: message/partial refused unless
+ * What src/mime's union extraction does that the corpus does not show: message/partial refused unless
  * allowed, the expansion limit, the parts' reading labels and reports, and the embedded
  * decoders split at every offset.
  */

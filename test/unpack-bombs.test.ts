@@ -1,5 +1,5 @@
 /**
- * Issue 8's bombs through `avfilter -t` with the embedded engine: a zip of 2 GiB of zeros,
+ * Decompression bombs through `avfilter -t` with the embedded engine: a zip of 2 GiB of zeros,
  * 42.zip-style nesting (5 levels of 16 copies), gzip / bzip2 / xz of 1 GiB of zeros and a zip
  * of 20,000 tiny members, each attached to a message. None may be OK: each is an ERROR line
  * that names a limit (exit 2), within a bound well inside request_timeout (120 s by default)

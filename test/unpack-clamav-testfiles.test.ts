@@ -1,5 +1,5 @@
 /**
- * Issue 8's yardstick: ClamAV's own test files (Debian clamav-testfiles: clam.exe inside 44
+ * The container stage's yardstick: ClamAV's own test files (Debian clamav-testfiles: clam.exe inside 44
  * containers, documents, mail formats and packers), each attached in base64 as
  * application/octet-stream to a message, through `avfilter -t -v` with the embedded engine and
  * a YARA rule matching clam.exe by its MD5 (helpers/unpack-cli.ts). Every file listed in

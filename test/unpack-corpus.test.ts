@@ -1,5 +1,5 @@
 /**
- * Issue 8 end to end through the CLI: every archive of the generated corpus
+ * The container stage end to end through the CLI: every archive of the generated corpus
  * (helpers/container-corpus.ts), attached in base64 to a message, scanned by `avfilter -t` with
  * the embedded engine alone. The payload inside is FOUND, -v names the member inside the
  * container; the same archives with clean text in place of the payload are OK; encrypted

@@ -1,5 +1,5 @@
 /**
- * Decompression bombs for issue 8's limit tests, built at test time without ever holding
+ * Decompression bombs for the container limit tests, built at test time without ever holding
  * their inflated size: a zip of 2 GiB of zeros (~2 MB), 42.zip-style nesting (5 levels of 16
  * copies over a 1 GiB leaf), gzip / bzip2 / xz of 1 GiB of zeros, and a zip of 20,000 tiny
  * members.

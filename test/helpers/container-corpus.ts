@@ -1,5 +1,5 @@
 /**
- * Issue 8's own corpus: archives and compressed files built at test time, each holding the
+ * The container corpus: archives and compressed files built at test time, each holding the
  * EICAR payload (eicar(), never written into the repository) as docs/eicar.com beside a clean
  * readme.txt, made by the tools a sender would use: Python's zipfile / tarfile / gzip / bz2 /
  * lzma, and Debian's 7z (p7zip-full), cpio, gcab, zstd, compress (ncompress), genisoimage,

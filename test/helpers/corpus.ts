@@ -1,6 +1,6 @@
 /**
- * A corpus of messages, one per evasion technique of issue 3, each with its expected verdict,
- * plus clean messages that must stay clean, plus issue 8's containers (the payload zipped,
+ * A corpus of messages, one per evasion technique the MIME readings must undo, each with its expected verdict,
+ * plus clean messages that must stay clean, plus containers (the payload zipped,
  * gzipped, in a 7z, in an attached mail or mbox typed as data; some archives are made by
  * Python and 7-Zip: container-corpus.ts). Generated at run time: the payload is eicar()
  * (never written into the repository); writeCorpus() puts the messages in a temp directory for
@@ -24,7 +24,7 @@ export interface CorpusMessage {
   readonly bytes: Buffer;
   /**
    * The payload sits inside a container (an archive, a compressed file, a mail or mbox file
-   * attached as data): MIME extraction alone does not show it; the container stage (issue 8)
+   * attached as data): MIME extraction alone does not show it; the container stage
    * must. The format, outermost first.
    */
   readonly container?: string;
@@ -201,7 +201,7 @@ export function corpus(): CorpusMessage[] {
   add('same-boundary-nested', 'the same boundary at two levels', 'infected', msg('Content-Type: multipart/mixed; boundary="s"\n', multipartBody('s', [part('Content-Type: multipart/mixed; boundary="s"', multipartBody('s', [TEXT, att()]))])));
   add('missing-close', 'no close delimiter', 'infected', msg('Content-Type: multipart/mixed; boundary="b"\n', multipartBody('b', [TEXT, att()], { close: false })));
 
-  // ---- containers (issue 8): the payload inside an archive, a compressed file, an attached
+  // ---- containers: the payload inside an archive, a compressed file, an attached
   // mail or mbox typed as data. Only a container stage (or an engine that unpacks) sees it.
   const attach = (type: string, filename: string, data: Buffer): Buffer =>
     msg('Content-Type: multipart/mixed; boundary="b"\n', multipartBody('b', [TEXT, part(`Content-Type: ${type}; name="${filename}"\nContent-Disposition: attachment; filename="${filename}"\nContent-Transfer-Encoding: base64`, b64(data))]));

@@ -1,5 +1,5 @@
 /**
- * What issue 8's CLI suites share: a private setup for `avfilter -f CFG -t FILES...` with the
+ * What the container stage's CLI suites share: a private setup for `avfilter -f CFG -t FILES...` with the
  * embedded engine (a 0700 tmpdir, a rules directory holding the shipped EICAR rule plus a
  * generated MD5 rule for ClamAV's clam.exe), reading `-t` output per file, and a run that
  * measures the child's wall time and peak memory (for bombs).
