@@ -28,7 +28,9 @@ import { ConnectionHandler, type Reply, type ServerOptions, type Service } from 
 import { bindFilterSocket, type FilterSocket } from '../courierfilter/socket.js';
 import { releaseCourierfilter, startedByCourierfilter } from '../courierfilter/fd3.js';
 import { removePidFile, writePidFile } from '../courierfilter/pidfile.js';
-import { parseConfig, readConfigText, type Config, type ConfigText } from '../config/load.js';
+import { readConfigText, type Config, type ConfigText } from '../config/load.js';
+import { resolveConfig } from '../app/default-engine.js';
+import { noRealSignatures } from '../app/signatures.js';
 import { rescueDaemonKeys, type DaemonKeys } from '../config/rescue.js';
 import { TOP_KEYS } from '../config/schema.js';
 import { createLogger, guardStderr, routeWarnings, type Level, type Logger } from '../ops/log.js';
@@ -90,7 +92,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   let cfg: Config | undefined;
   try {
     text = readConfigText(opts.configFile);
-    cfg = parseConfig(text.text, text.source);
+    cfg = await resolveConfig(text); // with no [[engine]]: a clamd that answers, else embedded
     setLevel(cfg.log_level);
   } catch (err) {
     problem = messageOf(err);
@@ -187,6 +189,11 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     }, DEGRADED_REMINDER_MS);
   };
   if (problem !== undefined) degraded();
+  const signatureCheck = (c: Config | undefined): void => {
+    const none = c && noRealSignatures(c);
+    if (none) log.event('no-real-signatures', { reason: none }, 'error');
+  };
+  if (problem === undefined) signatureCheck(cfg);
 
   // ---- reload: a new generation of workers; the old one finishes its work
   const reload = async (sig: string): Promise<void> => {
@@ -194,7 +201,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     let nextCfg: Config;
     try {
       next = readConfigText(opts.configFile);
-      nextCfg = parseConfig(next.text, next.source);
+      nextCfg = await resolveConfig(next);
     } catch (err) {
       return failedReload(sig, messageOf(err));
     }
@@ -209,6 +216,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     const wasDegraded = problem !== undefined;
     problem = undefined;
     log.event('reloaded', { signal: sig, config: nextCfg.source, workers: pool.scanningWorkers, ...(wasDegraded ? { service: 'restored' } : {}) });
+    signatureCheck(nextCfg);
   };
   const failedReload = async (sig: string, reason: string): Promise<void> => {
     if (problem !== undefined) {
