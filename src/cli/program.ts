@@ -38,15 +38,16 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
   },
   {
     heading: 'LOGGING',
-    text: 'One key=value line per message and per life-cycle event on stderr, which courierfilter sends to ' +
-      'syslog (facility mail). Lines of warning and error severity carry level=warning or level=error.',
+    text: 'One key=value line per message and per life-cycle event on standard error, which courierfilter ' +
+      'sends to syslog (facility mail, all lines at one severity): lines of warning and error severity say ' +
+      'so in their text, as level=warning and level=error.',
   },
   {
     heading: 'SIGNALS',
-    text: 'SIGHUP reloads the configuration and the signatures (SIGUSR1: the configuration, SIGUSR2: the ' +
-      'signatures): a new generation of workers takes over, the old one finishes its messages; a reload that ' +
-      'fails keeps the running configuration and logs why. SIGTERM, or the end of standard input when it is ' +
-      'a pipe (as courierfilter gives it), stops the filter after the messages in hand are done.',
+    text: 'SIGHUP, SIGUSR1 and SIGUSR2 each reload the configuration and the signatures: a new generation ' +
+      'of workers loads them and takes over, the old one finishes its messages; a reload that fails keeps ' +
+      'the running configuration and logs why. SIGTERM, or the end of standard input when it is a pipe ' +
+      '(as courierfilter gives it), stops the filter after the messages in hand are done.',
   },
   {
     heading: 'ENVIRONMENT',
