@@ -5,7 +5,7 @@
  * so no request passes through the master at all.
  *
  * Life cycle (courier-filter-protocol.md §1): fd3-check; signals handled from the first moment
- * (a HUP during start-up must not kill us); config read (pure parsing only, here); the socket
+ * (a HUP during start-up must not kill us); config read (parsing, and the default engine chosen, here); the socket
  * bound at DIR/.NAME; workers started and ready (their engines loaded), handed the socket and
  * accepting before it is renamed to DIR/NAME; pid file; fd 3 closed; supervise. The master keeps
  * a copy of the listening socket that it never polls (the first worker to listen sends it back),
@@ -86,13 +86,13 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   // From here on, signals are ours: a reload or stop during start-up is remembered, not fatal.
   const signals = new SignalQueue();
 
-  // ---- config: pure parsing here; engines are loaded by the workers
+  // ---- config: parsing here (with no [[engine]], a PING to the distribution's clamd); engines are loaded by the workers
   let problem: string | undefined;
   let text: ConfigText | undefined;
   let cfg: Config | undefined;
   try {
     text = readConfigText(opts.configFile);
-    cfg = await resolveConfig(text); // with no [[engine]]: a clamd that answers, else embedded
+    cfg = await resolveConfig(text);
     setLevel(cfg.log_level);
   } catch (err) {
     problem = messageOf(err);
