@@ -6,15 +6,17 @@
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { loadConfig, type Config } from '../src/config/load.js';
+import { CommanderError } from 'commander';
+import { type Config } from '../src/config/load.js';
 import { formatConfig } from '../src/config/print.js';
-import { DEFAULT_CONFIG_PATH } from '../src/config/schema.js';
 import { runMaster } from '../src/master/master.js';
 import { runTestMode } from '../src/app/test-mode.js';
 import { runBatchMode } from '../src/app/batch-mode.js';
 import { stderrLogger } from '../src/ops/log.js';
 import { createRuntime, type Runtime } from '../src/app/runtime.js';
+import { loadResolvedConfig } from '../src/app/default-engine.js';
+import { signatureLines } from '../src/app/signatures.js';
+import { buildProgram } from '../src/cli/program.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -23,21 +25,7 @@ function filterName(): string {
   return basename(process.argv[1] ?? 'avfilter').replace(/\.(js|ts|mjs)$/, '');
 }
 
-const program = new Command('avfilter')
-  .description('Anti-virus global filter for the Courier mail server.\n' +
-    'With no mode option it runs as a Courier global filter (started by courierfilter).')
-  .usage('[-f FILE] [--foreground | --config [-v] | -t FILE... | --batch-test]')
-  .option('-f, --file <FILE>', `config file (default ${DEFAULT_CONFIG_PATH}, or $AVFILTER_CONFIG)`)
-  .option('--config', 'print the effective configuration and exit')
-  .option('-v, --verbose', 'with --config: engine versions too; with -t: where each virus was found')
-  .option('-t, --test <FILE...>', 'scan mail files (- for stdin, directories too) and report like clamscan')
-  .option('--batch-test', 'read Courier requests on stdin instead of the socket; replies on stdout')
-  .option('--foreground', 'run the filter daemon even when not started by courierfilter (under a supervisor or a test)')
-  .option('--allow-root', 'let the daemon run as root (it refuses by default: run it as Courier\'s user)')
-  .version(pkg.version, '--version', 'print the version and exit')
-  .helpOption('-h, --help', 'print this help and exit')
-  .addHelpText('after', '\nExit status with -t: 1 if any file was infected, else 2 if any error, else 0.\n' +
-    'Config errors exit 2. See the README for the config keys.')
+const program = buildProgram(pkg.version)
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -72,7 +60,7 @@ async function main(): Promise<number> {
 
   let cfg: Config;
   try {
-    cfg = loadConfig(o.file);
+    cfg = await loadResolvedConfig(o.file);
   } catch (err) {
     process.stderr.write(`avfilter: ${(err as Error).message}\n`);
     return 2;
@@ -89,13 +77,15 @@ async function main(): Promise<number> {
     }
     let versions: string[] | undefined;
     let unpackVersion: string | undefined;
+    let signatures: string[] | undefined;
     try {
       if (o.verbose) versions = await engineVersions(rt);
+      if (o.verbose) signatures = await signatureLines(cfg);
       if (o.verbose && rt.unpackVersion) unpackVersion = await rt.unpackVersion().catch((err: Error) => `unavailable: ${err.message}`);
     } finally {
       await rt.close();
     }
-    process.stdout.write(formatConfig(cfg, versions, unpackVersion));
+    process.stdout.write(formatConfig(cfg, versions, unpackVersion, signatures));
     return 0;
   }
   let rt: Runtime;

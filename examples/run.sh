@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 [ -f dist/bin/avfilter.js ] || npm run build >/dev/null
 sh examples/make-eicar.sh
-# An empty config file: built-in defaults (the embedded engine), whatever /etc holds.
+# The example config: built-in defaults with the embedded engine, whatever /etc holds.
 status=0
 node dist/bin/avfilter.js -f examples/avfilter.toml -t examples/clean.eml examples/eicar.eml || status=$?
 if [ "$status" -eq 1 ]; then

@@ -271,7 +271,7 @@ test('binding missing: EYARA_UNAVAILABLE names the package and why', () => {
   expectCode(() => loadBindingFrom('@litko/yara-x-no-such-platform/yara-x.node'), 'EYARA_UNAVAILABLE', BINDING_PACKAGE, 'not installed');
 });
 
-test('countRules: comments, strings and regexes do not count; completeness', () => {
+test('countRules: comments, strings and regexes do not count; names; completeness', () => {
   const src = [
     'import "math"',
     '// rule commented { condition: true }',
@@ -280,8 +280,8 @@ test('countRules: comments, strings and regexes do not count; completeness', () 
     'global rule b { condition: filesize / 2 > 1 and "x" matches /}rule{/ }',
     'rule c { condition: a }',
   ].join('\n');
-  assert.deepEqual(countRules(src), { rules: 3, complete: true });
+  assert.deepEqual(countRules(src), { rules: 3, names: ['a', 'b', 'c'], complete: true });
   assert.equal(countRules('rule a { condition: true }\n/* open').complete, false);
   assert.equal(countRules('rule a { condition: true').complete, false);
-  assert.deepEqual(countRules(''), { rules: 0, complete: true });
+  assert.deepEqual(countRules(''), { rules: 0, names: [], complete: true });
 });

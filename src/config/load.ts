@@ -54,6 +54,11 @@ export interface Config {
   readonly max_request_lines: number;
   readonly max_control_size: number;
   readonly engine: readonly EngineConfig[];
+  /**
+   * Where `engine` came from: the config's [[engine]] tables, or, with none, the default:
+   * clamd at the distribution's socket when one answered there, else the embedded engine.
+   */
+  readonly engine_origin: EngineOrigin;
   readonly action: {
     readonly infected: 'drop' | 'reject' | 'tempfail' | 'pass';
     readonly error: 'tempfail' | 'accept';
@@ -78,6 +83,27 @@ export interface Config {
     readonly max_ratio: number;
     readonly max_time: number;
   };
+}
+
+export type EngineOrigin = 'configured' | 'default-clamd' | 'default-embedded';
+
+/**
+ * What parsing needs besides the text: the default engine, decided once by whoever probed for a
+ * clamd (app/default-engine.ts) and handed as it is to every process that parses the same text,
+ * so the master and its workers always agree.
+ */
+export interface ParseOptions {
+  /** With no [[engine]]: clamd at this socket (it answered) instead of the embedded engine. */
+  readonly defaultClamdSocket?: string | undefined;
+}
+
+/** The options that make parseConfig give `cfg` again from the same text. */
+export function parseOptionsOf(cfg: Config): ParseOptions {
+  const e = cfg.engine[0];
+  if (cfg.engine_origin === 'default-clamd' && e?.type === 'clamd') {
+    return { defaultClamdSocket: e.servers[0]!.replace(/^unix:/, '') };
+  }
+  return {};
 }
 
 export class ConfigError extends Error {
@@ -130,7 +156,7 @@ export function whereIs(cfg: Config, keyPath: string): string {
 const textOf = new WeakMap<object, string[]>();
 
 /** Parse and validate TOML text; `file` is only used in messages. */
-export function parseConfig(text: string, file: string): Config {
+export function parseConfig(text: string, file: string, opts: ParseOptions = {}): Config {
   let doc: Record<string, unknown>;
   try {
     doc = parseToml(text) as Record<string, unknown>;
@@ -154,7 +180,8 @@ export function parseConfig(text: string, file: string): Config {
   out['action'] = Object.freeze(readTable(ctx, 'action.', subTable(ctx, doc, 'action'), ACTION_KEYS));
   out['mime'] = Object.freeze(readTable(ctx, 'mime.', subTable(ctx, doc, 'mime'), MIME_KEYS));
   out['unpack'] = Object.freeze(readTable(ctx, 'unpack.', subTable(ctx, doc, 'unpack'), UNPACK_KEYS));
-  out['engine'] = Object.freeze(readEngines(ctx, doc['engine']));
+  out['engine'] = Object.freeze(readEngines(ctx, doc['engine'], opts));
+  out['engine_origin'] = doc['engine'] !== undefined ? 'configured' : opts.defaultClamdSocket ? 'default-clamd' : 'default-embedded';
   const cfg = Object.freeze(out) as unknown as Config;
   textOf.set(cfg, ctx.lines);
   return cfg;
@@ -169,9 +196,13 @@ function subTable(ctx: Ctx, doc: Record<string, unknown>, name: string): Record<
   return v as Record<string, unknown>;
 }
 
-function readEngines(ctx: Ctx, raw: unknown): Record<string, unknown>[] {
+function readEngines(ctx: Ctx, raw: unknown, opts: ParseOptions): Record<string, unknown>[] {
   if (raw === undefined) {
-    // The embedded engine is the default, so a fresh install scans without any daemon.
+    // No engine named: the clamd found answering (it has real signatures), else the embedded
+    // engine, so a fresh install scans without any daemon (with its shipped rules only).
+    if (opts.defaultClamdSocket) {
+      return [Object.freeze(readTable(ctx, 'engine.', { servers: [`unix:${opts.defaultClamdSocket}`] }, ENGINE_KEYS['clamd']!, { type: 'clamd' }))];
+    }
     return [Object.freeze(readTable(ctx, 'engine.', {}, ENGINE_KEYS['yara']!, { type: 'yara' }))];
   }
   if (!Array.isArray(raw) || raw.length === 0) throw keyError(ctx, 'engine', 'use one [[engine]] table per engine');

@@ -5,7 +5,17 @@
 import { ACTION_KEYS, ENGINE_KEYS, MIME_KEYS, TOP_KEYS, UNPACK_KEYS, type KeySpec } from './schema.js';
 import type { Config } from './load.js';
 
-export function formatConfig(cfg: Config, engineVersions?: readonly string[], unpackVersion?: string): string {
+const ORIGIN: Record<Config['engine_origin'], string> = {
+  'configured': '',
+  'default-clamd': '# engine: none configured, so the default: the clamd that answered at the distribution\'s socket',
+  'default-embedded': '# engine: none configured, so the default: the embedded engine (no clamd answered at the distribution\'s socket)',
+};
+
+/**
+ * `signatures`: the `# signatures:` lines (app/signatures.ts), printed after the engines;
+ * like the versions, only with -v (they ask the engines).
+ */
+export function formatConfig(cfg: Config, engineVersions?: readonly string[], unpackVersion?: string, signatures?: readonly string[]): string {
   const out: string[] = [`# effective configuration, from ${cfg.source}`];
   const rec = cfg as unknown as Record<string, unknown>;
   section(out, TOP_KEYS, rec);
@@ -16,11 +26,13 @@ export function formatConfig(cfg: Config, engineVersions?: readonly string[], un
   out.push('', '[unpack]');
   section(out, UNPACK_KEYS, cfg.unpack as unknown as Record<string, unknown>);
   if (unpackVersion) out.push(`# version: ${unpackVersion}`);
+  if (ORIGIN[cfg.engine_origin]) out.push('', ORIGIN[cfg.engine_origin]);
   cfg.engine.forEach((e, i) => {
     out.push('', '[[engine]]', `type = ${JSON.stringify(e.type)}`);
     section(out, ENGINE_KEYS[e.type] ?? [], e as unknown as Record<string, unknown>);
     if (engineVersions?.[i]) out.push(`# version: ${engineVersions[i]}`);
   });
+  if (signatures?.length) out.push('', ...signatures);
   return out.join('\n') + '\n';
 }
 

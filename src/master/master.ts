@@ -5,7 +5,7 @@
  * so no request passes through the master at all.
  *
  * Life cycle (courier-filter-protocol.md §1): fd3-check; signals handled from the first moment
- * (a HUP during start-up must not kill us); config read (pure parsing only, here); the socket
+ * (a HUP during start-up must not kill us); config read (parsing, and the default engine chosen, here); the socket
  * bound at DIR/.NAME; workers started and ready (their engines loaded), handed the socket and
  * accepting before it is renamed to DIR/NAME; pid file; fd 3 closed; supervise. The master keeps
  * a copy of the listening socket that it never polls (the first worker to listen sends it back),
@@ -28,7 +28,9 @@ import { ConnectionHandler, type Reply, type ServerOptions, type Service } from 
 import { bindFilterSocket, type FilterSocket } from '../courierfilter/socket.js';
 import { releaseCourierfilter, startedByCourierfilter } from '../courierfilter/fd3.js';
 import { removePidFile, writePidFile } from '../courierfilter/pidfile.js';
-import { parseConfig, readConfigText, type Config, type ConfigText } from '../config/load.js';
+import { readConfigText, type Config, type ConfigText } from '../config/load.js';
+import { resolveConfig } from '../app/default-engine.js';
+import { noRealSignatures } from '../app/signatures.js';
 import { rescueDaemonKeys, type DaemonKeys } from '../config/rescue.js';
 import { TOP_KEYS } from '../config/schema.js';
 import { createLogger, guardStderr, routeWarnings, type Level, type Logger } from '../ops/log.js';
@@ -84,13 +86,13 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   // From here on, signals are ours: a reload or stop during start-up is remembered, not fatal.
   const signals = new SignalQueue();
 
-  // ---- config: pure parsing here; engines are loaded by the workers
+  // ---- config: parsing here (with no [[engine]], a PING to the distribution's clamd); engines are loaded by the workers
   let problem: string | undefined;
   let text: ConfigText | undefined;
   let cfg: Config | undefined;
   try {
     text = readConfigText(opts.configFile);
-    cfg = parseConfig(text.text, text.source);
+    cfg = await resolveConfig(text);
     setLevel(cfg.log_level);
   } catch (err) {
     problem = messageOf(err);
@@ -187,6 +189,11 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     }, DEGRADED_REMINDER_MS);
   };
   if (problem !== undefined) degraded();
+  const signatureCheck = (c: Config | undefined): void => {
+    const none = c && noRealSignatures(c);
+    if (none) log.event('no-real-signatures', { reason: none }, 'error');
+  };
+  if (problem === undefined) signatureCheck(cfg);
 
   // ---- reload: a new generation of workers; the old one finishes its work
   const reload = async (sig: string): Promise<void> => {
@@ -194,7 +201,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     let nextCfg: Config;
     try {
       next = readConfigText(opts.configFile);
-      nextCfg = parseConfig(next.text, next.source);
+      nextCfg = await resolveConfig(next);
     } catch (err) {
       return failedReload(sig, messageOf(err));
     }
@@ -209,6 +216,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     const wasDegraded = problem !== undefined;
     problem = undefined;
     log.event('reloaded', { signal: sig, config: nextCfg.source, workers: pool.scanningWorkers, ...(wasDegraded ? { service: 'restored' } : {}) });
+    signatureCheck(nextCfg);
   };
   const failedReload = async (sig: string, reason: string): Promise<void> => {
     if (problem !== undefined) {

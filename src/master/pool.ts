@@ -25,7 +25,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
-import type { Config } from '../config/load.js';
+import { parseOptionsOf, type Config } from '../config/load.js';
 import type { Logger } from '../ops/log.js';
 import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
 import { sweepStale } from './tmp-sweep.js';
@@ -281,7 +281,7 @@ export class WorkerPool {
       w.send({ t: 'init', responder: gen.responder, worker: w.n, logLevel: this.current?.pc?.config.log_level ?? gen.pc?.config.log_level ?? 'info', logFd: LOG_FD_CHILD });
     } else {
       const pc = gen.pc!;
-      w.send({ t: 'init', configText: pc.text, source: pc.source, processes: gen.size, slots: gen.slots, worker: w.n, logFd: LOG_FD_CHILD });
+      w.send({ t: 'init', configText: pc.text, source: pc.source, parse: parseOptionsOf(pc.config), processes: gen.size, slots: gen.slots, worker: w.n, logFd: LOG_FD_CHILD });
     }
     return w;
   }

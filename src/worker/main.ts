@@ -116,7 +116,7 @@ function init(m: Extract<ToWorker, { t: 'init' }>): void {
   }
   let cfg: Config;
   try {
-    cfg = parseConfig(m.configText, m.source);
+    cfg = parseConfig(m.configText, m.source, m.parse); // the master's choice of default engine
     rt = createRuntime(cfg, { makeTmpdir: true, checkOwner: true, processes: m.processes });
   } catch (err) {
     send({ t: 'failed', code: codeOf(err) ?? 'ECONFIG', reason: messageOf(err) });

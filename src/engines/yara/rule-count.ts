@@ -7,7 +7,7 @@
  * (which may hold braces or the word "rule"). Hex strings nest balanced braces, so depth
  * tracking covers them.
  * Inputs: the text of one rule file.
- * Outputs: the number of rule declarations (private and global ones included), and whether the
+ * Outputs: the number of rule declarations (private and global ones included), their names, and whether the
  * text ends at top level: rule files are compiled as one concatenated source, so a file that
  * ends inside a comment or a rule body would silently swallow the start of the next one.
  * Pure, no throws.
@@ -16,6 +16,8 @@
 export interface RuleSourceShape {
   /** Rule declarations at top level. */
   readonly rules: number;
+  /** Their identifiers, in order. */
+  readonly names: readonly string[];
   /** False when the text ends inside a block comment, a literal or a rule body. */
   readonly complete: boolean;
 }
@@ -26,6 +28,7 @@ const SPACE = /\s/;
 
 export function countRules(src: string): RuleSourceShape {
   let rules = 0;
+  const names: string[] = [];
   let depth = 0;
   let unclosed = false;
   // The last significant token, so "/" can be told apart: a regex follows "=" or "matches",
@@ -54,6 +57,7 @@ export function countRules(src: string): RuleSourceShape {
       const start = i;
       while (i < n && IDENT_PART.test(src[i]!)) i++;
       const word = src.slice(start, i);
+      if (depth === 0 && prev === 'rule') names.push(word);
       if (depth === 0 && word === 'rule') rules++;
       prev = word;
     } else {
@@ -66,7 +70,7 @@ export function countRules(src: string): RuleSourceShape {
       i++;
     }
   }
-  return { rules, complete: depth === 0 && !unclosed };
+  return { rules, names, complete: depth === 0 && !unclosed };
 }
 
 /** Skips the literal opening at `i` (text string or regex, backslash escapes, one line). */

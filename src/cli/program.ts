@@ -1,0 +1,80 @@
+/**
+ * The avfilter command line, defined once: bin/avfilter.ts parses with it and prints --help from
+ * it, and the man page generator (man.ts) writes avfilter(8) from the same options, texts and
+ * sections, so the two cannot say different things.
+ *
+ * Owns: option names, their help lines, the usage line, the longer sections of the man page.
+ * Outputs: a commander Command (not parsed) and the man sections. Fails with nothing.
+ */
+import { Command } from 'commander';
+import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
+
+export const SUMMARY = 'anti-virus global filter for the Courier mail server';
+
+export const DESCRIPTION = 'Anti-virus global filter for the Courier mail server.\n' +
+  'With no mode option it runs as a Courier global filter (started by courierfilter).';
+
+export const EXIT_STATUS = 'Exit status with -t: 1 if any file was infected, else 2 if any error, else 0.\n' +
+  'Config errors exit 2.';
+
+export const SEE_ALSO = ['avfilter_sig(8)', 'avfilter.conf(5)', 'courierfilter(8)', 'clamd(8)', 'freshclam(1)'];
+
+/** The sections of avfilter(8) beyond the options: heading and paragraphs (blank line between). */
+export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: string }[] = [
+  {
+    heading: 'DESCRIPTION',
+    text: 'avfilter scans every message Courier accepts, before it is queued, with one or more engines: ' +
+      'clamd (ClamAV\'s daemon) over its socket, and an embedded YARA-X engine. It decodes the MIME parts and ' +
+      'unpacks archives and documents so that every engine sees every member. An infected message is dropped ' +
+      '(the default), rejected or tempfailed; a message that cannot be scanned is tempfailed (451), never ' +
+      'delivered unscanned unless the configuration says so.\n\n' +
+      'courierfilter starts it: install it as /usr/lib/courier/filters/avfilter and run ' +
+      '"filterctl start avfilter". The filter name, and its socket\'s, is the name it was started as.\n\n' +
+      'With no [[engine]] in the configuration avfilter uses clamd at the LocalSocket named in ' +
+      '/etc/clamav/clamd.conf (or /run/clamav/clamd.ctl) when a clamd answers there, else the embedded ' +
+      'engine with the rules shipped with avfilter, which detect only the EICAR test file. Such an engine ' +
+      'set is not a virus scanner: avfilter then logs "event=no-real-signatures" at error severity at start ' +
+      'and on every reload, and "avfilter --config -v" says what each engine knows.',
+  },
+  {
+    heading: 'LOGGING',
+    text: 'One key=value line per message and per life-cycle event on standard error, which courierfilter ' +
+      'sends to syslog (facility mail, all lines at one severity): lines of warning and error severity say ' +
+      'so in their text, as level=warning and level=error.',
+  },
+  {
+    heading: 'SIGNALS',
+    text: 'SIGHUP, SIGUSR1 and SIGUSR2 each reload the configuration and the signatures: a new generation ' +
+      'of workers loads them and takes over, the old one finishes its messages; a reload that fails keeps ' +
+      'the running configuration and logs why. SIGTERM, or the end of standard input when it is a pipe ' +
+      '(as courierfilter gives it), stops the filter after the messages in hand are done.',
+  },
+  {
+    heading: 'ENVIRONMENT',
+    text: `AVFILTER_CONFIG: the configuration file when -f is not given (default ${DEFAULT_CONFIG_PATH}).\n\n` +
+      'AVFILTER_CLAMD_CONF: the clamd.conf whose LocalSocket is tried for the default engine (default ' +
+      '/etc/clamav/clamd.conf).',
+  },
+  {
+    heading: 'FILES',
+    text: `${DEFAULT_CONFIG_PATH}: the configuration, see avfilter.conf(5).\n\n` +
+      '/run/courier/avfilter.pid: the pid file, read by avfilter_sig(8).',
+  },
+];
+
+/** The avfilter program; the caller adds parsing behaviour (exitOverride, output). */
+export function buildProgram(version: string): Command {
+  return new Command('avfilter')
+    .description(DESCRIPTION)
+    .usage('[-f FILE] [--foreground | --config [-v] | -t FILE... | --batch-test]')
+    .option('-f, --file <FILE>', `config file (default ${DEFAULT_CONFIG_PATH}, or $AVFILTER_CONFIG)`)
+    .option('--config', 'print the effective configuration and exit')
+    .option('-v, --verbose', 'with --config: engine versions and what signatures each engine knows too; with -t: where each virus was found')
+    .option('-t, --test <FILE...>', 'scan mail files (- for stdin, directories too) and report like clamscan')
+    .option('--batch-test', 'read Courier requests on stdin instead of the socket; replies on stdout')
+    .option('--foreground', 'run the filter daemon even when not started by courierfilter (under a supervisor or a test)')
+    .option('--allow-root', 'let the daemon run as root (it refuses by default: run it as Courier\'s user)')
+    .version(version, '--version', 'print the version and exit')
+    .helpOption('-h, --help', 'print this help and exit')
+    .addHelpText('after', `\n${EXIT_STATUS}\nSee avfilter(8) and, for the config keys, avfilter.conf(5).`);
+}

@@ -1,0 +1,17 @@
+/**
+ * `npm run man`: writes the generated man pages (src/cli/man.ts) to man/ at the top of the
+ * checkout, where they are committed; test/man.test.ts fails when they differ from what the
+ * sources generate now.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { manPages } from '../src/cli/man.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+mkdirSync(join(root, 'man'), { recursive: true });
+for (const page of manPages(pkg.version)) {
+  writeFileSync(join(root, 'man', page.file), page.text);
+  process.stdout.write(`man/${page.file}\n`);
+}
