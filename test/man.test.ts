@@ -1,7 +1,7 @@
 /**
  * The man pages: the committed man/ files are exactly what the sources generate now (so they
  * cannot go stale: run `npm run man` after changing an option or a config key), every key the
- * config loader accepts is documented in avfilter.conf(5) and every key documented there is
+ * config loader accepts is documented in avfilter.toml(5) and every key documented there is
  * accepted, every option the built avfilter's --help lists is in avfilter(8), and the package
  * installs the pages.
  */
@@ -20,15 +20,15 @@ const plain = (s: string): string => s.replace(/\\-/g, '-').replace(/\\e/g, '\\'
 
 test('the committed man pages are what the sources generate (run `npm run man` after a change)', () => {
   const pages = manPages(pkg.version);
-  assert.deepEqual(pages.map((p) => p.file).sort(), ['avfilter.8', 'avfilter.conf.5', 'avfilter_sig.8']);
+  assert.deepEqual(pages.map((p) => p.file).sort(), ['avfilter.8', 'avfilter.toml.5', 'avfilter_sig.8']);
   for (const p of pages) assert.equal(page(p.file), p.text, `man/${p.file} is stale: run npm run man`);
 });
 
-/** The keys avfilter.conf(5) documents, as "key", "action.key", "engine:clamd.key". */
+/** The keys avfilter.toml(5) documents, as "key", "action.key", "engine:clamd.key". */
 function documentedKeys(): Set<string> {
   const out = new Set<string>();
   let prefix: string | undefined;
-  const lines = page('avfilter.conf.5').split('\n');
+  const lines = page('avfilter.toml.5').split('\n');
   for (let i = 0; i < lines.length; i++) {
     const l = plain(lines[i]!);
     if (l.startsWith('.SH ')) prefix = undefined;
@@ -67,11 +67,11 @@ function loaderKeys(): string[] {
   return out;
 }
 
-test('avfilter.conf(5) documents every key the loader accepts, and only those', () => {
+test('avfilter.toml(5) documents every key the loader accepts, and only those', () => {
   const documented = documentedKeys();
   const loaded = loaderKeys();
   assert.ok(loaded.length > 40, `only ${loaded.length} keys found`);
-  for (const k of loaded) assert.ok(documented.has(k), `avfilter.conf.5 does not document ${k}`);
+  for (const k of loaded) assert.ok(documented.has(k), `avfilter.toml.5 does not document ${k}`);
   for (const k of documented) {
     const m = /^(?:engine:(\w+)\.|(\w+)\.)?(\w+)$/.exec(k)!;
     const [, engine, table, key] = m;
@@ -95,7 +95,7 @@ test('avfilter(8) lists every option of avfilter --help', () => {
 });
 
 test('the package installs the man pages', () => {
-  assert.deepEqual(pkg.man, ['man/avfilter.8', 'man/avfilter_sig.8', 'man/avfilter.conf.5']);
+  assert.deepEqual(pkg.man, ['man/avfilter.8', 'man/avfilter_sig.8', 'man/avfilter.toml.5']);
   for (const f of pkg.man ?? []) assert.ok(existsSync(new URL(f, root)), f);
   assert.ok(pkg.files?.includes('man'), 'files includes man/');
 });

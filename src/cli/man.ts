@@ -1,6 +1,6 @@
 /**
  * The man pages, generated: avfilter(8) from the command-line program (program.ts, the same
- * options and texts as --help), avfilter_sig(8) from its help (sig-usage.ts), avfilter.conf(5)
+ * options and texts as --help), avfilter_sig(8) from its help (sig-usage.ts), avfilter.toml(5)
  * from the config schema (config/schema.ts, the same keys, defaults and bounds the loader uses).
  * `npm run man` writes them to man/; a test compares the committed pages with this output, so
  * they cannot drift from the program.
@@ -77,7 +77,7 @@ export function avfilterSigPage(version: string): ManPage {
   ) + '\n');
   out.push('.SH EXIT STATUS\n' + paragraphs('0 for --help; 2 for anything else.') + '\n');
   out.push('.SH ENVIRONMENT\n' + paragraphs(`AVFILTER_CONFIG: the config file path printed by --help (default ${DEFAULT_CONFIG_PATH}).`) + '\n');
-  out.push(seeAlso(['avfilter(8)', 'avfilter.conf(5)']));
+  out.push(seeAlso(['avfilter(8)', 'avfilter.toml(5)']));
   return { file: 'avfilter_sig.8', text: out.join('') };
 }
 
@@ -119,7 +119,7 @@ function keys(specs: readonly KeySpec[]): string {
   return specs.map((s) => `.TP\n.B ${roff(s.key)}\n${roff(`${s.doc}.`)}\n.br\n${roff(`${typeText(s)}; default ${defaultText(s)}.`)}\n`).join('');
 }
 
-/** The .SS headings of avfilter.conf(5) and the key prefix each stands for (the test reads them). */
+/** The .SS headings of avfilter.toml(5) and the key prefix each stands for (the test reads them). */
 export const CONF_SECTIONS: readonly { readonly heading: string; readonly table: string; readonly specs: readonly KeySpec[] }[] = [
   { heading: 'Top level', table: '', specs: TOP_KEYS },
   { heading: '[action]', table: 'action', specs: ACTION_KEYS },
@@ -129,8 +129,8 @@ export const CONF_SECTIONS: readonly { readonly heading: string; readonly table:
 ];
 
 export function avfilterConfPage(version: string): ManPage {
-  const out: string[] = [header('avfilter.conf', 5, version, 'File Formats Manual')];
-  out.push('.SH NAME\navfilter.conf \\- configuration file of avfilter, the Courier anti\\-virus filter\n');
+  const out: string[] = [header('avfilter.toml', 5, version, 'File Formats Manual')];
+  out.push('.SH NAME\navfilter.toml \\- configuration file of avfilter, the Courier anti\\-virus filter\n');
   out.push(`.SH SYNOPSIS\n${roff(DEFAULT_CONFIG_PATH)}\n`);
   out.push('.SH DESCRIPTION\n' + paragraphs(
     `avfilter(8) reads its configuration from the file given with -f, else from $AVFILTER_CONFIG, else from ${DEFAULT_CONFIG_PATH}. ` +
@@ -169,7 +169,7 @@ export function avfilterConfPage(version: string): ManPage {
   ].join('\n')) + '\n.fi\n');
   out.push(`.SH FILES\n${roff(DEFAULT_CONFIG_PATH)}\n`);
   out.push(seeAlso(['avfilter(8)', 'avfilter_sig(8)', 'clamd.conf(5)']));
-  return { file: 'avfilter.conf.5', text: out.join('') };
+  return { file: 'avfilter.toml.5', text: out.join('') };
 }
 
 export function manPages(version: string): ManPage[] {

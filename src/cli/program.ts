@@ -17,7 +17,7 @@ export const DESCRIPTION = 'Anti-virus global filter for the Courier mail server
 export const EXIT_STATUS = 'Exit status with -t: 1 if any file was infected, else 2 if any error, else 0.\n' +
   'Config errors exit 2.';
 
-export const SEE_ALSO = ['avfilter_sig(8)', 'avfilter.conf(5)', 'courierfilter(8)', 'clamd(8)', 'freshclam(1)'];
+export const SEE_ALSO = ['avfilter_sig(8)', 'avfilter.toml(5)', 'courierfilter(8)', 'clamd(8)', 'freshclam(1)'];
 
 /** The sections of avfilter(8) beyond the options: heading and paragraphs (blank line between). */
 export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: string }[] = [
@@ -57,7 +57,7 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
   },
   {
     heading: 'FILES',
-    text: `${DEFAULT_CONFIG_PATH}: the configuration, see avfilter.conf(5).\n\n` +
+    text: `${DEFAULT_CONFIG_PATH}: the configuration, see avfilter.toml(5).\n\n` +
       '/run/courier/avfilter.pid: the pid file, read by avfilter_sig(8).',
   },
 ];
@@ -76,5 +76,5 @@ export function buildProgram(version: string): Command {
     .option('--allow-root', 'let the daemon run as root (it refuses by default: run it as Courier\'s user)')
     .version(version, '--version', 'print the version and exit')
     .helpOption('-h, --help', 'print this help and exit')
-    .addHelpText('after', `\n${EXIT_STATUS}\nSee avfilter(8) and, for the config keys, avfilter.conf(5).`);
+    .addHelpText('after', `\n${EXIT_STATUS}\nSee avfilter(8) and, for the config keys, avfilter.toml(5).`);
 }
