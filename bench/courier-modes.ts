@@ -54,7 +54,7 @@ const AVFILTER_CONFIG = '/etc/courier/filters/avfilter.toml';
 const PEER_NAME = 'courier-filter-perl';
 const PEER_PROGRAM = '/usr/lib/courier/filters/courier-filter-perl';
 const PEER_CONFIG = '/etc/courier/filters/courier-filter-perl.conf';
-const PEER_PACKAGES = ['courier-filter-perl', 'libclamav-client-perl'];
+const PEER_PACKAGES = ['courier-filter-perl', 'libclamav-client-perl', 'libmime-tools-perl'];
 // The pid file is written before avfilter closes fd 3, so it is there when the socket is; a
 // little room for a loaded machine.
 const PID_WAIT_MS = 10_000;
