@@ -15,8 +15,9 @@
  * `limit` (EUNPACK_* codes). Inputs: a ContainerHost (host.ts: the parts, their bytes, a store
  * for members, the readings of mail and text), the message size, the options with the
  * unpackers. Output: StageResult; members in the host's store. Rejects only with the signal's
- * reason (abort) or a store fault (a temp file that cannot be written), as the MIME readings do; an unpacker that fails is the EUNPACK_INTERNAL limit
- * record with origin internal (never clean).
+ * reason (abort) or a store fault (a temp file that cannot be written), as the MIME readings
+ * do; an unpacker that fails is the EUNPACK_INTERNAL limit record with origin internal (never
+ * clean).
  *
  * Mail found as a part or a member (clam.mail typed application/octet-stream, an .eml in a
  * zip) is handed to the host to walk as mail; an mbox is split into its messages first. New
@@ -65,7 +66,7 @@ const MAX_NAME_CHARS = 200;
 /** Single-stream compressors: their member is the one stream they hold. */
 const COMPRESSORS: ReadonlySet<string> = new Set(['gzip', 'bzip2', 'xz', 'zstd', 'compress', 'szdd']);
 
-/** Types the MIME readings walk as messages already (walk.ts, lenient/interpret.ts). */
+/** Types the MIME readings walk as messages already (src/mime: walk.ts, lenient/interpret.ts). */
 const WALKED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', 'message/global', 'message/news']);
 
 /** The format name reports use: `Encrypted.Zip`, `Encrypted.7z`, `Encrypted.RAR`. */
