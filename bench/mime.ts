@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import mailsplit from '@zone-eu/mailsplit';
-import { DEFAULT_MIME_LIMITS, extractParts } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput } from '../src/mime/index.js';
 import * as mail from '../test/helpers/mail.js';
 import { type BenchContext, type SectionReport, table } from './report.js';
 
@@ -32,7 +32,7 @@ async function plainMailsplit(path: string): Promise<void> {
 }
 
 async function extraction(path: string, work: string): Promise<void> {
-  const x = await extractParts(createReadStream(path), { limits: DEFAULT_MIME_LIMITS, tmpdir: work });
+  const x = await extractParts(MessageInput.fromFile(path), { limits: DEFAULT_MIME_LIMITS, tmpdir: work });
   if (x.limit !== undefined) throw new Error(`bench message hit a limit: ${x.limit.code}`);
   await x.dispose();
 }

@@ -16,7 +16,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_MIME_LIMITS, extractParts } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput } from '../src/mime/index.js';
 import { SHAPES } from '../test/helpers/shapes.js';
 import { table, type BenchContext, type SectionReport } from './report.js';
 
@@ -53,7 +53,7 @@ function median(xs: number[]): number {
 }
 
 async function extractOnce(path: string, work: string, signal?: AbortSignal): Promise<string> {
-  const x = await extractParts({ path }, { limits: DEFAULT_MIME_LIMITS, tmpdir: work, ...(signal ? { signal } : {}) });
+  const x = await extractParts(MessageInput.fromFile(path), { limits: DEFAULT_MIME_LIMITS, tmpdir: work, ...(signal ? { signal } : {}) });
   await x.dispose();
   return x.limit?.code ?? 'ok';
 }

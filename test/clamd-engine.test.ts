@@ -14,7 +14,7 @@ import type { Engine, EngineResult, ScanItem, ScanSource } from '../src/engines/
 import { ping, version } from '../src/engines/clamd/client.js';
 import { createClamdEngine, parseServer, type ClamdOptions } from '../src/engines/clamd/index.js';
 import { MAIL_MAGICS } from '../src/engines/clamd/raw-message.js';
-import { bufferSource, fileSource } from '../src/scan/sources.js';
+import { bufferSource, fileSource } from '../src/bytes/sources.js';
 import { startClamd, TESTFILES_DIR, type RunningClamd } from './helpers/clamd.js';
 import { eicar } from './helpers/eicar.js';
 import { startFakeClamd, startUnacceptingListener, type FakeFault } from './helpers/fake-clamd.js';

@@ -10,7 +10,7 @@ import {
   classifyReply, encodeCommand, endOfStream, frameChunk, frameHeader, MAX_CHUNK_BYTES, MAX_VIRUS_NAME_BYTES, REPLY_MAX_BYTES,
   REPLY_MAX_TOTAL_BYTES, ReplyParser, resultFromReplies,
 } from '../src/engines/clamd/protocol.js';
-import { bufferSource } from '../src/scan/sources.js';
+import { bufferSource } from '../src/bytes/sources.js';
 
 test('commands are z-prefixed and NUL-terminated', () => {
   assert.deepEqual(encodeCommand('INSTREAM'), Buffer.from('7a494e53545245414d00', 'hex'));

@@ -14,7 +14,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { DEFAULT_MIME_LIMITS, extractParts } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput } from '../src/mime/index.js';
 import { MAIL_PREFIX } from '../src/engines/clamd/raw-message.js';
 import { runAvfilter } from './helpers/avfilter-proc.js';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
@@ -82,7 +82,7 @@ test('each shape is one our standard reading decodes and clamd alone misses in a
   const missedByShape = new Map<string, number>();
   const rows: string[] = [];
   for (const m of messages) {
-    const x = await extractParts({ buffer: m.bytes }, { limits: DEFAULT_MIME_LIMITS, tmpdir: join(dir, 'work') });
+    const x = await extractParts(MessageInput.fromBuffer(m.bytes), { limits: DEFAULT_MIME_LIMITS, tmpdir: join(dir, 'work') });
     try {
       const holders = [];
       for (const p of x.parts) if ((await p.source.buffer()).includes(E)) holders.push(`${p.path}:${p.reading}`);

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Engine, EngineResult, ScanItem } from '../src/engines/engine.js';
 import { createClamdEngine, type ClamdOptions } from '../src/engines/clamd/index.js';
-import { bufferSource } from '../src/scan/sources.js';
+import { bufferSource } from '../src/bytes/sources.js';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
 import { startClamdProxy, type ClamdProxy } from './helpers/clamd-proxy.js';
 import { eicar } from './helpers/eicar.js';

@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_MIME_LIMITS, MemoryPool, extractParts } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, MemoryPool, extractParts, MessageInput } from '../src/mime/index.js';
 import { attachment, message, multipart, pseudoRandom, textPart } from './helpers/mail.js';
 import { daemonEnv, stopDaemon, workerPids } from './helpers/daemon-env.js';
 import { talk } from './helpers/avfilter-proc.js';
@@ -29,7 +29,7 @@ test('memory budget: parts beyond the process-wide pool go to tmpdir, and every 
   }
   let peak = 0;
   const sampler = setInterval(() => { peak = Math.max(peak, pool.inUse); }, 1);
-  const ex = await Promise.all(files.map((path) => extractParts({ path }, { limits, tmpdir: dir })));
+  const ex = await Promise.all(files.map((path) => extractParts(MessageInput.fromFile(path), { limits, tmpdir: dir })));
   clearInterval(sampler);
   peak = Math.max(peak, pool.inUse);
   assert.ok(peak <= pool.capacity, `pool held ${peak} bytes`);

@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { DEFAULT_MIME_LIMITS, extractParts } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput } from '../src/mime/index.js';
 import { runAvfilter } from './helpers/avfilter-proc.js';
 import { startClamd } from './helpers/clamd.js';
 import { corpus, writeCorpus, type CorpusMessage } from './helpers/corpus.js';
@@ -36,7 +36,7 @@ test('in-process: infected messages yield a part holding the payload bytes; clea
   const failures: string[] = [];
   try {
     for (const m of messages) {
-      const x = await extractParts(Readable.from([m.bytes]), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+      const x = await extractParts(MessageInput.fromStream(Readable.from([m.bytes])), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
       try {
         let hit: string | undefined;
         for (const p of x.parts) {

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_MIME_LIMITS, extractParts } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput } from '../src/mime/index.js';
 import { MAX_HEADER_LINES_PER_BLOCK, MAX_HEADER_LINES_PER_READING } from '../src/mime/limits.js';
 import { SHAPES } from './helpers/shapes.js';
 
@@ -36,7 +36,7 @@ async function lateness(path: string, work: string, afterMs: number): Promise<nu
   const t0 = performance.now();
   const timer = setTimeout(() => ac.abort(new Error('deadline')), afterMs);
   try {
-    const x = await extractParts({ path }, { limits: DEFAULT_MIME_LIMITS, tmpdir: work, signal: ac.signal });
+    const x = await extractParts(MessageInput.fromFile(path), { limits: DEFAULT_MIME_LIMITS, tmpdir: work, signal: ac.signal });
     await x.dispose();
     return undefined;
   } catch (err) {
@@ -85,7 +85,7 @@ async function limitOf(msg: Buffer): Promise<string | undefined> {
   return withDir(async (dir) => {
     const path = join(dir, 'm.eml');
     await writeFile(path, msg);
-    const x = await extractParts({ path }, { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+    const x = await extractParts(MessageInput.fromFile(path), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
     await x.dispose();
     return x.limit?.code;
   });

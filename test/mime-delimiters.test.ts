@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import type { MessageBytes } from '../src/mime/input.js';
+import type { MessageBytes } from '../src/bytes/message-bytes.js';
 import { findDelimiters, MAX_DELIMITER_LINE_BYTES } from '../src/mime/lenient/delimiters.js';
 
 /** The bytes served in chunks cut at `cuts` (offsets into buf). */
@@ -56,7 +56,7 @@ test('a delimiter whose "--" straddles a read chunk (256 KiB) still splits the b
   const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
-  const { DEFAULT_MIME_LIMITS, extractParts } = await import('../src/mime/index.js');
+  const { DEFAULT_MIME_LIMITS, extractParts, MessageInput } = await import('../src/mime/index.js');
   const { eicar } = await import('./helpers/eicar.js');
   const E = eicar();
   // the boundary only in Content-Disposition: the lenient reading alone splits this body
@@ -71,7 +71,7 @@ test('a delimiter whose "--" straddles a read chunk (256 KiB) still splits the b
   try {
     const path = join(dir, 'm.eml');
     await writeFile(path, head + body, 'latin1');
-    const x = await extractParts({ path }, { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+    const x = await extractParts(MessageInput.fromFile(path), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
     try {
       const holding: string[] = [];
       for (const p of x.parts) if ((await p.source.buffer()).equals(E)) holding.push(`${p.path} ${p.reading}`);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { EmbeddedScanner, MAX_OPEN_ITEMS, type ScanEvent } from '../src/mime/embedded/scan.js';
-import { DEFAULT_MIME_LIMITS, extractParts } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput } from '../src/mime/index.js';
 import { runAvfilter } from './helpers/avfilter-proc.js';
 import { uuencode, yencode } from './helpers/corpus.js';
 import { eicar } from './helpers/eicar.js';
@@ -30,7 +30,7 @@ const OPENERS: ReadonlyArray<[string, string]> = [
 async function extract(msg: Buffer): Promise<{ holding: string[]; limit: string | undefined }> {
   const dir = await mkdtemp(join(tmpdir(), 'avf-overlap-'));
   try {
-    const x = await extractParts(Readable.from([msg]), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+    const x = await extractParts(MessageInput.fromStream(Readable.from([msg])), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
     try {
       const holding: string[] = [];
       for (const p of x.parts) if ((await p.source.buffer()).equals(E)) holding.push(`${p.path} ${p.reading}`);

@@ -14,7 +14,7 @@ import { MAX_EMBEDDED_DEPTH } from '../src/mime/embedded/index.js';
 import { looksLikeMessage } from '../src/mime/embedded/message.js';
 import { PercentDecoder } from '../src/mime/embedded/percent.js';
 import { MIN_DATA_URI_BYTES } from '../src/mime/embedded/scan.js';
-import { DEFAULT_MIME_LIMITS, extractParts, type ExtractedPart, type MimeLimits } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput, type ExtractedPart, type MimeLimits } from '../src/mime/index.js';
 import { uuencode, yencode } from './helpers/corpus.js';
 import { eicar } from './helpers/eicar.js';
 import * as mail from './helpers/mail.js';
@@ -29,7 +29,7 @@ interface Got {
 async function extract(msg: Buffer, limits: Partial<MimeLimits> = {}): Promise<{ parts: Got[]; limit: string | undefined }> {
   const dir = await mkdtemp(join(tmpdir(), 'avf-embedded-'));
   try {
-    const x = await extractParts(Readable.from([msg]), { limits: { ...DEFAULT_MIME_LIMITS, ...limits }, tmpdir: dir });
+    const x = await extractParts(MessageInput.fromStream(Readable.from([msg])), { limits: { ...DEFAULT_MIME_LIMITS, ...limits }, tmpdir: dir });
     try {
       const parts: Got[] = [];
       for (const p of x.parts as ExtractedPart[]) parts.push({ path: p.path, reading: p.reading, filename: p.filename, bytes: await p.source.buffer() });

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { writeFile } from 'node:fs/promises';
-import { DEFAULT_MIME_LIMITS, extractParts, type ExtractedPart, type Extraction } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput, type ExtractedPart, type Extraction } from '../src/mime/index.js';
 import { scanMessage } from '../src/scan/scan-message.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../src/engines/yara/index.js';
 import { corpus } from './helpers/corpus.js';
@@ -97,7 +97,7 @@ function asIs(m: Buffer): Buffer {
  */
 async function payloadMissing(m: Buffer, x: Extraction, payload: Buffer, tmp: string, keep: (p: ExtractedPart) => boolean = () => true): Promise<string | undefined> {
   if (await inSomePart(x, payload, keep)) return undefined;
-  const y = await extractParts(Readable.from([asIs(m)]), { limits: DEFAULT_MIME_LIMITS, tmpdir: tmp });
+  const y = await extractParts(MessageInput.fromStream(Readable.from([asIs(m)])), { limits: DEFAULT_MIME_LIMITS, tmpdir: tmp });
   try {
     if (await inSomePart(y, payload, keep)) return undefined;
   } finally {
@@ -113,7 +113,7 @@ test('the payload check fails when the part holding the payload goes missing', a
     for (const name of ['preamble', 'epilogue']) {
       const m = corpus().find((c) => c.name === name)!.bytes;
       assert.ok(m.includes(E));
-      const x = await extractParts(Readable.from([m]), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+      const x = await extractParts(MessageInput.fromStream(Readable.from([m])), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
       try {
         assert.equal(await payloadMissing(m, x, E, dir), undefined, name);
         // the reading that shows the payload (the lenient preamble / epilogue part) left out
@@ -142,7 +142,7 @@ test(`fuzz: ${ITERATIONS} mutations of the corpus (seed ${SEED})`, { timeout: 10
       const src = messages[Math.floor(rnd() * messages.length)]!;
       const m = mutate(src, rnd, messages);
       const what = `seed ${SEED} iteration ${i}`;
-      const x = await withDeadline(extractParts(Readable.from([m]), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir }), what);
+      const x = await withDeadline(extractParts(MessageInput.fromStream(Readable.from([m])), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir }), what);
       try {
         if (x.limit !== undefined) limits++;
         if (m.includes(E)) {

@@ -12,8 +12,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { DEFAULT_MIME_LIMITS, extractParts } from '../src/mime/index.js';
-import { bufferBytes } from '../src/mime/input.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput } from '../src/mime/index.js';
+import { bufferBytes } from '../src/bytes/message-bytes.js';
 import { walkLenient } from '../src/mime/lenient/walk.js';
 import { Budget, type MimeError } from '../src/mime/limits.js';
 import { PartStore } from '../src/mime/part-store.js';
@@ -102,7 +102,7 @@ test('non-UTF-8 header bytes: the lenient reading alone finds the base64 part', 
 test('non-UTF-8 header bytes: extractParts yields the payload as attachment 2, no limit', async () => {
   await withDir(async (dir) => {
     for (const [what, extra, b] of CASES) {
-      const x = await extractParts(Readable.from([message(extra, b)]), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+      const x = await extractParts(MessageInput.fromStream(Readable.from([message(extra, b)])), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
       try {
         assert.equal(x.limit, undefined, what);
         const holding: string[] = [];
@@ -140,7 +140,7 @@ test('non-UTF-8 header bytes: a uuencoded .eml with such a header is still walke
       const first = extra ? Buffer.concat([Buffer.from(extra + '\n', 'latin1'), inner]) : inner;
       for (const eml of [inner, first]) {
         const outer = Buffer.from(`From: a@example.test\nSubject: fwd\nContent-Type: text/plain\n\nthe forward:\n${uuencode(eml, 'fwd.eml')}`, 'latin1');
-        const x = await extractParts(Readable.from([outer]), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+        const x = await extractParts(MessageInput.fromStream(Readable.from([outer])), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
         try {
           const holding: string[] = [];
           for (const p of x.parts) if ((await p.source.buffer()).equals(E)) holding.push(p.path);

@@ -1,15 +1,15 @@
 /**
- * MessageBytes over a file (src/mime/input.ts): range reads and chunk iteration give exactly
- * the file's bytes for every kind of range (inside one read-ahead block, across blocks, longer
- * than a block, at and past the end, empty), in any order, and what was handed out earlier
- * stays valid after later reads.
+ * MessageBytes over a file (src/bytes/message-bytes.ts): range reads and chunk iteration give
+ * exactly the file's bytes for every kind of range (inside one read-ahead block, across blocks,
+ * longer than a block, at and past the end, empty), in any order, and what was handed out
+ * earlier stays valid after later reads.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileBytes, fileBytesOfSize, type MessageBytes } from '../src/mime/input.js';
+import { fileBytes, fileBytesOfSize, type MessageBytes } from '../src/bytes/message-bytes.js';
 import * as mail from './helpers/mail.js';
 
 async function collect(b: MessageBytes, start: number, end: number): Promise<Buffer> {

@@ -39,8 +39,8 @@ test('peak RSS under 128 MB while extracting a 100 MB message', { timeout: 300_0
     await writeBigMessage(msg, 100 * 1024 * 1024);
     assert.ok(statSync(msg).size >= 100 * 1024 * 1024);
     const script = `
-      const { extractParts, DEFAULT_MIME_LIMITS } = await import(${JSON.stringify(MIME_INDEX)});
-      const x = await extractParts({ path: ${JSON.stringify(msg)} }, { limits: DEFAULT_MIME_LIMITS, tmpdir: ${JSON.stringify(dir)} });
+      const { extractParts, MessageInput, DEFAULT_MIME_LIMITS } = await import(${JSON.stringify(MIME_INDEX)});
+      const x = await extractParts(MessageInput.fromFile(${JSON.stringify(msg)}), { limits: DEFAULT_MIME_LIMITS, tmpdir: ${JSON.stringify(dir)} });
       const sizes = x.parts.map((p) => p.size);
       await x.dispose();
       console.log(JSON.stringify({ limit: x.limit ?? null, parts: x.parts.length, max: Math.max(...sizes), rssKb: process.resourceUsage().maxRSS }));

@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { DEFAULT_MIME_LIMITS, extractParts } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput } from '../src/mime/index.js';
 import { MAX_BOUNDARY_CANDIDATES, MAX_CTE_CANDIDATES } from '../src/mime/lenient/interpret.js';
 import { uuencode } from './helpers/corpus.js';
 import { eicar } from './helpers/eicar.js';
@@ -23,7 +23,7 @@ const TOP = 'From: a@example.test\nSubject: t\nMIME-Version: 1.0\n';
 async function extract(msg: Buffer | string): Promise<{ holding: string[]; limit: string | undefined }> {
   const dir = await mkdtemp(join(tmpdir(), 'avf-silent-'));
   try {
-    const x = await extractParts(Readable.from([typeof msg === 'string' ? Buffer.from(msg, 'latin1') : msg]), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+    const x = await extractParts(MessageInput.fromStream(Readable.from([typeof msg === 'string' ? Buffer.from(msg, 'latin1') : msg])), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
     try {
       const holding: string[] = [];
       for (const p of x.parts) if ((await p.source.buffer()).includes(E)) holding.push(`${p.path} ${p.reading}`);

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { DEFAULT_MIME_LIMITS, extractParts, MimeErrorCode } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput, MimeErrorCode } from '../src/mime/index.js';
 import * as mail from './helpers/mail.js';
 
 /** A part larger than memoryPartBytes: it must go to a temp file. */
@@ -27,7 +27,7 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 }
 
 async function limitOf(input: 'path' | 'stream', msgPath: string, tmp: string): Promise<{ code: string; message: string } | undefined> {
-  const x = await extractParts(input === 'path' ? { path: msgPath } : Readable.from([big]), { limits: DEFAULT_MIME_LIMITS, tmpdir: tmp });
+  const x = await extractParts(input === 'path' ? MessageInput.fromFile(msgPath) : MessageInput.fromStream(Readable.from([big])), { limits: DEFAULT_MIME_LIMITS, tmpdir: tmp });
   await x.dispose();
   return x.limit;
 }

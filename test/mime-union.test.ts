@@ -10,19 +10,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { EmbeddedScanner, type ScanEvent } from '../src/mime/embedded/scan.js';
-import { DEFAULT_MIME_LIMITS, extractParts, type Extraction, type MimeLimits } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput, type Extraction, type MimeLimits } from '../src/mime/index.js';
 import { corpus } from './helpers/corpus.js';
 import { Base64Decoder } from '../src/mime/base64.js';
 import { eicar } from './helpers/eicar.js';
 import * as mail from './helpers/mail.js';
 
-async function extract<T>(msg: Buffer, fn: (x: Extraction) => T, limits: Partial<MimeLimits> = {}, input: 'stream' | 'file' = 'stream'): Promise<T> {
+async function extract<T>(msg: Buffer, fn: (x: Extraction) => T, limits: Partial<MimeLimits> = {}, input: 'stream' | 'file' | 'buffer' = 'stream'): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'avf-union-'));
   try {
-    let source: Readable | { path: string } = Readable.from([msg]);
+    let source = MessageInput.fromStream(Readable.from([msg]));
+    if (input === 'buffer') source = MessageInput.fromBuffer(msg);
     if (input === 'file') {
-      source = { path: join(dir, 'message.eml') };
-      await writeFile(source.path, msg);
+      const path = join(dir, 'message.eml');
+      await writeFile(path, msg);
+      source = MessageInput.fromFile(path);
     }
     const x = await extractParts(source, { limits: { ...DEFAULT_MIME_LIMITS, ...limits }, tmpdir: dir });
     try {
@@ -49,7 +51,7 @@ test('expansion limit: decoded bytes out of proportion to the input', async () =
   // a message nested many times re-counts its bytes at every level
   let m = mail.message(mail.attachment(mail.pseudoRandom(1_000_000, 5), { cte: 'base64' }));
   for (let i = 0; i < 8; i++) m = mail.message(mail.multipart([mail.messagePart(m)]));
-  for (const input of ['stream', 'file'] as const) {
+  for (const input of ['stream', 'file', 'buffer'] as const) {
     await extract(m, (x) => assert.equal(x.limit, undefined), {}, input);
     await extract(m, (x) => assert.equal(x.limit?.code, 'EMIME_EXPANSION_LIMIT', input), { maxExpansionRatio: 0.5 }, input);
     // a limit hit deep inside nested messages is reported as itself, not as a parse failure

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Base64Decoder } from '../src/mime/base64.js';
-import type { ChunkDecoder } from '../src/mime/decoders.js';
+import type { ChunkDecoder } from '../src/mime/chunk-decoder.js';
 import { QpDecoder } from '../src/mime/qp.js';
-import { DEFAULT_MIME_LIMITS, extractParts, type ExtractedPart, type Extraction, type MimeLimits } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput, type ExtractedPart, type Extraction, type MimeLimits } from '../src/mime/index.js';
 import { eicar } from './helpers/eicar.js';
 import * as mail from './helpers/mail.js';
 
@@ -34,7 +34,7 @@ async function extract<T>(msg: Buffer, fn: (x: Extraction) => Promise<T> | T, li
   return withTmp(async (dir) => {
     const chunks: Buffer[] = [];
     for (let i = 0; i < msg.length; i += chunkSize) chunks.push(msg.subarray(i, i + chunkSize));
-    const x = await extractParts(Readable.from(chunks), { limits: { ...DEFAULT_MIME_LIMITS, ...limits }, tmpdir: dir });
+    const x = await extractParts(MessageInput.fromStream(Readable.from(chunks)), { limits: { ...DEFAULT_MIME_LIMITS, ...limits }, tmpdir: dir });
     try {
       return await fn(x);
     } finally {
@@ -429,7 +429,7 @@ test('header size limit: top-level block, a part\'s block, and one endless heade
 
 test('a read error of the input is a limit (EMIME_IO), not a throw', async () => {
   await withTmp(async (dir) => {
-    const x = await extractParts(createReadStream(join(dir, 'missing')), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+    const x = await extractParts(MessageInput.fromStream(createReadStream(join(dir, 'missing'))), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
     assert.equal(x.limit?.code, 'EMIME_IO');
     await x.dispose();
   });
@@ -438,7 +438,7 @@ test('a read error of the input is a limit (EMIME_IO), not a throw', async () =>
 test('a temp file that cannot be created is a limit (EMIME_IO); smaller parts are kept', async () => {
   await withTmp(async (dir) => {
     const msg = mail.message(mail.multipart([mail.textPart('small'), mail.attachment(mail.pseudoRandom(5000, 1), { cte: 'base64' })]));
-    const x = await extractParts(Readable.from([msg]), { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 1000 }, tmpdir: join(dir, 'no-such-parent', 'tmp') });
+    const x = await extractParts(MessageInput.fromStream(Readable.from([msg])), { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 1000 }, tmpdir: join(dir, 'no-such-parent', 'tmp') });
     assert.equal(x.limit?.code, 'EMIME_IO');
     assert.deepEqual(x.parts.map((p) => p.path), ['1']);
     await x.dispose();
@@ -447,7 +447,7 @@ test('a temp file that cannot be created is a limit (EMIME_IO); smaller parts ar
 
 test('invalid limits are a caller error', async () => {
   await assert.rejects(
-    extractParts(Readable.from([]), { limits: { ...DEFAULT_MIME_LIMITS, maxParts: Number.NaN }, tmpdir: tmpdir() }),
+    extractParts(MessageInput.fromStream(Readable.from([])), { limits: { ...DEFAULT_MIME_LIMITS, maxParts: Number.NaN }, tmpdir: tmpdir() }),
     (e: { code?: string }) => e.code === 'ERR_INVALID_ARG_VALUE',
   );
 });
@@ -470,7 +470,7 @@ test('a 20 MB part spills to a private temp file; dispose() removes it', async (
     const digest = await mail.writeLargeBase64Message(msgPath, 20 * 1024 * 1024);
     const work = join(dir, 'work');
     await mkdir(work);
-    const x = await extractParts(createReadStream(msgPath), { limits: DEFAULT_MIME_LIMITS, tmpdir: work });
+    const x = await extractParts(MessageInput.fromFile(msgPath), { limits: DEFAULT_MIME_LIMITS, tmpdir: work });
     assert.equal(x.limit, undefined);
     const big = byPath(x, '2');
     assert.equal(big.size, 20 * 1024 * 1024);
@@ -495,7 +495,7 @@ test('a 20 MB part spills to a private temp file; dispose() removes it', async (
 test('memoryPartBytes decides memory vs file', async () => {
   await withTmp(async (dir) => {
     const msg = mail.message(mail.multipart([mail.textPart('small'), mail.attachment(mail.pseudoRandom(5000, 1), { cte: 'base64' })]));
-    const x = await extractParts(Readable.from([msg]), { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 4096 }, tmpdir: dir });
+    const x = await extractParts(MessageInput.fromStream(Readable.from([msg])), { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 4096 }, tmpdir: dir });
     const files = (await listFiles(dir)).filter((p) => p.includes('part-'));
     assert.equal(files.length, 1);
     assert.equal((await stat(files[0]!)).size, 5000);
@@ -519,7 +519,7 @@ test('abort: rejects with EABORTED and leaves no temp files', async () => {
       },
     });
     const ac = new AbortController();
-    const p = extractParts(input, { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 0 }, tmpdir: dir, signal: ac.signal });
+    const p = extractParts(MessageInput.fromStream(input), { limits: { ...DEFAULT_MIME_LIMITS, memoryPartBytes: 0 }, tmpdir: dir, signal: ac.signal });
     for (let i = 0; i < 200 && (await listFiles(dir)).filter((f) => f.includes('part-')).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal((await listFiles(dir)).filter((f) => f.includes('part-')).length, 1, 'a part was being spilled');
     // abort only once the input has stalled: everything it had is read and nothing more comes
@@ -541,7 +541,7 @@ test('deep nesting under a signal: no MaxListenersExceededWarning', async () => 
   process.on('warning', onWarning);
   try {
     await withTmp(async (dir) => {
-      const x = await extractParts(Readable.from([m]), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir, signal: new AbortController().signal });
+      const x = await extractParts(MessageInput.fromStream(Readable.from([m])), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir, signal: new AbortController().signal });
       assert.equal(x.limit, undefined);
       assert.equal(x.parts.at(-1)!.path, Array(19).fill('1').join('.'));
       await x.dispose();
@@ -556,7 +556,7 @@ test('deep nesting under a signal: no MaxListenersExceededWarning', async () => 
 test('abort before the start rejects at once', async () => {
   const ac = new AbortController();
   ac.abort();
-  await assert.rejects(extractParts(Readable.from([Buffer.from('x')]), { limits: DEFAULT_MIME_LIMITS, tmpdir: tmpdir(), signal: ac.signal }), (e: { code?: string }) => e.code === 'EABORTED');
+  await assert.rejects(extractParts(MessageInput.fromStream(Readable.from([Buffer.from('x')])), { limits: DEFAULT_MIME_LIMITS, tmpdir: tmpdir(), signal: ac.signal }), (e: { code?: string }) => e.code === 'EABORTED');
 });
 
 test('peak memory: a 50 MB base64 attachment is streamed, not held', async () => {
@@ -571,7 +571,7 @@ test('peak memory: a 50 MB base64 attachment is streamed, not held', async () =>
     const timer = setInterval(() => {
       peak = Math.max(peak, process.memoryUsage().rss);
     }, 5);
-    const x = await extractParts(createReadStream(msgPath), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+    const x = await extractParts(MessageInput.fromFile(msgPath), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
     clearInterval(timer);
     peak = Math.max(peak, process.memoryUsage().rss);
     try {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { route } from '../src/scan/route.js';
 import type { Engine, ScanItem } from '../src/engines/engine.js';
-import { bufferSource } from '../src/scan/sources.js';
+import { bufferSource } from '../src/bytes/sources.js';
 
 const engine = (label: string): Engine => ({
   label,

@@ -10,7 +10,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createYaraEngine, type YaraEngine } from '../src/engines/yara/index.js';
-import { bufferSource } from '../src/scan/sources.js';
+import { bufferSource } from '../src/bytes/sources.js';
 import { eicar } from './helpers/eicar.js';
 
 const RULES = join(fileURLToPath(new URL('../../', import.meta.url)), 'rules'); // dist/test/ → repo root

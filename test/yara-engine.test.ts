@@ -20,7 +20,7 @@ import {
 } from '../src/engines/yara/index.js';
 import { loadBindingFrom, BINDING_PACKAGE } from '../src/engines/yara/binding.js';
 import { countRules } from '../src/engines/yara/rule-count.js';
-import { bufferSource } from '../src/scan/sources.js';
+import { bufferSource } from '../src/bytes/sources.js';
 import { eicar } from './helpers/eicar.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url)); // dist/test/ → repo root

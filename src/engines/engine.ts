@@ -7,25 +7,10 @@
  * Outputs: an EngineResult, never a throw for an expected failure. "clean" is only ever returned
  * after the engine really looked at every byte; anything else is "error" with a stable code.
  */
-import type { Readable } from 'node:stream';
+import type { ScanSource } from '../bytes/sources.js';
 
-/** Bytes to scan. A source can be read more than once (one engine after another). */
-export interface ScanSource {
-  /** Exact size in bytes. */
-  readonly size: number;
-  /** A fresh stream over all the bytes, from the start. */
-  stream(): Readable;
-  /** All bytes in memory; callers only ask for sources whose size they have bounded. */
-  buffer(): Promise<Buffer>;
-  /**
-   * A file holding exactly these bytes, when there is one: an engine that reads files itself
-   * (YARA-X maps it) can then scan it without a copy in memory. Valid until the item's owner
-   * disposes of it; opening it again gives the same bytes (it is never a FIFO or a device).
-   */
-  readonly path?: string | undefined;
-  /** The bytes themselves, when they are in memory already (no read, no copy needed). */
-  readonly bytes?: Buffer | undefined;
-}
+/** The bytes an item carries (defined in src/bytes, below the engines and what feeds them). */
+export type { ScanSource };
 
 /** What is being scanned and where it came from, for reports and for engine choices. */
 export interface ScanItem {

@@ -8,14 +8,14 @@
  *   (CRLF, LF, bare CR), whitespace, junk; lines may have any length;
  * - "=" ends the current 4-character group early (1 or 2 bytes come out of 2 or 3 characters)
  *   and decoding resumes after it, so concatenated encodings and mid-stream padding decode to
- *   every byte that was there (a reader that stops at the first "=" sees less: that is a
- *   different reading for issue 3);
+ *   every byte that was there (a reader that stops at the first "=" sees less: that would
+ *   be a reading of its own);
  * - missing padding at the end is tolerated the same way; a lone trailing character (6 bits)
  *   cannot make a byte and is dropped.
  * State is only the bits of the unfinished group, so splitting the input anywhere gives the
  * same output (tested at every offset).
  */
-import type { ChunkDecoder } from './decoders.js';
+import type { ChunkDecoder } from './chunk-decoder.js';
 
 const PAD = 0x3d; // "="
 

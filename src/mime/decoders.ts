@@ -4,28 +4,13 @@
  * Owns: the CTE → decoder table for the standard reading. Input: the CTE token as mailsplit
  * normalised it (lower case, comments stripped; "" when absent). Output: a ChunkDecoder and the
  * token to report. Unknown tokens pass bytes through unchanged (as readers do) and are reported
- * as themselves, so a report shows what was not undone. Issue 3 adds readings (x-uuencode,
- * stop-at-first-pad base64, ...) by giving a walk another table, not by changing this one.
+ * as themselves, so a report shows what was not undone. The other readings (lenient/walk.ts:
+ * x-uuencode, base64 for an unknown token that looks like it) choose their decoders
+ * themselves; this table is the standard reading's alone.
  */
 import { Base64Decoder } from './base64.js';
+import { IdentityDecoder, type ChunkDecoder } from './chunk-decoder.js';
 import { QpDecoder } from './qp.js';
-
-/** A pure incremental decoder: chunks split anywhere in, decoded bytes out, never throws. */
-export interface ChunkDecoder {
-  /** The result is valid until the next call (decoders may reuse one output buffer). */
-  update(chunk: Buffer): Buffer;
-  /** The bytes held back for the end of the body; the decoder is not used after this. */
-  final(): Buffer;
-}
-
-export class IdentityDecoder implements ChunkDecoder {
-  update(chunk: Buffer): Buffer {
-    return chunk;
-  }
-  final(): Buffer {
-    return Buffer.alloc(0);
-  }
-}
 
 export interface DecoderChoice {
   /** The CTE that is undone, as reported in ExtractedPart.encoding. */

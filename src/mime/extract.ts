@@ -1,17 +1,20 @@
 /**
- * extractParts(): a message stream in, every decoded MIME part out, or a limit that says why
- * not all of them.
+ * extractParts(): a message in, every decoded MIME part out, or a limit that says why not all
+ * of them.
  *
  * Owns: one extraction's life cycle: the budget, the part store (and so the temp files), the
- * readings run over the message, and turning every failure into a result. Inputs: the message
- * as a Readable (consumed; destroyed on early stop), limits, the tmpdir for spilled parts, an
- * optional AbortSignal. Output: an Extraction. It never rejects for bad input: a parse failure,
+ * readings run over the message, the stage run after them (ExtractOptions.postStage, through
+ * post-stage.ts's ExtractionAccess), and turning every failure into a result. Inputs: the
+ * message as a MessageInput (input.ts: a buffer, a file, or a stream that is consumed and
+ * destroyed on early stop), limits, the tmpdir for spilled parts, an optional AbortSignal.
+ * Output: an Extraction. It never rejects for bad input: a parse failure,
  * a crossed limit or an I/O error is Extraction.limit (the caller's verdict is tempfail, never
  * clean), and the parts found up to then are kept, the one being decoded cut short (a virus in
  * them still counts; an attached message cut short is not walked). It rejects
- * only when the signal aborts (code EABORTED), after removing its temp files.
+ * only when the signal aborts (code EABORTED), after removing its temp files, and at once for a
+ * caller bug (an input not made by MessageInput, limits that are not numbers).
  *
- * Union extraction (issue 3): the same bytes are read three ways, all feeding one store, so
+ * Union extraction: the same bytes are read three ways, all feeding one store, so
  * de-duplication (SHA-256) and the budget (decoded bytes, expansion, distinct parts) span them:
  * 1. the standard reading: mailsplit (walk.ts), what a strict reader sees;
  * 2. the lenient reading: our own walker (lenient/walk.ts), every plausible interpretation
@@ -23,18 +26,22 @@
  * The lenient reading does not decode a body again when the standard reading already decoded
  * the same encoded bytes with the same decoder (PartStore.noteEncoded): the content is known.
  * Every reading runs even when an earlier one hit a limit (what it finds may still be a
- * virus); the first limit is the one reported. A Readable input is spooled to the private
- * temp directory first, since the readings read it more than once; a path is read in place.
+ * virus); the first limit is the one reported. A stream is spooled to the private temp
+ * directory while the standard reading reads it, since the other readings read it again; a
+ * file is read in place; a buffer is read where it is.
  */
 import { setMaxListeners } from 'node:events';
-import { createReadStream, ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
+import { bufferBytes, fileBytes, type MessageBytes } from '../bytes/message-bytes.js';
+import type { ExtractedPart } from '../bytes/part.js';
 import { extractEmbedded } from './embedded/index.js';
-import { bufferBytes, fileBytes, type MessageBytes } from './input.js';
+import { checkInput, type MessageInput } from './input.js';
 import { walkLenient, type LenientContext } from './lenient/walk.js';
 import { Budget, MimeError, MimeErrorCode, type MimeLimits } from './limits.js';
-import { PartStore, type ExtractedPart } from './part-store.js';
+import { PartStore } from './part-store.js';
+import { extractionAccess, type PostStage } from './post-stage.js';
 import { STANDARD_READING, walkMessage } from './walk.js';
 
 export interface Extraction {
@@ -48,46 +55,37 @@ export interface Extraction {
    * scanned: every engine gets every part anyway.
    */
   irregular?: string;
-  /** The first encrypted content the container stage found (ExtractOptions.unpack). */
+  /** The first encrypted content the post stage found (ExtractOptions.postStage). */
   encrypted?: { format: string; path: string };
   /** Removes the temp files; the parts' sources are unusable afterwards. */
   dispose(): Promise<void>;
 }
-
-/**
- * A stage run after the readings over the same store (the container stage, src/unpack/): it
- * adds parts and reports a limit (`internal`: a fault, not a limit) or encrypted content.
- */
-export type PostStage = (ctx: LenientContext, inputSize: number) => Promise<{
-  limit?: { code: string; message: string; internal?: boolean };
-  encrypted?: { format: string; path: string };
-}>;
 
 export interface ExtractOptions {
   limits: MimeLimits;
   /** Parent of the private (0700) directory that spilled parts go to. */
   tmpdir: string;
   signal?: AbortSignal;
-  /** Run after the readings (the container stage); its limit comes after theirs. */
-  unpack?: PostStage;
+  /**
+   * Run after the readings over the same part store (the container stage): it adds parts
+   * and reports a limit (`internal`: a fault, not a limit) or encrypted content; its limit
+   * comes after theirs.
+   */
+  postStage?: PostStage;
 }
 
-/** The message: a stream (spooled to a temp file first) or a file read in place. */
-export type MessageInput = Readable | { readonly path: string } | { readonly buffer: Buffer };
-
 export async function extractParts(input: MessageInput, opts: ExtractOptions): Promise<Extraction> {
+  checkInput(input);
   checkLimits(opts.limits);
   const { signal } = opts;
   const budget = new Budget(opts.limits);
+  const stream = input.kind === 'stream' ? input.stream : undefined;
   // an error before the first read (or of a stream not read at all) must not go unhandled;
   // the readings see it when they read
-  if (typeof (input as Readable).on === 'function') (input as Readable).on('error', () => undefined);
+  stream?.on('error', () => undefined);
   // a message already in memory (a small data file, read in one go): every reading reads the
   // buffer, no file is opened or streamed
-  const inMemory = (input as { buffer?: unknown }).buffer instanceof Buffer ? (input as { buffer: Buffer }).buffer : undefined;
-  const inPlace = inMemory === undefined ? fileInPlace(input) : undefined;
-  if (inPlace !== undefined && input instanceof ReadStream) input.destroy();
-  const stream = inPlace !== undefined || inMemory !== undefined ? undefined : (input as Readable);
+  const inMemory = input.kind === 'buffer' ? input.buffer : undefined;
   if (signal?.aborted) {
     stream?.destroy();
     throw abortedError(signal.reason);
@@ -119,16 +117,16 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
       return false;
     }
   };
-  const standard = (input: Readable): Promise<void> => walkMessage(input, { store, budget, reading: STANDARD_READING, signal: inner.signal }, []);
+  const standard = (input: Readable | Buffer): Promise<void> => walkMessage(input, { store, budget, reading: STANDARD_READING, signal: inner.signal }, []);
   let spooled: string | undefined;
   let bytes: MessageBytes | undefined;
   try {
     if (inMemory !== undefined) {
       bytes = bufferBytes(inMemory);
       budget.setInputSize(inMemory.length);
-      await step(() => standard(Readable.from([inMemory], { objectMode: false })));
-    } else if (stream === undefined) {
-      const path = inPlace!;
+      await step(() => standard(inMemory));
+    } else if (input.kind === 'file') {
+      const { path } = input;
       await step(async () => {
         bytes = await fileBytes(path);
       });
@@ -136,7 +134,7 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
         budget.setInputSize(bytes.size);
         await step(() => standard(createReadStream(path)));
       }
-    } else {
+    } else if (stream !== undefined) {
       // a stream is read more than once: the standard reading reads it as it comes while a
       // copy goes to the private directory for the other readings
       let spoolError: unknown;
@@ -194,10 +192,10 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
     const ctx: LenientContext = { store, budget, signal: inner.signal, allowPartial: opts.limits.allowPartial === true, soft };
     await step(() => extractEmbedded(ctx));
     const inputSize = (bytes as MessageBytes | undefined)?.size ?? inMemory?.length;
-    if (opts.unpack !== undefined && inputSize !== undefined) {
-      const post = opts.unpack;
+    if (opts.postStage !== undefined && inputSize !== undefined) {
+      const post = opts.postStage;
       await step(async () => {
-        const r = await post(ctx, inputSize);
+        const r = await post(extractionAccess(ctx, inputSize));
         if (r.encrypted !== undefined) encrypted = r.encrypted;
         if (r.limit !== undefined) stageLimit = r.limit;
       });
@@ -217,21 +215,6 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
     ...(store.irregular !== undefined ? { irregular: store.irregular } : {}),
     dispose: () => store.dispose(),
   };
-}
-
-/**
- * The path to read in place: given as { path }, or an untouched whole-file fs.ReadStream (the
- * caller's createReadStream(path)), which is then not read at all: the readings read the file.
- */
-function fileInPlace(input: MessageInput): string | undefined {
-  if (input instanceof ReadStream) {
-    const rs = input as ReadStream & { start?: number; end?: number };
-    const whole = (rs.start === undefined || rs.start === 0) && (rs.end === undefined || rs.end === Infinity);
-    return typeof rs.path === 'string' && rs.bytesRead === 0 && whole && !rs.destroyed ? rs.path : undefined;
-  }
-  if (typeof (input as Readable).pipe === 'function') return undefined;
-  const p = (input as { path?: unknown }).path;
-  return typeof p === 'string' ? p : undefined;
 }
 
 /** Hands a chunk to the standard reading, with backpressure; a reading that stopped gets nothing. */

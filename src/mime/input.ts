@@ -1,130 +1,54 @@
 /**
- * The message bytes that every reading reads again: a file (the data file, or the spooled copy
- * of a stream) or a buffer, with range reads.
+ * The message handed to extractParts(): one type, made by one of three constructors that say
+ * what the bytes are.
+ * - MessageInput.fromBuffer(buf): the message in memory; every reading reads the buffer.
+ * - MessageInput.fromFile(path): a file read in place (opened by each reading, never copied).
+ * - MessageInput.fromStream(readable): a stream, read once as it comes and spooled to the
+ *   extraction's private directory for the readings that read again.
  *
- * Owns: MessageBytes (ranges of one immutable byte sequence) and spooling a Readable to a
- * private temp file so that several readings can read it. Inputs: a path, a buffer or a
- * Readable. Outputs: MessageBytes. Fails with the fs error of a failed read or write (extract.ts
- * reports it as EMIME_IO) or with the AbortError of the signal.
+ * Owns: the constructors and the check that an input was made by one of them. Anything else
+ * (a bare Readable, a { path } object) is a caller bug: a TypeError with code
+ * ERR_INVALID_ARG_TYPE, thrown at once, never a guess from the object's shape.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 
-/** Reads of ranges use this chunk size: large enough for few syscalls, small enough for memory. */
-const RANGE_READ_BYTES = 256 * 1024;
+export type MessageInput =
+  | { readonly kind: 'buffer'; readonly buffer: Buffer }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'stream'; readonly stream: Readable };
 
-export interface MessageBytes {
-  readonly size: number;
-  /** Bytes [start, end) as a stream of chunks. */
-  stream(start: number, end: number): Readable;
-  /** Up to `len` bytes from `start` (fewer at the end). */
-  read(start: number, len: number): Promise<Buffer>;
-  /**
-   * Bytes [start, end) in chunks that are only valid until the next one is asked for (a file
-   * is read into one reused buffer: a 100 MB message leaves no 100 MB of garbage behind).
-   */
-  chunks(start: number, end: number): AsyncIterable<Buffer>;
-  /** Releases the file handle kept open between reads (a later read opens it again). */
-  close(): Promise<void>;
+/** Inputs made by the constructors below: a look-alike built by hand is refused. */
+const made = new WeakSet<object>();
+
+function make<T extends MessageInput>(input: T): T {
+  Object.freeze(input);
+  made.add(input);
+  return input;
 }
 
-export function bufferBytes(buf: Buffer): MessageBytes {
-  return {
-    size: buf.length,
-    stream: (start, end) => {
-      const slice = buf.subarray(start, end);
-      const chunks: Buffer[] = [];
-      for (let i = 0; i < slice.length; i += RANGE_READ_BYTES) chunks.push(slice.subarray(i, i + RANGE_READ_BYTES));
-      return Readable.from(chunks, { objectMode: true });
-    },
-    read: async (start, len) => buf.subarray(start, Math.min(buf.length, start + len)),
-    close: async () => undefined,
-    chunks: async function* (start, end) {
-      for (let i = start; i < end; i += RANGE_READ_BYTES) yield buf.subarray(i, Math.min(end, i + RANGE_READ_BYTES));
-    },
-  };
+export const MessageInput = Object.freeze({
+  fromBuffer(buffer: Buffer): MessageInput {
+    if (!Buffer.isBuffer(buffer)) throw invalid('MessageInput.fromBuffer() takes a Buffer', buffer);
+    return make({ kind: 'buffer', buffer });
+  },
+  fromFile(path: string): MessageInput {
+    if (typeof path !== 'string' || path === '') throw invalid('MessageInput.fromFile() takes a path (a non-empty string)', path);
+    return make({ kind: 'file', path });
+  },
+  fromStream(stream: Readable): MessageInput {
+    if (!(stream instanceof Readable)) throw invalid('MessageInput.fromStream() takes a stream.Readable', stream);
+    return make({ kind: 'stream', stream });
+  },
+});
+
+/** Throws unless `input` was made by MessageInput.fromBuffer/fromFile/fromStream. */
+export function checkInput(input: unknown): asserts input is MessageInput {
+  if (typeof input !== 'object' || input === null || !made.has(input)) {
+    throw invalid('the message must be a MessageInput: MessageInput.fromBuffer(buf), .fromFile(path) or .fromStream(readable)', input);
+  }
 }
 
-/**
- * The lenient reading asks for many small ranges in file order (a header block, a sniff, a
- * body of a few KiB, part after part); one fs read each made a message of 900 parts wait on
- * the thread pool thousands of times. Ranges shorter than this are served from a block read
- * ahead of them. Only the message itself has such a block (one per extraction, dropped by
- * close()), not each stored part.
- */
-const READ_AHEAD_BYTES = 1024 * 1024;
-
-/** The message file: range reads with a read-ahead block (see READ_AHEAD_BYTES). */
-export async function fileBytes(path: string): Promise<MessageBytes> {
-  const size = (await stat(path)).size;
-  return fileBytesOfSize(path, size, READ_AHEAD_BYTES);
-}
-
-export function fileBytesOfSize(path: string, size: number, readAheadBytes = 0): MessageBytes {
-  // one handle for all reads: a message with many parts is read in many small ranges
-  let handle: Promise<FileHandle> | undefined;
-  const fh = (): Promise<FileHandle> => (handle ??= open(path, 'r'));
-  const readAt = async (buf: Buffer, len: number, pos: number): Promise<number> => {
-    let off = 0;
-    const h = await fh();
-    while (off < len) {
-      const { bytesRead } = await h.read(buf, off, len - off, pos + off);
-      if (bytesRead === 0) break;
-      off += bytesRead;
-    }
-    return off;
-  };
-  // a fresh buffer per block: views handed out of an earlier block stay valid
-  let block: { start: number; buf: Buffer } | undefined;
-  /** The bytes [pos, end) from the read-ahead block, reading a new block if needed; undefined when too long for one. */
-  const ahead = async (pos: number, end: number): Promise<Buffer | undefined> => {
-    if (readAheadBytes === 0 || end - pos > readAheadBytes) return undefined;
-    if (pos >= size) return Buffer.alloc(0);
-    if (block === undefined || pos < block.start || end > block.start + block.buf.length) {
-      const buf = Buffer.allocUnsafe(Math.min(readAheadBytes, size - pos));
-      block = { start: pos, buf: buf.subarray(0, await readAt(buf, buf.length, pos)) };
-    }
-    return block.buf.subarray(pos - block.start, Math.min(end, block.start + block.buf.length) - block.start);
-  };
-  return {
-    size,
-    stream: (start, end) =>
-      end <= start ? Readable.from([], { objectMode: true }) : createReadStream(path, { start, end: end - 1, highWaterMark: RANGE_READ_BYTES }),
-    read: async (start, len) => {
-      const n = Math.max(0, Math.min(len, size - start));
-      if (n === 0) return Buffer.alloc(0);
-      const cached = await ahead(start, start + n);
-      if (cached !== undefined) return cached;
-      const buf = Buffer.allocUnsafe(n);
-      return buf.subarray(0, await readAt(buf, n, start));
-    },
-    chunks: async function* (start, end) {
-      if (end <= start) return;
-      const cached = await ahead(start, Math.min(end, size));
-      if (cached !== undefined) {
-        if (cached.length > 0) yield cached;
-        return;
-      }
-      const buf = Buffer.allocUnsafe(Math.min(RANGE_READ_BYTES, end - start));
-      for (let pos = start; pos < end; ) {
-        const n = await readAt(buf, Math.min(buf.length, end - pos), pos);
-        if (n === 0) break;
-        pos += n;
-        yield buf.subarray(0, n);
-      }
-    },
-    close: async () => {
-      block = undefined;
-      const h = handle;
-      handle = undefined;
-      if (h !== undefined) await (await h.catch(() => undefined))?.close().catch(() => undefined);
-    },
-  };
-}
-
-/** Copies `input` to `path` (created 0600, must not exist). */
-export async function spool(input: Readable, path: string, signal?: AbortSignal): Promise<void> {
-  await pipeline(input, createWriteStream(path, { flags: 'wx', mode: 0o600 }), signal ? { signal } : {});
+function invalid(what: string, got: unknown): TypeError {
+  const kind = got === null ? 'null' : typeof got === 'object' ? `an object (${(got as object).constructor?.name ?? 'no prototype'})` : typeof got;
+  return Object.assign(new TypeError(`${what}; got ${kind}`), { code: 'ERR_INVALID_ARG_TYPE' });
 }

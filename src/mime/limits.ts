@@ -3,7 +3,7 @@
  *
  * Owns: MimeLimits and its defaults, the stable EMIME_* codes, MimeError, and Budget, the one
  * counter of parts and decoded bytes shared by everything that walks a message (nested
- * messages and, later, every reading of issue 3's union extraction draw from the same budget).
+ * messages and every reading of the union extraction draw from the same budget).
  * Inputs: limits from the config. Outputs: MimeError thrown at the point a limit is crossed;
  * extract.ts turns it into Extraction.limit, which the caller treats as a verdict (tempfail),
  * never as clean.
@@ -62,8 +62,9 @@ export const DEFAULT_MIME_LIMITS: MimeLimits = Object.freeze({
   // The largest legitimate header blocks (long Received chains, DKIM, ARC) are tens of KiB;
   // 1 MiB is mailsplit's default and bounds what one node buffers before its body starts.
   maxHeaderBytes: 1 * MiB,
-  // Bounds temp-file disk use and scan time per message. A 100 MB message (issue 3's target)
-  // decodes to ~75 MB, and once more for an attached message's contents: 512 MiB leaves room.
+  // Bounds temp-file disk use and scan time per message. A 100 MB message (the largest the
+  // defaults are made for) decodes to ~75 MB, and once more for an attached message's
+  // contents: 512 MiB leaves room.
   maxDecodedBytes: 512 * MiB,
   // Small parts (text, signatures, logos) are cheaper in memory; 1 MiB keeps many of them
   // while every large attachment goes to disk.

@@ -12,54 +12,17 @@
  */
 import { mkdir, mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ScanSource } from '../engines/engine.js';
-import type { MessageBytes } from './input.js';
+import type { MessageBytes } from '../bytes/message-bytes.js';
+import type { ExtractedPart, PartMeta } from '../bytes/part.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
-import { PartWriter, sha256Hex } from './part-writer.js';
+import { PartWriter, sha256Hex, type FinishedPart, type PartHome } from './part-writer.js';
 
-export { PartWriter } from './part-writer.js';
-
-export interface ExtractedPart {
-  /** "1", "1.2", ... as in IMAP BODYSTRUCTURE numbering. */
-  path: string;
-  /** Lower case, no parameters. */
-  contentType: string;
-  /** Decoded with libmime (RFC 2047/2231); for reports only. */
-  filename?: string;
-  /** The CTE that was undone: base64, quoted-printable, 7bit, 8bit, binary, or the unknown token. */
-  encoding: string;
-  /**
-   * Which interpretation of the message yielded the part: "standard" (mailsplit), "lenient"
-   * (the tolerant walker), a tag naming the ambiguity it resolved differently ("last-CTE",
-   * "dup-boundary-2", "preamble", ...), or the decoder of an encoding found inside a text body
-   * ("uuencode", "base64-block", "yenc", "binhex", "data-uri").
-   */
-  reading: string;
-  /**
-   * The format of the container this part was taken out of by the container stage
-   * (src/unpack/), for a member; absent for everything the MIME readings found.
-   */
-  container?: string;
-  size: number;
-  source: ScanSource;
-}
-
-export type PartMeta = Omit<ExtractedPart, 'size' | 'source'>;
-
-export interface FinishedPart {
-  /** The stored part; for a duplicate, the first part with the same content. */
-  part: ExtractedPart;
-  duplicate: boolean;
-  /** SHA-256 of the content, hex. */
-  digest: string;
-  /** The stored bytes with range reads, for walking an attached message again. */
-  bytes: MessageBytes;
-}
+export { PartWriter, type FinishedPart } from './part-writer.js';
 
 /**
  * Directories of this process whose removal failed: tmpdir made unwritable for a moment makes
- * rm() fail before it removes anything inside. Without a retry they stayed until the process
- * ended (a soak left one per message disposed in such a moment); the next dispose() retries.
+ * rm() fail before it removes anything inside. Without a retry each would stay until the
+ * process ends (one per message disposed in such a moment); the next dispose() retries.
  */
 const leftBehind = new Set<string>();
 
@@ -75,7 +38,7 @@ async function removeDir(dir: string): Promise<void> {
 /** Contents up to this size are looked up by their bytes before their hash (PartStore.hasContent). */
 const TINY_CONTENT_BYTES = 256;
 
-export class PartStore {
+export class PartStore implements PartHome {
   readonly parts: ExtractedPart[] = [];
   private readonly byDigest = new Map<string, { part: ExtractedPart; bytes: MessageBytes }>();
   private readonly open = new Set<PartWriter>();

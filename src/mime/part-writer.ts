@@ -8,21 +8,48 @@
  * EMIME_EXPANSION_LIMIT, EMIME_PART_LIMIT), with the fs error of a failed temp-file write
  * (thrown again by every later call: the bytes on disk are not the bytes hashed), or with the
  * signal's reason once the extraction's deadline has passed. part-store.ts owns the directory
- * and the list of parts.
+ * and the list of parts: the writer sees it as a PartHome.
  */
 import * as crypto from 'node:crypto';
 import { createHash, type Hash } from 'node:crypto';
 import { unlink, type FileHandle } from 'node:fs/promises';
-import type { ScanSource } from '../engines/engine.js';
-import { bufferSource, fileSource } from '../scan/sources.js';
-import { bufferBytes, fileBytesOfSize, type MessageBytes } from './input.js';
-import type { ExtractedPart, FinishedPart, PartMeta, PartStore } from './part-store.js';
+import { bufferBytes, fileBytesOfSize, type MessageBytes } from '../bytes/message-bytes.js';
+import type { ExtractedPart, PartMeta } from '../bytes/part.js';
+import { bufferSource, fileSource, type ScanSource } from '../bytes/sources.js';
+import type { Budget } from './limits.js';
 
 /** crypto.hash, when this Node has it. */
 const oneShotHash = (crypto as { hash?: (alg: string, data: Buffer, enc: 'hex') => string }).hash;
 
 /** Spilled bytes are gathered into writes of this size: fewer syscalls, little memory. */
 const SPILL_WRITE_BYTES = 256 * 1024;
+
+export interface FinishedPart {
+  /** The stored part; for a duplicate, the first part with the same content. */
+  part: ExtractedPart;
+  duplicate: boolean;
+  /** SHA-256 of the content, hex. */
+  digest: string;
+  /** The stored bytes with range reads, for walking an attached message again. */
+  bytes: MessageBytes;
+}
+
+/** What a writer needs of the store it writes into (part-store.ts's PartStore). */
+export interface PartHome {
+  readonly budget: Budget;
+  /** Throws the signal's reason once it has fired. */
+  checkAbort(): void;
+  /** The part stored earlier with this content, if any. */
+  lookup(digest: string): { part: ExtractedPart; bytes: MessageBytes } | undefined;
+  /** Throws EMIME_PART_LIMIT when one more distinct part would be too many. */
+  checkRoom(): void;
+  /** A new 0600 file in the private directory. */
+  createFile(): Promise<{ handle: FileHandle; path: string }>;
+  /** Takes a finished part (new content) into the store. */
+  add(w: PartWriter, digest: string, part: ExtractedPart, bytes: MessageBytes): void;
+  /** Forgets a writer that was aborted or found a duplicate. */
+  release(w: PartWriter): void;
+}
 
 /** Receives one part's decoded bytes; keeps them in memory until they outgrow it. */
 export class PartWriter {
@@ -48,7 +75,7 @@ export class PartWriter {
   private readonly late: boolean;
 
   constructor(
-    private readonly store: PartStore,
+    private readonly store: PartHome,
     private readonly meta: PartMeta,
   ) {
     this.late = meta.reading !== 'standard';

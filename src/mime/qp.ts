@@ -8,11 +8,11 @@
  *   spaces or tabs between the "=" and the line end (RFC 2045 transport padding);
  * - any other "=" is kept as it is, as lenient readers do;
  * - everything else, hard line ends and trailing whitespace included, passes through
- *   unchanged (stripping trailing whitespace is another reading, for issue 3).
+ *   unchanged (stripping trailing whitespace would be a reading of its own).
  * Only the bytes from an undecided "=" onwards are carried to the next chunk, bounded by
  * MAX_PAD_BYTES, so splitting the input anywhere gives the same output (tested at every offset).
  */
-import type { ChunkDecoder } from './decoders.js';
+import type { ChunkDecoder } from './chunk-decoder.js';
 
 const EQ = 0x3d;
 const CR = 0x0d;

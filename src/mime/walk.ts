@@ -3,7 +3,8 @@
  * attached messages walked again from their decoded bytes.
  *
  * Owns: the mailsplit Splitter for one message, the MIME path numbering, and the order in
- * which parts are finished. Inputs: the message bytes as a Readable, a WalkContext (store,
+ * which parts are finished. Inputs: the message bytes (a Readable, or a Buffer already in
+ * memory, written to the splitter at once), a WalkContext (store,
  * budget, reading, signal) and the path prefix of the message ([] for the top level, the path
  * of the message/rfc822 part for an attached message). Outputs: parts added to the store.
  * Fails (rejects) with MimeError for limits, mailsplit's EMAXLEN or parse errors, fs errors from
@@ -23,13 +24,15 @@ import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { IdentityDecoder, standardDecoder, type ChunkDecoder, type DecoderChoice } from './decoders.js';
+import { IdentityDecoder, type ChunkDecoder } from './chunk-decoder.js';
+import { standardDecoder, type DecoderChoice } from './decoders.js';
 import { decodeFilename } from './filename.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
-import { encodedKey, type FinishedPart, type PartMeta, type PartStore, type PartWriter } from './part-store.js';
+import type { PartMeta } from '../bytes/part.js';
+import { encodedKey, type FinishedPart, type PartStore, type PartWriter } from './part-store.js';
 import { StandardSplitter } from './splitter.js';
 
-/** One interpretation of a message; issue 3's union extraction runs several. */
+/** One interpretation of a message; the union extraction (extract.ts) runs several. */
 export interface Reading {
   /** Reported in ExtractedPart.reading. */
   readonly name: string;
@@ -55,7 +58,7 @@ const EMBEDDED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', '
  */
 const SPLITTER_MAX_CHILD_NODES = Number.MAX_SAFE_INTEGER;
 
-export async function walkMessage(input: Readable, ctx: WalkContext, prefix: readonly number[]): Promise<void> {
+export async function walkMessage(input: Readable | Buffer, ctx: WalkContext, prefix: readonly number[]): Promise<void> {
   const splitter = new StandardSplitter({
     // mailsplit descends only into unencoded message/rfc822 marked inline (or, with
     // defaultInlineEmbedded, not marked attachment) and never into message/global; we descend
@@ -73,7 +76,8 @@ export async function walkMessage(input: Readable, ctx: WalkContext, prefix: rea
     await walker.end();
   };
   try {
-    await pipeline(input, splitter, (source: AsyncIterable<SplitterChunk>) => (consumer = consume(source)), ctx.signal ? { signal: ctx.signal } : {});
+    if (Buffer.isBuffer(input)) await splitBuffer(input, splitter, (source) => (consumer = consume(source)), ctx.signal);
+    else await pipeline(input, splitter, (source: AsyncIterable<SplitterChunk>) => (consumer = consume(source)), ctx.signal ? { signal: ctx.signal } : {});
   } catch (err) {
     // When the consumer throws (a limit hit while storing a part, a temp file that cannot be
     // created), its for-await closes the splitter first, and pipeline() rejects with that
@@ -89,6 +93,24 @@ export async function walkMessage(input: Readable, ctx: WalkContext, prefix: rea
   } finally {
     await consumer?.catch(() => undefined);
     await walker.abort();
+  }
+}
+
+/**
+ * A message in memory, split without a stream pipeline: the consumer is attached first, then
+ * the whole buffer is written (pipeline() would hand the splitter the same one chunk). An
+ * abort destroys the splitter, which ends the consumer's loop with the abort's error.
+ */
+async function splitBuffer(buf: Buffer, splitter: StandardSplitter, consume: (source: AsyncIterable<SplitterChunk>) => Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) throw signal.reason;
+  const onAbort = (): void => void splitter.destroy(signal!.reason as Error);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const consumed = consume(splitter as AsyncIterable<SplitterChunk>);
+    splitter.end(buf);
+    await consumed;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -145,7 +167,7 @@ class TreeWalker {
     const cur = this.current;
     // Only the open node's own content: a leaf's 'body', a childless container's 'data'.
     // Delimiter lines, and preamble/epilogue of multiparts with children, are skipped here
-    // (issue 3 scans content outside the leaves).
+    // (the lenient reading, lenient/walk.ts, takes content outside the leaves as parts).
     if (cur === undefined || chunk.node !== cur.node) return;
     // mailsplit sends a multipart's bytes as 'data' (boundary or not), a leaf's as 'body';
     // 'data' for a leaf is a delimiter line (a leaf may carry a boundary parameter)

@@ -1,8 +1,8 @@
 /**
  * Scanning one message: the message file → MIME parts → every engine → one Verdict.
  *
- * This is a composition module: it joins src/mime and src/engines, which know nothing of each
- * other. Inputs: the path of a message file (for a request, the /proc/self/fd path of the data
+ * This is a composition module: it joins src/mime, src/unpack (as the extraction's post
+ * stage, container-stage.ts) and src/engines, which know nothing of each other. Inputs: the path of a message file (for a request, the /proc/self/fd path of the data
  * file already opened and checked, see worker/data-file.ts), the engines, MIME limits, a tmpdir
  * and an AbortSignal carrying the request's deadline. Output: a Verdict; it never throws (an
  * unexpected fault becomes an "error" verdict with origin "internal").
@@ -16,11 +16,12 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Engine, EngineResult, ScanItem } from '../engines/engine.js';
 import { EngineErrorCode } from '../engines/engine.js';
-import { extractParts, MimeErrorCode, type MimeLimits } from '../mime/index.js';
+import { extractParts, MessageInput, MimeErrorCode, type MimeLimits } from '../mime/index.js';
 import { codeOf, messageOf, originOf } from '../errors.js';
-import { bufferSource, fileSource } from './sources.js';
+import { bufferSource, fileSource } from '../bytes/sources.js';
+import { containerStage } from './container-stage.js';
 import { route, type Job } from './route.js';
-import { formatLabel, unpackContainers, type UnpackOptions } from '../unpack/stage.js';
+import { formatLabel, type UnpackOptions } from '../unpack/stage.js';
 import { UnpackErrorCode, type ContainerFormat } from '../unpack/types.js';
 import { uniqueNames, type ErrorOrigin, type Finding, type Verdict } from '../policy/verdict.js';
 
@@ -106,11 +107,9 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     return { verdict: { kind: 'error', code: 'EDATA_CHANGED', reason: `message file is ${whole.length} bytes, was ${size}`, origin: 'input' }, items: 0, bytes: 0 };
   }
   const raw: ScanItem = { id: 'raw', kind: 'raw', source: whole ? bufferSource(whole, path) : fileSource(path, size), reading: 'raw' };
-  const unpack = deps.unpack;
-  const stage = unpack !== undefined
-    ? { unpack: (ctx: Parameters<typeof unpackContainers>[0], inputSize: number) => unpackContainers(ctx, inputSize, unpack) }
-    : {};
-  const extraction = await extractParts(whole ? { buffer: whole } : { path }, { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal, ...stage });
+  const input = whole ? MessageInput.fromBuffer(whole) : MessageInput.fromFile(path);
+  const stage = deps.unpack !== undefined ? { postStage: containerStage(deps.unpack) } : {};
+  const extraction = await extractParts(input, { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal, ...stage });
   try {
     const items: ScanItem[] = [raw, ...extraction.parts.map((p) => ({
       id: p.path, kind: 'part' as const, source: p.source, filename: p.filename,

@@ -1,10 +1,10 @@
 /**
- * The container stage (issue 8): after the MIME readings, every stored part whose bytes are a
+ * The container stage: after the MIME readings, every stored part whose bytes are a
  * container (sniff.ts: archives, compressors, OLE2/PDF/RTF documents, TNEF, a mail message or
  * an mbox whatever its declared type), or hold one where a mainstream reader finds it (behind
  * other bytes, a zip placed from its end record or local headers: locate.ts), is unpacked under
  * every such reading, and its members become parts of their own,
- * unpacked again in turn down to UnpackOptions.maxDepth. Members are stored in the extraction's
+ * unpacked again in turn down to UnpackOptions.maxDepth. Members are stored in the message's
  * part store (de-duplicated by SHA-256: a 42.zip-style bomb of identical copies is unpacked
  * once per level), so engines get them as items like any part, with the path down to them
  * ("2/invoice.zip/docs/a.exe") and the container's format.
@@ -12,23 +12,20 @@
  * Owns: the walk over parts and members, the limits of one message's unpacking (depth,
  * members, bytes, ratio to the message size, time) and turning unpackers' outcomes into the
  * extraction's verdict material: `encrypted` (the first encrypted member or archive) and
- * `limit` (EUNPACK_* codes). Inputs: the extraction's context (store, budget, signal), the
- * message size, the options with the unpackers. Output: StageResult; members in the store.
- * Rejects only with the signal's reason (abort) or a store fault (a temp file that cannot be
- * written), as the MIME readings do; an unpacker that fails is the EUNPACK_INTERNAL limit
- * record with origin internal (never clean).
+ * `limit` (EUNPACK_* codes). Inputs: a ContainerHost (host.ts: the parts, their bytes, a store
+ * for members, the readings of mail and text), the message size, the options with the
+ * unpackers. Output: StageResult; members in the host's store. Rejects only with the signal's
+ * reason (abort) or a store fault (a temp file that cannot be written), as the MIME readings
+ * do; an unpacker that fails is the EUNPACK_INTERNAL limit record with origin internal (never
+ * clean).
  *
  * Mail found as a part or a member (clam.mail typed application/octet-stream, an .eml in a
- * zip) is walked by the lenient MIME walker; an mbox is split into its messages first. Text
- * members are read by the embedded post-pass (uuencode, BinHex... inside them).
+ * zip) is handed to the host to walk as mail; an mbox is split into its messages first. New
+ * members are handed to the host to read for encodings inside their text (uuencode, BinHex...).
  */
-import { createHash } from 'node:crypto';
-import type { LenientContext } from '../mime/lenient/walk.js';
-import { LENIENT_READING, walkLenient } from '../mime/lenient/walk.js';
-import type { MessageBytes } from '../mime/input.js';
-import type { ExtractedPart } from '../mime/part-store.js';
-import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from '../mime/embedded/message.js';
-import { extractEmbeddedIn } from '../mime/embedded/index.js';
+import type { MessageBytes } from '../bytes/message-bytes.js';
+import type { ExtractedPart } from '../bytes/part.js';
+import type { ContainerHost } from './host.js';
 import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES } from './sniff.js';
 import { locate, locateBehind, type Opening } from './locate.js';
 import { unpackMbox } from './mbox.js';
@@ -69,7 +66,7 @@ const MAX_NAME_CHARS = 200;
 /** Single-stream compressors: their member is the one stream they hold. */
 const COMPRESSORS: ReadonlySet<string> = new Set(['gzip', 'bzip2', 'xz', 'zstd', 'compress', 'szdd']);
 
-/** Types the MIME readings walk as messages already (walk.ts, lenient/interpret.ts). */
+/** Types the MIME readings walk as messages already (src/mime: walk.ts, lenient/interpret.ts). */
 const WALKED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', 'message/global', 'message/news']);
 
 /** The format name reports use: `Encrypted.Zip`, `Encrypted.7z`, `Encrypted.RAR`. */
@@ -89,8 +86,8 @@ class StageLimit extends Error {
   }
 }
 
-export async function unpackContainers(ctx: LenientContext, inputSize: number, opts: UnpackOptions): Promise<StageResult> {
-  const run = new Stage(ctx, inputSize, opts);
+export async function unpackContainers(host: ContainerHost, inputSize: number, opts: UnpackOptions): Promise<StageResult> {
+  const run = new Stage(host, inputSize, opts);
   return run.run();
 }
 
@@ -105,7 +102,7 @@ class Stage {
   private readonly later: Array<{ part: ExtractedPart; bytes: MessageBytes; depth: number; opening: Opening }> = [];
 
   constructor(
-    private readonly ctx: LenientContext,
+    private readonly host: ContainerHost,
     inputSize: number,
     private readonly opts: UnpackOptions,
   ) {
@@ -114,16 +111,16 @@ class Stage {
   }
 
   async run(): Promise<StageResult> {
-    const { store } = this.ctx;
-    for (const p of store.parts) this.depth.set(p, 0);
+    const { parts } = this.host;
+    for (const p of parts) this.depth.set(p, 0);
     // parts added while the loop runs (members, parts of walked mail, embedded finds) are
     // visited in turn: the list only grows, each distinct content is stored once. Readings put
     // off (a zip placed inside another container) come when every part so far is visited, so
     // the container's own members are named first.
     let i = 0;
     for (;;) {
-      for (; i < store.parts.length; i++) {
-        const part = store.parts[i]!;
+      for (; i < parts.length; i++) {
+        const part = parts[i]!;
         if (this.seen.has(part)) continue;
         this.seen.add(part);
         this.checkAbort();
@@ -150,18 +147,18 @@ class Stage {
   }
 
   private checkAbort(): void {
-    const s = this.ctx.signal;
+    const s = this.host.signal;
     if (s?.aborted) throw s.reason ?? new Error('aborted');
   }
 
   private async visit(part: ExtractedPart, depth: number): Promise<void> {
     if (part.size === 0) return;
-    const bytes = this.ctx.store.bytesOf(part);
+    const bytes = this.host.bytesOf(part);
     if (bytes === undefined) return;
     const head = await bytes.read(0, Math.min(bytes.size, SNIFF_BYTES));
     let format = sniff(head, bytes.size);
     if (format === undefined) {
-      if (!WALKED_MESSAGE_TYPES.has(part.contentType) && (await this.isMail(bytes, head))) format = 'mail';
+      if (!WALKED_MESSAGE_TYPES.has(part.contentType) && (await this.host.isMessage(bytes, head))) format = 'mail';
       else if (mboxSeparatorEnd(head) !== undefined) format = 'mbox';
       else if (head[0] === 0x4d && head[1] === 0x5a && this.opts.archives?.formats.has('nsis')) {
         if (bytes.size <= this.remainingBytes() && nsisAt(await bytes.read(0, bytes.size))) format = 'nsis';
@@ -210,14 +207,14 @@ class Stage {
       throw new StageLimit(UnpackErrorCode.DEPTH, `containers nested deeper than ${this.opts.maxDepth} at ${where}`);
     }
     if (Date.now() >= this.deadline) throw new StageLimit(UnpackErrorCode.TIME, `unpacking took longer than ${this.opts.maxTimeMs / 1000} s`);
-    const before = this.ctx.store.parts.length;
+    const before = this.host.parts.length;
     let trailing = false;
     if (format === 'mail') {
-      await this.walkMail(part, bytes);
+      await this.host.walkMessage(part, bytes);
     } else {
       trailing = await this.unpack(bytes, o, where);
     }
-    const added = this.ctx.store.parts.slice(before);
+    const added = this.host.parts.slice(before);
     // a compressor's one stream is not a level of its own: a .tar.gz is one container to
     // whoever opens it (ClamAV's nested .tgz test is 9 levels of them); a compressor inside a
     // compressor is, so that a chain of them is bounded by the depth as well
@@ -226,29 +223,11 @@ class Stage {
     // text inside members (a uuencoded file in a .txt in a zip) is read as MIME text parts are
     const text = added.filter((p) => !this.seen.has(p));
     if (text.length > 0) {
-      const beforeEmbedded = this.ctx.store.parts.length;
-      await extractEmbeddedIn(this.ctx, text);
-      for (const p of this.ctx.store.parts.slice(beforeEmbedded)) if (!this.depth.has(p)) this.depth.set(p, depth + 1);
+      const beforeEmbedded = this.host.parts.length;
+      await this.host.readEmbedded(text);
+      for (const p of this.host.parts.slice(beforeEmbedded)) if (!this.depth.has(p)) this.depth.set(p, depth + 1);
     }
     return trailing;
-  }
-
-  /** A header block at the start, of a message the readings did not walk already. */
-  private async isMail(bytes: MessageBytes, head: Buffer): Promise<boolean> {
-    const sniffed = head.subarray(0, MESSAGE_SNIFF_BYTES);
-    const look = looksLikeMessage(sniffed, sniffed.length < bytes.size);
-    if (look === 'yes') return true;
-    if (look === 'no') return false;
-    const more = await bytes.read(0, Math.min(bytes.size, this.ctx.budget.limits.maxHeaderBytes + 1));
-    return looksLikeMessage(more, more.length < bytes.size) !== 'no';
-  }
-
-  private async walkMail(part: ExtractedPart, bytes: MessageBytes): Promise<void> {
-    const { store } = this.ctx;
-    const digest = await digestOf(bytes);
-    // the namespace the embedded post-pass claims its message walks in: one walk per content
-    if (!store.claimMessageWalk(digest, LENIENT_READING)) return;
-    await walkLenient(bytes, this.ctx, part.path.split('.'), ['container']);
   }
 
   private remainingBytes(): number {
@@ -270,7 +249,7 @@ class Stage {
       if (doc === undefined && !archives?.formats.has(format)) return false; // no reader for it here: the engines see its bytes
       const input = o.input?.() ?? await bytes.read(offset, bytes.size - offset);
       try {
-        result = doc !== undefined ? doc(input, limits) : await archives!.unpack(input, format, limits, this.ctx.signal);
+        result = doc !== undefined ? doc(input, limits) : await archives!.unpack(input, format, limits, this.host.signal);
       } catch (err) {
         this.checkAbort();
         const why = err instanceof Error ? err.message : String(err);
@@ -289,21 +268,14 @@ class Stage {
       for (const c of chunks) this.bytes += c.length;
       const name = cleanName(m.name) || `[member ${n + 1}]`;
       n++;
-      const w = this.ctx.store.begin({
+      await this.host.addMember({
         path: `${where}/${name}`,
         contentType: 'application/octet-stream',
         filename: name.slice(name.lastIndexOf('/') + 1) || name,
         encoding: format,
         reading: 'container',
         container: format,
-      });
-      try {
-        for (const c of chunks) await w.write(c, true);
-      } catch (err) {
-        await w.abort();
-        throw err;
-      }
-      await w.finish();
+      }, chunks);
     }
     switch (result.outcome) {
       case 'ok':
@@ -344,10 +316,4 @@ function cleanName(s: string): string {
   // eslint-disable-next-line no-control-regex
   const t = s.replace(/[\x00-\x1f\x7f]/g, '?');
   return t.length > MAX_NAME_CHARS ? `${t.slice(0, MAX_NAME_CHARS)}...` : t;
-}
-
-async function digestOf(bytes: MessageBytes): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of bytes.chunks(0, bytes.size)) h.update(c);
-  return h.digest('hex');
 }

@@ -1,5 +1,5 @@
 /**
- * The container stage's shared vocabulary (issue 8): what an unpacker is given and what it
+ * The container stage's shared vocabulary: what an unpacker is given and what it
  * returns. Every unpacker (the 7-Zip pool for archives, the hand-written readers for TNEF, PDF,
  * RTF and OLE2 objects) speaks these types, so the stage (stage.ts) treats them alike.
  *

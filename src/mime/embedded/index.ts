@@ -23,10 +23,11 @@
  * signal's reason; parts finished before stay in the store.
  */
 import { createHash } from 'node:crypto';
-import type { MessageBytes } from '../input.js';
+import type { MessageBytes } from '../../bytes/message-bytes.js';
+import type { ExtractedPart, PartMeta } from '../../bytes/part.js';
 import { LENIENT_READING, walkLenient, type LenientContext } from '../lenient/walk.js';
 import { MimeError, MimeErrorCode } from '../limits.js';
-import { type ExtractedPart, type FinishedPart, type PartMeta, type PartStore, type PartWriter } from '../part-store.js';
+import type { FinishedPart, PartStore, PartWriter } from '../part-store.js';
 import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from './message.js';
 import { EmbeddedScanner, MAX_OPEN_ITEMS, type ScanEvent } from './scan.js';
 

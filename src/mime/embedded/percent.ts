@@ -8,7 +8,7 @@
  * included) comes out as it is. State is at most the two bytes of an unfinished escape, so
  * splitting the input anywhere gives the same output. Never throws.
  */
-import type { ChunkDecoder } from '../decoders.js';
+import type { ChunkDecoder } from '../chunk-decoder.js';
 
 const PERCENT = 0x25;
 

@@ -7,7 +7,7 @@
  * "begin MODE NAME" / "end" lines. Input: lines (as buffer ranges) or chunks. Output: bytes,
  * written into the caller's buffer (no allocation per line). Never throws.
  */
-import type { ChunkDecoder } from '../decoders.js';
+import type { ChunkDecoder } from '../chunk-decoder.js';
 import { LineReader } from './lines.js';
 
 /** Most bytes one line can decode to: 63 from its length character, rounded up to a group. */

@@ -10,7 +10,7 @@
  * with EMIME_PART_LIMIT when a candidate has more delimiter lines than the part limit allows,
  * with the stream's error, or with the signal's reason.
  */
-import type { MessageBytes } from '../input.js';
+import type { MessageBytes } from '../../bytes/message-bytes.js';
 import { MimeError, MimeErrorCode } from '../limits.js';
 
 export interface Delimiter {

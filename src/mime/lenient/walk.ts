@@ -19,10 +19,10 @@
  * base64 when it looks like it, and preamble/epilogue as parts.
  */
 import { Base64Decoder } from '../base64.js';
-import { IdentityDecoder, type ChunkDecoder } from '../decoders.js';
+import { IdentityDecoder, type ChunkDecoder } from '../chunk-decoder.js';
 import { UuDecoder } from '../embedded/uu.js';
 import { decodeFilename } from '../filename.js';
-import type { MessageBytes } from '../input.js';
+import type { MessageBytes } from '../../bytes/message-bytes.js';
 import { MimeError, MimeErrorCode, type Budget } from '../limits.js';
 import { createHash } from 'node:crypto';
 import { encodedKey, type PartStore } from '../part-store.js';

@@ -1,5 +1,5 @@
 /**
- * The document and mail-specific container readers (issue 8), for the stage (stage.ts).
+ * The document and mail-specific container readers, for the stage (stage.ts).
  * Each is `(input: Buffer, limits: UnpackLimits) => UnpackResult`: synchronous, pure, linear in
  * its input, bounded by the limits, and never throws for bad input.
  */

@@ -1,5 +1,5 @@
 /**
- * The 7-Zip unpacker (archives and compressors for the container stage, issue 8): 7-Zip 24.09
+ * The 7-Zip unpacker (archives and compressors for the container stage): 7-Zip 24.09
  * compiled to WebAssembly (npm 7z-wasm 1.2.0; LGPL-2.1 with the unRAR restriction) run in a
  * small pool of worker threads.
  *

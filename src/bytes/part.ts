@@ -1,0 +1,36 @@
+/**
+ * A decoded part as the engines get it: where it was found, how, and its bytes.
+ *
+ * Owns: the record only. The MIME extractor (src/mime) stores such parts, the container stage
+ * (src/unpack) reads them and adds its members as parts of their own, and the scan
+ * (src/scan) hands each one to the engines.
+ */
+import type { ScanSource } from './sources.js';
+
+export interface ExtractedPart {
+  /** "1", "1.2", ... as in IMAP BODYSTRUCTURE numbering. */
+  path: string;
+  /** Lower case, no parameters. */
+  contentType: string;
+  /** Decoded with libmime (RFC 2047/2231); for reports only. */
+  filename?: string;
+  /** The CTE that was undone: base64, quoted-printable, 7bit, 8bit, binary, or the unknown token. */
+  encoding: string;
+  /**
+   * Which interpretation of the message yielded the part: "standard" (mailsplit), "lenient"
+   * (the tolerant walker), a tag naming the ambiguity it resolved differently ("last-CTE",
+   * "dup-boundary-2", "preamble", ...), or the decoder of an encoding found inside a text body
+   * ("uuencode", "base64-block", "yenc", "binhex", "data-uri").
+   */
+  reading: string;
+  /**
+   * The format of the container this part was taken out of by the container stage
+   * (src/unpack/), for a member; absent for everything the MIME readings found.
+   */
+  container?: string;
+  size: number;
+  source: ScanSource;
+}
+
+/** What is known of a part before its bytes are stored. */
+export type PartMeta = Omit<ExtractedPart, 'size' | 'source'>;
