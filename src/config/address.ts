@@ -1,5 +1,5 @@
 /**
- * Server addresses as written in the configuration (clamd today; the engines issue adds more).
+ * Server addresses as written in the configuration (clamd servers).
  *
  * Owns: the accepted forms `unix:/abs/path`, `/abs/path`, `tcp:host:port`, `tcp:[v6addr]:port`.
  * Inputs: one string. Outputs: a frozen ServerAddress.

@@ -1,6 +1,6 @@
 /**
  * The quarantine effect: a copy of an infected message (data file) and its envelope, kept in
- * quarantine_dir when action.quarantine is true. Release and expiry come with the policy issue;
+ * quarantine_dir when action.quarantine is true. Release and expiry are not built yet;
  * the layout (one directory per message: message.eml + envelope.json) is made for them.
  * Fails with the errno of the failing step; the caller then answers 4xx rather than drop a
  * message it could not keep.

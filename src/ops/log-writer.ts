@@ -5,7 +5,7 @@
  *
  * Owns: the writer thread, the bound on lines waiting for it, and the count of lines lost.
  * Inputs: finished lines. Outputs: bytes on fd 2; `lost` and `pending` counts.
- * Fails with nothing: every failure is a counted lost line (the issue: "logging never throws").
+ * Fails with nothing: every failure is a counted lost line.
  */
 import { Worker } from 'node:worker_threads';
 import type { LogSink } from './log.js';
