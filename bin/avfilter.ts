@@ -1,20 +1,17 @@
 #!/usr/bin/env node
 /**
  * avfilter: the command line. Parses options (commander), picks the mode and sets the exit
- * status. The modes live in src/app; this file only dispatches.
+ * status. The modes live in src/app; this file only dispatches. Each mode's code is imported
+ * when that mode runs: the daemon's master never loads the scanning code (engines, MIME,
+ * unpackers), which only its workers use, and stays small.
  */
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { loadConfig, type Config } from '../src/config/load.js';
-import { formatConfig } from '../src/config/print.js';
+import type { Config } from '../src/config/load.js';
 import { DEFAULT_CONFIG_PATH } from '../src/config/schema.js';
-import { runMaster } from '../src/master/master.js';
-import { runTestMode } from '../src/app/test-mode.js';
-import { runBatchMode } from '../src/app/batch-mode.js';
-import { stderrLogger } from '../src/ops/log.js';
-import { createRuntime, type Runtime } from '../src/app/runtime.js';
+import type { Runtime } from '../src/app/runtime.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -67,9 +64,12 @@ async function main(): Promise<number> {
   if (!o.config && !o.test && !o.batchTest) {
     // Exit as soon as the daemon is done: a scan thread still busy must not keep a stopped
     // filter alive (courierfilter waits for it).
+    const { runMaster } = await import('../src/master/master.js');
     process.exit(await runMaster({ configFile: o.file, foreground: !!o.foreground, name: filterName(), allowRoot: !!o.allowRoot }));
   }
 
+  const { loadConfig } = await import('../src/config/load.js');
+  const { createRuntime } = await import('../src/app/runtime.js');
   let cfg: Config;
   try {
     cfg = loadConfig(o.file);
@@ -95,6 +95,7 @@ async function main(): Promise<number> {
     } finally {
       await rt.close();
     }
+    const { formatConfig } = await import('../src/config/print.js');
     process.stdout.write(formatConfig(cfg, versions, unpackVersion));
     return 0;
   }
@@ -115,11 +116,14 @@ async function main(): Promise<number> {
   }
   try {
     if (o.test) {
+      const { runTestMode } = await import('../src/app/test-mode.js');
       const progress = process.stderr.isTTY ? (l: string) => process.stderr.write(`\r${l.slice(0, 78).padEnd(78)}`) : undefined;
       const code = await runTestMode(o.test, rt, { verbose: !!o.verbose, out: (l) => process.stdout.write(`${l}\n`), progress });
       if (progress) process.stderr.write(`\r${''.padEnd(78)}\r`);
       return code;
     }
+    const { runBatchMode } = await import('../src/app/batch-mode.js');
+    const { stderrLogger } = await import('../src/ops/log.js');
     return await runBatchMode(process.stdin, process.stdout, rt, stderrLogger(cfg.log_level));
   } finally {
     await rt.close();

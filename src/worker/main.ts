@@ -33,6 +33,9 @@ import { RequestService } from './service.js';
 /** Exit status of a worker that hit a fault it cannot vouch for (EX_SOFTWARE). */
 const EXIT_FAULT = 70;
 const HEARTBEAT_MS = 1000;
+/** Idle (no request in hand) this long after the last request: collect the garbage once. */
+const IDLE_GC_AFTER_MS = 3000;
+const IDLE_GC_ROUNDS = 3;
 
 
 function send(m: FromWorker, handle?: unknown): void {
@@ -86,13 +89,47 @@ process.on('disconnect', () => void leave(undefined));
 for (const s of ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT'] as const) process.on(s, () => undefined);
 process.on('SIGTERM', () => process.exit(0));
 
+/** Requests answered since start, and when a request last ended (or this worker started). */
+let served = 0;
+let lastActive = Date.now();
+/** Set once the garbage of the last requests has been collected (nothing to collect at start). */
+let collected = true;
+
 const heartbeat = setInterval(() => {
-  send({ t: 'beat', busy: handler?.pending ?? 0, oldestDeadline: handler?.oldestDeadline ?? 0, ...(direct && direct.lost > 0 ? { lostLines: direct.lost } : {}) });
+  const busy = handler?.pending ?? 0;
+  if (busy > 0) lastActive = Date.now();
+  else if (!collected && Date.now() - lastActive >= IDLE_GC_AFTER_MS) {
+    collected = true;
+    collectGarbage();
+  }
+  send({ t: 'beat', busy, oldestDeadline: handler?.oldestDeadline ?? 0, served, ...(direct && direct.lost > 0 ? { lostLines: direct.lost } : {}) });
 }, HEARTBEAT_MS);
+
+/**
+ * Idle: a full collection now frees what the last messages left (large buffers are outside the
+ * JS heap and freed only when their objects are collected, which an idle heap may not do for a
+ * long time); the allocator then gives the pages back. Needs --expose-gc (the master starts
+ * workers with it); without it, nothing is done.
+ */
+function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc !== 'function') return;
+  // more than one round: objects freed by one round's finalizers are collected by the next
+  for (let i = 0; i < IDLE_GC_ROUNDS; i++) gc();
+}
 
 function scanningService(runtime: Runtime, slots: number): Service {
   const requests = new RequestService(runtime, log, slots);
-  return (req, call) => requests.serve(req, call, call.signal);
+  return async (req, call) => {
+    collected = false;
+    lastActive = Date.now();
+    try {
+      return await requests.serve(req, call, call.signal);
+    } finally {
+      served++;
+      lastActive = Date.now();
+    }
+  };
 }
 
 function responderService(reply: { code: string; text: string }): Service {
