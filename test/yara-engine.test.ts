@@ -311,7 +311,7 @@ test('scan threads: a thread idle for idleMs ends, and the next job starts a fre
   }
 });
 
-test('scan threads: bytes in flight are capped (jobs past the cap wait their turn), a job larger than the cap runs alone, every job gets its own answer', async () => {
+test('scan threads: bytes in flight (buffers, and files by their size) are capped: jobs past the cap wait their turn, a job larger than the cap runs alone, every job gets its own answer', async () => {
   const cap = 1024 * 1024;
   const pool = new ScanPool(poolInit, 4, 5000, cap);
   try {
@@ -320,11 +320,22 @@ test('scan threads: bytes in flight are capped (jobs past the cap wait their tur
     const big = pool.run(marked(3 * cap, 9), AbortSignal.timeout(30_000));
     const outcomes = await Promise.all([...jobs, big]);
     assert.deepEqual(outcomes.map((o) => (o.kind === 'done' ? o.hits.length : o.kind)), [1, 0, 1, 0, 1]);
-    const files = [0, 1, 2].map(() => pool.run({ path: fileURLToPath(import.meta.url) }, AbortSignal.timeout(30_000)));
-    assert.ok(pool.threadCount >= 2, 'files are mapped by the threads, not copied: not counted');
-    for (const o of await Promise.all(files)) assert.equal(o.kind, 'done');
+    // a mapped file counts by its size: its pages become resident as the thread reads them
+    const file = fileURLToPath(import.meta.url);
+    const files = [0, 1, 2].map(() => pool.run({ path: file, size: 600 * 1024 }, AbortSignal.timeout(30_000)));
+    assert.equal(pool.threadCount, 1, 'two files of 600 KiB do not fit under 1 MiB either');
+    const small = [0, 1, 2].map(() => pool.run({ path: file, size: 1024 }, AbortSignal.timeout(30_000)));
+    for (const o of await Promise.all([...files, ...small])) assert.equal(o.kind, 'done');
   } finally {
     await pool.close();
+  }
+  const fresh = new ScanPool(poolInit, 4, 5000, cap);
+  try {
+    const together = [0, 1, 2].map(() => fresh.run({ path: fileURLToPath(import.meta.url), size: 1024 }, AbortSignal.timeout(30_000)));
+    assert.equal(fresh.threadCount, 3, 'small jobs run side by side');
+    for (const o of await Promise.all(together)) assert.equal(o.kind, 'done');
+  } finally {
+    await fresh.close();
   }
 });
 

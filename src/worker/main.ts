@@ -16,6 +16,9 @@
  * requests it holds and the earliest deadline among them: a worker that lets a deadline pass by
  * the backstop, or whose heartbeat stops (its event loop is stuck), is killed. When the master
  * goes away (the channel closes) the worker stops accepting, finishes what it holds and exits.
+ * Idle for IDLE_GC_AFTER_MS after a request, it collects its garbage once (memory that comes
+ * back; the master replaces a worker that stays big, master/idle-recycle.ts). The heartbeat
+ * also counts the requests answered, so the master knows an idle worker from a busy one.
  * Log lines go to the daemon's stderr (a descriptor the master hands over), whole lines at a
  * time; its own stderr is read by the master, so stray output is logged as an event.
  */

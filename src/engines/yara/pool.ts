@@ -4,9 +4,10 @@
  * Owns: the worker threads' life cycle. Workers start on demand, up to `size`; an idle worker is
  * unref'd so an idle engine never keeps the process alive, and ends after IDLE_THREAD_MS
  * without a job (its heap, its compiled rules and its scanner's buffers go with it; the next
- * job starts a fresh one). Bytes handed to the threads are capped (MAX_BYTES_IN_FLIGHT: each
- * job's bytes are copied for its thread): past the cap jobs wait in the queue, and one job
- * larger than the cap runs alone. When a job's signal aborts (deadline
+ * job starts a fresh one). Bytes handed to the threads are capped (MAX_BYTES_IN_FLIGHT: a
+ * buffer is copied for its thread, a file is mapped and its pages become resident as the scan
+ * reads them): past the cap jobs wait in the queue, and one job larger than the cap runs
+ * alone, so two large parts of a message are never resident at once. When a job's signal aborts (deadline
  * or caller), the job is answered at once; if its scan was running, that worker is retired
  * (terminate() takes effect only when the native scan returns, so the thread may burn CPU until
  * then: the binding offers no way to interrupt a scan before 0.7.x's setTimeout) and a fresh one
@@ -27,11 +28,14 @@ export type PoolOutcome =
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 /** A thread without a job for this long ends. */
 export const IDLE_THREAD_MS = 5_000;
-/** Most bytes (in-memory jobs) held by the threads at once; a larger job runs alone. */
+/** Most bytes (buffers and mapped files) held by the threads at once; a larger job runs alone. */
 export const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 
-/** What a thread scans: bytes in memory, or a file it maps itself (no copy in our heap). */
-export type ScanInput = Buffer | { readonly path: string };
+/**
+ * What a thread scans: bytes in memory, or a file it maps itself (no copy in our heap; `size`:
+ * its length, the pages the mapping makes resident while the thread reads it).
+ */
+export type ScanInput = Buffer | { readonly path: string; readonly size?: number | undefined };
 
 interface Job {
   readonly data: ScanInput;
@@ -42,7 +46,7 @@ interface Slot {
   readonly worker: Worker;
   job: Job | undefined;
   jobId: number;
-  /** Bytes of its job handed over (0 for a file: the thread maps it). */
+  /** Bytes of its job (a buffer's, or the size of the file it maps). */
   bytes: number;
   idleTimer: NodeJS.Timeout | undefined;
 }
@@ -111,7 +115,7 @@ export class ScanPool {
   private pump(): void {
     while (!this.closed && this.queue.length > 0) {
       const next = this.queue[0]!;
-      const bytes = Buffer.isBuffer(next.data) ? next.data.length : 0;
+      const bytes = Buffer.isBuffer(next.data) ? next.data.length : next.data.size ?? 0;
       // FIFO: a job past the cap waits (and the ones behind it) until a thread hands back
       if (bytes > 0 && this.inFlight > 0 && this.inFlight + bytes > this.maxBytesInFlight) return;
       const idle = this.slots.find((s) => !s.job);
