@@ -46,6 +46,8 @@ const MAX_RESTART_DELAY_MS = 30_000;
 /** Heartbeats, deadlines, the fallback and memory are checked this often. */
 const CHECK_MS = 1000;
 const MEMORY_CHECK_MS = 5_000;
+/** A replacement that failed to start: an idle recycle of the same worker waits this long. */
+const IDLE_RECYCLE_RETRY_MS = 60_000;
 /** No scanning worker accepting for this long: a responder answers 451 meanwhile. */
 const FALLBACK_AFTER_MS = 3_000;
 /**
@@ -94,6 +96,8 @@ class WorkerProc {
   activeAt = Date.now();
   /** Resident bytes when it said ready. */
   readyRss: number | undefined;
+  /** A replacement for it failed to start: no idle recycle before this (epoch ms). */
+  idleRecycleAfter = 0;
   /** Log lines the worker could not write (its last report). */
   lostLines = 0;
   oldestDeadline = 0;
@@ -478,7 +482,7 @@ export class WorkerPool {
     for (const w of [...gen.workers]) {
       if (w.state !== 'listening' || w.replacing || w.leaving) continue;
       // /proc is read only for a worker that could qualify
-      if (w.served < 1 || w.busy > 0 || now - w.activeAt < IDLE_RECYCLE_AFTER_MS) continue;
+      if (w.served < 1 || w.busy > 0 || now - w.activeAt < IDLE_RECYCLE_AFTER_MS || now < w.idleRecycleAfter) continue;
       const rss = residentBytes(w.child.pid);
       if (rss === undefined) continue;
       if (!shouldRecycleIdle({ rss, readyRss: w.readyRss, idleMs: now - w.activeAt, served: w.served, busy: w.busy }, limit)) continue;
@@ -509,6 +513,7 @@ export class WorkerPool {
       if (r.ok) this.retire(w);
       else {
         w.replacing = false;
+        w.idleRecycleAfter = Date.now() + IDLE_RECYCLE_RETRY_MS;
         this.log.event('worker-start-failed', { worker: next.n, code: r.code, reason: r.reason }, 'error');
       }
     });
