@@ -320,7 +320,7 @@ test('scan threads: bytes in flight (buffers, and files by their size) are cappe
     const big = pool.run(marked(3 * cap, 9), AbortSignal.timeout(30_000));
     const outcomes = await Promise.all([...jobs, big]);
     assert.deepEqual(outcomes.map((o) => (o.kind === 'done' ? o.hits.length : o.kind)), [1, 0, 1, 0, 1]);
-    // a mapped file counts by its size: its pages become resident as the thread reads them
+    // a file counts by its size: the thread holds it whole while it scans it
     const file = fileURLToPath(import.meta.url);
     const files = [0, 1, 2].map(() => pool.run({ path: file, size: 600 * 1024 }, AbortSignal.timeout(30_000)));
     assert.equal(pool.threadCount, 1, 'two files of 600 KiB do not fit under 1 MiB either');

