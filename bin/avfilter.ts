@@ -1,21 +1,16 @@
 #!/usr/bin/env node
 /**
  * avfilter: the command line. Parses options (commander), picks the mode and sets the exit
- * status. The modes live in src/app; this file only dispatches.
+ * status. The modes live in src/app; this file only dispatches. Each mode's code is imported
+ * when that mode runs: the daemon's master never loads the scanning code (engines, MIME,
+ * unpackers), which only its workers use, and stays small.
  */
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { CommanderError } from 'commander';
-import { type Config } from '../src/config/load.js';
-import { formatConfig } from '../src/config/print.js';
-import { runMaster } from '../src/master/master.js';
-import { runTestMode } from '../src/app/test-mode.js';
-import { runBatchMode } from '../src/app/batch-mode.js';
-import { stderrLogger } from '../src/ops/log.js';
-import { createRuntime, type Runtime } from '../src/app/runtime.js';
-import { loadResolvedConfig } from '../src/app/default-engine.js';
-import { signatureLines } from '../src/app/signatures.js';
+import type { Config } from '../src/config/load.js';
+import type { Runtime } from '../src/app/runtime.js';
 import { buildProgram } from '../src/cli/program.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -55,9 +50,12 @@ async function main(): Promise<number> {
   if (!o.config && !o.test && !o.batchTest) {
     // Exit as soon as the daemon is done: a scan thread still busy must not keep a stopped
     // filter alive (courierfilter waits for it).
+    const { runMaster } = await import('../src/master/master.js');
     process.exit(await runMaster({ configFile: o.file, foreground: !!o.foreground, name: filterName(), allowRoot: !!o.allowRoot }));
   }
 
+  const { loadResolvedConfig } = await import('../src/app/default-engine.js');
+  const { createRuntime } = await import('../src/app/runtime.js');
   let cfg: Config;
   try {
     cfg = await loadResolvedConfig(o.file);
@@ -80,11 +78,12 @@ async function main(): Promise<number> {
     let signatures: string[] | undefined;
     try {
       if (o.verbose) versions = await engineVersions(rt);
-      if (o.verbose) signatures = await signatureLines(cfg);
+      if (o.verbose) signatures = await (await import('../src/app/signatures.js')).signatureLines(cfg);
       if (o.verbose && rt.unpackVersion) unpackVersion = await rt.unpackVersion().catch((err: Error) => `unavailable: ${err.message}`);
     } finally {
       await rt.close();
     }
+    const { formatConfig } = await import('../src/config/print.js');
     process.stdout.write(formatConfig(cfg, versions, unpackVersion, signatures));
     return 0;
   }
@@ -106,10 +105,13 @@ async function main(): Promise<number> {
   try {
     if (o.test) {
       const progress = process.stderr.isTTY ? (l: string) => process.stderr.write(`\r${l.slice(0, 78).padEnd(78)}`) : undefined;
+      const { runTestMode } = await import('../src/app/test-mode.js');
       const code = await runTestMode(o.test, rt, { verbose: !!o.verbose, out: (l) => process.stdout.write(`${l}\n`), progress });
       if (progress) process.stderr.write(`\r${''.padEnd(78)}\r`);
       return code;
     }
+    const { runBatchMode } = await import('../src/app/batch-mode.js');
+    const { stderrLogger } = await import('../src/ops/log.js');
     return await runBatchMode(process.stdin, process.stdout, rt, stderrLogger(cfg.log_level));
   } finally {
     await rt.close();

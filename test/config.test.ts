@@ -161,3 +161,13 @@ test('[unpack] and action.encrypted: defaults, bounds, sizes, unknown keys', () 
   assert.match(err(() => parseConfig('[unpack]\nmax_dept = 3\n', 'x.toml')).message, /max_depth/);
   assert.match(formatConfig(c), /\[unpack\]\nenabled = true/);
 });
+
+test('worker_idle_memory_limit: 96M by default, a size like the other size keys, 0 turns it off, bounds name the key', () => {
+  assert.equal(parseConfig('', 'x.toml').worker_idle_memory_limit, 96 * 1024 * 1024);
+  assert.equal(parseConfig('worker_idle_memory_limit = "128M"\n', 'x.toml').worker_idle_memory_limit, 128 * 1024 * 1024);
+  assert.equal(parseConfig('worker_idle_memory_limit = 0\n', 'x.toml').worker_idle_memory_limit, 0);
+  assert.equal(parseConfig('worker_idle_memory_limit = "0"\n', 'x.toml').worker_idle_memory_limit, 0);
+  assert.match(err(() => parseConfig('\nworker_idle_memory_limit = -1\n', 'x.toml')).message, /x\.toml:2: "worker_idle_memory_limit"/);
+  assert.match(err(() => parseConfig('worker_idle_memory_limit = "lots"\n', 'x.toml')).message, /worker_idle_memory_limit.*size/);
+  assert.match(formatConfig(parseConfig('worker_idle_memory_limit = "1G"\n', 'x.toml')), /^worker_idle_memory_limit = /m);
+});

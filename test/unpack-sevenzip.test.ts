@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Worker, type Transferable } from 'node:worker_threads';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -328,4 +329,33 @@ test('options are checked up front', () => {
   assert.throws(() => new SevenZipPool({ threads: 3 }), RangeError);
   assert.throws(() => new SevenZipPool({ threads: 0 }), RangeError);
   assert.throws(() => new SevenZipPool({ maxHeapBytes: 1024 }), RangeError);
+});
+
+test('a member of several MiB comes back byte for byte (written in blocks that grow), and bytes that end mid-block too', async () => {
+  const sizes = [3 * MB + 12_345, 64 * 1024, 64 * 1024 + 1, 1];
+  for (const [i, size] of sizes.entries()) {
+    const bytes = Buffer.alloc(size);
+    for (let j = 0; j < size; j++) bytes[j] = (Math.imul(j, 2654435761) >>> 24) ^ (j >> 11) ^ i;
+    const gz = gzipSync(bytes);
+    const r = await pool.unpack(gz, sevenZipTypeFor('gzip', gz)!, limits());
+    assert.equal(r.outcome, 'ok', `${size} bytes`);
+    assert.equal(r.members.length, 1);
+    assert.ok(r.members[0]!.bytes.equals(bytes), `${size} bytes: the member's bytes`);
+  }
+});
+
+test('a thread idle for idleThreadMs ends (its WASM heap with it); the next job starts a fresh one', async () => {
+  const p = new SevenZipPool({ idleThreadMs: 200 });
+  try {
+    assert.equal((await unpack(`${CLAM}/clam.zip`, 'zip', {}, p)).outcome, 'ok');
+    assert.equal(p.threadCount, 1, 'kept while work may come');
+    const until = Date.now() + 5000;
+    while (p.threadCount > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(p.threadCount, 0, 'ended once idle');
+    const again = await unpack(`${CLAM}/clam.zip`, 'zip', {}, p);
+    assert.equal(again.outcome, 'ok');
+    assert.ok(hasPayload(again));
+  } finally {
+    await p.close();
+  }
 });

@@ -20,6 +20,7 @@ import {
 } from '../src/engines/yara/index.js';
 import { loadBindingFrom, BINDING_PACKAGE } from '../src/engines/yara/binding.js';
 import { countRules } from '../src/engines/yara/rule-count.js';
+import { ScanPool } from '../src/engines/yara/pool.js';
 import { bufferSource } from '../src/bytes/sources.js';
 import { eicar } from './helpers/eicar.js';
 
@@ -285,3 +286,63 @@ test('countRules: comments, strings and regexes do not count; names; completenes
   assert.equal(countRules('rule a { condition: true').complete, false);
   assert.deepEqual(countRules(''), { rules: 0, names: [], complete: true });
 });
+
+const POOL_RULE = 'rule pool_marker { strings: $a = "POOL-MARKER-7f3a" condition: $a }';
+const poolInit = { source: POOL_RULE, compileOptions: { enableIncludes: false }, maxMatchesPerPattern: 100, nativeTimeoutMs: 30_000 };
+const marked = (size: number, seed: number): Buffer => {
+  const b = Buffer.alloc(size, seed);
+  b.write('POOL-MARKER-7f3a', size >> 1, 'latin1');
+  return b;
+};
+
+test('scan threads: a thread idle for idleMs ends, and the next job starts a fresh one', async () => {
+  const pool = new ScanPool(poolInit, 2, 200);
+  try {
+    const first = await pool.run(marked(256 * 1024, 1), AbortSignal.timeout(30_000));
+    assert.deepEqual(first.kind === 'done' ? first.hits.map((h) => h.rule) : first, ['pool_marker']);
+    assert.equal(pool.threadCount, 1, 'kept while work may come');
+    await waitUntil(() => pool.threadCount === 0, 5000);
+    const again = await pool.run(marked(256 * 1024, 2), AbortSignal.timeout(30_000));
+    assert.deepEqual(again.kind === 'done' ? again.hits.map((h) => h.rule) : again, ['pool_marker'], 'a new thread scans as the first did');
+    const clean = await pool.run(Buffer.alloc(256 * 1024, 3), AbortSignal.timeout(30_000));
+    assert.deepEqual(clean.kind === 'done' ? clean.hits : clean, [], 'what the last scan held does not leak into the next');
+  } finally {
+    await pool.close();
+  }
+});
+
+test('scan threads: bytes in flight (buffers, and files by their size) are capped: jobs past the cap wait their turn, a job larger than the cap runs alone, every job gets its own answer', async () => {
+  const cap = 1024 * 1024;
+  const pool = new ScanPool(poolInit, 4, 5000, cap);
+  try {
+    const jobs = [0, 1, 2, 3].map((i) => pool.run(i % 2 === 0 ? marked(600 * 1024, i) : Buffer.alloc(600 * 1024, i), AbortSignal.timeout(30_000)));
+    assert.equal(pool.threadCount, 1, 'two jobs of 600 KiB do not fit under 1 MiB: one thread at work');
+    const big = pool.run(marked(3 * cap, 9), AbortSignal.timeout(30_000));
+    const outcomes = await Promise.all([...jobs, big]);
+    assert.deepEqual(outcomes.map((o) => (o.kind === 'done' ? o.hits.length : o.kind)), [1, 0, 1, 0, 1]);
+    // a file counts by its size: the thread holds it whole while it scans it
+    const file = fileURLToPath(import.meta.url);
+    const files = [0, 1, 2].map(() => pool.run({ path: file, size: 600 * 1024 }, AbortSignal.timeout(30_000)));
+    assert.equal(pool.threadCount, 1, 'two files of 600 KiB do not fit under 1 MiB either');
+    const small = [0, 1, 2].map(() => pool.run({ path: file, size: 1024 }, AbortSignal.timeout(30_000)));
+    for (const o of await Promise.all([...files, ...small])) assert.equal(o.kind, 'done');
+  } finally {
+    await pool.close();
+  }
+  const fresh = new ScanPool(poolInit, 4, 5000, cap);
+  try {
+    const together = [0, 1, 2].map(() => fresh.run({ path: fileURLToPath(import.meta.url), size: 1024 }, AbortSignal.timeout(30_000)));
+    assert.equal(fresh.threadCount, 3, 'small jobs run side by side');
+    for (const o of await Promise.all(together)) assert.equal(o.kind, 'done');
+  } finally {
+    await fresh.close();
+  }
+});
+
+async function waitUntil(cond: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) assert.fail('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -46,6 +46,7 @@ export interface Config {
   readonly max_connections: number;
   readonly workers: number;
   readonly worker_memory_limit: number;
+  readonly worker_idle_memory_limit: number;
   readonly memory_budget: number;
   readonly spool_dirs: readonly string[];
   readonly log_level: 'error' | 'warning' | 'info' | 'debug';

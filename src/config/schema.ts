@@ -45,6 +45,7 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'max_connections', type: { kind: 'int', min: 1, max: 1024 }, default: 16, doc: 'requests scanned at once over all workers; more wait for a slot (within request_timeout)' },
   { key: 'workers', type: { kind: 'int', min: 0, max: 64 }, default: 0, doc: 'worker processes that scan (0: one per two cores, at most 4); the master holds the socket and restarts them' },
   { key: 'worker_memory_limit', type: { kind: 'bytes', min: 64 * MiB, max: 64 * 1024 * MiB }, default: 1024 * MiB, doc: 'a worker whose resident memory passes this is replaced once its requests are done' },
+  { key: 'worker_idle_memory_limit', type: { kind: 'bytes', min: 0, max: 64 * 1024 * MiB }, default: 96 * MiB, doc: 'a worker idle for 10 s whose resident memory is above this (and 16 MiB above its size at start) is replaced, giving the memory back; 0: never' },
   { key: 'memory_budget', type: { kind: 'bytes', min: 0, max: 16 * 1024 * MiB }, default: 128 * MiB, doc: 'decoded message data one worker keeps in memory over all its requests; beyond it parts go to tmpdir' },
   { key: 'spool_dirs', type: { kind: 'paths' }, default: ['/var/lib/courier/tmp'], doc: 'request paths (data and control files) must be inside one of these directories; [] allows any absolute path' },
   { key: 'log_level', type: { kind: 'enum', values: ['error', 'warning', 'info', 'debug'] }, default: 'info', doc: 'least severe log lines written: error, warning, info (one line per message) or debug' },

@@ -17,7 +17,9 @@
  * FALLBACK_AFTER_MS a responder answers 451 instead of letting connections wait in the backlog.
  * A worker whose heartbeat reports a deadline passed by the backstop, or whose heartbeat stops
  * (its event loop is stuck), is killed; one whose memory passes worker_memory_limit is replaced
- * once its replacement accepts.
+ * once its replacement accepts, and so is one idle for a while that did not give back what its
+ * last messages took (worker_idle_memory_limit, idle-recycle.ts). Workers run with glibc malloc
+ * settings that give memory back (workerEnv) and with --expose-gc (they collect when idle).
  * Inputs: configs (text + parsed), the listening handle. Outputs: log lines (the workers' own and
  * pool events); start() never rejects.
  */
@@ -28,6 +30,7 @@ import { createInterface } from 'node:readline';
 import { parseOptionsOf, type Config } from '../config/load.js';
 import type { Logger } from '../ops/log.js';
 import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
+import { IDLE_RECYCLE_AFTER_MS, shouldRecycleIdle } from './idle-recycle.js';
 import { sweepStale } from './tmp-sweep.js';
 
 const WORKER_MODULE = new URL('../worker/main.js', import.meta.url);
@@ -43,8 +46,20 @@ const MAX_RESTART_DELAY_MS = 30_000;
 /** Heartbeats, deadlines, the fallback and memory are checked this often. */
 const CHECK_MS = 1000;
 const MEMORY_CHECK_MS = 5_000;
+/** A replacement that failed to start: an idle recycle of the same worker waits this long. */
+const IDLE_RECYCLE_RETRY_MS = 60_000;
 /** No scanning worker accepting for this long: a responder answers 451 meanwhile. */
 const FALLBACK_AFTER_MS = 3_000;
+/**
+ * glibc malloc settings for the workers, unless the environment sets them: few arenas (each
+ * thread arena keeps its own free memory), large blocks mapped on their own (given back at
+ * free) and a low trim threshold (free memory at the top of the heap goes back to the system).
+ */
+const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: '2',
+  MALLOC_MMAP_THRESHOLD_: '131072',
+  MALLOC_TRIM_THRESHOLD_: '131072',
+};
 /** Longest line of a worker's stray output forwarded to the log. */
 const MAX_OUTPUT_LINE = 500;
 
@@ -76,6 +91,13 @@ class WorkerProc {
   replacing = false;
   lastBeat = Date.now();
   busy = 0;
+  /** Requests answered (from its heartbeat), and when it last held or answered one. */
+  served = 0;
+  activeAt = Date.now();
+  /** Resident bytes when it said ready. */
+  readyRss: number | undefined;
+  /** A replacement for it failed to start: no idle recycle before this (epoch ms). */
+  idleRecycleAfter = 0;
   /** Log lines the worker could not write (its last report). */
   lostLines = 0;
   oldestDeadline = 0;
@@ -254,7 +276,10 @@ export class WorkerPool {
 
   private spawn(gen: Generation, asFallback = false): WorkerProc {
     // fd 4: the daemon's own stderr, where the worker writes its log lines itself
-    const child = fork(WORKER_MODULE, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc', LOG_FD_PARENT], serialization: 'json' });
+    const child = fork(WORKER_MODULE, [], {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc', LOG_FD_PARENT], serialization: 'json',
+      env: workerEnv(process.env), execArgv: [...process.execArgv, '--expose-gc'],
+    });
     const w = new WorkerProc(++this.workerSeq, gen, child);
     if (!asFallback) gen.workers.push(w);
     const readyTimer = setTimeout(() => {
@@ -292,6 +317,8 @@ export class WorkerPool {
         if (w.state === 'starting') {
           w.state = 'ready';
           w.lastBeat = Date.now();
+          w.activeAt = Date.now();
+          w.readyRss = residentBytes(w.child.pid);
           w.settleReady({ ok: true });
           // a replacement (or a fallback) in a generation that serves starts accepting at once
           if ((w.gen.serving && w.gen === this.current) || w === this.fallback) this.startListening(w);
@@ -312,7 +339,9 @@ export class WorkerPool {
         return;
       case 'beat':
         w.lastBeat = Date.now();
+        if (m.busy > 0 || (m.served !== undefined && m.served !== w.served)) w.activeAt = Date.now();
         w.busy = m.busy;
+        if (m.served !== undefined) w.served = m.served;
         w.oldestDeadline = m.oldestDeadline;
         if (m.lostLines !== undefined) w.lostLines = m.lostLines;
         return;
@@ -438,6 +467,28 @@ export class WorkerPool {
       this.lastMemoryCheck = now;
       this.checkMemory();
     }
+    this.checkIdleMemory(now);
+  }
+
+  /**
+   * Replaces idle workers that kept what their last messages took (idle-recycle.ts): the
+   * replacement accepts first, then the old one stops accepting and ends once it holds nothing.
+   */
+  private checkIdleMemory(now: number): void {
+    const gen = this.current;
+    if (!gen?.pc) return;
+    const limit = gen.pc.config.worker_idle_memory_limit;
+    if (!(limit > 0)) return;
+    for (const w of [...gen.workers]) {
+      if (w.state !== 'listening' || w.replacing || w.leaving) continue;
+      // /proc is read only for a worker that could qualify
+      if (w.served < 1 || w.busy > 0 || now - w.activeAt < IDLE_RECYCLE_AFTER_MS || now < w.idleRecycleAfter) continue;
+      const rss = residentBytes(w.child.pid);
+      if (rss === undefined) continue;
+      if (!shouldRecycleIdle({ rss, readyRss: w.readyRss, idleMs: now - w.activeAt, served: w.served, busy: w.busy }, limit)) continue;
+      this.log.event('worker-recycle', { worker: w.n, pid: w.child.pid ?? 0, reason: 'idle', rss, ready_rss: w.readyRss ?? 0, limit });
+      this.recycle(gen, w);
+    }
   }
 
   /** Replaces workers whose resident memory passed worker_memory_limit (their work finishes). */
@@ -449,18 +500,31 @@ export class WorkerPool {
       if (w.state !== 'listening' || w.replacing) continue;
       const rss = residentBytes(w.child.pid);
       if (rss === undefined || rss <= limit) continue;
-      w.replacing = true;
       this.log.event('worker-recycle', { worker: w.n, pid: w.child.pid ?? 0, rss, limit }, 'warning');
-      const next = this.spawn(gen);
-      void next.readyResult.then((r) => {
-        if (r.ok) this.retire(w);
-        else {
-          w.replacing = false;
-          this.log.event('worker-start-failed', { worker: next.n, code: r.code, reason: r.reason }, 'error');
-        }
-      });
+      this.recycle(gen, w);
     }
   }
+
+  /** Starts a worker in place of `w`; `w` retires once its replacement is ready. */
+  private recycle(gen: Generation, w: WorkerProc): void {
+    w.replacing = true;
+    const next = this.spawn(gen);
+    void next.readyResult.then((r) => {
+      if (r.ok) this.retire(w);
+      else {
+        w.replacing = false;
+        w.idleRecycleAfter = Date.now() + IDLE_RECYCLE_RETRY_MS;
+        this.log.event('worker-start-failed', { worker: next.n, code: r.code, reason: r.reason }, 'error');
+      }
+    });
+  }
+}
+
+/** The environment of a worker: the daemon's, with WORKER_MALLOC_ENV where it sets nothing. */
+export function workerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const [k, v] of Object.entries(WORKER_MALLOC_ENV)) if (out[k] === undefined || out[k] === '') out[k] = v;
+  return out;
 }
 
 function residentBytes(pid: number | undefined): number | undefined {

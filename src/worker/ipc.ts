@@ -38,9 +38,11 @@ export type FromWorker =
   | { readonly t: 'listening' }
   /**
    * Once a second: how many requests it holds and the earliest deadline among them (epoch ms,
-   * 0 when idle). A worker whose event loop is stuck stops beating.
+   * 0 when idle), and how many it has answered since it started (`served`: the master tells an
+   * idle worker from a busy one between two beats). A worker whose event loop is stuck stops
+   * beating.
    */
-  | { readonly t: 'beat'; readonly busy: number; readonly oldestDeadline: number; readonly lostLines?: number }
+  | { readonly t: 'beat'; readonly busy: number; readonly oldestDeadline: number; readonly served?: number; readonly lostLines?: number }
   /** Finished log lines, a turn of the event loop's worth at a time. */
   | { readonly t: 'log'; readonly lines: readonly string[] };
 

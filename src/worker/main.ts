@@ -16,6 +16,9 @@
  * requests it holds and the earliest deadline among them: a worker that lets a deadline pass by
  * the backstop, or whose heartbeat stops (its event loop is stuck), is killed. When the master
  * goes away (the channel closes) the worker stops accepting, finishes what it holds and exits.
+ * Idle for IDLE_GC_AFTER_MS after a request, it collects its garbage once (memory that comes
+ * back; the master replaces a worker that stays big, master/idle-recycle.ts). The heartbeat
+ * also counts the requests answered, so the master knows an idle worker from a busy one.
  * Log lines go to the daemon's stderr (a descriptor the master hands over), whole lines at a
  * time; its own stderr is read by the master, so stray output is logged as an event.
  */
@@ -33,6 +36,9 @@ import { RequestService } from './service.js';
 /** Exit status of a worker that hit a fault it cannot vouch for (EX_SOFTWARE). */
 const EXIT_FAULT = 70;
 const HEARTBEAT_MS = 1000;
+/** Idle (no request in hand) this long after the last request: collect the garbage once. */
+const IDLE_GC_AFTER_MS = 3000;
+const IDLE_GC_ROUNDS = 3;
 
 
 function send(m: FromWorker, handle?: unknown): void {
@@ -86,13 +92,47 @@ process.on('disconnect', () => void leave(undefined));
 for (const s of ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT'] as const) process.on(s, () => undefined);
 process.on('SIGTERM', () => process.exit(0));
 
+/** Requests answered since start, and when a request last ended (or this worker started). */
+let served = 0;
+let lastActive = Date.now();
+/** Set once the garbage of the last requests has been collected (nothing to collect at start). */
+let collected = true;
+
 const heartbeat = setInterval(() => {
-  send({ t: 'beat', busy: handler?.pending ?? 0, oldestDeadline: handler?.oldestDeadline ?? 0, ...(direct && direct.lost > 0 ? { lostLines: direct.lost } : {}) });
+  const busy = handler?.pending ?? 0;
+  if (busy > 0) lastActive = Date.now();
+  else if (!collected && Date.now() - lastActive >= IDLE_GC_AFTER_MS) {
+    collected = true;
+    collectGarbage();
+  }
+  send({ t: 'beat', busy, oldestDeadline: handler?.oldestDeadline ?? 0, served, ...(direct && direct.lost > 0 ? { lostLines: direct.lost } : {}) });
 }, HEARTBEAT_MS);
+
+/**
+ * Idle: a full collection now frees what the last messages left (large buffers are outside the
+ * JS heap and freed only when their objects are collected, which an idle heap may not do for a
+ * long time); the allocator then gives the pages back. Needs --expose-gc (the master starts
+ * workers with it); without it, nothing is done.
+ */
+function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc !== 'function') return;
+  // more than one round: objects freed by one round's finalizers are collected by the next
+  for (let i = 0; i < IDLE_GC_ROUNDS; i++) gc();
+}
 
 function scanningService(runtime: Runtime, slots: number): Service {
   const requests = new RequestService(runtime, log, slots);
-  return (req, call) => requests.serve(req, call, call.signal);
+  return async (req, call) => {
+    collected = false;
+    lastActive = Date.now();
+    try {
+      return await requests.serve(req, call, call.signal);
+    } finally {
+      served++;
+      lastActive = Date.now();
+    }
+  };
 }
 
 function responderService(reply: { code: string; text: string }): Service {

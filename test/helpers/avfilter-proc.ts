@@ -49,7 +49,7 @@ export interface Daemon {
 }
 
 /** Start the daemon. With `fifo`, fd 3 is the write end of a real FIFO, as courierfilter gives it. */
-export function startDaemon(args: string[], opts: { fifo?: boolean; name?: string; stdin?: 'pipe' | 'ignore'; asRoot?: boolean; user?: User } = {}): Daemon {
+export function startDaemon(args: string[], opts: { fifo?: boolean; name?: string; stdin?: 'pipe' | 'ignore'; asRoot?: boolean; user?: User; env?: NodeJS.ProcessEnv } = {}): Daemon {
   // The daemon refuses root unless told; the tests run as root (CI), so tell it — unless it
   // runs as another user (`user`: Courier's, as courierfilter starts it).
   if (process.getuid?.() === 0 && opts.asRoot !== false && !opts.user && !args.includes('--allow-root')) args = [...args, '--allow-root'];
@@ -73,7 +73,7 @@ export function startDaemon(args: string[], opts: { fifo?: boolean; name?: strin
     program = join(dir, opts.name);
     writeFileSync(program, `import(${JSON.stringify(AVFILTER)});\n`);
   }
-  const child = spawn(process.execPath, [program, ...args], { stdio, ...(opts.user ? { uid: opts.user.uid, gid: opts.user.gid } : {}) });
+  const child = spawn(process.execPath, [program, ...args], { stdio, ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}), ...(opts.user ? { uid: opts.user.uid, gid: opts.user.gid } : {}) });
   if (writeFd !== undefined) closeSync(writeFd);
   if (readFd !== undefined) {
     const fd = readFd;

@@ -142,7 +142,7 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
       const path = item.source.path;
       if (path !== undefined) {
         // YARA-X maps the file itself: no copy of the item in this heap or the thread's.
-        const outcome = await pool.run({ path }, deadline.signal);
+        const outcome = await pool.run({ path, size }, deadline.signal);
         return resultOf(outcome, item, stopped);
       }
       const bytes = Promise.resolve().then(() => item.source.buffer());

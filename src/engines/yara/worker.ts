@@ -46,6 +46,8 @@ export function hitsOf(matches: readonly YaraRuleMatch[]): RuleHit[] {
   });
 }
 
+const EMPTY = Buffer.alloc(0);
+
 function start(): void {
   const port = parentPort;
   if (!port) return; // imported outside a worker: nothing to do
@@ -83,6 +85,14 @@ function start(): void {
       };
     }
     port.postMessage(reply);
+    // The scanner keeps what its last scan needed (a file's bytes, read whole, the match lists)
+    // until the next scan: an empty one now lets a thread that waits for work hold nothing of
+    // it (measured: a 100 MB file's 95 MB of anonymous memory, released by the empty scan).
+    try {
+      scanner.scan(EMPTY);
+    } catch {
+      // nothing held is worth a fault
+    }
   });
 }
 

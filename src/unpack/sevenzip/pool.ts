@@ -5,7 +5,9 @@
  * replaced), never the worker process that owns the mail.
  *
  * Owns: the threads (created lazily, reused, replaced after a fault, a stop, an escaped C++
- * exception or a heap grown past maxHeapBytes: WASM memory never shrinks), the compiled
+ * exception or a heap grown past maxHeapBytes: WASM memory never shrinks; ended after
+ * idleThreadMs without a job, so an idle process does not keep a heap that only a large archive
+ * needed), the compiled
  * 7zz.wasm (compiled once per pool, shared by its threads), the job queue and each job's
  * deadline and abort.
  * Inputs: archive bytes, a 7-Zip -t type, UnpackLimits, an optional AbortSignal.
@@ -26,7 +28,11 @@ export interface SevenZipPoolOptions {
   readonly threads?: number;
   /** A thread whose WASM heap passed this after a job is replaced (default 256 MiB). */
   readonly maxHeapBytes?: number;
+  /** A thread without a job for this long ends (default IDLE_THREAD_MS). */
+  readonly idleThreadMs?: number;
 }
+
+export const IDLE_THREAD_MS = 5_000;
 
 export const DEFAULT_THREADS = 1;
 export const MAX_THREADS = 2;
@@ -58,11 +64,13 @@ interface Slot {
   readonly worker: Worker;
   job: Job | undefined;
   dead: boolean;
+  idleTimer: NodeJS.Timeout | undefined;
 }
 
 export class SevenZipPool {
   readonly #size: number;
   readonly #maxHeapBytes: number;
+  readonly #idleThreadMs: number;
   readonly #slots: Slot[] = [];
   readonly #queue: Job[] = [];
   #wasm: WebAssembly.Module | undefined;
@@ -82,6 +90,7 @@ export class SevenZipPool {
     }
     this.#size = threads;
     this.#maxHeapBytes = heap;
+    this.#idleThreadMs = opts.idleThreadMs ?? IDLE_THREAD_MS;
   }
 
   /** Threads alive now (for tests and the bench). */
@@ -194,6 +203,8 @@ export class SevenZipPool {
         slot = this.#spawn(this.#wasm);
       }
       const job = this.#queue.shift()!;
+      clearTimeout(slot.idleTimer);
+      slot.idleTimer = undefined;
       slot.job = job;
       slot.worker.ref();
       slot.worker.postMessage(job.request, job.transfer);
@@ -224,7 +235,7 @@ export class SevenZipPool {
     const data: ThreadData = { wasm, heapLimitBytes: this.#maxHeapBytes * HEAP_HARD_LIMIT_FACTOR };
     // execArgv: none of the parent's flags (an --input-type or --eval would stop the thread).
     const worker = new Worker(THREAD_URL, { workerData: data, execArgv: [] });
-    const slot: Slot = { worker, job: undefined, dead: false };
+    const slot: Slot = { worker, job: undefined, dead: false, idleTimer: undefined };
     this.#slots.push(slot);
     this.#wire(slot);
     return slot;
@@ -246,6 +257,7 @@ export class SevenZipPool {
         job.resolve(msg);
       }
       this.#pump();
+      if (!slot.dead && slot.job === undefined) this.#idle(slot);
     });
     w.on('error', (err) => this.#fail(slot, internalError(`7-Zip thread failed: ${err.message}`, err)));
     w.on('exit', (code) => this.#fail(slot, internalError(`7-Zip thread exited (${code})`)));
@@ -259,10 +271,22 @@ export class SevenZipPool {
     this.#pump();
   }
 
+  /** An idle thread ends after idleThreadMs unless a job comes first. */
+  #idle(slot: Slot): void {
+    clearTimeout(slot.idleTimer);
+    slot.idleTimer = setTimeout(() => {
+      slot.idleTimer = undefined;
+      if (slot.job === undefined) this.#kill(slot);
+    }, this.#idleThreadMs);
+    slot.idleTimer.unref();
+  }
+
   #kill(slot: Slot): void {
     if (slot.dead) return;
     slot.dead = true;
     slot.job = undefined;
+    clearTimeout(slot.idleTimer);
+    slot.idleTimer = undefined;
     const i = this.#slots.indexOf(slot);
     if (i >= 0) this.#slots.splice(i, 1);
     const exit = slot.worker.terminate().catch(() => undefined);

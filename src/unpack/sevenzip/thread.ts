@@ -31,6 +31,8 @@ const DUMMY_PASSWORD_SWITCH = '-pavfilter';
 const JOB_DIR = '/job';
 const OUT_DIR = `${JOB_DIR}/out`;
 const DATA_NAME = '[data]';
+const FIRST_BLOCK_BYTES = 64 * 1024;
+const MAX_BLOCK_BYTES = 1024 * 1024;
 const ENOSPC = 28;
 const EMFILE = 33;
 const O_ACCMODE = 3;
@@ -65,14 +67,21 @@ interface EmFS {
 
 /**
  * One file 7-Zip opened for writing during the job, in opening order. Sequential writes are
- * kept as copied chunks beside MEMFS (MEMFS grows a big file by 1/8 at a time, copying it
- * each time: ten times slower than the decoder); a write elsewhere moves them into MEMFS.
+ * copied into blocks beside MEMFS (MEMFS grows a big file by 1/8 at a time, copying it each
+ * time: ten times slower than the decoder); a write elsewhere moves them into MEMFS. A member's
+ * blocks start at FIRST_BLOCK_BYTES and double up to MAX_BLOCK_BYTES: a small member costs a
+ * small block, a large one few blocks, and 7-Zip's many small writes are not one object each.
  */
 interface Capture {
   name: string;
   node: EmNode;
+  /** Full blocks (and, once taken, the last one cut to its length). */
   chunks: Uint8Array[];
+  /** Bytes written: the chunks' and the current block's. */
   length: number;
+  /** The block being filled, and how much of it is. */
+  block?: Uint8Array | undefined;
+  blockUsed?: number;
   inMemfs: boolean;
   /**
    * The member's bytes once 7-Zip closed it: the chunks as written (never joined here: joining
@@ -177,8 +186,7 @@ function hookFileSystem(): void {
       const capture = job.byNode.get(stream.node);
       const at = pos ?? (stream as unknown as { position: number }).position;
       if (capture && !capture.inMemfs && at === capture.length) {
-        capture.chunks.push(new Uint8Array(buf.buffer, buf.byteOffset + off, len).slice());
-        capture.length += len;
+        append(capture, new Uint8Array(buf.buffer, buf.byteOffset + off, len));
         if (pos === undefined) (stream as unknown as { position: number }).position += len;
         job.written += len;
         return len;
@@ -209,7 +217,38 @@ function memberName(path: string): string {
   return name === `${DATA_NAME}~` ? DATA_NAME : name;
 }
 
+/** Copies `src` to the member's blocks. */
+function append(capture: Capture, src: Uint8Array): void {
+  let at = 0;
+  while (at < src.length) {
+    let block = capture.block;
+    let used = capture.blockUsed ?? 0;
+    if (block === undefined || used === block.length) {
+      if (block !== undefined) capture.chunks.push(block);
+      block = new Uint8Array(block === undefined ? FIRST_BLOCK_BYTES : Math.min(MAX_BLOCK_BYTES, block.length * 2));
+      capture.block = block;
+      used = 0;
+    }
+    const n = Math.min(block.length - used, src.length - at);
+    block.set(src.subarray(at, at + n), used);
+    capture.blockUsed = used + n;
+    at += n;
+  }
+  capture.length += src.length;
+}
+
+/** The block being filled joins the chunks, cut to what it holds (a copy of at most a block). */
+function sealBlock(capture: Capture): void {
+  const block = capture.block;
+  const used = capture.blockUsed ?? 0;
+  capture.block = undefined;
+  capture.blockUsed = 0;
+  if (block === undefined || used === 0) return;
+  capture.chunks.push(used === block.length ? block : block.slice(0, used));
+}
+
 function joinChunks(capture: Capture): Uint8Array {
+  sealBlock(capture);
   const all = capture.chunks.length === 1 ? capture.chunks[0]! : new Uint8Array(capture.length);
   if (capture.chunks.length > 1) {
     let at = 0;
@@ -229,6 +268,7 @@ function takeBytes(capture: Capture): void {
   let length: number;
   if (!capture.inMemfs) {
     if (capture.length === 0 && capture.parts) return; // taken already
+    sealBlock(capture);
     parts = capture.chunks;
     length = capture.length;
     capture.chunks = [];
