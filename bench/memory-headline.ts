@@ -9,12 +9,27 @@
  * Inputs: the section's peak rows and idle results. Output: Markdown and stdout lines.
  */
 import { IDLE_TARGET_MIB, IDLE_WITHIN_S, type IdleResult } from './memory-idle.js';
-import type { PeakRow } from './memory-section.js';
 import { table } from './report.js';
 import { fmt } from './stats.js';
 
 export const BIG_MESSAGE_MB = 100;
 export const BIG_TARGET_PSS_MIB = 128;
+
+/** One message's peak memory with one engine (memory-section.ts measures it). */
+export interface PeakRow {
+  engine: 'clamd' | 'yara';
+  sizeMB: number;
+  idleMB: number;
+  peakMB: number;
+  peakPssMB: number;
+  /** the largest PSS of one worker (a non-root process) in any sample */
+  workerPeakPssMB: number;
+  hwmSumMB: number;
+  hwmMaxMB: number;
+  processes: number;
+  seconds: number;
+  reply: string;
+}
 
 const ENGINE: Record<PeakRow['engine'], string> = { clamd: 'clamd engine', yara: 'embedded engine' };
 

@@ -27,7 +27,7 @@ import { courierfilterRequest } from './filter-client.js';
 import { generateMix } from './mix.js';
 import { pool } from './pool.js';
 import { type IdleResult, type IdleScenario, idleReturn } from './memory-idle.js';
-import { memoryHeadline } from './memory-headline.js';
+import { memoryHeadline, type PeakRow } from './memory-headline.js';
 import { sampleMemory, treeMemory } from './proc.js';
 import { type BenchContext, type SectionReport, table } from './report.js';
 import { controlFile, queueId, writeSpool } from './spool.js';
@@ -43,21 +43,6 @@ const LIMITS = {
   clamd: ['max_stream_size = "200M"', `scan_timeout = ${BIG_TIMEOUT_S}`],
   yara: ['max_scan_size = "200M"', `scan_timeout = ${BIG_TIMEOUT_S}`],
 };
-
-export interface PeakRow {
-  engine: 'clamd' | 'yara';
-  sizeMB: number;
-  idleMB: number;
-  peakMB: number;
-  peakPssMB: number;
-  /** the largest PSS of one worker (a non-root process) in any sample */
-  workerPeakPssMB: number;
-  hwmSumMB: number;
-  hwmMaxMB: number;
-  processes: number;
-  seconds: number;
-  reply: string;
-}
 
 async function peakOne(engine: 'clamd' | 'yara', clamdSocket: string, data: string, control: string, size: number): Promise<PeakRow> {
   const opts: AvfilterOptions = { engine, clamdSocket, top: LIMITS.top, engineExtra: engine === 'clamd' ? LIMITS.clamd : LIMITS.yara };

@@ -1,5 +1,5 @@
 /**
- * Hostile requests (issue "Resilience", Deliver 9) not covered by resilience-requests.test.ts:
+ * Hostile requests not covered by resilience-requests.test.ts:
  * NUL bytes in request lines, endless lines, thousands of control files, control files of many
  * MB, non-UTF-8 addresses, a data file that changes while it is scanned, a control file deleted
  * while the message is scanned. Each must give a 4xx (or its right verdict) and a log line,

@@ -1,8 +1,8 @@
 /**
- * Process-wide memory bounds (issue "Resilience": "Memory has no process-wide bound"; "16
- * concurrent 60 MB messages peaked at 2.4 GB with the embedded engine"). The MIME extractor keeps
- * small parts in memory only within the worker's memory_budget, and the embedded engine maps
- * file-backed items instead of reading them into the heap and copying them to a thread.
+ * Process-wide memory bounds: 16 concurrent 60 MB messages must not multiply the worker's
+ * memory. The MIME extractor keeps small parts in memory only within the worker's
+ * memory_budget, and the embedded engine hands file-backed items to YARA-X by path (never read
+ * into the heap and copied to a thread), with the bytes in flight to its threads capped.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

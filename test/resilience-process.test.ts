@@ -1,5 +1,5 @@
 /**
- * The daemon as a process that must never stop the mail (issue "Resilience"): regression tests
+ * The daemon as a process that must never stop the mail: regression tests
  * named for what broke, plus the guarantees of the master/worker design. Real clamd where the
  * daemon talks to one; faults a real server cannot produce on demand (a process stopped or
  * killed) are made with signals.

@@ -1,6 +1,6 @@
 /**
- * Requests that once stopped the daemon, let a virus through or damaged a control file (issue
- * "Resilience"), each a regression test named for what broke; and hostile requests: every one a
+ * Requests that once stopped the daemon, let a virus through or damaged a control file,
+ * each a regression test named for what broke; and hostile requests: every one a
  * 4xx (or its right verdict) and a log line, never a crash, a hang or a doubled record.
  */
 import { test } from 'node:test';

@@ -1,5 +1,5 @@
 /**
- * Fault soak (issue "Resilience", Deliver 8): thousands of messages at 16 concurrent
+ * Fault soak: thousands of messages at 16 concurrent
  * connections to the daemon's socket while faults are injected at seeded random moments
  * (helpers/soak-faults.ts: the real clamd killed, stopped, slowed, answering garbage, closing
  * mid-stream, hanging, refusing over its stream limit; a worker killed; tmpdir full or

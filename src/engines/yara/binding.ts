@@ -52,7 +52,7 @@ export interface YaraScanner {
   setTimeout?: (timeoutMs: number) => void;
   /** Scans a file by path on the calling thread (0.7.x); I/O failures throw "I/O error ...". */
   scanFile(path: string): YaraRuleMatch[];
-  /** 0.7.x: scanFile maps the file instead of reading it into a buffer. */
+  /** 0.7.x: asks scanFile to map the file (0.7.2 still holds the whole file in native memory while it scans). */
   setUseMmap?: (on: boolean) => void;
 }
 

@@ -141,7 +141,8 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
       }
       const path = item.source.path;
       if (path !== undefined) {
-        // YARA-X maps the file itself: no copy of the item in this heap or the thread's.
+        // YARA-X reads the file itself: no copy of the item in this heap; the native side holds
+        // it while it scans (the pool counts it by its size against the bytes in flight).
         const outcome = await pool.run({ path, size }, deadline.signal);
         return resultOf(outcome, item, stopped);
       }
