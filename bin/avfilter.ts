@@ -5,7 +5,7 @@
  * when that mode runs: the daemon's master never loads the scanning code (engines, MIME,
  * unpackers), which only its workers use, and stays small.
  */
-import { accessSync, constants, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,7 +63,15 @@ async function main(): Promise<number> {
       ...(configFile ? { configFile: resolve(configFile) } : {}),
       node: process.execPath,
       program: realpathSync(fileURLToPath(import.meta.url)),
-      out: (l: string) => process.stdout.write(`${l}\n`),
+      // Synchronous and never throwing: a reader that goes away (| head) must not stop an
+      // install half done.
+      out: (l: string) => {
+        try {
+          writeSync(1, `${l}\n`);
+        } catch {
+          // EPIPE: nobody reads the report any more; the work goes on
+        }
+      },
       env: process.env,
     };
     try {

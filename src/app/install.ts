@@ -240,6 +240,11 @@ export function installFilter(opts: InstallOptions): number {
     out(`${was === 'created' ? 'created  ' : was === 'updated' ? 'updated  ' : 'replaced '} ${paths.wrapper} (runs ${opts.program} with ${opts.node})`);
   }
 
+  if (!opts.program.includes('/node_modules/')) {
+    out(`note      ${opts.program} is not an npm installation: the filter runs from this checkout, and rebuilding or removing it`);
+    out('          changes the live filter; install a copy with npm install -g --install-links (see the README)');
+  }
+
   // The config: the admin's is never written; a missing one gets the sample.
   if (existing) {
     out(`in place  ${paths.config} (kept as it is)`);
