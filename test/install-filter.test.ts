@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -147,6 +147,25 @@ test('the check as courier catches a config courier cannot read (0600 root), and
   assert.match(again.stdout, new RegExp(`^in place +${p.config} \\(kept as it is\\)`, 'm'));
 });
 
+test('a wrapper of ours that names other paths (node or avfilter moved) is rewritten; an old symbolic link is replaced', opts, () => {
+  const root = newRoot();
+  const p = paths(root);
+  assert.equal(install(root).code, 0);
+  const good = readFileSync(p.wrapper, 'utf8');
+  writeFileSync(p.wrapper, good.replace(AVFILTER, '/opt/old/dist/bin/avfilter.js'));
+  const r = install(root);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`^updated +${p.wrapper} `, 'm'));
+  assert.equal(readFileSync(p.wrapper, 'utf8'), good);
+  rmSync(p.wrapper);
+  symlinkSync(AVFILTER, p.wrapper);
+  const l = install(root);
+  assert.equal(l.code, 0, l.stdout + l.stderr);
+  assert.match(l.stdout, new RegExp(`^replaced +${p.wrapper} `, 'm'));
+  assert.ok(lstatSync(p.wrapper).isFile(), 'a file now, not a link');
+  assert.equal(readFileSync(p.wrapper, 'utf8'), good);
+});
+
 test('a filter program there that install did not write is refused and left alone', opts, () => {
   const root = newRoot();
   const p = paths(root);
@@ -223,4 +242,18 @@ test('--config as root refuses a config the daemon\'s user cannot read (0600, ro
   chmodSync(cfg, 0o600);
   const asRoot = runAvfilter(['-f', cfg, '--config']);
   assert.equal(asRoot.code, 0, asRoot.stderr);
+});
+
+test('npm pack ships what npm install -g needs: dist/bin, dist/src, the rules and the man pages; prepare builds dist/', () => {
+  const pj = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  assert.match(pj.scripts['prepare'] ?? '', /npm run build/, 'a clone installed with npm install -g or packed with npm pack gets dist/ built');
+  const cwd = new URL('../../', import.meta.url);
+  // --ignore-scripts: the build already ran (the tests run from dist/); only the file list matters here.
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const files = new Set((JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path));
+  for (const f of ['dist/bin/avfilter.js', 'dist/bin/avfilter_sig.js', 'dist/src/app/install.js', 'dist/src/master/master.js', 'rules/eicar.yar', 'man/avfilter.8', 'package.json']) {
+    assert.ok(files.has(f), `the package lacks ${f}`);
+  }
+  assert.ok(![...files].some((f) => f.startsWith('dist/test/') || f.startsWith('src/') || f.startsWith('test/')), 'no tests or sources in the package');
 });

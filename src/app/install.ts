@@ -3,7 +3,7 @@
  * directory, give it a config and its private directories, and check, as Courier's user, that
  * what courierfilter will start loads; or take that away again.
  *
- * Owns: the wrapper (a two-line node script with the absolute paths of node and of the installed
+ * Owns: the wrapper (a small node script with the absolute paths of node and of the installed
  * avfilter.js, because courierfilter runs filters with almost no environment), the sample
  * config, the private directories' owner and mode, and the report of what was found and done.
  * Idempotent: a second run finds everything in place and says so.

@@ -40,7 +40,7 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
   {
     heading: 'INSTALLING',
     text: '--install-filter, as root, makes avfilter Courier\'s filter: it writes ' +
-      '/usr/lib/courier/filters/avfilter, a two-line node script that names the absolute paths of node and ' +
+      '/usr/lib/courier/filters/avfilter, a small node script that names the absolute paths of node and ' +
       'of this avfilter (courierfilter runs filters with almost no environment); writes a commented sample ' +
       `config ${DEFAULT_CONFIG_PATH} (mode 0640, group of Courier's user) when there is none, and never ` +
       'changes an existing one; creates the directories the config names (tmpdir and quarantine_dir 0700, ' +
