@@ -126,6 +126,20 @@ test('a private directory with the wrong owner and mode is put right and said so
   assert.deepEqual([st.uid, st.mode & 0o7777], [courier!.uid, 0o700]);
 });
 
+test('a pid file in a directory of avfilter\'s own gets that directory owned by courier; Courier\'s /run/courier is root:courier 0775', opts, () => {
+  const root = newRoot();
+  const p = paths(root);
+  mkdirSync(join(root, 'etc/courier/filters'), { recursive: true });
+  writeFileSync(p.config, sampleConfig(root).replace(`pid_file = "${root}/run/courier/avfilter.pid"`, `pid_file = "${root}/run/avfilter/avfilter.pid"`));
+  chownSync(p.config, 0, courier!.gid);
+  const r = install(root);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const own = lstatSync(join(root, 'run/avfilter'));
+  assert.deepEqual([own.uid, own.mode & 0o7777], [courier!.uid, 0o755]);
+  const courierRun = lstatSync(join(root, 'run/courier'));
+  assert.deepEqual([courierRun.uid, courierRun.gid, courierRun.mode & 0o7777], [0, courier!.gid, 0o775]);
+});
+
 test('the check as courier catches a config courier cannot read (0600 root), and the config is left as the admin wrote it', opts, () => {
   const root = newRoot();
   const p = paths(root);

@@ -234,10 +234,10 @@ export function installFilter(opts: InstallOptions): number {
     out(`in place  ${paths.wrapper} (runs ${opts.program} with ${opts.node})`);
   } else {
     mkdirSync(dirname(paths.wrapper), { recursive: true, mode: 0o755 });
-    const was = old?.isSymbolicLink() ? `replaced the symbolic link to ${readLinkIf(paths.wrapper)}` : old ? 'updated' : 'created';
+    const was = old?.isSymbolicLink() ? `replaced  ${paths.wrapper} (was a symbolic link to ${readLinkIf(paths.wrapper)}; ` : old ? `updated   ${paths.wrapper} (` : `created   ${paths.wrapper} (`;
     rmSync(paths.wrapper, { force: true });
     writeWhole(paths.wrapper, wrapper, 0o755, 0, 0);
-    out(`${was === 'created' ? 'created  ' : was === 'updated' ? 'updated  ' : 'replaced '} ${paths.wrapper} (runs ${opts.program} with ${opts.node})`);
+    out(`${was}runs ${opts.program} with ${opts.node})`);
   }
 
   if (!opts.program.includes('/node_modules/')) {
@@ -263,7 +263,11 @@ export function installFilter(opts: InstallOptions): number {
   const problems: string[] = [];
   privateDir(cfg.tmpdir, 0o700, user, out, 'tmpdir');
   privateDir(cfg.quarantine_dir, 0o700, user, out, 'quarantine_dir');
-  for (const d of new Set([dirname(cfg.pid_file), dirname(cfg.pipe)])) runDir(d, user, out, problems);
+  for (const d of new Set([dirname(cfg.pid_file), dirname(cfg.pipe)])) {
+    // A directory of avfilter's own (/run/avfilter) is private like tmpdir; Courier's is Courier's.
+    if (basename(d).startsWith('avfilter')) privateDir(d, 0o755, user, out, 'pid file and pipe');
+    else runDir(d, user, out, problems);
+  }
 
   // What courierfilter will start, started the same way: as Courier's user, with its environment.
   const check = checkAsCourier(paths.wrapper, user, opts.env);

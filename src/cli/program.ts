@@ -44,7 +44,8 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
       'of this avfilter (courierfilter runs filters with almost no environment); writes a commented sample ' +
       `config ${DEFAULT_CONFIG_PATH} (mode 0640, group of Courier's user) when there is none, and never ` +
       'changes an existing one; creates the directories the config names (tmpdir and quarantine_dir 0700, ' +
-      'owned by Courier\'s user; the pid file\'s directory when missing) and puts right the owner and ' +
+      'owned by Courier\'s user; the pid file\'s directory: /run/courier created root:courier 0775 when ' +
+      'missing, one of avfilter\'s own owned by Courier\'s user) and puts right the owner and ' +
       'mode of existing ones; then runs the installed filter with "--config -v" as Courier\'s user with ' +
       'courierfilter\'s environment, to check that the config loads and the engines answer, and prints ' +
       'the next step (filterctl start avfilter) and where the logs go. Run again, it changes only what is ' +
