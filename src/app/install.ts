@@ -155,7 +155,7 @@ function runDir(dir: string, user: CourierUser, out: (l: string) => void, proble
     mkdirSync(dir, { mode: 0o775 });
     chmodSync(dir, 0o775);
     chownSync(dir, 0, user.gid);
-    out(`created   ${dir} (pid file and pipe; 0775, owner root:${user.name})`);
+    out(`created   ${dir} (pid file and pipe; 0775, owner ${ownerNames(0, user.gid)})`);
     return;
   }
   const st = statSync(dir);
@@ -235,8 +235,7 @@ export function installFilter(opts: InstallOptions): number {
   } else {
     mkdirSync(dirname(paths.wrapper), { recursive: true, mode: 0o755 });
     const was = old?.isSymbolicLink() ? `replaced  ${paths.wrapper} (was a symbolic link to ${readLinkIf(paths.wrapper)}; ` : old ? `updated   ${paths.wrapper} (` : `created   ${paths.wrapper} (`;
-    rmSync(paths.wrapper, { force: true });
-    writeWhole(paths.wrapper, wrapper, 0o755, 0, 0);
+    writeWhole(paths.wrapper, wrapper, 0o755, 0, 0); // renamed over a link replaces the link
     out(`${was}runs ${opts.program} with ${opts.node})`);
   }
 
@@ -256,7 +255,7 @@ export function installFilter(opts: InstallOptions): number {
       chownSync(dir, 0, user.gid);
     }
     writeWhole(paths.config, sampleConfig(opts.root), 0o640, 0, user.gid);
-    out(`created   ${paths.config} (a commented sample; 0640, owner root:${user.name})`);
+    out(`created   ${paths.config} (a commented sample; 0640, owner ${ownerNames(0, user.gid)})`);
   }
 
   // The private directories.
