@@ -5,9 +5,10 @@
  * when that mode runs: the daemon's master never loads the scanning code (engines, MIME,
  * unpackers), which only its workers use, and stays small.
  */
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CommanderError } from 'commander';
 import type { Config } from '../src/config/load.js';
 import type { Runtime } from '../src/app/runtime.js';
@@ -31,7 +32,10 @@ async function main(): Promise<number> {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     throw err;
   }
-  const o = program.opts<{ file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean; allowRoot?: boolean }>();
+  const o = program.opts<{
+    file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean; allowRoot?: boolean;
+    installFilter?: boolean; uninstallFilter?: boolean; root?: string;
+  }>();
   // `-t -v FILE...`: commander hands a variadic option every later word; take -v back out
   // (a file really named -v can be given as ./-v).
   if (o.test && o.test.some((a) => a === '-v' || a === '--verbose')) {
@@ -42,12 +46,42 @@ async function main(): Promise<number> {
     process.stderr.write(`avfilter: unexpected argument ${program.args[0]} (files to scan go after -t)\n`);
     return 2;
   }
-  const modes = [o.config, o.test, o.batchTest].filter(Boolean).length;
+  const modes = [o.config, o.test, o.batchTest, o.installFilter, o.uninstallFilter].filter(Boolean).length;
   if (modes > 1 || (modes === 1 && o.foreground)) {
-    process.stderr.write('avfilter: choose one of --config, -t, --batch-test, --foreground\n');
+    process.stderr.write('avfilter: choose one of --config, -t, --batch-test, --foreground, --install-filter, --uninstall-filter\n');
     return 2;
   }
-  if (!o.config && !o.test && !o.batchTest) {
+  if (o.root !== undefined && !o.installFilter && !o.uninstallFilter) {
+    process.stderr.write('avfilter: --root goes with --install-filter or --uninstall-filter\n');
+    return 2;
+  }
+  if (o.installFilter || o.uninstallFilter) {
+    const install = await import('../src/app/install.js');
+    const configFile = o.file ?? process.env['AVFILTER_CONFIG'];
+    const opts = {
+      root: resolve(o.root ?? '/'),
+      ...(configFile ? { configFile: resolve(configFile) } : {}),
+      node: process.execPath,
+      program: realpathSync(fileURLToPath(import.meta.url)),
+      // Synchronous and never throwing: a reader that goes away (| head) must not stop an
+      // install half done.
+      out: (l: string) => {
+        try {
+          writeSync(1, `${l}\n`);
+        } catch {
+          // EPIPE: nobody reads the report any more; the work goes on
+        }
+      },
+      env: process.env,
+    };
+    try {
+      return o.installFilter ? install.installFilter(opts) : install.uninstallFilter(opts);
+    } catch (err) {
+      process.stderr.write(`avfilter: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
+  if (modes === 0) {
     // Exit as soon as the daemon is done: a scan thread still busy must not keep a stopped
     // filter alive (courierfilter waits for it).
     const { runMaster } = await import('../src/master/master.js');
@@ -64,6 +98,13 @@ async function main(): Promise<number> {
     return 2;
   }
   if (o.config) {
+    // Courier starts the daemon as its own user: a config root can read and that user cannot
+    // would pass here and fail there (EACCES at start, reload-failed on HUP).
+    const unreadable = await unreadableByDaemon(cfg);
+    if (unreadable) {
+      process.stderr.write(`avfilter: ${unreadable}\n`);
+      return 2;
+    }
     // The one validation path: build what the daemon's workers build (engines, rules, the
     // tmpdir checks), so --config refuses exactly what the daemon would refuse.
     let rt: Runtime;
@@ -140,6 +181,24 @@ function usable(dir: string): boolean {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
     }
   }
+}
+
+/**
+ * As root: why the user the daemon will run as (the owner of socket_dir_all, else Courier's
+ * account) cannot read the config file, or undefined.
+ */
+async function unreadableByDaemon(cfg: Config): Promise<string | undefined> {
+  if (typeof process.geteuid !== 'function' || process.geteuid() !== 0) return undefined;
+  const { BUILT_IN } = await import('../src/config/load.js');
+  if (cfg.source === BUILT_IN) return undefined;
+  const { daemonUser, unreadableBy } = await import('../src/app/courier-user.js');
+  const user = daemonUser(cfg.socket_dir_all);
+  if (!user || user.uid === 0) return undefined;
+  const why = unreadableBy(user, cfg.source);
+  if (!why) return undefined;
+  const where = why.path === resolve(cfg.source) ? '' : ` (${why.path})`;
+  return `${cfg.source}: not readable by ${user.name}, the user the filter runs as${where}: ${why.why}; ` +
+    `e.g. chgrp ${user.name} ${why.path} && chmod g+r${why.path === resolve(cfg.source) ? '' : 'x'} ${why.path}`;
 }
 
 async function engineVersions(rt: Runtime): Promise<string[]> {

@@ -1,7 +1,7 @@
 /** The command line: -t output and exit codes exactly as in the contract, --config, --help. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
@@ -9,6 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { AVFILTER, runAvfilter } from './helpers/avfilter-proc.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avf-cli-'));
+// Courier's user must reach the configs: run as root, --config checks that the daemon's user can read them.
+chmodSync(dir, 0o755);
 const cfg = join(dir, 'empty.toml');
 writeFileSync(cfg, `tmpdir = "${dir}/work"\n`);
 const mail = (body: Buffer) => `From: a@example.test\nSubject: t\nMIME-Version: 1.0\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${body.toString('base64')}\n`;

@@ -6,7 +6,7 @@
  * so the machine's clamd never takes part.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -25,6 +25,8 @@ import { daemonEnv, stopDaemon, waitLog } from './helpers/daemon-env.js';
 import { eicar } from './helpers/eicar.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avf-default-engine-'));
+// Courier's user must reach the configs: run as root, --config checks that the daemon's user can read them.
+chmodSync(dir, 0o755);
 const unserved = join(dir, 'nobody.ctl');
 const conf = (name: string, text: string): string => {
   const p = join(dir, name);

@@ -28,13 +28,35 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
       'unpacks archives and documents so that every engine sees every member. An infected message is dropped ' +
       '(the default), rejected or tempfailed; a message that cannot be scanned is tempfailed (451), never ' +
       'delivered unscanned unless the configuration says so.\n\n' +
-      'courierfilter starts it: install it as /usr/lib/courier/filters/avfilter and run ' +
-      '"filterctl start avfilter". The filter name, and its socket\'s, is the name it was started as.\n\n' +
+      'courierfilter starts it: "avfilter --install-filter" (as root) installs it as ' +
+      '/usr/lib/courier/filters/avfilter, then "filterctl start avfilter" starts it. The filter name, and ' +
+      'its socket\'s, is the name it was started as.\n\n' +
       'With no [[engine]] in the configuration avfilter uses clamd at the LocalSocket named in ' +
       '/etc/clamav/clamd.conf (or /run/clamav/clamd.ctl) when a clamd answers there, else the embedded ' +
       'engine with the rules shipped with avfilter, which detect only the EICAR test file. Such an engine ' +
       'set is not a virus scanner: avfilter then logs "event=no-real-signatures" at error severity at start ' +
       'and on every reload, and "avfilter --config -v" says what each engine knows.',
+  },
+  {
+    heading: 'INSTALLING',
+    text: '--install-filter, as root, makes avfilter Courier\'s filter: it writes ' +
+      '/usr/lib/courier/filters/avfilter, a small node script that names the absolute paths of node and ' +
+      'of this avfilter (courierfilter runs filters with almost no environment); writes a commented sample ' +
+      `config ${DEFAULT_CONFIG_PATH} (mode 0640, group of Courier's user) when there is none, and never ` +
+      'changes an existing one; creates the directories the config names (tmpdir and quarantine_dir 0700, ' +
+      'owned by Courier\'s user; the pid file\'s directory: /run/courier created root:courier 0775 when ' +
+      'missing, one of avfilter\'s own owned by Courier\'s user) and puts right the owner and ' +
+      'mode of existing ones; then runs the installed filter with "--config -v" as Courier\'s user with ' +
+      'courierfilter\'s environment, to check that the config loads and the engines answer, and prints ' +
+      'the next step (filterctl start avfilter) and where the logs go. Run again, it changes only what is ' +
+      'missing or wrong and says what it found in place; it exits 2 when a check fails.\n\n' +
+      '--uninstall-filter removes the filter program it wrote and the sample config when unchanged, and the ' +
+      'empty private directories; it keeps an edited config and quarantined mail, and says what it left. ' +
+      'It refuses while the filter is active (filterctl stop avfilter first).\n\n' +
+      'Courier\'s user is the owner of socket_dir_all when that is not root, else the account courier ' +
+      '(else daemon). Run as root, --config also checks that the user the daemon will run as (the owner ' +
+      'of socket_dir_all, else Courier\'s user) can read the config file, and exits 2 naming the file, ' +
+      'the user and the mode when it cannot.',
   },
   {
     heading: 'LOGGING',
@@ -58,6 +80,7 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
   {
     heading: 'FILES',
     text: `${DEFAULT_CONFIG_PATH}: the configuration, see avfilter.toml(5).\n\n` +
+      '/usr/lib/courier/filters/avfilter: the filter program courierfilter starts, written by --install-filter.\n\n' +
       '/run/courier/avfilter.pid: the pid file, read by avfilter_sig(8).',
   },
 ];
@@ -66,13 +89,16 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
 export function buildProgram(version: string): Command {
   return new Command('avfilter')
     .description(DESCRIPTION)
-    .usage('[-f FILE] [--foreground | --config [-v] | -t FILE... | --batch-test]')
+    .usage('[-f FILE] [--foreground | --config [-v] | -t FILE... | --batch-test | --install-filter | --uninstall-filter]')
     .option('-f, --file <FILE>', `config file (default ${DEFAULT_CONFIG_PATH}, or $AVFILTER_CONFIG)`)
     .option('--config', 'print the effective configuration and exit')
     .option('-v, --verbose', 'with --config: engine versions and what signatures each engine knows too; with -t: where each virus was found')
     .option('-t, --test <FILE...>', 'scan mail files (- for stdin, directories too) and report like clamscan')
     .option('--batch-test', 'read Courier requests on stdin instead of the socket; replies on stdout')
     .option('--foreground', 'run the filter daemon even when not started by courierfilter (under a supervisor or a test)')
+    .option('--install-filter', 'as root: install as Courier\'s filter (/usr/lib/courier/filters/avfilter, a sample config, the private directories) and check it as Courier\'s user; run again to check')
+    .option('--uninstall-filter', 'as root: remove what --install-filter made (an edited config and quarantined mail stay)')
+    .option('--root <DIR>', 'with --install-filter or --uninstall-filter: install under DIR instead of / (staging, tests)')
     .option('--allow-root', 'let the daemon run as root (it refuses by default: run it as Courier\'s user)')
     .version(version, '--version', 'print the version and exit')
     .helpOption('-h, --help', 'print this help and exit')
