@@ -1,10 +1,17 @@
 #!/usr/bin/env node
 // Runs every compiled test file under dist/test with node's test runner.
 // Under CI=true the suites that need clamd or Courier fail (never skip) when those are missing.
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// On SIGINT/SIGTERM/SIGHUP the runner passes the signal on to its test processes; this waits
+// until they have finished cleaning up (the Courier tests give the host back its Courier,
+// /etc/courier and /dev/log) before removing the temp directory and ending with that signal.
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+// How long test processes may take to clean up after a signal (stopping Courier's filters can take 15 s each).
+const CLEANUP_TIMEOUT_MS = 120_000;
 
 function collect(dir) {
   const out = [];
@@ -13,6 +20,21 @@ function collect(dir) {
     if (statSync(p).isDirectory()) {
       if (name !== 'helpers') out.push(...collect(p));
     } else if (name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+/** Processes other than this one whose environment has TMPDIR=dir (every test process has). */
+function testProcesses(dir) {
+  const mark = `\0TMPDIR=${dir}\0`;
+  const out = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (`\0${readFileSync(`/proc/${name}/environ`, 'latin1')}`.includes(mark)) out.push(Number(name));
+    } catch {
+      // gone, or not ours to read
+    }
   }
   return out;
 }
@@ -35,13 +57,39 @@ chmodSync(root, 0o1777);
 const clamdConf = join(root, 'clamd.conf');
 writeFileSync(clamdConf, `# no clamd listens here\nLocalSocket ${join(root, 'no-clamd.ctl')}\n`, { mode: 0o644 });
 let status = 1;
+let signal;
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 try {
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+  const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], {
     stdio: 'inherit',
     env: { ...process.env, TMPDIR: root, AVFILTER_CLAMD_CONF: clamdConf },
   });
-  status = r.status ?? 1;
+  const onSignal = (sig) => {
+    signal ??= sig;
+    child.kill(sig);
+  };
+  for (const sig of SIGNALS) process.on(sig, onSignal);
+  status = await new Promise((resolve) => {
+    child.on('error', (err) => {
+      console.error(`cannot run the tests: ${err.message}`);
+      resolve(1);
+    });
+    child.on('exit', (code) => resolve(code ?? 1));
+  });
+  if (signal) {
+    const deadline = Date.now() + CLEANUP_TIMEOUT_MS;
+    let said = false;
+    for (let left = testProcesses(root); left.length > 0 && Date.now() < deadline; left = testProcesses(root)) {
+      if (!said) console.error(`${signal}: waiting for test processes ${left.join(' ')} to clean up`);
+      said = true;
+      await sleep(200);
+    }
+  }
 } finally {
   rmSync(root, { recursive: true, force: true });
+}
+if (signal) {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
 }
 process.exit(status);
