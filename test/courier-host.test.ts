@@ -7,7 +7,8 @@
  *   runs and how to allow it, and changes nothing;
  * - allowed, it takes Courier over and, once stopped, has given everything back: the same
  *   daemons running, /dev/log the same socket (a datagram sent to it reaches the host's
- *   syslogd), /etc/courier identical (contents, modes, owners, the filters/active links);
+ *   syslogd), /etc/courier identical (contents, modes, owners, the filters/active links: the
+ *   host has one of its own), the same local users;
  * - the same when the process running the harness gets SIGTERM;
  * - a run killed with SIGKILL leaves its record, and the next run (not refused: the Courier that
  *   runs is the harness's own) gives everything back;
@@ -40,6 +41,8 @@ const COMMAND_TIMEOUT_MS = 20_000;
 // A harness start takes ~2 s here, a stop up to ~15 s per filter; a loaded CI box gets room.
 const CHILD_TIMEOUT_MS = 90_000;
 const LOG_TIMEOUT_MS = 5_000;
+// A global filter link of the host's (its program need not exist: only the link is compared).
+const HOST_FILTER_LINK = path.join(ETC, 'filters', 'active', 'avfilter-host-test');
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'courier-host-child.js');
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'avfilter-host-'));
@@ -225,6 +228,8 @@ before(async () => {
   }
   await startHostSyslogd();
   await startHostCourier();
+  if (fs.existsSync(HOST_FILTER_LINK)) throw new Error(`${HOST_FILTER_LINK} exists: an earlier run of this suite died; remove it by hand`);
+  fs.symlinkSync('/usr/local/lib/avfilter-host-test-filter', HOST_FILTER_LINK);
   etcBefore = snapshotEtc();
   usersBefore = localUsers();
   devLogBefore = devLogState();
@@ -240,6 +245,7 @@ after(async () => {
     await stopDaemons().catch(() => undefined);
     await stopHostSyslogd();
   } finally {
+    fs.rmSync(HOST_FILTER_LINK, { force: true });
     if (realDevLogMoved) fs.renameSync(REAL_DEV_LOG_ASIDE, DEV_LOG);
     else fs.rmSync(DEV_LOG, { force: true });
     fs.rmSync(dir, { recursive: true, force: true });

@@ -123,16 +123,21 @@ function lstatOrUndefined(p: string): fs.Stats | undefined {
 /**
  * Frees /dev/log for the harness's syslogd: the original is renamed aside (recorded first, so a
  * crash in between is undone too). When the record already says it was moved (an earlier run
- * died), what is at /dev/log now is the harness's own dead socket: removed.
+ * died), the harness's own dead socket at /dev/log is removed; anything else there was made
+ * since (the host's syslog daemon restarted) and is the original from now on.
  */
 export function moveDevLogAside(host: HostRecord): void {
-  const st = lstatOrUndefined(DEV_LOG);
+  let st = lstatOrUndefined(DEV_LOG);
   if (host.devLog) {
-    if (st && !st.isSocket()) {
-      throw new Error(`${DEV_LOG} is a ${kindOf(st)} again, although an earlier run moved the original to ${DEV_LOG_ASIDE}: look at both and remove one by hand`);
+    if (!st) return;
+    if (st.isSocket() && (host.devLog.ours === undefined || st.ino === host.devLog.ours)) {
+      fs.rmSync(DEV_LOG, { force: true });
+      return;
     }
-    if (st) fs.rmSync(DEV_LOG, { force: true });
-    return;
+    // made anew since that run (the host's syslog daemon restarted): this one is the original now
+    fs.rmSync(DEV_LOG_ASIDE, { force: true });
+    host.devLog = null;
+    st = lstatOrUndefined(DEV_LOG);
   }
   if (!st) {
     host.devLog = { was: 'absent' };

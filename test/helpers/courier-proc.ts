@@ -185,6 +185,8 @@ export async function holdFileLock(file: string): Promise<() => Promise<void>> {
   return async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
+    // waited for now: without a ref the process could end before `flock` has let go
+    child.ref();
     child.stdin!.end();
     await exited;
   };
