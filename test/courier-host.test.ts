@@ -293,11 +293,11 @@ describe('a host where Courier runs', () => {
     await assertGivenBack('after stop() under CI=true');
   });
 
-  test('SIGTERM of the process running the harness: everything given back, the process ends by SIGTERM', async () => {
+  test('SIGTERM of the process running the harness: everything given back, the process exits with 143', async () => {
     const { child, out } = await startChild(true);
     child.kill('SIGTERM');
-    const { signal } = await waitExit(child);
-    assert.equal(signal, 'SIGTERM', `the child did not end by SIGTERM:\n${out()}`);
+    const { code, signal } = await waitExit(child);
+    assert.deepEqual({ code, signal }, { code: 143, signal: null }, `the child did not exit with 128 + SIGTERM:\n${out()}`);
     await assertGivenBack('after SIGTERM');
   });
 

@@ -12,8 +12,8 @@
  * The host is left as it was found (courier-host.ts): a Courier running on the host is refused
  * unless CI=true or AVFILTER_TEST_TAKE_COURIER=1, and started again by stop(); /dev/log (owned
  * by the harness's syslogd meanwhile) and the test users it created are given back. The same
- * happens when the process gets SIGINT or SIGTERM while a harness is up (the signal is raised
- * again afterwards), and a run that was killed outright is undone by the next one.
+ * happens when the process gets SIGINT, SIGTERM or SIGHUP while a harness is up (it then exits
+ * with 128 + the signal's number), and a run that was killed outright is undone by the next one.
  *
  * The returned CourierHarness installs and removes global filters (a link in filters/active +
  * SIGHUP, re-sent because courierfilter can lose one), sends mail over SMTP (smtp.ts), holds
@@ -113,11 +113,18 @@ function courierfilterLines(text: string): string {
   return text.split('\n').filter((l) => l.includes('courierfilter')).slice(-40).join('\n');
 }
 
-/** A fresh 0755 temp dir; the one a crashed earlier run left behind is removed. */
-function newRuntimeDir(): string {
+/** Removes the runtime dir on record (this run's, or one a crashed earlier run left behind). */
+function removeRuntimeDir(): void {
   const prefix = path.join(os.tmpdir(), 'avfilter-e2e-');
   const old = fs.existsSync(RUNTIME_DIR_FILE) ? fs.readFileSync(RUNTIME_DIR_FILE, 'utf8') : '';
   if (old.startsWith(prefix)) fs.rmSync(old, { recursive: true, force: true });
+  fs.rmSync(RUNTIME_DIR_FILE, { force: true });
+}
+
+/** A fresh 0755 temp dir; the one a crashed earlier run left behind is removed. */
+function newRuntimeDir(): string {
+  removeRuntimeDir();
+  const prefix = path.join(os.tmpdir(), 'avfilter-e2e-');
   const dir = fs.mkdtempSync(prefix);
   fs.chmodSync(dir, 0o755);
   fs.writeFileSync(RUNTIME_DIR_FILE, dir);
@@ -187,7 +194,8 @@ export async function startCourier(opts: StartCourierOptions = {}): Promise<Cour
 
 /**
  * Stops every daemon, puts /etc/courier back (and the maps built from it), then gives the host
- * back (courier-host.ts), each step even when an earlier one fails; the first error is thrown.
+ * back (courier-host.ts) and removes the runtime dir, each step even when an earlier one fails;
+ * the first error is thrown.
  */
 async function tearDown(): Promise<void> {
   try {
@@ -197,7 +205,11 @@ async function tearDown(): Promise<void> {
       restoreAll();
       for (const cmd of ['makeacceptmailfor', 'makesmtpaccess', 'makealiases']) await run(`/usr/sbin/${cmd}`, [], COMMAND_TIMEOUT_MS);
     } finally {
-      await giveBackHost();
+      try {
+        await giveBackHost();
+      } finally {
+        removeRuntimeDir();
+      }
     }
   }
 }
@@ -206,8 +218,8 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
  * From startCourier() until stop(): tears down once (stop(), a failed start and a signal share
- * it), and on SIGINT/SIGTERM/SIGHUP waits for a start under way, tears down, then raises the
- * signal again so the process ends as it would have.
+ * it), and on SIGINT/SIGTERM/SIGHUP waits for a start under way, tears down, then exits with
+ * 128 + the signal's number, as a shell reports a process ended by it.
  */
 class SignalGuard {
   starting: Promise<unknown> | undefined;
@@ -222,7 +234,8 @@ class SignalGuard {
         process.stderr.write(`courier harness: clean-up after ${sig} failed: ${err.message}\n`);
       });
       await this.release().catch(() => undefined);
-      process.kill(process.pid, sig);
+      // an exit, not the signal again: the process's 'exit' hooks (a test clamd's) still run
+      process.exit(128 + os.constants.signals[sig]);
     })();
   };
 
@@ -383,8 +396,6 @@ class Harness implements CourierHarness {
       await this.guard.tearDown();
     } finally {
       await this.guard.release();
-      fs.rmSync(this.runtimeDir, { recursive: true, force: true });
-      fs.rmSync(RUNTIME_DIR_FILE, { force: true });
     }
   }
 }
