@@ -273,7 +273,7 @@ describe('a host where Courier runs', () => {
     await assertGivenBack('after the refusal');
   });
 
-  test('allowed: taken over while it runs, then the same daemons, /dev/log and /etc/courier as before', async () => {
+  test('allowed: taken over while it runs, then the same daemons, /etc/courier and /dev/log as before (the host syslogd\'s socket, not a dead one)', async () => {
     const h = await withEnv({ take: '1' }, () => startCourier());
     try {
       assert.notDeepEqual(devLogState(), devLogBefore, 'the harness runs its own syslogd at /dev/log');
