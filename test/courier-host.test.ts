@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { HARNESS_LOCKED_VAR, HarnessError, lockHarness, startCourier } from './helpers/courier.js';
 import { STATE_DIR } from './helpers/courier-etc.js';
 import { DEV_LOG, TAKE_COURIER_VAR, courierProcesses } from './helpers/courier-host.js';
-import { LOCK, STARTER_OUT, checkPrerequisites, stopDaemons } from './helpers/courier-setup.js';
+import { LOCK, STARTER_OUT, checkPrerequisites, courierIds, stopDaemons } from './helpers/courier-setup.js';
 import { isAlive, lockHolder, run, runDaemonStarter } from './helpers/courier-proc.js';
 import { waitFor } from './helpers/courier-mail.js';
 
@@ -119,7 +119,12 @@ async function stopHostSyslogd(): Promise<void> {
 
 /** The host's Courier: courierd and courierfilter, started as an init script would. */
 async function startHostCourier(): Promise<void> {
-  fs.mkdirSync('/run/courier', { recursive: true });
+  // as Debian's tmpfiles.d for courier-mta makes it at boot
+  if (!fs.existsSync('/run/courier')) {
+    fs.mkdirSync('/run/courier', { mode: 0o775 });
+    fs.chownSync('/run/courier', 0, courierIds().gid);
+    fs.chmodSync('/run/courier', 0o775);
+  }
   await runDaemonStarter('/usr/sbin/courier', ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
   await runDaemonStarter('/usr/sbin/courierfilter', ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
   await waitFor('the host Courier to start', COMMAND_TIMEOUT_MS, () =>
