@@ -10,7 +10,8 @@
  * clamd down, and one log line per message with the queue id and the verdict.
  *
  * Needs root, courier-mta, busybox, clamav-daemon, clamav-testfiles; fails (never skips)
- * without them.
+ * without them. Refuses a host where Courier runs unless CI=true or AVFILTER_TEST_TAKE_COURIER=1,
+ * and leaves the host as it found it (helpers/courier.ts; test/courier-host.test.ts checks that).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

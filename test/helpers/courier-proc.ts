@@ -160,3 +160,34 @@ export function readGreeting(port: number, timeoutMs: number): Promise<string> {
     sock.on('close', () => done(new Error('closed before a greeting')));
   });
 }
+
+/**
+ * Holds an exclusive flock(1) lock on `file` until the returned release() (or until this
+ * process ends: the lock is held by a `flock` child that exits when its stdin closes). The
+ * child runs in its own process group, so a Ctrl-C does not release the lock before the
+ * clean-up that follows it.
+ */
+export async function holdFileLock(file: string): Promise<() => Promise<void>> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('flock', ['-x', file, 'sh', '-c', 'echo locked; exec cat >/dev/null'], {
+    stdio: ['pipe', 'pipe', 'inherit'], detached: true, env: CLEAN_ENV,
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', (e) => reject(new CommandError(`flock ${file}: ${e.message}`)));
+    child.once('exit', (code) => reject(new CommandError(`flock ${file} exited (${code}) before taking the lock`)));
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
+  });
+  child.removeAllListeners('exit');
+  // held for as long as this process wants it, but never what keeps it alive
+  child.unref();
+  (child.stdin as unknown as { unref(): void }).unref();
+  (child.stdout as unknown as { unref(): void }).unref();
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    // waited for now: without a ref the process could end before `flock` has let go
+    child.ref();
+    child.stdin!.end();
+    await exited;
+  };
+}

@@ -6,8 +6,14 @@
  * reverse. Whatever an earlier run left running is stopped first, so this works both on a fresh
  * machine and after a crash.
  *
+ * The host comes first (courier-host.ts): a Courier that runs when no earlier run of the harness
+ * is on record belongs to the host, and is only taken over when allowed (CI=true or
+ * AVFILTER_TEST_TAKE_COURIER=1); giveBackHost() then starts again what was running, puts
+ * /dev/log back and removes the test users the harness created.
+ *
  * Fails with HarnessError: E2E_NOT_ROOT, E2E_MISSING (a package or program is missing),
- * E2E_START (a daemon did not come up or go down in time).
+ * E2E_HOST_COURIER (Courier runs on this host and taking it over is not allowed), E2E_START (a
+ * daemon did not come up or go down in time).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,10 +21,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { STATE_DIR, clearActiveFilters, originalContent, writeEtcFile } from './courier-etc.js';
 import { freeLoopbackPort, isAlive, lockHolder, readGreeting, run, runDaemonStarter } from './courier-proc.js';
+import {
+  type HostRecord, courierProcesses, forgetHost, loadHost, moveDevLogAside, noteOurDevLog, refusalMessage, restoreDevLog,
+  saveHost, takeOverAllowed,
+} from './courier-host.js';
 import { logSince, waitFor } from './courier-mail.js';
 
 export class HarnessError extends Error {
-  constructor(readonly code: 'E2E_NOT_ROOT' | 'E2E_MISSING' | 'E2E_START' | 'E2E_FILTER' | 'E2E_ACCESS', message: string) {
+  constructor(
+    readonly code: 'E2E_NOT_ROOT' | 'E2E_MISSING' | 'E2E_HOST_COURIER' | 'E2E_START' | 'E2E_FILTER' | 'E2E_ACCESS',
+    message: string,
+  ) {
     super(message);
     this.name = 'HarnessError';
   }
@@ -34,6 +47,13 @@ export const LOCK = {
   esmtpd: '/run/courier/esmtpd.pid.lock',
   authdaemond: '/run/courier/authdaemon/pid.lock',
 };
+/** Courier's daemons in start order: the name (LOCK's key for its lock file) and its control command. */
+const DAEMONS: readonly (readonly [keyof typeof LOCK, string])[] = [
+  ['authdaemond', '/usr/sbin/authdaemond'],
+  ['courierd', '/usr/sbin/courier'],
+  ['courierfilter', '/usr/sbin/courierfilter'],
+  ['esmtpd', '/usr/sbin/esmtpd'],
+];
 export const LOG_FILE = path.join(STATE_DIR, 'syslog.log');
 const SYSLOGD_PID = path.join(STATE_DIR, 'syslogd.pid');
 export const STARTER_OUT = path.join(STATE_DIR, 'starters.out');
@@ -62,7 +82,7 @@ export function courierIds(): Ids {
   return { uid: Number(f[2]), gid: Number(f[3]) };
 }
 
-async function checkPrerequisites(): Promise<void> {
+export async function checkPrerequisites(): Promise<void> {
   if (process.getuid?.() !== 0) throw new HarnessError('E2E_NOT_ROOT', 'the Courier E2E harness must run as root');
   const missing = REQUIRED.filter((p) => !fs.existsSync(p));
   if (missing.length) {
@@ -85,19 +105,36 @@ export async function waitLock(file: string, held: boolean, what: string, timeou
   }
 }
 
+/**
+ * Claims the host before anything changes: an earlier run's record is taken over as it is (the
+ * Courier running now is that run's); otherwise a running Courier is refused unless allowed,
+ * and the daemons that run (to start again afterwards) are recorded.
+ */
+export function claimHost(): HostRecord {
+  const earlier = loadHost();
+  if (earlier) return earlier;
+  const found = courierProcesses();
+  if (found.length > 0 && takeOverAllowed() === undefined) throw new HarnessError('E2E_HOST_COURIER', refusalMessage(found));
+  const host: HostRecord = { daemons: DAEMONS.filter(([name]) => lockHolder(LOCK[name]) !== undefined).map(([name]) => name), devLog: null, users: [] };
+  fs.mkdirSync(STATE_DIR, { recursive: true, mode: 0o755 });
+  saveHost(host);
+  return host;
+}
+
 /** Stops every Courier daemon that runs, in reverse start order, and our old syslogd. */
 export async function stopDaemons(): Promise<void> {
-  const steps: [string, string[], string][] = [
-    ['/usr/sbin/esmtpd', ['stop'], LOCK.esmtpd],
-    ['/usr/sbin/courierfilter', ['stop'], LOCK.courierfilter],
-    ['/usr/sbin/courier', ['stop'], LOCK.courierd],
-    ['/usr/sbin/authdaemond', ['stop'], LOCK.authdaemond],
-  ];
-  for (const [cmd, args, lock] of steps) {
-    if (lockHolder(lock) === undefined) continue;
-    await run(cmd, args, STOP_TIMEOUT_MS);
-    await waitLock(lock, false, path.basename(cmd), STOP_TIMEOUT_MS);
+  try {
+    for (const [name, cmd] of [...DAEMONS].reverse()) {
+      if (lockHolder(LOCK[name]) === undefined) continue;
+      await run(cmd, ['stop'], STOP_TIMEOUT_MS);
+      await waitLock(LOCK[name], false, path.basename(cmd), STOP_TIMEOUT_MS);
+    }
+  } finally {
+    await stopSyslogd();
   }
+}
+
+async function stopSyslogd(): Promise<void> {
   const pid = Number(fs.existsSync(SYSLOGD_PID) ? fs.readFileSync(SYSLOGD_PID, 'utf8') : NaN);
   if (pid > 0 && isAlive(pid) && fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('syslogd')) {
     process.kill(pid, 'SIGTERM');
@@ -108,7 +145,8 @@ export async function stopDaemons(): Promise<void> {
 
 export async function startSyslogd(): Promise<void> {
   fs.writeFileSync(LOG_FILE, '');
-  const child = spawn('/usr/bin/busybox', ['syslogd', '-n', '-O', LOG_FILE], { detached: true, stdio: 'ignore' });
+  // no environment of the test run (its TMPDIR): test/run.mjs waits for processes that have it
+  const child = spawn('/usr/bin/busybox', ['syslogd', '-n', '-O', LOG_FILE], { detached: true, stdio: 'ignore', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   child.unref();
   fs.writeFileSync(SYSLOGD_PID, String(child.pid));
   await waitFor('busybox syslogd to start', COMMAND_TIMEOUT_MS, () => (/syslogd started/.test(logSince(LOG_FILE, 0)) ? true : undefined));
@@ -141,7 +179,7 @@ TCPDOPTS="-stderrlogger=/usr/sbin/courierlogger -noidentlookup -nodnslookup"
 ${lines}`);
 }
 
-async function configure(ids: Ids): Promise<Record<string, string>> {
+async function configure(ids: Ids, host: HostRecord): Promise<Record<string, string>> {
   const locals = originalContent(`${ETC}/locals`) ?? '';
   if (!locals.split('\n').includes(TEST_DOMAIN)) writeEtcFile(`${ETC}/locals`, `${locals.replace(/\n?$/, '\n')}${TEST_DOMAIN}\n`);
   writeEtcFile(`${ETC}/esmtpacceptmailfor.dir/avfilter-e2e`, `${TEST_DOMAIN}\n`, { mode: 0o640, gid: ids.gid });
@@ -157,6 +195,9 @@ async function configure(ids: Ids): Promise<Record<string, string>> {
     try {
       await run('id', ['-u', user], COMMAND_TIMEOUT_MS);
     } catch {
+      // recorded first: a run that dies right after useradd still removes the user
+      if (!host.users.includes(user)) host.users.push(user);
+      saveHost(host);
       await run('useradd', ['-m', '-s', '/usr/sbin/nologin', user], COMMAND_TIMEOUT_MS);
     }
     const home = (await run('getent', ['passwd', user], COMMAND_TIMEOUT_MS)).split(':')[5]!;
@@ -174,13 +215,60 @@ async function configure(ids: Ids): Promise<Record<string, string>> {
 
 /** Starts the daemons in Courier's order; returns esmtpd's port. */
 async function startDaemons(esmtpd: EsmtpdSettings): Promise<number> {
-  await runDaemonStarter('/usr/sbin/authdaemond', ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
-  await waitFor('authdaemond socket', COMMAND_TIMEOUT_MS, () => (fs.existsSync('/run/courier/authdaemon/socket') ? true : undefined));
-  await runDaemonStarter('/usr/sbin/courier', ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
-  await waitLock(LOCK.courierd, true, 'courierd', COMMAND_TIMEOUT_MS);
-  await runDaemonStarter('/usr/sbin/courierfilter', ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
-  await waitLock(LOCK.courierfilter, true, 'courierfilter', COMMAND_TIMEOUT_MS);
+  await startDaemon('authdaemond');
+  await startDaemon('courierd');
+  await startDaemon('courierfilter');
   return startEsmtpd(esmtpd);
+}
+
+async function startDaemon(name: keyof typeof LOCK): Promise<void> {
+  const cmd = DAEMONS.find(([n]) => n === name)![1];
+  await runDaemonStarter(cmd, ['start'], COMMAND_TIMEOUT_MS, STARTER_OUT);
+  if (name === 'authdaemond') {
+    await waitFor('authdaemond socket', COMMAND_TIMEOUT_MS, () => (fs.existsSync('/run/courier/authdaemon/socket') ? true : undefined));
+  }
+  await waitLock(LOCK[name], true, name, COMMAND_TIMEOUT_MS);
+}
+
+/**
+ * Gives the host back what claimHost() recorded (call once the harness's daemons are stopped and
+ * /etc/courier is restored): /dev/log, the test users it created, then the daemons that were
+ * running, started again in Courier's order. Each part is cleared from the record once done, so
+ * a failure leaves the rest for the next run; every part is tried.
+ */
+export async function giveBackHost(): Promise<void> {
+  const host = loadHost();
+  if (!host) return;
+  const errors: Error[] = [];
+  try {
+    restoreDevLog(host);
+  } catch (err) {
+    errors.push(err as Error);
+  }
+  for (const user of [...host.users]) {
+    try {
+      await run('userdel', ['-r', user], COMMAND_TIMEOUT_MS);
+      host.users = host.users.filter((u) => u !== user);
+      saveHost(host);
+    } catch (err) {
+      // already gone (removed by hand): nothing left to give back
+      if (await run('id', ['-u', user], COMMAND_TIMEOUT_MS).then(() => true, () => false)) errors.push(err as Error);
+      else host.users = host.users.filter((u) => u !== user);
+    }
+  }
+  if (host.daemons) {
+    try {
+      for (const [name] of DAEMONS) {
+        if (host.daemons.includes(name) && lockHolder(LOCK[name]) === undefined) await startDaemon(name);
+      }
+      host.daemons = null;
+    } catch (err) {
+      errors.push(err as Error);
+    }
+  }
+  if (host.devLog === null && host.users.length === 0 && host.daemons === null) forgetHost();
+  else saveHost(host);
+  if (errors.length) throw new HarnessError('E2E_START', `giving the host back failed: ${errors.map((e) => e.message).join('; ')}`);
 }
 
 /**
@@ -215,17 +303,19 @@ async function startEsmtpd(esmtpd: EsmtpdSettings): Promise<number> {
 }
 
 /**
- * Everything startCourier() needs before the harness exists: stops leftovers, configures,
+ * Everything startCourier() needs before the harness exists (after claimHost()): stops Courier
+ * and leftovers, frees /dev/log for its syslogd, configures,
  * starts the daemons in order, and returns the esmtpd port and the test users' Maildirs.
  */
-export async function bringUp(esmtpd: EsmtpdSettings = {}): Promise<{ port: number; maildirs: Record<string, string>; ids: Ids }> {
-  await checkPrerequisites();
+export async function bringUp(host: HostRecord, esmtpd: EsmtpdSettings = {}): Promise<{ port: number; maildirs: Record<string, string>; ids: Ids }> {
   const ids = courierIds();
   fs.mkdirSync(STATE_DIR, { recursive: true, mode: 0o755 });
   await stopDaemons();
   makeRunDirs(ids);
+  moveDevLogAside(host);
   await startSyslogd();
-  const maildirs = await configure(ids);
+  noteOurDevLog(host);
+  const maildirs = await configure(ids, host);
   const port = await startDaemons(esmtpd);
   return { port, maildirs, ids };
 }

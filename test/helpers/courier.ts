@@ -9,12 +9,19 @@
  * left things behind: it stops whatever Courier runs, restores nothing it did not save, and
  * saves every /etc/courier file before changing it (courier-etc.ts); stop() puts them back.
  *
+ * The host is left as it was found (courier-host.ts): a Courier running on the host is refused
+ * unless CI=true or AVFILTER_TEST_TAKE_COURIER=1, and started again by stop(); /dev/log (owned
+ * by the harness's syslogd meanwhile) and the test users it created are given back. The same
+ * happens when the process gets SIGINT, SIGTERM or SIGHUP while a harness is up (it then exits
+ * with 128 + the signal's number), and a run that was killed outright is undone by the next one.
+ *
  * The returned CourierHarness installs and removes global filters (a link in filters/active +
  * SIGHUP, re-sent because courierfilter can lose one), sends mail over SMTP (smtp.ts), holds
  * the queue (courierd stopped) so control files can be inspected, and waits for deliveries.
  *
  * Fails with HarnessError (stable `code`): E2E_NOT_ROOT, E2E_MISSING (a package or program is
- * not installed), E2E_START (a daemon did not come up), E2E_FILTER (a filter did not appear or
+ * not installed), E2E_HOST_COURIER (Courier runs on this host; the message says what was found
+ * and how to allow taking it over), E2E_START (a daemon did not come up), E2E_FILTER (a filter did not appear or
  * go away in time; the message carries courierfilter's log lines), E2E_ACCESS (the courier user
  * cannot run or read something).
  */
@@ -25,15 +32,19 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sendSmtp, type SmtpResult } from './smtp.js';
 import { ACTIVE_DIR, STATE_DIR, restoreAll, setOurFilter, writeEtcFile } from './courier-etc.js';
-import { courierCan, lockHolder, processesWithArg, run, runDaemonStarter } from './courier-proc.js';
+import { courierCan, holdFileLock, lockHolder, processesWithArg, run, runDaemonStarter } from './courier-proc.js';
 import {
   COMMAND_TIMEOUT_MS, HarnessError, LOCK, LOG_FILE, SOCKET_DIRS, STARTER_OUT, STOP_TIMEOUT_MS, TEST_DOMAIN, TEST_USERS,
-  type EsmtpdSettings, type Ids, bringUp, stopDaemons, waitLock,
+  type EsmtpdSettings, type Ids, bringUp, checkPrerequisites, claimHost, giveBackHost, stopDaemons, waitLock,
 } from './courier-setup.js';
 
 export { HarnessError, TEST_DOMAIN, TEST_USERS } from './courier-setup.js';
 
 const RUNTIME_DIR_FILE = path.join(STATE_DIR, 'runtime-dir');
+/** One harness at a time on the machine: test files run in parallel processes. */
+const HARNESS_LOCK = path.join(STATE_DIR, 'harness.lock');
+/** Set (to 1) for a process whose parent holds the harness lock for it (courier-host.test.ts). */
+export const HARNESS_LOCKED_VAR = 'AVFILTER_E2E_HARNESS_LOCKED';
 // courierfilter can lose a SIGHUP (courier-test-setup.md §9); re-send after this long.
 const HUP_RETRY_MS = 3_000;
 const FILTER_TIMEOUT_MS = 20_000;
@@ -102,11 +113,18 @@ function courierfilterLines(text: string): string {
   return text.split('\n').filter((l) => l.includes('courierfilter')).slice(-40).join('\n');
 }
 
-/** A fresh 0755 temp dir; the one a crashed earlier run left behind is removed. */
-function newRuntimeDir(): string {
+/** Removes the runtime dir on record (this run's, or one a crashed earlier run left behind). */
+function removeRuntimeDir(): void {
   const prefix = path.join(os.tmpdir(), 'avfilter-e2e-');
   const old = fs.existsSync(RUNTIME_DIR_FILE) ? fs.readFileSync(RUNTIME_DIR_FILE, 'utf8') : '';
   if (old.startsWith(prefix)) fs.rmSync(old, { recursive: true, force: true });
+  fs.rmSync(RUNTIME_DIR_FILE, { force: true });
+}
+
+/** A fresh 0755 temp dir; the one a crashed earlier run left behind is removed. */
+function newRuntimeDir(): string {
+  removeRuntimeDir();
+  const prefix = path.join(os.tmpdir(), 'avfilter-e2e-');
   const dir = fs.mkdtempSync(prefix);
   fs.chmodSync(dir, 0o755);
   fs.writeFileSync(RUNTIME_DIR_FILE, dir);
@@ -118,26 +136,122 @@ export interface StartCourierOptions {
   esmtpd?: EsmtpdSettings;
 }
 
+let lockUsers = 0;
+let lockHeld: Promise<() => Promise<void>> | undefined;
+
+/**
+ * Takes the machine-wide harness lock (waits while another process holds it); the returned
+ * function gives it up. Taken again in the same process, it is counted, not waited for.
+ */
+export async function lockHarness(): Promise<() => Promise<void>> {
+  if (process.env[HARNESS_LOCKED_VAR] === '1') return async () => undefined;
+  fs.mkdirSync(STATE_DIR, { recursive: true, mode: 0o755 });
+  lockUsers++;
+  lockHeld ??= holdFileLock(HARNESS_LOCK);
+  let release: () => Promise<void>;
+  try {
+    release = await lockHeld;
+  } catch (err) {
+    if (--lockUsers === 0) lockHeld = undefined;
+    throw err;
+  }
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    if (--lockUsers > 0) return;
+    lockHeld = undefined;
+    await release();
+  };
+}
+
 export async function startCourier(opts: StartCourierOptions = {}): Promise<CourierHarness> {
   const t0 = Date.now();
+  await checkPrerequisites();
+  const unlock = await lockHarness();
+  let host;
   try {
-    const { port, maildirs, ids } = await bringUp(opts.esmtpd);
+    // refused here, nothing has changed yet: nothing to put back
+    host = claimHost();
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
+  const guard = new SignalGuard(unlock);
+  try {
+    const starting = bringUp(host, opts.esmtpd);
+    guard.starting = starting;
+    const { port, maildirs, ids } = await starting;
     const runtimeDir = newRuntimeDir();
-    return new Harness(port, maildirs, runtimeDir, ids, Date.now() - t0);
+    return new Harness(port, maildirs, runtimeDir, ids, Date.now() - t0, guard);
   } catch (err) {
     // leave the machine as it was; the error that matters is the start failure
-    await tearDown().catch(() => undefined);
+    await guard.tearDown().catch(() => undefined);
+    await guard.release();
     throw err;
   }
 }
 
-/** Stops every daemon and puts /etc/courier back, even when a step fails. */
+/**
+ * Stops every daemon, puts /etc/courier back (and the maps built from it), then gives the host
+ * back (courier-host.ts) and removes the runtime dir, each step even when an earlier one fails;
+ * the first error is thrown.
+ */
 async function tearDown(): Promise<void> {
   try {
     await stopDaemons();
   } finally {
-    restoreAll();
-    await run('/usr/sbin/makeacceptmailfor', [], COMMAND_TIMEOUT_MS);
+    try {
+      restoreAll();
+      for (const cmd of ['makeacceptmailfor', 'makesmtpaccess', 'makealiases']) await run(`/usr/sbin/${cmd}`, [], COMMAND_TIMEOUT_MS);
+    } finally {
+      try {
+        await giveBackHost();
+      } finally {
+        removeRuntimeDir();
+      }
+    }
+  }
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * From startCourier() until stop(): tears down once (stop(), a failed start and a signal share
+ * it), and on SIGINT/SIGTERM/SIGHUP waits for a start under way, tears down, then exits with
+ * 128 + the signal's number, as a shell reports a process ended by it.
+ */
+class SignalGuard {
+  starting: Promise<unknown> | undefined;
+  private down: Promise<void> | undefined;
+  private readonly onSignal = (sig: NodeJS.Signals): void => {
+    // the test runner may be gone: its pipes can fail, which must not stop the clean-up
+    process.stdout.on('error', () => undefined);
+    process.stderr.on('error', () => undefined);
+    void (async () => {
+      await this.starting?.catch(() => undefined);
+      await this.tearDown().catch((err: Error) => {
+        process.stderr.write(`courier harness: clean-up after ${sig} failed: ${err.message}\n`);
+      });
+      await this.release().catch(() => undefined);
+      // an exit, not the signal again: the process's 'exit' hooks (a test clamd's) still run
+      process.exit(128 + os.constants.signals[sig]);
+    })();
+  };
+
+  constructor(private readonly unlock: () => Promise<void>) {
+    for (const sig of SIGNALS) process.on(sig, this.onSignal);
+  }
+
+  tearDown(): Promise<void> {
+    this.down ??= tearDown();
+    return this.down;
+  }
+
+  /** Ends the guard: no more signal handling, the harness lock given up. */
+  async release(): Promise<void> {
+    for (const sig of SIGNALS) process.off(sig, this.onSignal);
+    await this.unlock();
   }
 }
 
@@ -153,6 +267,7 @@ class Harness implements CourierHarness {
     readonly runtimeDir: string,
     private readonly ids: Ids,
     readonly startMs: number,
+    private readonly guard: SignalGuard,
   ) {}
 
   address(user: string): string {
@@ -278,10 +393,9 @@ class Harness implements CourierHarness {
 
   async stop(): Promise<void> {
     try {
-      await tearDown();
+      await this.guard.tearDown();
     } finally {
-      fs.rmSync(this.runtimeDir, { recursive: true, force: true });
-      fs.rmSync(RUNTIME_DIR_FILE, { force: true });
+      await this.guard.release();
     }
   }
 }
