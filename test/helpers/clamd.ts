@@ -63,7 +63,7 @@ export interface RunningClamd {
   startMs: number;
   /** SIGTERM, SIGKILL after a bound; removes the dir. Safe to call twice. */
   stop(): Promise<void>;
-  /** zRELOAD and wait until clamd's log says the database was reloaded. */
+  /** zRELOAD and wait until clamd has put the reloaded database in service. */
   reload(): Promise<void>;
   /**
    * SIGKILL clamd (if it still runs) and start it again with the same config, socket and port;
@@ -269,8 +269,12 @@ function handle(h: {
       if (up !== 'ok') throw new Error(`clamd did not restart: ${up}`);
     },
     async reload() {
+      // clamd's reload thread logs "Database correctly reloaded" once the new database is
+      // compiled, before the main loop puts it in service; that loop logs "Activating the newly
+      // loaded database..." as it swaps the engines, and a PING answered after that line comes
+      // from the loop past the swap: only then do new scans use the new database.
       const count = async (): Promise<number> =>
-        ((await readFile(join(h.dir, 'clamd.log'), 'utf8').catch(() => '')).match(/Database correctly reloaded/g) ?? []).length;
+        ((await readFile(join(h.dir, 'clamd.log'), 'utf8').catch(() => '')).match(/Activating the newly loaded database/g) ?? []).length;
       const before = await count();
       const reply = await rawExchange({ path: h.socketPath }, Buffer.from('zRELOAD\0'));
       if (reply !== 'RELOADING\0') throw new Error(`clamd answered ${JSON.stringify(reply)} to RELOAD`);
@@ -279,6 +283,8 @@ function handle(h: {
         if (Date.now() > deadline) throw new Error(`clamd did not reload in ${START_TIMEOUT_MS} ms; log:\n${logTail(h.dir)}`);
         await sleep(PING_INTERVAL_MS);
       }
+      const pong = await rawExchange({ path: h.socketPath }, Buffer.from('zPING\0'));
+      if (pong !== 'PONG\0') throw new Error(`clamd answered ${JSON.stringify(pong)} to PING after its reload`);
     },
   };
   if (h.ipv6) r.tcp6Port = h.port;
