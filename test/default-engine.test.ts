@@ -95,6 +95,28 @@ test('engine_origin: configured tables win; the default is carried to the worker
   assert.equal(parseConfig(printed, 'printed').engine_origin, 'configured');
 });
 
+
+/**
+ * A daemon (config `text`) started with AVFILTER_CLAMD_CONF = clamdConfFile (the env its
+ * master inherits), given to `body`; stopped and the variable put back afterwards.
+ */
+async function withDaemon(
+  clamdConfFile: string, text: string,
+  body: (d: Awaited<ReturnType<ReturnType<typeof daemonEnv>['up']>>, env: ReturnType<typeof daemonEnv>) => Promise<void>,
+): Promise<void> {
+  const saved = process.env['AVFILTER_CLAMD_CONF'];
+  process.env['AVFILTER_CLAMD_CONF'] = clamdConfFile;
+  const env = daemonEnv(text, 'avf-defeng-');
+  const d = await env.up();
+  try {
+    await body(d, env);
+  } finally {
+    await stopDaemon(d);
+    if (saved === undefined) delete process.env['AVFILTER_CLAMD_CONF'];
+    else process.env['AVFILTER_CLAMD_CONF'] = saved;
+  }
+}
+
 describe('no clamd answers', () => {
   test('the embedded engine, and --config -v says it is no virus scanner', async () => {
     const cfg = await resolveConfig({ text: '', source: 'x.toml' }, { env: { AVFILTER_CLAMD_CONF: noClamdConf }, fallbackSocket: unserved });
@@ -113,11 +135,7 @@ describe('no clamd answers', () => {
   });
 
   test('the daemon logs no-real-signatures at error severity at start and on every reload', async () => {
-    const saved = process.env['AVFILTER_CLAMD_CONF'];
-    process.env['AVFILTER_CLAMD_CONF'] = noClamdConf;
-    const env = daemonEnv('', 'avf-defeng-');
-    const d = await env.up();
-    try {
+    await withDaemon(noClamdConf, '', async (d, env) => {
       await waitLog(d, /event=started/, 30_000);
       await waitLog(d, /level=error event=no-real-signatures reason="?no real signatures: this is not a virus scanner/);
       const count = (): number => (d.stderr().match(/event=no-real-signatures/g) ?? []).length;
@@ -135,11 +153,7 @@ describe('no clamd answers', () => {
       await waitLog(d, /event=reloaded[^\n]*\n(?:[^\n]*\n)*?[^\n]*event=reloaded/, 30_000);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(count(), 2, d.stderr());
-    } finally {
-      await stopDaemon(d);
-      if (saved === undefined) delete process.env['AVFILTER_CLAMD_CONF'];
-      else process.env['AVFILTER_CLAMD_CONF'] = saved;
-    }
+    });
   });
 });
 
@@ -188,20 +202,12 @@ describe('a clamd answers at the socket clamd.conf names', () => {
   });
 
   test('the daemon\'s workers scan with it, and it logs no no-real-signatures', async () => {
-    const saved = process.env['AVFILTER_CLAMD_CONF'];
-    process.env['AVFILTER_CLAMD_CONF'] = clamdConf;
-    const env = daemonEnv('[action]\ninfected = "reject"\n', 'avf-defeng-');
-    const d = await env.up();
-    try {
+    await withDaemon(clamdConf, '[action]\ninfected = "reject"\n', async (d, env) => {
       await waitLog(d, /event=started/, 30_000);
       const reply = await env.send(env.request(mail(eicar())).line);
       assert.match(reply, /^5\d\d /);
       assert.ok(reply.includes(clamd.names.eicar), reply);
       assert.doesNotMatch(d.stderr(), /no-real-signatures/);
-    } finally {
-      await stopDaemon(d);
-      if (saved === undefined) delete process.env['AVFILTER_CLAMD_CONF'];
-      else process.env['AVFILTER_CLAMD_CONF'] = saved;
-    }
+    });
   });
 });
