@@ -60,7 +60,7 @@ function start(): void {
     scanner.setMaxMatchesPerPattern(init.maxMatchesPerPattern);
     scanner.setTimeout?.(init.nativeTimeoutMs);
     // Asked to map files; measured with 0.7.2, scanFile still holds the whole file in native
-    // memory during the scan, mapped or not (the empty scan after each item gives it back).
+    // memory during the scan, mapped or not (the empty scan after it gives it back).
     scanner.setUseMmap?.(true);
   } catch (err) {
     const message = `scan worker cannot compile the rules: ${String(err)}`;
