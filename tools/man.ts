@@ -1,12 +1,12 @@
 /**
  * `npm run man`: writes the generated man pages (src/cli/man.ts) to man/ at the top of the
- * checkout, where they are committed; test/man.test.ts fails when they differ from what the
+ * checkout, and the config reference to docs/configuration.md, where they are committed; test/man.test.ts fails when they differ from what the
  * sources generate now.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { manPages } from '../src/cli/man.js';
+import { configReference, manPages } from '../src/cli/man.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
@@ -15,3 +15,5 @@ for (const page of manPages(pkg.version)) {
   writeFileSync(join(root, 'man', page.file), page.text);
   process.stdout.write(`man/${page.file}\n`);
 }
+writeFileSync(join(root, 'docs', 'configuration.md'), configReference());
+process.stdout.write('docs/configuration.md\n');
