@@ -1,7 +1,7 @@
 /**
  * `npm run deb`: builds avfilter_<version>-1_<arch>.deb from this checkout with dpkg-deb.
  *
- * What the package holds (docs/debian-package.md says the same for admins):
+ * What the package holds (the README, "Or as a Debian package", says the same for admins):
  *   /usr/lib/avfilter/            package.json, dist/bin, dist/src, rules/ and the production
  *                                 node_modules (`npm ci --omit=dev` against the lock file, so the
  *                                 native YARA-X module of the build machine's architecture)
@@ -106,6 +106,7 @@ function build(stage: string, pkg: Pkg, version: string, arch: string): void {
   writeIn(stage, `${doc}/LICENSING.md`, readFileSync(join(root, 'LICENSING.md')), 0o644);
   for (const f of readdirSync(join(root, 'docs'))) writeIn(stage, `${doc}/docs/${f}`, readFileSync(join(root, 'docs', f)), 0o644);
   writeIn(stage, `${doc}/copyright`, copyrightFile(bundledLicences(app)), 0o644);
+  writeIn(stage, `${doc}/changelog.Debian.gz`, gzipSync(changelog(version), { level: 9 }), 0o644);
 
   // Modes as dpkg expects them whatever the umask: directories 0755, files 0644 unless executable.
   normaliseModes(stage);
@@ -129,7 +130,7 @@ function control(pkg: Pkg, version: string, arch: string, kib: number): string {
     `Architecture: ${arch}`,
     'Maintainer: avfilter developers <avfilter@localhost>',
     `Installed-Size: ${kib}`,
-    'Depends: nodejs (>= 20), courier-mta',
+    'Depends: nodejs (>= 20), courier-mta, libc6',
     'Recommends: clamav-daemon',
     'Suggests: clamav-freshclam',
     'Section: mail',
@@ -145,6 +146,12 @@ function control(pkg: Pkg, version: string, arch: string, kib: number): string {
     ' `filterctl start avfilter`. See avfilter(8) and /usr/share/doc/avfilter.',
     '',
   ].join('\n');
+}
+
+/** Debian's changelog: one entry for this build (the project's history is its git log). */
+function changelog(version: string): string {
+  const date = execFileSync('date', ['-R'], { encoding: 'utf8' }).trim();
+  return `avfilter (${version}) unstable; urgency=medium\n\n  * Built from the avfilter sources with npm run deb.\n\n -- avfilter developers <avfilter@localhost>  ${date}\n`;
 }
 
 /** Writes `content` at the absolute package path `path` inside the stage. */
