@@ -13,6 +13,8 @@ import { availableParallelism } from 'node:os';
 import { ConfigError, whereIs, type Config, type EngineConfig } from '../config/load.js';
 import type { Engine } from '../engines/engine.js';
 import { createClamdEngine } from '../engines/clamd/index.js';
+import { createCommandEngine } from '../engines/command/index.js';
+import { createIcapEngine } from '../engines/icap/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
 import { MemoryPool, type MimeLimits } from '../mime/index.js';
 import type { ScanDeps } from '../scan/scan-message.js';
@@ -51,7 +53,8 @@ export function ms(seconds: number): number {
   return Math.max(1, Math.round(seconds * 1000));
 }
 
-export function createEngine(e: EngineConfig, processes = 1): Engine {
+/** `tmpdir`: where engines that hand items over as files write them (the config's tmpdir). */
+export function createEngine(e: EngineConfig, processes = 1, tmpdir = '/var/lib/avfilter/tmp'): Engine {
   switch (e.type) {
     case 'clamd':
       return createClamdEngine({
@@ -68,6 +71,27 @@ export function createEngine(e: EngineConfig, processes = 1): Engine {
         maxScanBytes: e.max_scan_size,
         scanTimeoutMs: ms(e.scan_timeout),
         scanThreads: Math.max(1, Math.ceil(availableParallelism() / Math.max(1, processes))),
+      });
+    case 'icap':
+      return createIcapEngine({
+        url: e.url,
+        connectTimeoutMs: ms(e.connect_timeout),
+        scanTimeoutMs: ms(e.scan_timeout),
+        maxBytes: e.max_size,
+        maxConnections: e.max_connections,
+        processes,
+      });
+    case 'command':
+      return createCommandEngine({
+        command: e.command,
+        versionCommand: e.version_command,
+        scanTimeoutMs: ms(e.scan_timeout),
+        maxProcesses: e.max_processes,
+        maxBytes: e.max_size,
+        cleanExit: e.clean_exit,
+        infectedExit: e.infected_exit,
+        namePattern: e.name_pattern,
+        tmpdir,
       });
   }
 }
@@ -100,7 +124,7 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
   try {
     config.engine.forEach((e, i) => {
       try {
-        engines.push(createEngine(e, opts.processes));
+        engines.push(createEngine(e, opts.processes, config.tmpdir));
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
         throw new ConfigError('ECONFIG_ENGINE', `${whereIs(config, `engine[${i}].type`)}: engine[${i}] (type = "${e.type}"): ${why}`);

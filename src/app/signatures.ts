@@ -14,6 +14,7 @@ import { describeClamdVersion } from '../engines/clamd/version.js';
 import { describeRules, ruleInfo, type RuleInfo } from '../engines/yara/rule-info.js';
 import { DEFAULT_RULES_DIR } from '../engines/yara/rules.js';
 import { messageOf } from '../errors.js';
+import { createEngine } from './runtime.js';
 
 export const NO_REAL_SIGNATURES = 'no real signatures: this is not a virus scanner';
 
@@ -41,7 +42,10 @@ export function noRealSignatures(cfg: Config): string | undefined {
     'Use clamd with its signature database (freshclam), or give the yara engine real rules (rules = "DIR")';
 }
 
-/** `# signatures:` lines for `avfilter --config -v`: one per clamd server, one per rules directory. */
+/**
+ * `# signatures:` lines for `avfilter --config -v`: one per clamd server, one per rules
+ * directory, one per ICAP service or scanner command.
+ */
 export async function signatureLines(cfg: Config, timeoutMs = 5000): Promise<string[]> {
   const out: string[] = [];
   for (const e of cfg.engine) {
@@ -50,6 +54,15 @@ export async function signatureLines(cfg: Config, timeoutMs = 5000): Promise<str
         const addr = parseServer(s);
         const r = await clamdVersion(addr, { connectTimeoutMs: timeoutMs, replyTimeoutMs: timeoutMs, signal: AbortSignal.timeout(2 * timeoutMs) });
         out.push(`# signatures: clamd ${r.ok ? describeClamdVersion(r.reply, addr) : `at ${formatServer(addr)} unavailable: ${r.message}`}`);
+      }
+    } else if (e.type === 'icap' || e.type === 'command') {
+      // what the server or the program says of itself: ICAP's Service and ISTag (the ISTag
+      // changes with the signatures), a command's version_command
+      const engine = createEngine(e, 1, cfg.tmpdir);
+      try {
+        out.push(`# signatures: ${e.type} ${e.type === 'icap' ? e.url : e.command[0]}: ${await engine.version(AbortSignal.timeout(2 * timeoutMs))}`);
+      } finally {
+        await engine.close();
       }
     } else {
       let line: string;

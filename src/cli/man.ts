@@ -92,6 +92,7 @@ function size(n: number): string {
 
 function defaultText(s: KeySpec): string {
   const v = s.default;
+  if (v === undefined) return 'none: required';
   if (s.type.kind === 'bytes' && typeof v === 'number') return size(v);
   if (typeof v === 'string') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map((x) => JSON.stringify(x)).join(', ')}]`;
@@ -111,7 +112,10 @@ function typeText(s: KeySpec): string {
     case 'strings': return 'a list of strings';
     case 'paths': return 'a list of absolute paths';
     case 'addresses': return 'a list of addresses: "unix:/path", "/path", "tcp:host:port", "tcp:[v6]:port"';
-    case 'command': return 'a list: a program and its arguments';
+    case 'command': return t.allowEmpty ? 'a list: a program and its arguments, or []' : 'a list: a program and its arguments';
+    case 'icap-url': return 'a URL: "icap://host[:port]/service"';
+    case 'exit-codes': return 'a list of exit codes (0 to 255)';
+    case 'regex': return 'a regular expression (JavaScript syntax) with one capture group';
   }
 }
 

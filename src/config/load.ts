@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { parseServer } from './address.js';
+import { parseIcapUrl } from './icap-url.js';
 import {
   ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, FUTURE_ENGINE_TYPES, MIME_KEYS, TOP_KEYS, UNPACK_KEYS,
   type KeySpec,
@@ -29,7 +30,26 @@ export interface YaraEngineConfig {
   readonly max_scan_size: number;
   readonly scan_timeout: number;
 }
-export type EngineConfig = ClamdEngineConfig | YaraEngineConfig;
+export interface IcapEngineConfig {
+  readonly type: 'icap';
+  readonly url: string;
+  readonly connect_timeout: number;
+  readonly scan_timeout: number;
+  readonly max_size: number;
+  readonly max_connections: number;
+}
+export interface CommandEngineConfig {
+  readonly type: 'command';
+  readonly command: readonly string[];
+  readonly version_command: readonly string[];
+  readonly scan_timeout: number;
+  readonly max_processes: number;
+  readonly max_size: number;
+  readonly clean_exit: readonly number[];
+  readonly infected_exit: readonly number[];
+  readonly name_pattern: string;
+}
+export type EngineConfig = ClamdEngineConfig | YaraEngineConfig | IcapEngineConfig | CommandEngineConfig;
 
 export interface Config {
   readonly source: string; // file the config came from, or "(built-in defaults)"
@@ -211,13 +231,13 @@ function readEngines(ctx: Ctx, raw: unknown, opts: ParseOptions): Record<string,
     const where = `engine[${i}].`;
     if (typeof e !== 'object' || e === null || Array.isArray(e)) throw keyError(ctx, where.slice(0, -1), `${where.slice(0, -1)} must be a table`);
     const t = (e as Record<string, unknown>)['type'];
-    if (typeof t !== 'string') throw keyError(ctx, `${where}type`, `${where}type is required: "clamd" or "yara"`);
+    if (typeof t !== 'string') throw keyError(ctx, `${where}type`, `${where}type is required: ${ENGINE_TYPES}`);
     if (FUTURE_ENGINE_TYPES.includes(t)) {
-      throw keyError(ctx, `${where}type`, `${where}type = "${t}" is not available in this version of avfilter; use "clamd" or "yara"`);
+      throw keyError(ctx, `${where}type`, `${where}type = "${t}" is not available in this version of avfilter; use ${ENGINE_TYPES}`);
     }
     // Own keys only: "constructor" or "__proto__" would find Object's members, not a spec.
     const spec = Object.hasOwn(ENGINE_KEYS, t) ? ENGINE_KEYS[t] : undefined;
-    if (!spec) throw keyError(ctx, `${where}type`, `${where}type = "${t}" is unknown; use "clamd" or "yara"`);
+    if (!spec) throw keyError(ctx, `${where}type`, `${where}type = "${t}" is unknown; use ${ENGINE_TYPES}`);
     const rest = { ...(e as Record<string, unknown>) };
     delete rest['type'];
     return Object.freeze(readTable(ctx, where, rest, spec, { type: t }));
@@ -234,10 +254,19 @@ function readTable(ctx: Ctx, prefix: string, table: Record<string, unknown>, spe
   }
   for (const spec of specs) {
     const v = table[spec.key];
+    if (v === undefined && spec.default === undefined) {
+      // not in the file: findKeyLine then names the line of the table's header
+      throw keyError(ctx, prefix + spec.key, `"${prefix}${spec.key}" is required: ${spec.doc}`);
+    }
     out[spec.key] = v === undefined ? cloneDefault(spec.default) : coerce(ctx, prefix, spec, v);
   }
   return out;
 }
+
+/** The engine types a config may name, for messages: "clamd", "yara", "icap" or "command". */
+const ENGINE_TYPES = ((types: string[]) => `${types.slice(0, -1).map((x) => `"${x}"`).join(', ')} or "${types.at(-1)}"`)(
+  Object.keys(ENGINE_KEYS).filter((t) => !FUTURE_ENGINE_TYPES.includes(t)),
+);
 
 function cloneDefault(v: unknown): unknown {
   return Array.isArray(v) ? Object.freeze([...v]) : v;
@@ -295,8 +324,34 @@ function coerce(ctx: Ctx, prefix: string, spec: KeySpec, v: unknown): unknown {
       return Object.freeze([...v]);
     }
     case 'command':
-      if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) throw fail('must be a list like ["prog", "arg", "{}"]');
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string') || (v.length === 0 && !t.allowEmpty)) throw fail('must be a list like ["prog", "arg", "{}"]');
+      if (v.length > 0 && v[0] === '') throw fail('must name a program first');
       return Object.freeze([...v]);
+    case 'icap-url':
+      if (typeof v !== 'string') throw fail('must be a URL like "icap://127.0.0.1:1344/srv_clamav"');
+      try {
+        parseIcapUrl(v);
+      } catch (err) {
+        throw keyError(ctx, name, `"${name}": ${(err as Error).message}`);
+      }
+      return v;
+    case 'exit-codes':
+      if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > 255)) {
+        throw fail('must be a list of exit codes from 0 to 255, like [0]');
+      }
+      return Object.freeze([...v]);
+    case 'regex': {
+      if (typeof v !== 'string') throw fail('must be a regular expression string');
+      let re: RegExp;
+      try {
+        re = new RegExp(v);
+      } catch (err) {
+        throw keyError(ctx, name, `"${name}" is not a valid regular expression: ${(err as Error).message}`);
+      }
+      // one capture group: the name; an alternation with more groups would hide which one it is
+      if (new RegExp(`${re.source}|`).exec('')!.length !== 2) throw fail('must have exactly one capture group (the virus name)');
+      return v;
+    }
   }
 }
 

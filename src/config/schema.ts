@@ -17,7 +17,10 @@ export type KeyType =
   | { kind: 'strings'; minItems: number }
   | { kind: 'paths' }
   | { kind: 'addresses' }
-  | { kind: 'command' };
+  | { kind: 'command'; allowEmpty?: boolean }
+  | { kind: 'icap-url' }
+  | { kind: 'exit-codes' }
+  | { kind: 'regex' };
 
 export interface KeySpec {
   readonly key: string;
@@ -104,9 +107,26 @@ export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
     { key: 'max_scan_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 64 * MiB, doc: 'larger items are not scanned and count as a scanner error' },
     { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 30, doc: 'time for one item' },
   ],
+  icap: [
+    { key: 'url', type: { kind: 'icap-url' }, default: undefined, doc: 'the ICAP service (required): icap://host[:port]/service, e.g. icap://127.0.0.1:1344/srv_clamav' },
+    { key: 'connect_timeout', type: { kind: 'seconds', min: 0.1, max: 600 }, default: 5, doc: 'time to connect to the ICAP server' },
+    { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 60, doc: 'time for one item, from the connection being up to the whole answer' },
+    { key: 'max_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 5 * MiB, doc: "larger items are not sent and count as a scanner error; keep it at most the server's own limit (c-icap virus_scan.MaxObjectSize, 5M by default), which passes larger objects unscanned" },
+    { key: 'max_connections', type: { kind: 'int', min: 0, max: 1024 }, default: 0, doc: "connections to the server open at once, per worker process (0: the server's Max-Connections shared among the workers, else 8)" },
+  ],
+  command: [
+    { key: 'command', type: { kind: 'command' }, default: undefined, doc: 'the scanner and its arguments (required), run without a shell; {} is replaced by the path of the item, e.g. ["clamscan", "--no-summary", "{}"]' },
+    { key: 'version_command', type: { kind: 'command', allowEmpty: true }, default: [], doc: 'run by avfilter --config -v, its first line shown as the version (e.g. ["clamscan", "--version"]); [] shows the program path' },
+    { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 60, doc: "time for one item; past it the scanner's whole process group is killed" },
+    { key: 'max_processes', type: { kind: 'int', min: 1, max: 256 }, default: 2, doc: 'scanner processes running at once, per worker process' },
+    { key: 'max_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 25 * MiB, doc: 'larger items are not scanned and count as a scanner error' },
+    { key: 'clean_exit', type: { kind: 'exit-codes' }, default: [0], doc: 'exit codes that mean clean' },
+    { key: 'infected_exit', type: { kind: 'exit-codes' }, default: [1], doc: 'exit codes that mean infected; any other exit (or a signal) is a scanner error' },
+    { key: 'name_pattern', type: { kind: 'regex' }, default: '^.*?: (.+) FOUND$', doc: 'regular expression with one capture group, matched against each line of the output: the virus names' },
+  ],
 };
 
 /** Engine types the contract names but this version does not implement yet. */
-export const FUTURE_ENGINE_TYPES: readonly string[] = ['icap', 'command'];
+export const FUTURE_ENGINE_TYPES: readonly string[] = [];
 
 export const DEFAULT_CONFIG_PATH = '/etc/courier/filters/avfilter.toml';
