@@ -12,7 +12,7 @@ test('an engine type naming an Object member (constructor, __proto__, toString) 
       (e: unknown) => {
         assert.ok(e instanceof ConfigError, `ConfigError for ${type}, got ${String(e)}`);
         assert.equal(e.code, 'ECONFIG_KEY');
-        assert.equal(e.message, `/etc/avfilter.toml:2: engine[0].type = "${type}" is unknown; use "clamd" or "yara"`);
+        assert.equal(e.message, `/etc/avfilter.toml:2: engine[0].type = "${type}" is unknown; use "clamd", "yara", "icap" or "command"`);
         return true;
       },
     );

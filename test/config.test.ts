@@ -75,7 +75,10 @@ test('bad values name key, expectation and line', () => {
   assert.match(err(() => parseConfig('[action]\ninfected = "delete"\n', 'a.toml')).message, /a\.toml:2: "action\.infected" must be one of "drop", "reject", "tempfail", "pass"/);
   assert.match(err(() => parseConfig('tmpdir = "relative/dir"\n', 'a.toml')).message, /absolute path/);
   assert.match(err(() => parseConfig('[[engine]]\ntype = "sophos"\n', 'a.toml')).message, /type = "sophos" is unknown/);
-  assert.match(err(() => parseConfig('[[engine]]\ntype = "icap"\nurl = "icap://x"\n', 'a.toml')).message, /not available in this version/);
+  assert.match(err(() => parseConfig('[[engine]]\ntype = "icap"\nurl = "icap://x"\n', 'a.toml')).message, /a\.toml:3: "engine\[0\]\.url": url "icap:\/\/x": needs a service path/);
+  assert.match(err(() => parseConfig('[[engine]]\ntype = "icap"\n', 'a.toml')).message, /^a\.toml:1: "engine\[0\]\.url" is required/);
+  assert.match(err(() => parseConfig('[[engine]]\ntype = "command"\ncommand = ["s", "{}"]\nname_pattern = "(a)(b)"\n', 'a.toml')).message, /a\.toml:4: "engine\[0\]\.name_pattern" must have exactly one capture group/);
+  assert.match(err(() => parseConfig('[[engine]]\ntype = "command"\ncommand = ["s", "{}"]\ninfected_exit = [256]\n', 'a.toml')).message, /a\.toml:4: "engine\[0\]\.infected_exit" must be a list of exit codes/);
   assert.match(err(() => parseConfig('[[engine]]\ntype = "clamd"\nservers = []\n', 'a.toml')).message, /a\.toml:3: "engine\[0\]\.servers" must be a list of addresses/);
 });
 

@@ -103,8 +103,7 @@ export async function respmod(url: IcapUrl, source: ScanSource, opts: RespmodOpt
 /** What the sender may do with the connection. */
 interface Io {
   /**
-   * Writes with backpressure; false when sending must stop (the answer came, or the exchange is
-   * over). `final`: the last bytes of the request (the whole item has left us once they are written).
+   * Writes with backpressure; false when sending must stop (the exchange is over). `final`: the last bytes of the request (the whole item has left us once they are written).
    */
   write(bufs: readonly Buffer[], final?: boolean): Promise<boolean>;
   /** Asked before a preview is written: true on 100 Continue, false on the server's final answer instead. */
@@ -206,7 +205,10 @@ function request(url: IcapUrl, opts: RequestOptions, send: (io: Io) => Promise<v
       connected = true;
       clearTimeout(connectTimer);
       replyTimer = setTimeout(() => fail(EngineErrorCode.SCAN_TIMEOUT, `no complete answer within ${opts.replyTimeoutMs} ms`), opts.replyTimeoutMs);
-      const stopped = (): boolean => settled || finalHead() || socket.destroyed;
+      // A final answer's head may come before the request is complete (c-icap answers 200 and
+      // then streams the body back while it still reads): the rest is sent all the same, and
+      // only a complete answer (settle) stops the sending.
+      const stopped = (): boolean => settled || socket.destroyed;
       const io: Io = {
         async write(bufs, final = false) {
           if (stopped()) return false;
