@@ -129,8 +129,15 @@ test('exit codes: outside clean_exit/infected_exit is an error; infected without
     command: [script('custom.sh', 'echo "VIRUS Custom.Name in $1"; exit 5'), '{}'], cleanExit: [3], infectedExit: [5], namePattern: '^VIRUS (\\S+) in ',
   }, bufferSource(Buffer.from('x')));
   assert.deepEqual(custom, { status: 'infected', names: ['Custom.Name'] });
-  const missing = await scanWith({ command: [join(dir, 'no-such-scanner'), '{}'] }, bufferSource(Buffer.from('x')));
-  assert.match((missing as { message: string }).message, /cannot run .*ENOENT/);
+  const gone = script('gone.sh', 'exit 0');
+  const e = engine({ command: [gone, '{}'] });
+  try {
+    chmodSync(gone, 0o644); // made unrunnable after the engine was built
+    const r = await e.scan(item(bufferSource(Buffer.from('x'))), new AbortController().signal);
+    assert.match((r as { message: string }).message, /cannot run .*EACCES/, JSON.stringify(r));
+  } finally {
+    await e.close();
+  }
   assert.deepEqual(leftovers(), []);
 });
 
@@ -162,8 +169,10 @@ test('max_processes bounds the scanners running at once', async () => {
   assert.equal(most, 2);
 });
 
-test('a command without {} is refused when the engine is built (it would scan nothing and say clean)', () => {
+test('a command without {} is refused when the engine is built (it would scan nothing and say clean), and so is a missing program', () => {
   assert.throws(() => engine({ command: [CLAMSCAN, '--no-summary'] }), /no "\{\}" argument/);
+  assert.throws(() => engine({ command: [join(dir, 'no-such-scanner'), '{}'] }), /no-such-scanner is not an executable file/);
+  assert.throws(() => engine({ command: ['no-such-scanner-anywhere', '{}'] }), /no-such-scanner-anywhere is not found in PATH/);
 });
 
 // ---- through the command line ----

@@ -90,9 +90,11 @@ function size(n: number): string {
   return String(n);
 }
 
+const REQUIRED = 'none (required)';
+
 function defaultText(s: KeySpec): string {
   const v = s.default;
-  if (v === undefined) return 'none: required';
+  if (v === undefined) return REQUIRED;
   if (s.type.kind === 'bytes' && typeof v === 'number') return size(v);
   if (typeof v === 'string') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map((x) => JSON.stringify(x)).join(', ')}]`;
@@ -150,13 +152,17 @@ export function avfilterConfPage(version: string): ManPage {
   out.push('.SH ENGINES\n' + paragraphs(
     'Each [[engine]] table adds an engine; every engine scans every item (the raw message, each decoded MIME part and ' +
     'each member unpacked from a container). type = "clamd" sends the items to clamd over its INSTREAM command; ' +
-    'type = "yara" is the embedded YARA-X engine with the *.yar files of a rules directory.\n\n' +
+    'type = "yara" is the embedded YARA-X engine with the *.yar files of a rules directory; ' +
+    'type = "icap" sends each item to an ICAP service (RFC 3507 RESPMOD, e.g. c-icap\'s virus_scan); ' +
+    'type = "command" runs a command-line scanner on each item, written to a private file (no shell; exit 0 clean, ' +
+    '1 infected by default, anything else an error).\n\n' +
     'With no [[engine]] table the engine is chosen when the configuration is read (at start and on every reload): clamd ' +
     'at the LocalSocket named in /etc/clamav/clamd.conf (or in the file named by $AVFILTER_CLAMD_CONF; ' +
     '/run/clamav/clamd.ctl when it names none) if a clamd answers PING there, else the embedded engine with the rules ' +
     'shipped with avfilter. Those rules detect only the EICAR test file: with no real signatures avfilter logs ' +
     '"event=no-real-signatures" at error severity at start and on every reload, and "avfilter --config -v" says what ' +
-    'each engine knows (clamd: its version, signature database version and date; yara: the number of rules).',
+    'each engine knows (clamd: its version, signature database version and date; yara: the number of rules; icap: the ' +
+    'server\'s Service and ISTag; command: the first line of version_command).',
   ) + '\n');
   out.push('.SH EXAMPLE\n.nf\n' + roff([
     '[[engine]]',
@@ -200,7 +206,7 @@ export function configReference(): string {
   for (const sec of CONF_SECTIONS) {
     out.push(`## ${sec.heading === 'Top level' ? 'Top level' : `\`${sec.heading}\``}`, '');
     out.push('| key | type | default | meaning |', '|---|---|---|---|');
-    for (const k of sec.specs) out.push(`| \`${k.key}\` | ${cell(typeText(k))} | \`${cell(defaultText(k))}\` | ${cell(k.doc)} |`);
+    for (const k of sec.specs) out.push(`| \`${k.key}\` | ${cell(typeText(k))} | ${k.default === undefined ? REQUIRED : `\`${cell(defaultText(k))}\``} | ${cell(k.doc)} |`);
     out.push('');
   }
   return out.join('\n');

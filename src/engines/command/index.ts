@@ -9,16 +9,16 @@
  * Inputs: CommandOptions once; then ScanItems with an AbortSignal.
  * Outputs: EngineResults, never a rejection; version() gives the first line of versionCommand's
  * output, else the program.
- * Fails with: createCommandEngine throws EBADOPTION (config time: no program, no "{}" argument,
- * a name pattern without exactly one group); scans return ESIZE_LIMIT (never skipped),
+ * Fails with: createCommandEngine throws EBADOPTION (config time: no program, a program not
+ * found or not executable, no "{}" argument, a name pattern without exactly one group); scans return ESIZE_LIMIT (never skipped),
  * ESCAN_TIMEOUT (the scanner's process group is killed), EABORTED, EIO (the item could not be
  * written), ESCANNER (the program could not be started, another exit code, a signal, too much
  * output) and EPROTOCOL (a clean exit code with a virus name in the output).
  */
 import { setMaxListeners } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { accessSync, constants as fsc, createWriteStream, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { EngineErrorCode, type Engine, type EngineResult, type ScanItem, type ScanSource } from '../engine.js';
 import { deadline } from '../deadline.js';
@@ -146,6 +146,9 @@ function validate(opts: CommandOptions): Validated {
   if (!opts.command.slice(1).some((a) => a.includes(PLACEHOLDER))) {
     throw badOption(ENGINE, `command ${JSON.stringify(opts.command)} has no "{}" argument for the path of the item to scan`);
   }
+  // found now, so that --config and a reload refuse a scanner that is not there (every item
+  // would be an error otherwise)
+  findProgram(opts.command[0]);
   positiveInt(ENGINE, 'scanTimeoutMs', opts.scanTimeoutMs, MAX_TIMER_MS);
   positiveInt(ENGINE, 'maxProcesses', opts.maxProcesses, 4096);
   positiveInt(ENGINE, 'maxBytes', opts.maxBytes, Number.MAX_SAFE_INTEGER);
@@ -174,6 +177,24 @@ function validate(opts: CommandOptions): Validated {
     rules: { cleanExit, infectedExit, namePattern },
     tmpdir: opts.tmpdir,
   };
+}
+
+/** The executable spawn() will run: a path as given, else the first in $PATH. Throws EBADOPTION. */
+function findProgram(program: string): string {
+  const candidates = program.includes('/')
+    ? [program]
+    : (process.env['PATH'] ?? '').split(delimiter).filter((d) => d.startsWith('/')).map((d) => join(d, program));
+  for (const c of candidates) {
+    try {
+      accessSync(c, fsc.X_OK);
+      if (statSync(c).isFile()) return c;
+    } catch {
+      // not here
+    }
+  }
+  throw badOption(ENGINE, program.includes('/')
+    ? `${program} is not an executable file`
+    : `${program} is not found in PATH (${process.env['PATH'] ?? ''}); name it with its full path`);
 }
 
 function error(code: string, message: string): EngineResult {
