@@ -26,14 +26,8 @@ let cicap: RunningCicap;
 const dir = mkdtempSync(join(tmpdir(), 'avf-icap-'));
 chmodSync(dir, 0o755);
 
-before(async () => {
-  clamd = await startClamd();
-  cicap = await startCicap(clamd.socketPath);
-});
-after(async () => {
-  await cicap?.stop();
-  await clamd?.stop();
-});
+before(async () => { clamd = await startClamd(); cicap = await startCicap(clamd.socketPath); });
+after(async () => { await cicap?.stop(); await clamd?.stop(); });
 
 const item = (source: ScanSource, id = '1'): ScanItem => ({ id, kind: 'part', source });
 

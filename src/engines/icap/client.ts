@@ -19,6 +19,7 @@
  * was sent, an echo larger than the item), EIO (the item could not be read), EABORTED.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { EngineErrorCode, type ScanSource } from '../engine.js';
 import {
@@ -135,7 +136,8 @@ function request(url: IcapUrl, opts: RequestOptions, send: (io: Io) => Promise<v
     let waitingForPreview = false;
     let afterPreview = false;
     let continueWaiter: ((v: boolean) => void) | undefined;
-    const wakers = new Set<() => void>();
+    /** Aborted when the exchange is settled: ends a wait for 'drain'. */
+    const over = new AbortController();
     let replyTimer: NodeJS.Timeout | undefined;
 
     const socket: Socket = connect({ host: url.host, port: url.port });
@@ -150,7 +152,7 @@ function request(url: IcapUrl, opts: RequestOptions, send: (io: Io) => Promise<v
       clearTimeout(replyTimer);
       opts.signal.removeEventListener('abort', onAbort);
       continueWaiter?.(false);
-      for (const w of wakers) w();
+      over.abort();
       socket.destroy();
       resolve(r);
     }
@@ -175,7 +177,6 @@ function request(url: IcapUrl, opts: RequestOptions, send: (io: Io) => Promise<v
               if (waitingForPreview) afterPreview = true;
               continueWaiter?.(false);
               continueWaiter = undefined;
-              for (const w of wakers) w();
             }
             break;
           case 'http-head':
@@ -212,14 +213,12 @@ function request(url: IcapUrl, opts: RequestOptions, send: (io: Io) => Promise<v
       const io: Io = {
         async write(bufs, final = false) {
           if (stopped()) return false;
-          let room = true;
-          socket.cork();
-          // "all sent" once the last byte has left us (the write callback), not when it is queued
-          bufs.forEach((b, i) => {
-            room = final && i === bufs.length - 1 ? socket.write(b, (err) => { if (!err) allSent = true; }) : socket.write(b);
-          });
-          socket.uncork();
-          if (!room) await drainOrStop(socket, wakers);
+          // one buffer per call (a chunk's size line, data and CRLF: one syscall); "all sent"
+          // once the last byte has left us (the write callback), not when it is queued
+          const data = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
+          const room = socket.write(data, final ? (err) => { if (!err) allSent = true; } : undefined);
+          // every way the socket can end settles the exchange, and that ends the wait
+          if (!room) await once(socket, 'drain', { signal: over.signal }).catch(() => undefined);
           return !stopped();
         },
         continued() {
@@ -232,20 +231,6 @@ function request(url: IcapUrl, opts: RequestOptions, send: (io: Io) => Promise<v
         fail(EngineErrorCode.IO, `reading the item failed: ${err instanceof Error ? err.message : String(err)}`);
       });
     });
-  });
-}
-
-/** Resolves when the socket takes more, or never will. */
-function drainOrStop(socket: Socket, wakers: Set<() => void>): Promise<void> {
-  return new Promise((resolve) => {
-    const events = ['drain', 'close'] as const;
-    const done = (): void => {
-      for (const e of events) socket.off(e, done);
-      wakers.delete(done);
-      resolve();
-    };
-    for (const e of events) socket.on(e, done);
-    wakers.add(done);
   });
 }
 

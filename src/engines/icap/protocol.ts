@@ -164,9 +164,8 @@ export class IcapParser {
         return true;
       }
       case 'size': {
-        const line = this.line();
+        const line = this.line('chunk-size');
         if (line === undefined) return false;
-        if (line === null) return this.fail('chunk-size line too long');
         const m = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line);
         if (m === null) return this.fail(`bad chunk-size line ${quote(Buffer.from(line, 'latin1'))}`);
         const n = parseInt(m[1]!, 16);
@@ -190,11 +189,9 @@ export class IcapParser {
         return true;
       }
       case 'trailer': {
-        const line = this.line();
+        const line = this.line('trailer');
         if (line === undefined) return false;
-        if (line === null) return this.fail('trailer line too long');
-        if (line === '') return this.finish(out);
-        return true;
+        return line === '' ? this.finish(out) : true;
       }
       case 'done':
         if (this.buf.length > 0) return this.fail(`bytes after the answer: ${quote(this.buf.subarray(0, 40))}`);
@@ -202,11 +199,14 @@ export class IcapParser {
     }
   }
 
-  /** A CRLF-ended line (without it), undefined when incomplete, null when over the bound. */
-  private line(): string | undefined | null {
+  /** A CRLF-ended line (without it); undefined when incomplete or over the bound (then failed). */
+  private line(what: string): string | undefined {
     const end = this.buf.indexOf(CRLF);
-    if (end < 0) return this.buf.length > MAX_LINE_BYTES ? null : undefined;
-    if (end > MAX_LINE_BYTES) return null;
+    if (end > MAX_LINE_BYTES || (end < 0 && this.buf.length > MAX_LINE_BYTES)) {
+      this.fail(`${what} line longer than ${MAX_LINE_BYTES} bytes`);
+      return undefined;
+    }
+    if (end < 0) return undefined;
     const l = this.buf.subarray(0, end).toString('latin1');
     this.buf = this.buf.subarray(end + 2);
     return l;
