@@ -45,12 +45,14 @@ test('tmpdir leak: at start the master removes what workers that are gone left, 
   const gone = spawnSync('true').pid!;
   mkdirSync(join(work, `avfilter-mime-${gone}-AbCdEf`));
   mkdirSync(join(work, `hdr-${gone}-AbCdEf`));
+  mkdirSync(join(work, `cmd-${gone}-AbCdEf`)); // the command engine's item file of a killed worker
   mkdirSync(join(work, `avfilter-mime-${process.pid}-AbCdEf`));
+  mkdirSync(join(work, `cmd-${process.pid}-AbCdEf`));
   mkdirSync(join(work, 'not-ours'));
   const d = await env.up();
   try {
-    await waitLog(d, /event=tmp-swept entries=2 /);
-    assert.deepEqual(readdirSync(work).sort(), [`avfilter-mime-${process.pid}-AbCdEf`, 'not-ours']);
+    await waitLog(d, /event=tmp-swept entries=3 /);
+    assert.deepEqual(readdirSync(work).sort(), [`avfilter-mime-${process.pid}-AbCdEf`, `cmd-${process.pid}-AbCdEf`, 'not-ours']);
   } finally {
     await stopDaemon(d);
   }

@@ -71,7 +71,9 @@ export function createCommandEngine(opts: CommandOptions): Engine {
       release = await slots.acquire(d.signal);
       if (release === undefined) return stopped();
       try {
-        dir = await mkdtemp(join(o.tmpdir, 'cmd-')); // mode 0700
+        // mode 0700; named after this process, so that the master's sweep removes what a
+        // worker killed in the middle of a scan left (master/tmp-sweep.ts)
+        dir = await mkdtemp(join(o.tmpdir, `cmd-${process.pid}-`));
         await writeItem(item.source, join(dir, ITEM_FILE), d.signal);
       } catch (err) {
         if (d.signal.aborted) return stopped();
