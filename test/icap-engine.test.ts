@@ -209,6 +209,43 @@ test('fake ICAP server: 204 before the whole item (no preview asked) is not clea
   }
 });
 
+/** Most RESPMOD connections open at once at a server announcing `maxConnections` (or none). */
+async function mostConnections(o: { serverMax?: number; maxConnections: number; processes?: number }): Promise<number> {
+  let open = 0;
+  let most = 0;
+  const server = createServer((s) => {
+    let req = '';
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => {
+      req += d.toString('latin1');
+      if (req.startsWith('OPTIONS') && req.includes('\r\n\r\n')) {
+        const max = o.serverMax !== undefined ? `Max-Connections: ${o.serverMax}\r\n` : '';
+        s.end(`ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\n${max}Encapsulated: null-body=0\r\n\r\n`);
+      } else if (req.startsWith('RESPMOD') && req.endsWith('0\r\n\r\n')) {
+        most = Math.max(most, ++open);
+        setTimeout(() => { open--; s.end('ICAP/1.0 204 No Content\r\n\r\n'); }, 100);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const e = engine({ url: `icap://127.0.0.1:${(server.address() as { port: number }).port}/av`, maxConnections: o.maxConnections, processes: o.processes });
+  try {
+    const sig = new AbortController().signal;
+    const rs = await Promise.all(Array.from({ length: 12 }, () => e.scan(item(bufferSource(Buffer.from('abc'))), sig)));
+    assert.ok(rs.every((r) => r.status === 'clean'), JSON.stringify(rs));
+  } finally {
+    await e.close();
+    server.close();
+  }
+  return most;
+}
+
+test('connections at once: the server\'s Max-Connections shared among the processes, else 8, or max_connections', async () => {
+  assert.equal(await mostConnections({ serverMax: 6, maxConnections: 0, processes: 2 }), 3);
+  assert.equal(await mostConnections({ maxConnections: 0 }), 8);
+  assert.equal(await mostConnections({ serverMax: 6, maxConnections: 2 }), 2);
+});
+
 test('parser: a c-icap answer split at every offset gives the same events', () => {
   const answer = Buffer.from(
     'ICAP/1.0 100 Continue\r\n\r\nICAP/1.0 200 OK\r\nISTag: "x"\r\nX-Infection-Found: Type=0; Resolution=2; Threat=Eicar;\r\nX-Violations-Found: 1\r\n\t-\r\n\tEicar\r\n\t0\r\n\t0\r\n' +

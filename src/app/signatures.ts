@@ -58,11 +58,16 @@ export async function signatureLines(cfg: Config, timeoutMs = 5000): Promise<str
     } else if (e.type === 'icap' || e.type === 'command') {
       // what the server or the program says of itself: ICAP's Service and ISTag (the ISTag
       // changes with the signatures), a command's version_command
-      const engine = createEngine(e, 1, cfg.tmpdir);
+      const what = `${e.type} ${e.type === 'icap' ? e.url : e.command[0]}`;
       try {
-        out.push(`# signatures: ${e.type} ${e.type === 'icap' ? e.url : e.command[0]}: ${await engine.version(AbortSignal.timeout(2 * timeoutMs))}`);
-      } finally {
-        await engine.close();
+        const engine = createEngine(e, 1, cfg.tmpdir);
+        try {
+          out.push(`# signatures: ${what}: ${await engine.version(AbortSignal.timeout(2 * timeoutMs))}`);
+        } finally {
+          await engine.close();
+        }
+      } catch (err) {
+        out.push(`# signatures: ${what} unavailable: ${messageOf(err)}`);
       }
     } else {
       let line: string;
