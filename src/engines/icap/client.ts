@@ -140,7 +140,10 @@ function request(url: IcapUrl, opts: RequestOptions, send: (io: Io) => Promise<v
     const over = new AbortController();
     let replyTimer: NodeJS.Timeout | undefined;
 
-    const socket: Socket = connect({ host: url.host, port: url.port });
+    // noDelay: the request goes out in a few writes with waits between them (the preview,
+    // then the rest after 100 Continue); Nagle's algorithm held the last small one back for the
+    // peer's delayed ACK, 40 ms an item measured against c-icap
+    const socket: Socket = connect({ host: url.host, port: url.port, noDelay: true });
     const connectTimer = setTimeout(() => fail(EngineErrorCode.CONNECT_TIMEOUT, `not connected within ${opts.connectTimeoutMs} ms`), opts.connectTimeoutMs);
     const onAbort = (): void => fail(EngineErrorCode.ABORTED, 'aborted');
     opts.signal.addEventListener('abort', onAbort, { once: true });
