@@ -262,6 +262,36 @@ test('connections at once: the server\'s Max-Connections shared among the proces
   assert.equal(await mostConnections({ serverMax: 6, maxConnections: 2 }), 2);
 });
 
+test('OPTIONS is asked when the engine is built and again once its Options-TTL has passed, not for every item', async () => {
+  let options = 0;
+  const server = createServer((s) => {
+    let req = '';
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => {
+      req += d.toString('latin1');
+      if (req.startsWith('OPTIONS') && req.includes('\r\n\r\n')) {
+        options++;
+        s.end(`ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nISTag: "t${options}"\r\nOptions-TTL: 1\r\nEncapsulated: null-body=0\r\n\r\n`);
+      } else if (req.startsWith('RESPMOD') && req.endsWith('0\r\n\r\n')) {
+        s.end('ICAP/1.0 204 No Content\r\n\r\n');
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const e = engine({ url: `icap://127.0.0.1:${(server.address() as { port: number }).port}/av` });
+  try {
+    const sig = new AbortController().signal;
+    for (let i = 0; i < 5; i++) assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('abc'))), sig), { status: 'clean' });
+    assert.equal(options, 1);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('abc'))), sig), { status: 'clean' });
+    assert.equal(options, 2);
+  } finally {
+    await e.close();
+    server.close();
+  }
+});
+
 test('parser: a c-icap answer split at every offset gives the same events', () => {
   const answer = Buffer.from(
     'ICAP/1.0 100 Continue\r\n\r\nICAP/1.0 200 OK\r\nISTag: "x"\r\nX-Infection-Found: Type=0; Resolution=2; Threat=Eicar;\r\nX-Violations-Found: 1\r\n\t-\r\n\tEicar\r\n\t0\r\n\t0\r\n' +

@@ -2,8 +2,8 @@
  * The ICAP engine (`type = "icap"`): each item as the body of an encapsulated HTTP response in
  * an ICAP RESPMOD request (RFC 3507) to one ICAP service, e.g. c-icap's virus_scan.
  *
- * Owns: option validation, the server's OPTIONS (asked before the first scan and again once
- * its Options-TTL has passed; one request in flight however many scans wait for it), the bound
+ * Owns: option validation, the server's OPTIONS (asked when the engine is built and again at
+ * the first scan after its Options-TTL has passed; one request in flight however many scans wait for it), the bound
  * on connections open at once (max_connections, else the server's Max-Connections shared among
  * the worker processes, else DEFAULT_MAX_CONNECTIONS), the size limit, the per-item deadline
  * (waiting for a connection counts), and the engine's shutdown.
@@ -90,6 +90,9 @@ export function createIcapEngine(opts: IcapOptions): Engine {
     });
     return raceAbort(asking, signal);
   }
+
+  // asked at start, so that the first item does not wait for it (a failure is asked again)
+  void serverOptions(shutdown.signal);
 
   async function scan(item: ScanItem, signal: AbortSignal): Promise<EngineResult> {
     if (shutdown.signal.aborted) return error(EngineErrorCode.ABORTED, 'ICAP engine closed');
