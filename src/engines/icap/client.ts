@@ -104,7 +104,8 @@ export async function respmod(url: IcapUrl, source: ScanSource, opts: RespmodOpt
 /** What the sender may do with the connection. */
 interface Io {
   /**
-   * Writes with backpressure; false when sending must stop (the exchange is over). `final`: the last bytes of the request (the whole item has left us once they are written).
+   * Writes with backpressure; false when sending must stop (the exchange is over). `final`:
+   * the last bytes of the request (the whole item has left us once they are written).
    */
   write(bufs: readonly Buffer[], final?: boolean): Promise<boolean>;
   /** Asked before a preview is written: true on 100 Continue, false on the server's final answer instead. */
