@@ -23,7 +23,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { EngineErrorCode, type ScanSource } from '../engine.js';
 import {
-  chunk, encodeOptions, encodeRespmodHead, IcapParser, LAST_CHUNK, LAST_CHUNK_IEOF, type IcapHead,
+  chunk, encodeOptions, encodeRespmodHead, IcapParser, LAST_CHUNK, LAST_CHUNK_IEOF, type IcapEvent, type IcapHead,
 } from './protocol.js';
 import type { FinalAnswer } from './verdict.js';
 import type { IcapUrl } from './url.js';
@@ -166,7 +166,14 @@ function request(url: IcapUrl, opts: RequestOptions, send: (io: Io) => Promise<v
     const finalHead = (): boolean => head !== undefined && head.status !== 100;
 
     socket.on('data', (data: Buffer) => {
-      for (const ev of parser.push(data)) {
+      let events: IcapEvent[];
+      try {
+        events = parser.push(data);
+      } catch (err) {
+        // a parser bug must cost this item (an error), never the process
+        return fail(EngineErrorCode.PROTOCOL, `unreadable answer: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      for (const ev of events) {
         if (settled) return;
         switch (ev.kind) {
           case 'head':

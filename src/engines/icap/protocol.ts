@@ -24,6 +24,7 @@ export const MAX_HTTP_HEAD_BYTES = 64 * 1024;
 const MAX_LINE_BYTES = 4096;
 
 const CRLF = Buffer.from('\r\n');
+const ICAP_PREFIX = Buffer.from('ICAP/');
 export const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 /** The end of a preview that holds the whole item (RFC 3507 §4.5). */
 export const LAST_CHUNK_IEOF = Buffer.from('0; ieof\r\n\r\n');
@@ -130,10 +131,11 @@ export class IcapParser {
     const st = this.state;
     switch (st.s) {
       case 'head': {
+        // checked first, so that the outcome does not depend on how the bytes arrive
+        if (this.buf.length >= 5 && !this.buf.subarray(0, 5).equals(ICAP_PREFIX)) return this.fail(`not an ICAP answer: ${quote(this.buf.subarray(0, 40))}`);
         const end = this.buf.indexOf('\r\n\r\n');
         if (end < 0) {
           if (this.buf.length > MAX_HEAD_BYTES) return this.fail(`answer head longer than ${MAX_HEAD_BYTES} bytes`);
-          if (this.buf.length >= 5 && !this.buf.subarray(0, 5).equals(Buffer.from('ICAP/'))) return this.fail(`not an ICAP answer: ${quote(this.buf.subarray(0, 40))}`);
           return false;
         }
         if (end > MAX_HEAD_BYTES) return this.fail(`answer head longer than ${MAX_HEAD_BYTES} bytes`);
