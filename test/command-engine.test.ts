@@ -43,13 +43,18 @@ function engine(o: Partial<CommandOptions> & { command: string[] }): Engine {
   });
 }
 
-async function scanWith(o: Partial<CommandOptions> & { command: string[] }, source: ScanSource): Promise<EngineResult> {
+/** Runs `body` with a fresh engine and a signal that never fires, then closes the engine. */
+async function withEngine<T>(o: Partial<CommandOptions> & { command: string[] }, body: (e: Engine, sig: AbortSignal) => Promise<T>): Promise<T> {
   const e = engine(o);
   try {
-    return await e.scan(item(source), new AbortController().signal);
+    return await body(e, new AbortController().signal);
   } finally {
     await e.close();
   }
+}
+
+function scanWith(o: Partial<CommandOptions> & { command: string[] }, source: ScanSource): Promise<EngineResult> {
+  return withEngine(o, (e, sig) => e.scan(item(source), sig));
 }
 
 function script(name: string, body: string): string {
@@ -61,18 +66,14 @@ function script(name: string, body: string): string {
 const leftovers = (): string[] => readdirSync(work);
 
 test('clamscan: EICAR is infected with the name clamscan prints, a clean item is clean, a file source too; no file is left', async () => {
-  const e = engine({ command: clamscan() });
-  try {
-    const sig = new AbortController().signal;
-    assert.deepEqual(await e.scan(item(bufferSource(eicar())), sig), { status: 'infected', names: [clamd.names.eicar] });
-    assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('nothing to see here\n'))), sig), { status: 'clean' });
-    const p = join(dir, 'big.bin');
-    const big = Buffer.concat([Buffer.alloc(2 * 1024 * 1024, 7), eicar()]);
-    writeFileSync(p, big);
-    assert.deepEqual(await e.scan(item(fileSource(p, big.length)), sig), { status: 'infected', names: [clamd.names.eicar] });
-  } finally {
-    await e.close();
-  }
+  await withEngine({ command: clamscan() }, async (e, sig) => {
+      assert.deepEqual(await e.scan(item(bufferSource(eicar())), sig), { status: 'infected', names: [clamd.names.eicar] });
+      assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('nothing to see here\n'))), sig), { status: 'clean' });
+      const p = join(dir, 'big.bin');
+      const big = Buffer.concat([Buffer.alloc(2 * 1024 * 1024, 7), eicar()]);
+      writeFileSync(p, big);
+      assert.deepEqual(await e.scan(item(fileSource(p, big.length)), sig), { status: 'infected', names: [clamd.names.eicar] });
+  });
   assert.deepEqual(leftovers(), []);
 });
 
@@ -152,14 +153,10 @@ test('max_processes bounds the scanners running at once', async () => {
   const log = join(dir, 'conc.log');
   writeFileSync(log, '');
   const s = script('conc.sh', `echo start >> ${log}; sleep 0.3; echo end >> ${log}; exit 0`);
-  const e = engine({ command: [s, '{}'], maxProcesses: 2 });
-  try {
-    const sig = new AbortController().signal;
-    const rs = await Promise.all(Array.from({ length: 6 }, () => e.scan(item(bufferSource(Buffer.from('x'))), sig)));
-    assert.ok(rs.every((r) => r.status === 'clean'), JSON.stringify(rs));
-  } finally {
-    await e.close();
-  }
+  await withEngine({ command: [s, '{}'], maxProcesses: 2 }, async (e, sig) => {
+      const rs = await Promise.all(Array.from({ length: 6 }, () => e.scan(item(bufferSource(Buffer.from('x'))), sig)));
+      assert.ok(rs.every((r) => r.status === 'clean'), JSON.stringify(rs));
+  });
   let running = 0;
   let most = 0;
   for (const l of readFileSync(log, 'utf8').trim().split('\n')) {

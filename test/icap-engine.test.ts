@@ -35,25 +35,26 @@ function engine(o: Partial<IcapOptions> & { url: string }): Engine {
   return createIcapEngine({ connectTimeoutMs: 2000, scanTimeoutMs: 10_000, maxBytes: 100 * 1024 * 1024, maxConnections: 0, ...o });
 }
 
-async function scanWith(o: Partial<IcapOptions> & { url: string }, source: ScanSource): Promise<EngineResult> {
+/** Runs `body` with a fresh engine and a signal that never fires, then closes the engine. */
+async function withEngine<T>(o: Partial<IcapOptions> & { url: string }, body: (e: Engine, sig: AbortSignal) => Promise<T>): Promise<T> {
   const e = engine(o);
   try {
-    return await e.scan(item(source), new AbortController().signal);
+    return await body(e, new AbortController().signal);
   } finally {
     await e.close();
   }
 }
 
+function scanWith(o: Partial<IcapOptions> & { url: string }, source: ScanSource): Promise<EngineResult> {
+  return withEngine(o, (e, sig) => e.scan(item(source), sig));
+}
+
 test('c-icap: EICAR is infected with the name c-icap reports (from clamd), a clean item is clean', async () => {
-  const e = engine({ url: cicap.url() });
-  try {
-    const sig = new AbortController().signal;
-    assert.deepEqual(await e.scan(item(bufferSource(eicar())), sig), { status: 'infected', names: [clamd.names.eicar] });
-    assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('nothing to see here\n'))), sig), { status: 'clean' });
-    assert.deepEqual(await e.scan(item(bufferSource(Buffer.alloc(0))), sig), { status: 'clean' }, 'an empty part (a preview of 0 bytes with ieof)');
-  } finally {
-    await e.close();
-  }
+  await withEngine({ url: cicap.url() }, async (e, sig) => {
+      assert.deepEqual(await e.scan(item(bufferSource(eicar())), sig), { status: 'infected', names: [clamd.names.eicar] });
+      assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('nothing to see here\n'))), sig), { status: 'clean' });
+      assert.deepEqual(await e.scan(item(bufferSource(Buffer.alloc(0))), sig), { status: 'clean' }, 'an empty part (a preview of 0 bytes with ieof)');
+  });
 });
 
 test('c-icap: items larger than the preview (preview, 100 Continue, the rest) from a file: clean is clean, EICAR at the end is found', async () => {
@@ -63,34 +64,26 @@ test('c-icap: items larger than the preview (preview, 100 Continue, the rest) fr
   const infPath = join(dir, 'big-infected.bin');
   writeFileSync(cleanPath, clean);
   writeFileSync(infPath, infected);
-  const e = engine({ url: cicap.url() });
-  try {
-    const sig = new AbortController().signal;
-    const before = readFileSync(join(cicap.dir, 'access.log'), 'utf8').split('\n').length;
-    assert.deepEqual(await e.scan(item(fileSource(cleanPath, clean.length)), sig), { status: 'clean' });
-    assert.deepEqual(await e.scan(item(fileSource(infPath, infected.length)), sig), { status: 'infected', names: [clamd.names.eicar] });
-    assert.deepEqual(await e.scan(item(bufferSource(infected)), sig), { status: 'infected', names: [clamd.names.eicar] });
-    const log = readFileSync(join(cicap.dir, 'access.log'), 'utf8').split('\n').slice(before - 1).join('\n');
-    assert.match(log, /RESPMOD avscan\S* 204/, 'the clean item was answered 204');
-  } finally {
-    await e.close();
-  }
+  await withEngine({ url: cicap.url() }, async (e, sig) => {
+      const before = readFileSync(join(cicap.dir, 'access.log'), 'utf8').split('\n').length;
+      assert.deepEqual(await e.scan(item(fileSource(cleanPath, clean.length)), sig), { status: 'clean' });
+      assert.deepEqual(await e.scan(item(fileSource(infPath, infected.length)), sig), { status: 'infected', names: [clamd.names.eicar] });
+      assert.deepEqual(await e.scan(item(bufferSource(infected)), sig), { status: 'infected', names: [clamd.names.eicar] });
+      const log = readFileSync(join(cicap.dir, 'access.log'), 'utf8').split('\n').slice(before - 1).join('\n');
+      assert.match(log, /RESPMOD avscan\S* 204/, 'the clean item was answered 204');
+  });
 });
 
 test('regression: items just over the preview are not held back by Nagle\'s algorithm (40 ms each for the delayed ACK)', async () => {
-  const e = engine({ url: cicap.url() });
-  try {
-    const sig = new AbortController().signal;
-    await e.scan(item(bufferSource(randomBytes(4096))), sig); // OPTIONS, first connection
-    const n = 20;
-    const t0 = Date.now();
-    for (let i = 0; i < n; i++) assert.deepEqual(await e.scan(item(bufferSource(randomBytes(4096))), sig), { status: 'clean' });
-    const ms = Date.now() - t0;
-    // about 4 ms an item here; with Nagle each took 45 ms (900 ms for 20)
-    assert.ok(ms < n * 30, `${n} items one after the other took ${ms} ms`);
-  } finally {
-    await e.close();
-  }
+  await withEngine({ url: cicap.url() }, async (e, sig) => {
+      await e.scan(item(bufferSource(randomBytes(4096))), sig); // OPTIONS, first connection
+      const n = 20;
+      const t0 = Date.now();
+      for (let i = 0; i < n; i++) assert.deepEqual(await e.scan(item(bufferSource(randomBytes(4096))), sig), { status: 'clean' });
+      const ms = Date.now() - t0;
+      // about 4 ms an item here; with Nagle each took 45 ms (900 ms for 20)
+      assert.ok(ms < n * 30, `${n} items one after the other took ${ms} ms`);
+  });
 });
 
 test('c-icap srv_clamav (streams the item back while it scans): clean echo is clean, a late virus is an error, never clean', async () => {
@@ -129,8 +122,11 @@ test('c-icap down (nothing listening): ECONNECT; an unknown service: ESCANNER wi
 
 const OPTIONS_OK = 'ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nService: Fake ICAP\r\nISTag: "fake-1"\r\nPreview: 4\r\nAllow: 204\r\nEncapsulated: null-body=0\r\n\r\n';
 
-/** A server that answers OPTIONS properly and RESPMOD with `respmod(socket, requestSoFar)`. */
-async function fake(respmod: (s: Socket, req: Buffer) => void): Promise<{ url: string; server: Server; requests: Buffer[] }> {
+/**
+ * A server that answers OPTIONS with `options()` (default OPTIONS_OK) and, once a RESPMOD's
+ * preview or body has ended, calls `respmod(socket, request)`.
+ */
+async function fakeServer(respmod: (s: Socket, req: Buffer) => void, options: () => string = () => OPTIONS_OK): Promise<{ url: string; server: Server; requests: Buffer[] }> {
   const requests: Buffer[] = [];
   const server = createServer((s) => {
     let req = Buffer.alloc(0);
@@ -141,7 +137,7 @@ async function fake(respmod: (s: Socket, req: Buffer) => void): Promise<{ url: s
       if (answered || !req.includes('\r\n\r\n')) return;
       if (req.toString('latin1').startsWith('OPTIONS')) {
         answered = true;
-        s.end(OPTIONS_OK);
+        s.end(options());
         return;
       }
       // RESPMOD: wait for the end of the preview (or of the whole body)
@@ -154,6 +150,8 @@ async function fake(respmod: (s: Socket, req: Buffer) => void): Promise<{ url: s
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { url: `icap://127.0.0.1:${(server.address() as { port: number }).port}/av`, server, requests };
 }
+
+const fake = (respmod: (s: Socket, req: Buffer) => void) => fakeServer(respmod);
 
 const faults: Array<[string, (s: Socket) => void, string]> = [
   ['garbage instead of an answer', (s) => s.end('HTTP/1.1 200 OK\r\n\r\nhello'), 'EPROTOCOL'],
@@ -229,28 +227,17 @@ test('fake ICAP server: 204 before the whole item (no preview asked) is not clea
 async function mostConnections(o: { serverMax?: number; maxConnections: number; processes?: number }): Promise<number> {
   let open = 0;
   let most = 0;
-  const server = createServer((s) => {
-    let req = '';
-    s.on('error', () => undefined);
-    s.on('data', (d: Buffer) => {
-      req += d.toString('latin1');
-      if (req.startsWith('OPTIONS') && req.includes('\r\n\r\n')) {
-        const max = o.serverMax !== undefined ? `Max-Connections: ${o.serverMax}\r\n` : '';
-        s.end(`ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\n${max}Encapsulated: null-body=0\r\n\r\n`);
-      } else if (req.startsWith('RESPMOD') && req.endsWith('0\r\n\r\n')) {
-        most = Math.max(most, ++open);
-        setTimeout(() => { open--; s.end('ICAP/1.0 204 No Content\r\n\r\n'); }, 100);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const e = engine({ url: `icap://127.0.0.1:${(server.address() as { port: number }).port}/av`, maxConnections: o.maxConnections, processes: o.processes });
+  const max = o.serverMax !== undefined ? `Max-Connections: ${o.serverMax}\r\n` : '';
+  const { url, server } = await fakeServer((s) => {
+    most = Math.max(most, ++open);
+    setTimeout(() => { open--; s.end('ICAP/1.0 204 No Content\r\n\r\n'); }, 100);
+  }, () => `ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\n${max}Encapsulated: null-body=0\r\n\r\n`);
   try {
-    const sig = new AbortController().signal;
-    const rs = await Promise.all(Array.from({ length: 12 }, () => e.scan(item(bufferSource(Buffer.from('abc'))), sig)));
-    assert.ok(rs.every((r) => r.status === 'clean'), JSON.stringify(rs));
+    await withEngine({ url, maxConnections: o.maxConnections, processes: o.processes }, async (e, sig) => {
+      const rs = await Promise.all(Array.from({ length: 12 }, () => e.scan(item(bufferSource(Buffer.from('abc'))), sig)));
+      assert.ok(rs.every((r) => r.status === 'clean'), JSON.stringify(rs));
+    });
   } finally {
-    await e.close();
     server.close();
   }
   return most;
@@ -264,30 +251,19 @@ test('connections at once: the server\'s Max-Connections shared among the proces
 
 test('OPTIONS is asked when the engine is built and again once its Options-TTL has passed, not for every item', async () => {
   let options = 0;
-  const server = createServer((s) => {
-    let req = '';
-    s.on('error', () => undefined);
-    s.on('data', (d: Buffer) => {
-      req += d.toString('latin1');
-      if (req.startsWith('OPTIONS') && req.includes('\r\n\r\n')) {
-        options++;
-        s.end(`ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nISTag: "t${options}"\r\nOptions-TTL: 1\r\nEncapsulated: null-body=0\r\n\r\n`);
-      } else if (req.startsWith('RESPMOD') && req.endsWith('0\r\n\r\n')) {
-        s.end('ICAP/1.0 204 No Content\r\n\r\n');
-      }
-    });
+  const { url, server } = await fakeServer((s) => s.end('ICAP/1.0 204 No Content\r\n\r\n'), () => {
+    options++;
+    return `ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\nISTag: "t${options}"\r\nOptions-TTL: 1\r\nEncapsulated: null-body=0\r\n\r\n`;
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const e = engine({ url: `icap://127.0.0.1:${(server.address() as { port: number }).port}/av` });
   try {
-    const sig = new AbortController().signal;
-    for (let i = 0; i < 5; i++) assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('abc'))), sig), { status: 'clean' });
-    assert.equal(options, 1);
-    await new Promise((r) => setTimeout(r, 1100));
-    assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('abc'))), sig), { status: 'clean' });
-    assert.equal(options, 2);
+    await withEngine({ url }, async (e, sig) => {
+      for (let i = 0; i < 5; i++) assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('abc'))), sig), { status: 'clean' });
+      assert.equal(options, 1);
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('abc'))), sig), { status: 'clean' });
+      assert.equal(options, 2);
+    });
   } finally {
-    await e.close();
     server.close();
   }
 });
