@@ -174,3 +174,19 @@ test('worker_idle_memory_limit: 96M by default, a size like the other size keys,
   assert.match(err(() => parseConfig('worker_idle_memory_limit = "lots"\n', 'x.toml')).message, /worker_idle_memory_limit.*size/);
   assert.match(formatConfig(parseConfig('worker_idle_memory_limit = "1G"\n', 'x.toml')), /^worker_idle_memory_limit = /m);
 });
+
+test('the contract\'s icap and command engine tables load, with their defaults', () => {
+  const cfg = parseConfig([
+    '[[engine]]', 'type = "icap"', 'url = "icap://127.0.0.1:1344/srv_clamav"', '',
+    '[[engine]]', 'type = "command"', 'command = ["clamscan", "--no-summary", "{}"]', '',
+  ].join('\n'), 'a.toml');
+  assert.deepEqual({ ...cfg.engine[0] }, {
+    type: 'icap', url: 'icap://127.0.0.1:1344/srv_clamav', connect_timeout: 5, scan_timeout: 60, max_size: 5 * 1024 * 1024, max_connections: 0,
+  });
+  assert.deepEqual(JSON.parse(JSON.stringify(cfg.engine[1])), {
+    type: 'command', command: ['clamscan', '--no-summary', '{}'], version_command: [], scan_timeout: 60, max_processes: 2,
+    max_size: 25 * 1024 * 1024, clean_exit: [0], infected_exit: [1], name_pattern: '^.*?: (.+) FOUND$',
+  });
+  assert.match(err(() => parseConfig('[[engine]]\ntype = "icap"\nurl = "http://127.0.0.1/x"\n', 'a.toml')).message, /a\.toml:3: "engine\[0\]\.url": .*must start with icap:\/\//);
+  assert.match(err(() => parseConfig('[[engine]]\ntype = "command"\ncommand = []\n', 'a.toml')).message, /a\.toml:3: "engine\[0\]\.command" must be a list/);
+});
