@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bufferSource, fileSource } from '../src/bytes/sources.js';
@@ -170,6 +170,17 @@ test('a command without {} is refused when the engine is built (it would scan no
   assert.throws(() => engine({ command: [CLAMSCAN, '--no-summary'] }), /no "\{\}" argument/);
   assert.throws(() => engine({ command: [join(dir, 'no-such-scanner'), '{}'] }), /no-such-scanner is not an executable file/);
   assert.throws(() => engine({ command: ['no-such-scanner-anywhere', '{}'] }), /no-such-scanner-anywhere is not found in PATH/);
+});
+
+test('version(): the first line of version_command, else the program found in PATH', async () => {
+  const expected = execFileSync(CLAMSCAN, ['--version'], { encoding: 'utf8' }).split('\n')[0]!;
+  assert.equal(await withEngine({ command: ['clamscan', '{}'], versionCommand: ['clamscan', '--version'] }, (e) => e.version(AbortSignal.timeout(10_000))), expected);
+  const bare = await withEngine({ command: ['clamscan', '{}'] }, (e) => e.version(AbortSignal.timeout(10_000)));
+  const m = /^(\/\S+) \(no version_command\)$/.exec(bare);
+  assert.ok(m, bare);
+  assert.equal(realpathSync(m[1]!), realpathSync(CLAMSCAN));
+  const v = await withEngine({ command: ['clamscan', '{}'], versionCommand: [script('v.sh', 'exit 4')] }, (e) => e.version(AbortSignal.timeout(10_000)));
+  assert.match(v, /^clamscan \(version unknown: .*v\.sh exited 4\)$/);
 });
 
 // ---- through the command line ----

@@ -116,7 +116,7 @@ export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
   ],
   command: [
     { key: 'command', type: { kind: 'command' }, default: undefined, doc: 'the scanner and its arguments, run without a shell; {} is replaced by the path of the item, e.g. ["clamscan", "--no-summary", "{}"]' },
-    { key: 'version_command', type: { kind: 'command', allowEmpty: true }, default: [], doc: 'run by avfilter --config -v, its first line shown as the version (e.g. ["clamscan", "--version"]); [] shows the program path' },
+    { key: 'version_command', type: { kind: 'command', allowEmpty: true }, default: [], doc: 'run by avfilter --config -v, its first line shown as the version (e.g. ["clamscan", "--version"]); [] shows the path of the program' },
     { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 60, doc: "time for one item; past it the scanner's whole process group is killed" },
     { key: 'max_processes', type: { kind: 'int', min: 1, max: 256 }, default: 2, doc: 'scanner processes running at once, per worker process' },
     { key: 'max_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 25 * MiB, doc: 'larger items are not scanned and count as a scanner error' },

@@ -98,7 +98,7 @@ export function createCommandEngine(opts: CommandOptions): Engine {
   }
 
   async function version(signal: AbortSignal): Promise<string> {
-    if (o.versionCommand.length === 0) return `command ${program}`;
+    if (o.versionCommand.length === 0) return `${o.programPath} (no version_command)`;
     const d = deadline(VERSION_TIMEOUT_MS, signal);
     try {
       const r = await run(o.versionCommand, d.signal);
@@ -138,6 +138,8 @@ interface Validated {
   maxBytes: number;
   rules: ExitRules;
   tmpdir: string;
+  /** The executable the command runs (found in PATH when named without a slash). */
+  programPath: string;
 }
 
 function validate(opts: CommandOptions): Validated {
@@ -150,7 +152,7 @@ function validate(opts: CommandOptions): Validated {
   }
   // found now, so that --config and a reload refuse a scanner that is not there (every item
   // would be an error otherwise)
-  findProgram(opts.command[0]);
+  const programPath = findProgram(opts.command[0]);
   positiveInt(ENGINE, 'scanTimeoutMs', opts.scanTimeoutMs, MAX_TIMER_MS);
   positiveInt(ENGINE, 'maxProcesses', opts.maxProcesses, 4096);
   positiveInt(ENGINE, 'maxBytes', opts.maxBytes, Number.MAX_SAFE_INTEGER);
@@ -178,6 +180,7 @@ function validate(opts: CommandOptions): Validated {
     maxBytes: opts.maxBytes,
     rules: { cleanExit, infectedExit, namePattern },
     tmpdir: opts.tmpdir,
+    programPath,
   };
 }
 
