@@ -119,10 +119,9 @@ export function createIcapEngine(opts: IcapOptions): Engine {
       } finally {
         release();
       }
-    } catch (err) {
-      // a bug here: still an answer, and never "clean"
-      return error(EngineErrorCode.SCANNER, `${where(url)}: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
+      // a bug here throws: the scan pipeline counts it as ours (origin internal), never as a
+      // scanner error that action.error = "accept" could let through
       linked.release();
     }
   }
