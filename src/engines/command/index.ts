@@ -7,7 +7,7 @@
  * per-item deadline (waiting for a process slot and writing the file count), and the meaning of
  * the exit (output.ts).
  * Inputs: CommandOptions once; then ScanItems with an AbortSignal.
- * Outputs: EngineResults, never a rejection; version() gives the first line of versionCommand's
+ * Outputs: EngineResults (a rejection only for a bug of ours); version() gives the first line of versionCommand's
  * output, else the program.
  * Fails with: createCommandEngine throws EBADOPTION (config time: no program, a program not
  * found or not executable, no "{}" argument, a name pattern without exactly one group); scans return ESIZE_LIMIT (never skipped),

@@ -8,7 +8,7 @@
  * the worker processes, else DEFAULT_MAX_CONNECTIONS), the size limit, the per-item deadline
  * (waiting for a connection counts), and the engine's shutdown.
  * Inputs: IcapOptions once; then ScanItems with an AbortSignal.
- * Outputs: EngineResults (never a rejection; verdict.ts says what an answer means); version()
+ * Outputs: EngineResults (a rejection only for a bug of ours; verdict.ts says what an answer means); version()
  * gives the server's Service and ISTag (the ISTag changes with the signatures).
  * Fails with: createIcapEngine throws EBADOPTION (config time); scans return errors with the
  * codes of client.ts and verdict.ts, ESIZE_LIMIT for an item over maxBytes (never skipped:
