@@ -230,7 +230,7 @@ async function mostConnections(o: { serverMax?: number; maxConnections: number; 
   const max = o.serverMax !== undefined ? `Max-Connections: ${o.serverMax}\r\n` : '';
   const { url, server } = await fakeServer((s) => {
     most = Math.max(most, ++open);
-    setTimeout(() => { open--; s.end('ICAP/1.0 204 No Content\r\n\r\n'); }, 100);
+    setTimeout(() => { open--; s.end('ICAP/1.0 204 No Content\r\n\r\n'); }, 300);
   }, () => `ICAP/1.0 200 OK\r\nMethods: RESPMOD\r\n${max}Encapsulated: null-body=0\r\n\r\n`);
   try {
     await withEngine({ url, maxConnections: o.maxConnections, processes: o.processes }, async (e, sig) => {
