@@ -111,7 +111,7 @@ export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
     { key: 'url', type: { kind: 'icap-url' }, default: undefined, doc: 'the ICAP service: icap://host[:port]/service, e.g. icap://127.0.0.1:1344/avscan (c-icap\'s virus_scan in simple mode)' },
     { key: 'connect_timeout', type: { kind: 'seconds', min: 0.1, max: 600 }, default: 5, doc: 'time to connect to the ICAP server' },
     { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 60, doc: 'time for one item, from the connection being up to the whole answer' },
-    { key: 'max_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 5 * MiB, doc: "larger items are not sent and count as a scanner error; keep it at most the server's own limit (c-icap virus_scan.MaxObjectSize, 5M by default), which passes larger objects unscanned" },
+    { key: 'max_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 5 * MiB, doc: "larger items are not sent and count as a scanner error; keep it at most the server's own limit: c-icap's srv_clamav passes objects over virus_scan.MaxObjectSize (5M by default) unscanned (its avscan alias has no size limit)" },
     { key: 'max_connections', type: { kind: 'int', min: 0, max: 1024 }, default: 0, doc: "connections to the server open at once, per worker process (0: the server's Max-Connections shared among the workers, else 8)" },
   ],
   command: [
