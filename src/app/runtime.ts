@@ -44,18 +44,27 @@ export interface RuntimeOptions {
   readonly checkOwner?: boolean;
   /** Worker processes sharing the cores: each engine's threads are sized for its share. */
   readonly processes?: number;
+  /** An engine's own event (a clamd server down or back), logged at warning severity. */
+  readonly engineEvent?: EngineEventSink | undefined;
 }
+
+export type EngineEventSink = (event: string, fields: Record<string, string | number>) => void;
 
 /** Seconds as written in the config → whole milliseconds (1.005 s is 1005 ms, never refused). */
 export function ms(seconds: number): number {
   return Math.max(1, Math.round(seconds * 1000));
 }
 
-export function createEngine(e: EngineConfig, processes = 1): Engine {
+export function createEngine(e: EngineConfig, processes = 1, engineEvent?: EngineEventSink): Engine {
   switch (e.type) {
     case 'clamd':
       return createClamdEngine({
         servers: [...e.servers],
+        // the limit is the daemon's: each worker process takes its share
+        maxScansPerServer: Math.max(1, Math.floor(e.max_scans_per_server / Math.max(1, processes))),
+        onEvent: engineEvent && ((ev) => engineEvent(ev.event, ev.event === 'clamd-down'
+          ? { server: ev.server, code: ev.code, reason: ev.reason }
+          : { server: ev.server, down_ms: ev.downMs })),
         connectTimeoutMs: ms(e.connect_timeout),
         scanTimeoutMs: ms(e.scan_timeout),
         chunkBytes: e.chunk_size,
@@ -100,7 +109,7 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
   try {
     config.engine.forEach((e, i) => {
       try {
-        engines.push(createEngine(e, opts.processes));
+        engines.push(createEngine(e, opts.processes, opts.engineEvent));
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
         throw new ConfigError('ECONFIG_ENGINE', `${whereIs(config, `engine[${i}].type`)}: engine[${i}] (type = "${e.type}"): ${why}`);

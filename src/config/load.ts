@@ -17,6 +17,7 @@ import {
 export interface ClamdEngineConfig {
   readonly type: 'clamd';
   readonly servers: readonly string[];
+  readonly max_scans_per_server: number;
   readonly connect_timeout: number;
   readonly scan_timeout: number;
   readonly max_stream_size: number;

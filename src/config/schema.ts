@@ -92,7 +92,8 @@ export const UNPACK_KEYS: readonly KeySpec[] = [
 /** Keys of every [[engine]] table, by type. `type` itself is checked first. */
 export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
   clamd: [
-    { key: 'servers', type: { kind: 'addresses' }, default: ['unix:/run/clamav/clamd.ctl'], doc: 'clamd addresses tried in order: unix:/path, tcp:host:port, tcp:[v6]:port' },
+    { key: 'servers', type: { kind: 'addresses' }, default: ['unix:/run/clamav/clamd.ctl'], doc: 'clamd servers: unix:/path, tcp:host:port, tcp:[v6]:port; each item goes to the up server with the fewest scans in flight, a server that fails without a verdict is left until it answers PING again, and the item is sent once more to another' },
+    { key: 'max_scans_per_server', type: { kind: 'int', min: 1, max: 1024 }, default: 10, doc: "scans in flight to one clamd server over the whole daemon (each worker takes an equal share, at least 1); keep it below clamd's MaxThreads; more wait for a slot within the request's deadline" },
     { key: 'connect_timeout', type: { kind: 'seconds', min: 0.1, max: 600 }, default: 5, doc: 'time to connect to one clamd' },
     { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 60, doc: 'time for one item, from the first byte sent to the reply' },
     { key: 'max_stream_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 25 * MiB, doc: "clamd's StreamMaxLength: larger items are not sent and count as a scanner error" },
