@@ -109,7 +109,7 @@ async function main(): Promise<number> {
     // tmpdir checks), so --config refuses exactly what the daemon would refuse.
     let rt: Runtime;
     try {
-      rt = createRuntime(cfg, { makeTmpdir: false });
+      rt = createRuntime(cfg, { makeTmpdir: false, noCache: true });
     } catch (err) {
       process.stderr.write(`avfilter: ${(err as Error).message}\n`);
       return 2;

@@ -16,12 +16,18 @@ import { createClamdEngine } from '../engines/clamd/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
 import { MemoryPool, type MimeLimits } from '../mime/index.js';
 import type { ScanDeps } from '../scan/scan-message.js';
+import { cachedEngine, MemoryStore, type CacheCounters, type VerdictStore } from '../scan/verdict-cache.js';
+import { redisStore } from '../scan/redis-store.js';
+import { failoverEngines } from '../scan/engine-failover.js';
 import type { UnpackOptions } from '../unpack/stage.js';
 import { createUnpackers } from '../unpack/readers.js';
 
 export interface Runtime {
   readonly config: Config;
+  /** What scans: the configured engines, behind the verdict cache and engine_mode's composition. */
   readonly engines: readonly Engine[];
+  /** The verdict cache's counts, when there is a cache. */
+  readonly cache?: CacheCounters | undefined;
   readonly mimeLimits: MimeLimits;
   /** spool_dirs resolved through symlinks, for the request path checks. */
   readonly spoolDirs: readonly string[];
@@ -46,6 +52,17 @@ export interface RuntimeOptions {
   readonly processes?: number;
   /** An engine's own event (a clamd server down or back), logged at warning severity. */
   readonly engineEvent?: EngineEventSink | undefined;
+  /** No verdict cache (`--config`: nothing is scanned, no connection to a cache server). */
+  readonly noCache?: boolean | undefined;
+}
+
+/** How long a cache lookup may take before the item is scanned instead. */
+const CACHE_LOOKUP_MS = 100;
+
+function cacheStore(config: Config, opts: RuntimeOptions): VerdictStore | undefined {
+  if (config.cache === '' || opts.noCache) return undefined;
+  if (config.cache === 'memory') return new MemoryStore(config.cache_size);
+  return redisStore({ url: config.cache, onError: (reason) => opts.engineEvent?.('cache-error', { reason }) });
 }
 
 export type EngineEventSink = (event: string, fields: Record<string, string | number>) => void;
@@ -119,12 +136,18 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
     for (const e of engines) void e.close();
     throw err;
   }
+  // what scans: the cache in front of each engine, then the engines as alternatives or all at once
+  const store = cacheStore(config, opts);
+  const counters: CacheCounters | undefined = store && { hits: 0, misses: 0, skipped: 0 };
+  const cached = store ? engines.map((e) => cachedEngine(e, { store, ttlSeconds: config.cache_ttl, lookupMs: CACHE_LOOKUP_MS, counters })) : engines;
+  const scanning = config.engine_mode === 'failover' ? [failoverEngines(cached)] : cached;
   // the unpackers (a thread pool for archives, started on first use)
   const unpackers = config.unpack.enabled ? createUnpackers() : undefined;
   const u = config.unpack;
   return {
     config,
-    engines,
+    engines: scanning,
+    cache: counters,
     // one pool per runtime: a worker process builds one runtime per generation
     mimeLimits: mimeLimitsOf(config, new MemoryPool(config.memory_budget)),
     spoolDirs,
@@ -134,7 +157,7 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
     },
     ...(unpackers !== undefined ? { unpackVersion: () => unpackers.version() } : {}),
     close: async () => {
-      await Promise.all([...engines.map((e) => e.close().catch(() => undefined)), unpackers?.close().catch(() => undefined)]);
+      await Promise.all([...engines.map((e) => e.close().catch(() => undefined)), unpackers?.close().catch(() => undefined), store?.close().catch(() => undefined)]);
     },
   };
 }

@@ -53,6 +53,10 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'max_request_line', type: { kind: 'bytes', min: 256, max: 64 * 1024 }, default: 4096, doc: 'longest path line accepted in a request' },
   { key: 'max_request_lines', type: { kind: 'int', min: 2, max: 10000 }, default: 1000, doc: 'most lines (data + control paths) in one request' },
   { key: 'max_control_size', type: { kind: 'bytes', min: 1024, max: 1024 * MiB }, default: 1 * MiB, doc: 'largest control file read; 100 recipients take about 3 KB' },
+  { key: 'engine_mode', type: { kind: 'enum', values: ['all', 'failover'] }, default: 'all', doc: 'all: every engine scans every item (infected if any finds, an error if any fails and none finds); failover: each item goes to the first healthy engine of the list, the next one when it cannot scan' },
+  { key: 'cache', type: { kind: 'string' }, default: '', doc: 'verdict cache, keyed by the SHA-256 of the bytes and each engine\'s signature version: "" (none), "memory" (this host, per worker) or "redis://[:PASSWORD@]HOST:PORT[/DB]" (shared between hosts)' },
+  { key: 'cache_ttl', type: { kind: 'seconds', min: 1, max: 30 * 24 * HOUR }, default: 3600, doc: 'how long a cached verdict is used' },
+  { key: 'cache_size', type: { kind: 'int', min: 100, max: 10_000_000 }, default: 100_000, doc: 'cache = "memory": most verdicts kept per worker (least recently used go first)' },
 ];
 
 /** [action] keys. */

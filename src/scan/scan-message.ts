@@ -184,7 +184,7 @@ async function scanItems(jobs: readonly Job[], signal: AbortSignal): Promise<Sca
       if (r.status === 'infected') {
         for (const name of r.names) {
           out.findings.push({
-            name, engine: engine.label, itemId: item.id, filename: item.filename, encoding: item.encoding, reading: item.reading,
+            name, engine: r.engine ?? engine.label, itemId: item.id, filename: item.filename, encoding: item.encoding, reading: item.reading,
             ...(item.container !== undefined ? { container: item.container } : {}),
           });
         }

@@ -18,6 +18,7 @@ import { instream, ping, version as clamdVersion } from './client.js';
 import { ClamdPool, type PoolEvent, type ServerHealth } from './pool.js';
 import { presentRaw, type RawMessageMode } from './raw-message.js';
 import { SessionPool } from './session.js';
+import { parseClamdVersion } from './version.js';
 import type { ClamdAddress } from './address.js';
 
 /**
@@ -61,6 +62,9 @@ export const CLAMD_DEFAULTS: Readonly<Omit<ClamdOptions, 'servers'>> = Object.fr
   // Debian ships StreamMaxLength 25M; sending more only earns "size limit exceeded".
   maxStreamBytes: 25 * 1024 * 1024,
 });
+
+/** How often the servers' signature versions are read again once someone asks for them. */
+const VERSION_REFRESH_MS = 30_000;
 
 /** setTimeout cannot wait longer than this many ms (it fires at once instead). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -122,6 +126,28 @@ export function createClamdEngine(opts: ClamdOptions): ClamdEngine {
     }
   }
 
+  // The servers' signature versions, for the verdict cache: read when first asked for, then every
+  // VERSION_REFRESH_MS. Undefined (nothing cached) until known, and whenever a server that answers
+  // has no official database (its local signature files have no version to tell a change by).
+  let signatures: string | undefined;
+  let versionTimer: NodeJS.Timeout | undefined;
+  const readVersions = async (): Promise<void> => {
+    const lines = await Promise.all(o.servers.map(parseServer).map((addr) =>
+      clamdVersion(addr, { connectTimeoutMs: o.connectTimeoutMs, replyTimeoutMs: probeMs, signal: AbortSignal.timeout(o.connectTimeoutMs + probeMs + 1000) })));
+    const known = lines.flatMap((r) => (r.ok ? [parseClamdVersion(r.reply)] : []));
+    signatures = known.length === 0 || known.some((v) => v.database === undefined)
+      ? undefined
+      : [...new Set(known.map((v) => `${v.engine}/${v.database}/${v.date ?? ''}`))].sort().join('|');
+  };
+  const signatureVersion = (): string | undefined => {
+    if (versionTimer === undefined && !shutdown.signal.aborted) {
+      void readVersions();
+      versionTimer = setInterval(() => void readVersions(), VERSION_REFRESH_MS);
+      versionTimer.unref();
+    }
+    return signatures;
+  };
+
   async function version(signal: AbortSignal): Promise<string> {
     const reasons: string[] = [];
     for (const addr of o.servers.map(parseServer)) {
@@ -138,7 +164,10 @@ export function createClamdEngine(opts: ClamdOptions): ClamdEngine {
     scan,
     version,
     health: () => servers.health(),
+    healthy: () => servers.health().some((h) => h.up),
+    signatureVersion,
     async close() {
+      clearInterval(versionTimer);
       shutdown.abort();
       servers.close();
       for (const p of sessions.values()) p.close();
