@@ -87,6 +87,25 @@ test('a wave of one attachment is scanned once; another signature version scans 
   assert.equal(failing.calls, 2, 'an error was cached');
 });
 
+test('a wave arriving at once: the same bytes scanned at the same moment are scanned once; an error is not shared', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const e = fake('clamd', infectedIfEicar);
+  const slow = { ...e, scan: async (i: ScanItem) => { await gate; return e.scan(i); } };
+  const cached = cachedEngine(slow, { store: new MemoryStore(100), ttlSeconds: 60, lookupMs: 100 });
+  const all = Array.from({ length: 8 }, (_, i) => cached.scan(item(eicar(), String(i)), never));
+  await new Promise((r) => setTimeout(r, 20));
+  release();
+  for (const r of await Promise.all(all)) assert.equal(r.status, 'infected');
+  assert.equal(e.calls, 1);
+
+  let n = 0;
+  const flaky = fake('clamd', () => (++n === 1 ? { status: 'error', code: 'ESCAN_TIMEOUT', message: 'slow' } : { status: 'clean' }));
+  const c2 = cachedEngine(flaky, { store: new MemoryStore(100), ttlSeconds: 60, lookupMs: 100 });
+  const rs = await Promise.all([c2.scan(item('same'), never), c2.scan(item('same'), never)]);
+  assert.deepEqual(rs.map((r) => r.status).sort(), ['clean', 'error'], 'the first scan\'s error was handed to the second');
+});
+
 test('a store that rejects, hangs or holds garbage is a miss: the item is scanned, never taken from it', async () => {
   const stores: Record<string, VerdictStore> = {
     rejects: { get: () => Promise.reject(new Error('boom')), set: () => { throw new Error('boom'); }, close: async () => undefined },

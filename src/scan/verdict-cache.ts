@@ -120,6 +120,7 @@ function timeout(ms: number): { promise: Promise<undefined>; cancel(): void } {
 /** `engine` with the cache in front of it; the engine's own methods otherwise unchanged. */
 export function cachedEngine(engine: Engine, opts: CacheOptions): Engine {
   const counters = opts.counters ?? { hits: 0, misses: 0, skipped: 0 };
+  const inFlight = new Map<string, Promise<EngineResult>>();
   const lookup = async (key: string): Promise<EngineResult | undefined> => {
     const t = timeout(opts.lookupMs);
     try {
@@ -149,8 +150,25 @@ export function cachedEngine(engine: Engine, opts: CacheOptions): Engine {
         counters.hits++;
         return hit;
       }
+      // The same bytes already being scanned here (a wave arriving at once): wait for that answer;
+      // should it be an error, scan for ourselves.
+      const running = inFlight.get(key);
+      if (running !== undefined) {
+        const shared = await running;
+        if (shared.status !== 'error') {
+          counters.hits++;
+          return shared;
+        }
+      }
       counters.misses++;
-      const r = await engine.scan(item, signal);
+      const scanning = engine.scan(item, signal);
+      inFlight.set(key, scanning);
+      let r: EngineResult;
+      try {
+        r = await scanning;
+      } finally {
+        if (inFlight.get(key) === scanning) inFlight.delete(key);
+      }
       // stored only if the signatures did not change while it scanned
       const value = encodeVerdict(r);
       if (value !== undefined && engine.signatureVersion?.() === signatures) {
