@@ -60,7 +60,7 @@ export async function signatureLines(cfg: Config, timeoutMs = 5000): Promise<str
       // changes with the signatures), a command's version_command
       const what = `${e.type} ${e.type === 'icap' ? e.url : e.command[0]}`;
       try {
-        const engine = createEngine(e, 1, cfg.tmpdir);
+        const engine = createEngine(e, 1, undefined, cfg.tmpdir);
         try {
           out.push(`# signatures: ${what}: ${await engine.version(AbortSignal.timeout(2 * timeoutMs))}`);
         } finally {

@@ -116,6 +116,9 @@ export function createCommandEngine(opts: CommandOptions): Engine {
     label: 'command',
     scan,
     version,
+    // no signatureVersion: what the scanner knows is not visible from here, so the verdict
+    // cache keeps nothing of this engine
+    healthy: () => !shutdown.signal.aborted,
     async close() {
       shutdown.abort();
     },

@@ -9,7 +9,9 @@
  * (waiting for a connection counts), and the engine's shutdown.
  * Inputs: IcapOptions once; then ScanItems with an AbortSignal.
  * Outputs: EngineResults (a rejection only for a bug of ours; verdict.ts says what an answer means); version()
- * gives the server's Service and ISTag (the ISTag changes with the signatures).
+ * gives the server's Service and ISTag (the ISTag changes with the signatures); signatureVersion()
+ * (the verdict cache's key) is the URL and the ISTag of the last OPTIONS; healthy() is false
+ * from a failed OPTIONS or connection until an OPTIONS answers again.
  * Fails with: createIcapEngine throws EBADOPTION (config time); scans return errors with the
  * codes of client.ts and verdict.ts, ESIZE_LIMIT for an item over maxBytes (never skipped:
  * servers such as c-icap pass objects over their own size limit unscanned) and ESCANNER when
@@ -114,7 +116,16 @@ export function createIcapEngine(opts: IcapOptions): Engine {
           connectTimeoutMs: opts.connectTimeoutMs, replyTimeoutMs: opts.scanTimeoutMs, signal: linked.signal,
           preview: so.value.preview, itemId: item.id,
         });
-        if (!r.ok) return r.code === EngineErrorCode.ABORTED ? stopped(linked.timedOut()) : error(r.code, r.message);
+        if (!r.ok) {
+          if (r.code === EngineErrorCode.CONNECT || r.code === EngineErrorCode.CONNECT_TIMEOUT) {
+            // the server went away: unhealthy (engine_mode = "failover" skips it) until an
+            // OPTIONS answers again, asked at the next item after OPTIONS_RETRY_MS
+            current = undefined;
+            lastFailure = r;
+            failedAt = Date.now();
+          }
+          return r.code === EngineErrorCode.ABORTED ? stopped(linked.timedOut()) : error(r.code, r.message);
+        }
         return verdictOf(r.value, where(url));
       } finally {
         release();
@@ -137,11 +148,20 @@ export function createIcapEngine(opts: IcapOptions): Engine {
     return r.ok ? describeOptions(r.value.head) : `ICAP version unknown (${r.code}: ${r.message})`;
   }
 
+  let closed = false;
   return {
     label: 'icap',
     scan,
     version,
+    // the server's ISTag as of its last OPTIONS (it changes with the signatures), with the URL:
+    // two servers' tags say nothing about each other
+    signatureVersion: () => {
+      const tag = current !== undefined ? header(current.head, 'istag') : undefined;
+      return tag !== undefined && tag !== '' ? `${url.text} ${tag}` : undefined;
+    },
+    healthy: () => !closed && lastFailure === undefined,
     async close() {
+      closed = true;
       shutdown.abort();
     },
   };
