@@ -354,3 +354,27 @@ test('avfilter --config -v names the ICAP service and its ISTag', () => {
   assert.match(r.stdout, /# version: C-ICAP\/[\d.]+ server - Antivirus service; ISTag "/);
   assert.match(r.stdout, /# signatures: icap icap:\/\/127\.0\.0\.1:\d+\/avscan: C-ICAP/);
 });
+
+test('signatureVersion is the URL and the ISTag of the last OPTIONS; healthy() turns false when the server cannot be reached', async () => {
+  await withEngine({ url: cicap.url() }, async (e, sig) => {
+    assert.deepEqual(await e.scan(item(bufferSource(Buffer.from('abc'))), sig), { status: 'clean' });
+    assert.match(e.signatureVersion?.() ?? '', new RegExp(`^${cicap.url().replace(/[.?/]/g, '\\$&')} "[^"]+"$`));
+    assert.equal(e.healthy?.(), true);
+  });
+  await withEngine({ url: `icap://127.0.0.1:${await freePort()}/avscan` }, async (e, sig) => {
+    assert.equal((await e.scan(item(bufferSource(Buffer.from('abc'))), sig)).status, 'error');
+    assert.equal(e.healthy?.(), false);
+    assert.equal(e.signatureVersion?.(), undefined, 'nothing cached without a server');
+  });
+});
+
+test('engine_mode = "failover": c-icap down, the next engine (clamscan through the command engine) finds the virus', async () => {
+  const virus = join(dir, 'failover-virus.eml');
+  writeFileSync(virus, mail(eicar()));
+  const cfg = config(`icap://127.0.0.1:${await freePort()}/avscan`,
+    `\n[[engine]]\ntype = "command"\ncommand = ["/usr/bin/clamscan", "--no-summary", "-d", "${clamd.dbDir}", "{}"]`);
+  writeFileSync(cfg, `engine_mode = "failover"\n${readFileSync(cfg, 'utf8')}`);
+  const r = runAvfilter(['-f', cfg, '-t', virus]);
+  assert.equal(r.stdout, `${virus}: ${clamd.names.eicar} FOUND\n`, r.stderr);
+  assert.equal(r.code, 1);
+});
