@@ -33,7 +33,7 @@ async function main(): Promise<number> {
     throw err;
   }
   const o = program.opts<{
-    file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean; allowRoot?: boolean;
+    file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean; allowRoot?: boolean; debug?: boolean;
     installFilter?: boolean; uninstallFilter?: boolean; root?: string;
   }>();
   // `-t -v FILE...`: commander hands a variadic option every later word; take -v back out
@@ -49,6 +49,10 @@ async function main(): Promise<number> {
   const modes = [o.config, o.test, o.batchTest, o.installFilter, o.uninstallFilter].filter(Boolean).length;
   if (modes > 1 || (modes === 1 && o.foreground)) {
     process.stderr.write('avfilter: choose one of --config, -t, --batch-test, --foreground, --install-filter, --uninstall-filter\n');
+    return 2;
+  }
+  if (o.debug && !o.foreground) {
+    process.stderr.write('avfilter: --debug goes with --foreground (avfilter --foreground --debug)\n');
     return 2;
   }
   if (o.root !== undefined && !o.installFilter && !o.uninstallFilter) {
@@ -85,7 +89,7 @@ async function main(): Promise<number> {
     // Exit as soon as the daemon is done: a scan thread still busy must not keep a stopped
     // filter alive (courierfilter waits for it).
     const { runMaster } = await import('../src/master/master.js');
-    process.exit(await runMaster({ configFile: o.file, foreground: !!o.foreground, name: filterName(), allowRoot: !!o.allowRoot }));
+    process.exit(await runMaster({ configFile: o.file, foreground: !!o.foreground, name: filterName(), allowRoot: !!o.allowRoot, debug: !!o.debug }));
   }
 
   const { loadResolvedConfig } = await import('../src/app/default-engine.js');
