@@ -151,9 +151,9 @@ async function main(): Promise<number> {
     if (o.test) {
       const progress = process.stderr.isTTY ? (l: string) => process.stderr.write(`\r${l.slice(0, 78).padEnd(78)}`) : undefined;
       const { runTestMode } = await import('../src/app/test-mode.js');
-      const code = await runTestMode(o.test, rt, { verbose: !!o.verbose, out: (l) => process.stdout.write(`${l}\n`), progress });
-      if (progress) process.stderr.write(`\r${''.padEnd(78)}\r`);
-      return code;
+      // the summary after the progress line is wiped; stdout keeps exactly the contract's lines
+      const summary = (l: string) => process.stderr.write(`${progress ? `\r${''.padEnd(78)}\r` : ''}${l}\n`);
+      return await runTestMode(o.test, rt, { verbose: !!o.verbose, out: (l) => process.stdout.write(`${l}\n`), progress, summary });
     }
     const { runBatchMode } = await import('../src/app/batch-mode.js');
     const { stderrLogger } = await import('../src/ops/log.js');
