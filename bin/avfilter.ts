@@ -157,7 +157,7 @@ async function main(): Promise<number> {
     }
     const { runBatchMode } = await import('../src/app/batch-mode.js');
     const { stderrLogger } = await import('../src/ops/log.js');
-    return await runBatchMode(process.stdin, process.stdout, rt, stderrLogger(cfg.log_level));
+    return await runBatchMode(process.stdin, process.stdout, rt, stderrLogger(cfg.log_level, cfg.log_format));
   } finally {
     await rt.close();
     if (privateTmp) rmSync(privateTmp, { recursive: true, force: true });
