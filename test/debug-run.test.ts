@@ -31,7 +31,9 @@ test('--foreground --debug: socket ./avfilter in the current directory, no pid f
     await waitFor(() => existsSync(sock), 30_000, `./avfilter\n${err}`);
     assert.ok(!existsSync(join(dir, 'nowhere')), 'socket_dir_all is not used');
     assert.ok(!existsSync(pidFile), 'no pid file');
-    assert.match(err, new RegExp(`event=debug-run socket=${sock} pid_file=none log_level=debug`));
+    // the master's lines are written by its log thread, a moment after the socket is in place
+    const announced = new RegExp(`event=debug-run socket=${sock} pid_file=none log_level=debug`);
+    await waitFor(() => announced.test(err), 10_000, `debug-run line\n${err}`);
     const data = join(spool, 'D1');
     writeFileSync(data, `Subject: t\n\n${eicar()}\n`);
     writeFileSync(join(spool, 'C1'), CONTROL);
