@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { daemonEnv, stopDaemon, waitLog } from './helpers/daemon-env.js';
-import { waitFor } from './helpers/avfilter-proc.js';
+import { daemonEnv, stopDaemon, waitLog, type DaemonEnv } from './helpers/daemon-env.js';
+import { waitFor, type Daemon } from './helpers/avfilter-proc.js';
 import { formatJson, formatLine } from '../src/ops/log.js';
 import { MAX_DATAGRAM_BYTES, priority, syslogDatagram, syslogTime } from '../src/ops/syslog.js';
 
@@ -53,6 +53,22 @@ async function receiver(path: string, out: string): Promise<Receiver> {
   };
 }
 
+/** A daemon logging to a receiver on a private socket, with `keys` added to its config. */
+async function withSyslogDaemon(prefix: string, keys: string, body: (env: DaemonEnv, rx: Receiver, d: Daemon) => Promise<void>): Promise<void> {
+  const env = daemonEnv('', prefix);
+  const sockPath = join(env.dir, 'log');
+  const rx = await receiver(sockPath, join(env.dir, 'received'));
+  env.write(`log_to = "syslog"\nsyslog_socket = "${sockPath}"\n${keys}`);
+  const d = await env.up();
+  try {
+    await body(env, rx, d);
+  } finally {
+    await stopDaemon(d);
+    await rx.stop();
+    rmSync(env.dir, { recursive: true, force: true });
+  }
+}
+
 /** `<PRI>Mmm dd hh:mm:ss avfilter[pid]: body` */
 const DATAGRAM = /^<(\d+)>([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) avfilter\[(\d+)\]: (.*)$/;
 
@@ -90,12 +106,7 @@ test('json lines: one object with ts, level and the fields; hostile characters c
 });
 
 test('log_to = "syslog": a config error at start arrives at LOG_ERR (<19>) and a message line at LOG_INFO (<22>), from the master and the worker', async () => {
-  const env = daemonEnv('', 'avf-syslog-');
-  const sockPath = join(env.dir, 'log');
-  const rx = await receiver(sockPath, join(env.dir, 'received'));
-  env.write(`log_to = "syslog"\nsyslog_socket = "${sockPath}"\n[[engine]]\ntype = "yara"\nrules = "${env.dir}/no-such-rules"`);
-  const d = await env.up();
-  try {
+  await withSyslogDaemon('avf-syslog-', '[[engine]]\ntype = "yara"\nrules = "/nonexistent/no-such-rules"', async (env, rx, d) => {
     await waitFor(() => rx.lines().some((l) => / event=degraded /.test(l)), 20_000, `degraded line\n${rx.lines().join('\n')}\n${d.stderr()}`);
     const degraded = parse(rx.lines().find((l) => / event=degraded /.test(l))!);
     assert.equal(degraded.pri, 19, 'mail.err');
@@ -109,20 +120,11 @@ test('log_to = "syslog": a config error at start arrives at LOG_ERR (<19>) and a
     assert.notEqual(message.pid, d.child.pid, 'written by the worker that answered, with its own pid');
     assert.match(message.body, /code=ENOT_CONFIGURED/);
     assert.doesNotMatch(d.stderr(), /avfilter: /, 'nothing on stderr while syslog takes the lines');
-  } finally {
-    await stopDaemon(d);
-    await rx.stop();
-    rmSync(env.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('log_format = "json" with log_to = "syslog": every line is one JSON object with ts, level and the event or message fields', async () => {
-  const env = daemonEnv('', 'avf-syslog-json-');
-  const sockPath = join(env.dir, 'log');
-  const rx = await receiver(sockPath, join(env.dir, 'received'));
-  env.write(`log_to = "syslog"\nlog_format = "json"\nsyslog_socket = "${sockPath}"\n[[engine]]\ntype = "yara"`);
-  const d = await env.up();
-  try {
+  await withSyslogDaemon('avf-syslog-json-', 'log_format = "json"\n[[engine]]\ntype = "yara"', async (env, rx, d) => {
     const reply = await env.send(env.request('Subject: x\n\nhello\n').line);
     assert.match(reply, /^200 /);
     await waitFor(() => rx.lines().some((l) => /"verdict":"clean"/.test(l)), 10_000, `message line\n${rx.lines().join('\n')}`);
@@ -141,11 +143,7 @@ test('log_format = "json" with log_to = "syslog": every line is one JSON object 
     assert.equal(msg['rcpts'], 1, 'numbers stay numbers');
     assert.equal(msg['from'], '<s@example.test>');
     assert.equal(typeof msg['ms'], 'number');
-  } finally {
-    await stopDaemon(d);
-    await rx.stop();
-    rmSync(env.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a syslog socket missing at start is said once on stderr; one that goes away loses lines (counted) and mail is still answered', async () => {
