@@ -4,8 +4,12 @@
  * glibc's syslog(3) writes and local syslog daemons expect (RFC 3164 without the host name:
  * `<PRI>Mmm dd hh:mm:ss avfilter[pid]: text`).
  *
- * Why a native module (node-unix-socket, prebuilt N-API binaries in its registry packages,
- * nothing to compile at `npm ci`): Node has no unix datagram sockets. A `logger` child reading
+ * Why a native binding (node-unix-socket's prebuilt N-API binary, node-unix-socket-linux-x64-gnu,
+ * an optional dependency like YARA-X's: nothing to compile at `npm ci`): Node has no unix
+ * datagram sockets. Its binary package is used without the umbrella package, whose optional
+ * dependencies name platforms the registry may not serve (npm ci then refuses the lock file); the
+ * few lines of wrapper are here (DgramSocketWrap's API). Where the binding does not load, the
+ * daemon says so on stderr and logs there (log-output.ts). A `logger` child reading
  * lines on its stdin was the other way, but it drops lines silently while /dev/log is missing
  * and reports a lost line only now and then, so lines lost could not be counted; here every
  * send reports its own failure. Sending never blocks: a full or missing socket fails the send
@@ -56,10 +60,21 @@ export function syslogDatagram(level: Level, body: string, pid: number, now = ne
   return Buffer.concat([b.subarray(0, end), Buffer.from(CUT_MARK)]);
 }
 
-interface DgramSocket {
+/** The binding's datagram socket (node-unix-socket's DgramSocketWrap). */
+interface DgramSocketWrap {
+  init(self: object): void;
+  startRecv(): void;
   sendTo(buf: Buffer, offset: number, length: number, path: string, cb?: (err: Error | undefined) => void): void;
-  on(event: 'error', f: (err: Error) => void): void;
   close(): void;
+}
+type DgramSocketWrapClass = new (events: { emit(event: string, ...args: unknown[]): boolean }) => DgramSocketWrap;
+
+/** The binding for this platform; throws when there is none. */
+function loadBinding(): DgramSocketWrapClass {
+  const require = createRequire(import.meta.url);
+  const binding = require(`node-unix-socket-${process.platform}-${process.arch}-gnu`) as { DgramSocketWrap?: DgramSocketWrapClass };
+  if (typeof binding.DgramSocketWrap !== 'function') throw new Error('node-unix-socket binding without DgramSocketWrap');
+  return binding.DgramSocketWrap;
 }
 
 export class SyslogSink {
@@ -67,7 +82,7 @@ export class SyslogSink {
   private failed = 0;
   private closed = false;
 
-  private constructor(private readonly socket: DgramSocket, readonly path: string) {}
+  private constructor(private readonly socket: DgramSocketWrap, readonly path: string) {}
 
   readonly sink: LogSink = (line, level) => {
     if (this.closed || this.inFlight >= MAX_IN_FLIGHT) {
@@ -108,17 +123,23 @@ export class SyslogSink {
     }
   }
 
-  /** A sink sending to `path`. Throws when the native module cannot be loaded. */
+  /** A sink sending to `path`. Throws when the binding cannot be loaded. */
   static open(path: string): SyslogSink {
-    const require = createRequire(import.meta.url);
-    const { DgramSocket } = require('node-unix-socket') as { DgramSocket: new () => DgramSocket };
-    const socket = new DgramSocket();
-    const s = new SyslogSink(socket, path);
-    // the module closes its socket on an error event: every later line is then lost, counted
-    socket.on('error', () => {
-      s.closed = true;
-    });
-    return s;
+    const Wrap = loadBinding();
+    let sink: SyslogSink | undefined;
+    // The binding reports a socket error (nothing is received: the socket is never bound) as an
+    // '_error' event; the socket is then closed and every later line lost, counted.
+    const events = {
+      emit: (event: string): boolean => {
+        if (event === '_error' && sink !== undefined) sink.close();
+        return true;
+      },
+    };
+    const socket = new Wrap(events);
+    socket.init(socket);
+    socket.startRecv();
+    sink = new SyslogSink(socket, path);
+    return sink;
   }
 }
 
