@@ -177,3 +177,22 @@ test('a syslog socket missing at start is said once on stderr; one that goes awa
     rmSync(env.dir, { recursive: true, force: true });
   }
 });
+
+test('a reload that changes log_to or log_format says it takes effect after a restart, and lines keep their format', async () => {
+  const env = daemonEnv('[[engine]]\ntype = "yara"', 'avf-log-reload-');
+  const d = await env.up();
+  try {
+    await waitLog(d, /event=started/);
+    env.write('log_format = "json"\nlog_to = "syslog"\n[[engine]]\ntype = "yara"');
+    d.child.kill('SIGHUP');
+    await waitLog(d, /event=reloaded/, 30_000);
+    assert.match(d.stderr(), /avfilter: level=warning event=reload-warning key=log_to reason="takes effect only after a restart"/);
+    assert.match(d.stderr(), /avfilter: level=warning event=reload-warning key=log_format /);
+    assert.match(await env.send(env.request('Subject: x\n\nhello\n').line), /^200 /);
+    await waitLog(d, /avfilter: data=\S+ .*verdict=clean/);
+    assert.doesNotMatch(d.stderr(), /^\{/m, 'no json line');
+  } finally {
+    await stopDaemon(d);
+    rmSync(env.dir, { recursive: true, force: true });
+  }
+});

@@ -219,7 +219,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     cfg = nextCfg;
     setLevel(nextCfg.log_level);
     handler.options = serverOptions(nextCfg);
-    for (const key of ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file'] as const) {
+    for (const key of ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file', 'log_to', 'log_format', 'syslog_socket'] as const) {
       if (!opts.debug && nextCfg[key] !== keys[key]) log.event('reload-warning', { key, reason: 'takes effect only after a restart' }, 'warning');
     }
     const wasDegraded = problem !== undefined;
