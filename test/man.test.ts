@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { parseConfig } from '../src/config/load.js';
-import { manPages } from '../src/cli/man.js';
+import { configReference, manPages } from '../src/cli/man.js';
 import { runAvfilter } from './helpers/avfilter-proc.js';
 
 const root = new URL('../../', import.meta.url);
@@ -22,6 +22,15 @@ test('the committed man pages are what the sources generate (run `npm run man` a
   const pages = manPages(pkg.version);
   assert.deepEqual(pages.map((p) => p.file).sort(), ['avfilter.8', 'avfilter.toml.5', 'avfilter_sig.8']);
   for (const p of pages) assert.equal(page(p.file), p.text, `man/${p.file} is stale: run npm run man`);
+});
+
+test('docs/configuration.md is what the config schema generates, and names every key (run `npm run man` after a change)', () => {
+  const doc = readFileSync(new URL('docs/configuration.md', root), 'utf8');
+  assert.equal(doc, configReference(), 'docs/configuration.md is stale: run npm run man');
+  for (const key of documentedKeys()) {
+    const bare = key.replace(/^(engine:\w+|\w+)\./, '');
+    assert.ok(doc.includes(`| \`${bare}\` |`), `docs/configuration.md lacks ${key}`);
+  }
 });
 
 /** The keys avfilter.toml(5) documents, as "key", "action.key", "engine:clamd.key". */

@@ -73,8 +73,8 @@ export function wrapperText(node: string, program: string, config: string): stri
 /** The sample config: the private paths set (under the root), everything else a comment. */
 export function sampleConfig(root: string): string {
   const p = (x: string): string => JSON.stringify(join(root, x));
-  return `# avfilter configuration, see avfilter.toml(5). Written by \`avfilter --install-filter\` as a
-# sample: edit it freely (\`avfilter --uninstall-filter\` keeps an edited config).
+  return `# avfilter configuration, see avfilter.toml(5). Written by \`avfilter --install-filter\` or the
+# avfilter package as a sample: edit it freely (neither removes an edited config).
 # \`avfilter --config -v\` prints every key with its effective value and what the engines know.
 # After a change: \`avfilter --config\` to check it, then reload the filter
 # (kill -HUP the pid in pid_file, or \`filterctl stop avfilter; filterctl start avfilter\`).
@@ -239,8 +239,8 @@ export function installFilter(opts: InstallOptions): number {
     out(`${was}runs ${opts.program} with ${opts.node})`);
   }
 
-  if (!opts.program.includes('/node_modules/')) {
-    out(`note      ${opts.program} is not an npm installation: the filter runs from this checkout, and rebuilding or removing it`);
+  if (existsSync(join(dirname(opts.program), '..', '..', '.git'))) {
+    out(`note      ${opts.program} is in a git checkout: the filter runs from it, and rebuilding or removing it`);
     out('          changes the live filter; install a copy with npm install -g --install-links (see the README)');
   }
 
