@@ -12,6 +12,7 @@ import { daemonEnv, stopDaemon, waitLog, type DaemonEnv } from './helpers/daemon
 import { waitFor, type Daemon } from './helpers/avfilter-proc.js';
 import { formatJson, formatLine } from '../src/ops/log.js';
 import { MAX_DATAGRAM_BYTES, priority, syslogDatagram, syslogTime } from '../src/ops/syslog.js';
+import { rescueDaemonKeys } from '../src/config/rescue.js';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
@@ -89,6 +90,13 @@ test('syslog datagrams: facility mail with the severity of the line, RFC 3164 ti
   const long = syslogDatagram('info', `x=${'é'.repeat(10_000)}`, 1);
   assert.ok(long.length <= MAX_DATAGRAM_BYTES);
   assert.ok(long.toString('utf8').endsWith('é [cut]'), 'cut on a character boundary and marked');
+});
+
+test('a config that does not parse still gives its log_to, log_format and syslog_socket (its error must reach that syslog)', () => {
+  const k = rescueDaemonKeys('log_to = "syslog"\nlog_format = "json"\nsyslog_socket = "/run/log.sock"\nrequest_timeout = = 3\n');
+  assert.deepEqual([k.log_to, k.log_format, k.syslog_socket], ['syslog', 'json', '/run/log.sock']);
+  const bad = rescueDaemonKeys('log_to = "journal"\nlog_format = 3\nsyslog_socket = "relative"\n[x\n');
+  assert.deepEqual([bad.log_to, bad.log_format, bad.syslog_socket], ['stderr', 'text', '/dev/log'], 'values of the wrong kind: the defaults');
 });
 
 test('json lines: one object with ts, level and the fields; hostile characters come back exactly, escaped on the line', () => {
