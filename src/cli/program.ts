@@ -69,7 +69,7 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
       'do not load. A syslog socket that is missing (said once on standard error at start) or goes away ' +
       'loses lines, never mail: the count is in the stopped event (log_lines_lost=).\n\n' +
       'log_format = "json" writes one JSON object per line: ts, level, then the same fields.\n\n' +
-      'Every event and code, with its level and meaning, is listed in docs/log-events.md of the package.',
+      'Every event and code, with its level and meaning, is listed in docs/log-events.md of avfilter\'s source.',
   },
   {
     heading: 'DEBUGGING',
