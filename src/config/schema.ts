@@ -49,7 +49,7 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'memory_budget', type: { kind: 'bytes', min: 0, max: 16 * 1024 * MiB }, default: 128 * MiB, doc: 'decoded message data one worker keeps in memory over all its requests; beyond it parts go to tmpdir' },
   { key: 'spool_dirs', type: { kind: 'paths' }, default: ['/var/lib/courier/tmp'], doc: 'request paths (data and control files) must be inside one of these directories; [] allows any absolute path' },
   { key: 'log_level', type: { kind: 'enum', values: ['error', 'warning', 'info', 'debug'] }, default: 'info', doc: 'least severe log lines written: error, warning, info (one line per message) or debug' },
-  { key: 'log_to', type: { kind: 'enum', values: ['stderr', 'syslog'] }, default: 'stderr', doc: 'stderr (courierfilter sends it to syslog, all at one severity) or syslog: straight to syslog_socket, facility mail, each line at its own severity' },
+  { key: 'log_to', type: { kind: 'enum', values: ['stderr', 'syslog'] }, default: 'stderr', doc: 'the daemon\'s lines: stderr (courierfilter sends it to syslog, all at one severity) or syslog: straight to syslog_socket, facility mail, each line at its own severity (--batch-test logs on stderr)' },
   { key: 'log_format', type: { kind: 'enum', values: ['text', 'json'] }, default: 'text', doc: 'text (key=value) or json (one object per line: ts, level, then the same fields)' },
   { key: 'syslog_socket', type: { kind: 'path' }, default: '/dev/log', doc: 'the local syslog socket log_to = "syslog" sends to' },
   { key: 'shutdown_timeout', type: { kind: 'seconds', min: 0, max: 600 }, default: 10, doc: 'on stdin EOF or SIGTERM, how long in-flight requests may finish before they get 451' },
