@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { type RunningClamd, startClamd } from '../test/helpers/clamd.js';
 import { AVFILTER_MODES } from './avfilter-modes.js';
 import { courierSection } from './courier-section.js';
+import { enginesSection } from './engines-section.js';
 import { filterSection } from './filter-section.js';
 import { calibration, loadAverage, machineLines } from './machine.js';
 import { memorySection } from './memory-section.js';
@@ -29,6 +30,7 @@ const SECTIONS: ReadonlyArray<[name: string, run: Section]> = [
   ['courier', courierSection],
   ['filter', filterSection],
   ['memory', memorySection],
+  ['engines', enginesSection],
   ['mime', mimeSection],
   ['shapes', shapesSection],
   ['unpack', unpackSection],

@@ -113,7 +113,7 @@ async function main(): Promise<number> {
     // tmpdir checks), so --config refuses exactly what the daemon would refuse.
     let rt: Runtime;
     try {
-      rt = createRuntime(cfg, { makeTmpdir: false });
+      rt = createRuntime(cfg, { makeTmpdir: false, noCache: true });
     } catch (err) {
       process.stderr.write(`avfilter: ${(err as Error).message}\n`);
       return 2;
@@ -141,7 +141,9 @@ async function main(): Promise<number> {
       privateTmp = mkdtempSync(join(tmpdir(), 'avfilter-'));
       cfg = Object.freeze({ ...cfg, tmpdir: privateTmp });
     }
-    rt = createRuntime(cfg, { makeTmpdir: true });
+    const { stderrLogger } = await import('../src/ops/log.js');
+    const warn = stderrLogger();
+    rt = createRuntime(cfg, { makeTmpdir: true, engineEvent: (event, fields) => warn.event(event, fields, 'warning') });
   } catch (err) {
     process.stderr.write(`avfilter: ${(err as Error).message}\n`);
     if (privateTmp) rmSync(privateTmp, { recursive: true, force: true });

@@ -207,7 +207,7 @@ test("clamd's own StreamMaxLength: the refusal is read even though it arrives wh
   }
 });
 
-test('no server: ECONNECT; failover to the next server only in the connect phase', async () => {
+test('no server: ECONNECT; a server that fails without a verdict is left for the next one, and not asked again until it answers PING', async () => {
   const missing = `unix:${join(work, 'nothing-here.sock')}`;
   assert.equal(codeOf(await scan(engine([missing]), item('part', eicar()))), 'ECONNECT');
 
@@ -219,13 +219,17 @@ test('no server: ECONNECT; failover to the next server only in the connect phase
   assert.deepEqual(await scan(engine([missing, unix()]), item('part', eicar())), { status: 'infected', names: [clamd.names.eicar] });
   assert.deepEqual(await scan(engine([refused, tcp()]), item('part', eicar())), { status: 'infected', names: [clamd.names.eicar] });
 
-  // Once the scan has started, a failure is the answer: no second server gets the item.
+  // A scan that timed out has no verdict: it is sent once more to the other server, and the
+  // hung one gets nothing more (it never answers PING): one timeout, not one per item.
   const hang = await startFakeClamd('hang');
+  const e = engine([hang.server, unix()], { scanTimeoutMs: 300 });
   try {
-    const r = await scan(engine([hang.server, unix()], { scanTimeoutMs: 300 }), item('part', eicar()));
-    assert.equal(codeOf(r), 'ESCAN_TIMEOUT');
+    assert.deepEqual(await scan(e, item('part', eicar())), { status: 'infected', names: [clamd.names.eicar] });
     assert.equal(hang.connections, 1);
+    for (let i = 0; i < 5; i++) assert.deepEqual(await scan(e, item('part', eicar())), { status: 'infected', names: [clamd.names.eicar] });
+    assert.equal(hang.instreams, 1, 'the hung server got another item');
   } finally {
+    await e.close();
     await hang.stop();
   }
 });

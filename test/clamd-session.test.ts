@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Engine, EngineResult, ScanItem } from '../src/engines/engine.js';
-import { createClamdEngine, type ClamdOptions } from '../src/engines/clamd/index.js';
+import { createClamdEngine, type ClamdEngine, type ClamdOptions } from '../src/engines/clamd/index.js';
 import { bufferSource } from '../src/bytes/sources.js';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
 import { startClamdProxy, type ClamdProxy } from './helpers/clamd-proxy.js';
@@ -100,7 +100,7 @@ test('past clamd\'s StreamMaxLength inside a session: ESIZE_LIMIT for that item,
   }
 });
 
-test('a stuck clamd: ESCAN_TIMEOUT at scan_timeout, and once it runs again the next scan works', async () => {
+test('a stuck clamd: ESCAN_TIMEOUT at scan_timeout, it is left alone until it answers PING again, then the next scan works', async () => {
   const e = engine(`unix:${clamd.socketPath}`, { scanTimeoutMs: 1500 });
   try {
     assert.deepEqual(await scan(e, part(clean(3))), { status: 'clean' }, 'a session is open');
@@ -114,6 +114,7 @@ test('a stuck clamd: ESCAN_TIMEOUT at scan_timeout, and once it runs again the n
     }
     assert.equal(r.status === 'error' && r.code, 'ESCAN_TIMEOUT', JSON.stringify(r));
     assert.ok(Date.now() - t0 < 6000, `${Date.now() - t0} ms`);
+    await waitFor(() => (e as ClamdEngine).health()[0]!.up, 10_000, 'the server back up after its PONG');
     assert.deepEqual(await scan(e, part(eicar())), { status: 'infected', names: [clamd.names.eicar] });
   } finally {
     process.kill(clamd.pid, 'SIGCONT');

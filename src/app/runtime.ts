@@ -16,12 +16,18 @@ import { createClamdEngine } from '../engines/clamd/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
 import { MemoryPool, type MimeLimits } from '../mime/index.js';
 import type { ScanDeps } from '../scan/scan-message.js';
+import { cachedEngine, MemoryStore, type CacheCounters, type VerdictStore } from '../scan/verdict-cache.js';
+import { redisStore } from '../scan/redis-store.js';
+import { failoverEngines } from '../scan/engine-failover.js';
 import type { UnpackOptions } from '../unpack/stage.js';
 import { createUnpackers } from '../unpack/readers.js';
 
 export interface Runtime {
   readonly config: Config;
+  /** What scans: the configured engines, behind the verdict cache and engine_mode's composition. */
   readonly engines: readonly Engine[];
+  /** The verdict cache's counts, when there is a cache. */
+  readonly cache?: CacheCounters | undefined;
   readonly mimeLimits: MimeLimits;
   /** spool_dirs resolved through symlinks, for the request path checks. */
   readonly spoolDirs: readonly string[];
@@ -44,18 +50,39 @@ export interface RuntimeOptions {
   readonly checkOwner?: boolean;
   /** Worker processes sharing the cores: each engine's threads are sized for its share. */
   readonly processes?: number;
+  /** An engine's own event (a clamd server down or back), logged at warning severity. */
+  readonly engineEvent?: EngineEventSink | undefined;
+  /** No verdict cache (`--config`: nothing is scanned, no connection to a cache server). */
+  readonly noCache?: boolean | undefined;
 }
+
+/** How long a cache lookup may take before the item is scanned instead. */
+const CACHE_LOOKUP_MS = 100;
+
+function cacheStore(config: Config, opts: RuntimeOptions): VerdictStore | undefined {
+  if (config.cache === '' || opts.noCache) return undefined;
+  if (config.cache === 'memory') return new MemoryStore(config.cache_size);
+  return redisStore({ url: config.cache, onError: (reason) => opts.engineEvent?.('cache-error', { reason }) });
+}
+
+/** Events registered in ops/events.ts (an unregistered one does not compile). */
+export type EngineEventSink = (event: 'clamd-down' | 'clamd-up' | 'cache-error', fields: Record<string, string | number>) => void;
 
 /** Seconds as written in the config → whole milliseconds (1.005 s is 1005 ms, never refused). */
 export function ms(seconds: number): number {
   return Math.max(1, Math.round(seconds * 1000));
 }
 
-export function createEngine(e: EngineConfig, processes = 1): Engine {
+export function createEngine(e: EngineConfig, processes = 1, engineEvent?: EngineEventSink): Engine {
   switch (e.type) {
     case 'clamd':
       return createClamdEngine({
         servers: [...e.servers],
+        // the limit is the daemon's: each worker process takes its share
+        maxScansPerServer: Math.max(1, Math.floor(e.max_scans_per_server / Math.max(1, processes))),
+        onEvent: engineEvent && ((ev) => engineEvent(ev.event, ev.event === 'clamd-down'
+          ? { server: ev.server, code: ev.code, reason: ev.reason }
+          : { server: ev.server, down_ms: ev.downMs })),
         connectTimeoutMs: ms(e.connect_timeout),
         scanTimeoutMs: ms(e.scan_timeout),
         chunkBytes: e.chunk_size,
@@ -100,7 +127,7 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
   try {
     config.engine.forEach((e, i) => {
       try {
-        engines.push(createEngine(e, opts.processes));
+        engines.push(createEngine(e, opts.processes, opts.engineEvent));
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
         throw new ConfigError('ECONFIG_ENGINE', `${whereIs(config, `engine[${i}].type`)}: engine[${i}] (type = "${e.type}"): ${why}`);
@@ -110,12 +137,18 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
     for (const e of engines) void e.close();
     throw err;
   }
+  // what scans: the cache in front of each engine, then the engines as alternatives or all at once
+  const store = cacheStore(config, opts);
+  const counters: CacheCounters | undefined = store && { hits: 0, misses: 0, skipped: 0 };
+  const cached = store ? engines.map((e) => cachedEngine(e, { store, ttlSeconds: config.cache_ttl, lookupMs: CACHE_LOOKUP_MS, counters })) : engines;
+  const scanning = config.engine_mode === 'failover' ? [failoverEngines(cached)] : cached;
   // the unpackers (a thread pool for archives, started on first use)
   const unpackers = config.unpack.enabled ? createUnpackers() : undefined;
   const u = config.unpack;
   return {
     config,
-    engines,
+    engines: scanning,
+    cache: counters,
     // one pool per runtime: a worker process builds one runtime per generation
     mimeLimits: mimeLimitsOf(config, new MemoryPool(config.memory_budget)),
     spoolDirs,
@@ -125,7 +158,7 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
     },
     ...(unpackers !== undefined ? { unpackVersion: () => unpackers.version() } : {}),
     close: async () => {
-      await Promise.all([...engines.map((e) => e.close().catch(() => undefined)), unpackers?.close().catch(() => undefined)]);
+      await Promise.all([...engines.map((e) => e.close().catch(() => undefined)), unpackers?.close().catch(() => undefined), store?.close().catch(() => undefined)]);
     },
   };
 }

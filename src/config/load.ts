@@ -17,6 +17,7 @@ import {
 export interface ClamdEngineConfig {
   readonly type: 'clamd';
   readonly servers: readonly string[];
+  readonly max_scans_per_server: number;
   readonly connect_timeout: number;
   readonly scan_timeout: number;
   readonly max_stream_size: number;
@@ -57,6 +58,10 @@ export interface Config {
   readonly max_request_line: number;
   readonly max_request_lines: number;
   readonly max_control_size: number;
+  readonly engine_mode: 'all' | 'failover';
+  readonly cache: string;
+  readonly cache_ttl: number;
+  readonly cache_size: number;
   readonly engine: readonly EngineConfig[];
   /**
    * Where `engine` came from: the config's [[engine]] tables, or, with none, the default:
@@ -181,6 +186,10 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
   if ((out['spool_dirs'] as string[]).some((d) => d === '/')) {
     throw keyError(ctx, 'spool_dirs', '"spool_dirs" must not contain "/"; use [] to allow any path');
   }
+  const cache = out['cache'] as string;
+  if (cache !== '' && cache !== 'memory' && !isRedisUrl(cache)) {
+    throw keyError(ctx, 'cache', '"cache" must be "", "memory" or "redis://HOST:PORT" (with an optional :PASSWORD@ and /DB)');
+  }
   out['action'] = Object.freeze(readTable(ctx, 'action.', subTable(ctx, doc, 'action'), ACTION_KEYS));
   out['mime'] = Object.freeze(readTable(ctx, 'mime.', subTable(ctx, doc, 'mime'), MIME_KEYS));
   out['unpack'] = Object.freeze(readTable(ctx, 'unpack.', subTable(ctx, doc, 'unpack'), UNPACK_KEYS));
@@ -192,6 +201,15 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
 }
 
 interface Ctx { file: string; lines: string[] }
+
+function isRedisUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '' && (u.pathname === '' || /^\/\d{0,2}$/.test(u.pathname));
+  } catch {
+    return false;
+  }
+}
 
 function subTable(ctx: Ctx, doc: Record<string, unknown>, name: string): Record<string, unknown> {
   const v = doc[name];

@@ -56,6 +56,10 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'max_request_line', type: { kind: 'bytes', min: 256, max: 64 * 1024 }, default: 4096, doc: 'longest path line accepted in a request' },
   { key: 'max_request_lines', type: { kind: 'int', min: 2, max: 10000 }, default: 1000, doc: 'most lines (data + control paths) in one request' },
   { key: 'max_control_size', type: { kind: 'bytes', min: 1024, max: 1024 * MiB }, default: 1 * MiB, doc: 'largest control file read; 100 recipients take about 3 KB' },
+  { key: 'engine_mode', type: { kind: 'enum', values: ['all', 'failover'] }, default: 'all', doc: 'all: every engine scans every item (infected if any finds, an error if any fails and none finds); failover: each item goes to the first healthy engine of the list, the next one when it cannot scan' },
+  { key: 'cache', type: { kind: 'string' }, default: '', doc: 'verdict cache, keyed by the SHA-256 of the bytes and each engine\'s signature version: "" (none), "memory" (this host, per worker) or "redis://[:PASSWORD@]HOST:PORT[/DB]" (shared between hosts)' },
+  { key: 'cache_ttl', type: { kind: 'seconds', min: 1, max: 30 * 24 * HOUR }, default: 3600, doc: 'how long a cached verdict is used' },
+  { key: 'cache_size', type: { kind: 'int', min: 100, max: 10_000_000 }, default: 100_000, doc: 'cache = "memory": most verdicts kept per worker (least recently used go first)' },
 ];
 
 /** [action] keys. */
@@ -95,7 +99,8 @@ export const UNPACK_KEYS: readonly KeySpec[] = [
 /** Keys of every [[engine]] table, by type. `type` itself is checked first. */
 export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
   clamd: [
-    { key: 'servers', type: { kind: 'addresses' }, default: ['unix:/run/clamav/clamd.ctl'], doc: 'clamd addresses tried in order: unix:/path, tcp:host:port, tcp:[v6]:port' },
+    { key: 'servers', type: { kind: 'addresses' }, default: ['unix:/run/clamav/clamd.ctl'], doc: 'clamd servers: unix:/path, tcp:host:port, tcp:[v6]:port; each item goes to the up server with the fewest scans in flight, a server that fails without a verdict is left until it answers PING again, and the item is sent once more to another' },
+    { key: 'max_scans_per_server', type: { kind: 'int', min: 1, max: 1024 }, default: 10, doc: "scans in flight to one clamd server over the whole daemon (each worker takes an equal share, at least 1); keep it below clamd's MaxThreads; more wait for a slot within the request's deadline" },
     { key: 'connect_timeout', type: { kind: 'seconds', min: 0.1, max: 600 }, default: 5, doc: 'time to connect to one clamd' },
     { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 60, doc: 'time for one item, from the first byte sent to the reply' },
     { key: 'max_stream_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 25 * MiB, doc: "clamd's StreamMaxLength: larger items are not sent and count as a scanner error" },

@@ -36,7 +36,8 @@ export interface ScanItem {
 
 export type EngineResult =
   | { readonly status: 'clean' }
-  | { readonly status: 'infected'; readonly names: readonly string[] }
+  /** `engine`: the engine that found it, when a composite engine (failover) answered for it. */
+  | { readonly status: 'infected'; readonly names: readonly string[]; readonly engine?: string | undefined }
   | { readonly status: 'error'; readonly code: string; readonly message: string };
 
 export interface Engine {
@@ -48,6 +49,13 @@ export interface Engine {
   version(signal: AbortSignal): Promise<string>;
   /** Release connections, handles and timers. */
   close(): Promise<void>;
+  /**
+   * What the engine's verdicts depend on besides the bytes (its signatures' version), for the
+   * verdict cache; undefined when it cannot tell (then nothing of it is cached).
+   */
+  signatureVersion?(): string | undefined;
+  /** False when the engine cannot scan now (every clamd server down): engine_mode = "failover" skips it. */
+  healthy?(): boolean;
 }
 
 /** Stable engine error codes; classify by these, never by message text. */

@@ -44,6 +44,10 @@ export const EVENTS = {
   'worker-output': { levels: ['warning'], meaning: "a worker wrote to its own stderr (text=): not a log line of ours" },
   drained: { levels: ['info'], meaning: 'at shutdown a worker answered its unfinished= requests 451' },
   'tmp-swept': { levels: ['info'], meaning: 'temp files left by workers that are gone were removed (entries=)' },
+  // ---- engines and the verdict cache (logged by the worker, or by -t / --batch-test on stderr)
+  'clamd-down': { levels: ['warning'], meaning: 'a clamd server failed without a verdict (code=, reason=): marked down, the others scan, it is probed back with PING' },
+  'clamd-up': { levels: ['warning'], meaning: 'a clamd server marked down answers again (down_ms=)' },
+  'cache-error': { levels: ['warning'], meaning: 'the verdict cache (Redis) failed: items are scanned instead, never trusted on doubt' },
   // ---- connections and requests
   'bad-request': { levels: ['warning'], meaning: 'a client sent something that is not a Courier request (code=): closed, no reply' },
   'request-read-timeout': { levels: ['warning'], meaning: 'a client did not finish its request within request_read_timeout: closed' },

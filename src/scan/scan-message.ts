@@ -7,7 +7,9 @@
  * and an AbortSignal carrying the request's deadline. Output: a Verdict; it never throws (an
  * unexpected fault becomes an "error" verdict with origin "internal").
  *
- * Order of precedence: infected (we know enough to act) > encrypted > limit > error > clean. "clean" needs
+ * Order of precedence: infected (we know enough to act) > encrypted > limit > error > clean; an
+ * item an engine refuses for its size (ESIZE_LIMIT: clamd's StreamMaxLength, yara's max_scan_size)
+ * was not scanned and is a limit. "clean" needs
  * every engine to have answered clean for every item routed to it (route.ts: every engine gets
  * the raw message, every decoded part and every container member).
  * Every error carries its origin: an engine's own failure is "scanner" (the one origin that
@@ -123,7 +125,7 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     const jobs = route(items, deps.engines);
     const scanned = [...new Set(jobs.map((j) => j.item))];
     const bytes = scanned.reduce((n, i) => n + i.source.size, 0);
-    const { findings, firstError } = await scanItems(jobs, signal, deps.trace);
+    const { findings, firstError, sizeLimit } = await scanItems(jobs, signal, deps.trace);
 
     let verdict: Verdict;
     const limit = extraction.limit;
@@ -139,6 +141,7 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     }
     else if (limit && !NOT_LIMITS.has(limit.code)) verdict = { kind: 'limit', code: limit.code, reason: limit.message };
     else if (limit) verdict = { kind: 'error', code: limit.code, reason: limit.message, origin: 'internal' };
+    else if (sizeLimit) verdict = { kind: 'limit', code: EngineErrorCode.SIZE_LIMIT, reason: sizeLimit.message };
     else if (firstError) verdict = { kind: 'error', code: firstError.code, reason: firstError.message, origin: firstError.origin };
     else verdict = { kind: 'clean', items: scanned.length };
     return { verdict, items: scanned.length, bytes, irregular: extraction.irregular };
@@ -180,6 +183,8 @@ function encryptedHeuristic(findings: readonly Finding[]): { format: string; pat
 interface ScanOutcome {
   findings: Finding[];
   firstError?: { code: string; message: string; origin: ErrorOrigin } | undefined;
+  /** An item an engine would not take for its size: not scanned, a limit (action.limit). */
+  sizeLimit?: { message: string } | undefined;
 }
 
 /** The (item, engine) jobs, a few at a time; stops starting new work once a virus is found. */
@@ -200,10 +205,12 @@ async function scanItems(jobs: readonly Job[], signal: AbortSignal, trace?: Trac
       if (r.status === 'infected') {
         for (const name of r.names) {
           out.findings.push({
-            name, engine: engine.label, itemId: item.id, filename: item.filename, encoding: item.encoding, reading: item.reading,
+            name, engine: r.engine ?? engine.label, itemId: item.id, filename: item.filename, encoding: item.encoding, reading: item.reading,
             ...(item.container !== undefined ? { container: item.container } : {}),
           });
         }
+      } else if (r.status === 'error' && r.code === EngineErrorCode.SIZE_LIMIT && !signal.aborted) {
+        out.sizeLimit ??= { message: `${engine.label}: item ${item.id} (${item.source.size} bytes) is larger than the engine accepts` };
       } else if (r.status === 'error') {
         // An engine stopped by the request's abort (or by its own shutdown) has not failed.
         const origin: ErrorOrigin = r.code === EngineErrorCode.ABORTED || signal.aborted ? 'abort' : r.code === ENGINE_BUG ? 'internal' : 'scanner';

@@ -172,7 +172,10 @@ function init(m: Extract<ToWorker, { t: 'init' }>): void {
   let cfg: Config;
   try {
     cfg = parseConfig(m.configText, m.source, m.parse); // the master's choice of default engine
-    rt = createRuntime(cfg, { makeTmpdir: true, checkOwner: true, processes: m.processes });
+    rt = createRuntime(cfg, {
+      makeTmpdir: true, checkOwner: true, processes: m.processes,
+      engineEvent: (event, fields) => log.event(event, { worker: workerNo, ...fields }, 'warning'),
+    });
   } catch (err) {
     send({ t: 'failed', code: codeOf(err) ?? 'ECONFIG', reason: messageOf(err) });
     setTimeout(() => process.exit(0), 50).unref();

@@ -46,6 +46,14 @@ export interface ClamdProxy {
   readonly counts: Readonly<Record<ProxyMode, number>>;
   /** Connections still open. */
   readonly open: number;
+  /** Most client connections open at one time since the last resetPeak(). */
+  readonly peakClients: number;
+  /**
+   * pass/delay: most scans in flight at one time since the last resetPeak() — INSTREAM commands
+   * seen from clients whose `stream:` answer has not yet been passed back (sessions included).
+   */
+  readonly peakScans: number;
+  resetPeak(): void;
   stop(): Promise<void>;
 }
 
@@ -62,11 +70,18 @@ export async function startClamdProxy(upstream: string, opts: { dir?: string } =
     s.on('close', () => sockets.delete(s));
     return s;
   };
+  const clients = { open: 0, peak: 0, scans: 0, peakScans: 0 };
   const server = createServer((client) => {
     track(client);
+    clients.open++;
+    clients.peak = Math.max(clients.peak, clients.open);
+    client.on('close', () => { clients.open--; });
     const mode = next.shift() ?? state.mode;
     counts[mode]++;
-    serveConnection(client, mode, state, track);
+    serveConnection(client, mode, state, track, (delta) => {
+      clients.scans += delta;
+      clients.peakScans = Math.max(clients.peakScans, clients.scans);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -87,6 +102,12 @@ export async function startClamdProxy(upstream: string, opts: { dir?: string } =
     set upstream(p: string) { state.upstream = p; },
     counts,
     get open() { return sockets.size; },
+    get peakClients() { return clients.peak; },
+    get peakScans() { return clients.peakScans; },
+    resetPeak() {
+      clients.peak = clients.open;
+      clients.peakScans = clients.scans;
+    },
     async stop() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -98,7 +119,19 @@ export async function startClamdProxy(upstream: string, opts: { dir?: string } =
 
 interface State { mode: ProxyMode; delayMs: number; sizeLimit: number; upstream: string }
 
-function serveConnection(client: Socket, mode: ProxyMode, state: State, track: (s: Socket) => Socket): void {
+/** Counts occurrences of `needle` in a stream of chunks (also across chunk boundaries). */
+function counter(needle: string): (d: Buffer) => number {
+  let tail = '';
+  return (d) => {
+    const text = tail + d.toString('latin1');
+    let n = 0;
+    for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + needle.length)) n++;
+    tail = text.slice(-(needle.length - 1));
+    return n;
+  };
+}
+
+function serveConnection(client: Socket, mode: ProxyMode, state: State, track: (s: Socket) => Socket, scans: (delta: number) => void): void {
   const framing = new InstreamFraming();
   switch (mode) {
     case 'hang':
@@ -128,7 +161,16 @@ function serveConnection(client: Socket, mode: ProxyMode, state: State, track: (
       // clamd killed (a reset) cuts the client off; a normal close ends it after the answer
       up.on('close', (hadError) => { if (hadError) later(() => client.destroy()); });
       client.on('close', () => up.destroy());
-      up.on('data', (d: Buffer) => later(() => client.write(d)));
+      const started = counter('zINSTREAM\0');
+      const answered = counter('stream: ');
+      let open = 0;
+      client.on('close', () => { scans(-open); open = 0; });
+      up.on('data', (d: Buffer) => later(() => {
+        const n = Math.min(open, answered(d));
+        open -= n;
+        scans(-n);
+        client.write(d);
+      }));
       up.on('end', () => later(() => client.end()));
       client.on('data', (d: Buffer) => {
         if (mode === 'size-limit' && framing.push(d).payload > limit) {
@@ -138,6 +180,9 @@ function serveConnection(client: Socket, mode: ProxyMode, state: State, track: (
           client.write(SIZE_LIMIT_REPLY, () => client.destroy());
           return;
         }
+        const n = started(d);
+        open += n;
+        scans(n);
         up.write(d);
       });
       client.on('end', () => up.end());

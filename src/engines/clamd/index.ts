@@ -1,7 +1,8 @@
 /**
  * The clamd engine: the Engine seam (engines/engine.ts) over clamd's INSTREAM.
  *
- * Owns: option validation, how the raw message is presented (raw-message.ts), server choice (failover.ts),
+ * Owns: option validation, how the raw message is presented (raw-message.ts), server choice and
+ * health (pool.ts),
  * which connection an item goes on (an item in memory of up to SESSION_MAX_BYTES on a kept
  * IDSESSION connection, session.ts; a larger or file-backed one, or one a broken session left
  * without a verdict, on a connection of its own, client.ts), and the engine's own shutdown signal.
@@ -13,10 +14,11 @@
 import { setMaxListeners } from 'node:events';
 import { EngineErrorCode, type Engine, type EngineResult, type ScanItem, type ScanSource } from '../engine.js';
 import { parseServer } from './address.js';
-import { instream, version as clamdVersion } from './client.js';
-import { orderedFailover } from './failover.js';
+import { instream, ping, version as clamdVersion } from './client.js';
+import { ClamdPool, type PoolEvent, type ServerHealth } from './pool.js';
 import { presentRaw, type RawMessageMode } from './raw-message.js';
 import { SessionPool } from './session.js';
+import { parseClamdVersion } from './version.js';
 import type { ClamdAddress } from './address.js';
 
 /**
@@ -39,11 +41,21 @@ export interface ClamdOptions {
   maxStreamBytes: number;
   /** The raw message parsed by clamd as mail, or scanned as plain data (raw-message.ts); default CLAMD_DEFAULTS.rawMessage. */
   rawMessage?: RawMessageMode | undefined;
+  /** Scans in flight to one server from this process (its share of max_scans_per_server); default CLAMD_DEFAULTS.maxScansPerServer. */
+  maxScansPerServer?: number | undefined;
+  /** A server went down or came back (pool.ts). */
+  onEvent?: ((e: PoolEvent) => void) | undefined;
+}
+
+/** The clamd engine, with the health of its servers (for logs and stats). */
+export interface ClamdEngine extends Engine {
+  health(): ServerHealth[];
 }
 
 /** Defaults matching Debian's clamd.conf and the config schema. */
 export const CLAMD_DEFAULTS: Readonly<Omit<ClamdOptions, 'servers'>> = Object.freeze({
   rawMessage: 'data' as RawMessageMode,
+  maxScansPerServer: 10,
   connectTimeoutMs: 5_000,
   scanTimeoutMs: 60_000,
   chunkBytes: 64 * 1024,
@@ -51,12 +63,21 @@ export const CLAMD_DEFAULTS: Readonly<Omit<ClamdOptions, 'servers'>> = Object.fr
   maxStreamBytes: 25 * 1024 * 1024,
 });
 
+/** How often the servers' signature versions are read again once someone asks for them. */
+const VERSION_REFRESH_MS = 30_000;
+
 /** setTimeout cannot wait longer than this many ms (it fires at once instead). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export function createClamdEngine(opts: ClamdOptions): Engine {
+export function createClamdEngine(opts: ClamdOptions): ClamdEngine {
   const o = validate(opts);
-  const servers = orderedFailover(o.servers.map(parseServer));
+  const probeMs = Math.min(o.scanTimeoutMs, Math.max(o.connectTimeoutMs, 2_000));
+  const servers = new ClamdPool({
+    servers: o.servers.map(parseServer),
+    maxScans: o.maxScansPerServer,
+    probe: async (addr) => (await ping(addr, { connectTimeoutMs: o.connectTimeoutMs, replyTimeoutMs: probeMs, signal: AbortSignal.timeout(o.connectTimeoutMs + probeMs + 1000) })).ok,
+    onEvent: o.onEvent,
+  });
   const sessions = new Map<ClamdAddress, SessionPool>();
   const sessionsOf = (addr: ClamdAddress): SessionPool => {
     let p = sessions.get(addr);
@@ -89,18 +110,43 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
       };
       const bytes = source.bytes !== undefined && source.bytes.length === source.size && source.size <= Math.min(SESSION_MAX_BYTES, o.maxStreamBytes)
         ? source.bytes : undefined;
-      return await servers.run(async (addr) => {
+      return await servers.run(source.size, linked.signal, async (addr) => {
         if (bytes !== undefined) {
           const r = await sessionsOf(addr).scan(bytes, opts);
           if (r !== undefined) return r;
           if (linked.signal.aborted) return { status: 'error', code: EngineErrorCode.ABORTED, message: 'aborted' };
         }
+        // A connection of its own: an idle session to this server goes first, so that the
+        // connections to a server never outnumber the scans in flight to it.
+        sessions.get(addr)?.closeIdle();
         return instream(addr, source, opts);
       });
     } finally {
       linked.release();
     }
   }
+
+  // The servers' signature versions, for the verdict cache: read when first asked for, then every
+  // VERSION_REFRESH_MS. Undefined (nothing cached) until known, and whenever a server that answers
+  // has no official database (its local signature files have no version to tell a change by).
+  let signatures: string | undefined;
+  let versionTimer: NodeJS.Timeout | undefined;
+  const readVersions = async (): Promise<void> => {
+    const lines = await Promise.all(o.servers.map(parseServer).map((addr) =>
+      clamdVersion(addr, { connectTimeoutMs: o.connectTimeoutMs, replyTimeoutMs: probeMs, signal: AbortSignal.timeout(o.connectTimeoutMs + probeMs + 1000) })));
+    const known = lines.flatMap((r) => (r.ok ? [parseClamdVersion(r.reply)] : []));
+    signatures = known.length === 0 || known.some((v) => v.database === undefined)
+      ? undefined
+      : [...new Set(known.map((v) => `${v.engine}/${v.database}/${v.date ?? ''}`))].sort().join('|');
+  };
+  const signatureVersion = (): string | undefined => {
+    if (versionTimer === undefined && !shutdown.signal.aborted) {
+      void readVersions();
+      versionTimer = setInterval(() => void readVersions(), VERSION_REFRESH_MS);
+      versionTimer.unref();
+    }
+    return signatures;
+  };
 
   async function version(signal: AbortSignal): Promise<string> {
     const reasons: string[] = [];
@@ -117,14 +163,21 @@ export function createClamdEngine(opts: ClamdOptions): Engine {
     label: 'clamd',
     scan,
     version,
+    health: () => servers.health(),
+    healthy: () => servers.health().some((h) => h.up),
+    signatureVersion,
     async close() {
+      clearInterval(versionTimer);
       shutdown.abort();
+      servers.close();
       for (const p of sessions.values()) p.close();
     },
   };
 }
 
-function validate(opts: ClamdOptions): Readonly<Required<ClamdOptions>> {
+type Validated = Readonly<Required<Omit<ClamdOptions, 'onEvent'>> & Pick<ClamdOptions, 'onEvent'>>;
+
+function validate(opts: ClamdOptions): Validated {
   if (!Array.isArray(opts.servers) || opts.servers.length === 0) {
     throw badOption('servers must list at least one clamd address, e.g. ["unix:/run/clamav/clamd.ctl"]');
   }
@@ -133,9 +186,11 @@ function validate(opts: ClamdOptions): Readonly<Required<ClamdOptions>> {
   positiveInt('scanTimeoutMs', opts.scanTimeoutMs, MAX_TIMER_MS);
   positiveInt('chunkBytes', opts.chunkBytes, 0xffffffff);
   positiveInt('maxStreamBytes', opts.maxStreamBytes, Number.MAX_SAFE_INTEGER);
+  const maxScansPerServer = opts.maxScansPerServer ?? CLAMD_DEFAULTS.maxScansPerServer ?? 10;
+  positiveInt('maxScansPerServer', maxScansPerServer, 100_000);
   const rawMessage = opts.rawMessage ?? CLAMD_DEFAULTS.rawMessage;
   if (rawMessage !== 'mail' && rawMessage !== 'data') throw badOption(`rawMessage must be "mail" or "data", got ${JSON.stringify(rawMessage)}`);
-  return Object.freeze({ ...opts, rawMessage, servers: [...opts.servers] });
+  return Object.freeze({ ...opts, rawMessage, maxScansPerServer, onEvent: opts.onEvent, servers: [...opts.servers] });
 }
 
 function positiveInt(name: string, v: number, max: number): void {

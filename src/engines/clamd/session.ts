@@ -211,6 +211,11 @@ export class SessionPool {
     return best.scan(data, opts);
   }
 
+  /** Ends the sessions that carry no scan now. */
+  closeIdle(): void {
+    for (const s of [...this.sessions]) if (s.load === 0) s.close();
+  }
+
   close(): void {
     for (const s of [...this.sessions]) s.close();
   }

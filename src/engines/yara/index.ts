@@ -12,6 +12,7 @@
  * over maxScanBytes is ESIZE_LIMIT (fail closed, never clean), then ESCAN_TIMEOUT, EABORTED,
  * EIO (reading the item) and ESCANNER (binding or worker failure).
  */
+import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { EngineErrorCode, type Engine, type EngineResult, type ScanItem } from '../engine.js';
 import { ScanPool, type PoolOutcome } from './pool.js';
@@ -165,10 +166,14 @@ export function createYaraEngine(opts: YaraOptions): YaraEngine {
     }
   }
 
+  // The verdicts depend on the rules and on the YARA-X build that runs them.
+  const signatures = createHash('sha256').update(bindingVersion()).update('\0').update(rules.source).digest('hex').slice(0, 32);
   return {
     label: 'yara',
     rules,
     scan,
+    signatureVersion: () => signatures,
+    healthy: () => !closed,
     async version(): Promise<string> {
       const n = rules.ruleCount;
       const count = `${n} rule${n === 1 ? '' : 's'}`;
