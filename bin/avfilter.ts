@@ -14,6 +14,8 @@ import type { Config } from '../src/config/load.js';
 import type { Runtime } from '../src/app/runtime.js';
 import { buildProgram } from '../src/cli/program.js';
 
+/** main() has come to an end (see the 'exit' listener at the bottom). */
+let settled = false;
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** Filter name = socket name: the basename it was started as (courierfilter runs active/NAME). */
@@ -89,7 +91,9 @@ async function main(): Promise<number> {
     // Exit as soon as the daemon is done: a scan thread still busy must not keep a stopped
     // filter alive (courierfilter waits for it).
     const { runMaster } = await import('../src/master/master.js');
-    process.exit(await runMaster({ configFile: o.file, foreground: !!o.foreground, name: filterName(), allowRoot: !!o.allowRoot, debug: !!o.debug }));
+    const status = await runMaster({ configFile: o.file, foreground: !!o.foreground, name: filterName(), allowRoot: !!o.allowRoot, debug: !!o.debug });
+    settled = true;
+    process.exit(status);
   }
 
   const { loadResolvedConfig } = await import('../src/app/default-engine.js');
@@ -211,11 +215,20 @@ async function engineVersions(rt: Runtime): Promise<string[]> {
   return Promise.all(rt.engines.map((e) => e.version(AbortSignal.timeout(5000)).catch((err: Error) => `unavailable: ${err.message}`)));
 }
 
+// Node exits when nothing is left to wait on, even with main() unsettled (a promise that can
+// never resolve): then -t would exit 0, "clean", with files unreported. Fail closed instead.
+process.on('exit', () => {
+  if (settled) return;
+  process.stderr.write('avfilter: internal error: stopped with work unfinished (a scan never settled); nothing was reported clean\n');
+  process.exitCode = 2;
+});
 main().then(
   (code) => {
+    settled = true;
     process.exitCode = code;
   },
   (err: unknown) => {
+    settled = true;
     process.stderr.write(`avfilter: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
     process.exitCode = 2;
   },

@@ -8,7 +8,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Engine, EngineResult, ScanItem } from '../src/engines/engine.js';
-import { createClamdEngine, type ClamdEngine, type ClamdOptions } from '../src/engines/clamd/index.js';
+import { createClamdEngine, parseServer, type ClamdEngine, type ClamdOptions } from '../src/engines/clamd/index.js';
+import { SessionPool } from '../src/engines/clamd/session.js';
+import { fileSource } from '../src/bytes/sources.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { bufferSource } from '../src/bytes/sources.js';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
 import { startClamdProxy, type ClamdProxy } from './helpers/clamd-proxy.js';
@@ -131,5 +136,39 @@ test('an idle session is ended after a few seconds', async () => {
     await waitFor(() => proxy.open === 0, 12_000, 'the idle session closed');
   } finally {
     await e.close();
+  }
+});
+
+test('regression: a session closed while a scan waits for it to connect (it hung, and -t exited 0 with files unreported): the scan goes on a connection of its own', async () => {
+  const pool = new SessionPool(parseServer(`unix:${clamd.socketPath}`));
+  try {
+    const waiting = pool.scan(eicar(), { connectTimeoutMs: 2000, scanTimeoutMs: 5000, chunkBytes: 65536, signal: AbortSignal.timeout(10_000) });
+    pool.close(); // before the connection is up
+    const r = await Promise.race([waiting, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 5000).unref())]);
+    assert.notEqual(r, 'hung', 'the scan waiting for the closed session never settled');
+    assert.equal(r, undefined, 'no verdict from a closed session: the caller sends the item itself');
+  } finally {
+    pool.close();
+  }
+  // through the engine: small items on sessions while a large file-backed one closes idle ones
+  const dir = mkdtempSync(join(tmpdir(), 'avf-sess-'));
+  const e = engine(`unix:${clamd.socketPath}`);
+  try {
+    const big = join(dir, 'big');
+    writeFileSync(big, Buffer.alloc(3 * 1024 * 1024, 'x'));
+    const all = await Promise.race([
+      Promise.all([
+        e.scan(part(clean(71)), AbortSignal.timeout(30_000)),
+        e.scan({ id: 'big', kind: 'part', source: fileSource(big, 3 * 1024 * 1024) }, AbortSignal.timeout(30_000)),
+        e.scan(part(eicar()), AbortSignal.timeout(30_000)),
+        e.scan(part(clean(72)), AbortSignal.timeout(30_000)),
+      ]),
+      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000).unref()),
+    ]);
+    assert.notEqual(all, 'hung');
+    assert.deepEqual((all as EngineResult[]).map((r) => r.status), ['clean', 'clean', 'infected', 'clean']);
+  } finally {
+    await e.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -8,7 +8,9 @@
  * order for a slot, within its deadline. A server that fails a transfer without a verdict
  * (connect refused or timed out, reset, no or garbled reply, scan timeout) is marked down at
  * once: no further scan is sent to it until a background `zPING` gets `PONG` (1 s, doubling to
- * 30 s), so a hung clamd costs the scans already on it one timeout each, not every message one.
+ * 30 s), so a hung clamd costs the scans already on it one timeout each, not every message one. A
+ * scan timeout on a server that answered other scans while this one waited is slowness, not a
+ * hang: that item is retried elsewhere, the server stays up.
  * Such a scan is sent once more to another up server, never after a verdict (clean, infected or
  * clamd's own error reply). When no server is up the answer is an error at once (the message gets
  * 451), without waiting for a timeout.
@@ -68,6 +70,8 @@ interface Server {
   refusesFrom: number;
   refusesUntil: number;
   lastError: string | undefined;
+  /** When it last gave a verdict (clean, infected, its own error reply). */
+  lastAnswer: number;
 }
 
 interface Waiter {
@@ -90,7 +94,7 @@ export class ClamdPool {
     if (!Number.isInteger(opts.maxScans) || opts.maxScans < 1) throw new RangeError(`ClamdPool: maxScans must be a positive integer, got ${opts.maxScans}`);
     this.servers = opts.servers.map((addr) => ({
       addr, name: formatServer(addr), inFlight: 0, up: true, downSince: 0, probeDelayMs: PROBE_FIRST_MS,
-      probeTimer: undefined, refusesFrom: Number.POSITIVE_INFINITY, refusesUntil: 0, lastError: undefined,
+      probeTimer: undefined, refusesFrom: Number.POSITIVE_INFINITY, refusesUntil: 0, lastError: undefined, lastAnswer: 0,
     }));
   }
 
@@ -113,19 +117,24 @@ export class ClamdPool {
       const picked = await this.acquire(size, signal, first);
       if (picked.kind === 'none') return firstFailure ?? picked.result;
       const s = picked.server;
+      const started = performance.now();
       let r: EngineResult;
       try {
         r = await attempt(s.addr);
       } finally {
         this.release(s);
       }
+      if (!isNoVerdict(r) && !(r.status === 'error' && r.code === EngineErrorCode.ABORTED)) s.lastAnswer = performance.now();
       if (r.status === 'error' && r.code === EngineErrorCode.SIZE_LIMIT && /clamd: INSTREAM size limit exceeded/.test(r.message)) {
         s.refusesFrom = Math.min(this.refusal(s), size);
         s.refusesUntil = Date.now() + REFUSAL_MEMORY_MS;
         return r;
       }
       if (!isNoVerdict(r) || signal.aborted) return r;
-      this.markDown(s, r);
+      // A scan timeout on a server that gave other verdicts meanwhile is a slow server (a big
+      // item, a loaded machine), not a hung one: the item is retried, the server stays up.
+      const slowNotHung = r.status === 'error' && r.code === EngineErrorCode.SCAN_TIMEOUT && s.lastAnswer > started;
+      if (!slowNotHung) this.markDown(s, r);
       if (first !== undefined && firstFailure?.status === 'error' && r.status === 'error') {
         return { status: 'error', code: r.code, message: `no clamd server gave a verdict: ${firstFailure.message}; ${r.message}` };
       }

@@ -65,19 +65,29 @@ class Session {
   private idleTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   closed = false;
+  /** The connection is up (IDSESSION sent). */
+  connected = false;
+  /**
+   * Resolves when the connection is up (undefined) or could not be made (the error); a session
+   * closed before either resolves undefined too: its scan() then says "no verdict here" and the
+   * item goes on a connection of its own. It always settles.
+   */
   readonly ready: Promise<EngineResult | undefined>;
+  private settleReady: (r: EngineResult | undefined) => void = () => undefined;
 
   constructor(private readonly addr: ClamdAddress, connectTimeoutMs: number, private readonly onClose: (s: Session) => void) {
     const where = formatServer(addr);
     this.socket = addr.kind === 'unix' ? connect({ path: addr.path }) : connect({ host: addr.host, port: addr.port });
     this.socket.setNoDelay?.(true);
     this.ready = new Promise((resolve) => {
+      this.settleReady = resolve;
       this.connectTimer = setTimeout(() => {
         resolve({ status: 'error', code: EngineErrorCode.CONNECT_TIMEOUT, message: `${where}: not connected within ${connectTimeoutMs} ms` });
         this.close();
       }, connectTimeoutMs);
       this.socket.once('connect', () => {
         clearTimeout(this.connectTimer);
+        this.connected = true;
         this.socket.write(IDSESSION);
         resolve(undefined);
       });
@@ -91,6 +101,9 @@ class Session {
     this.socket.on('close', () => this.close());
     this.socket.on('end', () => this.close());
   }
+
+  /** Scans waiting for this session to be up. */
+  claims = 0;
 
   get load(): number {
     return this.closed ? Infinity : this.pending.size;
@@ -178,6 +191,7 @@ class Session {
       this.onClose(this);
     }
     this.socket.destroy();
+    this.settleReady(undefined);
     this.held.clear();
     const left = [...this.pending.values()];
     for (const p of left) p.resolve(undefined);
@@ -206,14 +220,20 @@ export class SessionPool {
       });
       this.sessions.push(best);
     }
-    const failed = await best.ready;
+    best.claims++;
+    let failed: EngineResult | undefined;
+    try {
+      failed = await best.ready;
+    } finally {
+      best.claims--;
+    }
     if (failed !== undefined) return failed;
     return best.scan(data, opts);
   }
 
-  /** Ends the sessions that carry no scan now. */
+  /** Ends the sessions that are up and carry no scan now (never one a scan is waiting to use). */
   closeIdle(): void {
-    for (const s of [...this.sessions]) if (s.load === 0) s.close();
+    for (const s of [...this.sessions]) if (s.connected && s.load === 0 && s.claims === 0) s.close();
   }
 
   close(): void {
