@@ -35,7 +35,7 @@ async function main(): Promise<number> {
     throw err;
   }
   const o = program.opts<{
-    file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean; allowRoot?: boolean;
+    file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean; allowRoot?: boolean; debug?: boolean;
     installFilter?: boolean; uninstallFilter?: boolean; root?: string;
   }>();
   // `-t -v FILE...`: commander hands a variadic option every later word; take -v back out
@@ -51,6 +51,10 @@ async function main(): Promise<number> {
   const modes = [o.config, o.test, o.batchTest, o.installFilter, o.uninstallFilter].filter(Boolean).length;
   if (modes > 1 || (modes === 1 && o.foreground)) {
     process.stderr.write('avfilter: choose one of --config, -t, --batch-test, --foreground, --install-filter, --uninstall-filter\n');
+    return 2;
+  }
+  if (o.debug && !o.foreground) {
+    process.stderr.write('avfilter: --debug goes with --foreground (avfilter --foreground --debug)\n');
     return 2;
   }
   if (o.root !== undefined && !o.installFilter && !o.uninstallFilter) {
@@ -87,7 +91,7 @@ async function main(): Promise<number> {
     // Exit as soon as the daemon is done: a scan thread still busy must not keep a stopped
     // filter alive (courierfilter waits for it).
     const { runMaster } = await import('../src/master/master.js');
-    const status = await runMaster({ configFile: o.file, foreground: !!o.foreground, name: filterName(), allowRoot: !!o.allowRoot });
+    const status = await runMaster({ configFile: o.file, foreground: !!o.foreground, name: filterName(), allowRoot: !!o.allowRoot, debug: !!o.debug });
     settled = true;
     process.exit(status);
   }
@@ -153,13 +157,13 @@ async function main(): Promise<number> {
     if (o.test) {
       const progress = process.stderr.isTTY ? (l: string) => process.stderr.write(`\r${l.slice(0, 78).padEnd(78)}`) : undefined;
       const { runTestMode } = await import('../src/app/test-mode.js');
-      const code = await runTestMode(o.test, rt, { verbose: !!o.verbose, out: (l) => process.stdout.write(`${l}\n`), progress });
-      if (progress) process.stderr.write(`\r${''.padEnd(78)}\r`);
-      return code;
+      // the summary after the progress line is wiped; stdout keeps exactly the contract's lines
+      const summary = (l: string) => process.stderr.write(`${progress ? `\r${''.padEnd(78)}\r` : ''}${l}\n`);
+      return await runTestMode(o.test, rt, { verbose: !!o.verbose, out: (l) => process.stdout.write(`${l}\n`), progress, summary });
     }
     const { runBatchMode } = await import('../src/app/batch-mode.js');
     const { stderrLogger } = await import('../src/ops/log.js');
-    return await runBatchMode(process.stdin, process.stdout, rt, stderrLogger(cfg.log_level));
+    return await runBatchMode(process.stdin, process.stdout, rt, stderrLogger(cfg.log_level, cfg.log_format));
   } finally {
     await rt.close();
     if (privateTmp) rmSync(privateTmp, { recursive: true, force: true });

@@ -69,7 +69,7 @@ test('a reader that went away: lines are counted lost, the writer goes on', asyn
     const fd = openSync(fifo, 'w');
     await new Promise((r) => reader.on('exit', r));
     const log = new FdLog(fd);
-    for (let i = 0; i < 50; i++) log.sink(`avfilter: i=${i}\n`);
+    for (let i = 0; i < 50; i++) log.sink(`avfilter: i=${i}\n`, 'info');
     await log.drain(5000);
     assert.equal(log.lost, 50);
     closeSync(fd);

@@ -19,15 +19,15 @@ test('log values: controls, C1, line separators and bidi overrides are escaped, 
 test('logger: levels filter and label lines; a sink that throws loses the line, not the process', () => {
   const lines: string[] = [];
   const log = createLogger((l) => lines.push(l), 'warning');
-  log.event('a', {}, 'info');
-  log.event('b', { x: 1 }, 'error');
+  log.event('started', {}, 'info');
+  log.event('degraded', { x: 1 }, 'error');
   log.message({ y: 2 });
-  assert.deepEqual(lines, ['avfilter: level=error event=b x=1\n']);
+  assert.deepEqual(lines, ['avfilter: level=error event=degraded x=1\n']);
   log.setLevel?.('info');
   log.message({ y: 2 });
   assert.equal(lines[1], 'avfilter: y=2\n');
   const broken = createLogger(() => { throw Object.assign(new Error('EPIPE'), { code: 'EPIPE' }); });
-  assert.doesNotThrow(() => broken.event('x'));
+  assert.doesNotThrow(() => broken.event('started'));
 });
 
 test('rate limiter: a flood of one event writes a few lines and then one count of what it held back', () => {

@@ -67,7 +67,8 @@ function cacheStore(config: Config, opts: RuntimeOptions): VerdictStore | undefi
   return redisStore({ url: config.cache, onError: (reason) => opts.engineEvent?.('cache-error', { reason }) });
 }
 
-export type EngineEventSink = (event: string, fields: Record<string, string | number>) => void;
+/** Events registered in ops/events.ts (an unregistered one does not compile). */
+export type EngineEventSink = (event: 'clamd-down' | 'clamd-up' | 'cache-error', fields: Record<string, string | number>) => void;
 
 /** Seconds as written in the config → whole milliseconds (1.005 s is 1005 ms, never refused). */
 export function ms(seconds: number): number {

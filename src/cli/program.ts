@@ -60,9 +60,27 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
   },
   {
     heading: 'LOGGING',
-    text: 'One key=value line per message and per life-cycle event on standard error, which courierfilter ' +
-      'sends to syslog (facility mail, all lines at one severity): lines of warning and error severity say ' +
-      'so in their text, as level=warning and level=error.',
+    text: 'One key=value line per message and per life-cycle event. With log_to = "stderr" (the default) they ' +
+      'go to standard error, which courierfilter sends to syslog (facility mail, all lines at one severity): ' +
+      'lines of warning and error severity say so in their text, as level=warning and level=error. With ' +
+      'log_to = "syslog" every line, the workers\' too, is sent to the local syslog socket (syslog_socket, ' +
+      'default /dev/log) with facility mail and its own severity (error, warning, info, debug) under the ' +
+      'tag avfilter[pid], so a mail.err rule sees a config error at start, a failed reload or engines that ' +
+      'do not load. A syslog socket that is missing (said once on standard error at start) or goes away ' +
+      'loses lines, never mail: the count is in the stopped event (log_lines_lost=).\n\n' +
+      'log_format = "json" writes one JSON object per line: ts, level, then the same fields.\n\n' +
+      'Every event and code, with its level and meaning, is listed in docs/log-events.md of avfilter\'s source.',
+  },
+  {
+    heading: 'DEBUGGING',
+    text: '--foreground --debug runs the daemon for a developer: its socket is ./NAME in the current directory ' +
+      '(./avfilter: send requests with socat, as Courier writes them), avfilter_sig\'s pipe is there too, no ' +
+      'pid file is written, every line down to debug is logged, and each message is traced through its ' +
+      'stages (event=trace stage=read, mime, unpack, engine, policy, reply). spool_dirs still applies. ' +
+      'log_level = "debug" traces a running filter the same way; with any other level a message costs ' +
+      'nothing more.\n\n' +
+      '-t shows its progress (files done / total, MB) on standard error when that is a terminal, and ends ' +
+      'with a summary line there (files, OK, FOUND, ERROR, MB/s); standard output carries only the PATH lines.',
   },
   {
     heading: 'SIGNALS',
@@ -89,13 +107,14 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
 export function buildProgram(version: string): Command {
   return new Command('avfilter')
     .description(DESCRIPTION)
-    .usage('[-f FILE] [--foreground | --config [-v] | -t FILE... | --batch-test | --install-filter | --uninstall-filter]')
+    .usage('[-f FILE] [--foreground [--debug] | --config [-v] | -t FILE... | --batch-test | --install-filter | --uninstall-filter]')
     .option('-f, --file <FILE>', `config file (default ${DEFAULT_CONFIG_PATH}, or $AVFILTER_CONFIG)`)
     .option('--config', 'print the effective configuration and exit')
     .option('-v, --verbose', 'with --config: engine versions and what signatures each engine knows too; with -t: where each virus was found')
     .option('-t, --test <FILE...>', 'scan mail files (- for stdin, directories too) and report like clamscan')
     .option('--batch-test', 'read Courier requests on stdin instead of the socket; replies on stdout')
     .option('--foreground', 'run the filter daemon even when not started by courierfilter (under a supervisor or a test)')
+    .option('--debug', 'with --foreground: a developer\'s run: the socket (./NAME) and avfilter_sig\'s pipe in the current directory, no pid file, log_level debug, each message traced through its stages')
     .option('--install-filter', 'as root: install as Courier\'s filter (/usr/lib/courier/filters/avfilter, a sample config, the private directories) and check it as Courier\'s user; run again to check')
     .option('--uninstall-filter', 'as root: remove what --install-filter made (an edited config and quarantined mail stay)')
     .option('--root <DIR>', 'with --install-filter or --uninstall-filter: install under DIR instead of / (staging, tests)')

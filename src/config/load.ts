@@ -71,6 +71,9 @@ export interface Config {
   readonly memory_budget: number;
   readonly spool_dirs: readonly string[];
   readonly log_level: 'error' | 'warning' | 'info' | 'debug';
+  readonly log_to: 'stderr' | 'syslog';
+  readonly log_format: 'text' | 'json';
+  readonly syslog_socket: string;
   readonly shutdown_timeout: number;
   readonly max_request_line: number;
   readonly max_request_lines: number;

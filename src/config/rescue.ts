@@ -6,7 +6,8 @@
  * picks out pid_file and pipe the same way.
  *
  * Owns: best-effort reading of all_mode, socket_dir_all, socket_dir_optional, pid_file and pipe
- * from text that may not parse. Inputs: the file's text. Outputs: those keys, each the file's
+ * from text that may not parse, and of log_to, log_format and syslog_socket (a config error at
+ * start must reach the syslog the admin chose, at error severity). Inputs: the file's text. Outputs: those keys, each the file's
  * value when it is readable and of the right type, else the default. Fails with nothing.
  */
 import { parse as parseToml } from 'smol-toml';
@@ -18,9 +19,13 @@ export interface DaemonKeys {
   readonly socket_dir_optional: string;
   readonly pid_file: string;
   readonly pipe: string;
+  readonly log_to: 'stderr' | 'syslog';
+  readonly log_format: 'text' | 'json';
+  readonly syslog_socket: string;
 }
 
-const KEYS = ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file', 'pipe'] as const;
+const KEYS = ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file', 'pipe', 'log_to', 'log_format', 'syslog_socket'] as const;
+const CHOICES: Readonly<Record<string, readonly string[]>> = { log_to: ['stderr', 'syslog'], log_format: ['text', 'json'] };
 
 function defaults(): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -30,6 +35,8 @@ function defaults(): Record<string, unknown> {
 
 function acceptable(key: string, v: unknown): boolean {
   if (key === 'all_mode') return typeof v === 'boolean';
+  const choices = CHOICES[key];
+  if (choices !== undefined) return typeof v === 'string' && choices.includes(v);
   return typeof v === 'string' && v.startsWith('/') && !v.includes('\0');
 }
 

@@ -37,6 +37,8 @@ export interface ServiceCall {
 export type Service = (req: CourierRequest, call: ServiceCall) => Promise<Reply>;
 
 export type EventLevel = 'error' | 'warning' | 'info' | 'debug';
+/** The events a connection reports (registered, with their levels, in ops/events.ts). */
+export type ServerEvent = 'internal-error' | 'connection-error' | 'bad-request' | 'request-overdue' | 'request-read-timeout' | 'request-truncated';
 
 export interface ServerOptions {
   readonly maxLineBytes: number;
@@ -47,7 +49,7 @@ export interface ServerOptions {
   /** How long past the deadline the service may take before the skeleton answers for it. */
   readonly backstopMs: number;
   /** Called for events worth a log line (protocol errors, timeouts); never for normal replies. */
-  readonly onEvent: (event: string, detail: Record<string, string | number>, level: EventLevel) => void;
+  readonly onEvent: (event: ServerEvent, detail: Record<string, string | number>, level: EventLevel) => void;
 }
 
 /** The reason a service's signal carries when the backstop answered for it (and when draining). */
@@ -121,7 +123,7 @@ export class ConnectionHandler {
       sock.end(bytes, () => sock.destroy());
     };
     this.inFlight.set(ctl, reply);
-    const drop = (event: string | undefined, detail: Record<string, string | number> = {}): void => {
+    const drop = (event: ServerEvent | undefined, detail: Record<string, string | number> = {}): void => {
       if (settled) return;
       finish();
       if (event) this.opts.onEvent(event, { conn, ...detail }, 'warning');

@@ -35,6 +35,8 @@ import { rescueDaemonKeys, type DaemonKeys } from '../config/rescue.js';
 import { TOP_KEYS } from '../config/schema.js';
 import { createLogger, guardStderr, routeWarnings, type Level, type Logger } from '../ops/log.js';
 import { LogWriter } from '../ops/log-writer.js';
+import { logKeysOf, openLogOutput } from '../ops/log-output.js';
+import { runKeys } from '../ops/debug-run.js';
 import { RateLimiter } from '../ops/rate-limit.js';
 import { messageOf } from '../errors.js';
 import { WORKER_FAILED_TEXT, WorkerPool, type ListenOptions } from './pool.js';
@@ -46,6 +48,8 @@ export interface MasterOptions {
   readonly name: string;
   /** Run as root anyway (by default the daemon refuses: it should run as Courier's user). */
   readonly allowRoot?: boolean;
+  /** --debug: socket in the current directory, no pid file, log_level debug (ops/debug-run.ts). */
+  readonly debug?: boolean;
 }
 
 /** How long past a request's deadline a worker may take before it is killed (its connections close: Courier retries). */
@@ -61,7 +65,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   guardStderr();
   const writer = new LogWriter();
   const log: Logger = createLogger(writer.sink);
-  const setLevel = (level: Level): void => log.setLevel?.(level);
+  const setLevel = (level: Level): void => log.setLevel?.(opts.debug ? 'debug' : level);
   routeWarnings(log);
   process.on('uncaughtException', (err) => log.event('master-fault', { reason: err.stack ?? err.message }, 'error'));
   process.on('unhandledRejection', (err) => log.event('master-fault', { reason: messageOf(err) }, 'error'));
@@ -97,7 +101,11 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   } catch (err) {
     problem = messageOf(err);
   }
-  const keys: DaemonKeys = cfg ?? rescueDaemonKeys(text?.text ?? '');
+  const keys: DaemonKeys = runKeys(cfg ?? rescueDaemonKeys(text?.text ?? ''), opts.debug);
+  // log_to / log_format from here on (a config that does not load: the keys rescued from it)
+  const output = openLogOutput(logKeysOf(keys), writer.sink, (t) => process.stderr.write(`${t}\n`), opts.debug ? 'debug' : undefined);
+  log.setOutput?.(output.sink, output.style);
+  setLevel(cfg?.log_level ?? 'info');
 
   // ---- the socket, bound where Courier does not look yet. Whatever the master accepts on it
   // itself (only when no worker ever took it over) is answered 451.
@@ -130,7 +138,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     return 1;
   }
   sock.server.on('error', (err) => log.event('socket-error', { reason: messageOf(err) }, 'error'));
-  const pool = new WorkerPool(log, (line) => writer.sink(line), cfg?.tmpdir);
+  const pool = new WorkerPool(log, (line) => writer.sink(line, 'info'), cfg?.tmpdir, output.worker);
   // The first worker to accept sends a copy of the socket back: the socket is put in place and
   // the master's own polled server is closed (it must not take connections from the workers).
   let markPublished!: () => void;
@@ -170,12 +178,13 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   }
 
   try {
-    writePidFile(keys.pid_file);
+    if (!opts.debug) writePidFile(keys.pid_file);
   } catch (err) {
     log.event('pidfile-error', { path: keys.pid_file, reason: messageOf(err) }, 'error');
   }
   // Only now: courierfilter start returns once every filter closed fd 3.
   releaseCourierfilter();
+  if (opts.debug) log.event('debug-run', { socket: sock.path, pid_file: 'none', log_level: 'debug' });
   log.event('started', {
     name: opts.name, socket: sock.path, pid: process.pid, config: text?.source ?? opts.configFile ?? '',
     workers: pool.scanningWorkers, courierfilter: fromCourierfilter,
@@ -210,8 +219,8 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     cfg = nextCfg;
     setLevel(nextCfg.log_level);
     handler.options = serverOptions(nextCfg);
-    for (const key of ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file'] as const) {
-      if (nextCfg[key] !== keys[key]) log.event('reload-warning', { key, reason: 'takes effect only after a restart' }, 'warning');
+    for (const key of ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file', 'log_to', 'log_format', 'syslog_socket'] as const) {
+      if (!opts.debug && nextCfg[key] !== keys[key]) log.event('reload-warning', { key, reason: 'takes effect only after a restart' }, 'warning');
     }
     const wasDegraded = problem !== undefined;
     problem = undefined;
@@ -236,8 +245,10 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   await sock.close();
   const graceMs = (cfg?.shutdown_timeout ?? (DEFAULT('shutdown_timeout') as number)) * 1000;
   const [stragglers] = await Promise.all([handler.drain(graceMs), pool.stop(graceMs)]);
-  removePidFile(keys.pid_file);
-  log.event('stopped', { reason, ...(stragglers > 0 ? { unfinished: stragglers } : {}), ...(writer.lost > 0 ? { log_lines_lost: writer.lost } : {}) });
+  if (!opts.debug) removePidFile(keys.pid_file);
+  const lost = writer.lost + output.lost() + pool.lostLogLines;
+  log.event('stopped', { reason, ...(stragglers > 0 ? { unfinished: stragglers } : {}), ...(lost > 0 ? { log_lines_lost: lost } : {}) });
+  await output.close();
   await writer.flush(2000);
   return 0;
 }

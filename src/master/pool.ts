@@ -29,6 +29,7 @@ import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { parseOptionsOf, type Config } from '../config/load.js';
 import type { Logger } from '../ops/log.js';
+import type { WorkerLog } from '../ops/log-output.js';
 import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
 import { IDLE_RECYCLE_AFTER_MS, shouldRecycleIdle } from './idle-recycle.js';
 import { sweepStale } from './tmp-sweep.js';
@@ -162,7 +163,14 @@ export class WorkerPool {
   private needEcho = false;
   private onOwnHandle: ((h: unknown) => void) | undefined;
 
-  constructor(private readonly log: Logger, private readonly writeLine: (line: string) => void, private tmpdirForSweep: string | undefined) {
+  /** Log lines lost by workers that are gone (the live ones report theirs in their heartbeat). */
+  private lostByGone = 0;
+
+  constructor(
+    private readonly log: Logger, private readonly writeLine: (line: string) => void, private tmpdirForSweep: string | undefined,
+    /** How workers log (log_to, log_format, --debug's level), the same for every generation. */
+    private readonly workerLog?: WorkerLog,
+  ) {
     this.timer = setInterval(() => this.check(), CHECK_MS);
     this.timer.unref();
   }
@@ -189,6 +197,11 @@ export class WorkerPool {
     const all = [...this.generations].flatMap((g) => g.workers);
     if (this.fallback) all.push(this.fallback);
     return all.filter((w) => w.state !== 'exited').map((w) => w.child.pid!);
+  }
+
+  /** Log lines the workers could not write, live and gone. */
+  get lostLogLines(): number {
+    return this.lostByGone + [...this.generations].flatMap((g) => g.workers).reduce((n, w) => n + w.lostLines, 0) + (this.fallback?.lostLines ?? 0);
   }
 
   /** Scanning workers of the generation that serves. */
@@ -303,10 +316,10 @@ export class WorkerPool {
       child.stderr.on('error', () => undefined);
     }
     if (gen.responder !== undefined) {
-      w.send({ t: 'init', responder: gen.responder, worker: w.n, logLevel: this.current?.pc?.config.log_level ?? gen.pc?.config.log_level ?? 'info', logFd: LOG_FD_CHILD });
+      w.send({ t: 'init', responder: gen.responder, worker: w.n, logLevel: this.current?.pc?.config.log_level ?? gen.pc?.config.log_level ?? 'info', logFd: LOG_FD_CHILD, log: this.workerLog });
     } else {
       const pc = gen.pc!;
-      w.send({ t: 'init', configText: pc.text, source: pc.source, parse: parseOptionsOf(pc.config), processes: gen.size, slots: gen.slots, worker: w.n, logFd: LOG_FD_CHILD });
+      w.send({ t: 'init', configText: pc.text, source: pc.source, parse: parseOptionsOf(pc.config), processes: gen.size, slots: gen.slots, worker: w.n, logFd: LOG_FD_CHILD, log: this.workerLog });
     }
     return w;
   }
@@ -364,6 +377,7 @@ export class WorkerPool {
   private onExit(w: WorkerProc, code: number | null, signal: NodeJS.Signals | null, asFallback: boolean): void {
     const wasListening = w.state === 'listening' || w.state === 'retiring';
     w.state = 'exited';
+    this.lostByGone += w.lostLines;
     w.settleReady({ ok: false, code: 'EWORKER_EXIT', reason: `worker exited (${signal ?? `status ${code}`}) before it was ready` });
     const gen = w.gen;
     if (asFallback) {

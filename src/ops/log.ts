@@ -8,8 +8,14 @@
  * line and paragraph separators, bidi and other invisible format characters are escaped
  * (`\x85`, `\u202e`), so what an attacker put in an address or a virus name is shown, not
  * obeyed. Values with spaces, quotes, `=` or backslashes are quoted.
+ * Two formats (log_format): `text`, the key=value line above, and `json`, one object per line
+ * (ts, level, then the same fields) whose strings are JSON-escaped and then have the same
+ * unsafe characters as `\uXXXX` escapes (JSON.stringify leaves DEL, C1, bidi and U+2028 raw).
+ * Two destinations (log_to): `stderr`, lines prefixed `avfilter: `, and `syslog` (syslog.ts),
+ * bodies without the prefix (the syslog tag says avfilter) handed over with their level.
  * Fails with nothing: a sink that fails counts the line as lost (see log-writer.ts).
  */
+import type { EventLevel, EventName } from './events.js';
 
 export type LogValue = string | number | boolean | undefined | readonly string[];
 export type LogFields = Record<string, LogValue>;
@@ -45,6 +51,13 @@ export function quote(s: string): string {
   return `"${cut.replace(/["\\]/g, (c) => `\\${c}`).replace(UNSAFE, escapeChar)}"`;
 }
 
+/** How lines are written: log_format and log_to. */
+export interface LogStyle {
+  readonly format: 'text' | 'json';
+  readonly to: 'stderr' | 'syslog';
+}
+export const STDERR_TEXT: LogStyle = Object.freeze({ format: 'text', to: 'stderr' });
+
 export function formatFields(fields: LogFields): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(fields)) {
@@ -55,43 +68,89 @@ export function formatFields(fields: LogFields): string {
   return parts.join(' ');
 }
 
-/** Where finished lines go. Must never throw. */
-export type LogSink = (line: string) => void;
+/** A value as JSON: strings cut like text values; arrays of strings; numbers and booleans as they are. */
+function jsonValue(v: Exclude<LogValue, undefined>): unknown {
+  if (typeof v === 'string') return v.length > MAX_VALUE_CHARS ? `${v.slice(0, MAX_VALUE_CHARS)}...` : v;
+  if (Array.isArray(v)) return v.map((x: string) => jsonValue(x));
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
+  return v;
+}
+
+/**
+ * One JSON object: `ts` (ISO 8601, UTC), `level`, then the fields. Whatever JSON.stringify
+ * leaves raw that could disguise a line is escaped as `\uXXXX`, which JSON reads back as the
+ * same character: the object parses to exactly the values logged.
+ */
+export function formatJson(level: Level, fields: LogFields, now = new Date()): string {
+  const obj: Record<string, unknown> = { ts: now.toISOString(), level };
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined && k !== 'ts' && k !== 'level') obj[k] = jsonValue(v);
+  return JSON.stringify(obj).replace(UNSAFE, jsonEscape);
+}
+
+/** `\uXXXX`, as a surrogate pair beyond U+FFFF (tag characters are format characters too). */
+function jsonEscape(c: string): string {
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
+}
+
+/** A finished line in `style`: stderr lines end with a newline, syslog bodies do not. */
+export function formatLine(level: Level, fields: LogFields, style: LogStyle = STDERR_TEXT): string {
+  if (style.format === 'json') {
+    const obj = formatJson(level, fields);
+    return style.to === 'stderr' ? `${obj}\n` : obj;
+  }
+  const head = level === 'info' ? '' : `level=${level} `;
+  return style.to === 'stderr' ? `avfilter: ${head}${formatFields(fields)}\n` : `${head}${formatFields(fields)}`;
+}
+
+/** Where finished lines go, with their level (syslog's severity). Must never throw. */
+export type LogSink = (line: string, level: Level) => void;
 
 export interface Logger {
   /** The one line per message. */
   message(fields: LogFields): void;
-  /** A life-cycle or fault event; `level` defaults to info. */
-  event(event: string, fields?: LogFields, level?: Level): void;
+  /**
+   * A life-cycle or fault event, registered in events.ts with the levels it may have (a name or
+   * level not registered there does not compile); `level` defaults to info.
+   */
+  event<E extends EventName>(event: E, fields?: LogFields, level?: EventLevel<E>): void;
   /** True when lines of this level are written (to skip building expensive fields). */
   enabled(level: Level): boolean;
   /** Changes the least severe level written (a reload may change log_level). */
   setLevel?(level: Level): void;
+  /** Sends later lines to `sink`, written in `style` (the daemon, once its config is read). */
+  setOutput?(sink: LogSink, style: LogStyle): void;
 }
 
 /**
- * A logger writing `avfilter: [level=L ]key=value...` lines to `sink`. Info is the default
- * level and is not spelled out; error and warning lines say so, so an admin can grep them
- * (and syslog severities come with log_to = "syslog").
+ * A logger writing lines in `style` to `sink`: by default `avfilter: [level=L ]key=value...`.
+ * Info is the default level and is not spelled out in text lines; error and warning lines say
+ * so, so an admin can grep them (and syslog severities come with log_to = "syslog").
  */
-export function createLogger(sink: LogSink, minLevel: Level = 'info'): Logger {
+export function createLogger(sink: LogSink, minLevel: Level = 'info', style: LogStyle = STDERR_TEXT): Logger {
   let max = LEVELS.indexOf(minLevel);
+  let out = sink;
+  let how = style;
   const enabled = (level: Level): boolean => LEVELS.indexOf(level) <= max;
   const write = (level: Level, fields: LogFields): void => {
     if (!enabled(level)) return;
-    const head = level === 'info' ? '' : `level=${level} `;
     try {
-      sink(`avfilter: ${head}${formatFields(fields)}\n`);
+      out(formatLine(level, fields, how), level);
     } catch {
       // A sink must not throw; if one does anyway, the line is lost, never the process.
     }
   };
   return {
     message: (fields) => write('info', fields),
-    event: (event, fields = {}, level = 'info') => write(level, { event, ...fields }),
+    event: (event, fields = {}, level = 'info' as never) => write(level, { event, ...fields }),
     enabled,
     setLevel: (level) => {
       max = LEVELS.indexOf(level);
+    },
+    setOutput: (s, st) => {
+      out = s;
+      how = st;
     },
   };
 }
@@ -125,6 +184,6 @@ export function routeWarnings(log: Logger): void {
   });
 }
 
-export function stderrLogger(minLevel: Level = 'info'): Logger {
-  return createLogger(stderrSink(), minLevel);
+export function stderrLogger(minLevel: Level = 'info', format: LogStyle['format'] = 'text'): Logger {
+  return createLogger(stderrSink(), minLevel, { format, to: 'stderr' });
 }

@@ -26,6 +26,7 @@ import { route, type Job } from './route.js';
 import { formatLabel, type UnpackOptions } from '../unpack/stage.js';
 import { UnpackErrorCode, type ContainerFormat } from '../unpack/types.js';
 import { uniqueNames, type ErrorOrigin, type Finding, type Verdict } from '../policy/verdict.js';
+import type { Trace } from '../ops/trace.js';
 
 export interface ScanDeps {
   readonly engines: readonly Engine[];
@@ -36,6 +37,8 @@ export interface ScanDeps {
    * (unpack.enabled = false).
    */
   readonly unpack?: UnpackOptions | undefined;
+  /** A message's debug trace (ops/trace.ts): set only when debug lines are written. */
+  readonly trace?: Trace | undefined;
 }
 
 export interface ScanReport {
@@ -118,10 +121,11 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
       contentType: p.contentType, encoding: p.encoding, reading: p.reading,
       ...(p.container !== undefined ? { container: p.container } : {}),
     }))];
+    if (deps.trace !== undefined) traceExtraction(deps.trace, size, extraction, deps.unpack !== undefined);
     const jobs = route(items, deps.engines);
     const scanned = [...new Set(jobs.map((j) => j.item))];
     const bytes = scanned.reduce((n, i) => n + i.source.size, 0);
-    const { findings, firstError, sizeLimit } = await scanItems(jobs, signal);
+    const { findings, firstError, sizeLimit } = await scanItems(jobs, signal, deps.trace);
 
     let verdict: Verdict;
     const limit = extraction.limit;
@@ -143,6 +147,18 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     return { verdict, items: scanned.length, bytes, irregular: extraction.irregular };
   } finally {
     await extraction.dispose().catch(() => undefined);
+  }
+}
+
+/** The mime and unpack stages of a message's trace, from what the extraction returned. */
+function traceExtraction(trace: Trace, size: number, x: Awaited<ReturnType<typeof extractParts>>, unpacking: boolean): void {
+  const members = x.parts.filter((p) => p.container !== undefined);
+  trace('mime', { bytes: size, parts: x.parts.length - members.length, limit: x.limit?.code, irregular: x.irregular });
+  if (unpacking) {
+    trace('unpack', {
+      members: members.length, containers: members.length > 0 ? [...new Set(members.map((p) => p.container!))] : undefined,
+      encrypted: x.encrypted !== undefined ? x.encrypted.format : undefined,
+    });
   }
 }
 
@@ -172,7 +188,7 @@ interface ScanOutcome {
 }
 
 /** The (item, engine) jobs, a few at a time; stops starting new work once a virus is found. */
-async function scanItems(jobs: readonly Job[], signal: AbortSignal): Promise<ScanOutcome> {
+async function scanItems(jobs: readonly Job[], signal: AbortSignal, trace?: Trace): Promise<ScanOutcome> {
   const out: ScanOutcome = { findings: [] };
   let next = 0;
   const worker = async () => {
@@ -180,7 +196,12 @@ async function scanItems(jobs: readonly Job[], signal: AbortSignal): Promise<Sca
     // a virus elsewhere in the message must still be found (action.encrypted may pass it)
     while (next < jobs.length && !out.findings.some((f) => !isEncryptedHeuristic(f)) && !signal.aborted) {
       const { item, engine } = jobs[next++]!;
+      const started = trace !== undefined ? Date.now() : 0;
       const r = await safeScan(engine, item, signal);
+      trace?.('engine', {
+        engine: engine.label, item: item.id, bytes: item.source.size, status: r.status, scan_ms: Date.now() - started,
+        names: r.status === 'infected' ? r.names : undefined, code: r.status === 'error' ? r.code : undefined,
+      });
       if (r.status === 'infected') {
         for (const name of r.names) {
           out.findings.push({

@@ -9,6 +9,7 @@
  * Owns: the message shapes and their type guards. Fails with nothing.
  */
 import type { ParseOptions } from '../config/load.js';
+import type { WorkerLog } from '../ops/log-output.js';
 
 export type ToWorker =
   /**
@@ -17,8 +18,8 @@ export type ToWorker =
    * request 451 with the text it is given, logged with its code (the daemon's degraded mode, or
    * no scanning worker ready).
    */
-  | { readonly t: 'init'; readonly configText: string; readonly source: string; readonly parse?: ParseOptions | undefined; readonly processes: number; readonly slots: number; readonly worker: number; readonly logFd?: number | undefined }
-  | { readonly t: 'init'; readonly responder: { readonly code: string; readonly text: string }; readonly worker: number; readonly logLevel: string; readonly logFd?: number | undefined }
+  | { readonly t: 'init'; readonly configText: string; readonly source: string; readonly parse?: ParseOptions | undefined; readonly processes: number; readonly slots: number; readonly worker: number; readonly logFd?: number | undefined; readonly log?: WorkerLog | undefined }
+  | { readonly t: 'init'; readonly responder: { readonly code: string; readonly text: string }; readonly worker: number; readonly logLevel: string; readonly logFd?: number | undefined; readonly log?: WorkerLog | undefined }
   /**
    * Start accepting on the listening socket: the handle travels with this message (as a raw
    * pipe handle). Sent once the worker is ready and its generation serves.

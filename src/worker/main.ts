@@ -26,7 +26,9 @@ import { createServer, type Server } from 'node:net';
 import { parseConfig, type Config } from '../config/load.js';
 import { createRuntime, type Runtime } from '../app/runtime.js';
 import { ConnectionHandler, type Service, type ServerOptions } from '../courierfilter/server.js';
-import { createLogger, routeWarnings, type Level, type LogSink, type Logger } from '../ops/log.js';
+import { createLogger, routeWarnings, STDERR_TEXT, type Level, type LogSink, type LogStyle, type Logger } from '../ops/log.js';
+import { workerSyslog } from '../ops/log-output.js';
+import type { SyslogSink } from '../ops/syslog.js';
 import { RateLimiter } from '../ops/rate-limit.js';
 import { codeOf, messageOf } from '../errors.js';
 import { FdLog } from '../ops/fd-log.js';
@@ -56,9 +58,14 @@ function send(m: FromWorker, handle?: unknown): void {
  * were written, one IPC message for every line of that turn.
  */
 let direct: FdLog | undefined;
+/** log_to = "syslog": this worker's own socket (the master says so in `init`). */
+let syslog: SyslogSink | undefined;
+let style: LogStyle = STDERR_TEXT;
+let levelOverride: Level | undefined;
 let lines: string[] = [];
-const sink: LogSink = (line) => {
-  if (direct !== undefined) return direct.sink(line);
+const sink: LogSink = (line, level) => {
+  if (syslog !== undefined) return syslog.sink(line, level);
+  if (direct !== undefined) return direct.sink(line, level);
   if (lines.length === 0) setImmediate(flushLines);
   lines.push(line);
 };
@@ -105,8 +112,12 @@ const heartbeat = setInterval(() => {
     collected = true;
     collectGarbage();
   }
-  send({ t: 'beat', busy, oldestDeadline: handler?.oldestDeadline ?? 0, served, ...(direct && direct.lost > 0 ? { lostLines: direct.lost } : {}) });
+  send({ t: 'beat', busy, oldestDeadline: handler?.oldestDeadline ?? 0, served, ...(lostLines() > 0 ? { lostLines: lostLines() } : {}) });
 }, HEARTBEAT_MS);
+
+function lostLines(): number {
+  return (direct?.lost ?? 0) + (syslog?.lost ?? 0);
+}
 
 /**
  * Idle: a full collection now frees what the last messages left (large buffers are outside the
@@ -148,8 +159,12 @@ function init(m: Extract<ToWorker, { t: 'init' }>): void {
     flushLines();
     direct = new FdLog(m.logFd);
   }
+  syslog = workerSyslog(m.log);
+  // the master's style, but stderr's when this worker could not open a syslog socket of its own
+  if (m.log !== undefined) style = syslog !== undefined ? m.log.style : { format: m.log.style.format, to: 'stderr' };
+  levelOverride = m.log?.level;
   if ('responder' in m) {
-    log = createLogger(sink, m.logLevel as Level);
+    log = createLogger(sink, levelOverride ?? (m.logLevel as Level), style);
     service = responderService(m.responder);
     send({ t: 'ready', engines: [] });
     return;
@@ -166,7 +181,7 @@ function init(m: Extract<ToWorker, { t: 'init' }>): void {
     setTimeout(() => process.exit(0), 50).unref();
     return;
   }
-  log = createLogger(sink, cfg.log_level);
+  log = createLogger(sink, levelOverride ?? cfg.log_level, style);
   routeWarnings(log);
   service = scanningService(rt, m.slots);
   send({ t: 'ready', engines: rt.engines.map((e) => e.label) });
@@ -206,6 +221,7 @@ async function leave(graceMs: number | undefined): Promise<void> {
   clearInterval(heartbeat);
   flushLines();
   await direct?.drain(1000);
+  await syslog?.flush(1000);
   setTimeout(() => process.exit(0), 2000).unref();
   await rt?.close().catch(() => undefined);
   // the last lines need a turn of the loop to leave

@@ -34,6 +34,7 @@ import { dropRecipients, pendingAddresses } from '../effects/drop.js';
 import { AvError, codeOf, messageOf, originOf } from '../errors.js';
 import { checkRequestPaths } from './paths.js';
 import { openDataFile, type DataFile } from './data-file.js';
+import type { Trace } from '../ops/trace.js';
 
 export interface RequestContext {
   readonly rt: Runtime;
@@ -43,6 +44,8 @@ export interface RequestContext {
   /** Waits for a scan slot; false when the signal fired first (then there is none to release). */
   acquire(signal: AbortSignal): Promise<boolean>;
   release(): void;
+  /** This message's debug trace (ops/trace.ts); undefined when debug lines are off. */
+  readonly trace?: Trace | undefined;
 }
 
 export interface Handled {
@@ -83,6 +86,7 @@ export async function handleRequest(req: CourierRequest, ctx: RequestContext, fi
   }
   const env = summarize(controls);
   Object.assign(fields, { id: env.queueId, from: `<${env.sender}>`, rcpts: env.pending, ip: env.clientIp, auth: env.authUser });
+  ctx.trace?.('read', { controls: controls.length, id: env.queueId, from: `<${env.sender}>`, rcpts: env.pending });
 
   if (!(await ctx.acquire(signal))) return fail(new Error('deadline reached waiting for a scan slot'), 'ETIMEOUT');
   let data: DataFile | undefined;
@@ -107,7 +111,8 @@ async function scanAndAct(
     verdict = { kind: 'busy', reason: 'waitfile present' };
   } else {
     const bytes = data.size <= IN_MEMORY_MESSAGE_BYTES ? await data.readAll() : undefined;
-    const report = await scanMessage({ path: data.readPath, size: data.size, bytes }, scanDepsOf(rt), signal);
+    const deps = ctx.trace !== undefined ? { ...scanDepsOf(rt), trace: ctx.trace } : scanDepsOf(rt);
+    const report = await scanMessage({ path: data.readPath, size: data.size, bytes }, deps, signal);
     fields['items'] = report.items;
     if (report.irregular !== undefined) fields['irregular'] = report.irregular;
     // a verdict on bytes that are no longer there says nothing about what Courier delivers
@@ -116,6 +121,7 @@ async function scanAndAct(
     verdict = report.verdict;
   }
   let decision = decide(verdict, rt.config.action);
+  ctx.trace?.('policy', { verdict: verdict.kind, action: decision.action, reply: decision.code, log_verdict: decision.verdict });
   const tempfail = (why: string, key: string, err: unknown): void => {
     decision = { action: 'tempfail', code: 451, text: `4.3.0 Virus found but the message could not be ${why}, try again later`, verdict: 'infected' };
     fields[key] = codeOf(err) ?? 'EIO';

@@ -15,6 +15,7 @@ import type { Reply } from '../courierfilter/server.js';
 import type { Logger, LogFields } from '../ops/log.js';
 import type { Runtime } from '../app/runtime.js';
 import { messageOf } from '../errors.js';
+import { messageTrace } from '../ops/trace.js';
 import { handleRequest, TIMEOUT_REPLY } from './request.js';
 import { Slots } from './slots.js';
 import { ControlLocks } from './control-locks.js';
@@ -50,6 +51,7 @@ export class RequestService {
     setMaxListeners(0, ctl.signal);
     this.inFlight.add(ctl);
     const fields: LogFields = {};
+    const trace = messageTrace(this.log, req.dataPath, timing.acceptedAt);
     let logged = false;
     const writeLine = (): void => {
       if (logged) return;
@@ -64,6 +66,7 @@ export class RequestService {
       const answer = (r: Reply): void => {
         if (answered) return;
         answered = true;
+        trace?.('reply', { reply: r.code, text: Array.isArray(r.text) ? r.text.join(' / ') : r.text });
         clearTimeout(timer);
         stop?.removeEventListener('abort', onStop);
         this.inFlight.delete(ctl);
@@ -83,7 +86,7 @@ export class RequestService {
       };
       if (stop?.aborted) return onStop();
       stop?.addEventListener('abort', onStop, { once: true });
-      handleRequest(req, { rt: this.rt, locks: this.locks, log: this.log, acquire: (s) => this.slots.acquire(s), release: () => this.slots.release() }, fields, ctl.signal).then(
+      handleRequest(req, { rt: this.rt, locks: this.locks, log: this.log, acquire: (s) => this.slots.acquire(s), release: () => this.slots.release(), trace }, fields, ctl.signal).then(
         (h) => {
           if (answered) return;
           writeLine();
