@@ -14,8 +14,10 @@
  *
  * These change system paths (/usr/lib/courier/filters/avfilter, /etc/courier/filters/
  * avfilter.toml, /usr/bin/avfilter, /var/lib/avfilter, the dpkg database), so they run only
- * where none of those exist yet, and only under CI=true or AVFILTER_TEST_TAKE_COURIER=1; they
- * put every one of them back to "absent" also when a step fails.
+ * under CI=true or AVFILTER_TEST_TAKE_COURIER=1, and only where none of the others exist once this
+ * suite holds the Courier harness (another Courier suite may have its files in place before);
+ * /var/lib/avfilter, which any daemon run with the default tmpdir makes, is moved aside and put
+ * back. They put every path back as it was also when a step fails.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,16 +46,24 @@ function packageInstalled(): boolean {
 }
 
 const allowed = process.env['CI'] === 'true' || process.env[TAKE_COURIER_VAR] === '1';
-const present = SYSTEM_PATHS.filter((p) => fs.existsSync(p));
-const why = process.getuid?.() !== 0
-  ? 'needs root'
-  : !allowed
-    ? `changes system paths; run with CI=true or ${TAKE_COURIER_VAR}=1`
-    : present.length || packageInstalled()
-      ? `this host has an avfilter of its own (${[...present, ...(packageInstalled() ? ['the avfilter package'] : [])].join(', ')}): not touched`
-      : undefined;
+const why = process.getuid?.() !== 0 ? 'needs root' : !allowed ? `changes system paths; run with CI=true or ${TAKE_COURIER_VAR}=1` : undefined;
 if (why && process.env['CI'] === 'true') throw new Error(`install-courier tests: ${why}`);
 const opts = { skip: why ?? false };
+/** avfilter's working directory: moved aside while the tests run (a daemon of another suite may have made it), put back after. */
+const WORK_DIR = '/var/lib/avfilter';
+let savedWorkDir: string | undefined;
+/**
+ * Set in before(), once this suite holds the Courier harness (so no other Courier suite is
+ * mid-run with its files in place): the host's own avfilter, which these tests do not touch.
+ */
+let busy: string | undefined;
+
+/** Skips the test when the host has an avfilter of its own; true when skipped. */
+function hostBusy(t: { skip(msg: string): void }): boolean {
+  if (busy === undefined) return false;
+  t.skip(busy);
+  return true;
+}
 
 function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env, timeout: CMD_TIMEOUT_MS });
@@ -79,15 +89,28 @@ before(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'avf-install-courier-'));
   fs.chmodSync(work, 0o755);
   h = await startCourier();
+  const present = SYSTEM_PATHS.filter((p) => p !== WORK_DIR && fs.existsSync(p));
+  if (present.length || packageInstalled()) {
+    busy = `this host has an avfilter of its own (${[...present, ...(packageInstalled() ? ['the avfilter package'] : [])].join(', ')}): not touched`;
+    if (process.env['CI'] === 'true') throw new Error(`install-courier tests: ${busy}`);
+    return;
+  }
+  if (fs.existsSync(WORK_DIR)) {
+    savedWorkDir = `${WORK_DIR}.install-test-${process.pid}`;
+    fs.renameSync(WORK_DIR, savedWorkDir);
+  }
   clamd = await startClamd();
 });
 
 after(async () => {
   if (why) return;
   try {
-    if (h && fs.existsSync('/etc/courier/filters/active/avfilter')) await h.removeFilter('avfilter').catch(() => undefined);
+    if (busy === undefined) {
+      if (h && fs.existsSync('/etc/courier/filters/active/avfilter')) await h.removeFilter('avfilter').catch(() => undefined);
+      cleanSystem();
+      if (savedWorkDir) fs.renameSync(savedWorkDir, WORK_DIR);
+    }
   } finally {
-    cleanSystem();
     await clamd?.stop();
     await h?.stop();
     fs.rmSync(work, { recursive: true, force: true });
@@ -127,7 +150,8 @@ describe('npm install -g of the package, then avfilter --install-filter into the
   let prefix: string;
   let avfilter: string;
 
-  test('npm pack and npm install -g put avfilter and avfilter_sig on the PATH as copies of the package', opts, () => {
+  test('npm pack and npm install -g put avfilter and avfilter_sig on the PATH as copies of the package', opts, (t) => {
+    if (hostBusy(t)) return;
     const tarball = sh('npm', ['pack', '--ignore-scripts', '--pack-destination', work, '--loglevel=error'], { ...process.env, npm_config_loglevel: 'error' })
       .trim().split('\n').pop()!;
     prefix = path.join(work, 'prefix');
@@ -141,7 +165,8 @@ describe('npm install -g of the package, then avfilter --install-filter into the
     assert.match(sh(avfilter, ['--version']), /^\d+\.\d+\.\d+/);
   });
 
-  test('--install-filter writes the wrapper and the sample config; with a clamd named, EICAR over SMTP is dropped', opts, async () => {
+  test('--install-filter writes the wrapper and the sample config; with a clamd named, EICAR over SMTP is dropped', opts, async (t) => {
+    if (hostBusy(t)) return;
     const out = sh(avfilter, ['--install-filter']);
     assert.match(out, /created {3}\/usr\/lib\/courier\/filters\/avfilter/);
     assert.match(out, /created {3}\/etc\/courier\/filters\/avfilter\.toml/);
@@ -158,7 +183,8 @@ describe('npm install -g of the package, then avfilter --install-filter into the
     await h!.removeFilter('avfilter');
   });
 
-  test('--uninstall-filter removes the wrapper and keeps the edited config', opts, () => {
+  test('--uninstall-filter removes the wrapper and keeps the edited config', opts, (t) => {
+    if (hostBusy(t)) return;
     const out = sh(avfilter, ['--uninstall-filter']);
     assert.match(out, /removed {3}\/usr\/lib\/courier\/filters\/avfilter/);
     assert.ok(!fs.existsSync(WRAPPER));
@@ -170,7 +196,8 @@ describe('npm install -g of the package, then avfilter --install-filter into the
 describe('the Debian package: dpkg -i, use through Courier, dpkg --purge', () => {
   let deb: string;
 
-  test('npm run deb builds a package with the programs, wrapper, conffile, man pages and licences', opts, () => {
+  test('npm run deb builds a package with the programs, wrapper, conffile, man pages and licences', opts, (t) => {
+    if (hostBusy(t)) return;
     deb = sh(process.execPath, [path.join(repoRoot(), 'dist', 'tools', 'deb.js'), '--out', work]).trim().split('\n').pop()!;
     assert.match(path.basename(deb), /^avfilter_\d+\.\d+\.\d+-1_[a-z0-9]+\.deb$/);
     const info = sh('dpkg-deb', ['--info', deb]);
@@ -190,7 +217,8 @@ describe('the Debian package: dpkg -i, use through Courier, dpkg --purge', () =>
     if (process.arch === 'x64') assert.match(contents, /yara-x-linux-x64-gnu\/yara-x\.linux-x64-gnu\.node/);
   });
 
-  test('dpkg -i installs it: private directories owned by courier, config readable by courier only, man avfilter answers', opts, () => {
+  test('dpkg -i installs it: private directories owned by courier, config readable by courier only, man avfilter answers', opts, (t) => {
+    if (hostBusy(t)) return;
     const out = sh('dpkg', ['-i', deb]);
     assert.match(out, /checked {3}as courier: the config loads/);
     assert.match(out, /no real signatures/);
@@ -211,7 +239,8 @@ describe('the Debian package: dpkg -i, use through Courier, dpkg --purge', () =>
     sh('dpkg', ['--verify', 'avfilter']);
   });
 
-  test('the packaged filter in Courier: EICAR dropped, clean mail delivered, "no real signatures" logged at error', opts, async () => {
+  test('the packaged filter in Courier: EICAR dropped, clean mail delivered, "no real signatures" logged at error', opts, async (t) => {
+    if (hostBusy(t)) return;
     const mark = h!.logMark();
     await h!.installFilter('avfilter', WRAPPER);
     await h!.waitForLog(/event=no-real-signatures/, mark, LOG_TIMEOUT_MS);
@@ -219,7 +248,8 @@ describe('the Debian package: dpkg -i, use through Courier, dpkg --purge', () =>
     await cleanDeliveredEicarDropped('deb');
   });
 
-  test('dpkg -r is refused while the filter is active; stopped, dpkg --purge leaves nothing behind', opts, async () => {
+  test('dpkg -r is refused while the filter is active; stopped, dpkg --purge leaves nothing behind', opts, async (t) => {
+    if (hostBusy(t)) return;
     const r = spawnSync('dpkg', ['-r', 'avfilter'], { encoding: 'utf8', timeout: CMD_TIMEOUT_MS });
     assert.notEqual(r.status, 0, 'removal while active succeeded');
     assert.match(r.stderr, /filterctl stop avfilter/);
