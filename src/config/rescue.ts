@@ -5,7 +5,8 @@
  * so it must find the socket directories the admin meant, not only the defaults. avfilter_sig
  * picks out pid_file and pipe the same way.
  *
- * Owns: best-effort reading of all_mode, socket_dir_all, socket_dir_optional, pid_file and pipe
+ * Owns: best-effort reading of all_mode, socket_dir_all, socket_dir_optional, pid_file, pipe and
+ * watch (a degraded daemon still watches its config file for the fix)
  * from text that may not parse. Inputs: the file's text. Outputs: those keys, each the file's
  * value when it is readable and of the right type, else the default. Fails with nothing.
  */
@@ -18,9 +19,10 @@ export interface DaemonKeys {
   readonly socket_dir_optional: string;
   readonly pid_file: string;
   readonly pipe: string;
+  readonly watch: boolean;
 }
 
-const KEYS = ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file', 'pipe'] as const;
+const KEYS = ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file', 'pipe', 'watch'] as const;
 
 function defaults(): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -29,7 +31,7 @@ function defaults(): Record<string, unknown> {
 }
 
 function acceptable(key: string, v: unknown): boolean {
-  if (key === 'all_mode') return typeof v === 'boolean';
+  if (key === 'all_mode' || key === 'watch') return typeof v === 'boolean';
   return typeof v === 'string' && v.startsWith('/') && !v.includes('\0');
 }
 

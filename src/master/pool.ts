@@ -191,6 +191,11 @@ export class WorkerPool {
     return all.filter((w) => w.state !== 'exited').map((w) => w.child.pid!);
   }
 
+  /** The number of the generation that serves (0 before the first). */
+  get generation(): number {
+    return this.current?.id ?? 0;
+  }
+
   /** Scanning workers of the generation that serves. */
   get scanningWorkers(): number {
     const g = this.current;
