@@ -241,6 +241,10 @@ export class WorkerPool {
     gen.serving = true;
     this.unservedSince = gen.pc ? Date.now() : 0;
     for (const w of gen.workers) this.startListening(w);
+    // A worker that died after it said ready, while its siblings were still loading, was not
+    // replaced (its generation did not serve yet): replace it now, or the generation would
+    // serve short-handed for good.
+    if (gen.pc) for (let i = gen.workers.length; i < gen.size; i++) this.replace(gen);
     if (old) for (const w of [...old.workers]) this.retire(w);
     return { ok: true };
   }
