@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
 import { daemonEnv, singlePart, stopDaemon, waitLog, type DaemonEnv } from './helpers/daemon-env.js';
+import type { Daemon } from './helpers/avfilter-proc.js';
 import { waitFor } from './helpers/avfilter-proc.js';
 import { AVFILTER_SIG, runSig } from './helpers/sig.js';
 
@@ -35,10 +36,20 @@ function marker(): { message: string; ndb: string; name: string } {
   return { message: singlePart(Buffer.from(`hello ${m} bye\n`)), ndb: `${name}:0:*:${Buffer.from(m).toString('hex')}\n`, name };
 }
 
-function world(clamd: RunningClamd, servers = [`unix:${clamd.socketPath}`]): DaemonEnv {
+
+/** A real clamd and a daemon scanning with it (reload_clamd = true); both stopped afterwards. */
+async function withDaemon(fn: (clamd: RunningClamd, env: DaemonEnv, d: Daemon) => Promise<void>, servers?: (clamd: RunningClamd, env: DaemonEnv) => string[]): Promise<void> {
+  const clamd = await startClamd();
   const env = daemonEnv();
-  env.write(`[[engine]]\ntype = "clamd"\nservers = ${JSON.stringify(servers)}\nreload_clamd = true\n\n[action]\ninfected = "reject"`);
-  return env;
+  const list = servers?.(clamd, env) ?? [`unix:${clamd.socketPath}`];
+  env.write(`[[engine]]\ntype = "clamd"\nservers = ${JSON.stringify(list)}\nreload_clamd = true\nconnect_timeout = 1\n\n[action]\ninfected = "reject"`);
+  const d = await env.up();
+  try {
+    await fn(clamd, env, d);
+  } finally {
+    await stopDaemon(d);
+    await clamd.stop();
+  }
 }
 
 /** Waits until clamd put a reloaded database in service (its log says so) after `before` activations. */
@@ -47,10 +58,7 @@ async function reloadedDatabase(c: RunningClamd, before: number): Promise<void> 
 }
 
 test('reload virus with reload_clamd = true: clamd reloads its database (more signatures) and a message that was clean is found', async () => {
-  const clamd = await startClamd();
-  const env = world(clamd);
-  const d = await env.up();
-  try {
+  await withDaemon(async (clamd, env, d) => {
     const mk = marker();
     assert.match(await env.send(env.request(mk.message).line), /^200 /, 'clean before the signature');
     const counts = signatureCounts(clamd);
@@ -66,17 +74,11 @@ test('reload virus with reload_clamd = true: clamd reloads its database (more si
     assert.ok(after.length > counts.length && after.at(-1)! === counts.at(-1)! + 1, `one signature more: ${counts} -> ${after}`);
     assert.match(await env.send(env.request(mk.message).line), new RegExp(`^550 .*${mk.name}`));
     await waitLog(d, new RegExp(`event=clamd-reload server=unix:${clamd.socketPath.replace(/[.]/g, '\\.')} reply=RELOADING`));
-  } finally {
-    await stopDaemon(d);
-    await clamd.stop();
-  }
+  });
 });
 
 test('reload config does not ask clamd to reload', async () => {
-  const clamd = await startClamd();
-  const env = world(clamd);
-  const d = await env.up();
-  try {
+  await withDaemon(async (clamd, env, d) => {
     const reads = (): number => log(clamd).match(/Reading databases from/g)?.length ?? 0;
     const before = reads();
     const r = await runSig(['-f', env.cfg, 'reload', 'config']);
@@ -86,17 +88,11 @@ test('reload config does not ask clamd to reload', async () => {
     assert.equal(reads(), before, 'clamd did not read its database again');
     assert.equal(activations(clamd), 0);
     assert.doesNotMatch(d.stderr(), /event=clamd-reload/);
-  } finally {
-    await stopDaemon(d);
-    await clamd.stop();
-  }
+  });
 });
 
 test('freshclam\'s OnUpdateExecute command line, run through /bin/sh with no terminal as freshclam runs it, reloads avfilter and clamd and prints nothing', async () => {
-  const clamd = await startClamd();
-  const env = world(clamd);
-  const d = await env.up();
-  try {
+  await withDaemon(async (clamd, env, d) => {
     const mk = marker();
     writeFileSync(join(clamd.dbDir, 'marker.ndb'), mk.ndb);
     const before = activations(clamd);
@@ -113,27 +109,20 @@ test('freshclam\'s OnUpdateExecute command line, run through /bin/sh with no ter
       child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
       child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
       child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, '', 'with -l the answer goes to syslog, not stdout');
-    // without a syslog daemon logger(1) fails and the lines land on stderr instead of being lost
-    if (r.stderr !== '') assert.match(r.stderr, /logger failed .*status: ok/s);
-    await reloadedDatabase(clamd, before);
-    await waitLog(d, /event=reloaded signal=SIGUSR2 kind=virus /);
-    assert.match(await env.send(env.request(mk.message).line), new RegExp(`^550 .*${mk.name}`));
-  } finally {
-    await stopDaemon(d);
-    await clamd.stop();
-  }
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '', 'with -l the answer goes to syslog, not stdout');
+  // without a syslog daemon logger(1) fails and the lines land on stderr instead of being lost
+  if (r.stderr !== '') assert.match(r.stderr, /logger failed .*status: ok/s);
+  await reloadedDatabase(clamd, before);
+  await waitLog(d, /event=reloaded signal=SIGUSR2 kind=virus /);
+  assert.match(await env.send(env.request(mk.message).line), new RegExp(`^550 .*${mk.name}`));
+  });
 });
 
 test('a clamd that cannot be reached for RELOAD: avfilter reloads, the report names the server, avfilter_sig exits 1', async () => {
-  const clamd = await startClamd();
-  const env = daemonEnv();
-  const nowhere = join(env.dir, 'no-clamd.sock');
-  env.write(`[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}", "unix:${nowhere}"]\nreload_clamd = true\nconnect_timeout = 1`);
-  const d = await env.up();
-  try {
+  await withDaemon(async (clamd, env, d) => {
+    const nowhere = join(env.dir, 'no-clamd.sock');
     const r = await runSig(['-f', env.cfg, 'reload', 'virus']);
     assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, new RegExp(`^clamd at unix:${clamd.socketPath}: RELOAD answered RELOADING`, 'm'));
@@ -141,8 +130,5 @@ test('a clamd that cannot be reached for RELOAD: avfilter reloads, the report na
     assert.match(r.stdout, /^workers: \d+ in generation 2/m, 'avfilter itself reloaded');
     assert.match(r.stdout, /\nstatus: error avfilter reloaded, but clamd at \S+ did not reload: .*\n$/);
     await waitLog(d, /level=error event=clamd-reload server=unix:\S+no-clamd\.sock /);
-  } finally {
-    await stopDaemon(d);
-    await clamd.stop();
-  }
+  }, (clamd, env) => [`unix:${clamd.socketPath}`, `unix:${join(env.dir, 'no-clamd.sock')}`]);
 });

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { daemonEnv, singlePart, stopDaemon, waitLog, workerPids, type DaemonEnv } from './helpers/daemon-env.js';
-import { talk, waitFor } from './helpers/avfilter-proc.js';
+import { talk, waitFor, type Daemon } from './helpers/avfilter-proc.js';
 import { runSig } from './helpers/sig.js';
 import { eicar } from './helpers/eicar.js';
 
@@ -27,6 +27,17 @@ function world(extraTop = ''): { env: DaemonEnv; rules: string; config(top?: str
   const config = (top = extraTop): void => env.write(`${top}\n[[engine]]\ntype = "yara"\nrules = "${rules}"\n\n[action]\ninfected = "reject"`);
   config();
   return { env, rules, config };
+}
+
+/** A world and its daemon, stopped afterwards. */
+async function withWorld(fn: (w: ReturnType<typeof world>, d: Daemon) => Promise<void>, top?: string): Promise<void> {
+  const w = world(top);
+  const d = await w.env.up();
+  try {
+    await fn(w, d);
+  } finally {
+    await stopDaemon(d);
+  }
 }
 
 /** A clean message carrying a marker no rule knows yet, and a rule that knows it. */
@@ -62,58 +73,47 @@ function assertAllAnsweredOnce(replies: string[]): void {
   for (const r of replies) assert.match(r, /^200 [^\n]*\n$/, `one 200 reply per request, got ${JSON.stringify(r)}`);
 }
 
+/** Runs `prepare`, then avfilter_sig ARGS, while clean messages stream; every reply is checked. */
+async function reloadWhileStreaming(env: DaemonEnv, prepare: () => void, args: string[]): Promise<Awaited<ReturnType<typeof runSig>>> {
+  const s = stream(env);
+  await new Promise((r) => setTimeout(r, 300));
+  prepare();
+  const r = await runSig(['-f', env.cfg, ...args]);
+  assertAllAnsweredOnce(await s.stop());
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
 const reloads = (stderr: string, re = /event=reloaded /g): number => stderr.match(re)?.length ?? 0;
 
 test('reload virus through avfilter_sig while requests stream: none fails or is answered twice, and a rule added before it catches a message that was clean', async () => {
-  const { env, rules } = world();
-  const d = await env.up();
-  try {
+  await withWorld(async ({ env, rules }, d) => {
     const mk = marker();
     assert.match(await env.send(env.request(mk.message).line), /^200 /, 'clean before the new rule');
-    const s = stream(env);
-    await new Promise((r) => setTimeout(r, 300));
-    writeFileSync(join(rules, 'marker.yar'), mk.rule);
-    const r = await runSig(['-f', env.cfg, 'reload', 'virus']);
-    const replies = await s.stop();
-    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const r = await reloadWhileStreaming(env, () => writeFileSync(join(rules, 'marker.yar'), mk.rule), ['reload', 'virus']);
     assert.match(r.stdout, /^reload: signatures only \(SIGUSR2\)$/m);
     assert.match(r.stdout, /^config: kept in force from /m);
     assert.match(r.stdout, new RegExp(`^signatures: yara 2 rules in ${rules}$`, 'm'));
     assert.match(r.stdout, /\nstatus: ok\n$/);
     // the answer came after the new generation serves: a request started now sees the rule
     assert.match(await env.send(env.request(mk.message).line), /^550 5\.7\.1 .*Reload_Test_Marker/);
-    assertAllAnsweredOnce(replies);
     await waitLog(d, /event=reloaded signal=SIGUSR2 kind=virus /);
-  } finally {
-    await stopDaemon(d);
-  }
+  });
 });
 
 test('reload config through avfilter_sig while requests stream: the new config applies to requests that start after the answer', async () => {
-  const { env } = world();
-  const d = await env.up();
-  try {
+  await withWorld(async ({ env }, d) => {
     const eicarMsg = (): string => env.request(singlePart(eicar())).line;
     assert.match(await env.send(eicarMsg()), /^550 /, 'reject in force');
-    const s = stream(env);
-    await new Promise((r) => setTimeout(r, 300));
-    env.write(`[[engine]]\ntype = "yara"\nrules = "${join(env.dir, 'rules')}"\n\n[action]\ninfected = "tempfail"`);
-    const r = await runSig(['-f', env.cfg, 'reload', 'config']);
-    const replies = await s.stop();
-    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const r = await reloadWhileStreaming(env, () => env.write(`[[engine]]\ntype = "yara"\nrules = "${join(env.dir, 'rules')}"\n\n[action]\ninfected = "tempfail"`), ['reload', 'config']);
     assert.match(r.stdout, /^reload: config only \(SIGUSR1\)$/m);
     assert.match(r.stdout, /^config: read /m);
     assert.match(await env.send(eicarMsg()), /^451 /, 'tempfail in force after the answer');
-    assertAllAnsweredOnce(replies);
-  } finally {
-    await stopDaemon(d);
-  }
+  });
 });
 
 test('a broken config: avfilter_sig exits 1 with the reason, the old config stays in force, and the pipe is removed', async () => {
-  const { env } = world();
-  const d = await env.up();
-  try {
+  await withWorld(async ({ env }, d) => {
     writeFileSync(env.cfg, `bogus_key = 1\n${readFileSync(env.cfg, 'utf8')}`);
     const r = await runSig(['-f', env.cfg]);
     assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
@@ -123,9 +123,7 @@ test('a broken config: avfilter_sig exits 1 with the reason, the old config stay
     assert.equal(existsSync(env.pipe), false, 'pipe removed');
     assert.match(await env.send(env.request(singlePart(eicar())).line), /^550 /, 'the old config (reject) still answers');
     await waitLog(d, /level=error event=reload-failed signal=SIGHUP kind=all reason=.*bogus_key/);
-  } finally {
-    await stopDaemon(d);
-  }
+  });
 });
 
 test('a key read only at start is reported as needing a restart, and the reload still happens', async () => {
@@ -144,9 +142,7 @@ test('a key read only at start is reported as needing a restart, and the reload 
 });
 
 test('two avfilter_sig at once: one reloads, the other finds the pipe busy (exit 4) and leaves it alone', async () => {
-  const { env } = world();
-  const d = await env.up();
-  try {
+  await withWorld(async ({ env }, d) => {
     const [a, b] = await Promise.all([runSig(['-f', env.cfg]), runSig(['-f', env.cfg])]);
     assert.deepEqual([a.code, b.code].sort(), [0, 4], `${a.stdout}${a.stderr}\n---\n${b.stdout}${b.stderr}`);
     assert.match((a.code === 4 ? a : b).stderr, /pipe busy: \S+avfilter_sig\.pipe exists/);
@@ -155,9 +151,7 @@ test('two avfilter_sig at once: one reloads, the other finds the pipe busy (exit
     const c = await runSig(['-f', env.cfg]);
     assert.equal(c.code, 4);
     assert.ok(lstatSync(env.pipe).isFIFO(), 'the other pipe is still there');
-  } finally {
-    await stopDaemon(d);
-  }
+  });
 });
 
 test('no daemon: no pid file, or a stale one, exits 3 and makes no pipe', async () => {
@@ -177,9 +171,7 @@ test('no daemon: no pid file, or a stale one, exits 3 and makes no pipe', async 
 });
 
 test('a symlink planted at the pipe path is refused by avfilter_sig (exit 4) and never written through by the daemon', async () => {
-  const { env } = world();
-  const d = await env.up();
-  try {
+  await withWorld(async ({ env }, d) => {
     const target = join(env.dir, 'target');
     writeFileSync(target, '');
     symlinkSync(target, env.pipe);
@@ -192,9 +184,7 @@ test('a symlink planted at the pipe path is refused by avfilter_sig (exit 4) and
     await waitLog(d, /event=reloaded /, 30_000);
     await waitLog(d, /level=warning event=pipe-refused path=\S+avfilter_sig\.pipe reason="\S+ is a symbolic link"/);
     assert.equal(readFileSync(target, 'utf8'), '', 'nothing written through the link');
-  } finally {
-    await stopDaemon(d);
-  }
+  });
 });
 
 test('a daemon that does not answer: avfilter_sig gives up after -t (exit 5) and removes the pipe; SIGTERM to avfilter_sig removes it too (exit 6)', async () => {
@@ -219,9 +209,7 @@ test('a daemon that does not answer: avfilter_sig gives up after -t (exit 5) and
 });
 
 test('stats: avfilter_sig stats prints the daemon\'s uptime, workers, generation and reloads', async () => {
-  const { env } = world();
-  const d = await env.up();
-  try {
+  await withWorld(async ({ env }, d) => {
     assert.equal((await runSig(['-f', env.cfg, 'reload', 'config'])).code, 0);
     const r = await runSig(['-f', env.cfg, 'stats']);
     assert.equal(r.code, 0, r.stderr);
@@ -231,9 +219,7 @@ test('stats: avfilter_sig stats prints the daemon\'s uptime, workers, generation
     assert.match(r.stdout, /^generation: 2$/m);
     assert.match(r.stdout, /^reloads_done: 1$/m);
     assert.match(r.stdout, /\nstatus: ok\n$/);
-  } finally {
-    await stopDaemon(d);
-  }
+  });
 });
 
 test('a reload leaves the number of workers it logs running: workers=N in the log and the report is the live count', async () => {
@@ -256,9 +242,7 @@ test('a reload leaves the number of workers it logs running: workers=N in the lo
 });
 
 test('watch = true: an edit of the config reloads exactly once after the files are quiet, so does an editor\'s write-then-rename and a new rule file; a broken rule file is a failed reload that keeps the old rules', async () => {
-  const { env, rules, config } = world('watch = true');
-  const d = await env.up();
-  try {
+  await withWorld(async ({ env, rules, config }, d) => {
     // an in-place edit in two writes (a half-written file first)
     appendFileSync(env.cfg, '\n# edited');
     await new Promise((r) => setTimeout(r, 300));
@@ -286,20 +270,14 @@ test('watch = true: an edit of the config reloads exactly once after the files a
     assert.equal(reloads(d.stderr(), /event=watch-reload/g), 4, d.stderr());
     renameSync(join(rules, 'broken.yar'), join(rules, 'broken.disabled'));
     await waitFor(() => reloads(d.stderr()) === 4, 15_000, 'reload after the fix');
-  } finally {
-    await stopDaemon(d);
-  }
+  }, 'watch = true');
 });
 
 test('watch = false: edits do not reload', async () => {
-  const { env } = world();
-  const d = await env.up();
-  try {
+  await withWorld(async ({ env }, d) => {
     appendFileSync(env.cfg, '\n# edited\n');
     await new Promise((r) => setTimeout(r, 3500));
     assert.equal(reloads(d.stderr()), 0);
     assert.doesNotMatch(d.stderr(), /watch-reload/);
-  } finally {
-    await stopDaemon(d);
-  }
+  });
 });
