@@ -86,7 +86,7 @@ async function reloadWhileStreaming(env: DaemonEnv, prepare: () => void, args: s
 
 const reloads = (stderr: string, re = /event=reloaded /g): number => stderr.match(re)?.length ?? 0;
 
-test('reload virus through avfilter_sig while requests stream: none fails or is answered twice, and a rule added before it catches a message that was clean', async () => {
+test('reload virus through avfilter_sig while requests stream: none fails or is answered twice, a rule added before it catches a message that was clean, and the retired worker is not logged as holding requests (a stale heartbeat count)', async () => {
   await withWorld(async ({ env, rules }, d) => {
     const mk = marker();
     assert.match(await env.send(env.request(mk.message).line), /^200 /, 'clean before the new rule');
@@ -98,6 +98,10 @@ test('reload virus through avfilter_sig while requests stream: none fails or is 
     // the answer came after the new generation serves: a request started now sees the rule
     assert.match(await env.send(env.request(mk.message).line), /^550 5\.7\.1 .*Reload_Test_Marker/);
     await waitLog(d, /event=reloaded signal=SIGUSR2 kind=virus /);
+    // the retired worker finished what it held and exited: not logged as if it held requests
+    await waitFor(() => workerPids(d.child.pid!).length === 1, 20_000, 'the old worker gone');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.doesNotMatch(d.stderr(), /event=worker-exit/);
   });
 });
 

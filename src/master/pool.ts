@@ -383,6 +383,10 @@ export class WorkerPool {
       if (gen.workers.length === 0 && gen !== this.current) this.generations.delete(gen);
     }
     const expected = w.leaving || this.stopping;
+    // A worker that was asked to go and exits 0 has answered everything it held (retired: it
+    // finished; shut down: it answered the rest 451 and logged `drained`): its last heartbeat's
+    // count is stale, and logging it as held after every reload would cry wolf.
+    if (expected && code === 0) w.busy = 0;
     if (!expected || w.busy > 0) {
       this.log.event('worker-exit', {
         worker: w.n, pid: w.child.pid ?? 0, status: code ?? '', signal: signal ?? '',
