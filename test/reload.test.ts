@@ -7,12 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { daemonEnv, singlePart, stopDaemon, waitLog, workerPids, type DaemonEnv } from './helpers/daemon-env.js';
-import { talk, waitFor, type Daemon } from './helpers/avfilter-proc.js';
+import { lookupUser, talk, waitFor, type Daemon } from './helpers/avfilter-proc.js';
 import { runSig } from './helpers/sig.js';
 import { eicar } from './helpers/eicar.js';
 
@@ -284,4 +284,28 @@ test('watch = false: edits do not reload', async () => {
     assert.equal(reloads(d.stderr()), 0);
     assert.doesNotMatch(d.stderr(), /watch-reload/);
   });
+});
+
+test('run as root, avfilter_sig gives the pipe to the daemon\'s group (mode 0620): a daemon running as courier writes its answer into it', { skip: process.getuid?.() !== 0 ? 'needs root to run the daemon as courier (CI runs as root)' : false }, async () => {
+  const courier = lookupUser('courier');
+  assert.ok(courier, 'user courier (courier-mta)');
+  const env = daemonEnv('', 'avf-env-', { owner: courier });
+  const work = join(env.dir, 'work');
+  mkdirSync(work, { mode: 0o700 });
+  chownSync(work, courier.uid, courier.gid);
+  const d = await env.up();
+  try {
+    let seen: { mode: number; uid: number; gid: number } | undefined;
+    const r = await runSig(['-f', env.cfg, 'reload', 'config'], {
+      onSpawn: () => void waitFor(() => existsSync(env.pipe), 10_000, 'pipe').then(() => {
+        const st = lstatSync(env.pipe);
+        seen = { mode: st.mode & 0o777, uid: st.uid, gid: st.gid };
+      }),
+    });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /\nstatus: ok\n$/);
+    assert.deepEqual(seen, { mode: 0o620, uid: 0, gid: courier.gid });
+  } finally {
+    await stopDaemon(d);
+  }
 });
