@@ -169,7 +169,11 @@ async function fail(host: ReloadHost, kind: ReloadKind, sig: string, reason: str
 async function reloadClamd(cfg: Config, host: ReloadHost, say: (l: string) => void): Promise<string[]> {
   const errors: string[] = [];
   for (const e of cfg.engine) {
-    if (e.type !== 'clamd' || !e.reload_clamd) continue;
+    if (e.type !== 'clamd') continue;
+    if (!e.reload_clamd) {
+      say(`clamd at ${e.servers.join(', ')}: not asked to reload (reload_clamd = false: freshclam's NotifyClamd or clamd's SelfCheck reloads it)`);
+      continue;
+    }
     for (const s of e.servers) {
       const addr = parseServer(s);
       const where = formatServer(addr);
