@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
 import { spawnSync } from 'node:child_process';
 import { AVFILTER, runAvfilter } from './helpers/avfilter-proc.js';
@@ -89,14 +89,25 @@ test('--help and --version; usage errors exit 2', () => {
   assert.equal(runAvfilter(['-f', cfg, '--config', '-t', cleanPath]).code, 2);
 });
 
-test('avfilter_sig: --help names the paths; reloading is not in this version (exit 2)', () => {
+test('avfilter_sig: --help names the paths, from the config file even when it does not parse; usage errors exit 2', () => {
   const sig = AVFILTER.replace(/avfilter\.js$/, 'avfilter_sig.js');
-  const h = spawnSync(process.execPath, [sig, '--help'], { encoding: 'utf8' });
+  const missing = join(mkdtempSync(join(tmpdir(), 'avf-sig-')), 'none.toml');
+  const h = spawnSync(process.execPath, [sig, '--help'], { encoding: 'utf8', env: { ...process.env, AVFILTER_CONFIG: missing } });
   assert.equal(h.status, 0);
-  assert.match(h.stdout, /config file: .*avfilter\.toml/);
+  assert.match(h.stdout, /^usage: avfilter_sig \[-f FILE\] \[-p PID\] \[-t SECONDS\] \[-l\] \[reload \[config \| virus\] \| stats\]$/m);
+  assert.match(h.stdout, new RegExp(`config file: ${missing}`));
   assert.match(h.stdout, /pid file: +\/run\/courier\/avfilter\.pid/);
   assert.match(h.stdout, /pipe: +\/run\/courier\/avfilter_sig\.pipe/);
-  const r = spawnSync(process.execPath, [sig, 'reload'], { encoding: 'utf8' });
-  assert.equal(r.status, 2);
-  assert.match(r.stderr, /not implemented/);
+  // a config with a mistake still gives its pid_file and pipe
+  const cfg = join(dirname(missing), 'broken.toml');
+  writeFileSync(cfg, 'pid_file = "/x/a.pid"\npipe = "/x/a.pipe"\nnot toml at all [\n');
+  const b = spawnSync(process.execPath, [sig, '-f', cfg, '-h'], { encoding: 'utf8' });
+  assert.equal(b.status, 0);
+  assert.match(b.stdout, /pid file: +\/x\/a\.pid/);
+  assert.match(b.stdout, /pipe: +\/x\/a\.pipe/);
+  for (const bad of [['reload', 'all'], ['-t', '0'], ['-p', 'x'], ['--bogus'], ['stats', 'now']]) {
+    const r = spawnSync(process.execPath, [sig, ...bad], { encoding: 'utf8' });
+    assert.equal(r.status, 2, `${bad.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /usage: avfilter_sig /);
+  }
 });

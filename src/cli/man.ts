@@ -13,7 +13,7 @@ import {
   ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, MIME_KEYS, TOP_KEYS, UNPACK_KEYS, type KeySpec,
 } from '../config/schema.js';
 import { buildProgram, EXIT_STATUS, MAN_SECTIONS, SEE_ALSO, SUMMARY } from './program.js';
-import { SIG_RELOAD_NOW, SIG_SUMMARY } from './sig-usage.js';
+import { SIG_COMMANDS, SIG_DESCRIPTION, SIG_EXIT_TEXT, SIG_OPTIONS, SIG_SUMMARY, SIG_USAGE } from './sig-usage.js';
 
 export interface ManPage {
   /** File name under man/, e.g. "avfilter.8". */
@@ -67,17 +67,20 @@ export function avfilterPage(version: string, program: Command = buildProgram(ve
 export function avfilterSigPage(version: string): ManPage {
   const out: string[] = [header('avfilter_sig', 8, version, 'System Manager\'s Manual')];
   out.push(`.SH NAME\navfilter_sig \\- ${roff(SIG_SUMMARY)}\n`);
-  out.push('.SH SYNOPSIS\n.B avfilter_sig\n.B \\-\\-help\n');
-  out.push('.SH DESCRIPTION\n' + paragraphs(
-    'avfilter_sig is meant to ask a running avfilter(8) to reload its configuration and signatures. ' +
-    'In this version it does not: with --help (or -h) it prints its usage and the default paths of ' +
-    'avfilter\'s config file, pid file and pipe; with anything else it prints that reloading is not ' +
-    'implemented and exits with status 2.\n\n' +
-    `To reload avfilter, send it SIGHUP, e.g. ${SIG_RELOAD_NOW}.`,
-  ) + '\n');
-  out.push('.SH EXIT STATUS\n' + paragraphs('0 for --help; 2 for anything else.') + '\n');
-  out.push('.SH ENVIRONMENT\n' + paragraphs(`AVFILTER_CONFIG: the config file path printed by --help (default ${DEFAULT_CONFIG_PATH}).`) + '\n');
-  out.push(seeAlso(['avfilter(8)', 'avfilter.toml(5)']));
+  out.push(`.SH SYNOPSIS\n${roff(SIG_USAGE)}\n.br\navfilter_sig \\-\\-help\n`);
+  out.push('.SH DESCRIPTION\n' + paragraphs(SIG_DESCRIPTION) + '\n');
+  out.push('.SH COMMANDS\n' + SIG_COMMANDS.map(([c, s, d]) => `.TP\n.B ${roff(c)}\n${roff(`(${s}) ${d}`)}\n`).join(''));
+  out.push('.SH OPTIONS\n' + SIG_OPTIONS.map(([o, d]) => `.TP\n.B ${roff(o)}\n${roff(d)}\n`).join(''));
+  out.push('.SH EXIT STATUS\n' + SIG_EXIT_TEXT.map(([n, d]) => `.TP\n.B ${n}\n${roff(d)}\n`).join(''));
+  out.push('.SH ENVIRONMENT\n' + paragraphs(`AVFILTER_CONFIG: the config file when -f is not given (default ${DEFAULT_CONFIG_PATH}).`) + '\n');
+  out.push('.SH EXAMPLES\n.nf\n' + roff([
+    'avfilter_sig                     # reload config and signatures',
+    'avfilter_sig reload config       # after editing avfilter.toml',
+    'avfilter_sig -t 30 stats',
+    '# freshclam.conf: after each database update',
+    'OnUpdateExecute /usr/bin/avfilter_sig -l reload virus',
+  ].join('\n')) + '\n.fi\n');
+  out.push(seeAlso(['avfilter(8)', 'avfilter.toml(5)', 'freshclam.conf(5)', 'logger(1)']));
   return { file: 'avfilter_sig.8', text: out.join('') };
 }
 
@@ -145,7 +148,7 @@ export function avfilterConfPage(version: string): ManPage {
     'every message 451 until a reload loads.\n\n' +
     'The file is TOML. Durations are in seconds; sizes are in bytes, or strings like "25M" (K, M, G: binary multiples). ' +
     'Unknown keys are errors. "avfilter --config" prints every key with its effective value; the daemon reads the file again ' +
-    'on SIGHUP.',
+    'on SIGHUP and SIGUSR1 (avfilter_sig reload, avfilter_sig reload config) and, with watch = true, 2 s after an edit.',
   ) + '\n');
   out.push('.SH KEYS\n');
   for (const s of CONF_SECTIONS) out.push(`.SS "${roff(s.heading).replace(/"/g, '""')}"\n${keys(s.specs)}`);

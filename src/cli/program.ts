@@ -84,10 +84,15 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
   },
   {
     heading: 'SIGNALS',
-    text: 'SIGHUP, SIGUSR1 and SIGUSR2 each reload the configuration and the signatures: a new generation ' +
-      'of workers loads them and takes over, the old one finishes its messages; a reload that fails keeps ' +
-      'the running configuration and logs why. SIGTERM, or the end of standard input when it is a pipe ' +
-      '(as courierfilter gives it), stops the filter after the messages in hand are done.',
+    text: 'SIGHUP reloads the configuration and the signatures, SIGUSR1 the configuration only (clamd is not ' +
+      'asked to reload), SIGUSR2 the signatures only (the configuration in force is kept, the file is not read ' +
+      'again); avfilter_sig(8) sends them and prints the answer. Each reload is a new generation of workers ' +
+      'that loads the configuration and compiles the YARA rules, takes over once ready, while the old one ' +
+      'finishes its messages; clamd engines with reload_clamd = true are sent RELOAD (SIGHUP, SIGUSR2). A ' +
+      'reload that fails keeps the running configuration and says why, in the log and to avfilter_sig. With ' +
+      'watch = true an edit of the configuration or of a rules directory reloads as SIGHUP does, 2 s after the ' +
+      'last change. SIGWINCH writes the stats into avfilter_sig\'s pipe. SIGTERM, or the end of standard input ' +
+      'when it is a pipe (as courierfilter gives it), stops the filter after the messages in hand are done.',
   },
   {
     heading: 'ENVIRONMENT',
@@ -99,7 +104,8 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
     heading: 'FILES',
     text: `${DEFAULT_CONFIG_PATH}: the configuration, see avfilter.toml(5).\n\n` +
       '/usr/lib/courier/filters/avfilter: the filter program courierfilter starts, written by --install-filter.\n\n' +
-      '/run/courier/avfilter.pid: the pid file, read by avfilter_sig(8).',
+      '/run/courier/avfilter.pid: the pid file, read by avfilter_sig(8).\n\n' +
+      '/run/courier/avfilter_sig.pipe: the FIFO avfilter_sig(8) makes and avfilter writes its answer into.',
   },
 ];
 

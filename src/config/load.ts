@@ -24,6 +24,7 @@ export interface ClamdEngineConfig {
   readonly max_stream_size: number;
   readonly chunk_size: number;
   readonly raw_message: 'mail' | 'data';
+  readonly reload_clamd: boolean;
 }
 export interface YaraEngineConfig {
   readonly type: 'yara';
@@ -59,6 +60,7 @@ export interface Config {
   readonly socket_dir_optional: string;
   readonly pid_file: string;
   readonly pipe: string;
+  readonly watch: boolean;
   readonly tmpdir: string;
   readonly quarantine_dir: string;
   readonly waitfile: string;

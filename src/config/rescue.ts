@@ -5,9 +5,10 @@
  * so it must find the socket directories the admin meant, not only the defaults. avfilter_sig
  * picks out pid_file and pipe the same way.
  *
- * Owns: best-effort reading of all_mode, socket_dir_all, socket_dir_optional, pid_file and pipe
- * from text that may not parse, and of log_to, log_format and syslog_socket (a config error at
- * start must reach the syslog the admin chose, at error severity). Inputs: the file's text. Outputs: those keys, each the file's
+ * Owns: best-effort reading of all_mode, socket_dir_all, socket_dir_optional, pid_file, pipe and
+ * watch (a degraded daemon still watches its config file for the fix), and of log_to, log_format
+ * and syslog_socket (a config error at start must reach the syslog the admin chose, at error
+ * severity), from text that may not parse. Inputs: the file's text. Outputs: those keys, each the file's
  * value when it is readable and of the right type, else the default. Fails with nothing.
  */
 import { parse as parseToml } from 'smol-toml';
@@ -22,9 +23,10 @@ export interface DaemonKeys {
   readonly log_to: 'stderr' | 'syslog';
   readonly log_format: 'text' | 'json';
   readonly syslog_socket: string;
+  readonly watch: boolean;
 }
 
-const KEYS = ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file', 'pipe', 'log_to', 'log_format', 'syslog_socket'] as const;
+const KEYS = ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file', 'pipe', 'log_to', 'log_format', 'syslog_socket', 'watch'] as const;
 const CHOICES: Readonly<Record<string, readonly string[]>> = { log_to: ['stderr', 'syslog'], log_format: ['text', 'json'] };
 
 function defaults(): Record<string, unknown> {
@@ -34,7 +36,7 @@ function defaults(): Record<string, unknown> {
 }
 
 function acceptable(key: string, v: unknown): boolean {
-  if (key === 'all_mode') return typeof v === 'boolean';
+  if (key === 'all_mode' || key === 'watch') return typeof v === 'boolean';
   const choices = CHOICES[key];
   if (choices !== undefined) return typeof v === 'string' && choices.includes(v);
   return typeof v === 'string' && v.startsWith('/') && !v.includes('\0');

@@ -39,7 +39,8 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'socket_dir_all', type: { kind: 'path' }, default: '/var/lib/courier/allfilters', doc: "Courier's directory of mandatory filter sockets" },
   { key: 'socket_dir_optional', type: { kind: 'path' }, default: '/var/lib/courier/filters', doc: "Courier's directory of optional filter sockets" },
   { key: 'pid_file', type: { kind: 'path' }, default: '/run/courier/avfilter.pid', doc: 'pid file of the daemon (reload: kill -HUP with the pid in it)' },
-  { key: 'pipe', type: { kind: 'path' }, default: '/run/courier/avfilter_sig.pipe', doc: "FIFO for avfilter_sig's reload answers (not used by this version)" },
+  { key: 'pipe', type: { kind: 'path' }, default: '/run/courier/avfilter_sig.pipe', doc: "FIFO avfilter_sig creates for the daemon's answer to a reload or stats request (the daemon never creates it, follows no symlink, and writes only to a FIFO)" },
+  { key: 'watch', type: { kind: 'bool' }, default: true, doc: 'reload (as on SIGHUP) after edits of the config file and of the YARA rule directories settle for 2 s' },
   { key: 'tmpdir', type: { kind: 'path' }, default: '/var/lib/avfilter/tmp', doc: 'private working files (decoded parts), created 0700' },
   { key: 'quarantine_dir', type: { kind: 'path' }, default: '/var/lib/avfilter/quarantine', doc: 'where infected mail is kept when action.quarantine is true' },
   { key: 'waitfile', type: { kind: 'path', allowEmpty: true }, default: '', doc: 'when set and the file exists, every message is tempfailed at once (e.g. during a signature update)' },
@@ -108,6 +109,7 @@ export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
     { key: 'scan_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 60, doc: 'time for one item, from the first byte sent to the reply' },
     { key: 'max_stream_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 25 * MiB, doc: "clamd's StreamMaxLength: larger items are not sent and count as a scanner error" },
     { key: 'chunk_size', type: { kind: 'bytes', min: 1024, max: 16 * MiB }, default: 64 * 1024, doc: 'INSTREAM chunk size' },
+    { key: 'reload_clamd', type: { kind: 'bool' }, default: false, doc: 'a signature reload (SIGHUP, SIGUSR2, avfilter_sig reload [virus]) also sends RELOAD to each of these servers' },
     { key: 'raw_message', type: { kind: 'enum', values: ['mail', 'data'] }, default: 'data', doc: 'the whole message, besides every decoded part: "data" = scanned as plain bytes; "mail" = clamd also parses it as mail (its mail and phishing signatures; about 1.7 times the clamd CPU)' },
   ],
   yara: [

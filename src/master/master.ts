@@ -11,8 +11,9 @@
  * a copy of the listening socket that it never polls (the first worker to listen sends it back),
  * for the workers it starts later. On stdin EOF / SIGTERM: the socket is removed, every worker
  * stops accepting and finishes its requests for up to shutdown_timeout (the rest get 451), pid
- * file removed, exit 0. HUP / USR1 / USR2 reload: a new generation of workers, the old one
- * finishes its work.
+ * file removed, exit 0. HUP / USR1 / USR2 reload (reload.ts): a new generation of workers, the
+ * old one finishes its work; the report goes to avfilter_sig's pipe. Watched edits (watch.ts)
+ * reload like HUP; SIGWINCH writes the stats report (stats-report.ts) into the pipe.
  *
  * Degraded start: a config that does not parse, or workers that cannot load their engines, do
  * NOT stop the daemon before its socket exists — without a socket Courier would skip the filter
@@ -28,7 +29,7 @@ import { ConnectionHandler, type Reply, type ServerOptions, type Service } from 
 import { bindFilterSocket, type FilterSocket } from '../courierfilter/socket.js';
 import { releaseCourierfilter, startedByCourierfilter } from '../courierfilter/fd3.js';
 import { removePidFile, writePidFile } from '../courierfilter/pidfile.js';
-import { readConfigText, type Config, type ConfigText } from '../config/load.js';
+import { configPath, readConfigText, type Config, type ConfigText } from '../config/load.js';
 import { resolveConfig } from '../app/default-engine.js';
 import { noRealSignatures } from '../app/signatures.js';
 import { rescueDaemonKeys, type DaemonKeys } from '../config/rescue.js';
@@ -40,6 +41,9 @@ import { runKeys } from '../ops/debug-run.js';
 import { RateLimiter } from '../ops/rate-limit.js';
 import { messageOf } from '../errors.js';
 import { WORKER_FAILED_TEXT, WorkerPool, type ListenOptions } from './pool.js';
+import { RELOAD_SIGNALS, mergeKinds, reload, watchTargets, type ReloadHost, type ReloadKind } from './reload.js';
+import { answerStats, provideStats, STATS_SIGNAL } from './stats-report.js';
+import { FileWatcher } from '../ops/watch.js';
 
 export interface MasterOptions {
   readonly configFile?: string | undefined;
@@ -89,6 +93,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
 
   // From here on, signals are ours: a reload or stop during start-up is remembered, not fatal.
   const signals = new SignalQueue();
+  const startedAt = Date.now();
 
   // ---- config: parsing here (with no [[engine]], a PING to the distribution's clamd); engines are loaded by the workers
   let problem: string | undefined;
@@ -204,40 +209,44 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   };
   if (problem === undefined) signatureCheck(cfg);
 
-  // ---- reload: a new generation of workers; the old one finishes its work
-  const reload = async (sig: string): Promise<void> => {
-    let next: ConfigText;
-    let nextCfg: Config;
-    try {
-      next = readConfigText(opts.configFile);
-      nextCfg = await resolveConfig(next);
-    } catch (err) {
-      return failedReload(sig, messageOf(err));
-    }
-    const r = await pool.start({ config: nextCfg, text: next.text, source: next.source }, listenOptions(nextCfg));
-    if (!r.ok) return failedReload(sig, r.reason);
-    cfg = nextCfg;
-    setLevel(nextCfg.log_level);
-    handler.options = serverOptions(nextCfg);
-    for (const key of ['all_mode', 'socket_dir_all', 'socket_dir_optional', 'pid_file', 'log_to', 'log_format', 'syslog_socket'] as const) {
-      if (!opts.debug && nextCfg[key] !== keys[key]) log.event('reload-warning', { key, reason: 'takes effect only after a restart' }, 'warning');
-    }
-    const wasDegraded = problem !== undefined;
-    problem = undefined;
-    log.event('reloaded', { signal: sig, config: nextCfg.source, workers: pool.scanningWorkers, ...(wasDegraded ? { service: 'restored' } : {}) });
-    signatureCheck(nextCfg);
-  };
-  const failedReload = async (sig: string, reason: string): Promise<void> => {
-    if (problem !== undefined) {
+  // ---- reload (reload.ts), stats (stats-report.ts) and watched files (watch.ts)
+  const host: ReloadHost = {
+    configFile: opts.configFile, log, pool, fixed: keys, debug: opts.debug,
+    current: () => ({ cfg, text, problem }),
+    listenOptions,
+    commit: (c, t) => {
+      cfg = c;
+      text = t;
+      setLevel(c.log_level);
+      handler.options = serverOptions(c);
+      watcher.set(watchTargets(c, t.source, keys.watch));
+      const wasDegraded = problem !== undefined;
+      problem = undefined;
+      return wasDegraded;
+    },
+    failed: async (reason) => {
+      if (problem === undefined) return 'previous configuration';
       problem = reason;
-      log.event('reload-failed', { signal: sig, reason, kept: 'degraded: every message 451' }, 'error');
       await respond();
-    } else {
-      log.event('reload-failed', { signal: sig, reason, kept: 'previous configuration' }, 'error');
-    }
+      return 'degraded: every message 451';
+    },
+    signatureCheck: (c) => signatureCheck(c),
   };
+  provideStats({ startedAt, scanningWorkers: () => pool.scanningWorkers, generation: () => pool.generation, degraded: () => problem });
+  const watcher = new FileWatcher(log, (paths) => {
+    log.event('watch-reload', { path: paths.join(',') });
+    signals.request('all', 'watch');
+  });
+  watcher.set(watchTargets(cfg, text?.source ?? configPath(opts.configFile).path, keys.watch));
 
-  const reason = await signals.serve(reload, log);
+  const reason = await signals.serve({
+    reload: (kind, sig) => {
+      watcher.covered();
+      return reload(kind, sig, host);
+    },
+    stats: () => answerStats(host),
+  }, log);
+  watcher.close();
 
   // ---- shutdown
   clearInterval(reminder);
@@ -254,15 +263,18 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
 }
 
 /**
- * Signals and stdin, from the start: HUP / USR1 / USR2 ask for a reload (several while one
- * runs make one more), SIGTERM / SIGINT / stdin EOF (only when stdin is a pipe, as
- * courierfilter gives it — a terminal or /dev/null under --foreground must not stop the
- * daemon) ask to stop.
+ * Signals and stdin, from the start: HUP / USR1 / USR2 ask for a reload (reload.ts: all,
+ * config, virus; several while one runs make one more, of the union of their kinds), so does a
+ * watched edit; STATS_SIGNAL asks for the stats report; SIGTERM / SIGINT / stdin EOF (only when
+ * stdin is a pipe, as courierfilter gives it — a terminal or /dev/null under --foreground must
+ * not stop the daemon) ask to stop.
  */
 class SignalQueue {
   private stopReason: string | undefined;
   private wake: (() => void) | undefined;
-  private reloads: string[] = [];
+  private kind: ReloadKind | undefined;
+  private asked: string[] = [];
+  private statsAsked = false;
 
   constructor() {
     const stop = (why: string): void => {
@@ -271,12 +283,11 @@ class SignalQueue {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    for (const s of ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
-      process.on(s, () => {
-        this.reloads.push(s);
-        this.wake?.();
-      });
-    }
+    for (const [s, kind] of Object.entries(RELOAD_SIGNALS)) process.on(s, () => this.request(kind, s));
+    process.on(STATS_SIGNAL, () => {
+      this.statsAsked = true;
+      this.wake?.();
+    });
     if (stdinIsPipe()) {
       process.stdin.on('data', () => undefined); // courierfilter sends nothing; discard anyway
       process.stdin.on('end', () => stop('stdin-eof'));
@@ -286,19 +297,36 @@ class SignalQueue {
     }
   }
 
-  /** Runs reloads one at a time until asked to stop; resolves with why. */
-  async serve(reload: (sig: string) => Promise<void>, log: Logger): Promise<string> {
+  /** A reload of `kind`, asked for by `why` (a signal's name, or `watch`). */
+  request(kind: ReloadKind, why: string): void {
+    this.kind = mergeKinds(this.kind, kind);
+    this.asked.push(why);
+    this.wake?.();
+  }
+
+  /** Runs reloads and stats reports one at a time until asked to stop; resolves with why. */
+  async serve(handlers: { reload(kind: ReloadKind, sig: string): Promise<void>; stats(): Promise<void> }, log: Logger): Promise<string> {
     for (;;) {
       if (this.stopReason !== undefined) break;
-      const sig = this.reloads.shift();
-      if (sig !== undefined) {
-        // Several signals queued while one reload ran: one more reload covers them all.
-        const more = this.reloads.length;
-        this.reloads = [];
+      const kind = this.kind;
+      if (kind !== undefined) {
+        // Several requests queued while one reload ran: one more reload covers them all.
+        const [first, ...more] = this.asked;
+        this.kind = undefined;
+        this.asked = [];
         try {
-          await reload(more > 0 ? `${sig}+${more}` : sig);
+          await handlers.reload(kind, more.length > 0 ? `${first}+${more.length}` : first!);
         } catch (err) {
-          log.event('reload-failed', { signal: sig, reason: messageOf(err) }, 'error');
+          log.event('reload-failed', { signal: first ?? '', reason: messageOf(err) }, 'error');
+        }
+        continue;
+      }
+      if (this.statsAsked) {
+        this.statsAsked = false;
+        try {
+          await handlers.stats();
+        } catch (err) {
+          log.event('stats-failed', { reason: messageOf(err) }, 'error');
         }
         continue;
       }

@@ -204,6 +204,11 @@ export class WorkerPool {
     return this.lostByGone + [...this.generations].flatMap((g) => g.workers).reduce((n, w) => n + w.lostLines, 0) + (this.fallback?.lostLines ?? 0);
   }
 
+  /** The number of the generation that serves (0 before the first). */
+  get generation(): number {
+    return this.current?.id ?? 0;
+  }
+
   /** Scanning workers of the generation that serves. */
   get scanningWorkers(): number {
     const g = this.current;
@@ -249,6 +254,10 @@ export class WorkerPool {
     gen.serving = true;
     this.unservedSince = gen.pc ? Date.now() : 0;
     for (const w of gen.workers) this.startListening(w);
+    // A worker that died after it said ready, while its siblings were still loading, was not
+    // replaced (its generation did not serve yet): replace it now, or the generation would
+    // serve short-handed for good.
+    if (gen.pc) for (let i = gen.workers.length; i < gen.size; i++) this.replace(gen);
     if (old) for (const w of [...old.workers]) this.retire(w);
     return { ok: true };
   }
@@ -388,6 +397,10 @@ export class WorkerPool {
       if (gen.workers.length === 0 && gen !== this.current) this.generations.delete(gen);
     }
     const expected = w.leaving || this.stopping;
+    // A worker that was asked to go and exits 0 has answered everything it held (retired: it
+    // finished; shut down: it answered the rest 451 and logged `drained`): its last heartbeat's
+    // count is stale, and logging it as held after every reload would cry wolf.
+    if (expected && code === 0) w.busy = 0;
     if (!expected || w.busy > 0) {
       this.log.event('worker-exit', {
         worker: w.n, pid: w.child.pid ?? 0, status: code ?? '', signal: signal ?? '',

@@ -23,6 +23,10 @@ export interface CodeSpec {
 }
 
 export const CODES = {
+  // ---- avfilter_sig's pipe (its own error messages; exit status 4)
+  EPIPE_BUSY: { class: 'input', meaning: "avfilter_sig: the pipe exists already (another avfilter_sig runs, or one was killed: remove it)" },
+  EPIPE_UNSAFE: { class: 'input', meaning: 'avfilter_sig: the pipe path is a symbolic link or not the FIFO it made: refused' },
+  EPIPE_CREATE: { class: 'input', meaning: 'avfilter_sig: the pipe could not be made or given to the daemon\'s group' },
   // ---- the request and its files (451)
   EBAD_PATH: { class: 'input', meaning: 'a request line is not a usable path' },
   ERELATIVE_PATH: { class: 'input', meaning: 'a request path is not absolute' },

@@ -27,6 +27,8 @@ export interface DaemonEnv {
   readonly cfg: string;
   readonly sock: string;
   readonly pidFile: string;
+  /** avfilter_sig's pipe (key pipe). */
+  readonly pipe: string;
   readonly spool: string;
   /** Who owns the world and runs the daemon (undefined: the test's own user). */
   readonly owner: User | undefined;
@@ -57,6 +59,9 @@ export function daemonEnv(extra = '', prefix = 'avf-env-', opts: { owner?: User 
     const common = [
       `socket_dir_all = "${dir}/allfilters"`, `socket_dir_optional = "${dir}/filters"`,
       `pid_file = "${dir}/avfilter.pid"`, `tmpdir = "${dir}/work"`, `spool_dirs = ["${spool}"]`,
+      // a private pipe; no watching, so that a test's own signal is the only reload (tests of
+      // watching say watch = true)
+      `pipe = "${dir}/avfilter_sig.pipe"`, 'watch = false',
     ].filter((l) => !given.has(l.split('=')[0]!.trim()));
     // whole or not at all: a reload must never read a half-written file
     writeFileSync(`${cfg}.new`, [...common, more, ''].join('\n'));
@@ -67,7 +72,7 @@ export function daemonEnv(extra = '', prefix = 'avf-env-', opts: { owner?: User 
   let n = 0;
   const sock = join(dir, 'allfilters', 'avfilter');
   const env: DaemonEnv = {
-    dir, cfg, sock, spool, owner, pidFile: join(dir, 'avfilter.pid'), write,
+    dir, cfg, sock, spool, owner, pidFile: join(dir, 'avfilter.pid'), pipe: join(dir, 'avfilter_sig.pipe'), write,
     request(data, controls = [CONTROL]) {
       n++;
       const dataPath = join(spool, `D${n}`);

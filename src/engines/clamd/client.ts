@@ -1,12 +1,12 @@
 /**
- * clamd requests, one connection each (exchange.ts): INSTREAM a ScanSource, PING, VERSION.
+ * clamd requests, one connection each (exchange.ts): INSTREAM a ScanSource, PING, VERSION, RELOAD.
  *
  * Owns: what is sent - the size check against maxStreamBytes before connecting, the source cut
  * into chunkBytes frames (backpressure via the Outbox), the end marker - and what the reply
  * means for each command.
  * Inputs: a ClamdAddress, a ScanSource, options with connectTimeoutMs, scanTimeoutMs (first
  * byte sent until the reply) and the caller's AbortSignal.
- * Outputs: an EngineResult (instream) or a CommandResult (ping, version); never a rejection.
+ * Outputs: an EngineResult (instream) or a CommandResult (ping, version, reload); never a rejection.
  * Fails with (codes from engine.ts): ECONNECT, ECONNECT_TIMEOUT - both only before the
  * connection is up, so a caller may try another server - and, after it, ESCAN_TIMEOUT,
  * ESIZE_LIMIT (ours, or clamd's refusal), EPROTOCOL (no/garbled/truncated/premature reply),
@@ -103,6 +103,18 @@ export async function version(addr: ClamdAddress, opts: CommandOptions): Promise
   const r = await command(addr, 'VERSION', opts);
   if (r.ok && !r.reply.startsWith('ClamAV ')) {
     return { ok: false, code: EngineErrorCode.PROTOCOL, message: `${formatServer(addr)}: VERSION answered ${quote(r.reply)}` };
+  }
+  return r;
+}
+
+/**
+ * zRELOAD; ok only for RELOADING. clamd answers at once and loads the database in the
+ * background (by default it keeps scanning with the old one meanwhile).
+ */
+export async function reload(addr: ClamdAddress, opts: CommandOptions): Promise<CommandResult> {
+  const r = await command(addr, 'RELOAD', opts);
+  if (r.ok && r.reply !== 'RELOADING') {
+    return { ok: false, code: EngineErrorCode.PROTOCOL, message: `${formatServer(addr)}: RELOAD answered ${quote(r.reply)}` };
   }
   return r;
 }

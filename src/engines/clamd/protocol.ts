@@ -12,7 +12,7 @@
 import { EngineErrorCode, type EngineResult } from '../engine.js';
 
 /** `z` prefix: the command and clamd's reply both end with NUL (§B1.1). */
-export type ClamdCommand = 'INSTREAM' | 'PING' | 'VERSION';
+export type ClamdCommand = 'INSTREAM' | 'PING' | 'VERSION' | 'RELOAD';
 
 export function encodeCommand(command: ClamdCommand): Buffer {
   return Buffer.from(`z${command}\0`, 'latin1');
