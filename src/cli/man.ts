@@ -112,6 +112,7 @@ function typeText(s: KeySpec): string {
     case 'paths': return 'a list of absolute paths';
     case 'addresses': return 'a list of addresses: "unix:/path", "/path", "tcp:host:port", "tcp:[v6]:port"';
     case 'command': return 'a list: a program and its arguments';
+    case 'metrics': return '"", "unix:/path", "tcp:IPV4:PORT" or "tcp:[IPV6]:PORT" (port 0: any free port, logged)';
   }
 }
 

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { parseServer } from './address.js';
+import { parseMetricsAddress } from './metrics-address.js';
 import {
   ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, FUTURE_ENGINE_TYPES, MIME_KEYS, TOP_KEYS, UNPACK_KEYS,
   type KeySpec,
@@ -50,6 +51,7 @@ export interface Config {
   readonly worker_idle_memory_limit: number;
   readonly memory_budget: number;
   readonly spool_dirs: readonly string[];
+  readonly metrics: string;
   readonly log_level: 'error' | 'warning' | 'info' | 'debug';
   readonly shutdown_timeout: number;
   readonly max_request_line: number;
@@ -312,6 +314,14 @@ function coerce(ctx: Ctx, prefix: string, spec: KeySpec, v: unknown): unknown {
       }
       return Object.freeze([...v]);
     }
+    case 'metrics':
+      if (typeof v !== 'string') throw fail('must be a string like "tcp:127.0.0.1:9187"');
+      try {
+        parseMetricsAddress(v);
+      } catch (err) {
+        throw keyError(ctx, name, `"${name}": ${(err as Error).message}`);
+      }
+      return v;
     case 'command':
       if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) throw fail('must be a list like ["prog", "arg", "{}"]');
       return Object.freeze([...v]);

@@ -17,6 +17,8 @@ export type KeyType =
   | { kind: 'strings'; minItems: number }
   | { kind: 'paths' }
   | { kind: 'addresses' }
+  /** "" or where the master serves Prometheus text (metrics-address.ts). */
+  | { kind: 'metrics' }
   | { kind: 'command' };
 
 export interface KeySpec {
@@ -48,6 +50,7 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'worker_idle_memory_limit', type: { kind: 'bytes', min: 0, max: 64 * 1024 * MiB }, default: 96 * MiB, doc: 'a worker idle for 10 s whose resident memory is above this (and 16 MiB above its size at start) is replaced, giving the memory back; 0: never' },
   { key: 'memory_budget', type: { kind: 'bytes', min: 0, max: 16 * 1024 * MiB }, default: 128 * MiB, doc: 'decoded message data one worker keeps in memory over all its requests; beyond it parts go to tmpdir' },
   { key: 'spool_dirs', type: { kind: 'paths' }, default: ['/var/lib/courier/tmp'], doc: 'request paths (data and control files) must be inside one of these directories; [] allows any absolute path' },
+  { key: 'metrics', type: { kind: 'metrics' }, default: '', doc: 'where the master serves the counters as Prometheus text at GET /metrics: "" (off), "unix:/path" or "tcp:127.0.0.1:PORT"; a non-loopback address is served but logged at warning' },
   { key: 'log_level', type: { kind: 'enum', values: ['error', 'warning', 'info', 'debug'] }, default: 'info', doc: 'least severe log lines written: error, warning, info (one line per message) or debug' },
   { key: 'shutdown_timeout', type: { kind: 'seconds', min: 0, max: 600 }, default: 10, doc: 'on stdin EOF or SIGTERM, how long in-flight requests may finish before they get 451' },
   { key: 'max_request_line', type: { kind: 'bytes', min: 256, max: 64 * 1024 }, default: 4096, doc: 'longest path line accepted in a request' },

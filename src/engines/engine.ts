@@ -56,6 +56,23 @@ export interface Engine {
   signatureVersion?(): string | undefined;
   /** False when the engine cannot scan now (every clamd server down): engine_mode = "failover" skips it. */
   healthy?(): boolean;
+  /** The servers it talks to, as last seen (engines with servers: clamd); for the stats. */
+  health?(): readonly ServerHealth[];
+}
+
+/** One server of an engine as the engine last saw it. */
+export interface ServerHealth {
+  /** The address as configured, canonical form. */
+  readonly server: string;
+  /** The last attempt got past connecting. */
+  readonly up: boolean;
+  /** Failed attempts since the engine started (aborts not counted). */
+  readonly failures: number;
+  /** The last failure's code and message ("" when none), and when (epoch ms, 0: none). */
+  readonly lastError: string;
+  readonly lastErrorAt: number;
+  /** When the last attempt ended (epoch ms). */
+  readonly at: number;
 }
 
 /** Stable engine error codes; classify by these, never by message text. */

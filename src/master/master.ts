@@ -38,6 +38,7 @@ import { LogWriter } from '../ops/log-writer.js';
 import { RateLimiter } from '../ops/rate-limit.js';
 import { messageOf } from '../errors.js';
 import { WORKER_FAILED_TEXT, WorkerPool, type ListenOptions } from './pool.js';
+import { MasterStats } from '../ops/master-stats.js';
 
 export interface MasterOptions {
   readonly configFile?: string | undefined;
@@ -83,6 +84,9 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     return 2;
   }
 
+  // the counters (summed from the workers' beats) and the metrics endpoint; `pool` is read only once it exists
+  const stats = new MasterStats(log, () => ({ workers: pool.scanningWorkers, inFlight: pool.inFlight, degraded: problem !== undefined }));
+
   // From here on, signals are ours: a reload or stop during start-up is remembered, not fatal.
   const signals = new SignalQueue();
 
@@ -117,7 +121,9 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   const notConfigured = (): string => `4.3.0 avfilter is not configured: ${problem ?? 'unknown reason'}`;
   const masterService: Service = async (req, call) => {
     const code = problem !== undefined ? 'ENOT_CONFIGURED' : 'EWORKER';
-    log.message({ data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code, ms: Date.now() - call.acceptedAt });
+    const fields = { data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code, ms: Date.now() - call.acceptedAt };
+    log.message(fields);
+    stats.message(fields);
     return { code: 451, text: problem !== undefined ? notConfigured() : WORKER_FAILED_TEXT } satisfies Reply;
   };
   const handler = new ConnectionHandler(masterService, serverOptions(cfg));
@@ -131,6 +137,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   }
   sock.server.on('error', (err) => log.event('socket-error', { reason: messageOf(err) }, 'error'));
   const pool = new WorkerPool(log, (line) => writer.sink(line), cfg?.tmpdir);
+  pool.stats = stats.store;
   // The first worker to accept sends a copy of the socket back: the socket is put in place and
   // the master's own polled server is closed (it must not take connections from the workers).
   let markPublished!: () => void;
@@ -181,6 +188,8 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     workers: pool.scanningWorkers, courierfilter: fromCourierfilter,
   });
 
+  await stats.configure(cfg);
+
   let reminder: NodeJS.Timeout | undefined;
   const degraded = (): void => {
     log.event('degraded', { reason: problem ?? '', answer: 451 }, 'error');
@@ -215,10 +224,12 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     }
     const wasDegraded = problem !== undefined;
     problem = undefined;
+    await stats.reloaded(true, nextCfg);
     log.event('reloaded', { signal: sig, config: nextCfg.source, workers: pool.scanningWorkers, ...(wasDegraded ? { service: 'restored' } : {}) });
     signatureCheck(nextCfg);
   };
   const failedReload = async (sig: string, reason: string): Promise<void> => {
+    await stats.reloaded(false);
     if (problem !== undefined) {
       problem = reason;
       log.event('reload-failed', { signal: sig, reason, kept: 'degraded: every message 451' }, 'error');
@@ -237,6 +248,9 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   const graceMs = (cfg?.shutdown_timeout ?? (DEFAULT('shutdown_timeout') as number)) * 1000;
   const [stragglers] = await Promise.all([handler.drain(graceMs), pool.stop(graceMs)]);
   removePidFile(keys.pid_file);
+  await stats.close();
+  // the counters since start, once, for whoever reads the log after the daemon is gone
+  for (const line of stats.report()) log.event('stats', { text: line });
   log.event('stopped', { reason, ...(stragglers > 0 ? { unfinished: stragglers } : {}), ...(writer.lost > 0 ? { log_lines_lost: writer.lost } : {}) });
   await writer.flush(2000);
   return 0;

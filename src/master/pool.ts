@@ -32,6 +32,7 @@ import type { Logger } from '../ops/log.js';
 import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
 import { IDLE_RECYCLE_AFTER_MS, shouldRecycleIdle } from './idle-recycle.js';
 import { sweepStale } from './tmp-sweep.js';
+import type { StatsStore } from '../ops/stats-store.js';
 
 const WORKER_MODULE = new URL('../worker/main.js', import.meta.url);
 /** The daemon's stderr, shared with every worker as its fd LOG_FD_CHILD for its log lines. */
@@ -161,6 +162,8 @@ export class WorkerPool {
   private handle: unknown;
   private needEcho = false;
   private onOwnHandle: ((h: unknown) => void) | undefined;
+  /** Where the workers' counters (on their beats) and the restarts are summed. */
+  stats: StatsStore | undefined;
 
   constructor(private readonly log: Logger, private readonly writeLine: (line: string) => void, private tmpdirForSweep: string | undefined) {
     this.timer = setInterval(() => this.check(), CHECK_MS);
@@ -189,6 +192,13 @@ export class WorkerPool {
     const all = [...this.generations].flatMap((g) => g.workers);
     if (this.fallback) all.push(this.fallback);
     return all.filter((w) => w.state !== 'exited').map((w) => w.child.pid!);
+  }
+
+  /** Requests the live workers hold, as of their last heartbeats. */
+  get inFlight(): number {
+    let n = 0;
+    for (const g of this.generations) for (const w of g.workers) if (w.state !== 'exited') n += w.busy;
+    return n + (this.fallback !== undefined && this.fallback.state !== 'exited' ? this.fallback.busy : 0);
   }
 
   /** Scanning workers of the generation that serves. */
@@ -344,6 +354,7 @@ export class WorkerPool {
         if (m.served !== undefined) w.served = m.served;
         w.oldestDeadline = m.oldestDeadline;
         if (m.lostLines !== undefined) w.lostLines = m.lostLines;
+        if (m.stats !== undefined) this.stats?.add(m.stats);
         return;
       case 'log':
         for (const line of m.lines) this.writeLine(line);
@@ -405,6 +416,7 @@ export class WorkerPool {
     if (delay > 0) this.log.event('worker-restart-delayed', { ms: delay, deaths: gen.deaths.length }, 'warning');
     setTimeout(() => {
       if (this.stopping || gen !== this.current || gen.workers.filter((x) => !x.leaving).length >= gen.size) return;
+      this.stats?.workerRestarted();
       const w = this.spawn(gen);
       void w.readyResult.then((r) => {
         if (!r.ok) this.log.event('worker-start-failed', { worker: w.n, code: r.code, reason: r.reason }, 'error');
