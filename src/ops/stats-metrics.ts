@@ -58,3 +58,15 @@ export const METRICS: readonly MetricSpec[] = [
 /** Prometheus metric and label names (the data model's grammar). */
 export const METRIC_NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 export const LABEL_NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/**
+ * The README's table of metrics ("Stats and metrics"), rendered from METRICS: a test compares
+ * the README with it, so a metric added here and not documented fails.
+ */
+export function metricsTableMarkdown(): string {
+  const rows = METRICS.map((m) => {
+    const labels = m.type === 'histogram' ? [...m.labels, 'le'] : [...m.labels];
+    return `| \`${m.name}\` | ${m.type} | ${labels.length ? labels.map((l) => `\`${l}\``).join(', ') : '–'} | ${m.help.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| metric | type | labels | meaning |', '|---|---|---|---|', ...rows].join('\n');
+}
