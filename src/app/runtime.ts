@@ -15,7 +15,7 @@ import type { Engine } from '../engines/engine.js';
 import { createClamdEngine } from '../engines/clamd/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
 import { MemoryPool, type MimeLimits } from '../mime/index.js';
-import type { ScanDeps } from '../scan/scan-message.js';
+import type { ScanDeps, ScanObserver } from '../scan/scan-message.js';
 import { cachedEngine, MemoryStore, type CacheCounters, type VerdictStore } from '../scan/verdict-cache.js';
 import { redisStore } from '../scan/redis-store.js';
 import { failoverEngines } from '../scan/engine-failover.js';
@@ -33,6 +33,8 @@ export interface Runtime {
   readonly spoolDirs: readonly string[];
   /** The container stage, when [unpack] is enabled. */
   readonly unpack?: UnpackOptions | undefined;
+  /** Told every engine result and its time (the worker's counters, worker/counted-engines.ts). */
+  readonly observe?: ScanObserver | undefined;
   /** Its readers' versions (`--config -v`); undefined when the stage is off. */
   unpackVersion?(): Promise<string>;
   close(): Promise<void>;
@@ -40,7 +42,7 @@ export interface Runtime {
 
 /** What scanning a message needs from the runtime. */
 export function scanDepsOf(rt: Runtime): ScanDeps {
-  return { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir, unpack: rt.unpack };
+  return { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir, unpack: rt.unpack, observe: rt.observe };
 }
 
 export interface RuntimeOptions {

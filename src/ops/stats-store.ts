@@ -72,7 +72,6 @@ export interface EngineTotals {
 
 /** Everything counted over one period (since start, or since the last reload). */
 export class Totals {
-  readonly since = Date.now();
   /** "verdict\0action\0reply" → messages (our own value sets; bounded anyway) */
   readonly messages = new BoundedCounts(CODE_SERIES_MAX * 4, false);
   readonly names = new BoundedCounts(NAME_SERIES_MAX, true);

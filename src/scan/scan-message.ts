@@ -16,6 +16,7 @@
  * action.error = "accept" may pass), an abort is "abort", a temp-file failure "internal".
  */
 import { readFile, stat } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import type { Engine, EngineResult, ScanItem } from '../engines/engine.js';
 import { EngineErrorCode } from '../engines/engine.js';
 import { extractParts, MessageInput, MimeErrorCode, type MimeLimits } from '../mime/index.js';
@@ -36,7 +37,11 @@ export interface ScanDeps {
    * (unpack.enabled = false).
    */
   readonly unpack?: UnpackOptions | undefined;
+  /** Told every engine result and its time in seconds (the worker's counters); must not throw. */
+  readonly observe?: ScanObserver | undefined;
 }
+
+export type ScanObserver = (engine: string, r: EngineResult, seconds: number) => void;
 
 export interface ScanReport {
   readonly verdict: Verdict;
@@ -121,7 +126,7 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     const jobs = route(items, deps.engines);
     const scanned = [...new Set(jobs.map((j) => j.item))];
     const bytes = scanned.reduce((n, i) => n + i.source.size, 0);
-    const { findings, firstError, sizeLimit } = await scanItems(jobs, signal);
+    const { findings, firstError, sizeLimit } = await scanItems(jobs, signal, deps.observe);
 
     let verdict: Verdict;
     const limit = extraction.limit;
@@ -172,7 +177,7 @@ interface ScanOutcome {
 }
 
 /** The (item, engine) jobs, a few at a time; stops starting new work once a virus is found. */
-async function scanItems(jobs: readonly Job[], signal: AbortSignal): Promise<ScanOutcome> {
+async function scanItems(jobs: readonly Job[], signal: AbortSignal, observe: ScanObserver | undefined): Promise<ScanOutcome> {
   const out: ScanOutcome = { findings: [] };
   let next = 0;
   const worker = async () => {
@@ -180,7 +185,9 @@ async function scanItems(jobs: readonly Job[], signal: AbortSignal): Promise<Sca
     // a virus elsewhere in the message must still be found (action.encrypted may pass it)
     while (next < jobs.length && !out.findings.some((f) => !isEncryptedHeuristic(f)) && !signal.aborted) {
       const { item, engine } = jobs[next++]!;
+      const t0 = observe !== undefined ? performance.now() : 0;
       const r = await safeScan(engine, item, signal);
+      observe?.(engine.label, r, (performance.now() - t0) / 1000);
       if (r.status === 'infected') {
         for (const name of r.names) {
           out.findings.push({

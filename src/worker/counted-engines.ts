@@ -1,34 +1,20 @@
 /**
- * The runtime's engines, each counted: scans, detections, errors by code and time per item go
- * to the worker's StatsRecorder; a clamd engine's server health is polled once per beat.
+ * The runtime as a worker scans with: every engine result and its time go to the worker's
+ * StatsRecorder (scans, detections, errors by code, time per item), and each engine that
+ * reports server health (clamd) is polled on the heartbeat.
  *
- * Owns: the wrapper. A scan's result passes through untouched (the wrapper only looks), and a
- * throwing engine still throws as before (scan-message.ts treats that as a fault of ours).
- * Inputs: a Runtime. Outputs: a Runtime whose engines count. Fails with nothing of its own.
+ * Owns: joining a Runtime to a StatsRecorder. The results are observed where the scan loop
+ * already awaits them (scan-message.ts), so counting adds no promise or wrapper per item, and
+ * it only looks: a result passes on untouched. Inputs: a Runtime. Outputs: a Runtime that
+ * counts. Fails with nothing.
  */
-import { performance } from 'node:perf_hooks';
-import type { Engine } from '../engines/engine.js';
 import type { Runtime } from '../app/runtime.js';
 import type { StatsRecorder } from '../ops/stats.js';
 
 export function countedRuntime(rt: Runtime, stats: StatsRecorder): Runtime {
-  const engines = rt.engines.map((e) => counted(e, stats));
-  return { ...rt, engines, close: () => rt.close() };
-}
-
-function counted(e: Engine, stats: StatsRecorder): Engine {
-  const health = e.health;
-  if (health !== undefined) stats.watchHealth(() => health.call(e));
-  return {
-    label: e.label,
-    async scan(item, signal) {
-      const t0 = performance.now();
-      const r = await e.scan(item, signal);
-      stats.scan(e.label, r, (performance.now() - t0) / 1000);
-      return r;
-    },
-    version: (signal) => e.version(signal),
-    close: () => e.close(),
-    ...(health !== undefined ? { health: () => health.call(e) } : {}),
-  };
+  for (const e of rt.engines) {
+    const health = e.health;
+    if (health !== undefined) stats.watchHealth(() => health.call(e));
+  }
+  return { ...rt, observe: (engine, r, seconds) => stats.scan(engine, r, seconds), close: () => rt.close() };
 }
