@@ -60,19 +60,16 @@ export interface Engine {
   health?(): readonly ServerHealth[];
 }
 
-/** One server of an engine as the engine last saw it. */
+/** One server of an engine as this process last saw it (engines with servers: clamd). */
 export interface ServerHealth {
   /** The address as configured, canonical form. */
   readonly server: string;
-  /** The last attempt got past connecting. */
+  /** Scans are sent to it (false: it failed without a verdict and has not answered a probe since). */
   readonly up: boolean;
-  /** Failed attempts since the engine started (aborts not counted). */
-  readonly failures: number;
-  /** The last failure's code and message ("" when none), and when (epoch ms, 0: none). */
-  readonly lastError: string;
-  readonly lastErrorAt: number;
-  /** When the last attempt ended (epoch ms). */
-  readonly at: number;
+  /** Attempts on it that failed without a verdict, since the engine started. */
+  readonly failures?: number | undefined;
+  /** The last such failure: code and message. */
+  readonly lastError?: string | undefined;
 }
 
 /** Stable engine error codes; classify by these, never by message text. */

@@ -354,7 +354,7 @@ export class WorkerPool {
         if (m.served !== undefined) w.served = m.served;
         w.oldestDeadline = m.oldestDeadline;
         if (m.lostLines !== undefined) w.lostLines = m.lostLines;
-        if (m.stats !== undefined) this.stats?.add(m.stats);
+        if (m.stats !== undefined) this.stats?.add(m.stats, w.n);
         return;
       case 'log':
         for (const line of m.lines) this.writeLine(line);

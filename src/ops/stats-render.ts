@@ -86,7 +86,10 @@ function samples(out: string[], m: MetricSpec, s: StatsStore, g: Gauges): void {
       for (const [e, v] of t.engines) histogram(out, m.name, [['engine', e]], SCAN_BUCKETS, v.time);
       return;
     case 'avfilter_clamd_server_up':
-      for (const [k, v] of s.servers) sample(out, m.name, [['server', k]], v.up ? 1 : 0);
+      for (const [k, v] of s.servers) {
+        const up = v.up();
+        if (up !== undefined) sample(out, m.name, [['server', k]], up ? 1 : 0);
+      }
       return;
     case 'avfilter_clamd_server_failures_total':
       for (const k of s.servers.keys()) sample(out, m.name, [['server', k]], t.serverFailures.get(k));
@@ -190,8 +193,9 @@ export function renderStatsLines(s: StatsStore, g: Gauges, now = Date.now()): st
     out.push(`engine ${quote(e)} scan time: ${histText(SCAN_BUCKETS, v.time)}${vr ? ` (${histText(SCAN_BUCKETS, vr.time)})` : ''}`);
   }
   for (const [k, v] of s.servers) {
-    const last = v.lastErrorAt > 0 ? `last error at ${iso(v.lastErrorAt)}: ${quote(v.lastError)}` : 'no error';
-    out.push(`clamd server ${quote(k)}: ${v.up ? 'up' : 'DOWN'}, failures ${a.serverFailures.get(k)} (${r.serverFailures.get(k)}), ${last}`);
+    const last = v.lastErrorAt > 0 ? `last error seen ${iso(v.lastErrorAt)}: ${quote(v.lastError)}` : 'no error';
+    const up = v.up();
+    out.push(`clamd server ${quote(k)}: ${up === undefined ? 'no recent report' : up ? 'up' : 'DOWN'}, failures ${a.serverFailures.get(k)} (${r.serverFailures.get(k)}), ${last}`);
   }
   line('worker restarts', a.restarts, r.restarts);
   line('reloads ok', a.reloadsOk, r.reloadsOk);

@@ -113,12 +113,31 @@ export class Totals {
   }
 }
 
-/** A clamd server as the most recent report says. */
-export interface ServerState {
-  up: boolean;
-  lastError: string;
-  lastErrorAt: number;
-  at: number;
+/**
+ * A worker whose last report on a server is older than this no longer counts for its state
+ * (it exited, or its generation retired): workers report every second.
+ */
+export const SERVER_REPORT_STALE_MS = 10_000;
+
+/**
+ * A clamd server: each worker's current view of it (its own pool marks it down), and its last
+ * error. It is up when every worker that reported on it lately sees it up: one worker that could
+ * not reach it is worth a look.
+ */
+export class ServerState {
+  readonly views = new Map<number, { up: boolean; at: number }>();
+  lastError = '';
+  lastErrorAt = 0;
+
+  /** undefined: no worker reported on it lately. */
+  up(now = Date.now()): boolean | undefined {
+    let up: boolean | undefined;
+    for (const [k, v] of this.views) {
+      if (now - v.at > SERVER_REPORT_STALE_MS) this.views.delete(k);
+      else up = (up ?? true) && v.up;
+    }
+    return up;
+  }
 }
 
 export class StatsStore {
@@ -128,13 +147,13 @@ export class StatsStore {
   sinceReload = new Totals();
   readonly servers = new Map<string, ServerState>();
 
-  /** A delta from a worker (or the master's own recorder). Never throws. */
-  add(d: StatsDelta | undefined): void {
+  /** A delta from a worker (`reporter`: its number; 0: the master's own recorder). Never throws. */
+  add(d: StatsDelta | undefined, reporter = 0): void {
     if (d === undefined || typeof d !== 'object' || d === null) return;
     try {
       this.sinceStart.add(d);
       this.sinceReload.add(d);
-      if (Array.isArray(d.servers)) for (const s of d.servers) this.server(s);
+      if (Array.isArray(d.servers)) for (const s of d.servers) this.server(s, reporter);
     } catch {
       // a malformed delta: what was added stays, the rest is ignored
     }
@@ -159,23 +178,25 @@ export class StatsStore {
     if (servers !== undefined) for (const k of [...this.servers.keys()]) if (!servers.includes(k)) this.servers.delete(k);
   }
 
-  private server(s: unknown): void {
-    const r = s as Partial<Record<'server' | 'up' | 'failures' | 'lastError' | 'lastErrorAt' | 'at', unknown>>;
-    if (typeof r.server !== 'string' || typeof r.at !== 'number') return;
+  private server(s: unknown, reporter: number): void {
+    const r = s as Partial<Record<'server' | 'up' | 'failures' | 'lastError', unknown>>;
+    if (typeof r.server !== 'string') return;
+    let state = this.servers.get(r.server);
+    if (state === undefined) {
+      if (this.servers.size >= CODE_SERIES_MAX) return;
+      this.servers.set(r.server, (state = new ServerState()));
+    }
+    const now = Date.now();
+    state.views.set(reporter, { up: r.up === true, at: now });
     const n = num(r.failures);
     if (n > 0) {
       this.sinceStart.serverFailures.add(r.server, n);
       this.sinceReload.serverFailures.add(r.server, n);
     }
-    const cur = this.servers.get(r.server);
-    if (cur !== undefined && cur.at > r.at) return; // an older view (another worker's) than the one we have
-    if (cur === undefined && this.servers.size >= CODE_SERIES_MAX) return;
-    this.servers.set(r.server, {
-      up: r.up === true,
-      lastError: typeof r.lastError === 'string' && r.lastError !== '' ? r.lastError : cur?.lastError ?? '',
-      lastErrorAt: num(r.lastErrorAt) || (cur?.lastErrorAt ?? 0),
-      at: r.at,
-    });
+    if (typeof r.lastError === 'string' && r.lastError !== '' && (n > 0 || state.lastError === '')) {
+      state.lastError = r.lastError;
+      state.lastErrorAt = now;
+    }
   }
 }
 

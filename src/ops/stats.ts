@@ -6,7 +6,7 @@
  * the recorder that fills it. Counting a message is a few increments of numbers in plain
  * objects that already exist after the first message of their kind in a beat: no per-message
  * allocation beyond the log fields that exist anyway. `take()` hands the delta over and starts
- * a fresh one, so the master sums what the workers report and nothing counted survives only in
+ * a fresh one (a worker with clamd servers reports their state on every beat), so the master sums what the workers report and nothing counted survives only in
  * a worker: a worker killed (SIGKILL) loses at most the counts of its last beat, about a second;
  * one that exits (retire, shutdown, a fault) sends its last delta first.
  * Inputs: the message's log fields and its verdict; engine results and times; clamd servers'
@@ -30,15 +30,15 @@ export interface EngineDelta {
   time: Hist;
 }
 
-/** One clamd server as one worker last saw it; `failures` counts since that worker's previous report. */
+/**
+ * One clamd server as the reporting worker sees it now (each worker's pool has its own view);
+ * `failures`: failed attempts since that worker's previous report.
+ */
 export interface ServerReport {
   server: string;
   up: boolean;
   failures: number;
   lastError: string;
-  /** epoch ms of the last error (0: none) and of the last attempt */
-  lastErrorAt: number;
-  at: number;
 }
 
 export interface StatsDelta {
@@ -88,8 +88,8 @@ export class StatsRecorder {
   private d = emptyDelta();
   private dirty = false;
   private readonly healthSources: HealthSource[] = [];
-  /** Per server, what the last report said (sources count failures since their own start). */
-  private readonly lastSeen = new Map<string, { failures: number; at: number }>();
+  /** Per server, the failures at the last report (sources count them since their own start). */
+  private readonly failuresSeen = new Map<string, number>();
 
   /** One answered message, from its log fields (verdict, action, reply, code, ms) and verdict. */
   message(fields: LogFields, verdict?: Verdict): void {
@@ -152,17 +152,15 @@ export class StatsRecorder {
     return out;
   }
 
+  /** Every server of every source, on every beat: the master needs each worker's current view. */
   private servers(): ServerReport[] | undefined {
     let out: ServerReport[] | undefined;
     for (const source of this.healthSources) {
       for (const h of source()) {
-        const prev = this.lastSeen.get(h.server);
-        if (prev !== undefined && prev.at === h.at) continue; // no attempt since the last report
-        this.lastSeen.set(h.server, { failures: h.failures, at: h.at });
-        (out ??= []).push({
-          server: h.server, up: h.up, failures: Math.max(0, h.failures - (prev?.failures ?? 0)),
-          lastError: h.lastError, lastErrorAt: h.lastErrorAt, at: h.at,
-        });
+        const total = h.failures ?? 0;
+        const seen = this.failuresSeen.get(h.server) ?? 0;
+        this.failuresSeen.set(h.server, total);
+        (out ??= []).push({ server: h.server, up: h.up, failures: Math.max(0, total - seen), lastError: h.lastError ?? '' });
       }
     }
     return out;
