@@ -255,3 +255,25 @@ test('metrics endpoint: only GET/HEAD /metrics answer (text format 0.0.4, every 
   }
   assert.match(d.stderr(), /event=metrics-closed address=tcp:127\.0\.0\.1:\d+/);
 });
+
+test('verdict cache: the same message twice counts its items as misses, then as hits', async () => {
+  const env = daemonEnv('workers = 1\ncache = "memory"\nmetrics = "tcp:127.0.0.1:0"');
+  const d = await env.up();
+  try {
+    await waitLog(d, /event=metrics-listening/);
+    const tcp = listening(d);
+    const body = singlePart(Buffer.from('the same clean message, twice'));
+    assert.match(await env.send(env.request(body).line), /^200 /);
+    assert.match(await env.send(env.request(body).line), /^200 /);
+    const s = await scrapeUntil(tcp, 2);
+    await waitFor(() => messageLines(d).length >= 2, 5000, 'message lines');
+    const items = Number(/ items=(\d+)/.exec(messageLines(d)[0]!)![1]);
+    assert.ok(items >= 2);
+    assert.equal(s.get('avfilter_cache_lookups_total{result="miss"}'), items);
+    assert.equal(s.get('avfilter_cache_lookups_total{result="hit"}'), items);
+    assert.equal(s.get('avfilter_cache_lookups_total{result="skipped"}'), 0);
+  } finally {
+    assert.equal(await stopDaemon(d), 0);
+  }
+  assert.match(d.stderr(), /event=stats text="cache hits: \d+ \(\d+\)"/);
+});

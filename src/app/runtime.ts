@@ -11,7 +11,7 @@
 import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { ConfigError, whereIs, type Config, type EngineConfig } from '../config/load.js';
-import type { Engine } from '../engines/engine.js';
+import type { Engine, ServerHealth } from '../engines/engine.js';
 import { createClamdEngine } from '../engines/clamd/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
 import { MemoryPool, type MimeLimits } from '../mime/index.js';
@@ -35,6 +35,8 @@ export interface Runtime {
   readonly unpack?: UnpackOptions | undefined;
   /** Told every engine result and its time (the worker's counters, worker/counted-engines.ts). */
   readonly observe?: ScanObserver | undefined;
+  /** The servers of every engine that has some (clamd), as this process sees them now. */
+  health?(): ServerHealth[];
   /** Its readers' versions (`--config -v`); undefined when the stage is off. */
   unpackVersion?(): Promise<string>;
   close(): Promise<void>;
@@ -150,6 +152,8 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
     config,
     engines: scanning,
     cache: counters,
+    // from the engines themselves: the cache and failover wrappers do not pass health on
+    health: () => engines.flatMap((e) => e.health?.() ?? []),
     // one pool per runtime: a worker process builds one runtime per generation
     mimeLimits: mimeLimitsOf(config, new MemoryPool(config.memory_budget)),
     spoolDirs,

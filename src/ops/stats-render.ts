@@ -85,6 +85,13 @@ function samples(out: string[], m: MetricSpec, s: StatsStore, g: Gauges): void {
     case 'avfilter_engine_scan_duration_seconds':
       for (const [e, v] of t.engines) histogram(out, m.name, [['engine', e]], SCAN_BUCKETS, v.time);
       return;
+    case 'avfilter_cache_lookups_total':
+      if (t.cache !== undefined) {
+        sample(out, m.name, [['result', 'hit']], t.cache.hit);
+        sample(out, m.name, [['result', 'miss']], t.cache.miss);
+        sample(out, m.name, [['result', 'skipped']], t.cache.skipped);
+      }
+      return;
     case 'avfilter_clamd_server_up':
       for (const [k, v] of s.servers) {
         const up = v.up();
@@ -191,6 +198,12 @@ export function renderStatsLines(s: StatsStore, g: Gauges, now = Date.now()): st
     line(`engine ${quote(e)} detections`, v.detections, vr?.detections ?? 0);
     for (const [k, n] of v.errors.entries()) line(`engine ${quote(e)} errors code=${quote(k)}`, n, vr?.errors.get(k) ?? 0);
     out.push(`engine ${quote(e)} scan time: ${histText(SCAN_BUCKETS, v.time)}${vr ? ` (${histText(SCAN_BUCKETS, vr.time)})` : ''}`);
+  }
+  if (a.cache !== undefined) {
+    const rc = r.cache ?? { hit: 0, miss: 0, skipped: 0 };
+    line('cache hits', a.cache.hit, rc.hit);
+    line('cache misses', a.cache.miss, rc.miss);
+    line('cache lookups skipped', a.cache.skipped, rc.skipped);
   }
   for (const [k, v] of s.servers) {
     const last = v.lastErrorAt > 0 ? `last error seen ${iso(v.lastErrorAt)}: ${quote(v.lastError)}` : 'no error';

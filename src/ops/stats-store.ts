@@ -81,6 +81,8 @@ export class Totals {
   readonly duration: Hist = { b: new Array<number>(MESSAGE_BUCKETS.length + 1).fill(0), sum: 0 };
   readonly engines = new Map<string, EngineTotals>();
   readonly serverFailures = new BoundedCounts(CODE_SERIES_MAX, false);
+  /** Verdict-cache lookups: hit, miss, skipped (undefined until a worker with a cache reports). */
+  cache: { hit: number; miss: number; skipped: number } | undefined;
   restarts = 0;
   reloadsOk = 0;
   reloadsFailed = 0;
@@ -96,6 +98,13 @@ export class Totals {
     for (const [k, n] of counts(d.limits)) this.limits.add(k, n);
     for (const [k, n] of counts(d.encrypted)) this.encrypted.add(k, n);
     addHist(this.duration, d.duration);
+    const c = d.cache as Partial<Record<'hit' | 'miss' | 'skipped', unknown>> | undefined;
+    if (typeof c === 'object' && c !== null) {
+      const t = (this.cache ??= { hit: 0, miss: 0, skipped: 0 });
+      t.hit += num(c.hit);
+      t.miss += num(c.miss);
+      t.skipped += num(c.skipped);
+    }
     let engines = 0;
     for (const [label, e] of records(d.engines)) {
       let t = this.engines.get(label);

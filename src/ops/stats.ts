@@ -51,6 +51,15 @@ export interface StatsDelta {
   duration: Hist;
   engines: Record<string, EngineDelta>;
   servers?: ServerReport[];
+  /** Verdict-cache lookups since the last delta (only with a cache). */
+  cache?: { hit: number; miss: number; skipped: number };
+}
+
+/** The verdict cache's own counters (scan/verdict-cache.ts), totals since the runtime started. */
+export interface CacheSource {
+  readonly hits: number;
+  readonly misses: number;
+  readonly skipped: number;
 }
 
 /** Records without a prototype: a key such as "__proto__" (a virus name) is a plain key. */
@@ -90,6 +99,8 @@ export class StatsRecorder {
   private readonly healthSources: HealthSource[] = [];
   /** Per server, the failures at the last report (sources count them since their own start). */
   private readonly failuresSeen = new Map<string, number>();
+  private cacheSource: (() => CacheSource) | undefined;
+  private cacheSeen: CacheSource = { hits: 0, misses: 0, skipped: 0 };
 
   /** One answered message, from its log fields (verdict, action, reply, code, ms) and verdict. */
   message(fields: LogFields, verdict?: Verdict): void {
@@ -141,15 +152,30 @@ export class StatsRecorder {
     this.healthSources.push(source);
   }
 
+  watchCache(source: () => CacheSource): void {
+    this.cacheSource = source;
+  }
+
   /** The counts since the last take (undefined when nothing happened), and a fresh start. */
   take(): StatsDelta | undefined {
     const servers = this.servers();
-    if (!this.dirty && servers === undefined) return undefined;
+    const cache = this.cache();
+    if (!this.dirty && servers === undefined && cache === undefined) return undefined;
     const out = this.d;
     if (servers !== undefined) out.servers = servers;
+    if (cache !== undefined) out.cache = cache;
     this.d = emptyDelta();
     this.dirty = false;
     return out;
+  }
+
+  /** The cache's lookups since the last take, when there were any. */
+  private cache(): StatsDelta['cache'] {
+    const c = this.cacheSource?.();
+    if (c === undefined) return undefined;
+    const d = { hit: c.hits - this.cacheSeen.hits, miss: c.misses - this.cacheSeen.misses, skipped: c.skipped - this.cacheSeen.skipped };
+    this.cacheSeen = { hits: c.hits, misses: c.misses, skipped: c.skipped };
+    return d.hit > 0 || d.miss > 0 || d.skipped > 0 ? d : undefined;
   }
 
   /** Every server of every source, on every beat: the master needs each worker's current view. */
