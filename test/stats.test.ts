@@ -64,16 +64,26 @@ async function scrapeUntil(t: Target, n: number): Promise<Map<string, number>> {
 
 const msgKey = (verdict: string, action: string, reply: number): string => `avfilter_messages_total{verdict="${verdict}",action="${action}",reply="${reply}"}`;
 
+/** A daemon with `extra` config (which sets metrics on TCP port 0) and where its endpoint listens. */
+async function upWithMetrics(extra: string): Promise<{ env: DaemonEnv; d: Daemon; tcp: Target }> {
+  const env = daemonEnv(extra);
+  const d = await env.up();
+  try {
+    await waitLog(d, /event=metrics-listening/);
+  } catch (err) {
+    await stopDaemon(d);
+    throw err;
+  }
+  return { env, d, tcp: listening(d) };
+}
+
 async function sendAll(env: DaemonEnv, bodies: string[]): Promise<string[]> {
   return Promise.all(bodies.map((b) => env.send(env.request(b).line)));
 }
 
 test('counters: /metrics over TCP and the report at stop count exactly the clean, infected (by name), limit, encrypted and tempfailed messages sent; a SIGKILLed worker loses nothing the master counted; a reload rebinds the endpoint to a unix socket', async () => {
-  const env = daemonEnv('workers = 2\nmetrics = "tcp:127.0.0.1:0"\n[action]\ninfected = "reject"\n[mime]\nmax_parts = 3');
-  const d = await env.up();
+  const { env, d, tcp } = await upWithMetrics('workers = 2\nmetrics = "tcp:127.0.0.1:0"\n[action]\ninfected = "reject"\n[mime]\nmax_parts = 3');
   try {
-    await waitLog(d, /event=metrics-listening/);
-    const tcp = listening(d);
     // N clean, M infected, L over the part limit, E encrypted
     const N = 5, M = 3, L = 2, E = 1;
     const replies = await sendAll(env, [
@@ -165,11 +175,8 @@ test('counters: /metrics over TCP and the report at stop count exactly the clean
 test('clamd server health: a server that cannot be connected to is up 0 with its failure counted, the one that answers is up 1; clamd down: up 0, and the tempfails and engine errors are counted by code', async () => {
   const clamd = await startClamd();
   const dead = join(mkdtempSync(join(tmpdir(), 'avf-stats-dead-')), 'clamd.sock');
-  const env = daemonEnv(`workers = 1\nmetrics = "tcp:127.0.0.1:0"\n[[engine]]\ntype = "clamd"\nservers = ["unix:${dead}", "unix:${clamd.socketPath}"]`);
-  const d = await env.up();
+  const { env, d, tcp } = await upWithMetrics(`workers = 1\nmetrics = "tcp:127.0.0.1:0"\n[[engine]]\ntype = "clamd"\nservers = ["unix:${dead}", "unix:${clamd.socketPath}"]`);
   try {
-    await waitLog(d, /event=metrics-listening/);
-    const tcp = listening(d);
     const replies = await sendAll(env, [clean(), clean(), infected()]);
     assert.deepEqual(replies.map((r) => r.slice(0, 4)), ['200 ', '200 ', '200 ']);
     const s = await scrapeUntil(tcp, 3);
@@ -231,11 +238,8 @@ test('metrics on a non-loopback address: served, with a warning naming the expos
 });
 
 test('metrics endpoint: only GET/HEAD /metrics answer (text format 0.0.4, every metric with HELP and TYPE); other paths 404, other methods 405', async () => {
-  const env = daemonEnv('metrics = "tcp:localhost:0"');
-  const d = await env.up();
+  const { d, tcp } = await upWithMetrics('metrics = "tcp:localhost:0"');
   try {
-    await waitLog(d, /event=metrics-listening/);
-    const tcp = listening(d);
     const s = await scrape(tcp);
     assert.equal(s.status, 200);
     assert.equal(s.type, 'text/plain; version=0.0.4; charset=utf-8');
@@ -257,11 +261,8 @@ test('metrics endpoint: only GET/HEAD /metrics answer (text format 0.0.4, every 
 });
 
 test('verdict cache: the same message twice counts its items as misses, then as hits', async () => {
-  const env = daemonEnv('workers = 1\ncache = "memory"\nmetrics = "tcp:127.0.0.1:0"');
-  const d = await env.up();
+  const { env, d, tcp } = await upWithMetrics('workers = 1\ncache = "memory"\nmetrics = "tcp:127.0.0.1:0"');
   try {
-    await waitLog(d, /event=metrics-listening/);
-    const tcp = listening(d);
     const body = singlePart(Buffer.from('the same clean message, twice'));
     assert.match(await env.send(env.request(body).line), /^200 /);
     assert.match(await env.send(env.request(body).line), /^200 /);
