@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { LABEL_NAME_RE, METRIC_NAME_RE, METRICS, NAME_SERIES_MAX, metricsTableMarkdown } from '../src/ops/stats-metrics.js';
 import { StatsRecorder, type StatsDelta } from '../src/ops/stats.js';
-import { BoundedCounts, StatsStore } from '../src/ops/stats-store.js';
+import { BoundedCounts, SERVER_REPORT_STALE_MS, StatsStore } from '../src/ops/stats-store.js';
 import { renderPrometheus, renderStatsLines } from '../src/ops/stats-render.js';
 import { parseMetricsAddress } from '../src/config/metrics-address.js';
 import { parseProm, total } from './helpers/prom.js';
@@ -134,4 +134,19 @@ test('metrics addresses: loopback, unix and port 0 accepted; other IPs accepted 
   for (const bad of ['tcp:example.test:9187', 'tcp:127.0.0.1', 'tcp:127.0.0.1:65536', 'unix:relative', 'http://127.0.0.1:9187/', 'tcp:::1:9187', `unix:/${'x'.repeat(120)}`]) {
     assert.throws(() => parseMetricsAddress(bad), { code: 'EBADMETRICS' }, bad);
   }
+});
+
+test('clamd server state: down when any worker that reported lately has it down; a worker silent for 10 s no longer counts', () => {
+  const store = new StatsStore();
+  const report = (up: boolean, failures = 0) => ({ servers: [{ server: 'unix:/run/clamav/clamd.ctl', up, failures, lastError: up ? '' : 'ECONNECT: refused' }] }) as unknown as StatsDelta;
+  store.add(report(true), 1);
+  store.add(report(false, 1), 2);
+  const state = store.servers.get('unix:/run/clamav/clamd.ctl')!;
+  assert.equal(state.up(), false, 'one of two workers has it down');
+  assert.equal(state.lastError, 'ECONNECT: refused');
+  store.add(report(true), 2);
+  assert.equal(state.up(), true, 'both see it up again');
+  assert.equal(state.up(Date.now() + SERVER_REPORT_STALE_MS + 1), undefined, 'nobody reported lately');
+  const s = parseProm(renderPrometheus(store, G));
+  assert.equal(s.get('avfilter_clamd_server_failures_total{server="unix:/run/clamav/clamd.ctl"}'), 1);
 });
