@@ -46,7 +46,7 @@ export const METRICS: readonly MetricSpec[] = [
   { name: 'avfilter_engine_scan_duration_seconds', type: 'histogram', labels: ['engine'], help: "One engine's time for one item" },
   { name: 'avfilter_cache_lookups_total', type: 'counter', labels: ['result'], help: 'Verdict-cache lookups (with cache set): result="hit" (a verdict reused, the engine not asked), "miss", or "skipped" (the lookup failed or timed out: the engine scanned)' },
   { name: 'avfilter_clamd_server_up', type: 'gauge', labels: ['server'], help: 'Per clamd server: 1 when every worker that reported in the last 10 s sends it scans, 0 when one has marked it down (it failed without a verdict and has not answered PING since)' },
-  { name: 'avfilter_clamd_server_failures_total', type: 'counter', labels: ['server'], help: 'Scans on a clamd server that failed without a verdict (connect, timeout, broken reply); each marks it down in that worker' },
+  { name: 'avfilter_clamd_server_failures_total', type: 'counter', labels: ['server'], help: 'Scans on a clamd server that failed without a verdict (connect, timeout, broken reply); such a failure marks it down in that worker unless it is only slow' },
   { name: 'avfilter_worker_restarts_total', type: 'counter', labels: [], help: 'Worker processes started in place of one that died or was killed for a fault' },
   { name: 'avfilter_reloads_total', type: 'counter', labels: ['result'], help: 'Reloads (signal, avfilter_sig, watched edit), result="ok" or "failed" (the old state kept)' },
   { name: 'avfilter_workers', type: 'gauge', labels: [], help: 'Scanning worker processes of the generation that serves' },
