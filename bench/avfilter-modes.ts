@@ -21,7 +21,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ENGINE_KEYS } from '../src/config/schema.js';
+import { ENGINE_KEYS, TOP_KEYS } from '../src/config/schema.js';
 
 export type AvfilterRole = 'default' | 'embedded' | 'variant';
 
@@ -37,6 +37,10 @@ export interface AvfilterMode {
   needsKey?: string;
   /** the checkout whose dist/bin/avfilter.js runs (undefined: this one) */
   root?: string;
+  /** serve the counters (`metrics` on a unix socket in the run's directory), scraped every second while it runs */
+  metrics?: boolean;
+  /** run only when `--modes` names it (a measurement on demand, not in every run) */
+  optional?: boolean;
 }
 
 const q = (s: string): string => JSON.stringify(s);
@@ -88,6 +92,17 @@ export const AVFILTER_MODES: readonly AvfilterMode[] = [
     engines: (clamd) => clamdTable(clamd, `raw_message = ${q(v)}`),
     needsKey: 'raw_message',
   })),
+  // the cost of the metrics endpoint under load: the default with `metrics` on, scraped every second
+  ...(TOP_KEYS.some((k) => k.key === 'metrics') ? [{
+    id: 'clamd-metrics',
+    label: 'avfilter (clamd, metrics on, scraped every second)',
+    engine: 'clamd',
+    role: 'variant',
+    routing: rawDefault === undefined ? 'as the built avfilter does' : `${rawText(String(rawDefault))} (the default)`,
+    engines: (clamd: string) => clamdTable(clamd),
+    metrics: true,
+    optional: true,
+  } satisfies AvfilterMode] : []),
   {
     id: 'yara',
     label: 'avfilter (embedded engine)',

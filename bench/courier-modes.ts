@@ -25,6 +25,7 @@ import { processesWithArg } from '../test/helpers/courier-proc.js';
 import { SOCKET_DIRS } from '../test/helpers/courier-setup.js';
 import type { RunningClamd } from '../test/helpers/clamd.js';
 import type { AvfilterMode } from './avfilter-modes.js';
+import { startScraper } from './metrics-scraper.js';
 import { pidFromFile } from './proc.js';
 
 /** One way of running Courier: `av` is set for the avfilter modes. */
@@ -110,7 +111,9 @@ async function installAvfilter(h: CourierHarness, av: AvfilterMode, clamd: Runni
   const dir = h.courierDir('avfilter-bench', 0o700);
   const pidFile = `${dir}/avfilter.pid`;
   fs.rmSync(pidFile, { force: true });
+  const metricsSock = `${dir}/metrics.sock`;
   h.writeEtcFile(AVFILTER_CONFIG, [
+    ...(av.metrics ? [`metrics = ${toml(`unix:${metricsSock}`)}`] : []),
     `pid_file = ${toml(pidFile)}`,
     `pipe = ${toml(`${dir}/avfilter_sig.pipe`)}`,
     `tmpdir = ${toml(`${dir}/tmp`)}`,
@@ -123,6 +126,7 @@ async function installAvfilter(h: CourierHarness, av: AvfilterMode, clamd: Runni
   ].join('\n'));
   await h.installFilter('avfilter', await avfilterProgram(h, av.root));
   await waitPid(pidFile);
+  const scraper = av.metrics ? startScraper(metricsSock) : undefined;
   return {
     id: av.id,
     sockets: ['avfilter'],
@@ -131,7 +135,13 @@ async function installAvfilter(h: CourierHarness, av: AvfilterMode, clamd: Runni
       const pid = pidFromFile(pidFile);
       return pid === undefined ? [] : [pid];
     },
-    remove: () => h.removeFilter('avfilter'),
+    remove: async () => {
+      if (scraper !== undefined) {
+        const r = await scraper.stop();
+        process.stderr.write(`bench: ${av.id}: ${r.ok} scrapes of /metrics answered, ${r.failed} not\n`);
+      }
+      await h.removeFilter('avfilter');
+    },
   };
 }
 

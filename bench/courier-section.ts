@@ -172,7 +172,8 @@ async function runRounds(ctx: BenchContext, h: CourierHarness, modes: readonly C
 export async function courierSection(ctx: BenchContext): Promise<SectionReport> {
   const problems: string[] = [];
   const { modes: av, skipped } = availableModes();
-  let modes = courierModes(av).filter((m) => ctx.modes === undefined || ctx.modes.includes(m.id));
+  // an optional mode (metrics on) runs only when --modes names it
+  let modes = courierModes(av).filter((m) => (ctx.modes === undefined ? m.av?.optional !== true : ctx.modes.includes(m.id)));
   const peerWhy = peerMissing();
   if (peerWhy && modes.some((m) => m.kind === 'peer')) {
     problems.push(`PEER NOT RUN: ${peerWhy}`);

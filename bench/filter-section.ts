@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AvfilterMode, availableModes } from './avfilter-modes.js';
+import { startScraper, type Scraper } from './metrics-scraper.js';
 import { type RunningAvfilter, startAvfilter } from './avfilter-daemon.js';
 import { clamdInstream, courierfilterRequest } from './filter-client.js';
 import { describeMix, generateMix } from './mix.js';
@@ -101,11 +102,15 @@ export async function filterSection(ctx: BenchContext): Promise<SectionReport> {
   const problems: string[] = [];
   const runs: FilterRun[] = [];
   const { modes: available, skipped } = availableModes();
-  const modes = available.filter((m) => m.engine === 'clamd' && (ctx.modes === undefined || ctx.modes.includes(m.id)));
+  const modes = available.filter((m) => m.engine === 'clamd' && (ctx.modes === undefined ? m.optional !== true : ctx.modes.includes(m.id)));
+  const scrapers: Scraper[] = [];
   const targets: Target[] = [];
   try {
     for (const m of modes) {
-      targets.push({ id: m.id, label: m.label, av: await startAvfilter({ engine: 'clamd', engineTables: m.engines(clamd.socketPath), spoolDirs: [dir], ...(m.root !== undefined ? { root: m.root } : {}) }) });
+      const metricsSock = join(dir, `${m.id}-metrics.sock`);
+      const top = m.metrics ? [`metrics = ${JSON.stringify(`unix:${metricsSock}`)}`] : [];
+      targets.push({ id: m.id, label: m.label, av: await startAvfilter({ engine: 'clamd', engineTables: m.engines(clamd.socketPath), spoolDirs: [dir], top, ...(m.root !== undefined ? { root: m.root } : {}) }) });
+      if (m.metrics) scrapers.push(startScraper(metricsSock));
     }
     targets.push({ id: CLAMD, label: CLAMD_LABEL });
     const spool = writeSpool(dir, mix);
@@ -120,6 +125,10 @@ export async function filterSection(ctx: BenchContext): Promise<SectionReport> {
       }
     }
   } finally {
+    for (const sc of scrapers) {
+      const r = await sc.stop();
+      ctx.log(`filter: metrics endpoint: ${r.ok} scrapes answered, ${r.failed} not`);
+    }
     for (const t of targets) await t.av?.stop();
     rmSync(dir, { recursive: true, force: true });
   }

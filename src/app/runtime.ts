@@ -11,13 +11,13 @@
 import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { ConfigError, whereIs, type Config, type EngineConfig } from '../config/load.js';
-import type { Engine } from '../engines/engine.js';
+import type { Engine, ServerHealth } from '../engines/engine.js';
 import { createClamdEngine } from '../engines/clamd/index.js';
 import { createCommandEngine } from '../engines/command/index.js';
 import { createIcapEngine } from '../engines/icap/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
 import { MemoryPool, type MimeLimits } from '../mime/index.js';
-import type { ScanDeps } from '../scan/scan-message.js';
+import type { ScanDeps, ScanObserver } from '../scan/scan-message.js';
 import { cachedEngine, MemoryStore, type CacheCounters, type VerdictStore } from '../scan/verdict-cache.js';
 import { redisStore } from '../scan/redis-store.js';
 import { failoverEngines } from '../scan/engine-failover.js';
@@ -35,6 +35,10 @@ export interface Runtime {
   readonly spoolDirs: readonly string[];
   /** The container stage, when [unpack] is enabled. */
   readonly unpack?: UnpackOptions | undefined;
+  /** Told every engine result and its time (the worker's counters, worker/counted-engines.ts). */
+  readonly observe?: ScanObserver | undefined;
+  /** The servers of every engine that has some (clamd), as this process sees them now. */
+  health?(): ServerHealth[];
   /** Its readers' versions (`--config -v`); undefined when the stage is off. */
   unpackVersion?(): Promise<string>;
   close(): Promise<void>;
@@ -42,7 +46,7 @@ export interface Runtime {
 
 /** What scanning a message needs from the runtime. */
 export function scanDepsOf(rt: Runtime): ScanDeps {
-  return { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir, unpack: rt.unpack };
+  return { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir, unpack: rt.unpack, observe: rt.observe };
 }
 
 export interface RuntimeOptions {
@@ -173,6 +177,8 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
     config,
     engines: scanning,
     cache: counters,
+    // from the engines themselves: the cache and failover wrappers do not pass health on
+    health: () => engines.flatMap((e) => e.health?.() ?? []),
     // one pool per runtime: a worker process builds one runtime per generation
     mimeLimits: mimeLimitsOf(config, new MemoryPool(config.memory_budget)),
     spoolDirs,

@@ -121,6 +121,7 @@ function typeText(s: KeySpec): string {
     case 'icap-url': return 'a URL: "icap://host[:port]/service"';
     case 'exit-codes': return 'a list of exit codes (0 to 255)';
     case 'regex': return 'a regular expression (JavaScript syntax) with one capture group';
+    case 'metrics': return '"", "unix:/path", "tcp:IPV4:PORT" or "tcp:[IPV6]:PORT" (port 0: any free port, logged)';
   }
 }
 

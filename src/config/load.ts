@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { parseServer } from './address.js';
 import { parseIcapUrl } from './icap-url.js';
+import { parseMetricsAddress } from './metrics-address.js';
 import {
   ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, FUTURE_ENGINE_TYPES, MIME_KEYS, TOP_KEYS, UNPACK_KEYS,
   type KeySpec,
@@ -72,6 +73,7 @@ export interface Config {
   readonly worker_idle_memory_limit: number;
   readonly memory_budget: number;
   readonly spool_dirs: readonly string[];
+  readonly metrics: string;
   readonly log_level: 'error' | 'warning' | 'info' | 'debug';
   readonly log_to: 'stderr' | 'syslog';
   readonly log_format: 'text' | 'json';
@@ -346,6 +348,14 @@ function coerce(ctx: Ctx, prefix: string, spec: KeySpec, v: unknown): unknown {
       }
       return Object.freeze([...v]);
     }
+    case 'metrics':
+      if (typeof v !== 'string') throw fail('must be a string like "tcp:127.0.0.1:9187"');
+      try {
+        parseMetricsAddress(v);
+      } catch (err) {
+        throw keyError(ctx, name, `"${name}": ${(err as Error).message}`);
+      }
+      return v;
     case 'command':
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string') || (v.length === 0 && !t.allowEmpty)) throw fail('must be a list like ["prog", "arg", "{}"]');
       if (v.length > 0 && v[0] === '') throw fail('must name a program first');

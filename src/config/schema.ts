@@ -20,7 +20,9 @@ export type KeyType =
   | { kind: 'command'; allowEmpty?: boolean }
   | { kind: 'icap-url' }
   | { kind: 'exit-codes' }
-  | { kind: 'regex' };
+  | { kind: 'regex' }
+  /** "" or where the master serves Prometheus text (metrics-address.ts). */
+  | { kind: 'metrics' };
 
 export interface KeySpec {
   readonly key: string;
@@ -52,6 +54,7 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'worker_idle_memory_limit', type: { kind: 'bytes', min: 0, max: 64 * 1024 * MiB }, default: 96 * MiB, doc: 'a worker idle for 10 s whose resident memory is above this (and 16 MiB above its size at start) is replaced, giving the memory back; 0: never' },
   { key: 'memory_budget', type: { kind: 'bytes', min: 0, max: 16 * 1024 * MiB }, default: 128 * MiB, doc: 'decoded message data one worker keeps in memory over all its requests; beyond it parts go to tmpdir' },
   { key: 'spool_dirs', type: { kind: 'paths' }, default: ['/var/lib/courier/tmp'], doc: 'request paths (data and control files) must be inside one of these directories; [] allows any absolute path' },
+  { key: 'metrics', type: { kind: 'metrics' }, default: '', doc: 'where the master serves the counters as Prometheus text at GET /metrics: "" (off), "unix:/path" or "tcp:127.0.0.1:PORT"; a non-loopback address is served but logged at warning' },
   { key: 'log_level', type: { kind: 'enum', values: ['error', 'warning', 'info', 'debug'] }, default: 'info', doc: 'least severe log lines written: error, warning, info (one line per message) or debug' },
   { key: 'log_to', type: { kind: 'enum', values: ['stderr', 'syslog'] }, default: 'stderr', doc: 'the daemon\'s lines: stderr (courierfilter sends it to syslog, all at one severity) or syslog: straight to syslog_socket, facility mail, each line at its own severity (--batch-test logs on stderr)' },
   { key: 'log_format', type: { kind: 'enum', values: ['text', 'json'] }, default: 'text', doc: 'text (key=value) or json (one object per line: ts, level, then the same fields)' },

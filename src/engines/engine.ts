@@ -56,6 +56,20 @@ export interface Engine {
   signatureVersion?(): string | undefined;
   /** False when the engine cannot scan now (every clamd server down): engine_mode = "failover" skips it. */
   healthy?(): boolean;
+  /** The servers it talks to, as last seen (engines with servers: clamd); for the stats. */
+  health?(): readonly ServerHealth[];
+}
+
+/** One server of an engine as this process last saw it (engines with servers: clamd). */
+export interface ServerHealth {
+  /** The address as configured, canonical form. */
+  readonly server: string;
+  /** Scans are sent to it (false: it failed without a verdict and has not answered a probe since). */
+  readonly up: boolean;
+  /** Attempts on it that failed without a verdict, since the engine started. */
+  readonly failures?: number | undefined;
+  /** The last such failure: code and message. */
+  readonly lastError?: string | undefined;
 }
 
 /** Stable engine error codes; classify by these, never by message text. */

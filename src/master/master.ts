@@ -44,6 +44,7 @@ import { WORKER_FAILED_TEXT, WorkerPool, type ListenOptions } from './pool.js';
 import { RELOAD_SIGNALS, mergeKinds, reload, watchTargets, type ReloadHost, type ReloadKind } from './reload.js';
 import { answerStats, provideStats, STATS_SIGNAL } from './stats-report.js';
 import { FileWatcher } from '../ops/watch.js';
+import { MasterStats } from '../ops/master-stats.js';
 
 export interface MasterOptions {
   readonly configFile?: string | undefined;
@@ -91,6 +92,9 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     return 2;
   }
 
+  // the counters (summed from the workers' beats) and the metrics endpoint; `pool` is read only once it exists
+  const stats = new MasterStats(log, () => ({ workers: pool.scanningWorkers, inFlight: pool.inFlight, degraded: problem !== undefined }));
+
   // From here on, signals are ours: a reload or stop during start-up is remembered, not fatal.
   const signals = new SignalQueue();
   const startedAt = Date.now();
@@ -130,7 +134,9 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   const notConfigured = (): string => `4.3.0 avfilter is not configured: ${problem ?? 'unknown reason'}`;
   const masterService: Service = async (req, call) => {
     const code = problem !== undefined ? 'ENOT_CONFIGURED' : 'EWORKER';
-    log.message({ data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code, ms: Date.now() - call.acceptedAt });
+    const fields = { data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code, ms: Date.now() - call.acceptedAt };
+    log.message(fields);
+    stats.message(fields);
     return { code: 451, text: problem !== undefined ? notConfigured() : WORKER_FAILED_TEXT } satisfies Reply;
   };
   const handler = new ConnectionHandler(masterService, serverOptions(cfg));
@@ -144,6 +150,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   }
   sock.server.on('error', (err) => log.event('socket-error', { reason: messageOf(err) }, 'error'));
   const pool = new WorkerPool(log, (line) => writer.sink(line, 'info'), cfg?.tmpdir, output.worker);
+  pool.stats = stats.store;
   // The first worker to accept sends a copy of the socket back: the socket is put in place and
   // the master's own polled server is closed (it must not take connections from the workers).
   let markPublished!: () => void;
@@ -195,6 +202,8 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     workers: pool.scanningWorkers, courierfilter: fromCourierfilter,
   });
 
+  await stats.configure(cfg);
+
   let reminder: NodeJS.Timeout | undefined;
   const degraded = (): void => {
     log.event('degraded', { reason: problem ?? '', answer: 451 }, 'error');
@@ -222,9 +231,11 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
       watcher.set(watchTargets(c, t.source, keys.watch));
       const wasDegraded = problem !== undefined;
       problem = undefined;
+      void stats.reloaded(true, c).catch((err: unknown) => log.event('master-fault', { reason: messageOf(err) }, 'error'));
       return wasDegraded;
     },
     failed: async (reason) => {
+      await stats.reloaded(false);
       if (problem === undefined) return 'previous configuration';
       problem = reason;
       await respond();
@@ -232,7 +243,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     },
     signatureCheck: (c) => signatureCheck(c),
   };
-  provideStats({ startedAt, scanningWorkers: () => pool.scanningWorkers, generation: () => pool.generation, degraded: () => problem });
+  provideStats({ startedAt, scanningWorkers: () => pool.scanningWorkers, generation: () => pool.generation, degraded: () => problem, counters: () => stats.report() });
   const watcher = new FileWatcher(log, (paths) => {
     log.event('watch-reload', { path: paths.join(',') });
     signals.request('all', 'watch');
@@ -255,6 +266,9 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   const graceMs = (cfg?.shutdown_timeout ?? (DEFAULT('shutdown_timeout') as number)) * 1000;
   const [stragglers] = await Promise.all([handler.drain(graceMs), pool.stop(graceMs)]);
   if (!opts.debug) removePidFile(keys.pid_file);
+  await stats.close();
+  // the counters since start, once, for whoever reads the log after the daemon is gone
+  for (const line of stats.report()) log.event('stats', { text: line });
   const lost = writer.lost + output.lost() + pool.lostLogLines;
   log.event('stopped', { reason, ...(stragglers > 0 ? { unfinished: stragglers } : {}), ...(lost > 0 ? { log_lines_lost: lost } : {}) });
   await output.close();

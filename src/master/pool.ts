@@ -33,6 +33,7 @@ import type { WorkerLog } from '../ops/log-output.js';
 import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
 import { IDLE_RECYCLE_AFTER_MS, shouldRecycleIdle } from './idle-recycle.js';
 import { sweepStale } from './tmp-sweep.js';
+import type { StatsStore } from '../ops/stats-store.js';
 
 const WORKER_MODULE = new URL('../worker/main.js', import.meta.url);
 /** The daemon's stderr, shared with every worker as its fd LOG_FD_CHILD for its log lines. */
@@ -162,6 +163,8 @@ export class WorkerPool {
   private handle: unknown;
   private needEcho = false;
   private onOwnHandle: ((h: unknown) => void) | undefined;
+  /** Where the workers' counters (on their beats) and the restarts are summed. */
+  stats: StatsStore | undefined;
 
   /** Log lines lost by workers that are gone (the live ones report theirs in their heartbeat). */
   private lostByGone = 0;
@@ -207,6 +210,13 @@ export class WorkerPool {
   /** The number of the generation that serves (0 before the first). */
   get generation(): number {
     return this.current?.id ?? 0;
+  }
+
+  /** Requests the live workers hold, as of their last heartbeats. */
+  get inFlight(): number {
+    let n = 0;
+    for (const g of this.generations) for (const w of g.workers) if (w.state !== 'exited') n += w.busy;
+    return n + (this.fallback !== undefined && this.fallback.state !== 'exited' ? this.fallback.busy : 0);
   }
 
   /** Scanning workers of the generation that serves. */
@@ -366,6 +376,7 @@ export class WorkerPool {
         if (m.served !== undefined) w.served = m.served;
         w.oldestDeadline = m.oldestDeadline;
         if (m.lostLines !== undefined) w.lostLines = m.lostLines;
+        if (m.stats !== undefined) this.stats?.add(m.stats, w.n);
         return;
       case 'log':
         for (const line of m.lines) this.writeLine(line);
@@ -432,6 +443,7 @@ export class WorkerPool {
     if (delay > 0) this.log.event('worker-restart-delayed', { ms: delay, deaths: gen.deaths.length }, 'warning');
     setTimeout(() => {
       if (this.stopping || gen !== this.current || gen.workers.filter((x) => !x.leaving).length >= gen.size) return;
+      this.stats?.workerRestarted();
       const w = this.spawn(gen);
       void w.readyResult.then((r) => {
         if (!r.ok) this.log.event('worker-start-failed', { worker: w.n, code: r.code, reason: r.reason }, 'error');

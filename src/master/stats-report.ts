@@ -1,8 +1,7 @@
 /**
  * `avfilter_sig stats`: what the daemon writes into avfilter_sig's pipe when asked (SIGWINCH,
- * see stats-request in master.ts). This is the mechanism and a minimal body: uptime, reloads,
- * workers and generation, read from the master's own state. Counters of messages and verdicts
- * belong to the workers and are added here by whoever builds them.
+ * see stats-request in master.ts): uptime, reloads, workers and generation, read from the master's
+ * own state, then the counters the master sums from its workers (ops/master-stats.ts).
  *
  * Owns: the lines (`key: value`, one per line; the pipe protocol adds the status line).
  * Inputs: the source the master registers. Outputs: lines. Fails with nothing.
@@ -22,6 +21,8 @@ export interface StatsSource {
   generation(): number;
   /** The reason every message is answered 451, or undefined when the daemon serves. */
   degraded(): string | undefined;
+  /** The counters (ops/master-stats.ts): messages, verdicts, engines, clamd servers... */
+  counters?(): string[];
 }
 
 let source: StatsSource | undefined;
@@ -44,6 +45,7 @@ export function statsReport(): string[] {
     `reloads_done: ${reloadCounts.done}`,
     `reloads_failed: ${reloadCounts.failed}`,
     ...(reloadCounts.lastAt > 0 ? [`last_reload: ${new Date(reloadCounts.lastAt).toISOString()}`] : []),
+    ...(s.counters?.() ?? []),
   ];
 }
 

@@ -111,6 +111,7 @@ export const CODES = {
   ECONFIG: { class: 'config', meaning: 'the config did not load in a worker' },
   ECONFIG_READ: { class: 'config', meaning: 'the config file cannot be read' },
   ECONFIG_SYNTAX: { class: 'config', meaning: 'the config file is not TOML (FILE:LINE says where)' },
+  EBADMETRICS: { class: 'config', meaning: 'the metrics key is not "", "unix:/path", "tcp:IPV4:PORT", "tcp:[IPV6]:PORT" or "tcp:localhost:PORT"' },
   ECONFIG_KEY: { class: 'config', meaning: 'a key that is unknown or has a wrong value (FILE:LINE: key)' },
   ECONFIG_ENGINE: { class: 'config', meaning: 'an [[engine]] cannot be built (rules, binding)' },
   ECONFIG_TMPDIR: { class: 'config', meaning: 'tmpdir is missing, a link, shared or owned by another user' },

@@ -16,6 +16,7 @@
  * action.error = "accept" may pass), an abort is "abort", a temp-file failure "internal".
  */
 import { readFile, stat } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import type { Engine, EngineResult, ScanItem } from '../engines/engine.js';
 import { EngineErrorCode } from '../engines/engine.js';
 import { extractParts, MessageInput, MimeErrorCode, type MimeLimits } from '../mime/index.js';
@@ -39,7 +40,11 @@ export interface ScanDeps {
   readonly unpack?: UnpackOptions | undefined;
   /** A message's debug trace (ops/trace.ts): set only when debug lines are written. */
   readonly trace?: Trace | undefined;
+  /** Told every engine result and its time in seconds (the worker's counters); must not throw. */
+  readonly observe?: ScanObserver | undefined;
 }
+
+export type ScanObserver = (engine: string, r: EngineResult, seconds: number) => void;
 
 export interface ScanReport {
   readonly verdict: Verdict;
@@ -125,7 +130,7 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     const jobs = route(items, deps.engines);
     const scanned = [...new Set(jobs.map((j) => j.item))];
     const bytes = scanned.reduce((n, i) => n + i.source.size, 0);
-    const { findings, firstError, sizeLimit } = await scanItems(jobs, signal, deps.trace);
+    const { findings, firstError, sizeLimit } = await scanItems(jobs, signal, deps.trace, deps.observe);
 
     let verdict: Verdict;
     const limit = extraction.limit;
@@ -188,7 +193,7 @@ interface ScanOutcome {
 }
 
 /** The (item, engine) jobs, a few at a time; stops starting new work once a virus is found. */
-async function scanItems(jobs: readonly Job[], signal: AbortSignal, trace?: Trace): Promise<ScanOutcome> {
+async function scanItems(jobs: readonly Job[], signal: AbortSignal, trace: Trace | undefined, observe: ScanObserver | undefined): Promise<ScanOutcome> {
   const out: ScanOutcome = { findings: [] };
   let next = 0;
   const worker = async () => {
@@ -196,10 +201,13 @@ async function scanItems(jobs: readonly Job[], signal: AbortSignal, trace?: Trac
     // a virus elsewhere in the message must still be found (action.encrypted may pass it)
     while (next < jobs.length && !out.findings.some((f) => !isEncryptedHeuristic(f)) && !signal.aborted) {
       const { item, engine } = jobs[next++]!;
-      const started = trace !== undefined ? Date.now() : 0;
+      const timed = trace !== undefined || observe !== undefined;
+      const t0 = timed ? performance.now() : 0;
       const r = await safeScan(engine, item, signal);
+      const took = timed ? performance.now() - t0 : 0;
+      observe?.(engine.label, r, took / 1000);
       trace?.('engine', {
-        engine: engine.label, item: item.id, bytes: item.source.size, status: r.status, scan_ms: Date.now() - started,
+        engine: engine.label, item: item.id, bytes: item.source.size, status: r.status, scan_ms: Math.round(took),
         names: r.status === 'infected' ? r.names : undefined, code: r.status === 'error' ? r.code : undefined,
       });
       if (r.status === 'infected') {

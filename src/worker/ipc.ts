@@ -3,13 +3,14 @@
  * child_process.fork sets up). No message data and no request crosses it: a worker accepts its
  * connections on the listening socket itself (handed over once, with `listen`), reads the
  * request, answers it and closes; the master hears only life-cycle messages, a heartbeat once a
- * second, and finished log lines when the worker has no descriptor of the daemon's stderr
+ * second (with the counters since the last one: numbers and virus names, no message data), and finished log lines when the worker has no descriptor of the daemon's stderr
  * (`logFd`) to write them to itself.
  *
  * Owns: the message shapes and their type guards. Fails with nothing.
  */
 import type { ParseOptions } from '../config/load.js';
 import type { WorkerLog } from '../ops/log-output.js';
+import type { StatsDelta } from '../ops/stats.js';
 
 export type ToWorker =
   /**
@@ -41,9 +42,9 @@ export type FromWorker =
    * Once a second: how many requests it holds and the earliest deadline among them (epoch ms,
    * 0 when idle), and how many it has answered since it started (`served`: the master tells an
    * idle worker from a busy one between two beats). A worker whose event loop is stuck stops
-   * beating.
+   * beating. `stats`: the counters since its previous beat (ops/stats.ts), when any changed.
    */
-  | { readonly t: 'beat'; readonly busy: number; readonly oldestDeadline: number; readonly served?: number; readonly lostLines?: number }
+  | { readonly t: 'beat'; readonly busy: number; readonly oldestDeadline: number; readonly served?: number; readonly lostLines?: number; readonly stats?: StatsDelta | undefined }
   /** Finished log lines, a turn of the event loop's worth at a time. */
   | { readonly t: 'log'; readonly lines: readonly string[] };
 

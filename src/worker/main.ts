@@ -34,6 +34,8 @@ import { codeOf, messageOf } from '../errors.js';
 import { FdLog } from '../ops/fd-log.js';
 import { isToWorker, type FromWorker, type ToWorker } from './ipc.js';
 import { RequestService } from './service.js';
+import { StatsRecorder } from '../ops/stats.js';
+import { countedRuntime } from './counted-engines.js';
 
 /** Exit status of a worker that hit a fault it cannot vouch for (EX_SOFTWARE). */
 const EXIT_FAULT = 70;
@@ -82,11 +84,14 @@ let server: Server | undefined;
 let leaving = false;
 let dying = false;
 let workerNo = 0;
+/** The counters since the last beat; the master sums them (a SIGKILL loses at most one beat's). */
+const stats = new StatsRecorder();
 
 function fault(what: string, err: unknown): void {
   if (dying) return;
   dying = true;
   log.event('worker-fault', { pid: process.pid, what, reason: err instanceof Error ? err.stack ?? err.message : String(err) }, 'error');
+  flushStats();
   flushLines();
   // Give the IPC channel a moment to carry the line, then go: state after a fault is unknown.
   setTimeout(() => process.exit(EXIT_FAULT), 100);
@@ -112,11 +117,17 @@ const heartbeat = setInterval(() => {
     collected = true;
     collectGarbage();
   }
-  send({ t: 'beat', busy, oldestDeadline: handler?.oldestDeadline ?? 0, served, ...(lostLines() > 0 ? { lostLines: lostLines() } : {}) });
+  send({ t: 'beat', busy, oldestDeadline: handler?.oldestDeadline ?? 0, served, ...(lostLines() > 0 ? { lostLines: lostLines() } : {}), stats: stats.take() });
 }, HEARTBEAT_MS);
 
 function lostLines(): number {
   return (direct?.lost ?? 0) + (syslog?.lost ?? 0);
+}
+
+/** The last counts before this worker goes (a beat of their own, so the master keeps them). */
+function flushStats(): void {
+  const d = stats.take();
+  if (d !== undefined) send({ t: 'beat', busy: handler?.pending ?? 0, oldestDeadline: handler?.oldestDeadline ?? 0, served, stats: d });
 }
 
 /**
@@ -133,7 +144,7 @@ function collectGarbage(): void {
 }
 
 function scanningService(runtime: Runtime, slots: number): Service {
-  const requests = new RequestService(runtime, log, slots);
+  const requests = new RequestService(runtime, log, slots, stats);
   return async (req, call) => {
     collected = false;
     lastActive = Date.now();
@@ -148,7 +159,9 @@ function scanningService(runtime: Runtime, slots: number): Service {
 
 function responderService(reply: { code: string; text: string }): Service {
   return async (req, call) => {
-    log.message({ data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code: reply.code, ms: Date.now() - call.acceptedAt });
+    const fields = { data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code: reply.code, ms: Date.now() - call.acceptedAt };
+    log.message(fields);
+    stats.message(fields);
     return { code: 451, text: reply.text };
   };
 }
@@ -172,10 +185,10 @@ function init(m: Extract<ToWorker, { t: 'init' }>): void {
   let cfg: Config;
   try {
     cfg = parseConfig(m.configText, m.source, m.parse); // the master's choice of default engine
-    rt = createRuntime(cfg, {
+    rt = countedRuntime(createRuntime(cfg, {
       makeTmpdir: true, checkOwner: true, processes: m.processes,
       engineEvent: (event, fields) => log.event(event, { worker: workerNo, ...fields }, 'warning'),
-    });
+    }), stats);
   } catch (err) {
     send({ t: 'failed', code: codeOf(err) ?? 'ECONFIG', reason: messageOf(err) });
     setTimeout(() => process.exit(0), 50).unref();
@@ -219,6 +232,7 @@ async function leave(graceMs: number | undefined): Promise<void> {
     }
   }
   clearInterval(heartbeat);
+  flushStats();
   flushLines();
   await direct?.drain(1000);
   await syslog?.flush(1000);

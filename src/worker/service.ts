@@ -14,6 +14,8 @@ import type { CourierRequest } from '../courierfilter/request.js';
 import type { Reply } from '../courierfilter/server.js';
 import type { Logger, LogFields } from '../ops/log.js';
 import type { Runtime } from '../app/runtime.js';
+import type { StatsRecorder } from '../ops/stats.js';
+import type { Verdict } from '../policy/verdict.js';
 import { messageOf } from '../errors.js';
 import { messageTrace } from '../ops/trace.js';
 import { handleRequest, TIMEOUT_REPLY } from './request.js';
@@ -35,7 +37,8 @@ export class RequestService {
   private readonly locks: ControlLocks;
   private readonly inFlight = new Set<AbortController>();
 
-  constructor(private readonly rt: Runtime, private readonly log: Logger, slots: number) {
+  /** `stats`: where each message is counted, once, when its log line is written. */
+  constructor(private readonly rt: Runtime, private readonly log: Logger, slots: number, private readonly stats?: StatsRecorder) {
     this.slots = new Slots(slots);
     this.locks = new ControlLocks(rt.config.tmpdir);
   }
@@ -53,10 +56,12 @@ export class RequestService {
     const fields: LogFields = {};
     const trace = messageTrace(this.log, req.dataPath, timing.acceptedAt);
     let logged = false;
-    const writeLine = (): void => {
+    const writeLine = (verdict?: Verdict): void => {
       if (logged) return;
       logged = true;
-      this.log.message(inOrder({ ...fields, ms: Math.max(0, Date.now() - timing.acceptedAt) }));
+      const line = inOrder({ ...fields, ms: Math.max(0, Date.now() - timing.acceptedAt) });
+      this.log.message(line);
+      this.stats?.message(line, verdict);
     };
     const stopWith = (reason: string, code: string): void => {
       Object.assign(fields, { verdict: 'tempfail', action: 'tempfail', reply: 451, code, reason, origin: 'abort' });
@@ -89,7 +94,7 @@ export class RequestService {
       handleRequest(req, { rt: this.rt, locks: this.locks, log: this.log, acquire: (s) => this.slots.acquire(s), release: () => this.slots.release(), trace }, fields, ctl.signal).then(
         (h) => {
           if (answered) return;
-          writeLine();
+          writeLine(h.verdict);
           answer(h.reply);
         },
         (err: unknown) => {

@@ -54,6 +54,8 @@ export interface ServerHealth {
   readonly server: string;
   readonly up: boolean;
   readonly inFlight: number;
+  /** Attempts that failed without a verdict since the pool started (the stats). */
+  readonly failures: number;
   /** Items of this many bytes or more are not sent to it (it refused one that size). */
   readonly refusesFrom?: number | undefined;
   readonly lastError?: string | undefined;
@@ -72,6 +74,7 @@ interface Server {
   lastError: string | undefined;
   /** When it last gave a verdict (clean, infected, its own error reply). */
   lastAnswer: number;
+  failures: number;
 }
 
 interface Waiter {
@@ -94,13 +97,13 @@ export class ClamdPool {
     if (!Number.isInteger(opts.maxScans) || opts.maxScans < 1) throw new RangeError(`ClamdPool: maxScans must be a positive integer, got ${opts.maxScans}`);
     this.servers = opts.servers.map((addr) => ({
       addr, name: formatServer(addr), inFlight: 0, up: true, downSince: 0, probeDelayMs: PROBE_FIRST_MS,
-      probeTimer: undefined, refusesFrom: Number.POSITIVE_INFINITY, refusesUntil: 0, lastError: undefined, lastAnswer: 0,
+      probeTimer: undefined, refusesFrom: Number.POSITIVE_INFINITY, refusesUntil: 0, lastError: undefined, lastAnswer: 0, failures: 0,
     }));
   }
 
   health(): ServerHealth[] {
     return this.servers.map((s) => ({
-      server: s.name, up: s.up, inFlight: s.inFlight,
+      server: s.name, up: s.up, inFlight: s.inFlight, failures: s.failures,
       ...(Number.isFinite(s.refusesFrom) ? { refusesFrom: s.refusesFrom } : {}),
       ...(s.lastError !== undefined ? { lastError: s.lastError } : {}),
     }));
@@ -134,6 +137,7 @@ export class ClamdPool {
       // A scan timeout on a server that gave other verdicts meanwhile is a slow server (a big
       // item, a loaded machine), not a hung one: the item is retried, the server stays up.
       const slowNotHung = r.status === 'error' && r.code === EngineErrorCode.SCAN_TIMEOUT && s.lastAnswer > started;
+      s.failures++;
       if (!slowNotHung) this.markDown(s, r);
       if (first !== undefined && firstFailure?.status === 'error' && r.status === 'error') {
         return { status: 'error', code: r.code, message: `no clamd server gave a verdict: ${firstFailure.message}; ${r.message}` };
