@@ -7,7 +7,7 @@
  * `levels`: the severities an event is logged at; the first is the usual one. An admin's
  * `mail.err` rule with log_to = "syslog" sees every event whose levels include error.
  */
-import type { Level } from './log.js';
+import type { Level } from './levels.js';
 
 interface EventSpec {
   readonly levels: readonly Level[];

@@ -20,8 +20,9 @@ import type { EventLevel, EventName } from './events.js';
 export type LogValue = string | number | boolean | undefined | readonly string[];
 export type LogFields = Record<string, LogValue>;
 
-export type Level = 'error' | 'warning' | 'info' | 'debug';
-export const LEVELS: readonly Level[] = ['error', 'warning', 'info', 'debug'];
+import { LEVELS, type Level } from './levels.js';
+
+export { LEVELS, type Level };
 
 /** Longest value written; more is cut and marked. */
 const MAX_VALUE_CHARS = 1000;
