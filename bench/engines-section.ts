@@ -1,6 +1,8 @@
 /**
  * The engines section: the engines alone, in this process, on one set of items (no MIME, no
- * Courier): items per second and CPU per item of each engine type; the clamd pool's throughput at
+ * Courier): items per second and CPU per item of each engine type (clamd, yara, ICAP through a
+ * c-icap over the same clamd, clamscan as a command-line scanner on a tenth of the items: it
+ * loads its database for every item); the clamd pool's throughput at
  * 1, 2, 4, 8 and 16 scans at once against one and against two clamd servers; and what the verdict
  * cache saves on a wave of one attachment (memory, and Redis when redis-server is installed).
  * CPU is this process's (process.cpuUsage) plus the clamd servers' (/proc), per item.
@@ -13,6 +15,12 @@ import { bufferSource } from '../src/bytes/sources.js';
 import type { Engine, ScanItem } from '../src/engines/engine.js';
 import { createClamdEngine } from '../src/engines/clamd/index.js';
 import { createYaraEngine, DEFAULT_RULES_DIR } from '../src/engines/yara/index.js';
+import { createIcapEngine } from '../src/engines/icap/index.js';
+import { createCommandEngine } from '../src/engines/command/index.js';
+import { startCicap, type RunningCicap } from '../test/helpers/cicap.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cachedEngine, MemoryStore, type CacheCounters, type VerdictStore } from '../src/scan/verdict-cache.js';
 import { redisStore } from '../src/scan/redis-store.js';
 import { startClamd, type RunningClamd } from '../test/helpers/clamd.js';
@@ -93,24 +101,37 @@ export async function enginesSection(ctx: BenchContext): Promise<SectionReport> 
   const rounds = ctx.quick ? 1 : Math.max(1, ctx.rounds);
   const one = await ctx.clamd();
   const two = await startClamd({ streamMaxLength: '200M', extraConfig: ['DisableCache yes', 'MaxFileSize 200M', 'MaxScanSize 400M'] });
-  const engines: Array<[string, Engine, RunningClamd[]]> = [];
+  const engines: Array<[string, Engine, RunningClamd[], number]> = [];
+  let cicap: RunningCicap | undefined;
+  const work = mkdtempSync(join(tmpdir(), 'avf-bench-engines-'));
   try {
-    engines.push(['clamd (one server)', createClamdEngine(clamdOpts([`unix:${one.socketPath}`])), [one]]);
-    engines.push(['yara (shipped rules)', createYaraEngine({ rulesDir: DEFAULT_RULES_DIR, maxScanBytes: 64 * MiB, scanTimeoutMs: 30_000 }), []]);
+    engines.push(['clamd (one server)', createClamdEngine(clamdOpts([`unix:${one.socketPath}`])), [one], n]);
+    engines.push(['yara (shipped rules)', createYaraEngine({ rulesDir: DEFAULT_RULES_DIR, maxScanBytes: 64 * MiB, scanTimeoutMs: 30_000 }), [], n]);
+    try {
+      cicap = await startCicap(one.socketPath);
+      engines.push(['icap (c-icap avscan over the same clamd)', createIcapEngine({ url: cicap.url('avscan'), connectTimeoutMs: 5000, scanTimeoutMs: 60_000, maxBytes: 200 * MiB, maxConnections: 0 }), [one], n]);
+    } catch (err) {
+      problems.push(`engines: c-icap did not start: ${(err as Error).message.split('\n')[0]}`);
+    }
+    engines.push(['command (clamscan, a tenth of the items)', createCommandEngine({
+      command: ['/usr/bin/clamscan', '--no-summary', '-d', one.dbDir, '{}'], scanTimeoutMs: 120_000, maxProcesses: 2, maxBytes: 200 * MiB,
+      cleanExit: [0], infectedExit: [1], namePattern: '^.*?: (.+) FOUND$', tmpdir: work,
+    }), [], Math.max(10, Math.floor(n / 10))]);
 
     // 1. each engine type on the same items, 4 at once
     const rows: string[][] = [];
-    for (const [label, e, servers] of engines) {
-      await run(e, set.slice(0, 50), 4, servers); // warm-up
+    for (const [label, e, servers, count] of engines) {
+      const mine = set.slice(0, count);
+      await run(e, mine.slice(0, Math.min(50, count)), 4, servers); // warm-up
       const rs: Run[] = [];
-      for (let r = 0; r < rounds; r++) rs.push(await run(e, set, 4, servers));
+      for (let r = 0; r < rounds; r++) rs.push(await run(e, mine, 4, servers));
       const errors = rs.reduce((a, r) => a + r.errors, 0);
       if (errors) problems.push(`engines: ${label}: ${errors} scan errors`);
       rows.push([label, fmt(median(rs.map((r) => r.perS))), fmt(median(rs.map((r) => r.cpuMs)), 3)]);
       summary.push(`engines: ${label}: ${fmt(median(rs.map((r) => r.perS)))} items/s, ${fmt(median(rs.map((r) => r.cpuMs)), 3)} ms CPU/item`);
     }
     md.push(`### Engines on the same ${n} items (4 at once; ${rounds} round(s), medians)`,
-      'Items: text of 2 to 4 KB, random binaries of 20 to 80 KB, one of 300 KB in ten, EICAR in ten. CPU: this process plus the clamd servers.',
+      'Items: text of 2 to 4 KB, random binaries of 20 to 80 KB, one of 300 KB in ten, EICAR in ten. CPU: this process plus the clamd servers (c-icap and clamscan processes are not counted: their items/s is the figure to compare).',
       table(['engine', 'items/s', 'CPU ms/item'], rows));
 
     // 2. the pool: one server against two, 1..16 scans at once
@@ -158,6 +179,8 @@ export async function enginesSection(ctx: BenchContext): Promise<SectionReport> 
       table(['cache', 'items/s', 'CPU ms/item', 'scans by clamd'], crow));
   } finally {
     for (const [, e] of engines) await e.close();
+    await cicap?.stop();
+    rmSync(work, { recursive: true, force: true });
     await two.stop();
   }
   return { title: 'Engines', markdown: md.join('\n\n'), summary, problems };

@@ -7,7 +7,9 @@
  * records in the control file stop delivery. Part 2 runs avfilter (dist/bin/avfilter.js) with a
  * real clamd: clean mail delivered byte-identical in its body, EICAR (base64, zipped) dropped
  * with I/S records for every recipient, 550 with the virus name under action "reject", 4xx with
- * clamd down, and one log line per message with the queue id and the verdict.
+ * clamd down, and one log line per message with the queue id and the verdict. Part 3 runs the
+ * other engine types the same way: ICAP (a real c-icap over clamd) and a command-line scanner
+ * (the real clamscan), each with EICAR refused and clean mail delivered.
  *
  * Needs root, courier-mta, busybox, clamav-daemon, clamav-testfiles; fails (never skips)
  * without them. Refuses a host where Courier runs unless CI=true or AVFILTER_TEST_TAKE_COURIER=1,
@@ -24,6 +26,7 @@ import type { SmtpResult } from './helpers/smtp.js';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
 import { eicar } from './helpers/eicar.js';
 import { buildZip } from './helpers/zip.js';
+import { startCicap, type RunningCicap } from './helpers/cicap.js';
 
 // Local delivery takes ~100 ms here; a loaded CI box gets generous room.
 const DELIVERY_TIMEOUT_MS = 20_000;
@@ -354,5 +357,61 @@ describe('avfilter in a real Courier, with a real clamd', () => {
       const line = await logLineFor(env, mark, [/\btempfail\b/]);
       assert.match(line, QUEUE_ID_RE);
     });
+  });
+});
+
+describe('the ICAP and command-line engines in a real Courier', () => {
+  let clamd: RunningClamd;
+  let cicap: RunningCicap;
+  let program: string;
+  let installed = false;
+
+  async function restartWith(engine: string[]): Promise<void> {
+    if (installed) await h.removeFilter(AVFILTER);
+    installed = false;
+    const dir = h.courierDir('avfilter-engines', 0o700);
+    const q = (s: string): string => JSON.stringify(s);
+    h.writeEtcFile(AVFILTER_CONFIG, [
+      `pid_file = ${q(`${dir}/avfilter.pid`)}`, `pipe = ${q(`${dir}/avfilter_sig.pipe`)}`,
+      `tmpdir = ${q(`${dir}/tmp`)}`, `quarantine_dir = ${q(`${dir}/quarantine`)}`, '',
+      '[[engine]]', ...engine, '', '[action]', 'infected = "reject"', '',
+    ].join('\n'));
+    await h.installFilter(AVFILTER, program);
+    installed = true;
+  }
+
+  before(async () => {
+    clamd = await startClamd();
+    cicap = await startCicap(clamd.socketPath);
+    program = await avfilterProgram(h);
+  });
+  after(async () => {
+    if (installed) await h.removeFilter(AVFILTER);
+    await cicap?.stop();
+    await clamd?.stop();
+  });
+
+  /** EICAR: 550 naming what the engine called it; a clean message: delivered. */
+  async function refusesEicarDeliversClean(label: string, name: RegExp): Promise<void> {
+    const to = [h.address('avtest')];
+    const bad = envelope(`${label}-eicar`);
+    const refused = finalReply(await h.sendMail({ from: bad.from, to, message: attachmentMessage(bad, to, { filename: 'eicar.com', contentType: 'application/octet-stream', data: eicar() }) }));
+    assert.equal(refused.code, 550, refused.text);
+    assert.match(refused.text, name);
+    assertNotAccepted(bad);
+    const good = envelope(`${label}-clean`);
+    const ok = finalReply(await h.sendMail({ from: good.from, to, message: cleanTextMessage(good, to).raw }));
+    assert.equal(ok.code, 250, ok.text);
+    await h.waitForDelivery(subjectIs(good), DELIVERY_TIMEOUT_MS);
+  }
+
+  test('ICAP (c-icap avscan over clamd): EICAR refused with its name, clean mail delivered', async () => {
+    await restartWith(['type = "icap"', `url = ${JSON.stringify(cicap.url('avscan'))}`]);
+    await refusesEicarDeliversClean('icap', /Eicar|EICAR/);
+  });
+
+  test('a command-line scanner (clamscan): EICAR refused with its name, clean mail delivered', async () => {
+    await restartWith(['type = "command"', `command = ["/usr/bin/clamscan", "--no-summary", "-d", ${JSON.stringify(clamd.dbDir)}, "{}"]`, 'scan_timeout = 60']);
+    await refusesEicarDeliversClean('command', new RegExp(clamd.names.eicar.replace(/\./g, '\\.')));
   });
 });

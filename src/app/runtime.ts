@@ -19,7 +19,6 @@ import { createYaraEngine, DEFAULT_RULES_DIR } from '../engines/yara/index.js';
 import { MemoryPool, type MimeLimits } from '../mime/index.js';
 import type { ScanDeps, ScanObserver } from '../scan/scan-message.js';
 import { cachedEngine, MemoryStore, type CacheCounters, type VerdictStore } from '../scan/verdict-cache.js';
-import { redisStore } from '../scan/redis-store.js';
 import { failoverEngines } from '../scan/engine-failover.js';
 import type { UnpackOptions } from '../unpack/stage.js';
 import { createUnpackers } from '../unpack/readers.js';
@@ -68,7 +67,27 @@ const CACHE_LOOKUP_MS = 100;
 function cacheStore(config: Config, opts: RuntimeOptions): VerdictStore | undefined {
   if (config.cache === '' || opts.noCache) return undefined;
   if (config.cache === 'memory') return new MemoryStore(config.cache_size);
-  return redisStore({ url: config.cache, onError: (reason) => opts.engineEvent?.('cache-error', { reason }) });
+  return lazyRedisStore(config.cache, (reason) => opts.engineEvent?.('cache-error', { reason }));
+}
+
+/**
+ * The Redis store, its client loaded only when a config names Redis: loading it costs every
+ * worker start and every -t run a tenth of a second of CPU. Lookups before it is connected miss.
+ */
+function lazyRedisStore(url: string, onError: (reason: string) => void): VerdictStore {
+  let store: VerdictStore | undefined;
+  const loading = import('../scan/redis-store.js').then(
+    (m) => { store = m.redisStore({ url, onError }); },
+    (err: unknown) => onError(`the Redis client could not be loaded: ${err instanceof Error ? err.message : String(err)}`),
+  );
+  return {
+    get: async (key) => (store ? store.get(key) : undefined),
+    set: (key, value, ttl) => store?.set(key, value, ttl),
+    close: async () => {
+      await loading;
+      await store?.close();
+    },
+  };
 }
 
 /** Events registered in ops/events.ts (an unregistered one does not compile). */
