@@ -212,6 +212,22 @@ test('a daemon that does not answer: avfilter_sig gives up after -t (exit 5) and
   }
 });
 
+test('regression: a SIGTERM while avfilter_sig makes its pipe left the pipe behind (every later avfilter_sig: pipe busy); at any moment, no pipe stays', async () => {
+  const { env } = world();
+  const d = await env.up();
+  try {
+    d.child.kill('SIGSTOP'); // no answer: avfilter_sig waits, so the signal is what ends it
+    for (const delayMs of [0, 40, 80, 120, 160, 200, 240, 280, 320, 400]) {
+      const r = await runSig(['-f', env.cfg, '-t', '30'], { onSpawn: (pid) => void setTimeout(() => { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }, delayMs) });
+      assert.equal(existsSync(env.pipe), false, `after a SIGTERM ${delayMs} ms in (exit ${r.code ?? r.signal}), the pipe is still there`);
+      assert.ok(r.code === 6 || r.signal === 'SIGTERM', `exit ${r.code ?? r.signal}: ${r.stderr}`);
+    }
+  } finally {
+    d.child.kill('SIGCONT');
+    await stopDaemon(d);
+  }
+});
+
 test('stats: avfilter_sig stats prints the daemon\'s uptime, workers, generation and reloads', async () => {
   await withWorld(async ({ env }, d) => {
     assert.equal((await runSig(['-f', env.cfg, 'reload', 'config'])).code, 0);

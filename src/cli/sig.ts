@@ -81,7 +81,18 @@ export async function runSig(argv: readonly string[], env: NodeJS.ProcessEnv = p
     return SIG_EXIT.NOT_RUNNING;
   }
 
-  // ---- the pipe: made, opened for reading, removed on every way out
+  // ---- the pipe: made, opened for reading, removed on every way out. The signals are ours
+  // before the pipe exists: one arriving while it is being made must not leave it behind (the
+  // next avfilter_sig would find the pipe "busy").
+  let signalled: NodeJS.Signals | undefined;
+  const interrupted = new Promise<NodeJS.Signals>((resolve) => {
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(s, () => {
+        signalled ??= s;
+        resolve(s);
+      });
+    }
+  });
   let fifo: MadeFifo;
   try {
     fifo = await makeFifo(keys.pipe, PIPE_MODE, isRoot() ? processGroup(pid) : undefined);
@@ -89,10 +100,12 @@ export async function runSig(argv: readonly string[], env: NodeJS.ProcessEnv = p
     await out.problem(messageOf(err));
     return err instanceof SigPipeError ? SIG_EXIT.PIPE_BUSY : SIG_EXIT.USAGE;
   }
+  if (signalled !== undefined) {
+    removeFifo(fifo);
+    await out.problem(`interrupted by ${signalled}`);
+    return SIG_EXIT.INTERRUPTED;
+  }
   let reader: ReturnType<typeof openReader> | undefined;
-  const interrupted = new Promise<NodeJS.Signals>((resolve) => {
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, () => resolve(s));
-  });
   try {
     reader = openReader(fifo);
     try {
