@@ -20,32 +20,43 @@ const UNIX_PATH_MAX_BYTES = 107;
 
 const EXPECTED = 'expected unix:/absolute/path, /absolute/path, tcp:host:port or tcp:[ipv6-address]:port';
 
+/** Refuses an address: the error to throw, saying why. */
+export type Refuse = (why: string) => Error;
+
+/** A unix socket path as written after `unix:`: absolute, no NUL, short enough for sun_path. */
+export function checkUnixPath(path: string, refuse: Refuse): string {
+  if (!path.startsWith('/')) throw refuse('the socket path must be absolute');
+  if (path.includes('\0')) throw refuse('NUL in socket path');
+  if (Buffer.byteLength(path) > UNIX_PATH_MAX_BYTES) throw refuse(`socket path longer than ${UNIX_PATH_MAX_BYTES} bytes`);
+  return path;
+}
+
+/**
+ * What follows `tcp:`: `[IPv6]:port` (the address checked) or `host:port` (the host left to the
+ * caller's rules); the port is still text, for the caller to check.
+ */
+export function splitHostPort(rest: string, refuse: Refuse): { host: string; portText: string; bracketed: boolean } {
+  if (rest.startsWith('[')) {
+    const close = rest.indexOf(']');
+    if (close < 0 || rest[close + 1] !== ':') throw refuse('an IPv6 address needs the form [addr]:port');
+    const host = rest.slice(1, close);
+    if (!isIPv6(host)) throw refuse(`"${host}" is not an IPv6 address`);
+    return { host, portText: rest.slice(close + 2), bracketed: true };
+  }
+  const colon = rest.lastIndexOf(':');
+  if (colon < 0) throw refuse('missing :port');
+  return { host: rest.slice(0, colon), portText: rest.slice(colon + 1), bracketed: false };
+}
+
 export function parseServer(s: string): ServerAddress {
   if (typeof s !== 'string' || s.length === 0) throw bad(String(s), 'empty');
   if (s.startsWith('unix:') || s.startsWith('/')) {
-    const path = s.startsWith('unix:') ? s.slice('unix:'.length) : s;
-    if (!path.startsWith('/')) throw bad(s, 'the socket path must be absolute');
-    if (path.includes('\0')) throw bad(s, 'NUL in socket path');
-    if (Buffer.byteLength(path) > UNIX_PATH_MAX_BYTES) {
-      throw bad(s, `socket path longer than ${UNIX_PATH_MAX_BYTES} bytes`);
-    }
+    const path = checkUnixPath(s.startsWith('unix:') ? s.slice('unix:'.length) : s, (why) => bad(s, why));
     return Object.freeze({ kind: 'unix', path });
   }
   if (s.startsWith('tcp:')) {
-    const rest = s.slice('tcp:'.length);
-    let host: string;
-    let portText: string;
-    if (rest.startsWith('[')) {
-      const close = rest.indexOf(']');
-      if (close < 0 || rest[close + 1] !== ':') throw bad(s, 'an IPv6 address needs the form [addr]:port');
-      host = rest.slice(1, close);
-      portText = rest.slice(close + 2);
-      if (!isIPv6(host)) throw bad(s, `"${host}" is not an IPv6 address`);
-    } else {
-      const colon = rest.lastIndexOf(':');
-      if (colon < 0) throw bad(s, 'missing :port');
-      host = rest.slice(0, colon);
-      portText = rest.slice(colon + 1);
+    const { host, portText, bracketed } = splitHostPort(s.slice('tcp:'.length), (why) => bad(s, why));
+    if (!bracketed) {
       if (host.includes(':')) throw bad(s, 'write an IPv6 address in brackets: tcp:[addr]:port');
       if (isIP(host) === 0 && !/^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(host)) {
         throw bad(s, `"${host}" is not a host name or IPv4 address`);

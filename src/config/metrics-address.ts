@@ -12,40 +12,25 @@
  * Fails with: an Error with code EBADMETRICS whose message names the expected forms.
  */
 import { isIP, isIPv6 } from 'node:net';
+import { checkUnixPath, splitHostPort } from './address.js';
 
 export type MetricsAddress =
   | { readonly kind: 'unix'; readonly path: string }
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly exposed: boolean };
-
-/** Linux sun_path: 108 bytes with the terminating NUL. */
-const UNIX_PATH_MAX_BYTES = 107;
 
 export const METRICS_FORMS = '"" (off), "unix:/absolute/path", "tcp:127.0.0.1:PORT", "tcp:[::1]:PORT" or another IP address as "tcp:ADDRESS:PORT"';
 
 export function parseMetricsAddress(s: string): MetricsAddress | undefined {
   if (s === '') return undefined;
   if (s.startsWith('unix:')) {
-    const path = s.slice('unix:'.length);
-    if (!path.startsWith('/')) throw bad(s, 'the socket path must be absolute');
-    if (path.includes('\0')) throw bad(s, 'NUL in socket path');
-    if (Buffer.byteLength(path) > UNIX_PATH_MAX_BYTES) throw bad(s, `socket path longer than ${UNIX_PATH_MAX_BYTES} bytes`);
+    const path = checkUnixPath(s.slice('unix:'.length), (why) => bad(s, why));
     return Object.freeze({ kind: 'unix', path });
   }
   if (!s.startsWith('tcp:')) throw bad(s, 'unknown form');
-  const rest = s.slice('tcp:'.length);
-  let host: string;
-  let portText: string;
-  if (rest.startsWith('[')) {
-    const close = rest.indexOf(']');
-    if (close < 0 || rest[close + 1] !== ':') throw bad(s, 'an IPv6 address needs the form [addr]:port');
-    host = rest.slice(1, close);
-    portText = rest.slice(close + 2);
-    if (!isIPv6(host)) throw bad(s, `"${host}" is not an IPv6 address`);
-  } else {
-    const colon = rest.lastIndexOf(':');
-    if (colon < 0) throw bad(s, 'missing :port');
-    host = rest.slice(0, colon);
-    portText = rest.slice(colon + 1);
+  const split = splitHostPort(s.slice('tcp:'.length), (why) => bad(s, why));
+  let host = split.host;
+  const portText = split.portText;
+  if (!split.bracketed) {
     if (host === 'localhost') host = '127.0.0.1';
     else if (isIP(host) !== 4) throw bad(s, `"${host}" is not an IPv4 address (write an IPv6 address in brackets; host names other than localhost are refused)`);
   }
