@@ -1,5 +1,5 @@
 /**
- * Templates with macros: the reply texts, header values and notices an admin may write, and the
+ * Templates with macros (%v %s %r %q %i %h %f %e %%): the reply texts, header values and notices an admin may write, and the
  * one place where values taken from a message (virus names, file names, sender, recipients,
  * headers) are made safe for where they go.
  *
@@ -27,13 +27,14 @@ export const MACROS = Object.freeze({
   i: 'client IP address',
   h: 'original headers (notices only)',
   f: 'file names of the infected parts, comma-separated',
+  e: 'the reason (a scan error, a limit, a damaged file)',
 } as const);
 export type MacroName = keyof typeof MACROS;
 
 /** Macros a reply text or a header value may use: everything but the headers. */
-export const LINE_MACROS = 'vsrqif';
+export const LINE_MACROS = 'vsrqife';
 /** Macros a notice may use. */
-export const NOTICE_MACROS = 'vsrqihf';
+export const NOTICE_MACROS = 'vsrqihfe';
 
 export type EscapeMode = 'reply' | 'header' | 'text';
 
@@ -46,6 +47,7 @@ export interface MacroValues {
   /** The original header section as text (decoded as latin1 or UTF-8 by the caller). */
   readonly headers?: string | undefined;
   readonly files?: readonly string[] | undefined;
+  readonly reason?: string | undefined;
 }
 
 /** Default bound of a reply line: courierfilter/reply.ts MAX_REPLY_LINE_BYTES. */
@@ -147,6 +149,8 @@ function value(m: MacroName, v: MacroValues, mode: EscapeMode): string {
       return one(v.queueId, mode);
     case 'i':
       return one(v.clientIp, mode);
+    case 'e':
+      return one(v.reason, mode);
     case 'h':
       return headersValue(v.headers, mode);
   }
