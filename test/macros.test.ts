@@ -68,6 +68,7 @@ test('expand: every macro, %%, empty values and lists', () => {
   assert.equal(expandTemplate('from %s to %r: %v %f %i', { sender: '', recipients: [] }, 'reply'), 'from <> to -: - - -');
   assert.equal(expandTemplate('%%v %x %', plain, 'reply'), '%v %x %', 'unchecked unknown macros stay as written');
   assert.equal(expandTemplate('4.3.0 scan failed (%e)', { reason: 'clamd: timeout\r\n' }, 'reply'), '4.3.0 scan failed (clamd: timeout)');
+  assert.equal(expandTemplate('%a', { action: 'drop' }, 'text'), 'drop');
   const many = expandTemplate('%r', { recipients: Array.from({ length: MAX_LIST_ITEMS + 7 }, (_, i) => `r${i}@x`) }, 'text');
   assert.match(many, /r49@x, \+7 more$/);
   assert.equal(expandTemplate('%h', plain, 'text'), 'From: alice@example.com\nSubject: hello\n\tthere');

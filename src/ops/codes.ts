@@ -106,6 +106,15 @@ export const CODES = {
   EBAD_REPLY: { class: 'fault', meaning: 'a reply that is not SMTP-shaped (the reply reader of the tests and tools)' },
   EBAD_REPLY_CODE: { class: 'fault', meaning: 'a reply with a code outside 0-99 and 200-599 (a bug: event internal-error, 451 is sent instead)' },
   ETRUNCATED: { class: 'input', meaning: 'a reply or a --batch-test request ended early' },
+  // ---- notices ([notify]) and action.handler: logged, the answer stands (but EHANDLER_TEMPFAIL)
+  ENOTIFY_TEMPLATE: { class: 'config', meaning: '[notify] template does not load (FILE:LINE: why): no notice is sent until it is fixed' },
+  ENOTIFY_SENDMAIL: { class: 'fault', meaning: "[notify] sendmail could not be started, exited non-zero or was killed (its last words in reason=): the notice is lost" },
+  ENOTIFY_TIMEOUT: { class: 'fault', meaning: '[notify] sendmail did not finish in 30 s, or the request ended first: its process group was killed, the notice is lost' },
+  EHANDLER_TEMPFAIL: { class: 'fault', meaning: 'action.handler exited 75 (EX_TEMPFAIL): the message is answered 451 and the effects before it undone' },
+  EHANDLER_EXIT: { class: 'fault', meaning: 'action.handler exited with another status than 0 or 75, or was killed by a signal: logged, the action stands' },
+  EHANDLER_TIMEOUT: { class: 'fault', meaning: 'action.handler ran past action.handler_timeout: its process group was killed, the action stands' },
+  EHANDLER_SPAWN: { class: 'fault', meaning: 'action.handler could not be started (ENOENT, EACCES): the action stands' },
+  EHANDLER_COPY: { class: 'fault', meaning: "action.handler's private copy of the message could not be made in tmpdir: it was not run, the action stands" },
   // ---- configuration (the daemon degrades, a reload keeps the old state)
   ENOT_CONFIGURED: { class: 'config', meaning: 'the config or engines did not load: every message 451 (event degraded)' },
   ECONFIG: { class: 'config', meaning: 'the config did not load in a worker' },

@@ -1,5 +1,5 @@
 /**
- * Templates with macros (%v %s %r %q %i %h %f %e %%): the reply texts, header values and notices an admin may write, and the
+ * Templates with macros (%v %s %r %q %i %h %f %e %a %%): the reply texts, header values and notices an admin may write, and the
  * one place where values taken from a message (virus names, file names, sender, recipients,
  * headers) are made safe for where they go.
  *
@@ -28,13 +28,14 @@ export const MACROS = Object.freeze({
   h: 'original headers (notices only)',
   f: 'file names of the infected parts, comma-separated',
   e: 'the reason (a scan error, a limit, a damaged file)',
+  a: 'what avfilter did with the message (drop, reject, tempfail, pass, ...)',
 } as const);
 export type MacroName = keyof typeof MACROS;
 
 /** Macros a reply text or a header value may use: everything but the headers. */
-export const LINE_MACROS = 'vsrqife';
+export const LINE_MACROS = 'vsrqifea';
 /** Macros a notice may use. */
-export const NOTICE_MACROS = 'vsrqihfe';
+export const NOTICE_MACROS = 'vsrqihfea';
 
 export type EscapeMode = 'reply' | 'header' | 'text';
 
@@ -48,6 +49,7 @@ export interface MacroValues {
   readonly headers?: string | undefined;
   readonly files?: readonly string[] | undefined;
   readonly reason?: string | undefined;
+  readonly action?: string | undefined;
 }
 
 /** Default bound of a reply line: courierfilter/reply.ts MAX_REPLY_LINE_BYTES. */
@@ -151,6 +153,8 @@ function value(m: MacroName, v: MacroValues, mode: EscapeMode): string {
       return one(v.clientIp, mode);
     case 'e':
       return one(v.reason, mode);
+    case 'a':
+      return one(v.action, mode);
     case 'h':
       return headersValue(v.headers, mode);
   }
