@@ -11,10 +11,8 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import libqp from 'libqp';
-import {
-  BUILT_IN_TEMPLATE, buildNotice, checkNoticeTemplateFile, noticeAddresses, parseNoticeTemplate, readHeaderSection,
-  sendNotice, type NoticeInput, type NotifyConfig,
-} from '../src/effects/notify.js';
+import { buildNotice, noticeAddresses, readHeaderSection, sendNotice, type NoticeInput, type NotifyConfig } from '../src/effects/notify.js';
+import { BUILT_IN_TEMPLATE, noticeTemplateProblem, parseNoticeTemplate } from '../src/policy/notice-template.js';
 import { AvError } from '../src/errors.js';
 import { waitGone } from './helpers/gone.js';
 import { eicar } from './helpers/eicar.js';
@@ -169,11 +167,12 @@ test('templates: headers, a blank line, a body; errors name the file and the lin
   assert.match(err('Subject: x\nAuto-Submitted: no\n\nbody'), /^notice\.txt:2: Auto-Submitted is written by avfilter/);
   assert.match(err('X-Avfilter-Notice: no\n\nbody'), /written by avfilter/);
   assert.doesNotThrow(() => parseNoticeTemplate(BUILT_IN_TEMPLATE, 'built-in'));
+  assert.equal(noticeTemplateProblem(''), undefined, '"" is the built-in notice');
   // a file: checked as the loader does, used by sendNotice, read again when it changes
   const file = join(dir, 'notice.txt');
   writeFileSync(file, 'Subject: one %v\n\nfirst\n');
-  assert.equal(await checkNoticeTemplateFile(file), undefined);
-  assert.match((await checkNoticeTemplateFile(join(dir, 'none.txt'))) ?? '', /none\.txt: cannot read the notice template: ENOENT/);
+  assert.equal(noticeTemplateProblem(file), undefined);
+  assert.match(noticeTemplateProblem(join(dir, 'none.txt')) ?? '', /none\.txt: cannot read the notice template: ENOENT/);
   const s1 = script(RECORD);
   await sendNotice(cfg(s1.path, { template: file }), input());
   assert.equal(parse(readFileSync(join(s1.out, 'stdin'))).body, 'first\n');
@@ -184,7 +183,7 @@ test('templates: headers, a blank line, a body; errors name the file and the lin
   assert.equal(second.body, 'second, longer\n');
   assert.ok(second.head.includes('Subject: two Eicar-Signature'));
   writeFileSync(file, 'Subject: %x\n\nbroken\n');
-  assert.match((await checkNoticeTemplateFile(file)) ?? '', /notice\.txt:1: Subject: unknown macro %x/);
+  assert.match(noticeTemplateProblem(file) ?? '', /notice\.txt:1: Subject: unknown macro %x/);
   await assert.rejects(sendNotice(cfg(script(RECORD).path, { template: file }), input()), /unknown macro %x/);
 });
 

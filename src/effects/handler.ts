@@ -17,15 +17,19 @@
  * 451 and the effects before it are undone; anything else, a signal, or no exit within
  * action.handler_timeout (its whole process group is then killed): logged, the action stands.
  *
- * Owns: the copy, the argv and environment, reading the exit. Inputs: HandlerInput.
- * Outputs: a HandlerOutcome; never throws but for the request's own abort (AvError EABORTED).
+ * Owns: the copy, the argv and environment, reading the exit; the 'handler' EffectRunner.
+ * Inputs: HandlerInput. Outputs: a HandlerOutcome; runHandler never throws but for the
+ * request's own abort (AvError EABORTED).
  */
 import { copyFile, chmod, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:fs';
 import { AvError, codeOf, messageOf } from '../errors.js';
 import { escapeValue } from '../policy/macros.js';
+import { HANDLER_TEMPFAIL_REPLY } from '../courierfilter/replies.js';
 import { runProgram } from './child.js';
+import { factsOf } from './facts.js';
+import type { EffectRunner } from './types.js';
 
 /** sysexits.h EX_TEMPFAIL: "try again later", as mail programs use it. */
 export const EX_TEMPFAIL = 75;
@@ -111,3 +115,33 @@ export async function runHandler(h: HandlerInput): Promise<HandlerOutcome> {
     await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 }
+
+/**
+ * The 'handler' effect: a commit effect after the quarantine copy and before anything changes
+ * the message. Exit 75 throws EHANDLER_TEMPFAIL, which the runner answers 451
+ * (HANDLER_TEMPFAIL_REPLY) after taking back the effects before it; every other failure is
+ * logged (event handler-failed) and the action stands.
+ */
+export const handlerRunner: EffectRunner<'handler'> = {
+  kind: 'handler',
+  phase: 'commit',
+  writes: false,
+  failVerb: 'handed to the handler',
+  failReply: (err) => (codeOf(err) === 'EHANDLER_TEMPFAIL' ? HANDLER_TEMPFAIL_REPLY : undefined),
+  async run(effect, env) {
+    const f = factsOf(env);
+    const r = await runHandler({
+      program: effect.program, timeoutMs: env.config.action.handler_timeout * 1000, tmpdir: env.config.tmpdir, signal: env.signal,
+      dataPath: env.data.readPath, names: f.names, sender: f.sender, recipients: f.recipients, queueId: f.queueId, clientIp: f.clientIp,
+      action: f.action, sendmail: env.config.notify.sendmail[0] ?? '',
+    });
+    env.fields['handler'] = r.kind === 'failed' ? r.code : r.kind;
+    env.fields['handler_ms'] = r.ms;
+    const about = { id: f.queueId, program: effect.program, ms: r.ms };
+    if (r.kind === 'tempfail') {
+      env.log.event('handler-tempfail', { ...about, text: r.output }, 'warning');
+      throw new AvError('EHANDLER_TEMPFAIL', 'internal', `${effect.program} exited ${EX_TEMPFAIL}: try again later${r.output === '' ? '' : `: ${r.output}`}`);
+    }
+    if (r.kind === 'failed') env.log.event('handler-failed', { ...about, code: r.code, reason: r.reason }, 'error');
+  },
+};

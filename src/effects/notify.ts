@@ -12,7 +12,8 @@
  * forged with the marker, is handled by the action and gets no notice in turn), so notices
  * cannot loop. Senders get none for mail that is itself automatic (null sender, Auto-Submitted).
  *
- * Owns: the notice's text (template or built-in), the address list, running sendmail.
+ * Owns: the notice's bytes (the template: policy/notice-template.ts), the address list,
+ * running sendmail.
  * Inputs: NoticeInput (the message's facts, its header section), the [notify] config.
  * Outputs: what was sent to whom, or why nothing was. Fails with AvError: ENOTIFY_TEMPLATE (the
  * template does not load: file, line, why), ENOTIFY_SENDMAIL (sendmail could not be started,
@@ -21,9 +22,12 @@
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import libqp from 'libqp';
-import { AvError, messageOf } from '../errors.js';
-import { LINE_MACROS, NOTICE_MACROS, checkTemplate, expandTemplate, foldHeader, type MacroValues } from '../policy/macros.js';
+import { AvError, codeOf, messageOf } from '../errors.js';
+import { expandTemplate, foldHeader, type MacroValues } from '../policy/macros.js';
+import { BUILT_IN_TEMPLATE, NOTICE_MARKER, parseNoticeTemplate, type NoticeTemplate } from '../policy/notice-template.js';
 import { runProgram } from './child.js';
+import { factsOf } from './facts.js';
+import type { EffectRunner } from './types.js';
 
 export interface NotifyConfig {
   readonly postmaster: string;
@@ -50,81 +54,6 @@ export type NoticeOutcome =
 export const SENDMAIL_TIMEOUT_MS = 30_000;
 /** What is read of the infected message for %h and the loop checks. */
 export const MAX_HEAD_BYTES = 64 * 1024;
-/** The marker header. */
-export const NOTICE_MARKER = 'X-Avfilter-Notice';
-
-/** Headers avfilter writes itself: a template may not set them (they keep notices from looping). */
-const OWN_HEADERS = ['auto-submitted', NOTICE_MARKER.toLowerCase(), 'mime-version', 'content-type', 'content-transfer-encoding'];
-
-export interface NoticeTemplate {
-  /** Header lines as written (unfolded), with macros. */
-  readonly headers: readonly (readonly [string, string])[];
-  readonly body: string;
-}
-
-export const BUILT_IN_TEMPLATE = `Subject: Virus found in a message from %s
-To: undisclosed-recipients:;
-
-avfilter, the virus filter of this mail server, found a virus in a message.
-The message is not attached to this notice.
-
-Virus:       %v
-Files:       %f
-Sender:      %s (easily forged)
-Recipients:  %r
-Queue id:    %q
-Client IP:   %i
-Action:      %a
-
-The headers of the message:
-
-%h
-`;
-
-/**
- * Parses a notice template: "Name: value" lines (continuations start with a space or TAB), a
- * blank line, the body. Throws AvError ENOTIFY_TEMPLATE naming `source` and the line.
- */
-export function parseNoticeTemplate(text: string, source: string): NoticeTemplate {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n');
-  const headers: [string, string][] = [];
-  const bad = (line: number, why: string): AvError => new AvError('ENOTIFY_TEMPLATE', 'internal', `${source}:${line}: ${why}`);
-  let i = 0;
-  for (; i < lines.length && lines[i] !== ''; i++) {
-    const line = lines[i]!;
-    const last = headers[headers.length - 1];
-    if (/^[ \t]/.test(line) && last !== undefined) {
-      last[1] += ` ${line.trim()}`;
-      continue;
-    }
-    const m = /^([!-9;-~]+):[ \t]*(.*)$/.exec(line);
-    if (m === null) throw bad(i + 1, 'not a header line ("Name: value"); the headers end at the first blank line, the body follows');
-    if (OWN_HEADERS.includes(m[1]!.toLowerCase())) throw bad(i + 1, `${m[1]} is written by avfilter, a template may not set it`);
-    headers.push([m[1]!, m[2]!]);
-  }
-  if (i >= lines.length) throw bad(1, 'no blank line: a notice template is headers, a blank line, then the body');
-  for (const [n, [name, value]] of headers.entries()) {
-    const err = checkTemplate(value, LINE_MACROS);
-    if (err !== undefined) throw bad(n + 1, `${name}: ${err}`);
-  }
-  const body = lines.slice(i + 1).join('\n');
-  const err = checkTemplate(body, NOTICE_MACROS);
-  if (err !== undefined) {
-    const at = Number(/at character (\d+)/.exec(err)?.[1] ?? 0);
-    throw bad(i + 2 + (body.slice(0, at).match(/\n/g)?.length ?? 0), err);
-  }
-  return { headers, body };
-}
-
-/** Checks a template file as the config loader would: an error message, or undefined. */
-export async function checkNoticeTemplateFile(path: string): Promise<string | undefined> {
-  try {
-    await loadTemplate(path);
-    return undefined;
-  } catch (err) {
-    return messageOf(err);
-  }
-}
 
 let cached: { path: string; mtimeMs: number; size: number; template: NoticeTemplate } | undefined;
 const builtIn = parseNoticeTemplate(BUILT_IN_TEMPLATE, '(built-in notice)');
@@ -139,7 +68,7 @@ async function loadTemplate(path: string): Promise<NoticeTemplate> {
     if (cached?.path === path && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached.template;
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new AvError('ENOTIFY_TEMPLATE', 'internal', `${path}: cannot read the notice template: ${messageOf(err)}`, { cause: err });
+    throw new AvError('ENOTIFY_TEMPLATE', 'internal', `${path}: cannot read the notice template: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`, { cause: err });
   }
   const template = parseNoticeTemplate(text, path);
   cached = { path, mtimeMs: st.mtimeMs, size: st.size, template };
@@ -251,3 +180,32 @@ export async function readHeaderSection(path: string): Promise<string> {
     await fh.close();
   }
 }
+
+/**
+ * The 'notify' effect: after the answer stands. Whatever happens here is logged (notice-sent,
+ * notice-failed) and changes nothing else; the message line says notified=ADDRESSES or
+ * notice=WHY-NOT.
+ */
+export const notifyRunner: EffectRunner<'notify'> = {
+  kind: 'notify',
+  phase: 'after',
+  writes: false,
+  failVerb: 'notified',
+  async run(_effect, env) {
+    const f = factsOf(env);
+    const id = f.queueId;
+    try {
+      const headers = await readHeaderSection(env.data.readPath).catch(() => '');
+      const r = await sendNotice(env.config.notify, { values: f, headers, sender: f.sender, recipients: f.recipients }, env.signal);
+      if (!r.sent) {
+        env.fields['notice'] = r.reason;
+        return;
+      }
+      env.fields['notified'] = r.to;
+      env.log.event('notice-sent', { id, to: r.to, names: f.names, ms: r.ms });
+    } catch (err) {
+      env.fields['notice'] = codeOf(err) ?? 'EIO';
+      env.log.event('notice-failed', { id, code: codeOf(err) ?? 'EIO', reason: messageOf(err) }, 'error');
+    }
+  },
+};

@@ -22,7 +22,9 @@ import type { Reply } from '../courierfilter/server.js';
 import { AvError, codeOf, messageOf } from '../errors.js';
 import { EFFECT_ORDER, type Action, type Decision, type Effect, type EffectKind } from '../policy/decision.js';
 import { dropRunner } from './drop.js';
+import { handlerRunner } from './handler.js';
 import { markRunner } from './mark.js';
+import { notifyRunner } from './notify.js';
 import { quarantineRunner } from './quarantine.js';
 import type { EffectDone, EffectEnv, EffectRunner } from './types.js';
 
@@ -31,6 +33,8 @@ const RUNNERS: { readonly [K in EffectKind]?: EffectRunner<K> } = {
   quarantine: quarantineRunner,
   mark: markRunner,
   drop: dropRunner,
+  handler: handlerRunner,
+  notify: notifyRunner,
 };
 
 export interface FileLocks {

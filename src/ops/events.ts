@@ -70,6 +70,11 @@ export const EVENTS = {
   'control-lock-error': { levels: ['error'], meaning: 'the lock on the request files could not be taken (code=): 451' },
   'effect-failed': { levels: ['warning'], meaning: 'an effect that runs once the answer stands (block, notify), or the undo of one, failed (effect=, code=): logged, the answer stands' },
   suppressed: { levels: ['warning', 'error'], meaning: 'count= lines of event of= were held back in the last seconds= (a flood), at that event\'s level' },
+  // ---- notices and the handler (effects/notify.ts, effects/handler.ts)
+  'notice-sent': { levels: ['info'], meaning: '[notify]: a notice about an infected message was handed to sendmail (id=, to=, names=)' },
+  'notice-failed': { levels: ['error'], meaning: '[notify]: the notice could not be sent (code=, reason=); the answer to the message is not changed' },
+  'handler-tempfail': { levels: ['warning'], meaning: 'action.handler exited 75: the message is answered 451 (id=, program=, text= what it said)' },
+  'handler-failed': { levels: ['error'], meaning: 'action.handler failed (code= EHANDLER_EXIT, _TIMEOUT, _SPAWN, _COPY; reason=): logged, the action stands' },
   // ---- debug runs (log_level = "debug")
   trace: { levels: ['debug'], meaning: 'one stage of one message (stage=read, mime, unpack, engine, policy, reply; ms= since accept)' },
 } as const satisfies Record<string, EventSpec>;
