@@ -6,12 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runHandler, type HandlerInput } from '../src/effects/handler.js';
 import { AvError } from '../src/errors.js';
 import { waitGone } from './helpers/gone.js';
+import { runAvfilter } from './helpers/avfilter-proc.js';
+import { daemonEnv, type DaemonEnv, type Request } from './helpers/daemon-env.js';
+import { SAMPLE, infectedSample } from './helpers/courier-sample.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avf-handler-'));
 const work = join(dir, 'tmp');
@@ -131,4 +134,49 @@ test('tmpdir unusable: failed (EHANDLER_COPY), the action stands', async () => {
   const r2 = await runHandler(input(script('exit 0').path, { dataPath: join(dir, 'gone') }));
   assert.deepEqual(r2.kind === 'failed' && [r2.code, r2.reason], ['EHANDLER_COPY', 'cannot copy the message: ENOENT']);
   assert.deepEqual(readdirSync(work), []);
+});
+
+// ---- through avfilter --batch-test, on the infected request of a real Courier
+
+/** A test daemon's world whose action.handler is `program`, quarantine on, and the sample request. */
+function batchWorld(program: string): { env: DaemonEnv; req: Request; qdir: string } {
+  const env = daemonEnv('', 'avf-handler-batch-');
+  const qdir = join(env.dir, 'quarantine');
+  env.write(`quarantine_dir = "${qdir}"\n[action]\nquarantine = true\nhandler = "${program}"\nhandler_timeout = 5`);
+  mkdirSync(join(env.dir, 'work'), { mode: 0o700 });
+  return { env, req: infectedSample(env), qdir };
+}
+
+const quarantined = (qdir: string): string[] => (existsSync(qdir) ? readdirSync(qdir).filter((n) => !n.startsWith('.')) : []);
+
+test('batch-test: exit 75 answers 451, nothing is dropped, the quarantine copy is taken back', () => {
+  const s = script(`${RECORD}\necho "archive busy" >&2\nexit 75`);
+  const { env, req, qdir } = batchWorld(s.path);
+  const r = runAvfilter(['-f', env.cfg, '--batch-test'], { input: req.line });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^451 4\.7\.1 Virus found, the message is held by the virus filter's handler, try again later\n$/);
+  assert.doesNotMatch(readFileSync(req.controlPaths[0]!, 'utf8'), /^S0 /m, 'the recipient is not marked delivered');
+  assert.deepEqual(quarantined(qdir), [], 'the quarantine copy made before the handler is removed');
+  assert.match(r.stderr, /level=warning event=handler-tempfail .*text="archive busy"/);
+  assert.match(r.stderr, /verdict=infected .*handler_error=EHANDLER_TEMPFAIL/);
+  // the handler saw the real envelope and the names
+  const argv = readFileSync(join(s.out, 'argv'), 'latin1').split('\0').slice(0, -1);
+  assert.deepEqual([argv[1], argv[3]], [SAMPLE.sender, SAMPLE.recipient]);
+  assert.match(argv[2]!, /EICAR/i);
+  assert.equal(envOf(s.out)['AVFILTER_QUEUE_ID'], SAMPLE.queueId);
+  assert.equal(envOf(s.out)['AVFILTER_CLIENT_IP'], SAMPLE.clientIp);
+  assert.equal(envOf(s.out)['AVFILTER_ACTION'], 'drop');
+  assert.match(readFileSync(join(s.out, 'copy'), 'utf8'), /filename="eicar\.com"/, 'the copy is the message');
+});
+
+test('batch-test: exit 0 and any other failure leave the action (drop) as it was', () => {
+  for (const [body, log] of [['exit 0', /handler=done/], ['echo broken >&2; exit 2', /level=error event=handler-failed .*code=EHANDLER_EXIT reason="exited 2: broken"/]] as const) {
+    const { env, req, qdir } = batchWorld(script(body).path);
+    const r = runAvfilter(['-f', env.cfg, '--batch-test'], { input: req.line });
+    assert.match(r.stdout, /^2\d\d /, r.stderr);
+    assert.match(readFileSync(req.controlPaths[0]!, 'utf8'), /^S0 /m, 'dropped');
+    assert.equal(quarantined(qdir).length, 1);
+    assert.match(r.stderr, log);
+    assert.deepEqual(readdirSync(join(env.dir, 'work')).filter((n) => n.startsWith('handler-')), [], 'no private directory left');
+  }
 });

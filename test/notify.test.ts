@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import libqp from 'libqp';
@@ -15,6 +15,9 @@ import { buildNotice, noticeAddresses, readHeaderSection, sendNotice, type Notic
 import { BUILT_IN_TEMPLATE, noticeTemplateProblem, parseNoticeTemplate } from '../src/policy/notice-template.js';
 import { AvError } from '../src/errors.js';
 import { waitGone } from './helpers/gone.js';
+import { runAvfilter } from './helpers/avfilter-proc.js';
+import { daemonEnv } from './helpers/daemon-env.js';
+import { SAMPLE, infectedSample } from './helpers/courier-sample.js';
 import { eicar } from './helpers/eicar.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avf-notify-'));
@@ -193,4 +196,48 @@ test('a long body line is quoted-printable with lines of at most 76 characters',
   const body = text.slice(text.indexOf('\n\n') + 2);
   assert.ok(body.split('\n').every((l) => l.length <= 76));
   assert.equal(libqp.decode(body).toString('utf8'), `X-Long: ${'é'.repeat(2000)}\n`);
+});
+
+// ---- through avfilter --batch-test, on the infected request of a real Courier
+
+test('batch-test: the message is dropped as before, then one notice goes to the postmaster and the recipient', () => {
+  const s = script(RECORD);
+  const env = daemonEnv(`[notify]\npostmaster = "pm@example.test"\nrecipients = true\nsendmail = ["${s.path}", "-f", ""]`, 'avf-notify-batch-');
+  const req = infectedSample(env);
+  const r = runAvfilter(['-f', env.cfg, '--batch-test'], { input: req.line });
+  assert.match(r.stdout, /^200 /, r.stderr);
+  assert.match(readFileSync(req.controlPaths[0]!, 'utf8'), /^S0 /m, 'dropped');
+  assert.deepEqual(argvOf(s.out), ['-f', '', '--', 'pm@example.test', SAMPLE.recipient]);
+  const raw = readFileSync(join(s.out, 'stdin'));
+  assert.ok(!raw.includes(eicar()) && !raw.includes(eicar().toString('base64').slice(0, 40)), 'the virus is not in the notice');
+  const { head, body } = parse(raw);
+  assert.ok(head.includes('X-Avfilter-Notice: yes'));
+  assert.match(body, /^Virus: +\S*EICAR/im);
+  assert.match(body, /^Files: +eicar\.com$/m);
+  assert.match(body, new RegExp(`^Queue id: +${SAMPLE.queueId.replace(/\./g, '\\.')}$`, 'm'));
+  assert.match(body, /^Subject: harness eicar base64 attachment$/m, 'the original headers');
+  assert.doesNotMatch(body, /This is a MIME-formatted message/, 'no body of the message');
+  assert.match(r.stderr, /event=notice-sent .*to=pm@example\.test,sink@harness\.test|event=notice-sent .*to="?pm@example\.test/);
+  assert.match(r.stderr, /verdict=infected .*notified=/);
+});
+
+test('batch-test: a failing sendmail is logged and changes nothing; a message that is a notice gets none', () => {
+  const fails = script('cat >/dev/null; echo "queue full" >&2; exit 75');
+  const env = daemonEnv(`[notify]\npostmaster = "pm@example.test"\nsendmail = ["${fails.path}", "-f", ""]`, 'avf-notify-batch-');
+  const req = infectedSample(env);
+  const r = runAvfilter(['-f', env.cfg, '--batch-test'], { input: req.line });
+  assert.match(r.stdout, /^200 /, r.stderr);
+  assert.match(readFileSync(req.controlPaths[0]!, 'utf8'), /^S0 /m);
+  assert.match(r.stderr, /level=error event=notice-failed .*code=ENOTIFY_SENDMAIL reason=".*exited 75: queue full"/);
+  // the notice of a notice: null sender and the marker; scanned and dropped all the same
+  const s = script(RECORD);
+  env.write(`[notify]\npostmaster = "pm@example.test"\nsendmail = ["${s.path}", "-f", ""]`);
+  const notice = readFileSync(req.dataPath, 'utf8').replace(/^From: /m, 'X-Avfilter-Notice: yes\nFrom: ');
+  const ctl = readFileSync(req.controlPaths[0]!, 'utf8').replace(/^ssender@example\.test$/m, 's').replace(/^S0 .*\n|^I0 .*\n/gm, '');
+  const again = env.request(notice, [ctl]);
+  const r2 = runAvfilter(['-f', env.cfg, '--batch-test'], { input: again.line });
+  assert.match(r2.stdout, /^200 /, r2.stderr);
+  assert.match(readFileSync(again.controlPaths[0]!, 'utf8'), /^S0 /m, 'the marker is no scan bypass: dropped');
+  assert.ok(!existsSync(join(s.out, 'argv')), 'no notice about a notice');
+  assert.match(r2.stderr, /notice="the message is a notice itself"/);
 });
