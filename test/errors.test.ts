@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,16 +144,6 @@ test('originOf: an AvError says; otherwise an abort code or AbortError is abort,
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
-function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...sources(p));
-    else if (name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
-
 /** The only classes in src/ that extend Error itself, each with why. */
 const PLAIN_ERRORS: Readonly<Record<string, string>> = {
   AvError: 'the one error type',
@@ -163,9 +153,8 @@ const PLAIN_ERRORS: Readonly<Record<string, string>> = {
 
 test('no lookalike error class and no Object.assign(new Error(...), { code }) is left in src/', () => {
   const found: string[] = [];
-  for (const file of sources(SRC)) {
-    const text = readFileSync(file, 'utf8');
-    const rel = file.slice(SRC.length);
+  for (const rel of readdirSync(SRC, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'))) {
+    const text = readFileSync(join(SRC, rel), 'utf8');
     for (const m of text.matchAll(/class (\w+) extends (\w*Error)\b/g)) {
       if (m[2] !== 'AvError' && !Object.hasOwn(PLAIN_ERRORS, m[1]!)) found.push(`${rel}: class ${m[1]} extends ${m[2]}`);
     }
