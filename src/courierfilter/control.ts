@@ -64,13 +64,13 @@ export interface ControlSummary {
   source?: string;
 }
 
-/** Error with a stable code, shared by control.ts and control-io.ts. */
 /**
  * A ControlError is about the files the request names (origin input), except the deadline
  * while marking recipients (abort) and our own short write or bad arguments (internal).
  */
 const CONTROL_ORIGINS: ReadonlyMap<string, Origin> = new Map([['EABORTED', 'abort'], ['ESHORT_WRITE', 'internal'], ['EINVAL', 'internal']]);
 
+/** Error with a stable code, shared by control.ts and control-io.ts. */
 export class ControlError extends AvError {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(code, CONTROL_ORIGINS.get(code) ?? 'input', message, options);
