@@ -75,7 +75,7 @@ describe('notices and the handler in a real Courier', () => {
     const postmaster = h.address('avtest2');
     // Courier filters mail from esmtp only by default; with local (sendmail) listed too, the
     // notice itself passes through avfilter, which must scan it, find it clean, and not notice it
-    h.writeEtcFile('/etc/courier/enablefiltering', 'esmtp\nlocal\n', 0o644);
+    h.writeEtcFile('/etc/courier/enablefiltering', 'esmtp local\n', 0o644); // one line, sources separated by a space (courier(8))
     await restartAvfilter(['[notify]', `postmaster = ${JSON.stringify(postmaster)}`]);
     const env = envelope('notify');
     const to = [h.address('avtest')];
