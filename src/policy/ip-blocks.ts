@@ -1,0 +1,84 @@
+/**
+ * The table of blocked client IPs (action.block_ip_seconds, clamav-milter's --blacklist-time):
+ * after a virus from an IP, its mail is tempfailed until the block ends.
+ *
+ * Owns: the entries (IP in one spelling → end of the block, epoch ms), their bound
+ * (action.block_ip_max: the block that was set longest ago goes first) and which IPs may be
+ * blocked at all (never loopback, the unspecified address or "no client IP": mail submitted on
+ * this host). The same class is the master's table and each worker's copy (master/pool.ts keeps
+ * the one that counts and sends every change to every worker). Pure: the clock is passed in.
+ * Fails with nothing: an IP that cannot be blocked is refused with `false`.
+ */
+import { canonicalIp, isLoopback } from './networks.js';
+
+export type BlockEntry = readonly [ip: string, until: number];
+
+/** The IP a block is kept under, or undefined when this IP is never blocked. */
+export function blockableIp(ip: string | undefined): string | undefined {
+  if (ip === undefined || ip === '') return undefined;
+  const c = canonicalIp(ip);
+  if (c === undefined || isLoopback(c) || c === '0.0.0.0' || c === '::') return undefined;
+  return c;
+}
+
+export class BlockTable {
+  /** Insertion order is the order blocks were set: the first entry is the oldest. */
+  private readonly entries = new Map<string, number>();
+
+  constructor(private max: number) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** A new bound (a reload): the oldest blocks beyond it go. */
+  resize(max: number): void {
+    this.max = Math.max(1, max);
+    this.trim();
+  }
+
+  /**
+   * Blocks `ip` until `until` (epoch ms); a later end replaces an earlier one, never the other
+   * way round (two workers may report the same IP out of order). Returns the canonical IP when
+   * the table changed, undefined otherwise (not blockable, or already blocked as long).
+   */
+  add(ip: string, until: number, now: number): string | undefined {
+    const key = blockableIp(ip);
+    if (key === undefined || !Number.isFinite(until) || until <= now) return undefined;
+    const had = this.entries.get(key);
+    if (had !== undefined && had >= until) return undefined;
+    // delete first: a renewed block is the newest, the last to be pushed out
+    this.entries.delete(key);
+    this.entries.set(key, until);
+    this.trim();
+    return key;
+  }
+
+  /** When the block on `ip` ends (epoch ms), or undefined when it is not blocked now. */
+  blockedUntil(ip: string | undefined, now: number): number | undefined {
+    const key = blockableIp(ip);
+    if (key === undefined) return undefined;
+    const until = this.entries.get(key);
+    if (until === undefined) return undefined;
+    if (until > now) return until;
+    this.entries.delete(key);
+    return undefined;
+  }
+
+  /** The blocks still in force, oldest first (what a new worker is given). */
+  snapshot(now: number): BlockEntry[] {
+    const out: BlockEntry[] = [];
+    for (const [ip, until] of this.entries) {
+      if (until > now) out.push([ip, until]);
+      else this.entries.delete(ip);
+    }
+    return out;
+  }
+
+  private trim(): void {
+    while (this.entries.size > this.max) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+    }
+  }
+}
