@@ -82,3 +82,43 @@ export class BlockTable {
     }
   }
 }
+
+/**
+ * One process's view of the blocks: a worker's copy of the master's table (`share` reports a
+ * new block to the master, which sends it to every worker), or the whole table where there is
+ * no master (--batch-test).
+ */
+export class ProcessBlocks {
+  private readonly table: BlockTable;
+
+  constructor(max: number, private readonly share?: (ip: string, until: number) => void, private readonly clock: () => number = Date.now) {
+    this.table = new BlockTable(max);
+  }
+
+  blockedUntil(ip: string | undefined): number | undefined {
+    return this.table.blockedUntil(ip, this.clock());
+  }
+
+  /**
+   * Blocks `ip` for `seconds` here and, through `share`, everywhere. Returns the IP as kept and
+   * the end of the block, or undefined when it is never blocked (loopback, no client IP).
+   */
+  block(ip: string | undefined, seconds: number): { ip: string; until: number } | undefined {
+    const key = blockableIp(ip);
+    if (key === undefined || !(seconds > 0)) return undefined;
+    const now = this.clock();
+    const until = now + Math.round(seconds * 1000);
+    // shared even when this copy had it already: the master's table is the one that counts
+    this.table.add(key, until, now);
+    this.share?.(key, until);
+    return { ip: key, until };
+  }
+
+  /** Blocks the master sent (a snapshot at start, then each new one). */
+  apply(entries: readonly BlockEntry[]): void {
+    const now = this.clock();
+    for (const e of entries) {
+      if (Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number') this.table.add(e[0], e[1], now);
+    }
+  }
+}
