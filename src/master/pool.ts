@@ -36,8 +36,9 @@ import type { WorkerLog } from '../ops/log-output.js';
 import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
 import { IDLE_RECYCLE_AFTER_MS, shouldRecycleIdle } from './idle-recycle.js';
 import { sweepStale } from './tmp-sweep.js';
+import { WORKER_FAILED_TEXT } from '../courierfilter/replies.js';
 import type { StatsStore } from '../ops/stats-store.js';
-import { BlockTable } from '../policy/ip-blocks.js';
+import { BlockTable, DEFAULT_BLOCK_MAX } from '../policy/ip-blocks.js';
 
 const WORKER_MODULE = new URL('../worker/main.js', import.meta.url);
 /** The daemon's stderr, shared with every worker as its fd LOG_FD_CHILD for its log lines. */
@@ -66,14 +67,11 @@ const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: '131072',
   MALLOC_TRIM_THRESHOLD_: '131072',
 };
-/** Blocked client IPs kept before the first config says action.block_ip_max. */
-const DEFAULT_BLOCK_MAX = 10_000;
 /** Longest block a worker may ask for: the schema's bound on block_ip_seconds (30 days). */
 const MAX_BLOCK_MS = 30 * 24 * 3600 * 1000;
 /** Longest line of a worker's stray output forwarded to the log. */
 const MAX_OUTPUT_LINE = 500;
 
-export const WORKER_FAILED_TEXT = '4.3.0 Virus filter worker failed, try again later';
 
 export interface PoolConfig {
   readonly config: Config;

@@ -19,7 +19,7 @@
  */
 import { open } from 'node:fs/promises';
 import type { ScanSource } from '../bytes/sources.js';
-import { compileGlobs, fileNameSubject } from './globs.js';
+import { compileGlobList } from './globs.js';
 
 export interface BannedConfig {
   readonly names: readonly string[];
@@ -55,8 +55,8 @@ export const TYPE_SNIFF_BYTES = 4100;
 type Detect = (head: Uint8Array) => Promise<{ ext: string; mime: string } | undefined>;
 
 export function compileBanned(c: BannedConfig): BannedCheck | undefined {
-  const names = compileNamed(c.names);
-  const types = compileNamed(c.types);
+  const names = c.names.length > 0 ? compileGlobList(c.names, 'filename') : undefined;
+  const types = c.types.length > 0 ? compileGlobList(c.types, 'name') : undefined;
   if (names === undefined && types === undefined) return undefined;
   let detect: Promise<Detect> | undefined;
   return async (parts, signal) => {
@@ -64,7 +64,7 @@ export function compileBanned(c: BannedConfig): BannedCheck | undefined {
       if (signal.aborted) throw signal.reason ?? new Error('aborted');
       const name = p.filename !== undefined && p.filename !== '' ? p.filename : undefined;
       if (names !== undefined && name !== undefined) {
-        const glob = names(fileNameSubject(name));
+        const glob = names(name);
         if (glob !== undefined) return { name, path: p.path, rule: `name "${glob}"` };
       }
       if (types === undefined) continue;
@@ -82,13 +82,6 @@ export function compileBanned(c: BannedConfig): BannedCheck | undefined {
     }
     return undefined;
   };
-}
-
-/** Like compileGlobs, but the predicate answers with the glob that matched (for the log). */
-function compileNamed(globs: readonly string[]): ((s: string) => string | undefined) | undefined {
-  const each = globs.map((g) => [g, compileGlobs([g])!] as const);
-  if (each.length === 0) return undefined;
-  return (s) => each.find(([, m]) => m(s))?.[0];
 }
 
 async function loadDetector(): Promise<Detect> {

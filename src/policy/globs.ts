@@ -1,52 +1,74 @@
 /**
- * Glob lists as matchers: the address globs of [skip] (senders, recipients, pass_recipients) and
- * the file-name and type globs of [banned].
+ * Glob patterns of the policy tables: virus names ([action.by_name]), addresses ([skip]
+ * senders, recipients, pass_recipients) and file names and types ([banned]), compiled once per
+ * config.
  *
- * Owns: compiling a list once (per config) into one predicate, and what a subject is before it
- * is matched (an address lower-cased on the whole, a file name cut to the name a mail client
- * saves). Matching is minimatch's (`*`, `?`, `[...]`, `{a,b}`, `\` escapes), chosen over
- * regex-compiling matchers because its matching does not backtrack: `*a*a*a*a*b` against a
- * 2,000-character address a sender made up takes milliseconds, not hours, and the subjects here
- * are the sender's to choose. Inputs: the config's lists (the loader checked they are strings).
- * Outputs: predicates; an empty list compiles to undefined, so callers skip the work. Fails with
- * nothing: every string is a glob (an unmatched `[` is a literal).
+ * Matching is case-insensitive everywhere (virus names differ in case between engines, mail
+ * domains are case-insensitive and every mail host we know ignores the local part's case,
+ * attachment names come in any case), and `*` matches any run of characters, dots and slashes
+ * included ("*Eicar*" matches "Win.Test.EICAR_HDB-1", "*@example.com" matches "a/b@example.com").
+ * `?`, `[...]` and `\` escapes work as in the shell; no braces, extglobs, `!` negation or `#`
+ * comments, so every entry means what it says.
+ *
+ * Matching is minimatch's, chosen over the regex-compiling matchers (picomatch, micromatch)
+ * because it does not backtrack: "*a*a*a*a*b" against a 2,000-character address a sender made
+ * up takes milliseconds, where a regex takes hours — and addresses and attachment names are the
+ * sender's to choose (test/gates-policy.test.ts measures it).
+ * Inputs: patterns from a loaded config (the loader refused empty patterns and control
+ * characters). Outputs: predicates. Fails with nothing.
  */
 import { Minimatch, type MinimatchOptions } from 'minimatch';
 
-export type Matcher = (subject: string) => boolean;
+export type GlobSubject = 'name' | 'address' | 'filename';
+
+const OPTIONS: MinimatchOptions = { nocase: true, dot: true, nonegate: true, nocomment: true, noglobstar: true, nobrace: true, noext: true };
 
 /**
- * Case-insensitive on the whole subject (a local part's case is the receiving host's to honour,
- * and every mail host we know ignores it); `*` also matches a leading dot; no `!` negation and
- * no `#` comments, so every entry means what it says.
- */
-const OPTIONS: MinimatchOptions = { nocase: true, dot: true, nonegate: true, nocomment: true, noglobstar: true };
-
-/**
- * minimatch splits patterns and subjects at "/" (it matches paths). Addresses and file names are
- * single strings that may hold one, so "/" is replaced on both sides by a character that is
- * never a glob's: `*` then matches across it, a "/" in a pattern still matches only "/".
+ * minimatch splits patterns and subjects at "/" (it matches paths). Names, addresses and types
+ * are single strings that may hold one, so "/" is replaced on both sides by a character that no
+ * pattern gives a meaning: `*` then matches across it, and a "/" in a pattern only a "/".
  */
 const SLASH = '\u2215';
 
-function compileOne(glob: string): Minimatch {
-  return new Minimatch(glob.replaceAll('/', SLASH), OPTIONS);
+function compileOne(pattern: string): Minimatch {
+  return new Minimatch(pattern.replaceAll('/', SLASH), OPTIONS);
 }
 
-/** One predicate for a list of globs (true when any matches); undefined for an empty list. */
-export function compileGlobs(globs: readonly string[]): Matcher | undefined {
-  if (globs.length === 0) return undefined;
-  const compiled = globs.map(compileOne);
-  return (subject) => {
-    const s = subject.replaceAll('/', SLASH);
-    return compiled.some((m) => m.match(s));
+const PREPARE: Record<GlobSubject, (s: string) => string> = {
+  name: (s) => s,
+  address: (s) => addressSubject(s),
+  filename: (s) => fileNameSubject(s),
+};
+
+/** One predicate for a list of patterns: true when any pattern matches. Empty list: never. */
+export function compileGlobs(patterns: readonly string[], subject: GlobSubject): (s: string) => boolean {
+  const named = compileGlobList(patterns, subject);
+  return (s) => named(s) !== undefined;
+}
+
+/** Like compileGlobs, but answers with the first pattern that matches (for the log), or undefined. */
+export function compileGlobList(patterns: readonly string[], subject: GlobSubject): (s: string) => string | undefined {
+  if (patterns.length === 0) return () => undefined;
+  const rows = patterns.map((p) => ({ p, m: compileOne(p) }));
+  const prepare = PREPARE[subject];
+  return (s) => {
+    const x = prepare(s).replaceAll('/', SLASH);
+    return rows.find((r) => r.m.match(x))?.p;
+  };
+}
+
+/** Which of several patterns match, in their order (for [action.by_name]). */
+export function compileGlobTable<V>(table: Readonly<Record<string, V>>): (s: string) => V[] {
+  const rows = Object.entries(table).map(([p, v]) => ({ m: compileOne(p), v }));
+  return (s) => {
+    const x = s.replaceAll('/', SLASH);
+    return rows.filter((r) => r.m.match(x)).map((r) => r.v);
   };
 }
 
 /**
- * An envelope address as globs see it: the angle brackets Courier may keep stripped, nothing
- * else changed (case is the matcher's). "" (the null sender) stays "" and matches only a glob
- * that matches the empty string.
+ * An envelope address as globs see it: the angle brackets stripped, nothing else changed (case
+ * is the matcher's). "" (the null sender) stays "" and matches only a pattern that matches "".
  */
 export function addressSubject(address: string): string {
   const a = address.trim();
@@ -55,9 +77,10 @@ export function addressSubject(address: string): string {
 
 /**
  * A file name as the system that saves it sees it: the last component after "/" or "\" (a
- * client saves "../../a.exe" as a.exe), without the trailing dots and spaces Windows drops
- * ("a.exe. " opens as a.exe), and as a person reads it: control, bidi and zero-width characters
- * left out ("a.e\u200Bxe" shows as a.exe). A ban errs towards the name that is shown.
+ * client saves "../../a.exe" as a.exe, a member "docs/a.exe" inside an archive is a.exe), without
+ * the trailing dots and spaces Windows drops ("a.exe. " opens as a.exe), and as a person reads
+ * it: control, bidi and zero-width characters left out ("a.e\u200Bxe" shows as a.exe). A ban
+ * errs towards the name that is shown.
  */
 export function fileNameSubject(name: string): string {
   // eslint-disable-next-line no-control-regex
@@ -67,15 +90,18 @@ export function fileNameSubject(name: string): string {
 }
 
 /** A config's lists are frozen and live as long as it: each is compiled once. */
-const compiledLists = new WeakMap<readonly string[], Matcher | undefined>();
+const compiledLists = new WeakMap<readonly string[], (s: string) => boolean>();
 
-/** The addresses of `addresses` that any glob matches (for pass_recipients and the drop's keep list). */
+/**
+ * The addresses among `addresses` that a pattern matches ([skip] pass_recipients: they get
+ * infected mail tagged, the drop's keep list).
+ */
 export function matchRecipients(globs: readonly string[], addresses: readonly string[]): string[] {
+  if (globs.length === 0) return [];
   let m = compiledLists.get(globs);
-  if (m === undefined && !compiledLists.has(globs)) {
-    m = compileGlobs(globs);
+  if (m === undefined) {
+    m = compileGlobs(globs, 'address');
     compiledLists.set(globs, m);
   }
-  if (m === undefined) return [];
-  return addresses.filter((a) => m(addressSubject(a)));
+  return addresses.filter(m);
 }

@@ -91,8 +91,14 @@ export class BlockTable {
 export class ProcessBlocks {
   private readonly table: BlockTable;
 
-  constructor(max: number, private readonly share?: (ip: string, until: number) => void, private readonly clock: () => number = Date.now) {
+  constructor(max: number, private share?: (ip: string, until: number) => void, private readonly clock: () => number = Date.now) {
     this.table = new BlockTable(max);
+  }
+
+  /** A config's bound (action.block_ip_max) and, in a worker, how a new block reaches the master. */
+  configure(max: number, share?: (ip: string, until: number) => void): void {
+    this.table.resize(max);
+    if (share !== undefined) this.share = share;
   }
 
   blockedUntil(ip: string | undefined): number | undefined {
@@ -122,3 +128,12 @@ export class ProcessBlocks {
     }
   }
 }
+
+/** Blocks kept before a config says action.block_ip_max (the schema's default). */
+export const DEFAULT_BLOCK_MAX = 10_000;
+
+/**
+ * This process's blocks: one per process, as the table is (a worker serves one generation, so
+ * one config; --batch-test has only this). The gates read it, the block effect writes it.
+ */
+export const processBlocks = new ProcessBlocks(DEFAULT_BLOCK_MAX);

@@ -45,7 +45,11 @@ export function compileNetworks(entries: readonly string[]): ((ip: string) => bo
   const list = new BlockList();
   for (const e of entries) {
     const n = parseNetwork(e);
-    list.addSubnet(n.address, n.prefix, n.family);
+    try {
+      list.addSubnet(n.address, n.prefix, n.family);
+    } catch (err) {
+      throw new NetworkError(`"${e}" is not a network node can match: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
   return (ip) => {
     const v = isIP(ip);

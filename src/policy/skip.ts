@@ -16,7 +16,7 @@
  * smtpaccess for a local network) whether or not it authenticated.
  */
 import type { ControlSummary } from '../courierfilter/control.js';
-import { addressSubject, compileGlobs } from './globs.js';
+import { compileGlobList } from './globs.js';
 import { compileNetworks } from './networks.js';
 
 export interface SkipConfig {
@@ -29,24 +29,36 @@ export interface SkipConfig {
 /** The message's reason to be skipped (for the log), or undefined: it is scanned. */
 export type SkipRule = (envelope: Pick<ControlSummary, 'sender' | 'clientIp' | 'authUser'>, pendingRecipients: readonly string[]) => string | undefined;
 
+/** The compiled section: the rule, and the networks alone (a blocked IP in them is not blocked). */
+export interface Skip {
+  readonly rule: SkipRule;
+  inNetworks(ip: string | undefined): boolean;
+}
+
 /**
  * The rules of one config as one function; undefined when the section skips nothing (the
  * default), so a message pays nothing for it.
  */
 export function compileSkip(c: SkipConfig): SkipRule | undefined {
+  return compileSkipSection(c)?.rule;
+}
+
+export function compileSkipSection(c: SkipConfig): Skip | undefined {
   const network = compileNetworks(c.networks);
-  const sender = compileGlobs(c.senders);
-  const recipient = compileGlobs(c.recipients);
+  const sender = c.senders.length > 0 ? compileGlobList(c.senders, 'address') : undefined;
+  const recipient = c.recipients.length > 0 ? compileGlobList(c.recipients, 'address') : undefined;
   if (network === undefined && !c.authenticated && sender === undefined && recipient === undefined) return undefined;
-  return (env, pending) => {
+  const rule: SkipRule = (env, pending) => {
     // nobody left to deliver to: nothing to skip for (the scan answers as it always does)
     if (pending.length === 0) return undefined;
     if (network !== undefined && env.clientIp !== undefined && network(env.clientIp)) return `client ${env.clientIp} in skip.networks`;
     if (c.authenticated && env.authUser !== undefined && env.authUser.trim() !== '') return `authenticated as ${env.authUser} (skip.authenticated)`;
-    if (sender !== undefined && sender(addressSubject(env.sender))) return `sender <${env.sender}> in skip.senders`;
-    if (recipient !== undefined && pending.every((r) => recipient(addressSubject(r)))) {
+    const s = sender?.(env.sender);
+    if (s !== undefined) return `sender <${env.sender}> in skip.senders ("${s}")`;
+    if (recipient !== undefined && pending.every((r) => recipient(r) !== undefined)) {
       return `every recipient in skip.recipients (${pending.length})`;
     }
     return undefined;
   };
+  return { rule, inNetworks: (ip) => ip !== undefined && network !== undefined && network(ip) };
 }

@@ -7,11 +7,16 @@
  * and an AbortSignal carrying the request's deadline. Output: a Verdict; it never throws (an
  * unexpected fault becomes an "error" verdict with origin "internal").
  *
- * Order of precedence: infected (we know enough to act) > encrypted > limit > error > clean; an
+ * Order of precedence: infected (we know enough to act) > banned > encrypted > limit > error >
+ * clean; an
  * item an engine refuses for its size (ESIZE_LIMIT: clamd's StreamMaxLength, yara's max_scan_size)
  * was not scanned and is a limit. "clean" needs
  * every engine to have answered clean for every item routed to it (route.ts: every engine gets
  * the raw message, every decoded part and every container member).
+ * [banned] (policy/banned.ts) is checked on the extraction's parts (MIME parts and container
+ * members, with their names and types) before the engines run; with [banned] empty, the
+ * default, the check is not there at all. A banned attachment does not stop the scan: a virus
+ * found is the verdict (its action, its IP block), the banned part only when nothing is found.
  * Every error carries its origin: an engine's own failure is "scanner" (the one origin that
  * action.error = "accept" may pass), an abort is "abort", a temp-file failure "internal".
  */
@@ -28,6 +33,7 @@ import { formatLabel, type UnpackOptions } from '../unpack/stage.js';
 import { UnpackErrorCode, type ContainerFormat } from '../unpack/types.js';
 import { uniqueNames, type ErrorOrigin, type Finding, type Verdict } from '../policy/verdict.js';
 import type { Trace } from '../ops/trace.js';
+import type { BannedCheck } from '../policy/banned.js';
 
 export interface ScanDeps {
   readonly engines: readonly Engine[];
@@ -40,6 +46,8 @@ export interface ScanDeps {
   readonly unpack?: UnpackOptions | undefined;
   /** A message's debug trace (ops/trace.ts): set only when debug lines are written. */
   readonly trace?: Trace | undefined;
+  /** [banned], compiled (policy/banned.ts); absent: nothing is banned, nothing is checked. */
+  readonly banned?: BannedCheck | undefined;
   /** Told every engine result and its time in seconds (the worker's counters); must not throw. */
   readonly observe?: ScanObserver | undefined;
 }
@@ -70,6 +78,9 @@ const ITEM_CONCURRENCY = 4;
  * be written, a reading that failed): an internal error, 451 whatever action.limit says.
  */
 const NOT_LIMITS: ReadonlySet<string> = new Set([MimeErrorCode.IO, MimeErrorCode.PARSE, MimeErrorCode.ABORTED, UnpackErrorCode.INTERNAL]);
+
+/** Extraction outcomes that are a damaged container (action.damaged), not a resource limit. */
+const DAMAGED: ReadonlySet<string> = new Set([UnpackErrorCode.CORRUPT, UnpackErrorCode.UNSUPPORTED]);
 
 /** An engine threw instead of returning an error result: a bug of ours, not a scanner fault. */
 const ENGINE_BUG = 'EENGINE_BUG';
@@ -130,6 +141,8 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     const jobs = route(items, deps.engines);
     const scanned = [...new Set(jobs.map((j) => j.item))];
     const bytes = scanned.reduce((n, i) => n + i.source.size, 0);
+    const banned = deps.banned !== undefined ? await deps.banned(extraction.parts, signal) : undefined;
+    if (banned !== undefined) deps.trace?.('banned', { name: banned.name, path: banned.path, rule: banned.rule });
     const { findings, firstError, sizeLimit } = await scanItems(jobs, signal, deps.trace, deps.observe);
 
     let verdict: Verdict;
@@ -138,11 +151,17 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     if (findings.length > 0 && !(enc !== undefined && findings.every(isEncryptedHeuristic))) {
       verdict = { kind: 'infected', names: uniqueNames(findings), findings };
     }
+    // refused for what it is, whatever else could not be read or scanned
+    else if (banned !== undefined) verdict = { kind: 'banned', name: banned.name, path: banned.path, rule: banned.rule };
     else if (signal.aborted) verdict = ABORTED;
     // what nobody can scan: known, not a fault, and no other outcome would let it through
     else if (enc !== undefined) {
       const label = 'label' in enc ? enc.label : formatLabel(enc.format as ContainerFormat);
       verdict = { kind: 'encrypted', name: `Encrypted.${label}`, format: enc.format, path: enc.path };
+    }
+    // a container that cannot be read and never will be: not a resource limit (retrying cannot help)
+    else if (limit && DAMAGED.has(limit.code) && limit.where !== undefined) {
+      verdict = { kind: 'damaged', code: limit.code, reason: limit.message, name: limit.where.slice(limit.where.lastIndexOf('/') + 1), path: limit.where };
     }
     else if (limit && !NOT_LIMITS.has(limit.code)) verdict = { kind: 'limit', code: limit.code, reason: limit.message };
     else if (limit) verdict = { kind: 'error', code: limit.code, reason: limit.message, origin: 'internal' };
