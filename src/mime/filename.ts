@@ -5,11 +5,11 @@
  * (charset, percent-encoding, `*0*`/`*1` continuations) and RFC 2047 encoded words with libmime.
  * Input: the raw header values (first occurrence, as mailsplit reads them). Output: the decoded
  * name, or undefined. Never throws: an undecodable name is returned as it was written. Filenames
- * are never used to decide whether something is scanned.
+ * are never used to decide whether something is scanned (only whether it is banned).
  */
 import libmime from 'libmime';
 
-/** Longest filename kept for reports; longer names are cut (they only serve logs). */
+/** Longest filename kept; longer names are cut in the middle (reports, [banned] names). */
 export const MAX_FILENAME_CHARS = 255;
 
 export function decodeFilename(contentDisposition: string, contentType: string): string | undefined {
@@ -23,7 +23,8 @@ export function decodeFilename(contentDisposition: string, contentType: string):
   }
   // control characters would let a filename forge log lines
   name = name.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
-  if (name.length > MAX_FILENAME_CHARS) name = name.slice(0, MAX_FILENAME_CHARS);
+  // a long name keeps its end too: the extension is what [banned] names match
+  if (name.length > MAX_FILENAME_CHARS) name = `${name.slice(0, MAX_FILENAME_CHARS - 128)}...${name.slice(-125)}`;
   return name || undefined;
 }
 
