@@ -410,11 +410,11 @@ export class WorkerPool {
     const end = Math.min(until, now + MAX_BLOCK_MS);
     const key = this.blocks.add(ip, end, now);
     if (key === undefined) return; // not blockable, or blocked as long already
-    this.log.event('ip-blocked', { ip: key, seconds: Math.round((end - now) / 1000), until: new Date(end).toISOString(), worker: from.n, blocked: this.blocks.size });
     const all = [...this.generations].flatMap((g) => g.workers);
     for (const w of all) {
       if (w !== from && (w.state === 'ready' || w.state === 'listening' || w.state === 'retiring')) w.send({ t: 'blocks', entries: [[key, end]] });
     }
+    this.log.event('ip-blocked', { ip: key, seconds: Math.round((end - now) / 1000), until: new Date(end).toISOString(), worker: from.n, pid: from.child.pid ?? 0, blocked: this.blocks.size });
   }
 
   /** A scanning worker of the current generation accepts: the fallback is no longer needed. */
