@@ -139,6 +139,23 @@ test('[banned] names: a member of a zip (built with zip) refused 554 naming the 
   assert.equal(none.run(n).replies[0], '200 Ok');
 });
 
+test('[banned] names: a long name keeps its extension where names are cut (a member of 244 characters, an attachment of 300)', () => {
+  // Names were cut to their first 200 (members) or 255 (attachments) characters for reports:
+  // "aaaa...aaa.exe" became "aaaa..." and "*.exe" no longer saw it.
+  const work = mkdtempSync(join(tmpdir(), 'avf-banned-long-'));
+  const long = `${'a'.repeat(240)}.exe`;
+  writeFileSync(join(work, long), 'MZ');
+  execFileSync('zip', ['-q', join(work, 'l.zip'), long], { cwd: work });
+  const s = setup('[banned]\nnames = ["*.exe"]');
+  const member = s.request(message(readFileSync(join(work, 'l.zip')), 'l.zip'), REMOTE);
+  const attachment = s.request(message(Buffer.from('x'), `${'b'.repeat(296)}.exe`), REMOTE);
+  const r = s.run(member, attachment);
+  assert.match(r.replies[0]!, /^554 .*banned attachment: a+/);
+  assert.match(r.logs[0]!, /verdict=banned .*files=a+\.\.\.a+\.exe rule="name \\"\*\.exe\\""/);
+  assert.match(r.replies[1]!, /^554 .*banned attachment: b+/);
+  assert.match(r.logs[1]!, /verdict=banned .*files=b+\.\.\.b+\.exe /);
+});
+
 test('[banned]: a virus in the same message is the verdict (its action), not the banned name', () => {
   const s = setup('[banned]\nnames = ["*.com"]');
   const q = s.request(message(eicar(), 'e.com'), REMOTE);
