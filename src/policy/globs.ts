@@ -7,32 +7,16 @@
  * domains are case-insensitive and every mail host we know ignores the local part's case,
  * attachment names come in any case), and `*` matches any run of characters, dots and slashes
  * included ("*Eicar*" matches "Win.Test.EICAR_HDB-1", "*@example.com" matches "a/b@example.com").
- * `?`, `[...]` and `\` escapes work as in the shell; no braces, extglobs, `!` negation or `#`
- * comments, so every entry means what it says.
- *
- * Matching is minimatch's, chosen over the regex-compiling matchers (picomatch, micromatch)
- * because it does not backtrack: "*a*a*a*a*b" against a 2,000-character address a sender made
- * up takes milliseconds, where a regex takes hours — and addresses and attachment names are the
- * sender's to choose (test/gates-policy.test.ts measures it).
+ * `?`, `[...]` and `\` escapes work as in the shell; no braces, extglobs or `!` negation, so
+ * every entry means what it says. The matcher (glob-match.ts) never backtracks: addresses and
+ * attachment names are the sender's to choose, and a regex-compiled glob against a long made-up
+ * one can run for hours (test/gates-policy.test.ts measures it).
  * Inputs: patterns from a loaded config (the loader refused empty patterns and control
  * characters). Outputs: predicates. Fails with nothing.
  */
-import { Minimatch, type MinimatchOptions } from 'minimatch';
+import { compileGlob, type GlobMatcher } from './glob-match.js';
 
 export type GlobSubject = 'name' | 'address' | 'filename';
-
-const OPTIONS: MinimatchOptions = { nocase: true, dot: true, nonegate: true, nocomment: true, noglobstar: true, nobrace: true, noext: true };
-
-/**
- * minimatch splits patterns and subjects at "/" (it matches paths). Names, addresses and types
- * are single strings that may hold one, so "/" is replaced on both sides by a character that no
- * pattern gives a meaning: `*` then matches across it, and a "/" in a pattern only a "/".
- */
-const SLASH = '\u2215';
-
-function compileOne(pattern: string): Minimatch {
-  return new Minimatch(pattern.replaceAll('/', SLASH), OPTIONS);
-}
 
 const PREPARE: Record<GlobSubject, (s: string) => string> = {
   name: (s) => s,
@@ -49,21 +33,18 @@ export function compileGlobs(patterns: readonly string[], subject: GlobSubject):
 /** Like compileGlobs, but answers with the first pattern that matches (for the log), or undefined. */
 export function compileGlobList(patterns: readonly string[], subject: GlobSubject): (s: string) => string | undefined {
   if (patterns.length === 0) return () => undefined;
-  const rows = patterns.map((p) => ({ p, m: compileOne(p) }));
+  const rows: Array<{ p: string; m: GlobMatcher }> = patterns.map((p) => ({ p, m: compileGlob(p) }));
   const prepare = PREPARE[subject];
   return (s) => {
-    const x = prepare(s).replaceAll('/', SLASH);
-    return rows.find((r) => r.m.match(x))?.p;
+    const x = prepare(s);
+    return rows.find((r) => r.m(x))?.p;
   };
 }
 
 /** Which of several patterns match, in their order (for [action.by_name]). */
 export function compileGlobTable<V>(table: Readonly<Record<string, V>>): (s: string) => V[] {
-  const rows = Object.entries(table).map(([p, v]) => ({ m: compileOne(p), v }));
-  return (s) => {
-    const x = s.replaceAll('/', SLASH);
-    return rows.filter((r) => r.m.match(x)).map((r) => r.v);
-  };
+  const rows = Object.entries(table).map(([p, v]) => ({ m: compileGlob(p), v }));
+  return (s) => rows.filter((r) => r.m(s)).map((r) => r.v);
 }
 
 /**
