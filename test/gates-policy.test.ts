@@ -14,6 +14,7 @@ import { compileBanned, type BannedPart } from '../src/policy/banned.js';
 import { blockableIp, BlockTable, ProcessBlocks } from '../src/policy/ip-blocks.js';
 import { bufferSource, fileSource } from '../src/bytes/sources.js';
 import { checkGates } from '../src/worker/gates.js';
+import { compileGlob } from '../src/policy/glob-match.js';
 import { parseControl } from '../src/courierfilter/control.js';
 
 test('networks: IPv4, IPv6, single addresses, and IPv4-mapped IPv6 matched in both directions', () => {
@@ -62,6 +63,52 @@ test('address globs: case-insensitive, "*" across dots and slashes, brackets str
   assert.equal(compileGlobList(['x@*', '*@example.com'], 'address')('x@example.com'), 'x@*', 'the first pattern that matches');
   assert.deepEqual(matchRecipients(['*@keep.test'], ['a@keep.test', 'b@drop.test', 'C@KEEP.TEST']), ['a@keep.test', 'C@KEEP.TEST']);
   assert.deepEqual(matchRecipients([], ['a@keep.test']), []);
+});
+
+test('the glob matcher agrees with a reference regex on 20,000 seeded random patterns and subjects', () => {
+  // the reference: the same grammar as a backtracking regex (fine on short strings)
+  const toRegex = (p: string): RegExp => {
+    let out = '';
+    for (let i = 0; i < p.length; i++) {
+      const c = p[i]!;
+      if (c === '*') out += '[\\s\\S]*';
+      else if (c === '?') out += '[\\s\\S]';
+      else if (c === '[') {
+        const end = p.indexOf(']', i + 2);
+        if (end === -1) out += '\\[';
+        else {
+          const body = p.slice(i + 1, end);
+          out += body.startsWith('!') ? `[^${body.slice(1)}]` : `[${body}]`;
+          i = end;
+        }
+      } else out += c.replace(/[.+^${}()|\\/]/g, '\\$&');
+    }
+    return new RegExp(`^${out}$`, 'iu');
+  };
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const PAT = ['a', 'b', 'A', '.', '@', '/', '*', '?', '[ab]', '[!a]', '[a-c]', '['];
+  const SUB = ['a', 'b', 'B', 'c', '.', '@', '/', '['];
+  for (let k = 0; k < 20_000; k++) {
+    const p = Array.from({ length: rnd(7) }, () => PAT[rnd(PAT.length)]).join('');
+    const subj = Array.from({ length: rnd(9) }, () => SUB[rnd(SUB.length)]).join('');
+    assert.equal(compileGlob(p)(subj), toRegex(p).test(subj), `pattern ${JSON.stringify(p)} subject ${JSON.stringify(subj)}`);
+  }
+  // escapes, "**", classes with ranges and a "-" or "]" of their own, non-BMP characters
+  assert.equal(compileGlob('a\\?b')('a?b'), true);
+  assert.equal(compileGlob('a\\?b')('axb'), false);
+  assert.equal(compileGlob('a**b')('a/x/b'), true);
+  assert.equal(compileGlob('[]x]')(']'), true);
+  assert.equal(compileGlob('[a-]')('-'), true);
+  assert.equal(compileGlob('[^0-9]x')('ax'), true);
+  assert.equal(compileGlob('[^0-9]x')('5x'), false);
+  assert.equal(compileGlob('?.exe')('\u{1F600}.exe'), true, 'one character is a code point');
+  assert.equal(compileGlob('*.EXE')('ÄPFEL.exe'), true);
+  assert.equal(compileGlob('')(''), true);
+  assert.equal(compileGlob('')('a'), false);
 });
 
 test('globs do not backtrack: a hostile pattern against a long made-up address takes milliseconds', () => {
