@@ -117,6 +117,7 @@ export const CODES = {
   ECONFIG_KEY: { class: 'config', meaning: 'a key that is unknown or has a wrong value (FILE:LINE: key)' },
   ECONFIG_ENGINE: { class: 'config', meaning: 'an [[engine]] cannot be built (rules, binding)' },
   ECONFIG_TMPDIR: { class: 'config', meaning: 'tmpdir is missing, a link, shared or owned by another user' },
+  ECONFIG_NETWORK: { class: 'config', meaning: 'a [skip] networks entry node cannot match (the loader checks the grammar first)' },
   EBADSERVER: { class: 'config', meaning: 'an engine address that is not unix:/path, tcp:host:port or tcp:[v6]:port' },
   EINSTALL: { class: 'config', meaning: '--install-filter could not finish a step' },
 } as const satisfies Record<string, CodeSpec>;
