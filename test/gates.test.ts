@@ -156,6 +156,21 @@ test('[banned] names: a long name keeps its extension where names are cut (a mem
   assert.match(r.logs[1]!, /verdict=banned .*files=b+\.\.\.b+\.exe /);
 });
 
+test('[banned] names: every name the bytes go by (the same bytes attached twice, a Content-Type name that differs from the filename)', () => {
+  const s = setup('[banned]\nnames = ["*.exe"]');
+  const body = Buffer.from('the same bytes twice\n').toString('base64');
+  const head = 'From: a@example.test\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"\n\n';
+  // the store keeps one copy of identical content: the second attachment's name was lost
+  const twice = s.request(`${head}--b\nContent-Type: text/plain; name="notes.txt"\nContent-Transfer-Encoding: base64\n\n${body}\n--b\nContent-Type: application/octet-stream; name="notes.exe"\nContent-Transfer-Encoding: base64\n\n${body}\n--b--\n`, REMOTE);
+  // clients differ on which of the two names they show and save
+  const differ = s.request(`${head}--b\nContent-Type: application/octet-stream; name="invoice.exe"\nContent-Disposition: attachment; filename="invoice.pdf"\nContent-Transfer-Encoding: base64\n\n${body}\n--b--\n`, REMOTE);
+  const same = s.request(`${head}--b\nContent-Type: application/pdf; name="invoice.pdf"\nContent-Disposition: attachment; filename="invoice.pdf"\nContent-Transfer-Encoding: base64\n\n${body}\n--b--\n`, REMOTE);
+  const r = s.run(twice, differ, same);
+  assert.equal(r.replies[0], '554 5.7.1 Message rejected: banned attachment: notes.exe');
+  assert.equal(r.replies[1], '554 5.7.1 Message rejected: banned attachment: invoice.exe');
+  assert.equal(r.replies[2], '200 Ok');
+});
+
 test('[banned]: a virus in the same message is the verdict (its action), not the banned name', () => {
   const s = setup('[banned]\nnames = ["*.com"]');
   const q = s.request(message(eicar(), 'e.com'), REMOTE);

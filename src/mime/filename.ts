@@ -13,7 +13,21 @@ import libmime from 'libmime';
 export const MAX_FILENAME_CHARS = 255;
 
 export function decodeFilename(contentDisposition: string, contentType: string): string | undefined {
-  const raw = param(contentDisposition, 'filename') || param(contentType, 'name');
+  return decodeName(param(contentDisposition, 'filename') || param(contentType, 'name'));
+}
+
+/**
+ * The Content-Type `name` when Content-Disposition gives a `filename` that differs: mail
+ * clients differ on which of the two they show and save, so [banned] checks both.
+ */
+export function otherDeclaredName(contentDisposition: string, contentType: string): string | undefined {
+  const filename = param(contentDisposition, 'filename');
+  if (!filename) return undefined;
+  const name = decodeName(param(contentType, 'name'));
+  return name !== undefined && name !== decodeName(filename) ? name : undefined;
+}
+
+function decodeName(raw: string | undefined): string | undefined {
   if (!raw) return undefined;
   let name = raw;
   try {

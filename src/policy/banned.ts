@@ -5,7 +5,8 @@
  * Owns: compiling the section once per config and checking the parts of one message: every
  * decoded MIME part under every reading, and every member the container stage took out of an
  * archive or document (their names are the members' names), so "*.exe" finds a.exe inside
- * invoice.zip. Names are matched as a mail client or an unzip tool would save them (globs.ts:
+ * invoice.zip — under every name the bytes go by (a Content-Type name that differs from the
+ * disposition's filename, a second attachment or member with the same bytes: bytes/part.ts). Names are matched as a mail client or an unzip tool would save them (globs.ts:
  * the last path component, Windows' trailing dots and spaces dropped, case-insensitive);
  * double extensions are ordinary globs ("*.pdf.exe"). Types are matched against the part's
  * declared Content-Type and against the type detected from its first bytes by file-type (MIME
@@ -30,6 +31,8 @@ export interface BannedConfig {
 export interface BannedPart {
   readonly path: string;
   readonly filename?: string | undefined;
+  /** Other names the same bytes go by (bytes/part.ts: Content-Type name, duplicates). */
+  readonly alsoNamed?: readonly string[] | undefined;
   readonly contentType: string;
   readonly container?: string | undefined;
   readonly source: ScanSource;
@@ -63,9 +66,11 @@ export function compileBanned(c: BannedConfig): BannedCheck | undefined {
     for (const p of parts) {
       if (signal.aborted) throw signal.reason ?? new Error('aborted');
       const name = p.filename !== undefined && p.filename !== '' ? p.filename : undefined;
-      if (names !== undefined && name !== undefined) {
-        const glob = names(name);
-        if (glob !== undefined) return { name, path: p.path, rule: `name "${glob}"` };
+      if (names !== undefined) {
+        for (const n of name !== undefined ? [name, ...(p.alsoNamed ?? [])] : p.alsoNamed ?? []) {
+          const glob = names(n);
+          if (glob !== undefined) return { name: n, path: p.path, rule: `name "${glob}"` };
+        }
       }
       if (types === undefined) continue;
       // a member's declared type is the stage's placeholder (application/octet-stream): only the message's own parts declare one
