@@ -171,6 +171,15 @@ test('[banned] names: every name the bytes go by (the same bytes attached twice,
   assert.equal(r.replies[2], '200 Ok');
 });
 
+test('[banned] in avfilter -t: Banned.Attachment FOUND, with -v where and by which rule; exit 1', () => {
+  const s = setup('[banned]\nnames = ["*.scr"]');
+  const path = join(s.dir, 'm.eml');
+  writeFileSync(path, message(Buffer.from('not really a screensaver'), 'Holiday.SCR'));
+  const r = runAvfilter(['-f', join(s.dir, 'avfilter.toml'), '-t', '-v', path]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout, `${path}: Banned.Attachment FOUND (2, name "*.scr")\n`);
+});
+
 test('[banned]: a virus in the same message is the verdict (its action), not the banned name', () => {
   const s = setup('[banned]\nnames = ["*.com"]');
   const q = s.request(message(eicar(), 'e.com'), REMOTE);

@@ -10,9 +10,13 @@
  * Fails with: NetworkError (a message fit to follow "key: ") for an entry that is not a network.
  */
 import { BlockList, isIP } from 'node:net';
+import { AvError } from '../errors.js';
 
-export class NetworkError extends Error {
-  readonly code = 'ECONFIG_NETWORK';
+export class NetworkError extends AvError {
+  constructor(message: string) {
+    super('ECONFIG_NETWORK', 'config', message);
+    this.name = 'NetworkError';
+  }
 }
 
 export interface Network {
