@@ -2,12 +2,12 @@
  * action.block_ip_seconds in the real daemon with two workers: the block one worker sets after a
  * virus is answered by the other worker too (the master keeps the table and tells every
  * worker), survives a reload (a new generation of workers is given the table), and ends after
- * its seconds. The worker that saw the virus is stopped (SIGSTOP) while the next messages come,
+ * its seconds; a reload that sets block_ip_seconds = 0 lifts every block. The worker that saw the virus is stopped (SIGSTOP) while the next messages come,
  * so they can only be answered by the other one.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { daemonEnv, stopDaemon, waitForWorkers, waitLog } from './helpers/daemon-env.js';
+import { daemonEnv, stopDaemon, waitForWorkers, waitLog, workerPids } from './helpers/daemon-env.js';
 import { eicar } from './helpers/eicar.js';
 import { waitFor } from './helpers/avfilter-proc.js';
 
@@ -46,7 +46,7 @@ test('a block set by one worker is answered 451 by the other, kept across a relo
     }
     for (const r of replies.slice(0, 3)) assert.match(r, /^451 4\.7\.1 Mail from 192\.0\.2\.7 is deferred for a while: it sent a virus/);
     assert.match(replies[3]!, /^200 /, 'another IP is not blocked');
-    assert.match(d.stderr(), /verdict=blocked action=tempfail reply=451/);
+    await waitLog(d, /verdict=blocked action=tempfail reply=451/);
 
     // a reload: a new generation of workers, the same table
     d.child.kill('SIGHUP');
@@ -58,6 +58,18 @@ test('a block set by one worker is answered 451 by the other, kept across a relo
     // and it ends
     await new Promise((r) => setTimeout(r, Math.max(0, until - Date.now()) + 200));
     assert.match(await clean('192.0.2.7'), /^200 /, 'the block is over');
+
+    // blocked again, then the feature turned off by a reload: the blocks are lifted
+    assert.match(await env.send(env.request(mail(eicar()), [control('192.0.2.7')]).line), /^550 /);
+    await waitFor(() => (d.stderr().match(/event=ip-blocked ip=192\.0\.2\.7 /g) ?? []).length === 2, 10_000, 'the second block');
+    assert.match(await clean('192.0.2.7'), /^451 /);
+    const reloads = (d.stderr().match(/event=reloaded/g) ?? []).length;
+    const before = workerPids(d.child.pid!);
+    env.write('workers = 2\n[[engine]]\ntype = "yara"\n[action]\ninfected = "reject"\nblock_ip_seconds = 0');
+    d.child.kill('SIGHUP');
+    await waitFor(() => (d.stderr().match(/event=reloaded/g) ?? []).length > reloads, 30_000, 'the second reload');
+    await waitFor(() => before.every((p) => { try { process.kill(p, 0); return false; } catch { return true; } }), 30_000, 'the old workers gone');
+    assert.match(await clean('192.0.2.7'), /^200 /, 'block_ip_seconds = 0 lifts the blocks');
   } finally {
     await stopDaemon(d);
   }

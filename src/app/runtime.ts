@@ -183,6 +183,7 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
   }
   const banned = compileBanned(config.banned);
   processBlocks.configure(config.action.block_ip_max, opts.shareBlock);
+  if (config.action.block_ip_seconds === 0) processBlocks.clear();
   const spoolDirs = config.spool_dirs.map((d) => {
     try {
       return realpathSync(d);

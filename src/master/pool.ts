@@ -67,6 +67,8 @@ const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: '131072',
   MALLOC_TRIM_THRESHOLD_: '131072',
 };
+/** Blocks per IPC message to a starting worker: block_ip_max may be 1,000,000 (40 MB as one JSON message). */
+const BLOCKS_PER_MESSAGE = 5_000;
 /** Longest block a worker may ask for: the schema's bound on block_ip_seconds (30 days). */
 const MAX_BLOCK_MS = 30 * 24 * 3600 * 1000;
 /** Longest line of a worker's stray output forwarded to the log. */
@@ -249,10 +251,15 @@ export class WorkerPool {
       if (n > 0) this.log.event('tmp-swept', { entries: n, reason: 'left by workers that are gone' });
     }
     this.tmpdirForSweep = pc.config.tmpdir;
-    this.blocks.resize(pc.config.action.block_ip_max);
     const size = workerCount(pc.config);
     const gen = new Generation(++this.genSeq, size, listen, pc, undefined, Math.max(1, Math.ceil(pc.config.max_connections / size)));
-    return this.bringUp(gen);
+    const r = await this.bringUp(gen);
+    if (r.ok) {
+      // the config that serves now bounds the table; turned off, the blocks are lifted
+      this.blocks.resize(pc.config.action.block_ip_max);
+      if (pc.config.action.block_ip_seconds === 0) this.blocks.clear();
+    }
+    return r;
   }
 
   /**
@@ -365,8 +372,8 @@ export class WorkerPool {
           w.lastBeat = Date.now();
           w.activeAt = Date.now();
           w.readyRss = residentBytes(w.child.pid);
-          const blocks = this.blocks.snapshot(Date.now());
-          if (blocks.length > 0) w.send({ t: 'blocks', entries: blocks });
+          const blocks = (w.gen.pc?.config.action.block_ip_seconds ?? 0) > 0 ? this.blocks.snapshot(Date.now()) : [];
+          for (let i = 0; i < blocks.length; i += BLOCKS_PER_MESSAGE) w.send({ t: 'blocks', entries: blocks.slice(i, i + BLOCKS_PER_MESSAGE) });
           w.settleReady({ ok: true });
           // a replacement (or a fallback) in a generation that serves starts accepting at once
           if ((w.gen.serving && w.gen === this.current) || w === this.fallback) this.startListening(w);

@@ -31,6 +31,11 @@ export class BlockTable {
     return this.entries.size;
   }
 
+  /** Every block lifted (a reload that turns block_ip_seconds off). */
+  clear(): void {
+    this.entries.clear();
+  }
+
   /** A new bound (a reload): the oldest blocks beyond it go. */
   resize(max: number): void {
     this.max = Math.max(1, max);
@@ -118,6 +123,11 @@ export class ProcessBlocks {
     this.table.add(key, until, now);
     this.share?.(key, until);
     return { ip: key, until };
+  }
+
+  /** Every block lifted (block_ip_seconds = 0). */
+  clear(): void {
+    this.table.clear();
   }
 
   /** Blocks the master sent (a snapshot at start, then each new one). */
