@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { daemonEnv, stopDaemon, waitForWorkers, waitLog, workerPids } from './helpers/daemon-env.js';
 import { eicar } from './helpers/eicar.js';
 import { waitFor } from './helpers/avfilter-proc.js';
+import { parseProm, scrape } from './helpers/prom.js';
 
 const BLOCK_SECONDS = 12;
 
@@ -20,7 +21,11 @@ const mail = (body: Buffer): string =>
   `Received: from client.example.test\nFrom: a@example.test\nSubject: t\nContent-Transfer-Encoding: base64\n\n${body.toString('base64')}\n`;
 
 test('a block set by one worker is answered 451 by the other, kept across a reload, and over after its seconds', async () => {
-  const env = daemonEnv(`workers = 2\n[[engine]]\ntype = "yara"\n[action]\ninfected = "reject"\nblock_ip_seconds = ${BLOCK_SECONDS}`, 'avf-block-');
+  const env = daemonEnv('', 'avf-block-');
+  const metrics = `${env.dir}/metrics.sock`;
+  const config = (seconds: number): string => `workers = 2\nmetrics = "unix:${metrics}"\n[[engine]]\ntype = "yara"\n[action]\ninfected = "reject"\nblock_ip_seconds = ${seconds}`;
+  env.write(config(BLOCK_SECONDS));
+  const blockedIps = async (): Promise<number | undefined> => parseProm((await scrape({ socketPath: metrics })).body).get('avfilter_blocked_ips');
   const d = await env.up();
   try {
     await waitLog(d, /event=started/, 30_000);
@@ -35,6 +40,7 @@ test('a block set by one worker is answered 451 by the other, kept across a relo
     const saw = Number(m[2]);
     assert.ok(first.includes(saw), `the reporting worker ${saw} is one of ${first}`);
     assert.ok(until > Date.now(), 'the block is in force');
+    assert.equal(await blockedIps(), 1, 'the master\'s table, as a gauge');
 
     // only the other worker can take connections now
     process.kill(saw, 'SIGSTOP');
@@ -58,6 +64,7 @@ test('a block set by one worker is answered 451 by the other, kept across a relo
     // and it ends
     await new Promise((r) => setTimeout(r, Math.max(0, until - Date.now()) + 200));
     assert.match(await clean('192.0.2.7'), /^200 /, 'the block is over');
+    assert.equal(await blockedIps(), 0);
 
     // blocked again, then the feature turned off by a reload: the blocks are lifted
     assert.match(await env.send(env.request(mail(eicar()), [control('192.0.2.7')]).line), /^550 /);
@@ -65,11 +72,12 @@ test('a block set by one worker is answered 451 by the other, kept across a relo
     assert.match(await clean('192.0.2.7'), /^451 /);
     const reloads = (d.stderr().match(/event=reloaded/g) ?? []).length;
     const before = workerPids(d.child.pid!);
-    env.write('workers = 2\n[[engine]]\ntype = "yara"\n[action]\ninfected = "reject"\nblock_ip_seconds = 0');
+    env.write(config(0));
     d.child.kill('SIGHUP');
     await waitFor(() => (d.stderr().match(/event=reloaded/g) ?? []).length > reloads, 30_000, 'the second reload');
     await waitFor(() => before.every((p) => { try { process.kill(p, 0); return false; } catch { return true; } }), 30_000, 'the old workers gone');
     assert.match(await clean('192.0.2.7'), /^200 /, 'block_ip_seconds = 0 lifts the blocks');
+    assert.equal(await blockedIps(), 0);
   } finally {
     await stopDaemon(d);
   }

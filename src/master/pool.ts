@@ -227,7 +227,12 @@ export class WorkerPool {
     return this.current?.id ?? 0;
   }
 
-  /** Requests the live workers hold, as of their last heartbeats. */
+  /** Client IPs blocked now (action.block_ip_seconds). */
+  get blockedIps(): number {
+    return this.blocks.live(Date.now());
+  }
+
+    /** Requests the live workers hold, as of their last heartbeats. */
   get inFlight(): number {
     let n = 0;
     for (const g of this.generations) for (const w of g.workers) if (w.state !== 'exited') n += w.busy;

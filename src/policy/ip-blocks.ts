@@ -70,6 +70,12 @@ export class BlockTable {
     return undefined;
   }
 
+  /** How many blocks are in force (the ended ones are removed on the way). */
+  live(now: number): number {
+    for (const [ip, until] of this.entries) if (until <= now) this.entries.delete(ip);
+    return this.entries.size;
+  }
+
   /** The blocks still in force, oldest first (what a new worker is given). */
   snapshot(now: number): BlockEntry[] {
     const out: BlockEntry[] = [];
