@@ -51,3 +51,9 @@ export function addAlsoNamed(part: { filename?: string; alsoNamed?: string[] }, 
   const list = (part.alsoNamed ??= []);
   if (list.length < MAX_ALSO_NAMED && !list.includes(name)) list.push(name);
 }
+
+/** The names `meta` gives to content already stored as `part` (a duplicate): kept for [banned]. */
+export function addNamesOf(part: { filename?: string; alsoNamed?: string[] }, meta: { filename?: string | undefined; alsoNamed?: readonly string[] | undefined }): void {
+  addAlsoNamed(part, meta.filename);
+  for (const n of meta.alsoNamed ?? []) addAlsoNamed(part, n);
+}

@@ -14,7 +14,7 @@ import * as crypto from 'node:crypto';
 import { createHash, type Hash } from 'node:crypto';
 import { unlink, type FileHandle } from 'node:fs/promises';
 import { bufferBytes, fileBytesOfSize, type MessageBytes } from '../bytes/message-bytes.js';
-import { addAlsoNamed, type ExtractedPart, type PartMeta } from '../bytes/part.js';
+import { addNamesOf, type ExtractedPart, type PartMeta } from '../bytes/part.js';
 import { bufferSource, fileSource, type ScanSource } from '../bytes/sources.js';
 import type { Budget } from './limits.js';
 
@@ -122,8 +122,7 @@ export class PartWriter {
     if (first !== undefined) {
       await this.abort();
       // the same bytes under another name (a second attachment, a member): [banned] must see it
-      addAlsoNamed(first.part, this.meta.filename);
-      for (const n of this.meta.alsoNamed ?? []) addAlsoNamed(first.part, n);
+      addNamesOf(first.part, this.meta);
       return { part: first.part, duplicate: true, digest, bytes: first.bytes };
     }
     try {

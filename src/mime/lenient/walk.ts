@@ -22,7 +22,7 @@ import { Base64Decoder } from '../base64.js';
 import { IdentityDecoder, type ChunkDecoder } from '../chunk-decoder.js';
 import { UuDecoder } from '../embedded/uu.js';
 import { decodeFilename } from '../filename.js';
-import { addAlsoNamed, MAX_ALSO_NAMED } from '../../bytes/part.js';
+import { addNamesOf, MAX_ALSO_NAMED } from '../../bytes/part.js';
 import type { MessageBytes } from '../../bytes/message-bytes.js';
 import { MimeError, MimeErrorCode, type Budget } from '../limits.js';
 import { createHash } from 'node:crypto';
@@ -254,8 +254,7 @@ async function storeRange(ctx: LenientContext, src: MessageBytes, start: number,
     const known = ctx.store.lookupEncoded(encodedKey(decoder, encoded.digest('hex')));
     if (known !== undefined) {
       // the content is known, the names this reading gives it may not be ([banned])
-      addAlsoNamed(known.part, meta.filename);
-      for (const n of meta.alsoNamed ?? []) addAlsoNamed(known.part, n);
+      addNamesOf(known.part, meta);
       return { digest: known.digest, bytes: known.bytes };
     }
   }
