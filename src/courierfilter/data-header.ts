@@ -130,7 +130,8 @@ export function planHeaderEdit(head: Buffer, complete: boolean, req: HeaderEditR
   // no empty line and no second field: the fields go after the last complete line
   if (firstEnd < 0) firstEnd = pos;
   const added = Buffer.from(req.add.map((f) => formatField(f, eol)).join(''), 'latin1');
-  const cuts = [...renames.map((at) => ({ at, bytes: OLD_PREFIX })), { at: firstEnd, bytes: added }].sort((a, b) => a.at - b.at);
+  // the added fields first: a forged field right after the first one stays after them (a stable sort)
+  const cuts = [{ at: firstEnd, bytes: added }, ...renames.map((at) => ({ at, bytes: OLD_PREFIX }))].sort((a, b) => a.at - b.at);
   const from = cuts[0]!.at;
   const to = cuts[cuts.length - 1]!.at;
   const pieces: Buffer[] = [];

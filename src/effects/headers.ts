@@ -70,7 +70,7 @@ function reasonOf(v: StatusInput['verdict']): string {
 }
 
 function listNames(names: readonly string[]): string {
-  const shown = names.slice(0, MAX_LISTED_NAMES).map(short);
+  const shown = names.slice(0, MAX_LISTED_NAMES).map((n) => short(n));
   return names.length > MAX_LISTED_NAMES ? `${shown.join(', ')} and ${names.length - MAX_LISTED_NAMES} more` : shown.join(', ');
 }
 
