@@ -71,6 +71,9 @@ const ITEM_CONCURRENCY = 4;
  */
 const NOT_LIMITS: ReadonlySet<string> = new Set([MimeErrorCode.IO, MimeErrorCode.PARSE, MimeErrorCode.ABORTED, UnpackErrorCode.INTERNAL]);
 
+/** Extraction outcomes that are a damaged container (action.damaged), not a resource limit. */
+const DAMAGED: ReadonlySet<string> = new Set([UnpackErrorCode.CORRUPT, UnpackErrorCode.UNSUPPORTED]);
+
 /** An engine threw instead of returning an error result: a bug of ours, not a scanner fault. */
 const ENGINE_BUG = 'EENGINE_BUG';
 
@@ -143,6 +146,10 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     else if (enc !== undefined) {
       const label = 'label' in enc ? enc.label : formatLabel(enc.format as ContainerFormat);
       verdict = { kind: 'encrypted', name: `Encrypted.${label}`, format: enc.format, path: enc.path };
+    }
+    // a container that cannot be read and never will be: not a resource limit (retrying cannot help)
+    else if (limit && DAMAGED.has(limit.code) && limit.where !== undefined) {
+      verdict = { kind: 'damaged', code: limit.code, reason: limit.message, name: limit.where.slice(limit.where.lastIndexOf('/') + 1), path: limit.where };
     }
     else if (limit && !NOT_LIMITS.has(limit.code)) verdict = { kind: 'limit', code: limit.code, reason: limit.message };
     else if (limit) verdict = { kind: 'error', code: limit.code, reason: limit.message, origin: 'internal' };
