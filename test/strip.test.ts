@@ -121,7 +121,7 @@ for (const eol of ['\n', '\r\n'] as const) {
     assert.ok(out.subarray(out.length - tail.length).equals(tail), 'the tail after the cut is the original\'s');
     if (eol === '\r\n') assert.equal(text.replace(/\r\n/g, '').includes('\n'), false, 'no bare LF in a CRLF file');
     else assert.equal(text.includes('\r'), false, 'no CR in an LF file');
-    assert.equal(readdirSync(work).filter((d) => d.startsWith('hdr-')).length, 1, 'the original is kept until the request is over');
+    assert.equal(readdirSync(work).filter((d) => d.startsWith('hdr-')).length, 0, 'a small original is back in memory once the rewrite is done');
     await r.undo();
     assert.ok(readFileSync(p).equals(orig), 'undo puts the original back byte for byte');
     assert.equal(statSync(p).ino, before.ino);
@@ -223,12 +223,14 @@ test('strip: a large message (over 1 MiB) is cut through tmpdir; its other attac
   const ino = statSync(p).ino;
   const r = await stripMessage(input(p, await findingsOf(p)));
   assert.equal(r.kind, 'stripped', JSON.stringify(r));
+  assert.equal(readdirSync(work).filter((d) => d.startsWith('hdr-')).length, 1, 'a large original is kept in tmpdir for the undo');
   const parts = await decodedParts(readFileSync(p));
   assert.ok(parts.get('2')!.equals(big));
   assert.match(parts.get('1')!.toString(), /File: invoice\.zip/);
   assert.equal(statSync(p).ino, ino);
   if (r.kind === 'stripped') await r.undo();
   assert.ok(readFileSync(p).equals(orig));
+  assert.equal(readdirSync(work).filter((d) => d.startsWith('hdr-')).length, 0, 'the undo removes it');
 });
 
 test('strip fails closed: no copy in tmpdir, an unwritable data file or an abort leave the original byte for byte', async () => {

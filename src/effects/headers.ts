@@ -3,7 +3,8 @@
  * it and what it found, right after Courier's own Received:.
  *
  *   X-Virus-Scanned: avfilter <version> (<engine> <signatures>; ...) on <host>
- *   X-Virus-Status: Clean | Clean (stripped: <names>) | Infected (<names>) | Unscanned (<reason>)
+ *   X-Virus-Status: Clean | Clean (stripped: <names>) | Infected (<names>) | Banned (<file>)
+ *                 | Unscanned (<reason>)
  *
  * A field of the same name that came with the message (anywhere in its top-level header
  * block) is renamed X-Old-<name>: a sender must not be able to forge a verdict that a later
@@ -15,11 +16,13 @@
  * Owns: the fields' texts. Inputs: the verdict, the engines, the config's [headers]. Outputs:
  * the edit (undoable). Fails as editHeaderBlock fails (the caller answers 4xx).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { editHeaderBlock, type DataTarget, type HeaderEdit, type HeaderField } from '../courierfilter/data-header.js';
 import type { Engine } from '../engines/engine.js';
 import type { Verdict } from '../policy/verdict.js';
+import { strippedOf } from './strip.js';
+import type { EffectEnv, EffectRunner } from './types.js';
 
 export const SCANNED_FIELD = 'X-Virus-Scanned';
 export const STATUS_FIELD = 'X-Virus-Status';
@@ -37,7 +40,7 @@ export interface HeadersWanted {
 }
 
 /** The fields to write for this message (none when neither key is on). */
-export function headerFields(want: HeadersWanted, v: StatusInput, engines: readonly Engine[]): HeaderField[] {
+export function headerFields(want: HeadersWanted, v: StatusInput, engines: readonly Pick<Engine, 'label' | 'signatureVersion'>[]): HeaderField[] {
   const out: HeaderField[] = [];
   if (want.scanned) out.push({ name: SCANNED_FIELD, value: scannedValue(engines) });
   if (want.status) out.push({ name: STATUS_FIELD, value: statusValue(v) });
@@ -58,6 +61,8 @@ export function statusValue({ verdict: v, stripped }: StatusInput): string {
   if (stripped !== undefined && stripped.length > 0) return `Clean (stripped: ${listNames(stripped)})`;
   if (v.kind === 'clean') return 'Clean';
   if (v.kind === 'infected' && 'names' in v && v.names !== undefined) return `Infected (${listNames(v.names)})`;
+  // an attachment [banned] refuses, delivered on purpose (banned.action = "pass"): not a virus, not clean
+  if (v.kind === 'banned' && 'name' in v && typeof v.name === 'string') return `Banned (${short(v.name)})`;
   return `Unscanned (${short(reasonOf(v))})`;
 }
 
@@ -79,7 +84,7 @@ function short(s: string, max = MAX_TEXT): string {
 }
 
 /** `avfilter 0.1.0 (clamd 1.4.3/27500; yara 0f3a...) on mx.example` */
-export function scannedValue(engines: readonly Engine[], host = hostname()): string {
+export function scannedValue(engines: readonly Pick<Engine, 'label' | 'signatureVersion'>[], host = hostname()): string {
   const parts = engines.map((e) => {
     const sig = e.signatureVersion?.();
     return sig === undefined || sig === '' ? e.label : `${e.label} ${short(sig.replace(/\s+/g, ' ').trim(), MAX_SIGNATURE_TEXT)}`;
@@ -101,4 +106,35 @@ export function packageVersion(): string {
     }
   }
   return (version = 'unknown');
+}
+
+/**
+ * The runner. The message may have been rewritten by an effect before this one (strip, mark):
+ * then the spine's bytes and size are stale and the file is what counts (strip hands over its
+ * result; after a mark the file is read again).
+ */
+export const headersRunner: EffectRunner<'headers'> = {
+  kind: 'headers',
+  phase: 'commit',
+  writes: true,
+  failVerb: 'delivered with its headers',
+  async run(_effect, env) {
+    const stripped = strippedOf(env.state);
+    const fields = headerFields(env.config.headers, { verdict: env.verdict, stripped: stripped?.names }, engines(env));
+    if (fields.length === 0) return;
+    const marked = env.decision.effects.some((e) => e.kind === 'mark');
+    const target: DataTarget = stripped !== undefined
+      ? { path: env.data.readPath, size: stripped.size, bytes: stripped.bytes, signal: env.signal }
+      : marked
+        ? { path: env.data.readPath, size: statSync(env.data.readPath).size, signal: env.signal }
+        : { path: env.data.readPath, size: env.data.size, bytes: env.bytes, signal: env.signal };
+    const edit = await writeVerdictHeaders(target, fields);
+    if (edit.renamed > 0) env.fields['headers_renamed'] = edit.renamed;
+    return { undo: () => edit.undo() };
+  },
+};
+
+/** The engines that scanned (from the spine), else the configured ones by type (no versions). */
+function engines(env: EffectEnv): readonly Pick<Engine, 'label' | 'signatureVersion'>[] {
+  return env.engines ?? env.config.engine.map((e) => ({ label: e.type }));
 }

@@ -22,8 +22,10 @@ import type { Reply } from '../courierfilter/server.js';
 import { AvError, codeOf, messageOf } from '../errors.js';
 import { EFFECT_ORDER, type Action, type Decision, type Effect, type EffectKind } from '../policy/decision.js';
 import { dropRunner } from './drop.js';
+import { headersRunner } from './headers.js';
 import { markRunner } from './mark.js';
 import { quarantineRunner } from './quarantine.js';
+import { stripRunner } from './strip.js';
 import type { EffectDone, EffectEnv, EffectRunner } from './types.js';
 
 /** Every runner, one line each. */
@@ -31,6 +33,8 @@ const RUNNERS: { readonly [K in EffectKind]?: EffectRunner<K> } = {
   quarantine: quarantineRunner,
   mark: markRunner,
   drop: dropRunner,
+  strip: stripRunner,
+  headers: headersRunner,
 };
 
 export interface FileLocks {

@@ -35,6 +35,7 @@ import { openForWrite, readRange, writeAll, writeError, SMALL_FILE_BYTES } from 
 import { mimeLayout, nodeAt, type Layout, type LayoutNode } from '../mime/index.js';
 import type { Finding, Verdict } from '../policy/verdict.js';
 import { AvError } from '../errors.js';
+import type { EffectRunner, EffectState } from './types.js';
 
 /** Strip, rescan, strip what the rescan found: at most this many times before dropping. */
 export const MAX_ROUNDS = 3;
@@ -241,6 +242,8 @@ export async function stripMessage(input: StripInput): Promise<StripOutcome> {
     await dispose();
     throw err;
   }
+  // the rewrite is done: a small original is in memory for the undo, its copy can go
+  if (originalBytes !== undefined) await dispose();
   return {
     kind: 'stripped', names, parts, size: state.size, bytes: state.bytes,
     undo: async () => {
@@ -354,3 +357,49 @@ async function readWhole(path: string, size: number): Promise<Buffer> {
     await fh.close();
   }
 }
+
+/** What strip did to this request's message, for the headers effect after it. */
+export interface Stripped {
+  readonly names: readonly string[];
+  readonly size: number;
+  /** The rewritten message when it is small. */
+  readonly bytes?: Buffer | undefined;
+}
+
+const strippedBy = new WeakMap<EffectState, Stripped>();
+
+/** What strip did to the message of the request that owns `state`, if it cut anything. */
+export function strippedOf(state: EffectState): Stripped | undefined {
+  return strippedBy.get(state);
+}
+
+export const stripRunner: EffectRunner<'strip'> = {
+  kind: 'strip',
+  phase: 'commit',
+  writes: true,
+  failVerb: 'stripped',
+  async run(_effect, env) {
+    const v = env.verdict;
+    if (v.kind !== 'infected') {
+      env.state.dropInstead = `nothing to cut out of a ${v.kind} message`;
+      return;
+    }
+    const irregular = env.fields['irregular'];
+    const r = await stripMessage({
+      path: env.data.readPath, size: env.data.size, bytes: env.bytes, findings: v.findings,
+      irregular: typeof irregular === 'string' ? irregular : undefined,
+      tmpdir: env.config.tmpdir, maxHeaderBytes: env.config.mime.max_header_size, signal: env.signal, rescan: env.rescan,
+    });
+    if (r.kind === 'drop') {
+      env.state.dropInstead = r.reason;
+      return;
+    }
+    env.fields['stripped'] = r.parts;
+    strippedBy.set(env.state, { names: r.names, size: r.size, bytes: r.bytes });
+    // The spine has no end-of-request call: the kept original (of a large message; a small one
+    // is back in memory already) goes when the undo runs or once no undo can come any more,
+    // after request_timeout (every effect of this request has ended by then).
+    setTimeout(() => void r.dispose(), env.config.request_timeout * 1000).unref();
+    return { undo: r.undo };
+  },
+};
