@@ -19,7 +19,7 @@
  * EDATA_HEADER when the header block is beyond MAX_HEADER_BLOCK_BYTES) or the signal's abort;
  * the caller answers 4xx, so a half-written file is discarded by Courier with the submission.
  */
-import { closeSync, fsync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fsync, ftruncateSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { AvError } from '../errors.js';
@@ -363,19 +363,18 @@ export async function writeAll(fh: FileHandle, buf: Buffer, at: number): Promise
 }
 
 /**
- * One field after Courier's Received: (action "pass": a header naming the virus). Kept for the
- * callers that add a single field; the same in-place edit as editHeaderBlock.
+ * One field after Courier's Received: (action "pass": a header naming the virus), the same
+ * in-place edit as editHeaderBlock; returns it (its undo).
  */
-export async function insertHeader(dataPath: string, field: string, _tmpdir?: string, size?: number): Promise<void> {
+export async function insertHeader(dataPath: string, field: string, _tmpdir?: string, size?: number): Promise<HeaderEdit> {
   const colon = field.indexOf(':');
   const name = colon > 0 ? field.slice(0, colon) : 'X-Avfilter';
   const value = colon > 0 ? field.slice(colon + 1).trimStart() : field;
-  const fh = await openForWrite(dataPath);
   let known = size;
   try {
-    known ??= (await fh.stat()).size;
-  } finally {
-    await fh.close();
+    known ??= statSync(dataPath).size;
+  } catch (err) {
+    throw writeError('find the size of the data file', err);
   }
-  await editHeaderBlock({ path: dataPath, size: known }, { add: [{ name, value }], rename: [] });
+  return editHeaderBlock({ path: dataPath, size: known }, { add: [{ name, value }], rename: [] });
 }
