@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import { AvError } from '../errors.js';
 import { parseServer } from './address.js';
 import { parseIcapUrl } from './icap-url.js';
 import { parseMetricsAddress } from './metrics-address.js';
@@ -60,11 +61,9 @@ export function parseOptionsOf(cfg: Config): ParseOptions {
   return {};
 }
 
-export class ConfigError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
+export class ConfigError extends AvError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, 'config', message, options);
     this.name = 'ConfigError';
   }
 }

@@ -28,8 +28,10 @@ import { quarantineRunner } from './quarantine.js';
 import { stripRunner } from './strip.js';
 import type { EffectDone, EffectEnv, EffectRunner } from './types.js';
 
+export type Runners = { readonly [K in EffectKind]?: EffectRunner<K> };
+
 /** Every runner, one line each. */
-const RUNNERS: { readonly [K in EffectKind]?: EffectRunner<K> } = {
+const RUNNERS: Runners = {
   quarantine: quarantineRunner,
   mark: markRunner,
   drop: dropRunner,
@@ -56,15 +58,17 @@ export function sortEffects(effects: readonly Effect[]): Effect[] {
   return [...effects].sort((a, b) => EFFECT_ORDER.indexOf(a.kind) - EFFECT_ORDER.indexOf(b.kind));
 }
 
-export async function runEffects(decision: Decision, envIn: Omit<EffectEnv, 'state' | 'decision'>, locks: FileLocks): Promise<Outcome> {
+/** `runners`: the table (tests give their own). */
+export async function runEffects(decision: Decision, envIn: Omit<EffectEnv, 'state' | 'decision'>, locks: FileLocks, runners: Runners = RUNNERS): Promise<Outcome> {
   const env: EffectEnv = { ...envIn, decision, state: {} };
+  const runnerOf = (kind: EffectKind): EffectRunner => (runners[kind] as EffectRunner | undefined) ?? missingRunner(kind);
   const { fields, log } = env;
   const effects = sortEffects(decision.effects);
   const ok: Outcome = { reply: { code: decision.code, text: decision.text }, action: decision.action };
   if (effects.length === 0) return ok;
 
   let held: readonly string[] | undefined;
-  if (effects.some((e) => RUNNERS[e.kind]?.writes ?? true)) {
+  if (effects.some((e) => runners[e.kind]?.writes ?? true)) {
     try {
       held = locks.take([env.dataPath, ...env.controls.map((c) => c.path)]);
     } catch (err) {
@@ -108,7 +112,7 @@ export async function runEffects(decision: Decision, envIn: Omit<EffectEnv, 'sta
   }
 
   for (const e of effects) {
-    const runner = RUNNERS[e.kind];
+    const runner = runners[e.kind] as EffectRunner | undefined;
     if (runner === undefined || runner.phase !== 'after') continue;
     try {
       await runner.run(e as never, env);
@@ -119,10 +123,8 @@ export async function runEffects(decision: Decision, envIn: Omit<EffectEnv, 'sta
   return { ...ok, action };
 }
 
-/** A runner for every effect the policy can ask for; one missing is a fault (451), never skipped. */
-function runnerOf(kind: EffectKind): EffectRunner {
-  const r = RUNNERS[kind] as EffectRunner | undefined;
-  if (r !== undefined) return r;
+/** An effect the policy asks for and no runner carries out: a fault (451), never skipped. */
+function missingRunner(kind: EffectKind): EffectRunner {
   return {
     kind, phase: 'commit', writes: false, failVerb: 'handled',
     run: () => Promise.reject(new AvError('EINTERNAL', 'internal', `no runner for the ${kind} effect in this build`)),

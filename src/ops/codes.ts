@@ -7,6 +7,7 @@
  *
  * Owns: code names, their class, one line of meaning each. Fails with nothing: it is data.
  */
+import type { Origin } from '../errors.js';
 import type { LogVerdict } from '../policy/decision.js';
 
 /**
@@ -14,8 +15,9 @@ import type { LogVerdict } from '../policy/decision.js';
  * own failure, the only class action.error = "accept" may let through; every other class is
  * 451 whatever the config says (`input`: the request or its files; `abort`: a deadline or a
  * shutdown; `fault`: a fault of avfilter's; `config`: the config or engines do not load).
+ * These are the origins of errors.ts, the one vocabulary; the table says `fault` for internal.
  */
-export type CodeClass = 'limit' | 'scanner' | 'input' | 'abort' | 'fault' | 'config';
+export type CodeClass = Exclude<Origin, 'internal'> | 'fault';
 
 export interface CodeSpec {
   readonly class: CodeClass;

@@ -13,7 +13,7 @@
 import type { Config } from '../config/load.js';
 import type { INFECTED_ACTIONS } from '../config/schema.js';
 import type { Action, Decision, Effect, LogVerdict } from './decision.js';
-import { compileGlobs, compileGlobTable } from './globs.js';
+import { compileGlobTable, matchRecipients } from './globs.js';
 import { expandReply, type MacroValues } from './replies.js';
 import type { Verdict } from './verdict.js';
 
@@ -36,28 +36,18 @@ type InfectedAction = (typeof INFECTED_ACTIONS)[number];
 /** Least severe first: with several virus names, the one furthest right wins. */
 const SEVERITY: readonly InfectedAction[] = ['pass', 'strip', 'drop', 'quarantine', 'tempfail', 'reject'];
 
-interface Compiled {
-  readonly byName: (name: string) => InfectedAction[];
-  readonly passRecipient: (address: string) => boolean;
-}
+const byNameTables = new WeakMap<PolicyConfig['action']['by_name'], (name: string) => InfectedAction[]>();
 
-const compiled = new WeakMap<PolicyConfig['action'], WeakMap<PolicyConfig['skip'], Compiled>>();
-
-/** The globs of a config, compiled once (the config objects are frozen and kept while in force). */
-function compile(cfg: PolicyConfig): Compiled {
-  let inner = compiled.get(cfg.action);
-  if (inner === undefined) compiled.set(cfg.action, (inner = new WeakMap()));
-  let c = inner.get(cfg.skip);
-  if (c === undefined) {
-    c = { byName: compileGlobTable(cfg.action.by_name), passRecipient: compileGlobs(cfg.skip.pass_recipients, 'address') };
-    inner.set(cfg.skip, c);
-  }
-  return c;
+/** [action.by_name] compiled once per config (its tables are frozen and kept while in force). */
+function byNameOf(cfg: PolicyConfig): (name: string) => InfectedAction[] {
+  let f = byNameTables.get(cfg.action.by_name);
+  if (f === undefined) byNameTables.set(cfg.action.by_name, (f = compileGlobTable(cfg.action.by_name)));
+  return f;
 }
 
 /** The action for these virus names: each name's own ([action.by_name], else action.infected), the most severe. */
 export function infectedAction(names: readonly string[], cfg: PolicyConfig): InfectedAction {
-  const { byName } = compile(cfg);
+  const byName = byNameOf(cfg);
   let worst: InfectedAction | undefined;
   for (const n of names) {
     const own = byName(n);
@@ -87,8 +77,7 @@ export function decide(v: Verdict, cfg: PolicyConfig, facts: MessageFacts = {}):
       // recipients who asked for infected mail get it marked; the others get the action, and
       // since one reply goes to all of them, a refusal becomes a drop for the others
       const all = facts.recipients ?? [];
-      const { passRecipient } = compile(cfg);
-      const keep = action === 'pass' ? [] : all.filter(passRecipient);
+      const keep = action === 'pass' ? [] : matchRecipients(cfg.skip.pass_recipients, all);
       if (keep.length > 0 && keep.length === all.length) action = 'pass';
       const split = keep.length > 0 && action !== 'pass';
       if (split && (action === 'reject' || action === 'tempfail' || action === 'strip')) action = 'drop';

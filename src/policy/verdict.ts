@@ -22,7 +22,7 @@ export interface Finding {
 }
 
 /** Where a failure came from (errors.ts); only 'scanner' may ever be accepted unscanned. */
-export type ErrorOrigin = 'scanner' | 'input' | 'abort' | 'internal';
+export type ErrorOrigin = import('../errors.js').ErrorOrigin;
 
 export type Verdict =
   | { readonly kind: 'clean'; readonly items: number }

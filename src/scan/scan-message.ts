@@ -20,13 +20,13 @@ import { performance } from 'node:perf_hooks';
 import type { Engine, EngineResult, ScanItem } from '../engines/engine.js';
 import { EngineErrorCode } from '../engines/engine.js';
 import { extractParts, MessageInput, MimeErrorCode, type MimeLimits } from '../mime/index.js';
-import { codeOf, messageOf, originOf } from '../errors.js';
+import { codeOf, errorOriginOf, messageOf, type ErrorOrigin } from '../errors.js';
 import { bufferSource, fileSource } from '../bytes/sources.js';
 import { containerStage } from './container-stage.js';
 import { route, type Job } from './route.js';
 import { formatLabel, type UnpackOptions } from '../unpack/stage.js';
 import { UnpackErrorCode, type ContainerFormat } from '../unpack/types.js';
-import { uniqueNames, type ErrorOrigin, type Finding, type Verdict } from '../policy/verdict.js';
+import { uniqueNames, type Finding, type Verdict } from '../policy/verdict.js';
 import type { Trace } from '../ops/trace.js';
 
 export interface ScanDeps {
@@ -87,9 +87,8 @@ export async function scanMessage(msg: MessageFile, deps: ScanDeps, signal: Abor
     return await scanMessageInner(msg, deps, signal);
   } catch (err) {
     if (signal.aborted) return { verdict: ABORTED, items: 0, bytes: 0 };
-    const origin = originOf(err);
     return {
-      verdict: { kind: 'error', code: codeOf(err) ?? 'EINTERNAL', reason: messageOf(err), origin: origin === 'limit' ? 'internal' : origin },
+      verdict: { kind: 'error', code: codeOf(err) ?? 'EINTERNAL', reason: messageOf(err), origin: errorOriginOf(err) },
       items: 0, bytes: 0,
     };
   }

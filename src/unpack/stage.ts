@@ -25,6 +25,7 @@
  */
 import type { MessageBytes } from '../bytes/message-bytes.js';
 import type { ExtractedPart } from '../bytes/part.js';
+import { AvError } from '../errors.js';
 import type { ContainerHost } from './host.js';
 import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES } from './sniff.js';
 import { locate, locateBehind, type Opening } from './locate.js';
@@ -80,10 +81,12 @@ export function formatLabel(f: ContainerFormat): string {
   }
 }
 
-class StageLimit extends Error {
+/** A limit of the stage (depth, members, time, a damaged or unreadable container): never leaves this module. */
+class StageLimit extends AvError {
   /** `where`: the damaged container's path (CORRUPT, UNSUPPORTED), for the reply and the log. */
-  constructor(readonly code: string, message: string, readonly where?: string) {
-    super(message);
+  constructor(code: string, message: string, readonly where?: string) {
+    super(code, 'limit', message);
+    this.name = 'StageLimit';
   }
 }
 
