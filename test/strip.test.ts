@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRuntime, scanDepsOf } from '../src/app/runtime.js';
 import { parseConfig } from '../src/config/load.js';
-import { stripMessage, type StripInput } from '../src/effects/strip.js';
+import { stripMessage, stripRunner, type StripInput } from '../src/effects/strip.js';
+import { headersRunner } from '../src/effects/headers.js';
+import { runEffects } from '../src/effects/run.js';
+import type { EffectEnv } from '../src/effects/types.js';
 import { extractParts, MessageInput, DEFAULT_MIME_LIMITS } from '../src/mime/index.js';
 import { scanMessage } from '../src/scan/scan-message.js';
 import type { Finding, Verdict } from '../src/policy/verdict.js';
@@ -254,4 +257,38 @@ test('strip fails closed: no copy in tmpdir, an unwritable data file or an abort
   await assert.rejects(stripMessage(input(p, findings, { signal: ac.signal, rescan: async () => { ac.abort(new Error('deadline')); return { kind: 'clean', items: 1 }; } })));
   assert.ok(readFileSync(p).equals(orig), 'an abort after the rewrite puts the original back');
   assert.equal(readdirSync(work).filter((d) => d.startsWith('hdr-')).length, 0, 'nothing left in tmpdir');
+});
+
+test('through the spine: strip then [headers] on the result; a headers failure after the strip answers 451 and puts the original back', async () => {
+  const config = parseConfig(`tmpdir = ${JSON.stringify(work)}\n[action]\ninfected = "strip"\n[headers]\nscanned = true\nstatus = true\n`, 'spine.toml');
+  const decision = { action: 'strip', code: 200, text: 'Ok', verdict: 'infected', effects: [{ kind: 'headers' }, { kind: 'strip' }] } as const;
+  const locks = { take: (p: readonly string[]) => p, release: () => undefined };
+  const envOf = async (p: string) => {
+    const bytes = readFileSync(p);
+    const verdict = await scan(p, bytes);
+    return {
+      dataPath: p, data: { readPath: p, size: bytes.length, readAll: async () => bytes }, bytes, controls: [],
+      envelope: { queueId: 'Q1', sender: 's@example.test' } as unknown as EffectEnv['envelope'], verdict, config,
+      log: { event: () => undefined } as unknown as EffectEnv['log'], fields: {}, signal: new AbortController().signal,
+      rescan: (i: { path: string; bytes?: Buffer | undefined }) => scan(i.path, i.bytes), engines: rt.engines,
+    };
+  };
+  const orig = zipMessage();
+  const p = dataFile(orig);
+  const env = await envOf(p);
+  const ok = await runEffects(decision, env, locks);
+  assert.equal(ok.reply.code, 200);
+  assert.equal(ok.action, 'strip');
+  assert.deepEqual(env.fields, { stripped: ['3'] });
+  const out = readFileSync(p).toString('latin1');
+  assert.match(out, /\n  id 1; [^\n]+\nX-Virus-Scanned: avfilter \S+ \(yara [0-9a-f]+\) on \S+\nX-Virus-Status: Clean \(stripped: Eicar-Test-Signature\)\nFrom: /);
+  assert.match(out, /File: invoice\.zip/);
+
+  const q = dataFile(orig);
+  const failing = { ...headersRunner, run: async () => { throw Object.assign(new Error('disk full'), { code: 'ENOSPC' }); } };
+  const env2 = await envOf(q);
+  const bad = await runEffects(decision, env2, locks, { strip: stripRunner, headers: failing });
+  assert.equal(bad.reply.code, 451);
+  assert.equal(bad.failed, 'headers');
+  assert.ok(readFileSync(q).equals(orig), 'the strip was taken back: the original, byte for byte');
 });
