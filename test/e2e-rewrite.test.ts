@@ -122,7 +122,9 @@ describe('avfilter strip and [headers] in a real Courier, with a real clamd', ()
     assert.ok(note.includes(clamd.names.eicar), note);
     assert.equal(got.raw.includes(zip.toString('base64').slice(0, 60)), false, 'the zip is gone');
     const added = afterReceived(got.header);
-    assert.match(added[0]!, /^X-Virus-Scanned: avfilter \S+ \(clamd [^)]*\) on \S+/);
+    // clamd's signature version when it has told it (read in the background after the first
+    // scan; a database without a version, like the test's, has none): "(clamd)" alone then
+    assert.match(added[0]!, /^X-Virus-Scanned: avfilter \S+ \(clamd(?: [^)]*)?\) on \S+$/);
     assert.equal(added[1], `X-Virus-Status: Clean (stripped: ${clamd.names.eicar})`);
   });
 
