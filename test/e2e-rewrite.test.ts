@@ -12,14 +12,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type CourierHarness, startCourier } from './helpers/courier.js';
-import { avfilterProgram } from './helpers/courier-app.js';
+import { avfilterFileKeys, avfilterProgram } from './helpers/courier-app.js';
 import { headerValue, replyQueueId, type DeliveredMessage } from './helpers/courier-mail.js';
 import { envelope, type Envelope } from './helpers/e2e-messages.js';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
 import { eicar } from './helpers/eicar.js';
 import { pseudoRandom } from './helpers/mail.js';
 import { buildZip } from './helpers/zip.js';
-import { extractParts, MessageInput, DEFAULT_MIME_LIMITS } from '../src/mime/index.js';
+import { standardParts } from './helpers/parts.js';
 
 const DELIVERY_TIMEOUT_MS = 20_000;
 const AVFILTER = 'avfilter';
@@ -32,16 +32,12 @@ before(async () => {
   h = await startCourier();
   clamd = await startClamd();
   const dir = h.courierDir('avfilter', 0o700);
-  const q = (s: string): string => JSON.stringify(s);
   h.writeEtcFile(AVFILTER_CONFIG, [
-    `pid_file = ${q(`${dir}/avfilter.pid`)}`,
-    `pipe = ${q(`${dir}/avfilter_sig.pipe`)}`,
-    `tmpdir = ${q(`${dir}/tmp`)}`,
-    `quarantine_dir = ${q(`${dir}/quarantine`)}`,
+    ...avfilterFileKeys(dir),
     '',
     '[[engine]]',
     'type = "clamd"',
-    `servers = [${q(`unix:${clamd.socketPath}`)}]`,
+    `servers = [${JSON.stringify(`unix:${clamd.socketPath}`)}]`,
     '',
     '[action]',
     'infected = "strip"',
@@ -84,15 +80,8 @@ function mail(env: Envelope, to: string, extra: string[], parts: Array<{ name: s
   return Buffer.from(lines.join('\r\n'), 'latin1');
 }
 
-async function decoded(raw: Buffer): Promise<Map<string, Buffer>> {
-  const x = await extractParts(MessageInput.fromBuffer(raw), { limits: DEFAULT_MIME_LIMITS, tmpdir: h.courierDir('avfilter-e2e-parts', 0o700) });
-  try {
-    const out = new Map<string, Buffer>();
-    for (const p of x.parts) if (p.reading === 'standard') out.set(p.path, await p.source.buffer());
-    return out;
-  } finally {
-    await x.dispose();
-  }
+function decoded(raw: Buffer): Promise<Map<string, Buffer>> {
+  return standardParts(raw, h.courierDir('avfilter-e2e-parts', 0o700));
 }
 
 /** The header lines right after the first Received: field (with its folded lines). */

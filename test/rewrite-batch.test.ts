@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { runAvfilter } from './helpers/avfilter-proc.js';
 import { eicar } from './helpers/eicar.js';
 import { unwritable } from './helpers/unwritable.js';
-import { extractParts, MessageInput, DEFAULT_MIME_LIMITS } from '../src/mime/index.js';
+import { standardParts } from './helpers/parts.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/courier/', import.meta.url));
 
@@ -106,19 +106,6 @@ test('[headers]: a data file that cannot be written answers 451 and stays as it 
   assert.ok(readFileSync(r.data).equals(sample('01-clean')));
 });
 
-async function standardParts(bytes: Buffer, dir: string): Promise<Map<string, Buffer>> {
-  const work = join(dir, 'parts');
-  mkdirSync(work, { recursive: true, mode: 0o700 });
-  const x = await extractParts(MessageInput.fromBuffer(bytes), { limits: DEFAULT_MIME_LIMITS, tmpdir: work });
-  try {
-    const out = new Map<string, Buffer>();
-    for (const p of x.parts) if (p.reading === 'standard') out.set(p.path, await p.source.buffer());
-    return out;
-  } finally {
-    await x.dispose();
-  }
-}
-
 test('strip on a real infected request: the EICAR attachment becomes a note, the rest byte for byte, delivered (no drop records); X-Virus-Status says stripped', async () => {
   const s = setup('[action]\ninfected = "strip"\n[headers]\nstatus = true');
   const r = s.request('02-eicar-b64-multipart');
@@ -137,8 +124,8 @@ test('strip on a real infected request: the EICAR attachment becomes a note, the
   const added = head.length - orig.length;
   assert.equal(text.slice(0, cutAt + added), head.slice(0, cutAt + added));
   assert.ok(text.endsWith('\n\n--=_vm-10938-1795264784-0001-2--\n'));
-  const parts = await standardParts(out, s.dir);
-  const was = await standardParts(orig, s.dir);
+  const parts = await standardParts(out, join(s.dir, 'parts'));
+  const was = await standardParts(orig, join(s.dir, 'parts'));
   assert.ok(parts.get('1')!.equals(was.get('1')!));
   assert.match(parts.get('2')!.toString(), /File: eicar\.com\nVirus: Eicar-Test-Signature/);
   assert.equal(text.includes('WDVPIVAlQEFQWzRcUFpYNTQo'), false, 'the virus is gone');

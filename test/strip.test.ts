@@ -14,7 +14,8 @@ import { stripMessage, stripRunner, type StripInput } from '../src/effects/strip
 import { headersRunner } from '../src/effects/headers.js';
 import { runEffects } from '../src/effects/run.js';
 import type { EffectEnv } from '../src/effects/types.js';
-import { extractParts, MessageInput, DEFAULT_MIME_LIMITS } from '../src/mime/index.js';
+import { DEFAULT_MIME_LIMITS } from '../src/mime/index.js';
+import { standardParts } from './helpers/parts.js';
 import { scanMessage } from '../src/scan/scan-message.js';
 import type { Finding, Verdict } from '../src/policy/verdict.js';
 import { eicar } from './helpers/eicar.js';
@@ -57,16 +58,7 @@ function input(path: string, findings: readonly Finding[], extra: Partial<StripI
 }
 
 /** The standard reading's decoded parts: path -> bytes. */
-async function decodedParts(bytes: Buffer): Promise<Map<string, Buffer>> {
-  const x = await extractParts(MessageInput.fromBuffer(bytes), { limits: DEFAULT_MIME_LIMITS, tmpdir: work });
-  try {
-    const out = new Map<string, Buffer>();
-    for (const p of x.parts) if (p.reading === 'standard') out.set(p.path, await p.source.buffer());
-    return out;
-  } finally {
-    await x.dispose();
-  }
-}
+const decodedParts = (bytes: Buffer): Promise<Map<string, Buffer>> => standardParts(bytes, work);
 
 async function findingsOf(path: string): Promise<Finding[]> {
   const v = await scan(path);

@@ -31,7 +31,7 @@
 import { copyFile, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { openForWrite, readRange, writeAll, writeError, SMALL_FILE_BYTES } from '../courierfilter/data-header.js';
+import { openForWrite, readRange, writeAll, writeError, SMALL_FILE_BYTES } from '../courierfilter/data-write.js';
 import { mimeLayout, nodeAt, type Layout, type LayoutNode } from '../mime/index.js';
 import type { Finding, Verdict } from '../policy/verdict.js';
 import { AvError } from '../errors.js';
