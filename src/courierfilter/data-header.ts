@@ -23,7 +23,7 @@
 import { ftruncateSync, statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { AvError } from '../errors.js';
-import { fsyncAsync, openForWrite, readWholeSync, SMALL_FILE_BYTES, withFd, writeAllSync, writeError, writeSplice } from './data-write.js';
+import { fsyncAsync, openForWrite, readWholeSync, SMALL_FILE_BYTES, withFd, writeAllSync, writeError, writeSplice, writevAllSync } from './data-write.js';
 
 /** Longest top-level header block looked through; past it the edit fails (a 4xx). */
 export const MAX_HEADER_BLOCK_BYTES = 1024 * 1024;
@@ -194,7 +194,7 @@ async function editSmall(target: DataTarget, req: HeaderEditRequest): Promise<He
   const was = await withFd(target.path, async (fd) => {
     const all = target.bytes ?? readWholeSync(fd, target.size);
     const plan = planHeaderEdit(all, true, req)!;
-    writeAllSync(fd, Buffer.concat([plan.patch, all.subarray(plan.to)]), plan.from);
+    writevAllSync(fd, [plan.patch, all.subarray(plan.to)], plan.from);
     await fsyncAsync(fd);
     return { all, plan };
   }, 'write the data file');

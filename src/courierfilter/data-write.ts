@@ -9,7 +9,7 @@
  * Fails with AvError EDATA_WRITE (origin internal) naming the step and the errno; the caller
  * answers 4xx.
  */
-import { closeSync, fsync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fsync, openSync, readSync, writeSync, writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { AvError } from '../errors.js';
@@ -51,6 +51,14 @@ export function readWholeSync(fd: number, size: number): Buffer {
 
 export function writeAllSync(fd: number, buf: Buffer, at: number): void {
   for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, at + off);
+}
+
+/** Buffers written one after the other from `at`, in one writev (no copy into one buffer) unless it comes up short. */
+export function writevAllSync(fd: number, bufs: readonly Buffer[], at: number): void {
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  const done = writevSync(fd, bufs as Buffer[], at);
+  if (done === total) return;
+  writeAllSync(fd, Buffer.concat(bufs as Buffer[]).subarray(done), at + done);
 }
 
 /** The file as a writable handle on the same inode; the errno becomes EDATA_WRITE. */

@@ -18,7 +18,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { editHeaderBlock, type DataTarget, type HeaderEdit, type HeaderField } from '../courierfilter/data-header.js';
+import { editHeaderBlock, headerSafe, type DataTarget, type HeaderEdit, type HeaderField } from '../courierfilter/data-header.js';
 import type { Engine } from '../engines/engine.js';
 import type { Verdict } from '../policy/verdict.js';
 import { strippedOf } from './strip.js';
@@ -84,12 +84,19 @@ function short(s: string, max = MAX_TEXT): string {
 }
 
 /** `avfilter 0.1.0 (clamd 1.4.3/27500; yara 0f3a...) on mx.example` */
-export function scannedValue(engines: readonly Pick<Engine, 'label' | 'signatureVersion'>[], host = hostname()): string {
+export function scannedValue(engines: readonly Pick<Engine, 'label' | 'signatureVersion'>[], host = thisHost()): string {
   const parts = engines.map((e) => {
     const sig = e.signatureVersion?.();
     return sig === undefined || sig === '' ? e.label : `${e.label} ${short(sig.replace(/\s+/g, ' ').trim(), MAX_SIGNATURE_TEXT)}`;
   });
   return `avfilter ${packageVersion()} (${parts.join('; ')}) on ${host}`;
+}
+
+let host: string | undefined;
+
+/** The host name, asked once per process (a system call per delivered message otherwise). */
+function thisHost(): string {
+  return (host ??= headerSafe(hostname()));
 }
 
 let version: string | undefined;
