@@ -174,10 +174,10 @@ export async function stripMessage(input: StripInput): Promise<StripOutcome> {
   const { signal } = input;
   signal.throwIfAborted();
   if (input.irregular !== undefined) return { kind: 'drop', reason: `the message is irregular (${input.irregular})` };
-  // the pid in the name lets the master remove what a killed worker left (master/tmp-sweep.ts)
   if (input.size === 0) return { kind: 'drop', reason: 'the message is empty' };
   let made: string | undefined;
   try {
+    // the pid in the name lets the master remove what a killed worker left (master/tmp-sweep.ts)
     made = await mkdtemp(join(input.tmpdir, `hdr-${process.pid}-`));
     await copyFile(input.path, join(made, 'original'));
   } catch (err) {
