@@ -14,6 +14,11 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { AvError } from '../errors.js';
 
+/** The file ended before the bytes it had when it was opened (someone else cut it). */
+function shorter(): AvError {
+  return new AvError('EDATA_SHORT', 'internal', 'the data file is shorter than it was');
+}
+
 /** Files up to this size are rewritten from one buffer; larger ones have their tail shifted. */
 export const SMALL_FILE_BYTES = 1024 * 1024;
 
@@ -43,7 +48,7 @@ export function readWholeSync(fd: number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
   for (let off = 0; off < size;) {
     const n = readSync(fd, buf, off, size - off, off);
-    if (n === 0) throw Object.assign(new Error('the data file is shorter than it was'), { code: 'EDATA_SHORT' });
+    if (n === 0) throw shorter();
     off += n;
   }
   return buf;
@@ -143,7 +148,7 @@ export async function readRange(fh: FileHandle, at: number, length: number): Pro
 async function readInto(fh: FileHandle, buf: Buffer, length: number, at: number): Promise<void> {
   for (let off = 0; off < length;) {
     const { bytesRead } = await fh.read(buf, off, length - off, at + off);
-    if (bytesRead === 0) throw Object.assign(new Error('the data file is shorter than it was'), { code: 'EDATA_SHORT' });
+    if (bytesRead === 0) throw shorter();
     off += bytesRead;
   }
 }

@@ -12,12 +12,14 @@
  * The byte count is checked: the nodes' headers and bodies and the delimiter lines must add up
  * to the input's size, else the layout is not trusted (Layout.exact false).
  * Inputs: the message (a Buffer, or a Readable of a file), an AbortSignal. Outputs: a Layout.
- * Fails as the splitter fails (EMAXLEN for a header block past the limit) or with the abort.
+ * Fails as the splitter fails (EMAXLEN for a header block past the limit), with MimeError
+ * EMIME_PARSE when it found no node at all, or with the abort.
  */
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decodeFilename } from './filename.js';
+import { MimeError, MimeErrorCode } from './limits.js';
 import { StandardSplitter } from './splitter.js';
 import { bareType } from './walk.js';
 
@@ -88,7 +90,7 @@ export async function mimeLayout(input: Buffer | Readable, maxHeaderBytes: numbe
   } else {
     await pipeline(input, splitter, consume, signal ? { signal } : {});
   }
-  if (root === undefined) throw Object.assign(new Error('no MIME node in the message'), { code: 'EMIME_LAYOUT' });
+  if (root === undefined) throw new MimeError(MimeErrorCode.PARSE, 'no MIME node in the message');
   return { root, counted: offset };
 }
 

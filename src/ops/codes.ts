@@ -114,7 +114,6 @@ export const CODES = {
   EDATA_SHORT: { class: 'fault', meaning: 'the data file was shorter than it was when it was opened, while it was rewritten' },
   ESTRIP_COPY: { class: 'fault', meaning: 'strip could not keep a copy of the message in tmpdir (no copy, no strip)' },
   ESTRIP_LAYOUT: { class: 'fault', meaning: 'strip found a part\'s headers elsewhere than its byte offsets said: nothing cut' },
-  EMIME_LAYOUT: { class: 'fault', meaning: 'strip\'s MIME layout found no MIME node in the message' },
   // ---- configuration (the daemon degrades, a reload keeps the old state)
   ENOT_CONFIGURED: { class: 'config', meaning: 'the config or engines did not load: every message 451 (event degraded)' },
   ECONFIG: { class: 'config', meaning: 'the config did not load in a worker' },
