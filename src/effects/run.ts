@@ -23,8 +23,10 @@ import { AvError, codeOf, messageOf } from '../errors.js';
 import { EFFECT_ORDER, type Action, type Decision, type Effect, type EffectKind } from '../policy/decision.js';
 import { blockRunner } from './block.js';
 import { dropRunner } from './drop.js';
+import { headersRunner } from './headers.js';
 import { markRunner } from './mark.js';
 import { quarantineRunner } from './quarantine.js';
+import { stripRunner } from './strip.js';
 import type { EffectDone, EffectEnv, EffectRunner } from './types.js';
 
 export type Runners = { readonly [K in EffectKind]?: EffectRunner<K> };
@@ -35,6 +37,8 @@ const RUNNERS: Runners = {
   mark: markRunner,
   drop: dropRunner,
   block: blockRunner,
+  strip: stripRunner,
+  headers: headersRunner,
 };
 
 export interface FileLocks {

@@ -148,7 +148,7 @@ interface OpenNode {
  * "type/subtype" without RFC 822 comments or whitespace: mailsplit strips comments from the CTE
  * but not from Content-Type, so "message/rfc822 (fwd)" would not be recognised as a message.
  */
-function bareType(contentType: string | false): string {
+export function bareType(contentType: string | false): string {
   const t = (contentType || '').replace(/\([^()]*\)/g, ' ').trim().split(/[\s;]/, 1)[0]!.toLowerCase();
   return t || 'text/plain';
 }

@@ -108,6 +108,12 @@ export const CODES = {
   EBAD_REPLY: { class: 'fault', meaning: 'a reply that is not SMTP-shaped (the reply reader of the tests and tools)' },
   EBAD_REPLY_CODE: { class: 'fault', meaning: 'a reply with a code outside 0-99 and 200-599 (a bug: event internal-error, 451 is sent instead)' },
   ETRUNCATED: { class: 'input', meaning: 'a reply or a --batch-test request ended early' },
+  // ---- rewriting the data file: [headers], strip (451; the original is put back)
+  EDATA_WRITE: { class: 'fault', meaning: 'the data file could not be written in place ([headers], strip; headers_error= / strip_error=)' },
+  EDATA_HEADER: { class: 'fault', meaning: 'the data file\'s top-level header block is longer than the header edit reads (1 MiB)' },
+  EDATA_SHORT: { class: 'fault', meaning: 'the data file was shorter than it was when it was opened, while it was rewritten' },
+  ESTRIP_COPY: { class: 'fault', meaning: 'strip could not keep a copy of the message in tmpdir (no copy, no strip)' },
+  ESTRIP_LAYOUT: { class: 'fault', meaning: 'strip found a part\'s headers elsewhere than its byte offsets said: nothing cut' },
   // ---- configuration (the daemon degrades, a reload keeps the old state)
   ENOT_CONFIGURED: { class: 'config', meaning: 'the config or engines did not load: every message 451 (event degraded)' },
   ECONFIG: { class: 'config', meaning: 'the config did not load in a worker' },

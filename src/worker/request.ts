@@ -127,7 +127,7 @@ async function scanAndAct(
 
   const outcome = await runEffects(decision, {
     dataPath, data, bytes, controls, envelope: env, verdict, config: rt.config, log: ctx.log, fields, signal,
-    rescan: async (input) => (await scanMessage(input, deps, signal)).verdict,
+    rescan: async (input) => (await scanMessage(input, deps, signal)).verdict, engines: rt.engines,
   }, ctx.locks);
   logOutcome(fields, verdict, decision, outcome);
   return { reply: outcome.reply, decision, verdict };
