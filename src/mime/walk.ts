@@ -26,7 +26,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { IdentityDecoder, type ChunkDecoder } from './chunk-decoder.js';
 import { standardDecoder, type DecoderChoice } from './decoders.js';
-import { decodeFilename } from './filename.js';
+import { decodeFilename, otherDeclaredName } from './filename.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
 import type { PartMeta } from '../bytes/part.js';
 import { encodedKey, type FinishedPart, type PartStore, type PartWriter } from './part-store.js';
@@ -148,7 +148,7 @@ interface OpenNode {
  * "type/subtype" without RFC 822 comments or whitespace: mailsplit strips comments from the CTE
  * but not from Content-Type, so "message/rfc822 (fwd)" would not be recognised as a message.
  */
-function bareType(contentType: string | false): string {
+export function bareType(contentType: string | false): string {
   const t = (contentType || '').replace(/\([^()]*\)/g, ' ').trim().split(/[\s;]/, 1)[0]!.toLowerCase();
   return t || 'text/plain';
 }
@@ -236,6 +236,7 @@ class TreeWalker {
     const choice = this.ctx.reading.decoderFor(node.encoding);
     const headers = node.headers;
     const filename = headers ? decodeFilename(headers.getFirst('content-disposition'), headers.getFirst('content-type')) : undefined;
+    const other = headers ? otherDeclaredName(headers.getFirst('content-disposition'), headers.getFirst('content-type')) : undefined;
     // a childless container is stored at the leaf path ("1" at the top level)
     const path = cur.container && !node.parentNode ? [...this.prefix, 1] : cur.path;
     cur.meta = {
@@ -244,6 +245,7 @@ class TreeWalker {
       encoding: choice.encoding,
       reading: this.ctx.reading.name,
       ...(filename !== undefined ? { filename } : {}),
+      ...(other !== undefined ? { alsoNamed: [other] } : {}),
     };
     cur.decoder = choice.decoder;
     cur.encoded = choice.decoder instanceof IdentityDecoder ? undefined : createHash('sha256');

@@ -108,6 +108,12 @@ export const CODES = {
   EBAD_REPLY: { class: 'fault', meaning: 'a reply that is not SMTP-shaped (the reply reader of the tests and tools)' },
   EBAD_REPLY_CODE: { class: 'fault', meaning: 'a reply with a code outside 0-99 and 200-599 (a bug: event internal-error, 451 is sent instead)' },
   ETRUNCATED: { class: 'input', meaning: 'a reply or a --batch-test request ended early' },
+  // ---- rewriting the data file: [headers], strip (451; the original is put back)
+  EDATA_WRITE: { class: 'fault', meaning: 'the data file could not be written in place ([headers], strip; headers_error= / strip_error=)' },
+  EDATA_HEADER: { class: 'fault', meaning: 'the data file\'s top-level header block is longer than the header edit reads (1 MiB)' },
+  EDATA_SHORT: { class: 'fault', meaning: 'the data file was shorter than it was when it was opened, while it was rewritten' },
+  ESTRIP_COPY: { class: 'fault', meaning: 'strip could not keep a copy of the message in tmpdir (no copy, no strip)' },
+  ESTRIP_LAYOUT: { class: 'fault', meaning: 'strip found a part\'s headers elsewhere than its byte offsets said: nothing cut' },
   // ---- notices ([notify]) and action.handler: logged, the answer stands (but EHANDLER_TEMPFAIL)
   ENOTIFY_TEMPLATE: { class: 'config', meaning: '[notify] template does not load (FILE:LINE: why): no notice is sent until it is fixed' },
   ENOTIFY_SENDMAIL: { class: 'fault', meaning: "[notify] sendmail could not be started, exited non-zero or was killed (its last words in reason=): the notice is lost" },
@@ -126,6 +132,7 @@ export const CODES = {
   ECONFIG_KEY: { class: 'config', meaning: 'a key that is unknown or has a wrong value (FILE:LINE: key)' },
   ECONFIG_ENGINE: { class: 'config', meaning: 'an [[engine]] cannot be built (rules, binding)' },
   ECONFIG_TMPDIR: { class: 'config', meaning: 'tmpdir is missing, a link, shared or owned by another user' },
+  ECONFIG_NETWORK: { class: 'config', meaning: 'a [skip] networks entry node cannot match (the loader checks the grammar first)' },
   EBADSERVER: { class: 'config', meaning: 'an engine address that is not unix:/path, tcp:host:port or tcp:[v6]:port' },
   EINSTALL: { class: 'config', meaning: '--install-filter could not finish a step' },
 } as const satisfies Record<string, CodeSpec>;

@@ -187,6 +187,8 @@ function init(m: Extract<ToWorker, { t: 'init' }>): void {
     cfg = parseConfig(m.configText, m.source, m.parse); // the master's choice of default engine
     rt = countedRuntime(createRuntime(cfg, {
       makeTmpdir: true, checkOwner: true, processes: m.processes,
+      // a block this worker sets goes to the master, which tells every other worker
+      shareBlock: (ip, until) => send({ t: 'block', ip, until }),
       engineEvent: (event, fields) => log.event(event, { worker: workerNo, ...fields }, 'warning'),
     }), stats);
   } catch (err) {
@@ -253,6 +255,9 @@ process.on('message', (m: unknown, handle: unknown) => {
       return;
     case 'retire':
       void leave(m.graceMs);
+      return;
+    case 'blocks':
+      rt?.blocks?.apply(m.entries);
       return;
   }
 });

@@ -22,6 +22,6 @@ export const SAMPLE = {
 
 export function infectedSample(env: DaemonEnv): Request {
   const b64 = eicar().toString('base64').replace(/.{76}/g, '$&\n');
-  const data = readFileSync(join(FIXTURES, '02-eicar-b64-multipart-data.in'), 'utf8').replace('@EICAR_BASE64@', b64);
+  const data = readFileSync(join(FIXTURES, '02-eicar-b64-multipart-data.in'), 'utf8').replace('@EICAR_BASE64_LINES@', b64);
   return env.request(data, [readFileSync(join(FIXTURES, '02-eicar-b64-multipart-control1'), 'utf8')]);
 }

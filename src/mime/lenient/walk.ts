@@ -22,6 +22,7 @@ import { Base64Decoder } from '../base64.js';
 import { IdentityDecoder, type ChunkDecoder } from '../chunk-decoder.js';
 import { UuDecoder } from '../embedded/uu.js';
 import { decodeFilename } from '../filename.js';
+import { addNamesOf, MAX_ALSO_NAMED } from '../../bytes/part.js';
 import type { MessageBytes } from '../../bytes/message-bytes.js';
 import { MimeError, MimeErrorCode, type Budget } from '../limits.js';
 import { createHash } from 'node:crypto';
@@ -162,6 +163,11 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
   const ct = fields.find((f) => f.name === 'content-type')?.value ?? '';
   const cd = fields.find((f) => f.name === 'content-disposition')?.value ?? '';
   const filename = safeFilename(cd, ct);
+  // every name any of its Content-Type and Content-Disposition fields gives ([banned] names)
+  const alsoNamed = [...new Set(fields.flatMap((f) => {
+    const n = f.name === 'content-type' ? safeFilename('', f.value) : f.name === 'content-disposition' ? safeFilename(f.value, '') : undefined;
+    return n !== undefined && n !== filename ? [n] : [];
+  }))].slice(0, MAX_ALSO_NAMED);
   const sniff = bodyStart < e.end ? await e.src.read(bodyStart, Math.min(e.end - bodyStart, BASE64_SNIFF_BYTES)) : Buffer.alloc(0);
   for (const cte of info.ctes) {
     for (const choice of decodersFor(cte.token, sniff)) {
@@ -175,6 +181,7 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
         encoding: choice.encoding,
         reading,
         ...(filename !== undefined ? { filename } : {}),
+        ...(alsoNamed.length > 0 ? { alsoNamed } : {}),
       });
       // an attached message under any of its types, encodings and dispositions
       const msgType = info.types.find(isMessageType);
@@ -245,7 +252,11 @@ async function storeRange(ctx: LenientContext, src: MessageBytes, start: number,
       encoded.update(chunk as Buffer);
     }
     const known = ctx.store.lookupEncoded(encodedKey(decoder, encoded.digest('hex')));
-    if (known !== undefined) return { digest: known.digest, bytes: known.bytes };
+    if (known !== undefined) {
+      // the content is known, the names this reading gives it may not be ([banned])
+      addNamesOf(known.part, meta);
+      return { digest: known.digest, bytes: known.bytes };
+    }
   }
   const w = ctx.store.begin(meta);
   try {
