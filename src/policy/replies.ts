@@ -9,16 +9,9 @@
  * Fails with nothing: a template the loader accepted always expands.
  */
 import type { Reply } from '../courierfilter/server.js';
+import type { MacroValues } from './macros.js';
 
-export interface MacroValues {
-  readonly names?: readonly string[] | undefined;
-  readonly sender?: string | undefined;
-  readonly recipients?: readonly string[] | undefined;
-  readonly queueId?: string | undefined;
-  readonly clientIp?: string | undefined;
-  readonly files?: readonly string[] | undefined;
-  readonly reason?: string | undefined;
-}
+export type { MacroValues };
 
 /** Longest value a macro puts into a reply, and longest reply text. */
 const MAX_VALUE = 200;
