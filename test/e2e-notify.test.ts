@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import libqp from 'libqp';
 import { type CourierHarness, startCourier } from './helpers/courier.js';
-import { avfilterProgram } from './helpers/courier-app.js';
+import { avfilterFileKeys, avfilterProgram } from './helpers/courier-app.js';
 import { headerValue, replyQueueId } from './helpers/courier-mail.js';
 import { attachmentMessage, envelope, type Envelope } from './helpers/e2e-messages.js';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
@@ -50,10 +50,7 @@ async function restartAvfilter(extra: string[]): Promise<void> {
   const dir = h.courierDir('avfilter', 0o700);
   const q = (s: string): string => JSON.stringify(s);
   h.writeEtcFile(AVFILTER_CONFIG, [
-    `pid_file = ${q(`${dir}/avfilter.pid`)}`,
-    `pipe = ${q(`${dir}/avfilter_sig.pipe`)}`,
-    `tmpdir = ${q(`${dir}/tmp`)}`,
-    `quarantine_dir = ${q(`${dir}/quarantine`)}`,
+    ...avfilterFileKeys(dir),
     '',
     '[[engine]]',
     'type = "clamd"',
