@@ -23,6 +23,8 @@ import { failoverEngines } from '../scan/engine-failover.js';
 import type { UnpackOptions } from '../unpack/stage.js';
 import { createUnpackers } from '../unpack/readers.js';
 import { compileSkipSection, type Skip } from '../policy/skip.js';
+import { checkTemplate, LINE_MACROS } from '../policy/macros.js';
+import { noticeTemplateProblem } from '../policy/notice-template.js';
 import { compileBanned, type BannedCheck } from '../policy/banned.js';
 import { NetworkError } from '../policy/networks.js';
 import { processBlocks, type ProcessBlocks } from '../policy/ip-blocks.js';
@@ -171,9 +173,24 @@ export function mimeLimitsOf(c: Config, memoryPool?: MemoryPool): MimeLimits {
   };
 }
 
+/**
+ * The templates an admin writes: every [replies] text uses only the reply macros, and the
+ * notice template file reads and parses (an unknown macro is a config error now, not a
+ * surprise when the first virus comes).
+ */
+function checkTemplates(config: Config): void {
+  for (const [key, text] of Object.entries(config.replies)) {
+    const problem = checkTemplate(text, LINE_MACROS);
+    if (problem !== undefined) throw new ConfigError('ECONFIG_KEY', `${whereIs(config, `replies.${key}`)}: "replies.${key}" ${problem}`);
+  }
+  const notice = noticeTemplateProblem(config.notify.template);
+  if (notice !== undefined) throw new ConfigError('ECONFIG_KEY', `${whereIs(config, 'notify.template')}: "notify.template": ${notice}`);
+}
+
 /** Build engines and check directories. Throws ConfigError (file:line: key: why). */
 export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdir: true }): Runtime {
   checkTmpdir(config, opts);
+  checkTemplates(config);
   let skip: Skip | undefined;
   try {
     skip = compileSkipSection(config.skip);
