@@ -144,8 +144,9 @@ export class PartWriter {
       bytes = fileBytesOfSize(file.path, this.size);
       this.file = undefined; // closed; the path now belongs to the part and dispose() removes it
     } else {
-      // an exact copy: the growing buffer may be up to twice the size of what it holds
-      const buf = Buffer.from(inMemory);
+      // the growing buffer may be up to twice the size of what it holds: an exact copy then;
+      // one that fits (a part written in one go, as a body in memory is) is kept as it is
+      const buf = this.memory !== undefined && this.memoryBytes === this.memory.length ? this.memory : Buffer.from(inMemory);
       this.store.budget.releaseMemory((this.memory?.length ?? 0) - buf.length);
       source = bufferSource(buf);
       bytes = bufferBytes(buf);

@@ -26,7 +26,7 @@ import { addNamesOf, MAX_ALSO_NAMED } from '../../bytes/part.js';
 import type { MessageBytes } from '../../bytes/message-bytes.js';
 import { MimeError, MimeErrorCode, type Budget } from '../limits.js';
 import { createHash } from 'node:crypto';
-import { encodedKey, type PartStore } from '../part-store.js';
+import { encodedKey, rangeKey, type PartStore } from '../part-store.js';
 import { QpDecoder } from '../qp.js';
 import { findDelimiters, type Delimiter } from './delimiters.js';
 import { parseHeaderBlock, type HeaderField } from './header.js';
@@ -245,6 +245,11 @@ export function looksLikeBase64(sample: Buffer): boolean {
 async function storeRange(ctx: LenientContext, src: MessageBytes, start: number, end: number, decoder: ChunkDecoder, meta: Parameters<PartStore['begin']>[0]): Promise<{ digest: string; bytes: MessageBytes }> {
   // The standard reading may have decoded these very bytes with the same decoder: then the
   // content is known and stored, and hashing the range costs far less than decoding it again.
+  if (end > start && ctx.store.isMessage(src)) {
+    // a range of the message in memory that the standard reading decoded whole: no hash needed
+    const known = ctx.store.lookupEncoded(rangeKey(decoder, start, end));
+    if (known !== undefined) return { digest: known.digest, bytes: known.bytes };
+  }
   if (end > start) {
     const encoded = createHash('sha256');
     for await (const chunk of src.chunks(start, end)) {
