@@ -209,3 +209,18 @@ test('block_ip_seconds: after a virus from an IP its next mail is 451 saying why
   assert.doesNotMatch(r.logs[4]!, /blocked=/, 'local submission is never blocked');
   assert.equal(r.replies[5], '200 Ok');
 });
+
+test('banned: a name only another reading gives the part (a second Content-Disposition) is banned, also for a message read into memory', () => {
+  // The lenient reading takes the bytes the standard reading already decoded by their range in
+  // the message; the name it gives them ("setup.exe") was lost on that path, so the .exe went
+  // through as "readme.txt".
+  const dir = mkdtempSync(join(tmpdir(), 'avf-dupname-'));
+  const body = Buffer.from('MZ just some bytes '.repeat(10)).toString('base64');
+  const msg = 'Received: x\nSubject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: text/plain\n\nhi\n'
+    + '--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename="readme.txt"\n'
+    + `Content-Disposition: attachment; filename="setup.exe"\nContent-Transfer-Encoding: base64\n\n${body}\n--B--\n`;
+  writeFileSync(join(dir, 'm.eml'), msg);
+  writeFileSync(join(dir, 'c.toml'), `tmpdir = "${dir}/work"\n[[engine]]\ntype = "yara"\n[banned]\nnames = ["*.exe"]\n`);
+  const r = runAvfilter(['-f', join(dir, 'c.toml'), '-t', join(dir, 'm.eml')]);
+  assert.match(r.stdout, /m\.eml: Banned\.Attachment FOUND/, r.stdout + r.stderr);
+});

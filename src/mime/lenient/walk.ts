@@ -248,7 +248,11 @@ async function storeRange(ctx: LenientContext, src: MessageBytes, start: number,
   if (end > start && ctx.store.isMessage(src)) {
     // a range of the message in memory that the standard reading decoded whole: no hash needed
     const known = ctx.store.lookupEncoded(rangeKey(decoder, start, end));
-    if (known !== undefined) return { digest: known.digest, bytes: known.bytes };
+    if (known !== undefined) {
+      // the content is known, the names this reading gives it may not be ([banned])
+      addNamesOf(known.part, meta);
+      return { digest: known.digest, bytes: known.bytes };
+    }
   }
   if (end > start) {
     const encoded = createHash('sha256');
