@@ -50,7 +50,11 @@ export class FileWatcher {
     if (dirs.length === 0) return;
     try {
       // depth 0: the files directly in each directory (the rules loader does not recurse either)
-      const w = watch(dirs, { ignoreInitial: true, depth: 0, persistent: true });
+      // and nothing but the files that matter: a tmpdir or spool beside the config file would
+      // otherwise cost the master an event for every temp file of every message
+      const roots = new Set(dirs);
+      const ignored = (path: string): boolean => !roots.has(resolve(path)) && !this.relevant(path);
+      const w = watch(dirs, { ignoreInitial: true, depth: 0, persistent: true, ignored });
       w.on('all', (_event, path) => this.seen(path));
       w.on('error', (err) => this.failed(w, messageOf(err)));
       this.watcher = w;
