@@ -64,6 +64,7 @@ export interface Config {
   readonly watch: boolean;
   readonly tmpdir: string;
   readonly quarantine_dir: string;
+  readonly quarantine_sendmail: readonly string[];
   readonly waitfile: string;
   readonly request_timeout: number;
   readonly request_read_timeout: number;
