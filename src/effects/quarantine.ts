@@ -1,27 +1,35 @@
 /**
- * The quarantine effect: a copy of an infected message (data file) and its envelope, kept in
- * quarantine_dir when action.quarantine is true. Release and expiry are not built yet;
- * the layout (one directory per message: message.eml + envelope.json) is made for them.
- * Fails with the errno of the failing step; the caller then answers 4xx rather than drop a
+ * The quarantine effect: a copy of an infected message (data file), its control files and a
+ * record, kept in quarantine_dir (quarantine/store.ts) when action.quarantine is true, before
+ * anything else happens to the message.
+ * Fails with the code of the failing step; the caller then answers 4xx rather than drop a
  * message it could not keep.
  */
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import type { Finding } from '../policy/verdict.js';
+import { writeEntry } from '../quarantine/store.js';
 
-export interface QuarantineRecord {
+export interface QuarantineInput {
   readonly queueId: string;
   readonly sender: string;
   readonly recipients: readonly string[];
   readonly names: readonly string[];
   readonly clientIp?: string | undefined;
+  readonly findings?: readonly Finding[] | undefined;
+  readonly controlPaths?: readonly string[] | undefined;
+  /** What is done with the message (the decision's action). */
+  readonly action?: string | undefined;
 }
 
-export async function quarantine(dir: string, dataPath: string, rec: QuarantineRecord, now = new Date()): Promise<string> {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
-  const safeId = rec.queueId.replace(/[^A-Za-z0-9.]/g, '_') || 'noid';
-  const target = join(dir, `${stamp}-${safeId}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
-  await mkdir(target, { recursive: true, mode: 0o700 });
-  await copyFile(dataPath, join(target, 'message.eml'));
-  await writeFile(join(target, 'envelope.json'), JSON.stringify({ ...rec, time: now.toISOString() }, null, 2) + '\n', { mode: 0o600 });
-  return target;
+/** Keeps the message; returns the new entry's id. */
+export async function quarantine(dir: string, dataPath: string, rec: QuarantineInput, now = new Date()): Promise<string> {
+  const entry = await writeEntry(dir, {
+    dataPath,
+    controlPaths: rec.controlPaths ?? [],
+    record: {
+      queue_id: rec.queueId, sender: rec.sender, recipients: rec.recipients, client_ip: rec.clientIp, names: rec.names,
+      findings: (rec.findings ?? []).map((f) => ({ name: f.name, engine: f.engine, part: f.itemId, filename: f.filename, container: f.container })),
+      action: rec.action ?? '',
+    },
+  }, now);
+  return entry.id;
 }
