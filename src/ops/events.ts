@@ -69,6 +69,9 @@ export const EVENTS = {
   'control-busy': { levels: ['warning'], meaning: "a file of this request is in use by another request: 451, Courier retries" },
   'control-lock-error': { levels: ['error'], meaning: 'the lock on the request files could not be taken (code=): 451' },
   suppressed: { levels: ['warning', 'error'], meaning: 'count= lines of event of= were held back in the last seconds= (a flood), at that event\'s level' },
+  // ---- the quarantine (logged by avfilter --quarantine where the daemon logs)
+  'quarantine-release': { levels: ['info', 'error'], meaning: 'a quarantined message was handed to sendmail (info: quarantine=, to=) or could not be (error: code=, reason=; it stays releasable)' },
+  'quarantine-delete': { levels: ['info'], meaning: 'a quarantine entry was removed (quarantine=; by=delete, or by=expire with days=)' },
   // ---- debug runs (log_level = "debug")
   trace: { levels: ['debug'], meaning: 'one stage of one message (stage=read, mime, unpack, engine, policy, reply; ms= since accept)' },
 } as const satisfies Record<string, EventSpec>;
