@@ -103,13 +103,18 @@ async function runSendmail(argv: readonly string[], head: Buffer, bodyPath: stri
     await pipeline(createReadStream(bodyPath, { start: bodyStart }), child.stdin);
   })();
   let status;
+  let fedError: unknown;
   try {
-    [status] = await Promise.all([exited, fed.catch((err: unknown) => {
-      // a sendmail that exits early closes its stdin (EPIPE): its exit status tells why
-      if (codeOf(err) !== 'EPIPE') throw err;
-    })]);
+    status = await exited;
   } catch (err) {
     throw new AvError('EQUARANTINE_SEND', 'internal', `${argv[0]}: ${messageOf(err)}`, { cause: err });
+  } finally {
+    // a sendmail that never started, or exited before reading it all: nobody takes the rest
+    child.stdin.destroy();
+    fedError = await fed.then(() => undefined, (err: unknown) => err);
+  }
+  if (status.code === 0 && fedError !== undefined) {
+    throw new AvError('EQUARANTINE_SEND', 'internal', `${argv[0]} exited before it had read the whole message (${messageOf(fedError)})`, { cause: fedError });
   }
   if (status.code !== 0) {
     const how = status.signal ? `killed by ${status.signal}` : `exit status ${status.code}`;
