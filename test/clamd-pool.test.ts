@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { scanMessage } from '../src/scan/scan-message.js';
 import { DEFAULT_MIME_LIMITS } from '../src/mime/index.js';
 import { decide } from '../src/policy/actions.js';
+import { policy } from './helpers/policy.js';
 
 const A = parseServer('unix:/a.sock');
 const B = parseServer('unix:/b.sock');
@@ -301,9 +302,9 @@ test('an item clamd refuses as over its StreamMaxLength is a limit: action.limit
     const { verdict } = await scanMessage(path, { engines: [e], mimeLimits: DEFAULT_MIME_LIMITS, tmpdir: dir }, AbortSignal.timeout(30_000));
     assert.equal(verdict.kind, 'limit', JSON.stringify(verdict));
     assert.equal(verdict.kind === 'limit' && verdict.code, 'ESIZE_LIMIT');
-    const open = decide(verdict, { infected: 'drop', error: 'accept', limit: 'tempfail' });
+    const open = decide(verdict, policy({ infected: 'drop', error: 'accept', limit: 'tempfail' }));
     assert.equal(open.code, 451, `fail-open for scanner errors accepted an item that was not scanned: ${JSON.stringify(open)}`);
-    assert.equal(decide(verdict, { infected: 'drop', error: 'tempfail', limit: 'reject' }).code, 554);
+    assert.equal(decide(verdict, policy({ infected: 'drop', error: 'tempfail', limit: 'reject' })).code, 554);
     assert.ok((e as ClamdEngine).health()[0]!.up, 'a size refusal marked the server down');
   } finally {
     proxy.mode = 'pass';

@@ -4,7 +4,6 @@ import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { insertHeader } from '../src/courierfilter/data-header.js';
-import { quarantine } from '../src/effects/quarantine.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avf-hdr-'));
 
@@ -27,15 +26,4 @@ test('insertHeader: CR/LF in the field cannot forge more headers; large bodies s
   assert.ok(out.toString('latin1').startsWith('Received: x\nX-Virus-Found: Evil Bcc: victim@example.test\nSubject: s\n\n'));
   assert.equal(out.length, 24 + 45 + body.length);
   assert.equal(readdirSync(dir).filter((n) => n.startsWith('hdr-')).length, 0, 'temp copy removed');
-});
-
-test('quarantine keeps the message and its envelope', async () => {
-  const p = join(dir, 'D3');
-  writeFileSync(p, 'Received: x\n\nvirus\n');
-  const q = join(dir, 'q');
-  const where = await quarantine(q, p, { queueId: '00AB.CD', sender: 's@x', recipients: ['a@x'], names: ['V'] });
-  assert.equal(readFileSync(join(where, 'message.eml'), 'utf8'), 'Received: x\n\nvirus\n');
-  const env = JSON.parse(readFileSync(join(where, 'envelope.json'), 'utf8'));
-  assert.deepEqual([env.queueId, env.recipients, env.names], ['00AB.CD', ['a@x'], ['V']]);
-  assert.equal(statSync(where).mode & 0o777, 0o700);
 });

@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ConfigError, parseConfig, type Config } from '../src/config/load.js';
-import { ACTION_KEYS, ENGINE_KEYS, MIME_KEYS, TOP_KEYS, type KeySpec } from '../src/config/schema.js';
+import { ENGINE_KEYS, SECTIONS, TOP_KEYS, type KeySpec } from '../src/config/schema.js';
 import { formatConfig } from '../src/config/print.js';
 import { fuzz, fuzzIterations, fuzzSeed, mutateBytes, timed, type Rng } from './helpers/fuzz.js';
 
@@ -57,7 +57,7 @@ function seeds(): string[] {
 
 // ---- TOML-aware mutations ----
 
-const ALL_SPECS: KeySpec[] = [...TOP_KEYS, ...ACTION_KEYS, ...MIME_KEYS, ...Object.values(ENGINE_KEYS).flat()];
+const ALL_SPECS: KeySpec[] = [...TOP_KEYS, ...SECTIONS.flatMap((x): readonly KeySpec[] => x.specs), ...Object.values(ENGINE_KEYS).flat()];
 const JS_NAMES = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'prototype', 'isPrototypeOf', 'then'];
 const KEYS = [...new Set([...ALL_SPECS.map((s) => s.key), 'type', 'engine', 'action', 'mime', ...JS_NAMES, 'unknown_key', 'max-depth', 'MAX_DEPTH'])];
 const VALUES = [
@@ -159,7 +159,17 @@ function assertValue(spec: KeySpec, v: unknown, where: string): void {
       assert.ok(Array.isArray(v) && Object.isFrozen(v) && v.length >= t.minItems && v.every((x) => typeof x === 'string' && x !== ''), where);
       break;
     case 'command':
-      assert.ok(Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string'), where);
+      assert.ok(Array.isArray(v) && (v.length > 0 || t.allowEmpty === true) && v.every((x) => typeof x === 'string'), where);
+      break;
+    case 'globs':
+    case 'cidrs':
+      assert.ok(Array.isArray(v) && Object.isFrozen(v) && v.every((x) => typeof x === 'string' && x !== ''), where);
+      break;
+    case 'action-map':
+      assert.ok(typeof v === 'object' && v !== null && Object.isFrozen(v) && Object.values(v).every((x) => t.values.includes(x as string)), where);
+      break;
+    case 'reply':
+      assert.ok(typeof v === 'string' && new RegExp(`^${t.class}\\d\\d \\S`).test(v) && !/[\u0000-\u001f]/.test(v), `${where}: ${String(v)}`);
       break;
   }
 }
@@ -169,8 +179,11 @@ function assertConfig(c: Config): void {
   assert.ok(Object.isFrozen(c) && Object.isFrozen(c.action) && Object.isFrozen(c.mime) && Object.isFrozen(c.engine), 'frozen');
   const rec = c as unknown as Record<string, unknown>;
   for (const s of TOP_KEYS) assertValue(s, rec[s.key], s.key);
-  for (const s of ACTION_KEYS) assertValue(s, (c.action as unknown as Record<string, unknown>)[s.key], `action.${s.key}`);
-  for (const s of MIME_KEYS) assertValue(s, (c.mime as unknown as Record<string, unknown>)[s.key], `mime.${s.key}`);
+  for (const { name, specs } of SECTIONS) {
+    const table = rec[name] as Record<string, unknown>;
+    assert.ok(Object.isFrozen(table), `${name} frozen`);
+    for (const s of specs) assertValue(s, table[s.key], `${name}.${s.key}`);
+  }
   assert.ok(c.engine.length >= 1, 'at least one engine');
   c.engine.forEach((e, i) => {
     assert.ok(Object.isFrozen(e), `engine[${i}] frozen`);

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import {
   MAX_REPLY_LINE_BYTES, MAX_REPLY_LINES, formatReply, isReplyCode, parseReply, sanitizeLine,
 } from '../src/courierfilter/reply.js';
+import { AvError } from '../src/errors.js';
 import { fuzz, fuzzIterations, fuzzSeed, mutateBytes, type Rng } from './helpers/fuzz.js';
 
 const SEED = fuzzSeed(0x5eed0003);
@@ -94,7 +95,7 @@ test('fuzz: formatReply gives a well-formed reply for any text, or EBAD_REPLY_CO
     note('code', code);
     note('text', text);
     if (!isReplyCode(code)) {
-      assert.throws(() => formatReply(code, text), (e: unknown) => e instanceof RangeError && (e as { code?: string }).code === 'EBAD_REPLY_CODE');
+      assert.throws(() => formatReply(code, text), (e: unknown) => e instanceof AvError && e.origin === 'internal' && e.code === 'EBAD_REPLY_CODE');
       return;
     }
     const out = formatReply(code, text);

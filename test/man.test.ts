@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { parseConfig } from '../src/config/load.js';
+import { SECTIONS } from '../src/config/schema.js';
 import { configReference, manPages } from '../src/cli/man.js';
 import { runAvfilter } from './helpers/avfilter-proc.js';
 
@@ -62,7 +63,7 @@ function loaderKeys(): string[] {
   const cfg = parseConfig('', 'x.toml') as unknown as Record<string, unknown>;
   // not keys of the file: where it came from, and where the engine came from
   const derived = new Set(['source', 'engine_origin']);
-  const tables = ['action', 'mime', 'unpack'];
+  const tables: string[] = SECTIONS.map((x) => x.name);
   const out: string[] = [];
   for (const k of Object.keys(cfg)) {
     if (derived.has(k) || k === 'engine') continue;

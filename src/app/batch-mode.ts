@@ -7,6 +7,7 @@
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { formatReply } from '../courierfilter/reply.js';
+import { BAD_REQUEST_REPLY } from '../courierfilter/replies.js';
 import { RequestReader } from '../courierfilter/request.js';
 import type { Logger } from '../ops/log.js';
 import { RequestService } from '../worker/service.js';
@@ -27,7 +28,7 @@ export async function runBatchMode(input: Readable, output: Writable, rt: Runtim
     } else {
       const why = r.state === 'error' ? r.code : 'ETRUNCATED';
       log.event('bad-request', { code: why }, 'warning');
-      output.write(formatReply(451, '4.3.0 Virus filter could not read the request'));
+      output.write(formatReply(BAD_REQUEST_REPLY.code, BAD_REQUEST_REPLY.text as string));
     }
   };
   for await (const line of rl) {

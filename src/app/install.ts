@@ -18,6 +18,7 @@ import {
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadConfig, parseConfig, type Config } from '../config/load.js';
+import { AvError } from '../errors.js';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
 import { courierUser, ownerNames, unreadableBy, type CourierUser } from './courier-user.js';
 
@@ -168,8 +169,12 @@ function runDir(dir: string, user: CourierUser, out: (l: string) => void, proble
   out(`in place  ${dir} (pid file and pipe; writable by ${user.name})`);
 }
 
-export class InstallError extends Error {
-  readonly code = 'EINSTALL';
+export class InstallError extends AvError {
+  declare readonly code: 'EINSTALL';
+  constructor(message: string) {
+    super('EINSTALL', 'config', message);
+    this.name = 'InstallError';
+  }
 }
 
 function octal(mode: number): string {

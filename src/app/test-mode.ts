@@ -136,8 +136,11 @@ async function scanOne(path: string, label: string, rt: Runtime, verbose: boolea
       case 'encrypted':
         // reported as clamscan --alert-encrypted does: a find, whatever action.encrypted says
         return { out: [`${label}: ${verdict.name} FOUND${verbose ? ` (${oneLine(verdict.path)}, cannot be scanned)` : ''}`], infected: true, error: false };
+      case 'banned':
+        return { out: [`${label}: Banned.Attachment FOUND${verbose ? ` (${oneLine(verdict.path)}, ${oneLine(verdict.rule)})` : ''}`], infected: true, error: false };
       case 'error':
       case 'limit':
+      case 'damaged':
         return { out: [`${label}: ${oneLine(verdict.reason)} ERROR`], infected: false, error: true };
       case 'busy':
         return { out: [`${label}: ${oneLine(verdict.reason)} ERROR`], infected: false, error: true };

@@ -10,7 +10,7 @@
  */
 import type { Command } from 'commander';
 import {
-  ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, MIME_KEYS, TOP_KEYS, UNPACK_KEYS, type KeySpec,
+  DEFAULT_CONFIG_PATH, ENGINE_KEYS, SECTIONS, TOP_KEYS, type KeySpec,
 } from '../config/schema.js';
 import { buildProgram, EXIT_STATUS, MAN_SECTIONS, SEE_ALSO, SUMMARY } from './program.js';
 import { SIG_COMMANDS, SIG_DESCRIPTION, SIG_EXIT_TEXT, SIG_OPTIONS, SIG_SUMMARY, SIG_USAGE } from './sig-usage.js';
@@ -101,6 +101,7 @@ function defaultText(s: KeySpec): string {
   if (s.type.kind === 'bytes' && typeof v === 'number') return size(v);
   if (typeof v === 'string') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map((x) => JSON.stringify(x)).join(', ')}]`;
+  if (typeof v === 'object' && v !== null) return Object.keys(v).length === 0 ? 'an empty table' : JSON.stringify(v);
   return String(v);
 }
 
@@ -122,6 +123,11 @@ function typeText(s: KeySpec): string {
     case 'exit-codes': return 'a list of exit codes (0 to 255)';
     case 'regex': return 'a regular expression (JavaScript syntax) with one capture group';
     case 'metrics': return '"", "unix:/path", "tcp:IPV4:PORT" or "tcp:[IPV6]:PORT" (port 0: any free port, logged)';
+    case 'globs': return 'a list of glob patterns (* any characters, ? one, [abc] a class)';
+    case 'cidrs': return 'a list of networks: "ADDRESS" or "ADDRESS/PREFIX", IPv4 or IPv6';
+    case 'action-map': return `a table of "pattern" = action, each action one of ${t.values.map((x) => `"${x}"`).join(', ')}`;
+    case 'reply': return `"CODE TEXT" with a ${t.class}xx code and macros %v, %s, %r, %q, %i, %f, %e, %%`;
+    case 'address': return t.allowEmpty ? 'a mail address, or ""' : 'a mail address';
   }
 }
 
@@ -132,9 +138,7 @@ function keys(specs: readonly KeySpec[]): string {
 /** The .SS headings of avfilter.toml(5) and the key prefix each stands for (the test reads them). */
 export const CONF_SECTIONS: readonly { readonly heading: string; readonly table: string; readonly specs: readonly KeySpec[] }[] = [
   { heading: 'Top level', table: '', specs: TOP_KEYS },
-  { heading: '[action]', table: 'action', specs: ACTION_KEYS },
-  { heading: '[mime]', table: 'mime', specs: MIME_KEYS },
-  { heading: '[unpack]', table: 'unpack', specs: UNPACK_KEYS },
+  ...SECTIONS.map(({ name, specs }) => ({ heading: `[${name}]`, table: name, specs })),
   ...Object.entries(ENGINE_KEYS).map(([type, specs]) => ({ heading: `[[engine]] type = "${type}"`, table: `engine:${type}`, specs })),
 ];
 

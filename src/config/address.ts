@@ -3,10 +3,11 @@
  *
  * Owns: the accepted forms `unix:/abs/path`, `/abs/path`, `tcp:host:port`, `tcp:[v6addr]:port`.
  * Inputs: one string. Outputs: a frozen ServerAddress.
- * Fails with: an Error with code EBADSERVER whose message names the expected forms (config time,
+ * Fails with: an AvError (origin config) with code EBADSERVER whose message names the expected forms (config time,
  * so throwing is right here).
  */
 import { isIP, isIPv6 } from 'node:net';
+import { AvError } from '../errors.js';
 
 export type ServerAddress =
   | { readonly kind: 'unix'; readonly path: string }
@@ -76,8 +77,6 @@ export function formatServer(a: ServerAddress): string {
   return isIPv6(a.host) ? `tcp:[${a.host}]:${a.port}` : `tcp:${a.host}:${a.port}`;
 }
 
-function bad(s: string, why: string): Error {
-  return Object.assign(new Error(`invalid clamd server ${JSON.stringify(s)}: ${why}; ${EXPECTED}`), {
-    code: 'EBADSERVER',
-  });
+function bad(s: string, why: string): AvError {
+  return new AvError('EBADSERVER', 'config', `invalid clamd server ${JSON.stringify(s)}: ${why}; ${EXPECTED}`);
 }

@@ -4,9 +4,10 @@
  * the URLs the ICAP engine would.
  *
  * Owns: parsing and checking the configured `url` once, at config time.
- * Fails with: an Error with code EBADOPTION naming what is wrong (the config loader reports it at
+ * Fails with: an AvError (origin config) with code EBADOPTION naming what is wrong (the config loader reports it at
  * the key).
  */
+import { AvError } from '../errors.js';
 
 export const ICAP_DEFAULT_PORT = 1344;
 
@@ -22,7 +23,7 @@ export interface IcapUrl {
 
 export function parseIcapUrl(text: string): IcapUrl {
   const fail = (why: string): never => {
-    throw Object.assign(new Error(`url ${JSON.stringify(text)}: ${why}; write it like "icap://127.0.0.1:1344/srv_clamav"`), { code: 'EBADOPTION' });
+    throw new AvError('EBADOPTION', 'config', `url ${JSON.stringify(text)}: ${why}; write it like "icap://127.0.0.1:1344/srv_clamav"`);
   };
   if (typeof text !== 'string' || !text.toLowerCase().startsWith('icap://')) fail('must start with icap://');
   // Control characters or spaces would end up on the request line.

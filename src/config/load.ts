@@ -7,117 +7,38 @@
  * missing *named* file is an error.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import { AvError } from '../errors.js';
 import { parseServer } from './address.js';
 import { parseIcapUrl } from './icap-url.js';
 import { parseMetricsAddress } from './metrics-address.js';
 import {
-  ACTION_KEYS, DEFAULT_CONFIG_PATH, ENGINE_KEYS, FUTURE_ENGINE_TYPES, MIME_KEYS, TOP_KEYS, UNPACK_KEYS,
-  type KeySpec,
+  DEFAULT_CONFIG_PATH, ENGINE_KEYS, ENGINE_SPECS, FUTURE_ENGINE_TYPES, SECTIONS, TOP_KEYS,
+  type KeySpec, type SectionsOf, type TableOf,
 } from './schema.js';
 
-export interface ClamdEngineConfig {
-  readonly type: 'clamd';
-  readonly servers: readonly string[];
-  readonly max_scans_per_server: number;
-  readonly connect_timeout: number;
-  readonly scan_timeout: number;
-  readonly max_stream_size: number;
-  readonly chunk_size: number;
-  readonly raw_message: 'mail' | 'data';
-  readonly reload_clamd: boolean;
-}
-export interface YaraEngineConfig {
-  readonly type: 'yara';
-  readonly rules: string;
-  readonly max_scan_size: number;
-  readonly scan_timeout: number;
-}
-export interface IcapEngineConfig {
-  readonly type: 'icap';
-  readonly url: string;
-  readonly connect_timeout: number;
-  readonly scan_timeout: number;
-  readonly max_size: number;
-  readonly max_connections: number;
-}
-export interface CommandEngineConfig {
-  readonly type: 'command';
-  readonly command: readonly string[];
-  readonly version_command: readonly string[];
-  readonly scan_timeout: number;
-  readonly max_processes: number;
-  readonly max_size: number;
-  readonly clean_exit: readonly number[];
-  readonly infected_exit: readonly number[];
-  readonly name_pattern: string;
-}
+type EngineKeys = typeof ENGINE_KEYS;
+export type ClamdEngineConfig = { readonly type: 'clamd' } & TableOf<EngineKeys['clamd']>;
+export type YaraEngineConfig = { readonly type: 'yara' } & TableOf<EngineKeys['yara']>;
+export type IcapEngineConfig = { readonly type: 'icap' } & TableOf<EngineKeys['icap']>;
+export type CommandEngineConfig = { readonly type: 'command' } & TableOf<EngineKeys['command']>;
 export type EngineConfig = ClamdEngineConfig | YaraEngineConfig | IcapEngineConfig | CommandEngineConfig;
 
-export interface Config {
-  readonly source: string; // file the config came from, or "(built-in defaults)"
-  readonly all_mode: boolean;
-  readonly socket_dir_all: string;
-  readonly socket_dir_optional: string;
-  readonly pid_file: string;
-  readonly pipe: string;
-  readonly watch: boolean;
-  readonly tmpdir: string;
-  readonly quarantine_dir: string;
-  readonly quarantine_sendmail: readonly string[];
-  readonly waitfile: string;
-  readonly request_timeout: number;
-  readonly request_read_timeout: number;
-  readonly max_connections: number;
-  readonly workers: number;
-  readonly worker_memory_limit: number;
-  readonly worker_idle_memory_limit: number;
-  readonly memory_budget: number;
-  readonly spool_dirs: readonly string[];
-  readonly metrics: string;
-  readonly log_level: 'error' | 'warning' | 'info' | 'debug';
-  readonly log_to: 'stderr' | 'syslog';
-  readonly log_format: 'text' | 'json';
-  readonly syslog_socket: string;
-  readonly shutdown_timeout: number;
-  readonly max_request_line: number;
-  readonly max_request_lines: number;
-  readonly max_control_size: number;
-  readonly engine_mode: 'all' | 'failover';
-  readonly cache: string;
-  readonly cache_ttl: number;
-  readonly cache_size: number;
+/**
+ * A loaded config: every field derived from the schema's tables (schema.ts), so a key added
+ * there is typed here without being written twice.
+ */
+export type Config = TableOf<typeof TOP_KEYS> & SectionsOf<typeof SECTIONS> & {
+  /** The file the config came from, or "(built-in defaults)". */
+  readonly source: string;
   readonly engine: readonly EngineConfig[];
   /**
    * Where `engine` came from: the config's [[engine]] tables, or, with none, the default:
    * clamd at the distribution's socket when one answered there, else the embedded engine.
    */
   readonly engine_origin: EngineOrigin;
-  readonly action: {
-    readonly infected: 'drop' | 'reject' | 'tempfail' | 'pass';
-    readonly error: 'tempfail' | 'accept';
-    readonly quarantine: boolean;
-    readonly limit: 'tempfail' | 'reject';
-    readonly encrypted: 'reject' | 'tempfail' | 'pass';
-  };
-  readonly mime: {
-    readonly max_depth: number;
-    readonly max_parts: number;
-    readonly max_header_size: number;
-    readonly max_decoded_size: number;
-    readonly memory_part_size: number;
-    readonly max_expansion_ratio: number;
-    readonly allow_partial: boolean;
-  };
-  readonly unpack: {
-    readonly enabled: boolean;
-    readonly max_depth: number;
-    readonly max_members: number;
-    readonly max_size: number;
-    readonly max_ratio: number;
-    readonly max_time: number;
-  };
-}
+};
 
 export type EngineOrigin = 'configured' | 'default-clamd' | 'default-embedded';
 
@@ -140,11 +61,9 @@ export function parseOptionsOf(cfg: Config): ParseOptions {
   return {};
 }
 
-export class ConfigError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
+export class ConfigError extends AvError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, 'config', message, options);
     this.name = 'ConfigError';
   }
 }
@@ -202,11 +121,12 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
   }
   const ctx = { file, lines: text.split('\n') };
   const out: Record<string, unknown> = { source: file };
-  const known = new Set([...TOP_KEYS.map((k) => k.key), 'engine', 'action', 'mime', 'unpack']);
+  const tables: string[] = ['engine', ...SECTIONS.map((s) => s.name)];
+  const known = new Set([...TOP_KEYS.map((k) => k.key), ...tables]);
   for (const key of Object.keys(doc)) {
     if (!known.has(key)) throw keyError(ctx, key, `unknown key "${key}"${suggest(key, TOP_KEYS)}`);
   }
-  const top = Object.fromEntries(Object.entries(doc).filter(([k]) => !['engine', 'action', 'mime', 'unpack'].includes(k)));
+  const top = Object.fromEntries(Object.entries(doc).filter(([k]) => !tables.includes(k)));
   Object.assign(out, readTable(ctx, '', top, TOP_KEYS));
   if ((out['spool_dirs'] as string[]).some((d) => d === '/')) {
     throw keyError(ctx, 'spool_dirs', '"spool_dirs" must not contain "/"; use [] to allow any path');
@@ -215,9 +135,7 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
   if (cache !== '' && cache !== 'memory' && !isRedisUrl(cache)) {
     throw keyError(ctx, 'cache', '"cache" must be "", "memory" or "redis://HOST:PORT" (with an optional :PASSWORD@ and /DB)');
   }
-  out['action'] = Object.freeze(readTable(ctx, 'action.', subTable(ctx, doc, 'action'), ACTION_KEYS));
-  out['mime'] = Object.freeze(readTable(ctx, 'mime.', subTable(ctx, doc, 'mime'), MIME_KEYS));
-  out['unpack'] = Object.freeze(readTable(ctx, 'unpack.', subTable(ctx, doc, 'unpack'), UNPACK_KEYS));
+  for (const { name, specs } of SECTIONS) out[name] = Object.freeze(readTable(ctx, `${name}.`, subTable(ctx, doc, name), specs));
   out['engine'] = Object.freeze(readEngines(ctx, doc['engine'], opts));
   out['engine_origin'] = doc['engine'] !== undefined ? 'configured' : opts.defaultClamdSocket ? 'default-clamd' : 'default-embedded';
   const cfg = Object.freeze(out) as unknown as Config;
@@ -248,9 +166,9 @@ function readEngines(ctx: Ctx, raw: unknown, opts: ParseOptions): Record<string,
     // No engine named: the clamd found answering (it has real signatures), else the embedded
     // engine, so a fresh install scans without any daemon (with its shipped rules only).
     if (opts.defaultClamdSocket) {
-      return [Object.freeze(readTable(ctx, 'engine.', { servers: [`unix:${opts.defaultClamdSocket}`] }, ENGINE_KEYS['clamd']!, { type: 'clamd' }))];
+      return [Object.freeze(readTable(ctx, 'engine.', { servers: [`unix:${opts.defaultClamdSocket}`] }, ENGINE_KEYS.clamd, { type: 'clamd' }))];
     }
-    return [Object.freeze(readTable(ctx, 'engine.', {}, ENGINE_KEYS['yara']!, { type: 'yara' }))];
+    return [Object.freeze(readTable(ctx, 'engine.', {}, ENGINE_KEYS.yara, { type: 'yara' }))];
   }
   if (!Array.isArray(raw) || raw.length === 0) throw keyError(ctx, 'engine', 'use one [[engine]] table per engine');
   return raw.map((e, i) => {
@@ -262,7 +180,7 @@ function readEngines(ctx: Ctx, raw: unknown, opts: ParseOptions): Record<string,
       throw keyError(ctx, `${where}type`, `${where}type = "${t}" is not available in this version of avfilter; use ${ENGINE_TYPES}`);
     }
     // Own keys only: "constructor" or "__proto__" would find Object's members, not a spec.
-    const spec = Object.hasOwn(ENGINE_KEYS, t) ? ENGINE_KEYS[t] : undefined;
+    const spec = Object.hasOwn(ENGINE_SPECS, t) ? ENGINE_SPECS[t] : undefined;
     if (!spec) throw keyError(ctx, `${where}type`, `${where}type = "${t}" is unknown; use ${ENGINE_TYPES}`);
     const rest = { ...(e as Record<string, unknown>) };
     delete rest['type'];
@@ -295,7 +213,9 @@ const ENGINE_TYPES = ((types: string[]) => `${types.slice(0, -1).map((x) => `"${
 );
 
 function cloneDefault(v: unknown): unknown {
-  return Array.isArray(v) ? Object.freeze([...v]) : v;
+  if (Array.isArray(v)) return Object.freeze([...v]);
+  if (typeof v === 'object' && v !== null) return Object.freeze({ ...v });
+  return v;
 }
 
 function coerce(ctx: Ctx, prefix: string, spec: KeySpec, v: unknown): unknown {
@@ -374,6 +294,38 @@ function coerce(ctx: Ctx, prefix: string, spec: KeySpec, v: unknown): unknown {
         throw fail('must be a list of exit codes from 0 to 255, like [0]');
       }
       return Object.freeze([...v]);
+    case 'globs':
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '' || CONTROL.test(x))) throw fail('must be a list of non-empty patterns without control characters');
+      return Object.freeze([...v]);
+    case 'cidrs':
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw fail('must be a list of networks like ["192.0.2.0/24", "2001:db8::/32"]');
+      for (const n of v as string[]) {
+        if (!isNetwork(n)) throw keyError(ctx, name, `"${name}": ${JSON.stringify(n)} is not a network: use ADDRESS or ADDRESS/PREFIX (IPv4 or IPv6)`);
+      }
+      return Object.freeze([...v]);
+    case 'action-map': {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw fail(`must be a table of pattern = action ([${name}])`);
+      const out: Record<string, string> = {};
+      for (const [pattern, action] of Object.entries(v as Record<string, unknown>)) {
+        if (pattern === '' || CONTROL.test(pattern)) throw keyError(ctx, name, `"${name}": a pattern must be non-empty, without control characters`);
+        if (typeof action !== 'string' || !t.values.includes(action)) {
+          throw keyError(ctx, name, `"${name}"."${pattern}" must be one of ${t.values.map((x) => `"${x}"`).join(', ')}, got ${JSON.stringify(action)}`);
+        }
+        out[pattern] = action;
+      }
+      return Object.freeze(out);
+    }
+    case 'reply': {
+      if (typeof v !== 'string') throw fail('must be a string like "550 5.7.1 Message rejected"');
+      const problem = replyProblem(v, t.class);
+      if (problem !== undefined) throw keyError(ctx, name, `"${name}" ${problem}, got ${JSON.stringify(v)}`);
+      return v;
+    }
+    case 'address':
+      if (typeof v !== 'string') throw fail('must be an address string');
+      if (v === '' && t.allowEmpty) return v;
+      if (!/^[^\s<>()\\,;:"\[\]]+(@[^\s<>()\\,;:"\[\]@]+)?$/.test(v) || CONTROL.test(v)) throw fail('must be a mail address like "postmaster@example.com"');
+      return v;
     case 'regex': {
       if (typeof v !== 'string') throw fail('must be a regular expression string');
       let re: RegExp;
@@ -387,6 +339,33 @@ function coerce(ctx: Ctx, prefix: string, spec: KeySpec, v: unknown): unknown {
       return v;
     }
   }
+}
+
+/** Control characters (C0, DEL, C1): never in a pattern, a reply or an address. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Macros a reply text may use (policy/replies.ts expands them). */
+const REPLY_MACROS = new Set(['v', 's', 'r', 'q', 'i', 'f', 'e', '%']);
+
+/** Why "CODE TEXT" is not a reply of this class, or undefined. */
+export function replyProblem(v: string, cls: 2 | 4 | 5): string | undefined {
+  const m = /^([2-5])\d\d ([^\s].*)$/.exec(v);
+  if (m === null || CONTROL.test(v)) return 'must be "CODE TEXT" with a three-digit code and no control characters';
+  if (Number(m[1]) !== cls) return `must have a ${cls}xx code`;
+  if (v.length > 400) return 'must be at most 400 characters';
+  for (const mm of v.matchAll(/%(.?)/g)) {
+    if (!REPLY_MACROS.has(mm[1]!)) return `uses an unknown macro "%${mm[1]}" (use %v, %s, %r, %q, %i, %f, %e or %%)`;
+  }
+  return undefined;
+}
+
+/** "ADDRESS" or "ADDRESS/PREFIX", IPv4 or IPv6. */
+function isNetwork(n: string): boolean {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(n);
+  if (m === null) return false;
+  const family = isIP(m[1]!);
+  if (family === 0) return false;
+  return m[2] === undefined || Number(m[2]) <= (family === 4 ? 32 : 128);
 }
 
 /** Sizes: a whole number of bytes, or "25M" / "512K" / "1G" / "100" (binary multiples). */

@@ -9,9 +9,10 @@
  * (`exposed`), and the master logs it at warning each time it binds: the counters tell anyone
  * who can reach them which viruses arrive and how much mail flows.
  * Inputs: the key's string. Outputs: a frozen MetricsAddress, or undefined for "".
- * Fails with: an Error with code EBADMETRICS whose message names the expected forms.
+ * Fails with: an AvError (origin config) with code EBADMETRICS whose message names the expected forms.
  */
 import { isIP, isIPv6 } from 'node:net';
+import { AvError } from '../errors.js';
 import { checkUnixPath, splitHostPort } from './address.js';
 
 export type MetricsAddress =
@@ -54,6 +55,6 @@ export function formatMetricsAddress(a: MetricsAddress): string {
   return isIPv6(a.host) ? `tcp:[${a.host}]:${a.port}` : `tcp:${a.host}:${a.port}`;
 }
 
-function bad(s: string, why: string): Error {
-  return Object.assign(new Error(`invalid metrics address ${JSON.stringify(s)}: ${why}; expected ${METRICS_FORMS}`), { code: 'EBADMETRICS' });
+function bad(s: string, why: string): AvError {
+  return new AvError('EBADMETRICS', 'config', `invalid metrics address ${JSON.stringify(s)}: ${why}; expected ${METRICS_FORMS}`);
 }

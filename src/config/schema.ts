@@ -22,7 +22,17 @@ export type KeyType =
   | { kind: 'exit-codes' }
   | { kind: 'regex' }
   /** "" or where the master serves Prometheus text (metrics-address.ts). */
-  | { kind: 'metrics' };
+  | { kind: 'metrics' }
+  /** A list of glob patterns (addresses, file names); matching is the caller's (policy/globs.ts). */
+  | { kind: 'globs' }
+  /** A list of networks: "192.0.2.0/24", "2001:db8::/32", or a single address. */
+  | { kind: 'cidrs' }
+  /** A table of glob -> one of `values` ([action.by_name]). */
+  | { kind: 'action-map'; values: readonly string[] }
+  /** "CODE TEXT": a reply line whose code must be in `class` (2, 4 or 5), with reply macros. */
+  | { kind: 'reply'; class: 2 | 4 | 5 }
+  /** An address ("" allowed: none). */
+  | { kind: 'address'; allowEmpty?: boolean };
 
 export interface KeySpec {
   readonly key: string;
@@ -36,7 +46,7 @@ const MiB = 1024 * 1024;
 const HOUR = 3600;
 
 /** Top-level keys. */
-export const TOP_KEYS: readonly KeySpec[] = [
+export const TOP_KEYS = [
   { key: 'all_mode', type: { kind: 'bool' }, default: true, doc: 'socket in allfilters (every message) rather than filters (skipped for whitelisted recipients)' },
   { key: 'socket_dir_all', type: { kind: 'path' }, default: '/var/lib/courier/allfilters', doc: "Courier's directory of mandatory filter sockets" },
   { key: 'socket_dir_optional', type: { kind: 'path' }, default: '/var/lib/courier/filters', doc: "Courier's directory of optional filter sockets" },
@@ -68,19 +78,81 @@ export const TOP_KEYS: readonly KeySpec[] = [
   { key: 'cache', type: { kind: 'string' }, default: '', doc: 'verdict cache, keyed by the SHA-256 of the bytes and each engine\'s signature version: "" (none), "memory" (this host, per worker) or "redis://[:PASSWORD@]HOST:PORT[/DB]" (shared between hosts)' },
   { key: 'cache_ttl', type: { kind: 'seconds', min: 1, max: 30 * 24 * HOUR }, default: 3600, doc: 'how long a cached verdict is used' },
   { key: 'cache_size', type: { kind: 'int', min: 100, max: 10_000_000 }, default: 100_000, doc: 'cache = "memory": most verdicts kept per worker (least recently used go first)' },
-];
+] as const satisfies readonly KeySpec[];
+
+/** What may be done with infected mail, by default or for some virus names. */
+export const INFECTED_ACTIONS = ['drop', 'reject', 'tempfail', 'pass', 'strip', 'quarantine'] as const;
 
 /** [action] keys. */
-export const ACTION_KEYS: readonly KeySpec[] = [
-  { key: 'infected', type: { kind: 'enum', values: ['drop', 'reject', 'tempfail', 'pass'] }, default: 'drop', doc: 'what happens to infected mail: drop (mark recipients delivered, 2xx), reject (550), tempfail (451), pass (deliver, logged)' },
+export const ACTION_KEYS = [
+  { key: 'infected', type: { kind: 'enum', values: INFECTED_ACTIONS }, default: 'drop', doc: 'what happens to infected mail: drop (mark recipients delivered, 2xx), reject (550), tempfail (451), pass (deliver with an X-Virus-Found header, logged), strip (replace the infected attachments by a note, deliver the rest), quarantine (keep a copy, then drop)' },
+  { key: 'by_name', type: { kind: 'action-map', values: INFECTED_ACTIONS }, default: {}, doc: 'table [action.by_name]: virus-name glob -> action (as action.infected), e.g. "Heuristics.Phishing.*" = "pass"; names no glob matches get action.infected; with several names the most severe action wins (reject, tempfail, quarantine, drop, strip, pass)' },
   { key: 'error', type: { kind: 'enum', values: ['tempfail', 'accept'] }, default: 'tempfail', doc: 'when scanning fails: tempfail (451) or accept unscanned (fail open, always logged)' },
-  { key: 'quarantine', type: { kind: 'bool' }, default: false, doc: 'keep a copy of infected mail in quarantine_dir' },
-  { key: 'limit', type: { kind: 'enum', values: ['tempfail', 'reject'] }, default: 'tempfail', doc: 'when a MIME or unpack limit is hit (depth, parts, size, damaged archive): tempfail (451) or reject (554)' },
-  { key: 'encrypted', type: { kind: 'enum', values: ['reject', 'tempfail', 'pass'] }, default: 'reject', doc: 'an encrypted archive (its members cannot be scanned): reject (554), tempfail (451) or pass (deliver, logged)' },
-];
+  { key: 'quarantine', type: { kind: 'bool' }, default: false, doc: 'keep a copy of infected mail that is not refused in quarantine_dir (avfilter --quarantine lists, releases and expires it)' },
+  { key: 'limit', type: { kind: 'enum', values: ['tempfail', 'reject'] }, default: 'tempfail', doc: 'when a resource limit is hit (MIME depth or parts, decoded or unpacked size, ratio, members, time): tempfail (451) or reject (554)' },
+  { key: 'encrypted', type: { kind: 'enum', values: ['reject', 'tempfail', 'pass', 'drop'] }, default: 'reject', doc: 'an encrypted archive (its members cannot be scanned): reject (554), tempfail (451), pass (deliver, logged) or drop' },
+  { key: 'damaged', type: { kind: 'enum', values: ['reject', 'tempfail', 'pass', 'drop'] }, default: 'reject', doc: 'a damaged container or an unsupported compression method (retrying cannot change it): reject (554 naming the file), tempfail (451), pass (deliver, logged) or drop' },
+  { key: 'handler', type: { kind: 'path', allowEmpty: true }, default: '', doc: 'a program run (no shell) on infected mail with a private copy of the message, the sender, the virus names and the recipients; exit 0: the action stands; exit 75: 451; anything else: logged, the action stands' },
+  { key: 'handler_timeout', type: { kind: 'seconds', min: 1, max: 600 }, default: 30, doc: "time the handler may take; past it its process group is killed (logged, the action stands)" },
+  { key: 'block_ip_seconds', type: { kind: 'int', min: 0, max: 30 * 24 * HOUR }, default: 0, doc: 'after a virus from a client IP, tempfail further mail from it for this many seconds (0: never; [skip] networks and local mail are never blocked); shared by all workers' },
+  { key: 'block_ip_max', type: { kind: 'int', min: 1, max: 1_000_000 }, default: 10_000, doc: 'most client IPs blocked at once (the oldest block goes first)' },
+] as const satisfies readonly KeySpec[];
+
+/** [skip]: mail not scanned at all (logged as skipped). */
+export const SKIP_KEYS = [
+  { key: 'networks', type: { kind: 'cidrs' }, default: [], doc: 'client networks whose mail is not scanned, e.g. ["192.0.2.0/24", "2001:db8::/32"]' },
+  { key: 'authenticated', type: { kind: 'bool' }, default: false, doc: 'true: mail from authenticated senders (SMTP AUTH) is not scanned' },
+  { key: 'senders', type: { kind: 'globs' }, default: [], doc: 'envelope senders whose mail is not scanned (address globs, e.g. "*@example.com"; senders are easily forged)' },
+  { key: 'recipients', type: { kind: 'globs' }, default: [], doc: 'recipients who want their mail unscanned (address globs); a message is skipped only when every recipient matches' },
+  { key: 'pass_recipients', type: { kind: 'globs' }, default: [], doc: 'recipients who get infected mail delivered with an X-Virus-Found header while the others get the action (a refusal then becomes a drop for the others)' },
+] as const satisfies readonly KeySpec[];
+
+/** [banned]: attachments refused by name or type, whatever the engines say. */
+export const BANNED_KEYS = [
+  { key: 'names', type: { kind: 'globs' }, default: [], doc: 'file names refused (globs, case-insensitive; names inside archives too), e.g. ["*.exe", "*.pdf.exe", "*.scr"]' },
+  { key: 'types', type: { kind: 'strings', minItems: 0 }, default: [], doc: 'types refused, detected from the bytes or declared: MIME types or extensions, e.g. ["application/x-msdownload", "exe"]' },
+  { key: 'action', type: { kind: 'enum', values: ['reject', 'tempfail', 'drop', 'pass', 'quarantine'] }, default: 'reject', doc: 'what happens to mail with a banned attachment: reject (554 naming the file), tempfail, drop, pass (logged), quarantine (keep a copy, then drop)' },
+] as const satisfies readonly KeySpec[];
+
+/** [headers]: fields added to delivered mail. */
+export const HEADERS_KEYS = [
+  { key: 'scanned', type: { kind: 'bool' }, default: false, doc: 'add X-Virus-Scanned: avfilter VERSION (engines and signature versions) on HOST' },
+  { key: 'status', type: { kind: 'bool' }, default: false, doc: 'add X-Virus-Status: Clean, Infected (names) or Unscanned (reason); a field of the same name from outside is renamed X-Old-X-Virus-Status' },
+] as const satisfies readonly KeySpec[];
+
+/** [notify]: notices about infected mail (none by default). */
+export const NOTIFY_KEYS = [
+  { key: 'postmaster', type: { kind: 'address', allowEmpty: true }, default: '', doc: 'address that gets a notice for each infected message ("" : none)' },
+  { key: 'recipients', type: { kind: 'bool' }, default: false, doc: 'the recipients of an infected message get a notice' },
+  { key: 'sender', type: { kind: 'bool' }, default: false, doc: 'the sender gets a notice (senders of viruses are nearly always forged: off unless you know better)' },
+  { key: 'sendmail', type: { kind: 'command' }, default: ['/usr/sbin/sendmail', '-f', ''], doc: 'program (no shell) that sends a notice, given the addresses as arguments and the notice on its input; the null sender keeps bounces from looping' },
+  { key: 'template', type: { kind: 'path', allowEmpty: true }, default: '', doc: 'file with the notice (headers, a blank line, the body) and macros %v names, %s sender, %r recipients, %q queue id, %i client IP, %h original headers, %f file names, %%; "" : the built-in notice' },
+] as const satisfies readonly KeySpec[];
+
+/**
+ * [replies]: what Courier is told, "CODE TEXT" with macros (%v names, %s sender, %r recipients,
+ * %q queue id, %i client IP, %f file names, %e the reason, %%); values from the message are
+ * escaped (no CR, LF or control character reaches a reply).
+ */
+export const REPLIES_KEYS = [
+  { key: 'accept', type: { kind: 'reply', class: 2 }, default: '200 Ok', doc: 'mail accepted (clean, dropped, passed, stripped)' },
+  { key: 'infected_reject', type: { kind: 'reply', class: 5 }, default: '550 5.7.1 Message rejected: virus found: %v', doc: 'infected mail refused' },
+  { key: 'infected_tempfail', type: { kind: 'reply', class: 4 }, default: '451 4.7.1 Message held: virus found: %v', doc: 'infected mail held (action tempfail)' },
+  { key: 'banned_reject', type: { kind: 'reply', class: 5 }, default: '554 5.7.1 Message rejected: banned attachment: %f', doc: 'mail with a banned attachment refused' },
+  { key: 'banned_tempfail', type: { kind: 'reply', class: 4 }, default: '451 4.7.1 Message held: banned attachment: %f', doc: 'mail with a banned attachment held' },
+  { key: 'encrypted_reject', type: { kind: 'reply', class: 5 }, default: '554 5.7.1 Message rejected: encrypted archive cannot be scanned (%v)', doc: 'an encrypted archive refused' },
+  { key: 'encrypted_tempfail', type: { kind: 'reply', class: 4 }, default: '451 4.7.1 Message held: encrypted archive cannot be scanned (%v)', doc: 'an encrypted archive held' },
+  { key: 'damaged_reject', type: { kind: 'reply', class: 5 }, default: '554 5.7.1 Message rejected: damaged attachment cannot be scanned: %f (%e)', doc: 'a damaged container refused' },
+  { key: 'damaged_tempfail', type: { kind: 'reply', class: 4 }, default: '451 4.7.1 Message held: damaged attachment cannot be scanned: %f (%e)', doc: 'a damaged container held' },
+  { key: 'limit_reject', type: { kind: 'reply', class: 5 }, default: '554 5.7.1 Message cannot be scanned: %e', doc: 'a message beyond a resource limit refused' },
+  { key: 'limit_tempfail', type: { kind: 'reply', class: 4 }, default: '451 4.7.1 Message cannot be scanned now: %e', doc: 'a message beyond a resource limit held' },
+  { key: 'error', type: { kind: 'reply', class: 4 }, default: '451 4.3.0 Virus scan failed, try again later (%e)', doc: 'scanning failed' },
+  { key: 'busy', type: { kind: 'reply', class: 4 }, default: '451 4.3.2 Virus scanner busy, try again later (%e)', doc: 'waitfile present' },
+  { key: 'blocked', type: { kind: 'reply', class: 4 }, default: '451 4.7.1 Mail from %i is deferred for a while: it sent a virus', doc: 'mail from a client IP blocked by action.block_ip_seconds' },
+] as const satisfies readonly KeySpec[];
 
 /** [mime] keys: limits of the MIME extractor; hitting one is a verdict, never "clean". */
-export const MIME_KEYS: readonly KeySpec[] = [
+export const MIME_KEYS = [
   { key: 'max_depth', type: { kind: 'int', min: 1, max: 100 }, default: 20, doc: 'deepest nesting of multiparts and attached messages' },
   { key: 'max_parts', type: { kind: 'int', min: 1, max: 100000 }, default: 1000, doc: 'most MIME parts in one message' },
   { key: 'max_header_size', type: { kind: 'bytes', min: 1024, max: 64 * MiB }, default: 1 * MiB, doc: 'largest header block of one part' },
@@ -88,24 +160,36 @@ export const MIME_KEYS: readonly KeySpec[] = [
   { key: 'memory_part_size', type: { kind: 'bytes', min: 0, max: 256 * MiB }, default: 1 * MiB, doc: 'decoded parts larger than this are written to tmpdir instead of memory' },
   { key: 'max_expansion_ratio', type: { kind: 'int', min: 1, max: 10000 }, default: 16, doc: 'decoded bytes may be at most this many times the message size (plus 4 MiB)' },
   { key: 'allow_partial', type: { kind: 'bool' }, default: false, doc: 'accept message/partial fragments (they cannot be scanned whole; refused by default)' },
-];
+] as const satisfies readonly KeySpec[];
 
 /**
  * [unpack] keys: the container stage (archives, documents, attached mail and mbox files found
  * by their bytes), whose members every engine scans; a limit
  * crossed is a verdict (action.limit), never "clean".
  */
-export const UNPACK_KEYS: readonly KeySpec[] = [
+export const UNPACK_KEYS = [
   { key: 'enabled', type: { kind: 'bool' }, default: true, doc: 'unpack containers and scan their members with every engine (false: engines see containers as bytes; clamd then unpacks them itself)' },
   { key: 'max_depth', type: { kind: 'int', min: 1, max: 64 }, default: 10, doc: 'deepest nesting of containers (a zip in a tar.gz in a zip is 3)' },
   { key: 'max_members', type: { kind: 'int', min: 1, max: 1000000 }, default: 10000, doc: 'most members unpacked from all containers of one message' },
   { key: 'max_size', type: { kind: 'bytes', min: 1024, max: 16 * 1024 * MiB }, default: 256 * MiB, doc: 'most bytes unpacked from all containers of one message' },
   { key: 'max_ratio', type: { kind: 'int', min: 1, max: 100000 }, default: 200, doc: 'unpacked bytes may be at most this many times the message size (plus 16 MiB)' },
   { key: 'max_time', type: { kind: 'seconds', min: 1, max: HOUR }, default: 30, doc: 'time for all unpacking of one message' },
-];
+] as const satisfies readonly KeySpec[];
+
+/** The tables of the file besides the top level and [[engine]], in the order they are printed. */
+export const SECTIONS = [
+  { name: 'action', specs: ACTION_KEYS },
+  { name: 'mime', specs: MIME_KEYS },
+  { name: 'unpack', specs: UNPACK_KEYS },
+  { name: 'skip', specs: SKIP_KEYS },
+  { name: 'banned', specs: BANNED_KEYS },
+  { name: 'headers', specs: HEADERS_KEYS },
+  { name: 'notify', specs: NOTIFY_KEYS },
+  { name: 'replies', specs: REPLIES_KEYS },
+] as const satisfies readonly { readonly name: string; readonly specs: readonly KeySpec[] }[];
 
 /** Keys of every [[engine]] table, by type. `type` itself is checked first. */
-export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
+export const ENGINE_KEYS = {
   clamd: [
     { key: 'servers', type: { kind: 'addresses' }, default: ['unix:/run/clamav/clamd.ctl'], doc: 'clamd servers: unix:/path, tcp:host:port, tcp:[v6]:port; each item goes to the up server with the fewest scans in flight, a server that fails without a verdict is left until it answers PING again, and the item is sent once more to another' },
     { key: 'max_scans_per_server', type: { kind: 'int', min: 1, max: 1024 }, default: 10, doc: "scans in flight to one clamd server over the whole daemon (each worker takes an equal share, at least 1); keep it below clamd's MaxThreads; more wait for a slot within the request's deadline" },
@@ -138,9 +222,30 @@ export const ENGINE_KEYS: Readonly<Record<string, readonly KeySpec[]>> = {
     { key: 'infected_exit', type: { kind: 'exit-codes' }, default: [1], doc: 'exit codes that mean infected; any other exit (or a signal) is a scanner error' },
     { key: 'name_pattern', type: { kind: 'regex' }, default: '^.*?: (.+) FOUND$', doc: 'regular expression with one capture group, matched against each line of the output: the virus names' },
   ],
-};
+} as const satisfies Readonly<Record<string, readonly KeySpec[]>>;
+
+/** ENGINE_KEYS looked up by a type name read from a file (own keys only: see readEngines). */
+export const ENGINE_SPECS: Readonly<Record<string, readonly KeySpec[]>> = ENGINE_KEYS;
 
 /** Engine types the contract names but this version does not implement yet. */
 export const FUTURE_ENGINE_TYPES: readonly string[] = [];
 
 export const DEFAULT_CONFIG_PATH = '/etc/courier/filters/avfilter.toml';
+
+/** The value a key of this type has in a loaded Config. */
+export type ValueOf<T extends KeyType> =
+  T extends { kind: 'bool' } ? boolean
+  : T extends { kind: 'enum'; values: readonly (infer V)[] } ? V
+  : T extends { kind: 'action-map'; values: readonly (infer V)[] } ? Readonly<Record<string, V>>
+  : T extends { kind: 'seconds' | 'bytes' | 'int' } ? number
+  : T extends { kind: 'exit-codes' } ? readonly number[]
+  : T extends { kind: 'strings' | 'paths' | 'addresses' | 'command' | 'globs' | 'cidrs' } ? readonly string[]
+  : string;
+
+/** A table of a loaded Config, derived from its key specs: one readonly field per key. */
+export type TableOf<S extends readonly KeySpec[]> = { readonly [E in S[number] as E['key']]: ValueOf<E['type']> };
+
+/** The sections of a loaded Config, each derived from SECTIONS. */
+export type SectionsOf<S extends readonly { readonly name: string; readonly specs: readonly KeySpec[] }[]> = {
+  readonly [E in S[number] as E['name']]: TableOf<E['specs']>;
+};

@@ -186,6 +186,8 @@ export interface MarkOptions {
   readonly signal?: AbortSignal | undefined;
   /** Test seam: what the records are written through (a short or failing write). */
   readonly writer?: ((fh: FileHandle) => RecordWriter) | undefined;
+  /** Recipients left pending (they get the message): true for an address not to mark. */
+  readonly keep?: ((address: string) => boolean) | undefined;
 }
 
 /**
@@ -203,7 +205,7 @@ export async function markDelivered(file: ControlFile, reason: string, nowSec: n
   if (!Number.isSafeInteger(nowSec) || nowSec < 0) {
     throw new ControlError('EINVAL', `markDelivered: nowSec must be a non-negative integer, got ${String(nowSec)}`);
   }
-  const pending = file.recipients.filter((r) => !r.done);
+  const pending = file.recipients.filter((r) => !r.done && !(opts.keep?.(r.address) ?? false));
   if (pending.length === 0) return 0;
   const text = sanitizeLine(reason, MAX_REASON_BYTES) || DEFAULT_DROP_REASON;
 

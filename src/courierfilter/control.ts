@@ -17,6 +17,7 @@
  * which only affects display, never recipient numbering.
  */
 import { isIP } from 'node:net';
+import { AvError, type Origin } from '../errors.js';
 
 export interface Recipient {
   /** Position of its `r` line within THIS file, 0-based: the <n> in I<n>/S<n> records. */
@@ -63,13 +64,17 @@ export interface ControlSummary {
   source?: string;
 }
 
+/**
+ * A ControlError is about the files the request names (origin input), except the deadline
+ * while marking recipients (abort) and our own short write or bad arguments (internal).
+ */
+const CONTROL_ORIGINS: ReadonlyMap<string, Origin> = new Map([['EABORTED', 'abort'], ['ESHORT_WRITE', 'internal'], ['EINVAL', 'internal']]);
+
 /** Error with a stable code, shared by control.ts and control-io.ts. */
-export class ControlError extends Error {
-  readonly code: string;
+export class ControlError extends AvError {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, CONTROL_ORIGINS.get(code) ?? 'input', message, options);
     this.name = 'ControlError';
-    this.code = code;
   }
 }
 

@@ -6,10 +6,11 @@
  * text from an engine (virus names, error messages) that we do not trust.
  * Outputs: formatReply returns an SMTP-style reply ("NNN-text\n" lines, last "NNN text\n"),
  * 7-bit ASCII, never empty. parseReply returns a ParsedReply and never throws.
- * Fails with: formatReply throws a RangeError with code EBAD_REPLY_CODE for a code outside
+ * Fails with: formatReply throws an AvError EBAD_REPLY_CODE (origin internal) for a code outside
  * 000-099 / 200-599 (a programming or config error: validate config codes with isReplyCode).
  * parseReply reports EBAD_REPLY, ELINE_TOO_LONG, ETRUNCATED as error results.
  */
+import { AvError } from '../errors.js';
 
 /** Text bytes per reply line. RFC 5321 §4.5.3.1.5 caps a reply line at 512 octets with code and CRLF. */
 export const MAX_REPLY_LINE_BYTES = 400;
@@ -53,8 +54,7 @@ function defaultText(code: number): string {
 /** Format a reply. A string is one line (embedded line breaks become spaces); an array gives one line each. */
 export function formatReply(code: number, text: string | string[]): Buffer {
   if (!isReplyCode(code)) {
-    const err = new RangeError(`reply code must be 0-99 or 200-599, got ${String(code)}`);
-    throw Object.assign(err, { code: 'EBAD_REPLY_CODE' });
+    throw new AvError('EBAD_REPLY_CODE', 'internal', `reply code must be 0-99 or 200-599, got ${String(code)}`);
   }
   const input = Array.isArray(text) ? text : [text];
   let lines = input.map((t) => sanitizeLine(t, MAX_REPLY_LINE_BYTES)).filter((l) => l.length > 0);

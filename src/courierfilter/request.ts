@@ -15,7 +15,9 @@
  * file for any byte >= 0x80, and a lenient UTF-8 decode would turn bad bytes into U+FFFD. Bytes
  * that are not valid UTF-8 are EBAD_PATH (fail closed); Courier's paths are ASCII in practice
  * (/var/lib/courier/tmp/<T>/D<ino>).
+ * Its constructor throws an AvError EINVALID_LIMITS (origin internal) for impossible limits.
  */
+import { AvError } from '../errors.js';
 
 export interface RequestLimits {
   /** Longest path line in bytes, without its "\n" (or "\r\n"). */
@@ -71,10 +73,7 @@ export class RequestReader {
     for (const key of ['maxLineBytes', 'maxLines'] as const) {
       const v = limits?.[key];
       if (!Number.isSafeInteger(v) || v < (key === 'maxLines' ? 2 : 1)) {
-        const err = new RangeError(
-          `RequestReader: ${key} must be an integer >= ${key === 'maxLines' ? 2 : 1}, got ${String(v)}`,
-        );
-        throw Object.assign(err, { code: 'EINVALID_LIMITS' });
+        throw new AvError('EINVALID_LIMITS', 'internal', `RequestReader: ${key} must be an integer >= ${key === 'maxLines' ? 2 : 1}, got ${String(v)}`);
       }
     }
     this.#limits = Object.freeze({ maxLineBytes: limits.maxLineBytes, maxLines: limits.maxLines });

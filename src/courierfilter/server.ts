@@ -18,6 +18,7 @@
  */
 import type { Socket } from 'node:net';
 import { formatReply } from './reply.js';
+import { BAD_REQUEST_REPLY, INTERNAL_REPLY, SHUTDOWN_REPLY, TIMEOUT_REPLY } from './replies.js';
 import { RequestReader, type CourierRequest } from './request.js';
 
 export interface Reply {
@@ -56,10 +57,6 @@ export interface ServerOptions {
 export const OVERDUE = 'overdue';
 export const SHUTTING_DOWN = 'shutdown';
 
-export const TIMEOUT_REPLY: Reply = { code: 451, text: '4.3.0 Virus scan timed out, try again later' };
-export const INTERNAL_REPLY: Reply = { code: 451, text: '4.3.0 Internal error in the virus filter, try again later' };
-export const SHUTDOWN_REPLY: Reply = { code: 451, text: '4.3.2 Virus filter shutting down, try again later' };
-const BAD_REQUEST_REPLY: Reply = { code: 451, text: '4.3.0 Virus filter could not read the request' };
 const INTERNAL_BYTES = formatReply(INTERNAL_REPLY.code, INTERNAL_REPLY.text as string);
 
 export class ConnectionHandler {

@@ -5,11 +5,12 @@
  * directory; bind DIR/.NAME (submit and courierfilter skip dot-names, so the socket appears only
  * when ready) and listen; publish(): chmod 0660 (submit for local mail runs with group courier)
  * and rename to NAME, once something accepts on it.
- * Fails with an Error whose code is EALREADY_RUNNING or the errno of the failing step.
+ * Fails with an AvError EALREADY_RUNNING (origin config), or an Error with the errno of the failing step.
  */
 import { chmodSync, renameSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { AvError } from '../errors.js';
 
 export interface FilterSocket {
   /** Listening on DIR/.NAME from the start; its handle is what the workers accept on. */
@@ -38,7 +39,7 @@ export async function bindFilterSocket(
   const finalPath = join(dir, name);
   const dotPath = join(dir, `.${name}`);
   if (await answers(finalPath)) {
-    throw Object.assign(new Error(`${finalPath}: another filter is already listening there`), { code: 'EALREADY_RUNNING' });
+    throw new AvError('EALREADY_RUNNING', 'config', `${finalPath}: another filter is already listening there`);
   }
   unlinkQuiet(join(otherDir, name));
   unlinkQuiet(dotPath);

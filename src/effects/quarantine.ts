@@ -1,35 +1,36 @@
 /**
- * The quarantine effect: a copy of an infected message (data file), its control files and a
- * record, kept in quarantine_dir (quarantine/store.ts) when action.quarantine is true, before
- * anything else happens to the message.
- * Fails with the code of the failing step; the caller then answers 4xx rather than drop a
- * message it could not keep.
+ * The quarantine effect: the message (data file), its control files and a record kept in
+ * quarantine_dir (quarantine/store.ts) before anything else is done to it; no copy, no drop
+ * (the runner fails and the answer is 451). Its undo removes the entry, so a message answered
+ * 451 and sent again is kept once.
+ * Fails with the store's codes (EQUARANTINE_DIR) or the errno of the failing step.
  */
-import type { Finding } from '../policy/verdict.js';
-import { writeEntry } from '../quarantine/store.js';
+import { deleteEntry, writeEntry } from '../quarantine/store.js';
+import type { EffectRunner } from './types.js';
 
-export interface QuarantineInput {
-  readonly queueId: string;
-  readonly sender: string;
-  readonly recipients: readonly string[];
-  readonly names: readonly string[];
-  readonly clientIp?: string | undefined;
-  readonly findings?: readonly Finding[] | undefined;
-  readonly controlPaths?: readonly string[] | undefined;
-  /** What is done with the message (the decision's action). */
-  readonly action?: string | undefined;
-}
-
-/** Keeps the message; returns the new entry's id. */
-export async function quarantine(dir: string, dataPath: string, rec: QuarantineInput, now = new Date()): Promise<string> {
-  const entry = await writeEntry(dir, {
-    dataPath,
-    controlPaths: rec.controlPaths ?? [],
-    record: {
-      queue_id: rec.queueId, sender: rec.sender, recipients: rec.recipients, client_ip: rec.clientIp, names: rec.names,
-      findings: (rec.findings ?? []).map((f) => ({ name: f.name, engine: f.engine, part: f.itemId, filename: f.filename, container: f.container })),
-      action: rec.action ?? '',
-    },
-  }, now);
-  return entry.id;
-}
+export const quarantineRunner: EffectRunner<'quarantine'> = {
+  kind: 'quarantine',
+  phase: 'commit',
+  writes: false,
+  failVerb: 'quarantined',
+  async run(_effect, env) {
+    const v = env.verdict;
+    const names = v.kind === 'infected' ? v.names : v.kind === 'banned' ? [`banned:${v.name}`] : [];
+    const qdir = env.config.quarantine_dir;
+    const entry = await writeEntry(qdir, {
+      dataPath: env.data.readPath,
+      controlPaths: env.controls.map((c) => c.path),
+      record: {
+        queue_id: env.envelope.queueId, sender: env.envelope.sender, client_ip: env.envelope.clientIp, names,
+        recipients: env.controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address)),
+        findings: v.kind === 'infected'
+          ? v.findings.map((f) => ({ name: f.name, engine: f.engine, part: f.itemId, filename: f.filename, container: f.container }))
+          : v.kind === 'banned' ? [{ name: `banned:${v.name}`, engine: 'banned', part: v.path }] : [],
+        action: env.decision.action,
+      },
+    });
+    env.fields['quarantine'] = entry.id;
+    env.state.quarantineId = entry.id;
+    return { undo: () => deleteEntry(qdir, entry.id) };
+  },
+};

@@ -1,10 +1,12 @@
 /**
  * Checks of engine options shared by the icap and command engines (the config loader checked
- * the config's values already; these guard the engines' own API). Throws an Error with code
- * EBADOPTION naming the engine.
+ * the config's values already; these guard the engines' own API). Throws an AvError with code
+ * EBADOPTION (origin config) naming the engine.
  */
-export function badOption(engine: string, message: string): Error {
-  return Object.assign(new Error(`${engine} engine: ${message}`), { code: 'EBADOPTION' });
+import { AvError } from '../errors.js';
+
+export function badOption(engine: string, message: string): AvError {
+  return new AvError('EBADOPTION', 'config', `${engine} engine: ${message}`);
 }
 
 export function positiveInt(engine: string, name: string, v: number, max: number): void {

@@ -40,7 +40,8 @@ import { logKeysOf, openLogOutput } from '../ops/log-output.js';
 import { runKeys } from '../ops/debug-run.js';
 import { RateLimiter } from '../ops/rate-limit.js';
 import { messageOf } from '../errors.js';
-import { WORKER_FAILED_TEXT, WorkerPool, type ListenOptions } from './pool.js';
+import { WorkerPool, type ListenOptions } from './pool.js';
+import { notConfigured as notConfiguredText, WORKER_FAILED_TEXT } from '../courierfilter/replies.js';
 import { RELOAD_SIGNALS, mergeKinds, reload, watchTargets, type ReloadHost, type ReloadKind } from './reload.js';
 import { answerStats, provideStats, STATS_SIGNAL } from './stats-report.js';
 import { FileWatcher } from '../ops/watch.js';
@@ -131,7 +132,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     const { onEvent: _, ...rest } = serverOptions(c);
     return rest;
   };
-  const notConfigured = (): string => `4.3.0 avfilter is not configured: ${problem ?? 'unknown reason'}`;
+  const notConfigured = (): string => notConfiguredText(problem ?? 'unknown reason');
   const masterService: Service = async (req, call) => {
     const code = problem !== undefined ? 'ENOT_CONFIGURED' : 'EWORKER';
     const fields = { data: req.dataPath, verdict: 'tempfail', action: 'tempfail', reply: 451, code, ms: Date.now() - call.acceptedAt };

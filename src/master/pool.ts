@@ -33,6 +33,7 @@ import type { WorkerLog } from '../ops/log-output.js';
 import { isFromWorker, type FromWorker, type ToWorker } from '../worker/ipc.js';
 import { IDLE_RECYCLE_AFTER_MS, shouldRecycleIdle } from './idle-recycle.js';
 import { sweepStale } from './tmp-sweep.js';
+import { WORKER_FAILED_TEXT } from '../courierfilter/replies.js';
 import type { StatsStore } from '../ops/stats-store.js';
 
 const WORKER_MODULE = new URL('../worker/main.js', import.meta.url);
@@ -65,7 +66,6 @@ const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = {
 /** Longest line of a worker's stray output forwarded to the log. */
 const MAX_OUTPUT_LINE = 500;
 
-export const WORKER_FAILED_TEXT = '4.3.0 Virus filter worker failed, try again later';
 
 export interface PoolConfig {
   readonly config: Config;

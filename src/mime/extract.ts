@@ -48,7 +48,7 @@ export interface Extraction {
   /** Distinct decoded parts in document order (attached messages before their contents). */
   parts: ExtractedPart[];
   /** Set when a limit was hit or the message could not be parsed: a verdict, never clean. */
-  limit?: { code: string; message: string };
+  limit?: { code: string; message: string; where?: string };
   /**
    * Set when readers may disagree on this message (PartStore.noteIrregular): why. A note for
    * the log (such structure is what evasions are made of); it changes nothing in what is
@@ -99,7 +99,7 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   const onAbort = (): void => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   let limit: { code: string; message: string } | undefined;
-  let stageLimit: { code: string; message: string; internal?: boolean } | undefined;
+  let stageLimit: { code: string; message: string; internal?: boolean; where?: string } | undefined;
   let encrypted: { format: string; path: string } | undefined;
   const soft: MimeError[] = [];
   // each step runs whatever the earlier ones hit, except a spent budget; an abort stops all
@@ -207,7 +207,7 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
     if (spooled !== undefined) await unlink(spooled).catch(() => undefined);
   }
   if (limit === undefined && soft.length > 0) limit = { code: soft[0]!.code, message: soft[0]!.message };
-  if (limit === undefined && stageLimit !== undefined) limit = { code: stageLimit.code, message: stageLimit.message };
+  if (limit === undefined && stageLimit !== undefined) limit = { code: stageLimit.code, message: stageLimit.message, ...(stageLimit.where !== undefined ? { where: stageLimit.where } : {}) };
   return {
     parts: store.parts,
     ...(limit !== undefined ? { limit } : {}),

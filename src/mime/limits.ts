@@ -8,6 +8,7 @@
  * extract.ts turns it into Extraction.limit, which the caller treats as a verdict (tempfail),
  * never as clean.
  */
+import { AvError, type Origin } from '../errors.js';
 
 export interface MimeLimits {
   /** Deepest MIME path, counted in components: "1" is 1, "2.1.3" is 3. */
@@ -127,12 +128,27 @@ export const MimeErrorCode = {
 
 export type MimeErrorCodeValue = (typeof MimeErrorCode)[keyof typeof MimeErrorCode];
 
-export class MimeError extends Error {
-  readonly code: MimeErrorCodeValue;
+/** Each code's origin: the limits are limits; a parse or I/O failure is ours; an abort is an abort. */
+const MIME_ORIGINS: Readonly<Record<MimeErrorCodeValue, Origin>> = {
+  EMIME_PARSE: 'internal',
+  EMIME_DEPTH_LIMIT: 'limit',
+  EMIME_PART_LIMIT: 'limit',
+  EMIME_HEADER_LIMIT: 'limit',
+  EMIME_DECODED_LIMIT: 'limit',
+  EMIME_EXPANSION_LIMIT: 'limit',
+  EMIME_EMBED_DEPTH: 'limit',
+  EMIME_EMBED_LIMIT: 'limit',
+  EMIME_CANDIDATE_LIMIT: 'limit',
+  EMIME_PARTIAL: 'limit',
+  EMIME_IO: 'internal',
+  EABORTED: 'abort',
+};
+
+export class MimeError extends AvError {
+  declare readonly code: MimeErrorCodeValue;
   constructor(code: MimeErrorCodeValue, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, MIME_ORIGINS[code], message, options);
     this.name = 'MimeError';
-    this.code = code;
   }
 }
 

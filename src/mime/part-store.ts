@@ -14,6 +14,7 @@ import { mkdir, mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promi
 import { join } from 'node:path';
 import type { MessageBytes } from '../bytes/message-bytes.js';
 import type { ExtractedPart, PartMeta } from '../bytes/part.js';
+import { AvError } from '../errors.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
 import { PartWriter, sha256Hex, type FinishedPart, type PartHome } from './part-writer.js';
 
@@ -108,12 +109,12 @@ export class PartStore implements PartHome {
 
   /** @internal A new 0600 file in the private directory. */
   async createFile(prefix = 'part'): Promise<{ handle: FileHandle; path: string }> {
-    if (this.disposed) throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
+    if (this.disposed) throw new AvError('EDISPOSED', 'internal', 'part store already disposed');
     if (this.dir === undefined) {
       const dir = await this.makeDir();
       if (this.disposed) {
         await rm(dir, { recursive: true, force: true });
-        throw Object.assign(new Error('part store already disposed'), { code: 'EDISPOSED' });
+        throw new AvError('EDISPOSED', 'internal', 'part store already disposed');
       }
       this.dir = dir;
     }

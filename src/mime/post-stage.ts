@@ -48,7 +48,7 @@ export interface ExtractionAccess {
 
 export interface PostStageResult {
   /** A limit crossed, or (`internal`) a fault of the stage: never clean. */
-  limit?: { code: string; message: string; internal?: boolean };
+  limit?: { code: string; message: string; internal?: boolean; where?: string };
   /** The first encrypted content found. */
   encrypted?: { format: string; path: string };
 }

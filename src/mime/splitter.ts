@@ -17,6 +17,7 @@
  * Input and output: mailsplit's. Fails only as mailsplit fails (its EMAXLEN included).
  */
 import mailsplit from '@zone-eu/mailsplit';
+import { AvError } from '../errors.js';
 import { MAX_HEADER_LINES_PER_BLOCK } from './limits.js';
 
 /** The parts of mailsplit's MimeNode these corrections read and write (not in its types). */
@@ -43,7 +44,7 @@ export class StandardSplitter extends mailsplit.Splitter {
     // mailsplit keeps the blank line that ends the block as one of its header lines
     const lines = (this as unknown as { node: NodeInternals }).node._headersLines.length;
     if (lines <= MAX_HEADER_LINES_PER_BLOCK + 1) return null;
-    return Object.assign(new Error(`a header block of more than ${MAX_HEADER_LINES_PER_BLOCK} lines`), { code: 'EMAXLEN' });
+    return new AvError('EMAXLEN', 'limit', `a header block of more than ${MAX_HEADER_LINES_PER_BLOCK} lines`);
   }
 
   /** Called by mailsplit for every node (the constructor's root included). */

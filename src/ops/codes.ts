@@ -7,15 +7,17 @@
  *
  * Owns: code names, their class, one line of meaning each. Fails with nothing: it is data.
  */
-import type { LogVerdict } from '../policy/actions.js';
+import type { Origin } from '../errors.js';
+import type { LogVerdict } from '../policy/decision.js';
 
 /**
  * What a code says about the message: `limit` answers action.limit; `scanner` is an engine's
  * own failure, the only class action.error = "accept" may let through; every other class is
  * 451 whatever the config says (`input`: the request or its files; `abort`: a deadline or a
  * shutdown; `fault`: a fault of avfilter's; `config`: the config or engines do not load).
+ * These are the origins of errors.ts, the one vocabulary; the table says `fault` for internal.
  */
-export type CodeClass = 'limit' | 'scanner' | 'input' | 'abort' | 'fault' | 'config';
+export type CodeClass = Exclude<Origin, 'internal'> | 'fault';
 
 export interface CodeSpec {
   readonly class: CodeClass;
@@ -140,4 +142,8 @@ export const VERDICTS = {
   unscannable: 'a limit was hit and action.limit = "reject" refused the message (554)',
   tempfail: 'not scanned now: 451, the sender retries (code= says why)',
   'accepted-unscanned': 'a scanner failed and action.error = "accept" delivered it unscanned (fail open: code= and origin=scanner say why)',
+  damaged: 'a damaged container or an unsupported method (retrying cannot help): action.damaged answered; files= says which',
+  banned: 'an attachment [banned] refuses by name or type: [banned].action answered; files= and rule= say which',
+  skipped: 'not scanned: a [skip] rule covers every recipient, or a quarantine release (reason= says which)',
+  blocked: 'not scanned: the client IP sent a virus a moment ago (action.block_ip_seconds): 451',
 } as const satisfies Record<LogVerdict, string>;

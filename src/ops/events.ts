@@ -68,6 +68,7 @@ export const EVENTS = {
   'internal-error': { levels: ['error'], meaning: 'a fault of ours while answering a request: answered 451' },
   'control-busy': { levels: ['warning'], meaning: "a file of this request is in use by another request: 451, Courier retries" },
   'control-lock-error': { levels: ['error'], meaning: 'the lock on the request files could not be taken (code=): 451' },
+  'effect-failed': { levels: ['warning'], meaning: 'an effect that runs once the answer stands (block, notify), or the undo of one, failed (effect=, code=): logged, the answer stands' },
   suppressed: { levels: ['warning', 'error'], meaning: 'count= lines of event of= were held back in the last seconds= (a flood), at that event\'s level' },
   // ---- the quarantine (logged by avfilter --quarantine where the daemon logs)
   'quarantine-release': { levels: ['info', 'error'], meaning: 'a quarantined message was handed to sendmail (info: quarantine=, to=) or could not be (error: code=, reason=; it stays releasable)' },

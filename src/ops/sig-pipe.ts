@@ -18,7 +18,7 @@
 import { execFile } from 'node:child_process';
 import { closeSync, constants, existsSync, fstatSync, lchownSync, lstatSync, openSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { Socket } from 'node:net';
-import { messageOf } from '../errors.js';
+import { AvError, messageOf } from '../errors.js';
 
 export const STATUS_PREFIX = 'status: ';
 export const STATUS_OK = 'status: ok';
@@ -126,9 +126,10 @@ export class ReportPipe {
 
 // ---- the reader's side (avfilter_sig)
 
-export class SigPipeError extends Error {
-  constructor(readonly code: 'EPIPE_BUSY' | 'EPIPE_UNSAFE' | 'EPIPE_CREATE', message: string) {
-    super(message);
+export class SigPipeError extends AvError {
+  declare readonly code: 'EPIPE_BUSY' | 'EPIPE_UNSAFE' | 'EPIPE_CREATE';
+  constructor(code: 'EPIPE_BUSY' | 'EPIPE_UNSAFE' | 'EPIPE_CREATE', message: string) {
+    super(code, 'input', message);
     this.name = 'SigPipeError';
   }
 }

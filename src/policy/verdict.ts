@@ -22,7 +22,7 @@ export interface Finding {
 }
 
 /** Where a failure came from (errors.ts); only 'scanner' may ever be accepted unscanned. */
-export type ErrorOrigin = 'scanner' | 'input' | 'abort' | 'internal';
+export type ErrorOrigin = import('../errors.js').ErrorOrigin;
 
 export type Verdict =
   | { readonly kind: 'clean'; readonly items: number }
@@ -35,7 +35,19 @@ export type Verdict =
    * ("2/invoice.zip/docs/a.exe" for an encrypted member, the archive's path when its header is).
    */
   | { readonly kind: 'encrypted'; readonly name: string; readonly format: string; readonly path: string }
-  | { readonly kind: 'busy'; readonly reason: string };
+  | { readonly kind: 'busy'; readonly reason: string }
+  /**
+   * A container that cannot be read and never will be (truncated, corrupt, an unsupported
+   * method): retrying does not help, so it has its own action (action.damaged). `name` is the
+   * file (as the sender named it), `path` where it is.
+   */
+  | { readonly kind: 'damaged'; readonly code: string; readonly reason: string; readonly name: string; readonly path: string }
+  /** An attachment [banned] refuses by its name or type (`rule` says which). */
+  | { readonly kind: 'banned'; readonly name: string; readonly path: string; readonly rule: string }
+  /** Not scanned: a [skip] rule covers every recipient, or the message is a quarantine release. */
+  | { readonly kind: 'skipped'; readonly reason: string }
+  /** Not scanned: the client IP sent a virus a moment ago (action.block_ip_seconds). */
+  | { readonly kind: 'blocked'; readonly ip: string };
 
 /** Distinct names in the order they were found. */
 export function uniqueNames(findings: readonly Finding[]): string[] {

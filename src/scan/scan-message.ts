@@ -20,13 +20,13 @@ import { performance } from 'node:perf_hooks';
 import type { Engine, EngineResult, ScanItem } from '../engines/engine.js';
 import { EngineErrorCode } from '../engines/engine.js';
 import { extractParts, MessageInput, MimeErrorCode, type MimeLimits } from '../mime/index.js';
-import { codeOf, messageOf, originOf } from '../errors.js';
+import { codeOf, errorOriginOf, messageOf, type ErrorOrigin } from '../errors.js';
 import { bufferSource, fileSource } from '../bytes/sources.js';
 import { containerStage } from './container-stage.js';
 import { route, type Job } from './route.js';
 import { formatLabel, type UnpackOptions } from '../unpack/stage.js';
 import { UnpackErrorCode, type ContainerFormat } from '../unpack/types.js';
-import { uniqueNames, type ErrorOrigin, type Finding, type Verdict } from '../policy/verdict.js';
+import { uniqueNames, type Finding, type Verdict } from '../policy/verdict.js';
 import type { Trace } from '../ops/trace.js';
 
 export interface ScanDeps {
@@ -71,6 +71,9 @@ const ITEM_CONCURRENCY = 4;
  */
 const NOT_LIMITS: ReadonlySet<string> = new Set([MimeErrorCode.IO, MimeErrorCode.PARSE, MimeErrorCode.ABORTED, UnpackErrorCode.INTERNAL]);
 
+/** Extraction outcomes that are a damaged container (action.damaged), not a resource limit. */
+const DAMAGED: ReadonlySet<string> = new Set([UnpackErrorCode.CORRUPT, UnpackErrorCode.UNSUPPORTED]);
+
 /** An engine threw instead of returning an error result: a bug of ours, not a scanner fault. */
 const ENGINE_BUG = 'EENGINE_BUG';
 
@@ -84,9 +87,8 @@ export async function scanMessage(msg: MessageFile, deps: ScanDeps, signal: Abor
     return await scanMessageInner(msg, deps, signal);
   } catch (err) {
     if (signal.aborted) return { verdict: ABORTED, items: 0, bytes: 0 };
-    const origin = originOf(err);
     return {
-      verdict: { kind: 'error', code: codeOf(err) ?? 'EINTERNAL', reason: messageOf(err), origin: origin === 'limit' ? 'internal' : origin },
+      verdict: { kind: 'error', code: codeOf(err) ?? 'EINTERNAL', reason: messageOf(err), origin: errorOriginOf(err) },
       items: 0, bytes: 0,
     };
   }
@@ -143,6 +145,10 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     else if (enc !== undefined) {
       const label = 'label' in enc ? enc.label : formatLabel(enc.format as ContainerFormat);
       verdict = { kind: 'encrypted', name: `Encrypted.${label}`, format: enc.format, path: enc.path };
+    }
+    // a container that cannot be read and never will be: not a resource limit (retrying cannot help)
+    else if (limit && DAMAGED.has(limit.code) && limit.where !== undefined) {
+      verdict = { kind: 'damaged', code: limit.code, reason: limit.message, name: limit.where.slice(limit.where.lastIndexOf('/') + 1), path: limit.where };
     }
     else if (limit && !NOT_LIMITS.has(limit.code)) verdict = { kind: 'limit', code: limit.code, reason: limit.message };
     else if (limit) verdict = { kind: 'error', code: limit.code, reason: limit.message, origin: 'internal' };

@@ -25,6 +25,7 @@
  */
 import type { MessageBytes } from '../bytes/message-bytes.js';
 import type { ExtractedPart } from '../bytes/part.js';
+import { AvError } from '../errors.js';
 import type { ContainerHost } from './host.js';
 import { mboxSeparatorEnd, nsisAt, sniff, SNIFF_BYTES } from './sniff.js';
 import { locate, locateBehind, type Opening } from './locate.js';
@@ -52,7 +53,7 @@ export interface UnpackOptions {
 
 export interface StageResult {
   /** A limit crossed (EUNPACK_*) or an unpacker's fault: never clean. */
-  limit?: { code: string; message: string; internal?: boolean };
+  limit?: { code: string; message: string; internal?: boolean; where?: string };
   /** The first encrypted content found. */
   encrypted?: { format: ContainerFormat; path: string };
 }
@@ -80,9 +81,12 @@ export function formatLabel(f: ContainerFormat): string {
   }
 }
 
-class StageLimit extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
+/** A limit of the stage (depth, members, time, a damaged or unreadable container): never leaves this module. */
+class StageLimit extends AvError {
+  /** `where`: the damaged container's path (CORRUPT, UNSUPPORTED), for the reply and the log. */
+  constructor(code: string, message: string, readonly where?: string) {
+    super(code, 'limit', message);
+    this.name = 'StageLimit';
   }
 }
 
@@ -141,7 +145,7 @@ class Stage {
       return true;
     } catch (err) {
       if (!(err instanceof StageLimit)) throw err;
-      this.result.limit ??= { code: err.code, message: err.message };
+      this.result.limit ??= { code: err.code, message: err.message, ...(err.where !== undefined ? { where: err.where } : {}) };
       return err.code === UnpackErrorCode.DEPTH || err.code === UnpackErrorCode.CORRUPT || err.code === UnpackErrorCode.UNSUPPORTED;
     }
   }
@@ -195,7 +199,7 @@ class Stage {
       for (const o of more.openings) this.later.push({ part, bytes, depth, opening: o });
       problem ??= more.problem;
     }
-    if (problem !== undefined) failed ??= new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format ?? 'container'} at ${this.pathOf(part, format ?? 'zip')}: ${problem}`);
+    if (problem !== undefined) failed ??= new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format ?? 'container'} at ${this.pathOf(part, format ?? 'zip')}: ${problem}`, this.pathOf(part, format ?? 'zip'));
     if (failed) throw failed;
   }
 
@@ -289,9 +293,9 @@ class Stage {
         // is unseen, and such streams are common in harmless PDFs. Where the reader stops and
         // a viewer would go on, pdf.ts says `unsupported`, which is a limit.
         if (format === 'pdf') return false;
-        throw new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format} at ${where}${result.detail ? `: ${result.detail}` : ''}`);
+        throw new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format} at ${where}${result.detail ? `: ${result.detail}` : ''}`, where);
       case 'unsupported':
-        throw new StageLimit(UnpackErrorCode.UNSUPPORTED, `${format} at ${where} uses a method that cannot be read${result.detail ? `: ${result.detail}` : ''}`);
+        throw new StageLimit(UnpackErrorCode.UNSUPPORTED, `${format} at ${where} uses a method that cannot be read${result.detail ? `: ${result.detail}` : ''}`, where);
       case 'members':
         throw new StageLimit(UnpackErrorCode.MEMBERS, `more than ${this.opts.maxMembers} members in the containers of this message`);
       case 'time':

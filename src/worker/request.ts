@@ -1,13 +1,9 @@
 /**
  * One Courier request, start to finish — the worker's spine, each step one call:
  * paths → control files → scan slot → data file → waitfile → scan (and the data file still the
- * bytes that were scanned: EDATA_CHANGED otherwise) → decision → effects → reply.
- *
- * Effects that write (the drop's control records, the pass header in the data file) run under
- * a lock on the request's files shared by every worker (control-locks.ts), and the drop marks
- * the control files as they are then, read again: Courier never names a file in two requests
- * at once, but any client of the socket can, and the records must never be doubled. A file
- * locked by another request answers 451.
+ * bytes that were scanned: EDATA_CHANGED otherwise) → decision (policy/actions.ts: the reply
+ * and the list of effects) → effects (effects/run.ts: in their fixed order, with the one
+ * rollback rule, under the request's file lock) → reply.
  *
  * Owns: the order of the steps and what each failure answers. It fills in `fields` (the
  * message's log line) as it learns things, so whoever writes the line — this function's caller
@@ -20,17 +16,16 @@
 import { access } from 'node:fs/promises';
 import type { CourierRequest } from '../courierfilter/request.js';
 import type { Reply } from '../courierfilter/server.js';
-import { readControlFile, rereadControlFile } from '../courierfilter/control-io.js';
-import { summarize, type ControlFile } from '../courierfilter/control.js';
-import { insertHeader } from '../courierfilter/data-header.js';
+import { readControlFile } from '../courierfilter/control-io.js';
+import { summarize, type ControlFile, type ControlSummary } from '../courierfilter/control.js';
+import { CONTROL_BUSY_REPLY, TIMEOUT_REPLY, cannotProcess } from '../courierfilter/replies.js';
 import { decide, type Decision } from '../policy/actions.js';
 import type { Verdict } from '../policy/verdict.js';
 import type { LogFields, Logger } from '../ops/log.js';
 import type { ControlLocks } from './control-locks.js';
 import { scanDepsOf, type Runtime } from '../app/runtime.js';
 import { IN_MEMORY_MESSAGE_BYTES, scanMessage } from '../scan/scan-message.js';
-import { quarantine } from '../effects/quarantine.js';
-import { dropRecipients, pendingAddresses } from '../effects/drop.js';
+import { runEffects, type Outcome } from '../effects/run.js';
 import { AvError, codeOf, messageOf, originOf } from '../errors.js';
 import { checkRequestPaths } from './paths.js';
 import { openDataFile, type DataFile } from './data-file.js';
@@ -54,8 +49,7 @@ export interface Handled {
   readonly verdict?: Verdict | undefined;
 }
 
-export const TIMEOUT_REPLY: Reply = { code: 451, text: '4.3.0 Virus scan timed out, try again later' };
-export const CONTROL_BUSY_REPLY: Reply = { code: 451, text: '4.3.0 Virus filter is already processing this message, try again later' };
+export { CONTROL_BUSY_REPLY, TIMEOUT_REPLY };
 
 export async function handleRequest(req: CourierRequest, ctx: RequestContext, fields: LogFields, signal: AbortSignal): Promise<Handled> {
   const { rt } = ctx;
@@ -67,7 +61,7 @@ export async function handleRequest(req: CourierRequest, ctx: RequestContext, fi
       verdict: 'tempfail', action: 'tempfail', reply: 451, code: aborted ? 'ETIMEOUT' : code,
       reason: aborted ? 'request deadline reached' : messageOf(err),
     });
-    return { reply: aborted ? TIMEOUT_REPLY : { code: 451, text: `4.3.0 Virus filter cannot process this message (${code}), try again later` } };
+    return { reply: aborted ? TIMEOUT_REPLY : cannotProcess(code) };
   };
 
   let paths;
@@ -102,16 +96,17 @@ export async function handleRequest(req: CourierRequest, ctx: RequestContext, fi
 }
 
 async function scanAndAct(
-  dataPath: string, data: DataFile, controls: ControlFile[], env: ReturnType<typeof summarize>,
+  dataPath: string, data: DataFile, controls: ControlFile[], env: ControlSummary,
   ctx: RequestContext, fields: LogFields, signal: AbortSignal,
 ): Promise<Handled> {
   const { rt } = ctx;
+  const deps = ctx.trace !== undefined ? { ...scanDepsOf(rt), trace: ctx.trace } : scanDepsOf(rt);
   let verdict: Verdict;
+  let bytes: Buffer | undefined;
   if (rt.config.waitfile !== '' && (await exists(rt.config.waitfile))) {
     verdict = { kind: 'busy', reason: 'waitfile present' };
   } else {
-    const bytes = data.size <= IN_MEMORY_MESSAGE_BYTES ? await data.readAll() : undefined;
-    const deps = ctx.trace !== undefined ? { ...scanDepsOf(rt), trace: ctx.trace } : scanDepsOf(rt);
+    bytes = data.size <= IN_MEMORY_MESSAGE_BYTES ? await data.readAll() : undefined;
     const report = await scanMessage({ path: data.readPath, size: data.size, bytes }, deps, signal);
     fields['items'] = report.items;
     if (report.irregular !== undefined) fields['irregular'] = report.irregular;
@@ -120,81 +115,39 @@ async function scanAndAct(
     if (changed !== undefined) throw new AvError('EDATA_CHANGED', 'input', `the data file changed while it was scanned: ${changed}`);
     verdict = report.verdict;
   }
-  let decision = decide(verdict, rt.config.action);
-  ctx.trace?.('policy', { verdict: verdict.kind, action: decision.action, reply: decision.code, log_verdict: decision.verdict });
-  const tempfail = (why: string, key: string, err: unknown): void => {
-    decision = { action: 'tempfail', code: 451, text: `4.3.0 Virus found but the message could not be ${why}, try again later`, verdict: 'infected' };
-    fields[key] = codeOf(err) ?? 'EIO';
-  };
+  const recipients = controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address));
+  const decision = decide(verdict, rt.config, { queueId: env.queueId, sender: env.sender, recipients, clientIp: env.clientIp });
+  ctx.trace?.('policy', { verdict: verdict.kind, action: decision.action, reply: decision.code, log_verdict: decision.verdict, effects: decision.effects.map((e) => e.kind) });
 
-  // Keep a copy before anything else happens to an infected message; no copy, no drop.
-  if (verdict.kind === 'infected' && rt.config.action.quarantine && decision.code < 400) {
-    try {
-      fields['quarantine'] = await quarantine(rt.config.quarantine_dir, data.readPath, {
-        queueId: env.queueId, sender: env.sender, clientIp: env.clientIp, names: verdict.names,
-        recipients: controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address)),
-      });
-    } catch (err) {
-      tempfail('quarantined', 'quarantine_error', err);
-    }
-  }
+  const outcome = await runEffects(decision, {
+    dataPath, data, bytes, controls, envelope: env, verdict, config: rt.config, log: ctx.log, fields, signal,
+    rescan: async (input) => (await scanMessage(input, deps, signal)).verdict,
+  }, ctx.locks);
+  logOutcome(fields, verdict, decision, outcome);
+  return { reply: outcome.reply, decision, verdict };
+}
 
-  const writes = (decision.action === 'pass' && verdict.kind === 'infected') || decision.action === 'drop';
-  let held: readonly string[] | undefined;
-  if (writes && decision.code < 400) {
-    try {
-      held = ctx.locks.take([dataPath, ...controls.map((c) => c.path)]);
-    } catch (err) {
-      ctx.log.event('control-lock-error', { data: dataPath, code: codeOf(err) ?? 'EIO', reason: messageOf(err) }, 'error');
-      held = undefined;
-    }
-    if (held === undefined) {
-      ctx.log.event('control-busy', { data: dataPath, reason: 'a file of this request is in use by another request' }, 'warning');
-      Object.assign(fields, { verdict: 'tempfail', action: 'tempfail', reply: CONTROL_BUSY_REPLY.code, code: 'ECONTROL_BUSY' });
-      return { reply: CONTROL_BUSY_REPLY, verdict };
-    }
-  }
-  try {
-    if (decision.action === 'pass' && verdict.kind === 'infected') {
-      try {
-        await insertHeader(data.readPath, `X-Virus-Found: ${verdict.names.join(', ')} (avfilter)`, rt.config.tmpdir);
-      } catch (err) {
-        tempfail('marked', 'header_error', err);
-      }
-    }
-
-    if (decision.action === 'drop') {
-      try {
-        // as they are now: another request may have marked some of them meanwhile
-        const now = controls.map((c) => rereadControlFile(c, rt.config.max_control_size));
-        const to = pendingAddresses(now);
-        fields['dropped'] = await dropRecipients(now, signal);
-        fields['to'] = to;
-      } catch (err) {
-        // Not every recipient could be marked: answer 4xx so Courier discards the whole
-        // submission and the sender retries. Nothing is delivered, nothing is lost.
-        tempfail('dropped', 'drop_error', err);
-      }
-    }
-  } finally {
-    if (held !== undefined) ctx.locks.release(held);
-  }
-
+/** The message line's verdict, names, where and action fields. */
+function logOutcome(fields: LogFields, verdict: Verdict, decision: Decision, outcome: Outcome): void {
+  const failed = outcome.failed !== undefined;
   Object.assign(fields, {
-    verdict: decision.verdict,
+    verdict: failed && decision.verdict !== 'infected' && decision.verdict !== 'banned' ? 'tempfail' : decision.verdict,
     names: verdict.kind === 'infected' ? verdict.names : verdict.kind === 'encrypted' ? [verdict.name] : undefined,
-    where: verdict.kind === 'infected' ? verdict.findings.map((f) => `${f.engine}:${f.itemId}`) : verdict.kind === 'encrypted' ? [`unpack:${verdict.path}`] : undefined,
+    where: verdict.kind === 'infected' ? verdict.findings.map((f) => `${f.engine}:${f.itemId}`)
+      : verdict.kind === 'encrypted' ? [`unpack:${verdict.path}`]
+        : verdict.kind === 'damaged' || verdict.kind === 'banned' ? [`unpack:${verdict.path}`] : undefined,
     // the formats of the containers the findings were in (the paths above say where)
     containers: verdict.kind === 'infected' && verdict.findings.some((f) => f.container !== undefined)
       ? [...new Set(verdict.findings.flatMap((f) => (f.container !== undefined ? [f.container] : [])))]
       : verdict.kind === 'encrypted' ? [verdict.format] : undefined,
-    action: decision.action,
-    reply: decision.code,
-    code: verdict.kind === 'error' || verdict.kind === 'limit' ? verdict.code : undefined,
+    files: verdict.kind === 'damaged' || verdict.kind === 'banned' ? [verdict.name] : undefined,
+    rule: verdict.kind === 'banned' ? verdict.rule : undefined,
+    action: outcome.action,
+    reply: outcome.reply.code,
+    code: fields['code'] ?? (verdict.kind === 'error' || verdict.kind === 'limit' || verdict.kind === 'damaged' ? verdict.code : undefined),
     origin: verdict.kind === 'error' ? verdict.origin : undefined,
-    reason: verdict.kind === 'error' || verdict.kind === 'limit' || verdict.kind === 'busy' ? verdict.reason : undefined,
+    reason: fields['reason'] ?? (verdict.kind === 'error' || verdict.kind === 'limit' || verdict.kind === 'busy' || verdict.kind === 'damaged' || verdict.kind === 'skipped' ? verdict.reason : undefined),
   });
-  return { reply: { code: decision.code, text: decision.text }, decision, verdict };
 }
 
 /**

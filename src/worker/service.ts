@@ -18,12 +18,11 @@ import type { StatsRecorder } from '../ops/stats.js';
 import type { Verdict } from '../policy/verdict.js';
 import { messageOf } from '../errors.js';
 import { messageTrace } from '../ops/trace.js';
-import { handleRequest, TIMEOUT_REPLY } from './request.js';
+import { handleRequest } from './request.js';
+import { INTERNAL_REPLY, SHUTDOWN_REPLY, TIMEOUT_REPLY } from '../courierfilter/replies.js';
 import { Slots } from './slots.js';
 import { ControlLocks } from './control-locks.js';
 
-export const INTERNAL_REPLY: Reply = { code: 451, text: '4.3.0 Internal error in the virus filter, try again later' };
-export const SHUTDOWN_REPLY: Reply = { code: 451, text: '4.3.2 Virus filter shutting down, try again later' };
 
 export interface Timing {
   /** When the connection was accepted (epoch ms): the log's `ms` counts from here. */

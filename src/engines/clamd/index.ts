@@ -12,6 +12,7 @@
  * EBADOPTION; scans return error results with the codes listed in client.ts.
  */
 import { setMaxListeners } from 'node:events';
+import { AvError } from '../../errors.js';
 import { EngineErrorCode, type Engine, type EngineResult, type ScanItem, type ScanSource } from '../engine.js';
 import { parseServer } from './address.js';
 import { instream, ping, version as clamdVersion } from './client.js';
@@ -197,8 +198,8 @@ function positiveInt(name: string, v: number, max: number): void {
   if (!Number.isInteger(v) || v < 1 || v > max) throw badOption(`${name} must be an integer in 1..${max}, got ${String(v)}`);
 }
 
-function badOption(message: string): Error {
-  return Object.assign(new Error(`clamd engine: ${message}`), { code: 'EBADOPTION' });
+function badOption(message: string): AvError {
+  return new AvError('EBADOPTION', 'config', `clamd engine: ${message}`);
 }
 
 /** One signal that aborts when either does (AbortSignal.any needs Node 20.3). */

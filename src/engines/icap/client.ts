@@ -21,6 +21,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { AvError } from '../../errors.js';
 import { EngineErrorCode, type ScanSource } from '../engine.js';
 import {
   chunk, encodeOptions, encodeRespmodHead, IcapParser, LAST_CHUNK, LAST_CHUNK_IEOF, type IcapEvent, type IcapHead,
@@ -295,6 +296,10 @@ function toBuffer(v: unknown): Buffer {
   return typeof v === 'string' ? Buffer.from(v) : (v as Buffer);
 }
 
-function ioError(message: string): Error {
-  return Object.assign(new Error(message), { code: EngineErrorCode.IO });
+/**
+ * The item read short or long: our source misbehaved, not the server (internal, never the
+ * scanner origin a fail-open may pass). Caught below and answered as an EIO result.
+ */
+function ioError(message: string): AvError {
+  return new AvError(EngineErrorCode.IO, 'internal', message);
 }

@@ -5,6 +5,7 @@
  * Callers (the config loader, `--config -v`) classify by `code`, never by message text; the
  * message is for the admin and names the package, directory or file at fault.
  */
+import { AvError } from '../../errors.js';
 
 export const YaraErrorCode = {
   /** The native binding could not be loaded (other platform, package not installed). */
@@ -19,12 +20,12 @@ export const YaraErrorCode = {
 
 export type YaraErrorCodeValue = (typeof YaraErrorCode)[keyof typeof YaraErrorCode];
 
-export class YaraError extends Error {
-  readonly code: YaraErrorCodeValue;
+/** Raised while the engine is set up, from the config: origin `config`. */
+export class YaraError extends AvError {
+  declare readonly code: YaraErrorCodeValue;
 
   constructor(code: YaraErrorCodeValue, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, 'config', message, options);
     this.name = 'YaraError';
-    this.code = code;
   }
 }
