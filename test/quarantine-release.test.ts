@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -18,6 +18,7 @@ import { writeEntry, readEntry, replaceRecord } from '../src/quarantine/store.js
 import { forgetReleaseKeys, releasedMarker, releaseEntry, sendmailArgv, verifyReleaseMarker } from '../src/quarantine/release.js';
 import { findMarker, readKey } from '../src/quarantine/marker.js';
 import { runAvfilter, AVFILTER } from './helpers/avfilter-proc.js';
+import { eicar } from './helpers/eicar.js';
 
 const MESSAGE = [
   'Received: from client ([192.0.2.7]) by mx', 'X-Avfilter-Released: 20200101-000000-aaaaaaaaaaaa 0000000000000000000000000000000000000000000000000000000000000000',
@@ -192,4 +193,42 @@ test('the filter\'s check: accepted only while the entry is being released, for 
   assert.equal(await releasedMarker({ path: msgFile }, s.qdir), undefined);
   assert.equal(await releasedMarker({ path: join(s.dir, 'missing') }, s.qdir), undefined, 'an unreadable file is scanned, not accepted');
   assert.equal(await releasedMarker({ path: msgFile }, join(s.dir, 'elsewhere')), undefined);
+});
+
+test('--batch-test: a released message is accepted unscanned while its release runs, and scanned (dropped) when it comes again later', async () => {
+  forgetReleaseKeys();
+  const s = setup();
+  const spool = join(s.dir, 'spool');
+  mkdirSync(spool);
+  const infected = [
+    'Received: from client by mx', 'From: a@example.test', 'Subject: eicar', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '',
+    '--b', 'Content-Type: application/octet-stream; name="e.com"', 'Content-Transfer-Encoding: base64', '', eicar().toString('base64'), '--b--', '',
+  ].join('\n');
+  const e = await kept(s, infected);
+  await releaseEntry(s.qdir, e.id, { to: [], sendmail: [s.sm] });
+  const sent = Buffer.concat([Buffer.from('Received: from localhost by mx with local\n'), s.runs()[0]!.stdin]);
+  const cfg = join(s.dir, 'batch.toml');
+  writeFileSync(cfg, [`tmpdir = "${s.dir}/work"`, `spool_dirs = ["${spool}"]`, `quarantine_dir = "${s.qdir}"`, '[action]', 'infected = "drop"', ''].join('\n'));
+  let n = 0;
+  const submit = () => {
+    n++;
+    const d = join(spool, `D${n}`);
+    const c = join(spool, `C${n}`);
+    writeFileSync(d, sent);
+    writeFileSync(c, ['ssender@example.test', `M${'0'.repeat(16)}.${'1'.repeat(16)}.0000000${n}`, 'ralice@example.test', 'R', 'N', ''].join('\n'));
+    const r = runAvfilter(['-f', cfg, '--batch-test'], { input: `${d}\n${c}\n\n` });
+    return { r, control: readFileSync(c, 'utf8') };
+  };
+  const rec = (await readEntry(s.qdir, e.id)).record;
+  await replaceRecord(s.qdir, { ...rec, state: 'releasing', released: undefined, releasing: { time: new Date().toISOString(), to: rec.recipients } });
+  let got = submit();
+  assert.equal(got.r.code, 0, got.r.stderr);
+  assert.match(got.r.stdout, /^200 /);
+  assert.match(got.r.stderr, new RegExp(`verdict=skipped .*released=${e.id}|released=${e.id}.*verdict=skipped`));
+  assert.doesNotMatch(got.control, /\nS0 /, 'not dropped');
+  await replaceRecord(s.qdir, rec);
+  got = submit();
+  assert.match(got.r.stdout, /^200 /);
+  assert.match(got.r.stderr, /verdict=infected/);
+  assert.match(got.control, /\nS0 \d+/, 'dropped: the release is over');
 });

@@ -223,4 +223,9 @@ test('--batch-test with action.quarantine: the infected message is kept (data, r
   assert.deepEqual(e.recipients, ['x@example.test']);
   assert.deepEqual(e.names, ['Eicar-Test-Signature']);
   assert.deepEqual(readFileSync(join(qdir, ids[0]!, 'message.eml')), readFileSync(data));
+  assert.equal(e.controls, 1);
+  assert.match(readFileSync(join(qdir, ids[0]!, 'control-1'), 'utf8'), /^s\.\.\/\.\.\/evil/, 'the control file as it was before the drop');
+  assert.equal(e.action, 'drop');
+  assert.equal(e.client_ip, '192.0.2.9');
+  assert.deepEqual(e.findings.map((f: { name: string; part: string }) => f.name), ['Eicar-Test-Signature']);
 });
