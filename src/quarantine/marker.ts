@@ -18,10 +18,10 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, open, readFile } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AvError, codeOf } from '../errors.js';
-import { fsyncPath, ownLikeDir } from './store.js';
+import { fsyncPath, ownLikeDir, writeNewFile } from './store.js';
 
 export const MARKER_HEADER = 'X-Avfilter-Released';
 export const KEY_FILE = '.release-key';
@@ -130,13 +130,7 @@ export async function ensureKey(qdir: string): Promise<Buffer> {
   const path = join(qdir, KEY_FILE);
   const key = randomBytes(KEY_BYTES);
   try {
-    const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    try {
-      await fh.writeFile(key);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await writeNewFile(path, key);
   } catch (err) {
     if (codeOf(err) === 'EEXIST') return (await readKey(qdir))!;
     throw err;
