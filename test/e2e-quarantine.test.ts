@@ -16,6 +16,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CourierHarness, startCourier } from './helpers/courier.js';
 import { avfilterProgram } from './helpers/courier-app.js';
@@ -98,7 +99,12 @@ test('EICAR quarantined and dropped; listed; released through Courier\'s sendmai
   t.diagnostic(`release: ${rel.code} ${rel.stdout.trim()} ${rel.stderr.trim()}`);
   assert.equal(rel.code, 0, rel.stderr);
   assert.equal(rel.stdout, `released ${id} to ${to[0]}\n`);
-  const got = await h.waitForDelivery(subjectIs(env), DELIVERY_TIMEOUT_MS);
+  const got = await h.waitForDelivery(subjectIs(env), DELIVERY_TIMEOUT_MS).catch((err: Error) => {
+    // caught again: show what Courier made of the message on its way back in
+    const entries = JSON.parse(cli('list', '--json').stdout) as { id: string }[];
+    const shown = entries.map((x) => `--- ${x.id}\n${cli('show', x.id).stdout}\n${fs.readFileSync(JSON.parse(cli('show', x.id, '--json').stdout).message, 'latin1')}`);
+    throw new Error(`${err.message}\nthe log since the release:\n${h.logSince(relMark)}\n${shown.join('\n')}`);
+  });
   assert.equal(got.user, 'avtest');
   assert.match(got.header, new RegExp(`^X-Avfilter-Released: ${id} [0-9a-f]{64}$`, 'm'));
   assert.ok(got.raw.toString('latin1').includes(eicar().toString('base64').slice(0, 40)), 'the attachment is delivered as it was kept');

@@ -157,7 +157,7 @@ test('the marker verifies for the released body only: not for an altered body, a
   const asCourierHasIt = Buffer.concat([Buffer.from('Received: from localhost by mx with local\n  id 2; today\n'), sent]);
   assert.deepEqual(verifyReleaseMarker(asCourierHasIt, key), { id: e.id });
   const crlf = Buffer.from(sent.toString('latin1').replace(/\n/g, '\r\n'), 'latin1');
-  assert.equal(verifyReleaseMarker(crlf, key), undefined, 'line ends are body bytes too');
+  assert.deepEqual(verifyReleaseMarker(crlf, key), { id: e.id }, 'CRLF counts as LF');
   assert.equal(verifyReleaseMarker(Buffer.from(sent.toString('latin1').replace('body line 1', 'body line 2'), 'latin1'), key), undefined);
   assert.equal(verifyReleaseMarker(Buffer.concat([sent, Buffer.from('more\n')]), key), undefined);
   assert.equal(verifyReleaseMarker(sent, randomBytes(32)), undefined);
@@ -170,6 +170,26 @@ test('the marker verifies for the released body only: not for an altered body, a
   // a copied header on another message
   const copied = Buffer.from(`${sent.toString('latin1').split('\n')[0]}\nSubject: other\n\nanother body\n`, 'latin1');
   assert.equal(verifyReleaseMarker(copied, key), undefined);
+});
+
+test('Courier gives every multipart a new boundary on the way in: the marker still verifies; any other change to the body does not', async () => {
+  const s = setup();
+  const multipart = [
+    'Received: x', 'Content-Type: multipart/mixed; boundary="=_vm-1-1-0001-2"', '', 'This is a MIME-formatted message.', '',
+    '--=_vm-1-1-0001-2', 'Content-Type: multipart/alternative;', ' boundary="=_vm-1-1-0001-3"', '', '--=_vm-1-1-0001-3', 'Content-Type: text/plain', '',
+    'hello', '--=_vm-1-1-0001-3--', '', '--=_vm-1-1-0001-2', 'Content-Type: application/octet-stream', 'Content-Transfer-Encoding: base64', '',
+    'AAAA', '--=_vm-1-1-0001-2--', '',
+  ].join('\n');
+  const e = await kept(s, multipart);
+  await releaseEntry(s.qdir, e.id, { to: [], sendmail: [s.sm] });
+  const sent = s.runs()[0]!.stdin.toString('latin1');
+  const key = (await readKey(s.qdir))!;
+  const rewritten = sent.replace(/=_vm-1-1-0001-/g, '=_vm-25818-1796608271-0001-');
+  assert.notEqual(rewritten, sent);
+  assert.deepEqual(verifyReleaseMarker(Buffer.from(`Received: from localhost\n${rewritten}`, 'latin1'), key), { id: e.id });
+  for (const [from, to] of [['hello', 'hellO'], ['AAAA', 'AAAB'], ['This is a MIME', 'This is not a MIME'], ['Content-Type: text/plain', 'Content-Type: text/html']]) {
+    assert.equal(verifyReleaseMarker(Buffer.from(rewritten.replace(from!, to!), 'latin1'), key), undefined, `${from} -> ${to}`);
+  }
 });
 
 test('the filter\'s check: accepted only while the entry is being released, for its body, from a file or from memory', async () => {

@@ -4,8 +4,11 @@
  * accepts it without scanning (an admin decided it goes through), instead of quarantining it
  * once more.
  *
- * MAC = HMAC-SHA256(key, "avfilter-release-v1\n" ID "\n" SHA-256(body)), hex, where the body is
- * every byte after the first blank line. The key is 32 random bytes in
+ * MAC = HMAC-SHA256(key, "avfilter-release-v1\n" ID "\n" SHA-256(canonical body)), hex, where the
+ * body is every byte after the first blank line, made canonical for what Courier rewrites on
+ * every submission: it gives each multipart a new boundary (`=_HOST-PID-TIME-...`), so every line
+ * that starts with "--" counts as "--", every `boundary=` value in the body as empty, and CRLF as
+ * LF; every other byte counts as it is. The key is 32 random bytes in
  * `quarantine_dir/.release-key` (0600, made on first use), readable only by avfilter's user and
  * root: a sender cannot make a MAC, and a header copied onto another message does not verify
  * because the body is not the same. Headers are not covered: Courier adds its own on the way in.
@@ -81,6 +84,50 @@ export function findMarker(head: Buffer): { id: string; mac: Buffer } | undefine
   return m ? { id: m[1]!, mac: Buffer.from(m[2]!, 'hex') } : undefined;
 }
 
+const BOUNDARY_PARAM_RE = /boundary[ \t]*=[ \t]*("[^"]*"|[^;\s]*)/gi;
+
+/**
+ * SHA-256 of a body in the canonical form above, fed in chunks of any size (a line may span
+ * chunks): `update()` each chunk, then `digest()`.
+ */
+export class BodyDigest {
+  private readonly hash = createHash('sha256');
+  private carry = Buffer.alloc(0);
+
+  update(chunk: Buffer): this {
+    const buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a, start)) {
+      this.line(buf.subarray(start, nl), true);
+      start = nl + 1;
+    }
+    this.carry = Buffer.from(buf.subarray(start));
+    return this;
+  }
+
+  digest(): Buffer {
+    if (this.carry.length > 0) this.line(this.carry, false);
+    this.carry = Buffer.alloc(0);
+    return this.hash.digest();
+  }
+
+  private line(raw: Buffer, ended: boolean): void {
+    const l = raw.length > 0 && raw[raw.length - 1] === 0x0d ? raw.subarray(0, -1) : raw;
+    const eol = ended ? '\n' : '';
+    if (l.length >= 2 && l[0] === 0x2d && l[1] === 0x2d) {
+      this.hash.update(`--${eol}`);
+      return;
+    }
+    const text = l.toString('latin1');
+    BOUNDARY_PARAM_RE.lastIndex = 0;
+    this.hash.update(BOUNDARY_PARAM_RE.test(text) ? Buffer.from(`${text.replace(BOUNDARY_PARAM_RE, 'boundary=""')}${eol}`, 'latin1') : Buffer.concat([l, Buffer.from(eol)]));
+  }
+}
+
+export function bodyDigestOf(body: Buffer): Buffer {
+  return new BodyDigest().update(body).digest();
+}
+
 export function markerMac(key: Buffer, id: string, bodySha256: Buffer): Buffer {
   return createHmac('sha256', key).update(`${MAC_CONTEXT}\n${id}\n${bodySha256.toString('hex')}`).digest();
 }
@@ -99,7 +146,7 @@ export function verifyReleaseMarker(message: Buffer, key: Buffer): { id: string 
   const marker = findMarker(head);
   if (!marker) return undefined;
   const body = split ? message.subarray(split.bodyStart) : Buffer.alloc(0);
-  return macMatches(key, marker, createHash('sha256').update(body).digest()) ? { id: marker.id } : undefined;
+  return macMatches(key, marker, bodyDigestOf(body)) ? { id: marker.id } : undefined;
 }
 
 export function macMatches(key: Buffer, marker: { id: string; mac: Buffer }, bodySha256: Buffer): boolean {

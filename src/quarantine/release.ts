@@ -21,13 +21,12 @@
  * EQUARANTINE_SEND (sendmail failed: the entry stays releasable), and store.ts's codes.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { AvError, codeOf, messageOf } from '../errors.js';
-import { findMarker, macMatches, markerLine, readKey, ensureKey, splitHead, stripMarkers } from './marker.js';
+import { BodyDigest, bodyDigestOf, findMarker, macMatches, markerLine, readKey, ensureKey, splitHead, stripMarkers } from './marker.js';
 import { LOCK_FILE, MESSAGE_FILE, ownLikeDir, readEntry, replaceRecord, writeNewFile, type QuarantineRecord } from './store.js';
 
 export { verifyReleaseMarker, MARKER_HEADER } from './marker.js';
@@ -72,10 +71,11 @@ async function readHead(path: string): Promise<{ head: Buffer; bodyStart: number
   }
 }
 
+/** The canonical body digest (marker.ts) of a file's bytes from `start`. */
 async function bodyDigest(path: string, start: number): Promise<Buffer> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path, { start }), hash);
-  return hash.digest();
+  const d = new BodyDigest();
+  for await (const chunk of createReadStream(path, { start })) d.update(chunk as Buffer);
+  return d.digest();
 }
 
 /** The sendmail command for one release: {sender} replaced in every argument, the recipients appended. */
@@ -210,9 +210,7 @@ export async function releasedMarker(message: { path: string; bytes?: Buffer | u
     }
     const entry = await readEntry(qdir, marker.id);
     if (entry.record.state !== 'releasing') return undefined;
-    const digest = message.bytes
-      ? createHash('sha256').update(message.bytes.subarray(split.bodyStart)).digest()
-      : await bodyDigest(message.path, split.bodyStart);
+    const digest = message.bytes ? bodyDigestOf(message.bytes.subarray(split.bodyStart)) : await bodyDigest(message.path, split.bodyStart);
     return macMatches(key, marker, digest) ? { id: marker.id } : undefined;
   } catch {
     return undefined;
