@@ -75,7 +75,7 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
       'SENDER, run without a shell), to the recipients it was kept from or to the --to addresses, with the ' +
       'header X-Avfilter-Released: ID MAC put first (any such header already in it is removed). MAC is an ' +
       'HMAC-SHA256, with the 32-byte key in quarantine_dir/.release-key (0600, made on first use), of the id ' +
-      'and the SHA-256 of the body: the filter accepts that message without scanning it while the release ' +
+      'and the SHA-256 of the body (the multipart boundaries Courier rewrites on every submission do not count): the filter accepts that message without scanning it while the release ' +
       'runs, and scans a copied header on another body, or at another time, like any other message. A ' +
       'release happens once: the entry is marked releasing before sendmail runs and released (time, ' +
       'addresses) after; a second release is refused (exit 1), and one whose sendmail fails leaves the entry ' +
