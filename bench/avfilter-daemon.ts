@@ -61,7 +61,11 @@ export async function startAvfilter(opts: AvfilterOptions): Promise<RunningAvfil
   } else if (opts.engineExtra?.length) {
     engine.push('[[engine]]', 'type = "yara"', ...opts.engineExtra, '');
   }
-  const cfg = join(dir, 'avfilter.toml');
+  // The config file in a directory of its own, as an installation has it (/etc/courier/filters):
+  // the master watches the config file's directory (config key `watch`), and with the file beside
+  // the tmpdir every temp file and lock of every message was a watch event for the master.
+  mkdirSync(join(dir, 'etc'));
+  const cfg = join(dir, 'etc', 'avfilter.toml');
   writeFileSync(cfg, [
     `socket_dir_all = ${q(join(dir, 'allfilters'))}`,
     `socket_dir_optional = ${q(join(dir, 'filters'))}`,

@@ -21,6 +21,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import * as schema from '../src/config/schema.js';
 import { ENGINE_KEYS, TOP_KEYS } from '../src/config/schema.js';
 
 export type AvfilterRole = 'default' | 'embedded' | 'variant';
@@ -41,6 +42,14 @@ export interface AvfilterMode {
   metrics?: boolean;
   /** run only when `--modes` names it (a measurement on demand, not in every run) */
   optional?: boolean;
+  /** TOML tables written after [action] (e.g. [headers]) */
+  tables?: string[];
+  /**
+   * It writes into the data files ([headers]): the filter section, which sends the same spool
+   * files again and again, leaves it out (each pass would add to them); the Courier section's
+   * messages are new every time.
+   */
+  rewrites?: boolean;
 }
 
 const q = (s: string): string => JSON.stringify(s);
@@ -73,6 +82,15 @@ function rawValues(): string[] {
 
 const rawText = (v: string): string => `raw_message = ${q(v)}${RAW_MEANS[v] ? `: ${RAW_MEANS[v]}` : ''}`;
 
+/** The clamd engine as shipped with one feature on: a variant measured beside the default. */
+function defaultWith(id: string, what: string): Pick<AvfilterMode, 'id' | 'label' | 'engine' | 'role' | 'routing' | 'engines'> {
+  return {
+    id, label: `avfilter (clamd, ${what})`, engine: 'clamd', role: 'variant',
+    routing: rawDefault === undefined ? 'as the built avfilter does' : `${rawText(String(rawDefault))} (the default)`,
+    engines: (clamd: string) => clamdTable(clamd),
+  };
+}
+
 export const AVFILTER_MODES: readonly AvfilterMode[] = [
   {
     id: 'clamd',
@@ -94,14 +112,16 @@ export const AVFILTER_MODES: readonly AvfilterMode[] = [
   })),
   // the cost of the metrics endpoint under load: the default with `metrics` on, scraped every second
   ...(TOP_KEYS.some((k) => k.key === 'metrics') ? [{
-    id: 'clamd-metrics',
-    label: 'avfilter (clamd, metrics on, scraped every second)',
-    engine: 'clamd',
-    role: 'variant',
-    routing: rawDefault === undefined ? 'as the built avfilter does' : `${rawText(String(rawDefault))} (the default)`,
-    engines: (clamd: string) => clamdTable(clamd),
+    ...defaultWith('clamd-metrics', 'metrics on, scraped every second'),
     metrics: true,
     optional: true,
+  } satisfies AvfilterMode] : []),
+  // the cost of [headers] on the clean path: both fields written into every delivered message,
+  // beside the default without them in the same run
+  ...('HEADERS_KEYS' in schema ? [{
+    ...defaultWith('clamd-headers', '[headers] scanned and status on'),
+    tables: ['[headers]', 'scanned = true', 'status = true', ''],
+    rewrites: true,
   } satisfies AvfilterMode] : []),
   {
     id: 'yara',

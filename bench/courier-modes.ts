@@ -123,6 +123,7 @@ async function installAvfilter(h: CourierHarness, av: AvfilterMode, clamd: Runni
     '[action]',
     'infected = "reject"',
     '',
+    ...(av.tables ?? []),
   ].join('\n'));
   await h.installFilter('avfilter', await avfilterProgram(h, av.root));
   await waitPid(pidFile);

@@ -88,6 +88,22 @@ export function courierReport(ctx: BenchContext, modes: readonly CourierMode[], 
     }
   }
 
+  // each variant's filter CPU per message ÷ the default's, paired round by round (the same
+  // machine state), so a feature's cost ([headers], metrics) reads as one number
+  const base = modes.find((m) => m.av?.role === 'default');
+  const variants: string[][] = [];
+  if (base !== undefined) {
+    for (const s of CONCURRENCIES) {
+      for (const m of modes.filter((x) => x.av?.role === 'variant')) {
+        const per = measured.filter((r) => r.mode === m.id && r.sessions === s).flatMap((r) => {
+          const b = measured.find((o) => o.mode === base.id && o.sessions === s && o.round === r.round);
+          return b !== undefined && b.cpu.filter > 0 ? [{ cpu: r.cpu.filter / b.cpu.filter, tput: r.msgPerS / b.msgPerS }] : [];
+        });
+        variants.push([String(s), m.label, fmtSpread(spread(per.map((p) => p.cpu)), 3), fmtSpread(spread(per.map((p) => p.tput)), 3), String(per.length)]);
+      }
+    }
+  }
+
   const raw = runs.map((r) => [String(r.sessions), label.get(r.mode) ?? r.mode, r.round === 0 ? '0 (warm-up)' : String(r.round), fmt(r.msgPerS), fmt(r.p50), fmt(r.p95),
     fmt(r.cpu.filter, 2), fmt(r.cpu.clamd, 2), fmt(r.cpu.courier, 2), `${r.errors}/${r.timeouts}/${r.wrong}`]);
 
@@ -122,6 +138,11 @@ export function courierReport(ctx: BenchContext, modes: readonly CourierMode[], 
     '### clamd routing: what the raw message is sent as',
     'Every avfilter mode with the clamd engine, and the peer, side by side: CPU ms per message and throughput, median (min–max) over the measured rounds.',
     table(['sessions', 'mode', 'raw message', 'filter CPU', 'clamd CPU', 'filter + clamd', 'msg/s', 'p50 ms'], routing),
+    ...(variants.length > 0 && base !== undefined ? [
+      `### Variants ÷ ${base.label}`,
+      'Filter CPU per message and throughput of each variant divided by the default\'s in the same round and at the same concurrency: median (min–max) of the per-round ratios.',
+      table(['sessions', 'mode', 'filter CPU ÷ default', 'msg/s ÷ default', 'rounds'], variants),
+    ] : []),
     '### Every run (raw)',
     'CPU columns in ms per message ("filter" is avfilter or the peer, by mode); E/T/W = errors / timeouts / wrong verdicts.',
     table(['sessions', 'mode', 'round', 'msg/s', 'p50', 'p95', 'filter CPU', 'clamd CPU', 'Courier CPU', 'E/T/W'], raw),

@@ -102,7 +102,7 @@ export async function filterSection(ctx: BenchContext): Promise<SectionReport> {
   const problems: string[] = [];
   const runs: FilterRun[] = [];
   const { modes: available, skipped } = availableModes();
-  const modes = available.filter((m) => m.engine === 'clamd' && (ctx.modes === undefined ? m.optional !== true : ctx.modes.includes(m.id)));
+  const modes = available.filter((m) => m.engine === 'clamd' && m.rewrites !== true && (ctx.modes === undefined ? m.optional !== true : ctx.modes.includes(m.id)));
   const scrapers: Scraper[] = [];
   const targets: Target[] = [];
   try {

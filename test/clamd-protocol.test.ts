@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Readable } from 'node:stream';
 import { parseServer, formatServer } from '../src/engines/clamd/address.js';
 import { HEAD_BYTES, looksLikeMail, MAIL_PREFIX, prefixedSource, readHead } from '../src/engines/clamd/raw-message.js';
 import {
@@ -228,6 +229,12 @@ test('prefixedSource: size counts the prefix; stream and buffer give prefix + by
   for await (const c of src.stream()) parts.push(c as Buffer);
   assert.deepEqual(Buffer.concat(parts), Buffer.concat([MAIL_PREFIX, body]));
   assert.deepEqual(await src.buffer(), Buffer.concat([MAIL_PREFIX, body]));
+  // in memory: the pieces are the prefix and the body itself (no copy), the joined bytes on demand
+  assert.equal(src.pieces?.length, 2);
+  assert.equal(src.pieces?.[0], MAIL_PREFIX);
+  assert.equal(src.pieces?.[1], body, 'the body is sent from where it is, not copied');
+  assert.deepEqual(src.bytes, Buffer.concat([MAIL_PREFIX, body]));
+  assert.equal(prefixedSource(MAIL_PREFIX, { size: 3, stream: () => Readable.from([Buffer.from('abc')]), buffer: async () => Buffer.from('abc') }).pieces, undefined);
   assert.deepEqual(await readHead(bufferSource(body), 4), Buffer.from('DKIM'));
   assert.deepEqual(await readHead(bufferSource(Buffer.from('ab')), 10), Buffer.from('ab'));
   assert.deepEqual(await readHead(bufferSource(Buffer.alloc(0)), 10), Buffer.alloc(0));

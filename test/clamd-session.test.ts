@@ -139,10 +139,24 @@ test('an idle session is ended after a few seconds', async () => {
   }
 });
 
+test('an item in pieces (a prefix, then the message) is one stream to clamd: EICAR cut across the pieces is found', async () => {
+  const pool = new SessionPool(parseServer(`unix:${clamd.socketPath}`));
+  try {
+    const e = eicar();
+    const opts = { connectTimeoutMs: 2000, scanTimeoutMs: 5000, chunkBytes: 16, signal: AbortSignal.timeout(10_000) };
+    const found = await pool.scan([e.subarray(0, 21), e.subarray(21)], opts);
+    assert.equal(found?.status, 'infected');
+    const clean = await pool.scan([e.subarray(0, 21), Buffer.from('x'), e.subarray(21)], opts);
+    assert.equal(clean?.status, 'clean', 'the pieces are joined in order, nothing else');
+  } finally {
+    pool.close();
+  }
+});
+
 test('regression: a session closed while a scan waits for it to connect (it hung, and -t exited 0 with files unreported): the scan goes on a connection of its own', async () => {
   const pool = new SessionPool(parseServer(`unix:${clamd.socketPath}`));
   try {
-    const waiting = pool.scan(eicar(), { connectTimeoutMs: 2000, scanTimeoutMs: 5000, chunkBytes: 65536, signal: AbortSignal.timeout(10_000) });
+    const waiting = pool.scan([eicar()], { connectTimeoutMs: 2000, scanTimeoutMs: 5000, chunkBytes: 65536, signal: AbortSignal.timeout(10_000) });
     pool.close(); // before the connection is up
     const r = await Promise.race([waiting, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 5000).unref())]);
     assert.notEqual(r, 'hung', 'the scan waiting for the closed session never settled');

@@ -19,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { type CourierHarness, startCourier } from './helpers/courier.js';
-import { avfilterProgram, probeFilterProgram } from './helpers/courier-app.js';
+import { avfilterFileKeys, avfilterProgram, probeFilterProgram } from './helpers/courier-app.js';
 import { type DeliveredMessage, type QueuedMessage, headerValue, replyQueueId, sameQueueId, waitFor } from './helpers/courier-mail.js';
 import { asStored, attachmentMessage, cleanTextMessage, envelope, type Envelope } from './helpers/e2e-messages.js';
 import type { SmtpResult } from './helpers/smtp.js';
@@ -192,10 +192,7 @@ describe('avfilter in a real Courier, with a real clamd', () => {
     const dir = h.courierDir('avfilter', 0o700);
     const q = (s: string): string => JSON.stringify(s); // a TOML basic string for plain paths
     h.writeEtcFile(AVFILTER_CONFIG, [
-      `pid_file = ${q(`${dir}/avfilter.pid`)}`,
-      `pipe = ${q(`${dir}/avfilter_sig.pipe`)}`,
-      `tmpdir = ${q(`${dir}/tmp`)}`,
-      `quarantine_dir = ${q(`${dir}/quarantine`)}`,
+      ...avfilterFileKeys(dir),
       '',
       '[[engine]]',
       'type = "clamd"',

@@ -247,6 +247,11 @@ test('looksLikeMessage: header blocks of mail, with any line ends, and not much 
   assert.equal(looksLikeMessage(Buffer.from(pad + 'From: a@example.test\n' + pad, 'latin1'), true), 'yes');
   assert.equal(looksLikeMessage(Buffer.from('X-Pad: ' + 'a'.repeat(5000), 'latin1'), true), 'more', 'a first field cut short');
   assert.equal(looksLikeMessage(Buffer.from(pad + 'not a field\n', 'latin1'), true), 'no');
+  // a first line that is no `Name:` is "no" however long it runs (a binary, a text), and a name
+  // is looked for in the first 1,024 bytes of the line only
+  assert.equal(looksLikeMessage(Buffer.from('x'.repeat(60_000) + ': y\nFrom: a\n\n', 'latin1'), true), 'no');
+  assert.equal(looksLikeMessage(Buffer.from('no name: here\nFrom: a\n\n', 'latin1'), true), 'no');
+  assert.equal(looksLikeMessage(Buffer.from('From:' + 'x'.repeat(60_000) + '\nSubject: s\n\nbody', 'latin1'), false), 'yes', 'a long first field');
 });
 
 test('binary attachments are not searched (a NUL in their first 4 KiB); text types always are', async () => {

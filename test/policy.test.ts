@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createRuntime } from '../src/app/runtime.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decide, infectedAction } from '../src/policy/actions.js';
@@ -58,14 +59,23 @@ test('[replies]: codes of the right class only, known macros only, values from t
   assert.match(err('[replies]\ninfected_reject = "451 4.7.1 held"\n'), /r\.toml:2: "replies\.infected_reject" must have a 5xx code/);
   assert.match(err('[replies]\ninfected_tempfail = "550 no"\n'), /must have a 4xx code/);
   assert.match(err('[replies]\naccept = "550 no"\n'), /must have a 2xx code/);
-  assert.match(err('[replies]\ninfected_reject = "550 virus %x"\n'), /unknown macro "%x"/);
+  // macros are checked with the other templates when the runtime is built (as for --config and the daemon)
+  const dir = mkdtempSync(join(tmpdir(), 'avf-replies-'));
+  const withMacro = parseConfig(`tmpdir = "${dir}"\n[[engine]]\ntype = "yara"\n[replies]\ninfected_reject = "550 virus %x"\n`, 'r.toml');
+  assert.throws(() => createRuntime(withMacro, { makeTmpdir: false }), (e: unknown) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(e.message, /^r\.toml:5: "replies\.infected_reject" unknown macro %x/);
+    return true;
+  });
+  const badTemplate = parseConfig(`tmpdir = "${dir}"\n[[engine]]\ntype = "yara"\n[notify]\ntemplate = "${dir}/none"\n`, 'n.toml');
+  assert.throws(() => createRuntime(badTemplate, { makeTmpdir: false }), /n\.toml:5: "notify\.template": .*cannot read the notice template: ENOENT/);
   assert.match(err('[replies]\ninfected_reject = "virus found"\n'), /"CODE TEXT"/);
   assert.match(err('[replies]\ninfected_reject = "550 a\\u0007b"\n'), /control characters/);
   const cfg = parseConfig('[action]\ninfected = "reject"\n[replies]\ninfected_reject = "554 5.7.0 %v from %s to %r (%q, %i) 100%%"\n', 'r.toml');
   const hostile = 'Evil\r\n250 ok\u001b[31m\u202e';
   const d = decide(infected(hostile, 'Two'), cfg, { sender: 'x\ny@z', recipients: ['a@b'], queueId: 'Q1', clientIp: '192.0.2.7' });
   assert.equal(d.code, 554);
-  assert.equal(d.text, '5.7.0 Evil??250 ok?[31m?, Two from <x?y@z> to a@b (Q1, 192.0.2.7) 100%');
+  assert.equal(d.text, '5.7.0 Evil 250 ok [31m?, Two from x y@z to a@b (Q1, 192.0.2.7) 100%');
   assert.doesNotMatch(d.text, /[\r\n\u0000-\u001f\u007f-\uffff]/);
 });
 
@@ -74,7 +84,7 @@ test('damaged (a container no reader can open): its own outcome, reject 554 nami
   const d = decide(dmg, policy());
   assert.equal(d.code, 554);
   assert.equal(d.verdict, 'damaged');
-  assert.equal(d.text, '5.7.1 Message rejected: damaged attachment cannot be scanned: report?.7z (damaged)');
+  assert.equal(d.text, '5.7.1 Message rejected: damaged attachment cannot be scanned: report .7z (damaged)');
   assert.equal(decide(dmg, policy({ damaged: 'tempfail' })).code, 451);
   assert.equal(decide(dmg, policy({ damaged: 'pass' })).code, 200);
   assert.deepEqual(decide(dmg, policy({ damaged: 'drop' })).effects, [{ kind: 'drop', keep: [] }]);

@@ -46,12 +46,13 @@ test('tmpdir leak: at start the master removes what workers that are gone left, 
   mkdirSync(join(work, `avfilter-mime-${gone}-AbCdEf`));
   mkdirSync(join(work, `hdr-${gone}-AbCdEf`));
   mkdirSync(join(work, `cmd-${gone}-AbCdEf`)); // the command engine's item file of a killed worker
+  mkdirSync(join(work, `handler-${gone}-AbCdEf`)); // action.handler's private copy of a killed worker
   mkdirSync(join(work, `avfilter-mime-${process.pid}-AbCdEf`));
   mkdirSync(join(work, `cmd-${process.pid}-AbCdEf`));
   mkdirSync(join(work, 'not-ours'));
   const d = await env.up();
   try {
-    await waitLog(d, /event=tmp-swept entries=3 /);
+    await waitLog(d, /event=tmp-swept entries=4 /);
     assert.deepEqual(readdirSync(work).sort(), [`avfilter-mime-${process.pid}-AbCdEf`, `cmd-${process.pid}-AbCdEf`, 'not-ours']);
   } finally {
     await stopDaemon(d);

@@ -22,6 +22,12 @@ import { cachedEngine, MemoryStore, type CacheCounters, type VerdictStore } from
 import { failoverEngines } from '../scan/engine-failover.js';
 import type { UnpackOptions } from '../unpack/stage.js';
 import { createUnpackers } from '../unpack/readers.js';
+import { compileSkipSection, type Skip } from '../policy/skip.js';
+import { checkTemplate, LINE_MACROS } from '../policy/macros.js';
+import { noticeTemplateProblem } from '../policy/notice-template.js';
+import { compileBanned, type BannedCheck } from '../policy/banned.js';
+import { NetworkError } from '../policy/networks.js';
+import { processBlocks, type ProcessBlocks } from '../policy/ip-blocks.js';
 
 export interface Runtime {
   readonly config: Config;
@@ -36,6 +42,12 @@ export interface Runtime {
   readonly unpack?: UnpackOptions | undefined;
   /** Told every engine result and its time (the worker's counters, worker/counted-engines.ts). */
   readonly observe?: ScanObserver | undefined;
+  /** [skip], compiled; undefined when it skips nothing (the default). */
+  readonly skip?: Skip | undefined;
+  /** [banned], compiled; undefined when it bans nothing (the default). */
+  readonly banned?: BannedCheck | undefined;
+  /** The client IPs blocked after a virus (action.block_ip_seconds): this process's copy. */
+  readonly blocks: ProcessBlocks;
   /** The servers of every engine that has some (clamd), as this process sees them now. */
   health?(): ServerHealth[];
   /** Its readers' versions (`--config -v`); undefined when the stage is off. */
@@ -45,7 +57,7 @@ export interface Runtime {
 
 /** What scanning a message needs from the runtime. */
 export function scanDepsOf(rt: Runtime): ScanDeps {
-  return { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir, unpack: rt.unpack, observe: rt.observe };
+  return { engines: rt.engines, mimeLimits: rt.mimeLimits, tmpdir: rt.config.tmpdir, unpack: rt.unpack, observe: rt.observe, banned: rt.banned };
 }
 
 export interface RuntimeOptions {
@@ -59,6 +71,8 @@ export interface RuntimeOptions {
   readonly engineEvent?: EngineEventSink | undefined;
   /** No verdict cache (`--config`: nothing is scanned, no connection to a cache server). */
   readonly noCache?: boolean | undefined;
+  /** A worker: how a block it sets reaches the master (and from there every worker). */
+  readonly shareBlock?: ((ip: string, until: number) => void) | undefined;
 }
 
 /** How long a cache lookup may take before the item is scanned instead. */
@@ -159,9 +173,34 @@ export function mimeLimitsOf(c: Config, memoryPool?: MemoryPool): MimeLimits {
   };
 }
 
+/**
+ * The templates an admin writes: every [replies] text uses only the reply macros, and the
+ * notice template file reads and parses (an unknown macro is a config error now, not a
+ * surprise when the first virus comes).
+ */
+function checkTemplates(config: Config): void {
+  for (const [key, text] of Object.entries(config.replies)) {
+    const problem = checkTemplate(text, LINE_MACROS);
+    if (problem !== undefined) throw new ConfigError('ECONFIG_KEY', `${whereIs(config, `replies.${key}`)}: "replies.${key}" ${problem}`);
+  }
+  const notice = noticeTemplateProblem(config.notify.template);
+  if (notice !== undefined) throw new ConfigError('ECONFIG_KEY', `${whereIs(config, 'notify.template')}: "notify.template": ${notice}`);
+}
+
 /** Build engines and check directories. Throws ConfigError (file:line: key: why). */
 export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdir: true }): Runtime {
   checkTmpdir(config, opts);
+  checkTemplates(config);
+  let skip: Skip | undefined;
+  try {
+    skip = compileSkipSection(config.skip);
+  } catch (err) {
+    if (!(err instanceof NetworkError)) throw err;
+    throw new ConfigError('ECONFIG_NETWORK', `${whereIs(config, 'skip.networks')}: skip.networks: ${err.message}`);
+  }
+  const banned = compileBanned(config.banned);
+  processBlocks.configure(config.action.block_ip_max, opts.shareBlock);
+  if (config.action.block_ip_seconds === 0) processBlocks.clear();
   const spoolDirs = config.spool_dirs.map((d) => {
     try {
       return realpathSync(d);
@@ -201,6 +240,9 @@ export function createRuntime(config: Config, opts: RuntimeOptions = { makeTmpdi
     // one pool per runtime: a worker process builds one runtime per generation
     mimeLimits: mimeLimitsOf(config, new MemoryPool(config.memory_budget)),
     spoolDirs,
+    skip,
+    banned,
+    blocks: processBlocks,
     unpack: unpackers && {
       maxDepth: u.max_depth, maxMembers: u.max_members, maxBytes: u.max_size, maxRatio: u.max_ratio, maxTimeMs: ms(u.max_time),
       archives: unpackers.archives, documents: unpackers.documents,

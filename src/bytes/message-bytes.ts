@@ -16,6 +16,8 @@ const RANGE_READ_BYTES = 256 * 1024;
 
 export interface MessageBytes {
   readonly size: number;
+  /** The bytes themselves, when they are one buffer in memory (never changed while in use). */
+  readonly buffer?: Buffer | undefined;
   /** Bytes [start, end) as a stream of chunks. */
   stream(start: number, end: number): Readable;
   /** Up to `len` bytes from `start` (fewer at the end). */
@@ -32,6 +34,7 @@ export interface MessageBytes {
 export function bufferBytes(buf: Buffer): MessageBytes {
   return {
     size: buf.length,
+    buffer: buf,
     stream: (start, end) => {
       const slice = buf.subarray(start, end);
       const chunks: Buffer[] = [];

@@ -12,8 +12,15 @@ export interface ExtractedPart {
   path: string;
   /** Lower case, no parameters. */
   contentType: string;
-  /** Decoded with libmime (RFC 2047/2231); for reports only. */
+  /** Decoded with libmime (RFC 2047/2231); for reports and [banned] names. */
   filename?: string;
+  /**
+   * Other names the same content goes by, for [banned]: the Content-Type `name` where the
+   * disposition's `filename` says otherwise (mail clients differ on which they show), and the
+   * names of later parts or members with the same bytes, which the store keeps only once
+   * (at most MAX_ALSO_NAMED).
+   */
+  alsoNamed?: string[];
   /** The CTE that was undone: base64, quoted-printable, 7bit, 8bit, binary, or the unknown token. */
   encoding: string;
   /**
@@ -34,3 +41,19 @@ export interface ExtractedPart {
 
 /** What is known of a part before its bytes are stored. */
 export type PartMeta = Omit<ExtractedPart, 'size' | 'source'>;
+
+/** Most other names kept on one part (a message that repeats one attachment under 10,000 names gets no more). */
+export const MAX_ALSO_NAMED = 32;
+
+/** Adds `name` to the part's other names (not its own name, no repeats, bounded). */
+export function addAlsoNamed(part: { filename?: string; alsoNamed?: string[] }, name: string | undefined): void {
+  if (name === undefined || name === '' || name === part.filename) return;
+  const list = (part.alsoNamed ??= []);
+  if (list.length < MAX_ALSO_NAMED && !list.includes(name)) list.push(name);
+}
+
+/** The names `meta` gives to content already stored as `part` (a duplicate): kept for [banned]. */
+export function addNamesOf(part: { filename?: string; alsoNamed?: string[] }, meta: { filename?: string | undefined; alsoNamed?: readonly string[] | undefined }): void {
+  addAlsoNamed(part, meta.filename);
+  for (const n of meta.alsoNamed ?? []) addAlsoNamed(part, n);
+}

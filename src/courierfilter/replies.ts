@@ -26,3 +26,6 @@ export function effectFailed(what: string, verb: string): Reply {
 export function notConfigured(problem: string): string {
   return `4.3.0 avfilter is not configured: ${problem}`;
 }
+
+/** action.handler exited 75 (EX_TEMPFAIL): it asked for the message to be tried again later. */
+export const HANDLER_TEMPFAIL_REPLY: Reply = { code: 451, text: '4.7.1 Virus found, the message is held by the virus filter\'s handler, try again later' };

@@ -16,6 +16,7 @@ export const markRunner: EffectRunner<'mark'> = {
     const v = env.verdict;
     const names = v.kind === 'infected' ? v.names : v.kind === 'banned' ? [`banned attachment ${v.name}`] : [];
     if (names.length === 0) return;
-    await insertHeader(env.data.readPath, `X-Virus-Found: ${names.map(replySafe).join(', ')} (avfilter)`, env.config.tmpdir);
+    const edit = await insertHeader(env.data.readPath, `X-Virus-Found: ${names.map(replySafe).join(', ')} (avfilter)`, env.config.tmpdir);
+    return { undo: () => edit.undo() };
   },
 };

@@ -21,9 +21,14 @@ import { CONTROL_BUSY_REPLY, effectFailed } from '../courierfilter/replies.js';
 import type { Reply } from '../courierfilter/server.js';
 import { AvError, codeOf, messageOf } from '../errors.js';
 import { EFFECT_ORDER, type Action, type Decision, type Effect, type EffectKind } from '../policy/decision.js';
+import { blockRunner } from './block.js';
 import { dropRunner } from './drop.js';
+import { handlerRunner } from './handler.js';
+import { headersRunner } from './headers.js';
 import { markRunner } from './mark.js';
+import { notifyRunner } from './notify.js';
 import { quarantineRunner } from './quarantine.js';
+import { stripRunner } from './strip.js';
 import type { EffectDone, EffectEnv, EffectRunner } from './types.js';
 
 export type Runners = { readonly [K in EffectKind]?: EffectRunner<K> };
@@ -33,6 +38,11 @@ const RUNNERS: Runners = {
   quarantine: quarantineRunner,
   mark: markRunner,
   drop: dropRunner,
+  block: blockRunner,
+  strip: stripRunner,
+  headers: headersRunner,
+  handler: handlerRunner,
+  notify: notifyRunner,
 };
 
 export interface FileLocks {

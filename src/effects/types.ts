@@ -6,6 +6,7 @@
 import type { Config } from '../config/load.js';
 import type { ControlFile, ControlSummary } from '../courierfilter/control.js';
 import type { Reply } from '../courierfilter/server.js';
+import type { Engine } from '../engines/engine.js';
 import type { LogFields, Logger } from '../ops/log.js';
 import type { Decision, Effect, EffectKind } from '../policy/decision.js';
 import type { Verdict } from '../policy/verdict.js';
@@ -52,6 +53,8 @@ export interface EffectEnv {
   readonly signal: AbortSignal;
   rescan(input: RescanInput): Promise<Verdict>;
   readonly state: EffectState;
+  /** The engines that scanned it (X-Virus-Scanned names them and their signature versions). */
+  readonly engines?: readonly Engine[] | undefined;
 }
 
 /** What a commit effect gives back: how to take it back if a later one fails. */

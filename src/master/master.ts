@@ -94,7 +94,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   }
 
   // the counters (summed from the workers' beats) and the metrics endpoint; `pool` is read only once it exists
-  const stats = new MasterStats(log, () => ({ workers: pool.scanningWorkers, inFlight: pool.inFlight, degraded: problem !== undefined }));
+  const stats = new MasterStats(log, () => ({ workers: pool.scanningWorkers, inFlight: pool.inFlight, degraded: problem !== undefined, blockedIps: pool.blockedIps }));
 
   // From here on, signals are ours: a reload or stop during start-up is remembered, not fatal.
   const signals = new SignalQueue();

@@ -20,6 +20,9 @@
  * once its replacement accepts, and so is one idle for a while that did not give back what its
  * last messages took (worker_idle_memory_limit, idle-recycle.ts). Workers run with glibc malloc
  * settings that give memory back (workerEnv) and with --expose-gc (they collect when idle).
+ * The master also keeps the table of client IPs blocked after a virus (action.block_ip_seconds):
+ * a worker reports a block, the table takes it (bounded by action.block_ip_max) and every other
+ * worker gets it; a worker that says ready gets every block in force; a reload keeps the table.
  * Inputs: configs (text + parsed), the listening handle. Outputs: log lines (the workers' own and
  * pool events); start() never rejects.
  */
@@ -35,6 +38,7 @@ import { IDLE_RECYCLE_AFTER_MS, shouldRecycleIdle } from './idle-recycle.js';
 import { sweepStale } from './tmp-sweep.js';
 import { WORKER_FAILED_TEXT } from '../courierfilter/replies.js';
 import type { StatsStore } from '../ops/stats-store.js';
+import { BlockTable, DEFAULT_BLOCK_MAX } from '../policy/ip-blocks.js';
 
 const WORKER_MODULE = new URL('../worker/main.js', import.meta.url);
 /** The daemon's stderr, shared with every worker as its fd LOG_FD_CHILD for its log lines. */
@@ -63,6 +67,10 @@ const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: '131072',
   MALLOC_TRIM_THRESHOLD_: '131072',
 };
+/** Blocks per IPC message to a starting worker: block_ip_max may be 1,000,000 (40 MB as one JSON message). */
+const BLOCKS_PER_MESSAGE = 5_000;
+/** Longest block a worker may ask for: the schema's bound on block_ip_seconds (30 days). */
+const MAX_BLOCK_MS = 30 * 24 * 3600 * 1000;
 /** Longest line of a worker's stray output forwarded to the log. */
 const MAX_OUTPUT_LINE = 500;
 
@@ -169,6 +177,13 @@ export class WorkerPool {
   /** Log lines lost by workers that are gone (the live ones report theirs in their heartbeat). */
   private lostByGone = 0;
 
+  /**
+   * The client IPs blocked after a virus (action.block_ip_seconds): the one table that counts,
+   * kept across reloads; every worker has a copy (the blocks in force when it is ready, then
+   * each new one as any worker reports it).
+   */
+  private readonly blocks = new BlockTable(DEFAULT_BLOCK_MAX);
+
   constructor(
     private readonly log: Logger, private readonly writeLine: (line: string) => void, private tmpdirForSweep: string | undefined,
     /** How workers log (log_to, log_format, --debug's level), the same for every generation. */
@@ -212,7 +227,12 @@ export class WorkerPool {
     return this.current?.id ?? 0;
   }
 
-  /** Requests the live workers hold, as of their last heartbeats. */
+  /** Client IPs blocked now (action.block_ip_seconds). */
+  get blockedIps(): number {
+    return this.blocks.live(Date.now());
+  }
+
+    /** Requests the live workers hold, as of their last heartbeats. */
   get inFlight(): number {
     let n = 0;
     for (const g of this.generations) for (const w of g.workers) if (w.state !== 'exited') n += w.busy;
@@ -238,7 +258,13 @@ export class WorkerPool {
     this.tmpdirForSweep = pc.config.tmpdir;
     const size = workerCount(pc.config);
     const gen = new Generation(++this.genSeq, size, listen, pc, undefined, Math.max(1, Math.ceil(pc.config.max_connections / size)));
-    return this.bringUp(gen);
+    const r = await this.bringUp(gen);
+    if (r.ok) {
+      // the config that serves now bounds the table; turned off, the blocks are lifted
+      this.blocks.resize(pc.config.action.block_ip_max);
+      if (pc.config.action.block_ip_seconds === 0) this.blocks.clear();
+    }
+    return r;
   }
 
   /**
@@ -351,6 +377,8 @@ export class WorkerPool {
           w.lastBeat = Date.now();
           w.activeAt = Date.now();
           w.readyRss = residentBytes(w.child.pid);
+          const blocks = (w.gen.pc?.config.action.block_ip_seconds ?? 0) > 0 ? this.blocks.snapshot(Date.now()) : [];
+          for (let i = 0; i < blocks.length; i += BLOCKS_PER_MESSAGE) w.send({ t: 'blocks', entries: blocks.slice(i, i + BLOCKS_PER_MESSAGE) });
           w.settleReady({ ok: true });
           // a replacement (or a fallback) in a generation that serves starts accepting at once
           if ((w.gen.serving && w.gen === this.current) || w === this.fallback) this.startListening(w);
@@ -381,7 +409,24 @@ export class WorkerPool {
       case 'log':
         for (const line of m.lines) this.writeLine(line);
         return;
+      case 'block':
+        this.block(w, m.ip, m.until);
+        return;
     }
+  }
+
+  /** A worker saw a virus from `ip`: the table takes it and every other worker is told. */
+  private block(from: WorkerProc, ip: unknown, until: unknown): void {
+    const now = Date.now();
+    if (typeof ip !== 'string' || typeof until !== 'number') return;
+    const end = Math.min(until, now + MAX_BLOCK_MS);
+    const key = this.blocks.add(ip, end, now);
+    if (key === undefined) return; // not blockable, or blocked as long already
+    const all = [...this.generations].flatMap((g) => g.workers);
+    for (const w of all) {
+      if (w !== from && (w.state === 'ready' || w.state === 'listening' || w.state === 'retiring')) w.send({ t: 'blocks', entries: [[key, end]] });
+    }
+    this.log.event('ip-blocked', { ip: key, seconds: Math.round((end - now) / 1000), until: new Date(end).toISOString(), worker: from.n, pid: from.child.pid ?? 0, blocked: this.blocks.size });
   }
 
   /** A scanning worker of the current generation accepts: the fallback is no longer needed. */

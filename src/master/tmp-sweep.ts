@@ -1,7 +1,7 @@
 /**
  * What dead workers left in tmpdir. A worker's temporary files (spilled MIME parts, the copy a
  * "pass" header is written through) live in directories named after its pid
- * (`avfilter-mime-<pid>-XXXXXX`, `hdr-<pid>-XXXXXX`, the command engine's `cmd-<pid>-XXXXXX`) and are removed when its request ends; a
+ * (`avfilter-mime-<pid>-XXXXXX`, `hdr-<pid>-XXXXXX`, the command engine's `cmd-<pid>-XXXXXX`, action.handler's `handler-<pid>-XXXXXX`) and are removed when its request ends; a
  * worker that is killed (SIGKILL, an overdue kill, a crash) never gets there, and its files
  * stayed in tmpdir for good — a fault soak with worker kills left one directory per kill, and
  * enough of them fill tmpdir, after which every large message is answered 451.
@@ -20,7 +20,7 @@ import { readdir, readlink, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LOCK_PREFIX } from '../worker/control-locks.js';
 
-const OWNED = /^(?:avfilter-mime|hdr|cmd)-(\d+)-/;
+const OWNED = /^(?:avfilter-mime|hdr|cmd|handler)-(\d+)-/;
 
 export async function sweepStale(tmpdir: string): Promise<number> {
   let names: string[];

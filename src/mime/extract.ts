@@ -123,6 +123,7 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
   try {
     if (inMemory !== undefined) {
       bytes = bufferBytes(inMemory);
+      store.setMessage(inMemory);
       budget.setInputSize(inMemory.length);
       await step(() => standard(inMemory));
     } else if (input.kind === 'file') {

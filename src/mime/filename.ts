@@ -5,15 +5,29 @@
  * (charset, percent-encoding, `*0*`/`*1` continuations) and RFC 2047 encoded words with libmime.
  * Input: the raw header values (first occurrence, as mailsplit reads them). Output: the decoded
  * name, or undefined. Never throws: an undecodable name is returned as it was written. Filenames
- * are never used to decide whether something is scanned.
+ * are never used to decide whether something is scanned (only whether it is banned).
  */
 import libmime from 'libmime';
 
-/** Longest filename kept for reports; longer names are cut (they only serve logs). */
+/** Longest filename kept; longer names are cut in the middle (reports, [banned] names). */
 export const MAX_FILENAME_CHARS = 255;
 
 export function decodeFilename(contentDisposition: string, contentType: string): string | undefined {
-  const raw = param(contentDisposition, 'filename') || param(contentType, 'name');
+  return decodeName(param(contentDisposition, 'filename') || param(contentType, 'name'));
+}
+
+/**
+ * The Content-Type `name` when Content-Disposition gives a `filename` that differs: mail
+ * clients differ on which of the two they show and save, so [banned] checks both.
+ */
+export function otherDeclaredName(contentDisposition: string, contentType: string): string | undefined {
+  const filename = param(contentDisposition, 'filename');
+  if (!filename) return undefined;
+  const name = decodeName(param(contentType, 'name'));
+  return name !== undefined && name !== decodeName(filename) ? name : undefined;
+}
+
+function decodeName(raw: string | undefined): string | undefined {
   if (!raw) return undefined;
   let name = raw;
   try {
@@ -23,7 +37,8 @@ export function decodeFilename(contentDisposition: string, contentType: string):
   }
   // control characters would let a filename forge log lines
   name = name.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
-  if (name.length > MAX_FILENAME_CHARS) name = name.slice(0, MAX_FILENAME_CHARS);
+  // a long name keeps its end too: the extension is what [banned] names match
+  if (name.length > MAX_FILENAME_CHARS) name = `${name.slice(0, MAX_FILENAME_CHARS - 128)}...${name.slice(-125)}`;
   return name || undefined;
 }
 

@@ -20,3 +20,4 @@ export { MessageInput } from './input.js';
 export type { ExtractionAccess, PostStage, PostStageResult } from './post-stage.js';
 export type { ExtractedPart } from '../bytes/part.js';
 export { DEFAULT_MIME_LIMITS, MemoryPool, MimeError, MimeErrorCode, type MimeLimits } from './limits.js';
+export { mimeLayout, nodeAt, isMessageNode, type Layout, type LayoutNode } from './layout.js';

@@ -45,7 +45,12 @@ export class PartStore implements PartHome {
   private readonly open = new Set<PartWriter>();
   private readonly walkedMessages = new Set<string>();
   private readonly bytesByPart = new WeakMap<ExtractedPart, MessageBytes>();
-  /** encodedKey() of a body the standard reading decoded in full → the digest it decoded to. */
+  /**
+   * The message when it is in memory (MessageInput.fromBuffer): a body that is a range of it
+   * is keyed by that range (rangeKey), not by a SHA-256 of its encoded bytes.
+   */
+  private message: Buffer | undefined;
+  /** encodedKey() or rangeKey() of a body the standard reading decoded in full → the digest it decoded to. */
   private readonly byEncoded = new Map<string, string>();
   /** Tiny contents (as latin1 strings) → their digest (see hasContent). */
   private readonly tinyDigests = new Map<string, string>();
@@ -185,6 +190,32 @@ export class PartStore implements PartHome {
     if (this.byDigest.has(digest)) this.byEncoded.set(key, digest);
   }
 
+  /** @internal The message is this buffer, in memory and unchanged until the extraction ends. */
+  setMessage(buf: Buffer): void {
+    this.message = buf;
+  }
+
+  /**
+   * Where `view` starts in the message, when it is a view of the message's own memory (the
+   * standard reading of a message in memory gets its bodies as such views); -1 otherwise.
+   */
+  offsetInMessage(view: Buffer): number {
+    const m = this.message;
+    if (m === undefined || view.buffer !== m.buffer) return -1;
+    const at = view.byteOffset - m.byteOffset;
+    return at >= 0 && at + view.length <= m.length ? at : -1;
+  }
+
+  /** @internal The message's bytes [start, end) (only while it is set: see setMessage). */
+  messageRange(start: number, end: number): Buffer {
+    return this.message!.subarray(start, end);
+  }
+
+  /** Is `bytes` the message itself (so that its ranges are the message's)? */
+  isMessage(bytes: MessageBytes): boolean {
+    return this.message !== undefined && bytes.buffer === this.message;
+  }
+
   /** The part an earlier full decode of the same encoded bytes by the same decoder gave. */
   lookupEncoded(key: string): FinishedPart | undefined {
     const digest = this.byEncoded.get(key);
@@ -242,4 +273,14 @@ export class PartStore implements PartHome {
  */
 export function encodedKey(decoder: object, encodedSha256: string): string {
   return `${decoder.constructor.name}:${encodedSha256}`;
+}
+
+/**
+ * The identity of "the message's bytes [start, end) under this decoder": the message in memory
+ * is one buffer that does not change while it is extracted, so the same range is the same
+ * encoded bytes, and no hash of them is needed. Distinct from every encodedKey (no hex digest
+ * holds "@").
+ */
+export function rangeKey(decoder: object, start: number, end: number): string {
+  return `${decoder.constructor.name}:@${start}-${end}`;
 }

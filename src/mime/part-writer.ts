@@ -14,7 +14,7 @@ import * as crypto from 'node:crypto';
 import { createHash, type Hash } from 'node:crypto';
 import { unlink, type FileHandle } from 'node:fs/promises';
 import { bufferBytes, fileBytesOfSize, type MessageBytes } from '../bytes/message-bytes.js';
-import type { ExtractedPart, PartMeta } from '../bytes/part.js';
+import { addNamesOf, type ExtractedPart, type PartMeta } from '../bytes/part.js';
 import { bufferSource, fileSource, type ScanSource } from '../bytes/sources.js';
 import type { Budget } from './limits.js';
 
@@ -121,6 +121,8 @@ export class PartWriter {
     const first = this.store.lookup(digest);
     if (first !== undefined) {
       await this.abort();
+      // the same bytes under another name (a second attachment, a member): [banned] must see it
+      addNamesOf(first.part, this.meta);
       return { part: first.part, duplicate: true, digest, bytes: first.bytes };
     }
     try {
@@ -142,8 +144,9 @@ export class PartWriter {
       bytes = fileBytesOfSize(file.path, this.size);
       this.file = undefined; // closed; the path now belongs to the part and dispose() removes it
     } else {
-      // an exact copy: the growing buffer may be up to twice the size of what it holds
-      const buf = Buffer.from(inMemory);
+      // the growing buffer may be up to twice the size of what it holds: an exact copy then;
+      // one that fits (a part written in one go, as a body in memory is) is kept as it is
+      const buf = this.memory !== undefined && this.memoryBytes === this.memory.length ? this.memory : Buffer.from(inMemory);
       this.store.budget.releaseMemory((this.memory?.length ?? 0) - buf.length);
       source = bufferSource(buf);
       bytes = bufferBytes(buf);

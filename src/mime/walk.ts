@@ -26,10 +26,10 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { IdentityDecoder, type ChunkDecoder } from './chunk-decoder.js';
 import { standardDecoder, type DecoderChoice } from './decoders.js';
-import { decodeFilename } from './filename.js';
+import { decodeFilename, otherDeclaredName } from './filename.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
 import type { PartMeta } from '../bytes/part.js';
-import { encodedKey, type FinishedPart, type PartStore, type PartWriter } from './part-store.js';
+import { encodedKey, rangeKey, type FinishedPart, type PartStore, type PartWriter } from './part-store.js';
 import { StandardSplitter } from './splitter.js';
 
 /** One interpretation of a message; the union extraction (extract.ts) runs several. */
@@ -139,16 +139,26 @@ interface OpenNode {
   meta: PartMeta | undefined;
   /**
    * SHA-256 of the encoded body as it went into the decoder (see PartStore.noteEncoded);
-   * undefined under the identity decoder, whose encoded bytes are the content (its digest).
+   * undefined under the identity decoder, whose encoded bytes are the content (its digest),
+   * and while the body is a range of the message in memory (`range`).
    */
   encoded: Hash | undefined;
+  /**
+   * The body so far as a range of the message in memory, while every chunk of it has been the
+   * next bytes of the message's own buffer: its key is then the range (rangeKey), no hash.
+   */
+  range: { start: number; end: number } | undefined;
+  /** Whether the body is keyed by its encoded bytes (not under the identity decoder: by its content). */
+  keyed: boolean;
+  /** A chunk of the body was not the message's next bytes: no range key for it. */
+  broken: boolean;
 }
 
 /**
  * "type/subtype" without RFC 822 comments or whitespace: mailsplit strips comments from the CTE
  * but not from Content-Type, so "message/rfc822 (fwd)" would not be recognised as a message.
  */
-function bareType(contentType: string | false): string {
+export function bareType(contentType: string | false): string {
   const t = (contentType || '').replace(/\([^()]*\)/g, ' ').trim().split(/[\s;]/, 1)[0]!.toLowerCase();
   return t || 'text/plain';
 }
@@ -173,9 +183,34 @@ class TreeWalker {
     // 'data' for a leaf is a delimiter line (a leaf may carry a boundary parameter)
     if (chunk.type !== (cur.node.multipart ? 'data' : 'body')) return;
     this.open(cur);
-    cur.encoded?.update(chunk.value);
+    this.noteEncodedChunk(cur, chunk.value);
     const out = cur.decoder!.update(chunk.value);
     if (out.length > 0) await cur.writer!.write(out);
+  }
+
+  /**
+   * Follows the encoded body: as a range of the message while each chunk is the message's next
+   * bytes, else (from the first chunk that is not) as a SHA-256 over every byte of it (not
+   * under the identity decoder, whose key is the content's own digest).
+   */
+  private noteEncodedChunk(cur: OpenNode, value: Buffer): void {
+    if (cur.encoded === undefined) {
+      const at = cur.broken ? -1 : this.ctx.store.offsetInMessage(value);
+      if (at >= 0 && (cur.range === undefined ? true : cur.range.end === at)) {
+        cur.range = { start: cur.range?.start ?? at, end: at + value.length };
+        return;
+      }
+      cur.broken = true;
+      if (!cur.keyed) {
+        cur.range = undefined;
+        return;
+      }
+      cur.encoded = createHash('sha256');
+      // what came so far was the message's own bytes: hashed from there
+      if (cur.range !== undefined) cur.encoded.update(this.ctx.store.messageRange(cur.range.start, cur.range.end));
+      cur.range = undefined;
+    }
+    cur.encoded.update(value);
   }
 
   async end(): Promise<void> {
@@ -216,7 +251,7 @@ class TreeWalker {
     const headerLines = Math.max(0, ((node as unknown as { _headersLines?: unknown[] })._headersLines?.length ?? 0) - 1);
     this.ctx.budget.addNode(ownPath.length, node._headerlen, STANDARD_READING.name, headerLines);
     this.info.set(node, { path: ownPath, children: 0 });
-    const open: OpenNode = { node, path: ownPath, container, writer: undefined, decoder: undefined, meta: undefined, encoded: undefined };
+    const open: OpenNode = { node, path: ownPath, container, writer: undefined, decoder: undefined, meta: undefined, encoded: undefined, range: undefined, keyed: false, broken: false };
     this.current = open;
     // a leaf is a part even when its body is empty; a container only once it has bytes
     if (!container) this.open(open);
@@ -236,6 +271,7 @@ class TreeWalker {
     const choice = this.ctx.reading.decoderFor(node.encoding);
     const headers = node.headers;
     const filename = headers ? decodeFilename(headers.getFirst('content-disposition'), headers.getFirst('content-type')) : undefined;
+    const other = headers ? otherDeclaredName(headers.getFirst('content-disposition'), headers.getFirst('content-type')) : undefined;
     // a childless container is stored at the leaf path ("1" at the top level)
     const path = cur.container && !node.parentNode ? [...this.prefix, 1] : cur.path;
     cur.meta = {
@@ -244,9 +280,10 @@ class TreeWalker {
       encoding: choice.encoding,
       reading: this.ctx.reading.name,
       ...(filename !== undefined ? { filename } : {}),
+      ...(other !== undefined ? { alsoNamed: [other] } : {}),
     };
     cur.decoder = choice.decoder;
-    cur.encoded = choice.decoder instanceof IdentityDecoder ? undefined : createHash('sha256');
+    cur.keyed = !(choice.decoder instanceof IdentityDecoder);
     cur.writer = this.ctx.store.begin(cur.meta);
   }
 
@@ -280,7 +317,14 @@ class TreeWalker {
     if (tail.length > 0) await cur.writer!.write(tail);
     const done = await cur.writer!.finish();
     this.current = undefined;
-    this.ctx.store.noteEncoded(encodedKey(cur.decoder!, cur.encoded?.digest('hex') ?? done.digest), done.digest);
+    const decoder = cur.decoder!;
+    // a range of the message in memory is its own key; the identity decoder's bodies are
+    // known by their content's digest as well
+    if (cur.range !== undefined) this.ctx.store.noteEncoded(rangeKey(decoder, cur.range.start, cur.range.end), done.digest);
+    if (!cur.keyed) this.ctx.store.noteEncoded(encodedKey(decoder, done.digest), done.digest);
+    else if (cur.encoded !== undefined) this.ctx.store.noteEncoded(encodedKey(decoder, cur.encoded.digest('hex')), done.digest);
+    // an empty body: the hash of no bytes
+    else if (cur.range === undefined) this.ctx.store.noteEncoded(encodedKey(decoder, createHash('sha256').digest('hex')), done.digest);
     return done;
   }
 }

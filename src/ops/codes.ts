@@ -119,6 +119,21 @@ export const CODES = {
   EQUARANTINE_ADDRESS: { class: 'input', meaning: '--quarantine release: no recipient, or one sendmail would take as an option' },
   EQUARANTINE_MESSAGE: { class: 'input', meaning: '--quarantine release: the stored message has a header block too large to release' },
   EQUARANTINE_SEND: { class: 'fault', meaning: '--quarantine release: quarantine_sendmail failed; the entry stays releasable (release_error in its record)' },
+  // ---- rewriting the data file: [headers], strip (451; the original is put back)
+  EDATA_WRITE: { class: 'fault', meaning: 'the data file could not be written in place ([headers], strip; headers_error= / strip_error=)' },
+  EDATA_HEADER: { class: 'fault', meaning: 'the data file\'s top-level header block is longer than the header edit reads (1 MiB)' },
+  EDATA_SHORT: { class: 'fault', meaning: 'the data file was shorter than it was when it was opened, while it was rewritten' },
+  ESTRIP_COPY: { class: 'fault', meaning: 'strip could not keep a copy of the message in tmpdir (no copy, no strip)' },
+  ESTRIP_LAYOUT: { class: 'fault', meaning: 'strip found a part\'s headers elsewhere than its byte offsets said: nothing cut' },
+  // ---- notices ([notify]) and action.handler: logged, the answer stands (but EHANDLER_TEMPFAIL)
+  ENOTIFY_TEMPLATE: { class: 'config', meaning: '[notify] template does not load (FILE:LINE: why): no notice is sent until it is fixed' },
+  ENOTIFY_SENDMAIL: { class: 'fault', meaning: "[notify] sendmail could not be started, exited non-zero or was killed (its last words in reason=): the notice is lost" },
+  ENOTIFY_TIMEOUT: { class: 'fault', meaning: '[notify] sendmail did not finish in 30 s, or the request ended first: its process group was killed, the notice is lost' },
+  EHANDLER_TEMPFAIL: { class: 'fault', meaning: 'action.handler exited 75 (EX_TEMPFAIL): the message is answered 451 and the effects before it undone' },
+  EHANDLER_EXIT: { class: 'fault', meaning: 'action.handler exited with another status than 0 or 75, or was killed by a signal: logged, the action stands' },
+  EHANDLER_TIMEOUT: { class: 'fault', meaning: 'action.handler ran past action.handler_timeout: its process group was killed, the action stands' },
+  EHANDLER_SPAWN: { class: 'fault', meaning: 'action.handler could not be started (ENOENT, EACCES): the action stands' },
+  EHANDLER_COPY: { class: 'fault', meaning: "action.handler's private copy of the message could not be made in tmpdir: it was not run, the action stands" },
   // ---- configuration (the daemon degrades, a reload keeps the old state)
   ENOT_CONFIGURED: { class: 'config', meaning: 'the config or engines did not load: every message 451 (event degraded)' },
   ECONFIG: { class: 'config', meaning: 'the config did not load in a worker' },
@@ -128,6 +143,7 @@ export const CODES = {
   ECONFIG_KEY: { class: 'config', meaning: 'a key that is unknown or has a wrong value (FILE:LINE: key)' },
   ECONFIG_ENGINE: { class: 'config', meaning: 'an [[engine]] cannot be built (rules, binding)' },
   ECONFIG_TMPDIR: { class: 'config', meaning: 'tmpdir is missing, a link, shared or owned by another user' },
+  ECONFIG_NETWORK: { class: 'config', meaning: 'a [skip] networks entry node cannot match (the loader checks the grammar first)' },
   EBADSERVER: { class: 'config', meaning: 'an engine address that is not unix:/path, tcp:host:port or tcp:[v6]:port' },
   EINSTALL: { class: 'config', meaning: '--install-filter could not finish a step' },
 } as const satisfies Record<string, CodeSpec>;

@@ -54,6 +54,7 @@ export const EVENTS = {
   'worker-fallback': { levels: ['warning'], meaning: 'no scanning worker accepting: a responder answers 451 meanwhile' },
   'worker-output': { levels: ['warning'], meaning: "a worker wrote to its own stderr (text=): not a log line of ours" },
   drained: { levels: ['info'], meaning: 'at shutdown a worker answered its unfinished= requests 451' },
+  'ip-blocked': { levels: ['info'], meaning: 'a virus came from client ip=: its mail is answered 451 for seconds= (until=), by every worker; blocked= IPs in the table (action.block_ip_seconds)' },
   'tmp-swept': { levels: ['info'], meaning: 'temp files left by workers that are gone were removed (entries=)' },
   // ---- engines and the verdict cache (logged by the worker, or by -t / --batch-test on stderr)
   'clamd-down': { levels: ['warning'], meaning: 'a clamd server failed without a verdict (code=, reason=): marked down, the others scan, it is probed back with PING' },
@@ -73,8 +74,13 @@ export const EVENTS = {
   // ---- the quarantine (logged by avfilter --quarantine where the daemon logs)
   'quarantine-release': { levels: ['info', 'error'], meaning: 'a quarantined message was handed to sendmail (info: quarantine=, to=) or could not be (error: code=, reason=; it stays releasable)' },
   'quarantine-delete': { levels: ['info'], meaning: 'a quarantine entry was removed (quarantine=; by=delete, or by=expire with days=)' },
+  // ---- notices and the handler (effects/notify.ts, effects/handler.ts)
+  'notice-sent': { levels: ['info'], meaning: '[notify]: a notice about an infected message was handed to sendmail (id=, to=, names=)' },
+  'notice-failed': { levels: ['error'], meaning: '[notify]: the notice could not be sent (code=, reason=); the answer to the message is not changed' },
+  'handler-tempfail': { levels: ['warning'], meaning: 'action.handler exited 75: the message is answered 451 (id=, program=, text= what it said)' },
+  'handler-failed': { levels: ['error'], meaning: 'action.handler failed (code= EHANDLER_EXIT, _TIMEOUT, _SPAWN, _COPY; reason=): logged, the action stands' },
   // ---- debug runs (log_level = "debug")
-  trace: { levels: ['debug'], meaning: 'one stage of one message (stage=read, mime, unpack, engine, policy, reply; ms= since accept)' },
+  trace: { levels: ['debug'], meaning: 'one stage of one message (stage=read, gates, mime, unpack, banned, engine, policy, reply; ms= since accept)' },
 } as const satisfies Record<string, EventSpec>;
 
 export type EventName = keyof typeof EVENTS;

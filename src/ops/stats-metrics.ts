@@ -52,6 +52,7 @@ export const METRICS: readonly MetricSpec[] = [
   { name: 'avfilter_workers', type: 'gauge', labels: [], help: 'Scanning worker processes of the generation that serves' },
   { name: 'avfilter_requests_in_flight', type: 'gauge', labels: [], help: 'Requests the workers hold (as of their last heartbeat)' },
   { name: 'avfilter_degraded', type: 'gauge', labels: [], help: '1 while every message is answered 451 because the config or the engines do not load' },
+  { name: 'avfilter_blocked_ips', type: 'gauge', labels: [], help: 'Client IPs whose mail is answered 451 for a while after a virus (action.block_ip_seconds), in the master\'s table' },
   { name: 'avfilter_start_time_seconds', type: 'gauge', labels: [], help: 'When the daemon started (Unix time)' },
   { name: 'avfilter_last_reload_time_seconds', type: 'gauge', labels: [], help: 'When the last successful reload happened (Unix time; the start time when none did)' },
 ];

@@ -19,6 +19,8 @@ export interface Gauges {
   readonly workers: number;
   readonly inFlight: number;
   readonly degraded: boolean;
+  /** Client IPs blocked now (action.block_ip_seconds); absent: none. */
+  readonly blockedIps?: number | undefined;
 }
 
 type Labels = readonly (readonly [string, string])[];
@@ -117,6 +119,9 @@ function samples(out: string[], m: MetricSpec, s: StatsStore, g: Gauges): void {
     case 'avfilter_degraded':
       sample(out, m.name, [], g.degraded ? 1 : 0);
       return;
+    case 'avfilter_blocked_ips':
+      sample(out, m.name, [], g.blockedIps ?? 0);
+      return;
     case 'avfilter_start_time_seconds':
       sample(out, m.name, [], s.startedAt / 1000);
       return;
@@ -172,7 +177,7 @@ export function renderStatsLines(s: StatsStore, g: Gauges, now = Date.now()): st
   const r = s.sinceReload;
   const out: string[] = [
     `avfilter stats at ${iso(now)}: started ${iso(s.startedAt)}, last reload ${s.lastReloadAt === s.startedAt ? 'none' : iso(s.lastReloadAt)}`,
-    `workers: ${g.workers}, requests in flight: ${g.inFlight}${g.degraded ? ', DEGRADED: every message is answered 451' : ''}`,
+    `workers: ${g.workers}, requests in flight: ${g.inFlight}${g.blockedIps ? `, client IPs blocked: ${g.blockedIps}` : ''}${g.degraded ? ', DEGRADED: every message is answered 451' : ''}`,
     'counts: since start (since the last reload)',
   ];
   const line = (what: string, n: number, m: number): void => {

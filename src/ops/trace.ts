@@ -12,7 +12,7 @@
  */
 import type { LogFields, Logger } from './log.js';
 
-export type TraceStage = 'read' | 'mime' | 'unpack' | 'engine' | 'policy' | 'reply';
+export type TraceStage = 'read' | 'gates' | 'mime' | 'unpack' | 'banned' | 'engine' | 'policy' | 'reply';
 export type Trace = (stage: TraceStage, fields: LogFields) => void;
 
 /** The trace of one message, or undefined when debug lines are not written. */

@@ -1,52 +1,55 @@
 /**
- * Glob lists as matchers: the address globs of [skip] (senders, recipients, pass_recipients) and
- * the file-name and type globs of [banned].
+ * Glob patterns of the policy tables: virus names ([action.by_name]), addresses ([skip]
+ * senders, recipients, pass_recipients) and file names and types ([banned]), compiled once per
+ * config.
  *
- * Owns: compiling a list once (per config) into one predicate, and what a subject is before it
- * is matched (an address lower-cased on the whole, a file name cut to the name a mail client
- * saves). Matching is minimatch's (`*`, `?`, `[...]`, `{a,b}`, `\` escapes), chosen over
- * regex-compiling matchers because its matching does not backtrack: `*a*a*a*a*b` against a
- * 2,000-character address a sender made up takes milliseconds, not hours, and the subjects here
- * are the sender's to choose. Inputs: the config's lists (the loader checked they are strings).
- * Outputs: predicates; an empty list compiles to undefined, so callers skip the work. Fails with
- * nothing: every string is a glob (an unmatched `[` is a literal).
+ * Matching is case-insensitive everywhere (virus names differ in case between engines, mail
+ * domains are case-insensitive and every mail host we know ignores the local part's case,
+ * attachment names come in any case), and `*` matches any run of characters, dots and slashes
+ * included ("*Eicar*" matches "Win.Test.EICAR_HDB-1", "*@example.com" matches "a/b@example.com").
+ * `?`, `[...]` and `\` escapes work as in the shell; no braces, extglobs or `!` negation, so
+ * every entry means what it says. The matcher (glob-match.ts) never backtracks: addresses and
+ * attachment names are the sender's to choose, and a regex-compiled glob against a long made-up
+ * one can run for hours (test/gates-policy.test.ts measures it).
+ * Inputs: patterns from a loaded config (the loader refused empty patterns and control
+ * characters). Outputs: predicates. Fails with nothing.
  */
-import { Minimatch, type MinimatchOptions } from 'minimatch';
+import { compileGlob, type GlobMatcher } from './glob-match.js';
 
-export type Matcher = (subject: string) => boolean;
+export type GlobSubject = 'name' | 'address' | 'filename';
 
-/**
- * Case-insensitive on the whole subject (a local part's case is the receiving host's to honour,
- * and every mail host we know ignores it); `*` also matches a leading dot; no `!` negation and
- * no `#` comments, so every entry means what it says.
- */
-const OPTIONS: MinimatchOptions = { nocase: true, dot: true, nonegate: true, nocomment: true, noglobstar: true };
+const PREPARE: Record<GlobSubject, (s: string) => string> = {
+  name: (s) => s,
+  address: (s) => addressSubject(s),
+  filename: (s) => fileNameSubject(s),
+};
 
-/**
- * minimatch splits patterns and subjects at "/" (it matches paths). Addresses and file names are
- * single strings that may hold one, so "/" is replaced on both sides by a character that is
- * never a glob's: `*` then matches across it, a "/" in a pattern still matches only "/".
- */
-const SLASH = '\u2215';
-
-function compileOne(glob: string): Minimatch {
-  return new Minimatch(glob.replaceAll('/', SLASH), OPTIONS);
+/** One predicate for a list of patterns: true when any pattern matches. Empty list: never. */
+export function compileGlobs(patterns: readonly string[], subject: GlobSubject): (s: string) => boolean {
+  const named = compileGlobList(patterns, subject);
+  return (s) => named(s) !== undefined;
 }
 
-/** One predicate for a list of globs (true when any matches); undefined for an empty list. */
-export function compileGlobs(globs: readonly string[]): Matcher | undefined {
-  if (globs.length === 0) return undefined;
-  const compiled = globs.map(compileOne);
-  return (subject) => {
-    const s = subject.replaceAll('/', SLASH);
-    return compiled.some((m) => m.match(s));
+/** Like compileGlobs, but answers with the first pattern that matches (for the log), or undefined. */
+export function compileGlobList(patterns: readonly string[], subject: GlobSubject): (s: string) => string | undefined {
+  if (patterns.length === 0) return () => undefined;
+  const rows: Array<{ p: string; m: GlobMatcher }> = patterns.map((p) => ({ p, m: compileGlob(p) }));
+  const prepare = PREPARE[subject];
+  return (s) => {
+    const x = prepare(s);
+    return rows.find((r) => r.m(x))?.p;
   };
 }
 
+/** Which of several patterns match, in their order (for [action.by_name]). */
+export function compileGlobTable<V>(table: Readonly<Record<string, V>>): (s: string) => V[] {
+  const rows = Object.entries(table).map(([p, v]) => ({ m: compileGlob(p), v }));
+  return (s) => rows.filter((r) => r.m(s)).map((r) => r.v);
+}
+
 /**
- * An envelope address as globs see it: the angle brackets Courier may keep stripped, nothing
- * else changed (case is the matcher's). "" (the null sender) stays "" and matches only a glob
- * that matches the empty string.
+ * An envelope address as globs see it: the angle brackets stripped, nothing else changed (case
+ * is the matcher's). "" (the null sender) stays "" and matches only a pattern that matches "".
  */
 export function addressSubject(address: string): string {
   const a = address.trim();
@@ -55,9 +58,10 @@ export function addressSubject(address: string): string {
 
 /**
  * A file name as the system that saves it sees it: the last component after "/" or "\" (a
- * client saves "../../a.exe" as a.exe), without the trailing dots and spaces Windows drops
- * ("a.exe. " opens as a.exe), and as a person reads it: control, bidi and zero-width characters
- * left out ("a.e\u200Bxe" shows as a.exe). A ban errs towards the name that is shown.
+ * client saves "../../a.exe" as a.exe, a member "docs/a.exe" inside an archive is a.exe), without
+ * the trailing dots and spaces Windows drops ("a.exe. " opens as a.exe), and as a person reads
+ * it: control, bidi and zero-width characters left out ("a.e\u200Bxe" shows as a.exe). A ban
+ * errs towards the name that is shown.
  */
 export function fileNameSubject(name: string): string {
   // eslint-disable-next-line no-control-regex
@@ -67,27 +71,18 @@ export function fileNameSubject(name: string): string {
 }
 
 /** A config's lists are frozen and live as long as it: each is compiled once. */
-const compiledLists = new WeakMap<readonly string[], Matcher | undefined>();
-
-/** The addresses of `addresses` that any glob matches (for pass_recipients and the drop's keep list). */
-export function matchRecipients(globs: readonly string[], addresses: readonly string[]): string[] {
-  let m = compiledLists.get(globs);
-  if (m === undefined && !compiledLists.has(globs)) {
-    m = compileGlobs(globs);
-    compiledLists.set(globs, m);
-  }
-  if (m === undefined) return [];
-  return addresses.filter((a) => m(addressSubject(a)));
-}
+const compiledLists = new WeakMap<readonly string[], (s: string) => boolean>();
 
 /**
- * A table of glob -> value ([action.by_name]) as one function: the values of every glob that
- * matches `subject`, in the table's order. Virus names are matched as they are (case aside).
+ * The addresses among `addresses` that a pattern matches ([skip] pass_recipients: they get
+ * infected mail tagged, the drop's keep list).
  */
-export function compileGlobTable<V>(table: Readonly<Record<string, V>>): (subject: string) => V[] {
-  const rows = Object.entries(table).map(([glob, value]) => ({ m: compileOne(glob), value }));
-  return (subject) => {
-    const s = subject.replaceAll('/', SLASH);
-    return rows.filter((r) => r.m.match(s)).map((r) => r.value);
-  };
+export function matchRecipients(globs: readonly string[], addresses: readonly string[]): string[] {
+  if (globs.length === 0) return [];
+  let m = compiledLists.get(globs);
+  if (m === undefined) {
+    m = compileGlobs(globs, 'address');
+    compiledLists.set(globs, m);
+  }
+  return addresses.filter(m);
 }

@@ -7,11 +7,16 @@
  * and an AbortSignal carrying the request's deadline. Output: a Verdict; it never throws (an
  * unexpected fault becomes an "error" verdict with origin "internal").
  *
- * Order of precedence: infected (we know enough to act) > encrypted > limit > error > clean; an
+ * Order of precedence: infected (we know enough to act) > banned > encrypted > limit > error >
+ * clean; an
  * item an engine refuses for its size (ESIZE_LIMIT: clamd's StreamMaxLength, yara's max_scan_size)
  * was not scanned and is a limit. "clean" needs
  * every engine to have answered clean for every item routed to it (route.ts: every engine gets
  * the raw message, every decoded part and every container member).
+ * [banned] (policy/banned.ts) is checked on the extraction's parts (MIME parts and container
+ * members, with their names and types) before the engines run; with [banned] empty, the
+ * default, the check is not there at all. A banned attachment does not stop the scan: a virus
+ * found is the verdict (its action, its IP block), the banned part only when nothing is found.
  * Every error carries its origin: an engine's own failure is "scanner" (the one origin that
  * action.error = "accept" may pass), an abort is "abort", a temp-file failure "internal".
  */
@@ -28,6 +33,7 @@ import { formatLabel, type UnpackOptions } from '../unpack/stage.js';
 import { UnpackErrorCode, type ContainerFormat } from '../unpack/types.js';
 import { uniqueNames, type Finding, type Verdict } from '../policy/verdict.js';
 import type { Trace } from '../ops/trace.js';
+import type { BannedCheck } from '../policy/banned.js';
 
 export interface ScanDeps {
   readonly engines: readonly Engine[];
@@ -40,6 +46,8 @@ export interface ScanDeps {
   readonly unpack?: UnpackOptions | undefined;
   /** A message's debug trace (ops/trace.ts): set only when debug lines are written. */
   readonly trace?: Trace | undefined;
+  /** [banned], compiled (policy/banned.ts); absent: nothing is banned, nothing is checked. */
+  readonly banned?: BannedCheck | undefined;
   /** Told every engine result and its time in seconds (the worker's counters); must not throw. */
   readonly observe?: ScanObserver | undefined;
 }
@@ -132,6 +140,8 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     const jobs = route(items, deps.engines);
     const scanned = [...new Set(jobs.map((j) => j.item))];
     const bytes = scanned.reduce((n, i) => n + i.source.size, 0);
+    const banned = deps.banned !== undefined ? await deps.banned(extraction.parts, signal) : undefined;
+    if (banned !== undefined) deps.trace?.('banned', { name: banned.name, path: banned.path, rule: banned.rule });
     const { findings, firstError, sizeLimit } = await scanItems(jobs, signal, deps.trace, deps.observe);
 
     let verdict: Verdict;
@@ -140,6 +150,8 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
     if (findings.length > 0 && !(enc !== undefined && findings.every(isEncryptedHeuristic))) {
       verdict = { kind: 'infected', names: uniqueNames(findings), findings };
     }
+    // refused for what it is, whatever else could not be read or scanned
+    else if (banned !== undefined) verdict = { kind: 'banned', name: banned.name, path: banned.path, rule: banned.rule };
     else if (signal.aborted) verdict = ABORTED;
     // what nobody can scan: known, not a fault, and no other outcome would let it through
     else if (enc !== undefined) {

@@ -315,9 +315,14 @@ class Stage {
   }
 }
 
-/** A name fit for a path in a report: no control characters, bounded length. */
+/**
+ * A name fit for a path in a report: no control characters, bounded length. A long name keeps
+ * its start and its end: the end is the file's extension, which [banned] names match ("*.exe"
+ * must still see a 300-character name ending in .exe).
+ */
 function cleanName(s: string): string {
   // eslint-disable-next-line no-control-regex
   const t = s.replace(/[\x00-\x1f\x7f]/g, '?');
-  return t.length > MAX_NAME_CHARS ? `${t.slice(0, MAX_NAME_CHARS)}...` : t;
+  const half = MAX_NAME_CHARS / 2;
+  return t.length > MAX_NAME_CHARS ? `${t.slice(0, half)}...${t.slice(-half)}` : t;
 }

@@ -4,13 +4,15 @@
  * connections on the listening socket itself (handed over once, with `listen`), reads the
  * request, answers it and closes; the master hears only life-cycle messages, a heartbeat once a
  * second (with the counters since the last one: numbers and virus names, no message data), and finished log lines when the worker has no descriptor of the daemon's stderr
- * (`logFd`) to write them to itself.
+ * (`logFd`) to write them to itself; and the client IPs blocked after a virus (a worker
+ * reports one, the master keeps the table and sends it on to every worker).
  *
  * Owns: the message shapes and their type guards. Fails with nothing.
  */
 import type { ParseOptions } from '../config/load.js';
 import type { WorkerLog } from '../ops/log-output.js';
 import type { StatsDelta } from '../ops/stats.js';
+import type { BlockEntry } from '../policy/ip-blocks.js';
 
 export type ToWorker =
   /**
@@ -31,7 +33,12 @@ export type ToWorker =
    * unanswered after that long 451 (shutdown); absent: let each finish within its own
    * deadline (a reload, a recycle).
    */
-  | { readonly t: 'retire'; readonly graceMs?: number | undefined };
+  | { readonly t: 'retire'; readonly graceMs?: number | undefined }
+  /**
+   * Blocked client IPs (action.block_ip_seconds), each with the end of its block (epoch ms):
+   * every block in force when the worker says ready, then each new one as any worker reports it.
+   */
+  | { readonly t: 'blocks'; readonly entries: readonly BlockEntry[] };
 
 export type FromWorker =
   | { readonly t: 'ready'; readonly engines: readonly string[] }
@@ -46,10 +53,12 @@ export type FromWorker =
    */
   | { readonly t: 'beat'; readonly busy: number; readonly oldestDeadline: number; readonly served?: number; readonly lostLines?: number; readonly stats?: StatsDelta | undefined }
   /** Finished log lines, a turn of the event loop's worth at a time. */
-  | { readonly t: 'log'; readonly lines: readonly string[] };
+  | { readonly t: 'log'; readonly lines: readonly string[] }
+  /** A virus came from `ip`: block its mail until `until` (epoch ms), in every worker. */
+  | { readonly t: 'block'; readonly ip: string; readonly until: number };
 
-const FROM: ReadonlySet<string> = new Set(['ready', 'failed', 'listening', 'beat', 'log']);
-const TO: ReadonlySet<string> = new Set(['init', 'listen', 'retire']);
+const FROM: ReadonlySet<string> = new Set(['ready', 'failed', 'listening', 'beat', 'log', 'block']);
+const TO: ReadonlySet<string> = new Set(['init', 'listen', 'retire', 'blocks']);
 
 export function isFromWorker(m: unknown): m is FromWorker {
   const t = (m as { t?: unknown } | null)?.t;

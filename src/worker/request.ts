@@ -1,6 +1,7 @@
 /**
  * One Courier request, start to finish — the worker's spine, each step one call:
- * paths → control files → scan slot → data file → waitfile → scan (and the data file still the
+ * paths → control files → scan slot → data file → waitfile → gates (gates.ts: [skip], a blocked
+ * client IP) → scan (and the data file still the
  * bytes that were scanned: EDATA_CHANGED otherwise) → decision (policy/actions.ts: the reply
  * and the list of effects) → effects (effects/run.ts: in their fixed order, with the one
  * rollback rule, under the request's file lock) → reply.
@@ -30,6 +31,7 @@ import { AvError, codeOf, messageOf, originOf } from '../errors.js';
 import { checkRequestPaths } from './paths.js';
 import { releasedMarker } from '../quarantine/release.js';
 import { openDataFile, type DataFile } from './data-file.js';
+import { checkGates } from './gates.js';
 import type { Trace } from '../ops/trace.js';
 
 export interface RequestContext {
@@ -104,8 +106,12 @@ async function scanAndAct(
   const deps = ctx.trace !== undefined ? { ...scanDepsOf(rt), trace: ctx.trace } : scanDepsOf(rt);
   let verdict: Verdict;
   let bytes: Buffer | undefined;
+  let gate: Verdict | undefined;
   if (rt.config.waitfile !== '' && (await exists(rt.config.waitfile))) {
     verdict = { kind: 'busy', reason: 'waitfile present' };
+  } else if ((gate = checkGates(env, controls, undefined, rt)) !== undefined) {
+    verdict = gate;
+    ctx.trace?.('gates', { verdict: gate.kind, reason: gate.kind === 'skipped' ? gate.reason : undefined, ip: gate.kind === 'blocked' ? gate.ip : undefined });
   } else {
     bytes = data.size <= IN_MEMORY_MESSAGE_BYTES ? await data.readAll() : undefined;
     // released from the quarantine by an admin (its marker verifies, its release is under way): not scanned again
@@ -129,7 +135,7 @@ async function scanAndAct(
 
   const outcome = await runEffects(decision, {
     dataPath, data, bytes, controls, envelope: env, verdict, config: rt.config, log: ctx.log, fields, signal,
-    rescan: async (input) => (await scanMessage(input, deps, signal)).verdict,
+    rescan: async (input) => (await scanMessage(input, deps, signal)).verdict, engines: rt.engines,
   }, ctx.locks);
   logOutcome(fields, verdict, decision, outcome);
   return { reply: outcome.reply, decision, verdict };

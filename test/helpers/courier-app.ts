@@ -59,3 +59,9 @@ export async function avfilterProgram(h: CourierHarness, checkout?: string): Pro
   if (!(await courierCan('-x', copied))) throw new HarnessError('E2E_ACCESS', `the courier user cannot execute ${copied}`);
   return copied;
 }
+
+/** The lines of avfilter.toml that put a filter's own files (pid file, pipe, tmpdir, quarantine) in `dir`. */
+export function avfilterFileKeys(dir: string): string[] {
+  const q = (s: string): string => JSON.stringify(s); // a TOML basic string for plain paths
+  return [`pid_file = ${q(`${dir}/avfilter.pid`)}`, `pipe = ${q(`${dir}/avfilter_sig.pipe`)}`, `tmpdir = ${q(`${dir}/tmp`)}`, `quarantine_dir = ${q(`${dir}/quarantine`)}`];
+}

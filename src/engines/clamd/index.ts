@@ -13,11 +13,11 @@
  */
 import { setMaxListeners } from 'node:events';
 import { AvError } from '../../errors.js';
-import { EngineErrorCode, type Engine, type EngineResult, type ScanItem, type ScanSource } from '../engine.js';
+import { EngineErrorCode, type Engine, type EngineResult, type ScanItem } from '../engine.js';
 import { parseServer } from './address.js';
 import { instream, ping, version as clamdVersion } from './client.js';
 import { ClamdPool, type PoolEvent, type ServerHealth } from './pool.js';
-import { presentRaw, type RawMessageMode } from './raw-message.js';
+import { presentRaw, type PiecedSource, type RawMessageMode } from './raw-message.js';
 import { SessionPool } from './session.js';
 import { parseClamdVersion } from './version.js';
 import type { ClamdAddress } from './address.js';
@@ -92,7 +92,7 @@ export function createClamdEngine(opts: ClamdOptions): ClamdEngine {
 
   async function scan(item: ScanItem, signal: AbortSignal): Promise<EngineResult> {
     if (shutdown.signal.aborted) return { status: 'error', code: EngineErrorCode.ABORTED, message: 'clamd engine closed' };
-    let source: ScanSource = item.source;
+    let source: PiecedSource = item.source;
     if (item.kind === 'raw') {
       try {
         source = await presentRaw(source, o.rawMessage);
@@ -109,8 +109,7 @@ export function createClamdEngine(opts: ClamdOptions): ClamdEngine {
         maxStreamBytes: o.maxStreamBytes,
         signal: linked.signal,
       };
-      const bytes = source.bytes !== undefined && source.bytes.length === source.size && source.size <= Math.min(SESSION_MAX_BYTES, o.maxStreamBytes)
-        ? source.bytes : undefined;
+      const bytes = source.size <= Math.min(SESSION_MAX_BYTES, o.maxStreamBytes) ? piecesOf(source) : undefined;
       return await servers.run(source.size, linked.signal, async (addr) => {
         if (bytes !== undefined) {
           const r = await sessionsOf(addr).scan(bytes, opts);
@@ -200,6 +199,12 @@ function positiveInt(name: string, v: number, max: number): void {
 
 function badOption(message: string): AvError {
   return new AvError('EBADOPTION', 'config', `clamd engine: ${message}`);
+}
+
+/** The bytes of a source in memory, as pieces (a prefixed raw message: no copy), or undefined. */
+function piecesOf(source: PiecedSource): readonly Buffer[] | undefined {
+  if (source.pieces !== undefined) return source.pieces.reduce((n, b) => n + b.length, 0) === source.size ? source.pieces : undefined;
+  return source.bytes !== undefined && source.bytes.length === source.size ? [source.bytes] : undefined;
 }
 
 /** One signal that aborts when either does (AbortSignal.any needs Node 20.3). */

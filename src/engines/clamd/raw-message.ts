@@ -85,13 +85,34 @@ export async function readHead(source: ScanSource, n: number): Promise<Buffer> {
   return Buffer.concat(parts).subarray(0, n);
 }
 
-/** `source` with `prefix` in front; size includes the prefix (it counts against StreamMaxLength). */
-export function prefixedSource(prefix: Buffer, source: ScanSource): ScanSource {
-  return {
+/**
+ * A source whose bytes in memory are pieces sent one after the other (the prefix, then the
+ * message), so that the message is not copied behind its prefix for every scan.
+ */
+export interface PiecedSource extends ScanSource {
+  readonly pieces?: readonly Buffer[] | undefined;
+}
+
+/**
+ * `source` with `prefix` in front; size includes the prefix (it counts against StreamMaxLength).
+ * A source in memory keeps its bytes where they are: `pieces` are the prefix and those bytes,
+ * and `bytes` (the two joined) is made only when someone asks for it.
+ */
+export function prefixedSource(prefix: Buffer, source: ScanSource): PiecedSource {
+  const inMemory = source.bytes;
+  let joined: Buffer | undefined;
+  const base = {
     size: prefix.length + source.size,
-    ...(source.bytes !== undefined ? { bytes: Buffer.concat([prefix, source.bytes]) } : {}),
     stream: () => Readable.from(withPrefix(prefix, source), { objectMode: false }),
     buffer: async () => Buffer.concat([prefix, await source.buffer()]),
+  };
+  if (inMemory === undefined) return base;
+  return {
+    ...base,
+    pieces: [prefix, inMemory],
+    get bytes(): Buffer {
+      return (joined ??= Buffer.concat([prefix, inMemory]));
+    },
   };
 }
 

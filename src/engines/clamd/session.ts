@@ -109,14 +109,17 @@ class Session {
     return this.closed ? Infinity : this.pending.size;
   }
 
-  scan(data: Buffer, opts: SessionScanOptions): Promise<SessionResult> {
+  /** `data`: the item's bytes, in pieces sent one after the other (clamd sees them joined). */
+  scan(data: readonly Buffer[], opts: SessionScanOptions): Promise<SessionResult> {
     if (this.closed) return Promise.resolve(undefined);
     clearTimeout(this.idleTimer);
     const id = this.nextId++;
     const bufs: Buffer[] = [encodeCommand('INSTREAM')];
-    for (let off = 0; off < data.length; off += opts.chunkBytes) {
-      const slice = data.subarray(off, off + opts.chunkBytes);
-      bufs.push(frameHeader(slice.length), slice);
+    for (const piece of data) {
+      for (let off = 0; off < piece.length; off += opts.chunkBytes) {
+        const slice = piece.subarray(off, off + opts.chunkBytes);
+        bufs.push(frameHeader(slice.length), slice);
+      }
     }
     bufs.push(endOfStream());
     return new Promise<SessionResult>((resolve) => {
@@ -208,7 +211,7 @@ export class SessionPool {
    * Scans `data` on a session (opened when none has room), or says the caller must use a
    * connection of its own (undefined). A connect failure is returned as such.
    */
-  async scan(data: Buffer, opts: SessionScanOptions): Promise<SessionResult> {
+  async scan(data: readonly Buffer[], opts: SessionScanOptions): Promise<SessionResult> {
     if (opts.signal.aborted) return { status: 'error', code: EngineErrorCode.ABORTED, message: `${formatServer(this.addr)}: aborted before sending` };
     let best: Session | undefined;
     for (const s of this.sessions) if (s.load < MAX_OUTSTANDING && (best === undefined || s.load < best.load)) best = s;

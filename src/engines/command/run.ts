@@ -10,6 +10,7 @@
  * { aborted: true } when the signal fired (the group is then killed and reaped),
  * { overflow: true } when the output passed MAX_OUTPUT_BYTES (the group is killed).
  */
+import { killGroup } from '../../process-group.js';
 import { spawn } from 'node:child_process';
 import type { Exit } from './output.js';
 
@@ -37,17 +38,9 @@ export function run(argv: readonly string[], signal: AbortSignal): Promise<RunRe
     let errBytes = 0;
     let stopped: RunResult | undefined;
     let settled = false;
-    const killGroup = (): void => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // the group is gone already
-      }
-    };
     const stop = (why: RunResult): void => {
       stopped ??= why;
-      killGroup();
+      killGroup(child.pid);
     };
     const onAbort = (): void => stop({ kind: 'aborted' });
     signal.addEventListener('abort', onAbort, { once: true });

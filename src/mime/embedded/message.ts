@@ -30,15 +30,23 @@ const FIELD_RE = /^([^:\s]+)[ \t]*:/;
 
 export type MessageLook = 'yes' | 'no' | 'more';
 
+/** Bytes of a line that are looked at. */
+const LINE_BYTES = 1024;
+
 /** `head`: the file's first bytes; `cut`: more bytes follow them. */
 export function looksLikeMessage(head: Buffer, cut: boolean): MessageLook {
+  // Most items are not mail (binaries, text): their first bytes are no `Name:`, and that is
+  // the answer (the loop below says "no" for such a first line too) without looking for the
+  // end of a first line that may run on for the whole sniff. FIRST_FIELD_RE stops at the first
+  // whitespace, line ends included, so on these bytes it answers as on the first line.
+  if (!FIRST_FIELD_RE.test(head.toString('latin1', 0, Math.min(head.length, LINE_BYTES)))) return 'no';
   let pos = 0;
   let fields = 0;
   let key = false;
   while (pos < head.length) {
     let end = pos;
     while (end < head.length && head[end] !== 0x0a && head[end] !== 0x0d) end++;
-    const line = head.toString('latin1', pos, Math.min(end, pos + 1024));
+    const line = head.toString('latin1', pos, Math.min(end, pos + LINE_BYTES));
     if (end >= head.length) {
       // the bytes end inside this line: a field name already seen counts (a first field
       // padded past the sniff must not hide the message), the rest is judged by what came before

@@ -22,10 +22,11 @@ import { Base64Decoder } from '../base64.js';
 import { IdentityDecoder, type ChunkDecoder } from '../chunk-decoder.js';
 import { UuDecoder } from '../embedded/uu.js';
 import { decodeFilename } from '../filename.js';
+import { addNamesOf, MAX_ALSO_NAMED } from '../../bytes/part.js';
 import type { MessageBytes } from '../../bytes/message-bytes.js';
 import { MimeError, MimeErrorCode, type Budget } from '../limits.js';
 import { createHash } from 'node:crypto';
-import { encodedKey, type PartStore } from '../part-store.js';
+import { encodedKey, rangeKey, type PartStore } from '../part-store.js';
 import { QpDecoder } from '../qp.js';
 import { findDelimiters, type Delimiter } from './delimiters.js';
 import { parseHeaderBlock, type HeaderField } from './header.js';
@@ -162,6 +163,11 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
   const ct = fields.find((f) => f.name === 'content-type')?.value ?? '';
   const cd = fields.find((f) => f.name === 'content-disposition')?.value ?? '';
   const filename = safeFilename(cd, ct);
+  // every name any of its Content-Type and Content-Disposition fields gives ([banned] names)
+  const alsoNamed = [...new Set(fields.flatMap((f) => {
+    const n = f.name === 'content-type' ? safeFilename('', f.value) : f.name === 'content-disposition' ? safeFilename(f.value, '') : undefined;
+    return n !== undefined && n !== filename ? [n] : [];
+  }))].slice(0, MAX_ALSO_NAMED);
   const sniff = bodyStart < e.end ? await e.src.read(bodyStart, Math.min(e.end - bodyStart, BASE64_SNIFF_BYTES)) : Buffer.alloc(0);
   for (const cte of info.ctes) {
     for (const choice of decodersFor(cte.token, sniff)) {
@@ -175,6 +181,7 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
         encoding: choice.encoding,
         reading,
         ...(filename !== undefined ? { filename } : {}),
+        ...(alsoNamed.length > 0 ? { alsoNamed } : {}),
       });
       // an attached message under any of its types, encodings and dispositions
       const msgType = info.types.find(isMessageType);
@@ -238,6 +245,15 @@ export function looksLikeBase64(sample: Buffer): boolean {
 async function storeRange(ctx: LenientContext, src: MessageBytes, start: number, end: number, decoder: ChunkDecoder, meta: Parameters<PartStore['begin']>[0]): Promise<{ digest: string; bytes: MessageBytes }> {
   // The standard reading may have decoded these very bytes with the same decoder: then the
   // content is known and stored, and hashing the range costs far less than decoding it again.
+  if (end > start && ctx.store.isMessage(src)) {
+    // a range of the message in memory that the standard reading decoded whole: no hash needed
+    const known = ctx.store.lookupEncoded(rangeKey(decoder, start, end));
+    if (known !== undefined) {
+      // the content is known, the names this reading gives it may not be ([banned])
+      addNamesOf(known.part, meta);
+      return { digest: known.digest, bytes: known.bytes };
+    }
+  }
   if (end > start) {
     const encoded = createHash('sha256');
     for await (const chunk of src.chunks(start, end)) {
@@ -245,7 +261,11 @@ async function storeRange(ctx: LenientContext, src: MessageBytes, start: number,
       encoded.update(chunk as Buffer);
     }
     const known = ctx.store.lookupEncoded(encodedKey(decoder, encoded.digest('hex')));
-    if (known !== undefined) return { digest: known.digest, bytes: known.bytes };
+    if (known !== undefined) {
+      // the content is known, the names this reading gives it may not be ([banned])
+      addNamesOf(known.part, meta);
+      return { digest: known.digest, bytes: known.bytes };
+    }
   }
   const w = ctx.store.begin(meta);
   try {
