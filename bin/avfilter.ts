@@ -36,7 +36,7 @@ async function main(): Promise<number> {
   }
   const o = program.opts<{
     file?: string; config?: boolean; verbose?: boolean; test?: string[]; batchTest?: boolean; foreground?: boolean; allowRoot?: boolean; debug?: boolean;
-    installFilter?: boolean; uninstallFilter?: boolean; root?: string;
+    installFilter?: boolean; uninstallFilter?: boolean; root?: string; quarantine?: string[]; to?: string[]; json?: boolean;
   }>();
   // `-t -v FILE...`: commander hands a variadic option every later word; take -v back out
   // (a file really named -v can be given as ./-v).
@@ -48,11 +48,16 @@ async function main(): Promise<number> {
     process.stderr.write(`avfilter: unexpected argument ${program.args[0]} (files to scan go after -t)\n`);
     return 2;
   }
-  const modes = [o.config, o.test, o.batchTest, o.installFilter, o.uninstallFilter].filter(Boolean).length;
+  const modes = [o.config, o.test, o.batchTest, o.quarantine, o.installFilter, o.uninstallFilter].filter(Boolean).length;
   if (modes > 1 || (modes === 1 && o.foreground)) {
-    process.stderr.write('avfilter: choose one of --config, -t, --batch-test, --foreground, --install-filter, --uninstall-filter\n');
+    process.stderr.write('avfilter: choose one of --config, -t, --batch-test, --quarantine, --foreground, --install-filter, --uninstall-filter\n');
     return 2;
   }
+  if (!o.quarantine && ((o.to?.length ?? 0) > 0 || o.json)) {
+    process.stderr.write('avfilter: --to and --json go with --quarantine\n');
+    return 2;
+  }
+  if (o.quarantine) return quarantineMode(o.quarantine, o.file, { to: o.to ?? [], json: !!o.json });
   if (o.debug && !o.foreground) {
     process.stderr.write('avfilter: --debug goes with --foreground (avfilter --foreground --debug)\n');
     return 2;
@@ -167,6 +172,33 @@ async function main(): Promise<number> {
   } finally {
     await rt.close();
     if (privateTmp) rmSync(privateTmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * --quarantine: the config as parsed (no engine is probed or built: only quarantine_dir, the
+ * sendmail command and the log keys are read); events go where the daemon's lines go.
+ */
+async function quarantineMode(args: string[], file: string | undefined, o: { to: string[]; json: boolean }): Promise<number> {
+  const { loadConfig } = await import('../src/config/load.js');
+  let cfg: Config;
+  try {
+    cfg = loadConfig(file);
+  } catch (err) {
+    process.stderr.write(`avfilter: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const { createLogger, stderrSink } = await import('../src/ops/log.js');
+  const { openLogOutput } = await import('../src/ops/log-output.js');
+  const output = openLogOutput(cfg, stderrSink(), (l) => process.stderr.write(`${l}\n`));
+  const { runQuarantine } = await import('../src/quarantine/cli.js');
+  try {
+    return await runQuarantine(args, cfg, {
+      ...o, out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`),
+      log: createLogger(output.sink, cfg.log_level, output.style),
+    });
+  } finally {
+    await output.close();
   }
 }
 

@@ -7,7 +7,6 @@ import { editHeaderBlock, insertHeader, planHeaderEdit } from '../src/courierfil
 import { scannedValue, statusValue } from '../src/effects/headers.js';
 import type { Engine } from '../src/engines/engine.js';
 import { unwritable } from './helpers/unwritable.js';
-import { quarantine } from '../src/effects/quarantine.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avf-hdr-'));
 
@@ -30,17 +29,6 @@ test('insertHeader: CR/LF in the field cannot forge more headers; large bodies s
   assert.ok(out.toString('latin1').startsWith('Received: x\nX-Virus-Found: Evil Bcc: victim@example.test\nSubject: s\n\n'));
   assert.equal(out.length, 24 + 45 + body.length);
   assert.equal(readdirSync(dir).filter((n) => n.startsWith('hdr-')).length, 0, 'temp copy removed');
-});
-
-test('quarantine keeps the message and its envelope', async () => {
-  const p = join(dir, 'D3');
-  writeFileSync(p, 'Received: x\n\nvirus\n');
-  const q = join(dir, 'q');
-  const where = await quarantine(q, p, { queueId: '00AB.CD', sender: 's@x', recipients: ['a@x'], names: ['V'] });
-  assert.equal(readFileSync(join(where, 'message.eml'), 'utf8'), 'Received: x\n\nvirus\n');
-  const env = JSON.parse(readFileSync(join(where, 'envelope.json'), 'utf8'));
-  assert.deepEqual([env.queueId, env.recipients, env.names], ['00AB.CD', ['a@x'], ['V']]);
-  assert.equal(statSync(where).mode & 0o777, 0o700);
 });
 
 const LF_MSG = 'Received: from x ([::ffff:192.0.2.7])\n  by mx with ESMTP\n  id 1; Mon\nX-Virus-Status: Clean\nFrom: a@b\nx-virus-scanned : forged\n  continued\nSubject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"\n\n--b\nX-Virus-Status: in a part, not ours to rename\n\nX-Virus-Status: in a body\n--b--\n';

@@ -8,6 +8,7 @@
  */
 import { Command } from 'commander';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
+import { QUARANTINE_USAGE } from '../quarantine/usage.js';
 
 export const SUMMARY = 'anti-virus global filter for the Courier mail server';
 
@@ -15,6 +16,7 @@ export const DESCRIPTION = 'Anti-virus global filter for the Courier mail server
   'With no mode option it runs as a Courier global filter (started by courierfilter).';
 
 export const EXIT_STATUS = 'Exit status with -t: 1 if any file was infected, else 2 if any error, else 0.\n' +
+  'With --quarantine: 0 done, 1 no such entry or already released, 2 usage or a failure.\n' +
   'Config errors exit 2.';
 
 export const SEE_ALSO = ['avfilter_sig(8)', 'avfilter.toml(5)', 'courierfilter(8)', 'clamd(8)', 'freshclam(1)'];
@@ -57,6 +59,29 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
       '(else daemon). Run as root, --config also checks that the user the daemon will run as (the owner ' +
       'of socket_dir_all, else Courier\'s user) can read the config file, and exits 2 naming the file, ' +
       'the user and the mode when it cannot.',
+  },
+  {
+    heading: 'QUARANTINE',
+    text: 'With action.quarantine = true an infected message is kept before anything else is done with it, in ' +
+      'quarantine_dir (0700): one directory (0700) per message, named by an id avfilter makes (UTC date and time ' +
+      'and 12 random hex digits, e.g. 20261207-004512-3f9a1c2b7d4e; never a name from the message), holding ' +
+      'message.eml (the data file as Courier gave it), control-1... (its control files) and record.json (time, ' +
+      'queue id, sender, recipients, client IP, virus names, where each was found, the action taken, the ' +
+      'state), all 0600 and fsynced. A message that cannot be kept is answered 451, never dropped.\n\n' +
+      '--quarantine list [--json] prints a table (id, time, sender, recipients, state, names), or the records ' +
+      'as JSON; show ID [--json] one record; delete ID removes one entry; expire DAYS removes those kept more ' +
+      'than DAYS days. An ID is letters, digits and hyphens only; any other is refused (exit 2).\n\n' +
+      'release ID [--to ADDR]... hands the message to quarantine_sendmail (default /usr/sbin/sendmail -oi -f ' +
+      'SENDER, run without a shell), to the recipients it was kept from or to the --to addresses, with the ' +
+      'header X-Avfilter-Released: ID MAC put first (any such header already in it is removed). MAC is an ' +
+      'HMAC-SHA256, with the 32-byte key in quarantine_dir/.release-key (0600, made on first use), of the id ' +
+      'and the SHA-256 of the body (the multipart boundaries Courier rewrites on every submission do not count): the filter accepts that message without scanning it while the release ' +
+      'runs, and scans a copied header on another body, or at another time, like any other message. A ' +
+      'release happens once: the entry is marked releasing before sendmail runs and released (time, ' +
+      'addresses) after; a second release is refused (exit 1), and one whose sendmail fails leaves the entry ' +
+      'releasable, with the reason in its record. Releases and deletions are logged (event=quarantine-release, ' +
+      'event=quarantine-delete) where the daemon logs. Run it as Courier\'s user or as root (files it makes ' +
+      'as root are given to quarantine_dir\'s owner).',
   },
   {
     heading: 'LOGGING',
@@ -113,7 +138,7 @@ export const MAN_SECTIONS: readonly { readonly heading: string; readonly text: s
 export function buildProgram(version: string): Command {
   return new Command('avfilter')
     .description(DESCRIPTION)
-    .usage('[-f FILE] [--foreground [--debug] | --config [-v] | -t FILE... | --batch-test | --install-filter | --uninstall-filter]')
+    .usage('[-f FILE] [--foreground [--debug] | --config [-v] | -t FILE... | --batch-test | --quarantine COMMAND | --install-filter | --uninstall-filter]')
     .option('-f, --file <FILE>', `config file (default ${DEFAULT_CONFIG_PATH}, or $AVFILTER_CONFIG)`)
     .option('--config', 'print the effective configuration and exit')
     .option('-v, --verbose', 'with --config: engine versions and what signatures each engine knows too; with -t: where each virus was found')
@@ -121,6 +146,9 @@ export function buildProgram(version: string): Command {
     .option('--batch-test', 'read Courier requests on stdin instead of the socket; replies on stdout')
     .option('--foreground', 'run the filter daemon even when not started by courierfilter (under a supervisor or a test)')
     .option('--debug', 'with --foreground: a developer\'s run: the socket (./NAME) and avfilter_sig\'s pipe in the current directory, no pid file, log_level debug, each message traced through its stages')
+    .option('--quarantine <COMMAND...>', `the quarantine: ${QUARANTINE_USAGE} (see QUARANTINE in avfilter(8))`)
+    .option('--to <ADDR>', 'with --quarantine release: send to ADDR instead of the recipients it was kept from (repeat for more)', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
+    .option('--json', 'with --quarantine list or show: the records as JSON')
     .option('--install-filter', 'as root: install as Courier\'s filter (/usr/lib/courier/filters/avfilter, a sample config, the private directories) and check it as Courier\'s user; run again to check')
     .option('--uninstall-filter', 'as root: remove what --install-filter made (an edited config and quarantined mail stay)')
     .option('--root <DIR>', 'with --install-filter or --uninstall-filter: install under DIR instead of / (staging, tests)')

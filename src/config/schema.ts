@@ -55,6 +55,7 @@ export const TOP_KEYS = [
   { key: 'watch', type: { kind: 'bool' }, default: true, doc: 'reload (as on SIGHUP) after edits of the config file and of the YARA rule directories settle for 2 s' },
   { key: 'tmpdir', type: { kind: 'path' }, default: '/var/lib/avfilter/tmp', doc: 'private working files (decoded parts), created 0700' },
   { key: 'quarantine_dir', type: { kind: 'path' }, default: '/var/lib/avfilter/quarantine', doc: 'where infected mail is kept when action.quarantine is true' },
+  { key: 'quarantine_sendmail', type: { kind: 'command' }, default: ['/usr/sbin/sendmail', '-oi', '-f', '{sender}'], doc: 'how avfilter --quarantine release re-injects a message, run without a shell: the program and its arguments ({sender}: the envelope sender kept with it); the recipients follow as further arguments and the message goes to its standard input' },
   { key: 'waitfile', type: { kind: 'path', allowEmpty: true }, default: '', doc: 'when set and the file exists, every message is tempfailed at once (e.g. during a signature update)' },
   { key: 'request_timeout', type: { kind: 'seconds', min: 1, max: HOUR }, default: 120, doc: 'whole request, from accept to reply; past it the answer is 451' },
   { key: 'request_read_timeout', type: { kind: 'seconds', min: 1, max: 600 }, default: 30, doc: 'time for Courier to send the request lines; a client that never finishes is closed without a reply' },

@@ -108,6 +108,17 @@ export const CODES = {
   EBAD_REPLY: { class: 'fault', meaning: 'a reply that is not SMTP-shaped (the reply reader of the tests and tools)' },
   EBAD_REPLY_CODE: { class: 'fault', meaning: 'a reply with a code outside 0-99 and 200-599 (a bug: event internal-error, 451 is sent instead)' },
   ETRUNCATED: { class: 'input', meaning: 'a reply or a --batch-test request ended early' },
+  // ---- the quarantine (quarantine_error= of a message line: 451; the rest: avfilter --quarantine)
+  EQUARANTINE_DIR: { class: 'fault', meaning: 'quarantine_dir is not a directory, or group or others can enter it (it must be 0700)' },
+  EQUARANTINE_ID: { class: 'input', meaning: '--quarantine: an id not of the quarantine\'s form (letters, digits and - only)' },
+  EQUARANTINE_NOT_FOUND: { class: 'input', meaning: '--quarantine: no entry with that id' },
+  EQUARANTINE_RECORD: { class: 'fault', meaning: '--quarantine: an entry\'s record.json cannot be read as a record' },
+  EQUARANTINE_KEY: { class: 'fault', meaning: 'quarantine_dir/.release-key is not a 32-byte regular file of mode 0600' },
+  EQUARANTINE_RELEASED: { class: 'input', meaning: '--quarantine release: the entry was released already; it is never sent twice' },
+  EQUARANTINE_BUSY: { class: 'input', meaning: '--quarantine release: a release of the entry began and has not ended (or was interrupted while sendmail ran)' },
+  EQUARANTINE_ADDRESS: { class: 'input', meaning: '--quarantine release: no recipient, or one sendmail would take as an option' },
+  EQUARANTINE_MESSAGE: { class: 'input', meaning: '--quarantine release: the stored message has a header block too large to release' },
+  EQUARANTINE_SEND: { class: 'fault', meaning: '--quarantine release: quarantine_sendmail failed; the entry stays releasable (release_error in its record)' },
   // ---- rewriting the data file: [headers], strip (451; the original is put back)
   EDATA_WRITE: { class: 'fault', meaning: 'the data file could not be written in place ([headers], strip; headers_error= / strip_error=)' },
   EDATA_HEADER: { class: 'fault', meaning: 'the data file\'s top-level header block is longer than the header edit reads (1 MiB)' },

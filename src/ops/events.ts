@@ -71,6 +71,9 @@ export const EVENTS = {
   'control-lock-error': { levels: ['error'], meaning: 'the lock on the request files could not be taken (code=): 451' },
   'effect-failed': { levels: ['warning'], meaning: 'an effect that runs once the answer stands (block, notify), or the undo of one, failed (effect=, code=): logged, the answer stands' },
   suppressed: { levels: ['warning', 'error'], meaning: 'count= lines of event of= were held back in the last seconds= (a flood), at that event\'s level' },
+  // ---- the quarantine (logged by avfilter --quarantine where the daemon logs)
+  'quarantine-release': { levels: ['info', 'error'], meaning: 'a quarantined message was handed to sendmail (info: quarantine=, to=) or could not be (error: code=, reason=; it stays releasable)' },
+  'quarantine-delete': { levels: ['info'], meaning: 'a quarantine entry was removed (quarantine=; by=delete, or by=expire with days=)' },
   // ---- notices and the handler (effects/notify.ts, effects/handler.ts)
   'notice-sent': { levels: ['info'], meaning: '[notify]: a notice about an infected message was handed to sendmail (id=, to=, names=)' },
   'notice-failed': { levels: ['error'], meaning: '[notify]: the notice could not be sent (code=, reason=); the answer to the message is not changed' },

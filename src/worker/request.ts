@@ -29,6 +29,7 @@ import { IN_MEMORY_MESSAGE_BYTES, scanMessage } from '../scan/scan-message.js';
 import { runEffects, type Outcome } from '../effects/run.js';
 import { AvError, codeOf, messageOf, originOf } from '../errors.js';
 import { checkRequestPaths } from './paths.js';
+import { releasedMarker } from '../quarantine/release.js';
 import { openDataFile, type DataFile } from './data-file.js';
 import { checkGates } from './gates.js';
 import type { Trace } from '../ops/trace.js';
@@ -113,13 +114,20 @@ async function scanAndAct(
     ctx.trace?.('gates', { verdict: gate.kind, reason: gate.kind === 'skipped' ? gate.reason : undefined, ip: gate.kind === 'blocked' ? gate.ip : undefined });
   } else {
     bytes = data.size <= IN_MEMORY_MESSAGE_BYTES ? await data.readAll() : undefined;
-    const report = await scanMessage({ path: data.readPath, size: data.size, bytes }, deps, signal);
-    fields['items'] = report.items;
-    if (report.irregular !== undefined) fields['irregular'] = report.irregular;
+    // released from the quarantine by an admin (its marker verifies, its release is under way): not scanned again
+    const released = await releasedMarker({ path: data.readPath, bytes }, rt.config.quarantine_dir);
+    if (released !== undefined) {
+      fields['released'] = released.id;
+      verdict = { kind: 'skipped', reason: `released from quarantine ${released.id}` };
+    } else {
+      const report = await scanMessage({ path: data.readPath, size: data.size, bytes }, deps, signal);
+      fields['items'] = report.items;
+      if (report.irregular !== undefined) fields['irregular'] = report.irregular;
+      verdict = report.verdict;
+    }
     // a verdict on bytes that are no longer there says nothing about what Courier delivers
     const changed = await data.changed();
     if (changed !== undefined) throw new AvError('EDATA_CHANGED', 'input', `the data file changed while it was scanned: ${changed}`);
-    verdict = report.verdict;
   }
   const recipients = controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address));
   const decision = decide(verdict, rt.config, { queueId: env.queueId, sender: env.sender, recipients, clientIp: env.clientIp });
