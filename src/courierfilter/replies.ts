@@ -3,7 +3,11 @@
  * busy files that no config changes (the configurable texts are [replies]: policy/replies.ts).
  * The master, the connection handler, the workers and the spine all answer with these.
  */
-import type { Reply } from './server.js';
+/** An answer to Courier: a code and one line of text, or several (a multi-line reply). */
+export interface Reply {
+  readonly code: number;
+  readonly text: string | readonly string[];
+}
 
 export const TIMEOUT_REPLY: Reply = { code: 451, text: '4.3.0 Virus scan timed out, try again later' };
 export const INTERNAL_REPLY: Reply = { code: 451, text: '4.3.0 Internal error in the virus filter, try again later' };

@@ -18,13 +18,10 @@
  */
 import type { Socket } from 'node:net';
 import { formatReply } from './reply.js';
-import { BAD_REQUEST_REPLY, INTERNAL_REPLY, SHUTDOWN_REPLY, TIMEOUT_REPLY } from './replies.js';
+import { BAD_REQUEST_REPLY, INTERNAL_REPLY, SHUTDOWN_REPLY, TIMEOUT_REPLY, type Reply } from './replies.js';
 import { RequestReader, type CourierRequest } from './request.js';
 
-export interface Reply {
-  readonly code: number;
-  readonly text: string | readonly string[];
-}
+export type { Reply } from './replies.js';
 
 export interface ServiceCall {
   /** Epoch ms: when the connection was accepted. */
