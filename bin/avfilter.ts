@@ -13,6 +13,9 @@ import { CommanderError } from 'commander';
 import type { Config } from '../src/config/load.js';
 import type { Runtime } from '../src/app/runtime.js';
 import { buildProgram } from '../src/cli/program.js';
+import { quietOnClosedStdout } from '../src/cli/stdout.js';
+
+quietOnClosedStdout();
 
 /** main() has come to an end (see the 'exit' listener at the bottom). */
 let settled = false;

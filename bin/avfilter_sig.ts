@@ -4,5 +4,7 @@
  * Everything is in src/cli/sig.ts; its texts, shared with the man page, in src/cli/sig-usage.ts.
  */
 import { runSig } from '../src/cli/sig.js';
+import { quietOnClosedStdout } from '../src/cli/stdout.js';
 
+quietOnClosedStdout();
 process.exitCode = await runSig(process.argv.slice(2));

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { eicar } from './helpers/eicar.js';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { AVFILTER, runAvfilter } from './helpers/avfilter-proc.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'avf-cli-'));
@@ -109,5 +109,17 @@ test('avfilter_sig: --help names the paths, from the config file even when it do
     const r = spawnSync(process.execPath, [sig, ...bad], { encoding: 'utf8' });
     assert.equal(r.status, 2, `${bad.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /usage: avfilter_sig /);
+  }
+});
+
+test('a reader that closes the output early (avfilter --help | head) ends the program quietly, not in an EPIPE stack trace', async () => {
+  for (const bin of [AVFILTER, AVFILTER.replace(/avfilter\.js$/, 'avfilter_sig.js')]) {
+    const child = spawn(process.execPath, [bin, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    assert.equal(code, 0, `${bin}: ${stderr}`);
+    assert.doesNotMatch(stderr, /EPIPE|Unhandled|at /, bin);
   }
 });
