@@ -10,7 +10,7 @@
  * Outputs: how many recipients were marked. Fails with ControlError (control-io.ts codes).
  */
 import { markDelivered, rereadControlFile } from '../courierfilter/control-io.js';
-import type { ControlFile } from '../courierfilter/control.js';
+import { pendingRecipients, type ControlFile } from '../courierfilter/control.js';
 import type { EffectRunner } from './types.js';
 
 /** The text recorded in the control file for each dropped recipient. */
@@ -50,6 +50,6 @@ export const dropRunner: EffectRunner<'drop'> = {
 
 /** The addresses a drop would mark, for the log line (the first 20, then "+N"). */
 export function pendingAddresses(controls: readonly ControlFile[]): string[] {
-  const all = controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address));
+  const all = pendingRecipients(controls);
   return all.length > MAX_LOGGED_RECIPIENTS ? [...all.slice(0, MAX_LOGGED_RECIPIENTS), `+${all.length - MAX_LOGGED_RECIPIENTS}`] : all;
 }

@@ -6,7 +6,9 @@
  * Fails with nothing: data in, data out. The values are raw (from the message): whoever puts
  * them somewhere escapes them for it (policy/macros.ts).
  */
+import { pendingRecipients } from '../courierfilter/control.js';
 import type { MacroValues } from '../policy/macros.js';
+import { findingFiles } from '../policy/verdict.js';
 import type { EffectEnv } from './types.js';
 
 export interface MessageFacts extends MacroValues {
@@ -21,13 +23,11 @@ export interface MessageFacts extends MacroValues {
 export function factsOf(env: EffectEnv): MessageFacts {
   const v = env.verdict;
   const names = v.kind === 'infected' ? v.names : v.kind === 'banned' ? [`banned:${v.name}`] : [];
-  const files = v.kind === 'infected'
-    ? [...new Set(v.findings.flatMap((f) => (f.filename !== undefined && f.filename !== '' ? [f.filename] : [])))]
-    : v.kind === 'banned' ? [v.name] : [];
+  const files = v.kind === 'infected' ? findingFiles(v.findings) : v.kind === 'banned' ? [v.name] : [];
   return {
     names, files,
     sender: env.envelope.sender,
-    recipients: env.controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address)),
+    recipients: pendingRecipients(env.controls),
     queueId: env.envelope.queueId,
     clientIp: env.envelope.clientIp,
     // strip that could not deliver a stripped message dropped it instead

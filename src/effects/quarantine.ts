@@ -5,6 +5,7 @@
  * 451 and sent again is kept once.
  * Fails with the store's codes (EQUARANTINE_DIR) or the errno of the failing step.
  */
+import { pendingRecipients } from '../courierfilter/control.js';
 import { deleteEntry, writeEntry } from '../quarantine/store.js';
 import type { EffectRunner } from './types.js';
 
@@ -22,7 +23,7 @@ export const quarantineRunner: EffectRunner<'quarantine'> = {
       controlPaths: env.controls.map((c) => c.path),
       record: {
         queue_id: env.envelope.queueId, sender: env.envelope.sender, client_ip: env.envelope.clientIp, names,
-        recipients: env.controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address)),
+        recipients: pendingRecipients(env.controls),
         findings: v.kind === 'infected'
           ? v.findings.map((f) => ({ name: f.name, engine: f.engine, part: f.itemId, filename: f.filename, container: f.container }))
           : v.kind === 'banned' ? [{ name: `banned:${v.name}`, engine: 'banned', part: v.path }] : [],

@@ -15,7 +15,7 @@ import type { INFECTED_ACTIONS } from '../config/schema.js';
 import type { Action, Decision, Effect, LogVerdict } from './decision.js';
 import { compileGlobTable, matchRecipients } from './globs.js';
 import { expandReply, type MacroValues } from './replies.js';
-import type { Verdict } from './verdict.js';
+import { findingFiles, type Verdict } from './verdict.js';
 
 export type { Action, Decision, Effect, LogVerdict } from './decision.js';
 
@@ -72,7 +72,7 @@ export function decide(v: Verdict, cfg: PolicyConfig, facts: MessageFacts = {}):
   switch (v.kind) {
     case 'infected': {
       const names = v.names;
-      const extra: MacroValues = { names, files: filesOf(v) };
+      const extra: MacroValues = { names, files: findingFiles(v.findings) };
       let action = infectedAction(names, cfg);
       // recipients who asked for infected mail get it marked; the others get the action, and
       // since one reply goes to all of them, a refusal becomes a drop for the others
@@ -162,10 +162,6 @@ export function decide(v: Verdict, cfg: PolicyConfig, facts: MessageFacts = {}):
   return { action: 'tempfail', code: 451, text: '4.3.0 Internal error, try again later', verdict: 'tempfail', effects: [] };
 }
 
-/** The file names the findings were in (as the sender named them), each once. */
-function filesOf(v: Extract<Verdict, { kind: 'infected' }>): string[] {
-  return [...new Set(v.findings.flatMap((f) => (f.filename !== undefined && f.filename !== '' ? [f.filename] : [])))];
-}
 
 function lastName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);

@@ -49,6 +49,11 @@ export type Verdict =
   /** Not scanned: the client IP sent a virus a moment ago (action.block_ip_seconds). */
   | { readonly kind: 'blocked'; readonly ip: string };
 
+/** The file names the findings were in (as the sender named them), each once. */
+export function findingFiles(findings: readonly Finding[]): string[] {
+  return [...new Set(findings.flatMap((f) => (f.filename !== undefined && f.filename !== '' ? [f.filename] : [])))];
+}
+
 /** Distinct names in the order they were found. */
 export function uniqueNames(findings: readonly Finding[]): string[] {
   return [...new Set(findings.map((f) => f.name))];

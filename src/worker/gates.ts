@@ -11,7 +11,7 @@
  * Output: a Verdict (`skipped`, `blocked`) or undefined: scan it. Fails with nothing: the
  * compiled rules never throw.
  */
-import type { ControlFile, ControlSummary } from '../courierfilter/control.js';
+import { pendingRecipients, type ControlFile, type ControlSummary } from '../courierfilter/control.js';
 import type { Verdict } from '../policy/verdict.js';
 import type { Runtime } from '../app/runtime.js';
 
@@ -20,7 +20,7 @@ export type GateVerdict = Extract<Verdict, { kind: 'skipped' | 'blocked' }>;
 export function checkGates(
   envelope: ControlSummary, controls: readonly ControlFile[], _head: Buffer | undefined, rt: Pick<Runtime, 'skip' | 'blocks'>,
 ): GateVerdict | undefined {
-  const pending = controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address));
+  const pending = pendingRecipients(controls);
   const ip = envelope.clientIp;
   const skip = rt.skip;
   if (skip !== undefined && skip.inNetworks(ip)) {

@@ -18,7 +18,7 @@ import { access } from 'node:fs/promises';
 import type { CourierRequest } from '../courierfilter/request.js';
 import type { Reply } from '../courierfilter/server.js';
 import { readControlFile } from '../courierfilter/control-io.js';
-import { summarize, type ControlFile, type ControlSummary } from '../courierfilter/control.js';
+import { pendingRecipients, summarize, type ControlFile, type ControlSummary } from '../courierfilter/control.js';
 import { CONTROL_BUSY_REPLY, TIMEOUT_REPLY, cannotProcess } from '../courierfilter/replies.js';
 import { decide, type Decision } from '../policy/actions.js';
 import type { Verdict } from '../policy/verdict.js';
@@ -129,7 +129,7 @@ async function scanAndAct(
     const changed = await data.changed();
     if (changed !== undefined) throw new AvError('EDATA_CHANGED', 'input', `the data file changed while it was scanned: ${changed}`);
   }
-  const recipients = controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address));
+  const recipients = pendingRecipients(controls);
   const decision = decide(verdict, rt.config, { queueId: env.queueId, sender: env.sender, recipients, clientIp: env.clientIp });
   ctx.trace?.('policy', { verdict: verdict.kind, action: decision.action, reply: decision.code, log_verdict: decision.verdict, effects: decision.effects.map((e) => e.kind) });
 
