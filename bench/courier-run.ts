@@ -7,6 +7,14 @@ import type { MessageKind } from './mix.js';
 /** SMTP sessions at a time; the headline is judged at 4. */
 export const CONCURRENCIES = [1, 4, 16] as const;
 
+/**
+ * Sessions of the first pass: after a mode is installed (a filter just started) the mix is sent
+ * once, unmeasured by the tables and the headline, before the measured concurrencies. A filter on
+ * a mail host runs for days: the measured runs are of a filter that has seen mail, as in
+ * production, for every mode alike (the peer too). The first pass is reported on its own (cold).
+ */
+export const FIRST_PASS_SESSIONS = 4;
+
 export interface CpuReading {
   filter: number;
   clamd: number;
@@ -19,6 +27,8 @@ export interface CourierRun {
   sessions: number;
   /** 0 = warm-up */
   round: number;
+  /** The first pass after the mode was installed (FIRST_PASS_SESSIONS): cold, reported on its own. */
+  first?: boolean;
   messages: number;
   msgPerS: number;
   p50: number;

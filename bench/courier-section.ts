@@ -2,7 +2,9 @@
  * Section "courier": the mix through a real Courier over SMTP, at 1, 4 and 16 sessions, in every
  * mode (courier-modes.ts: Courier alone, each avfilter mode of avfilter-modes.ts, the Perl peer;
  * `--modes` picks some), interleaved: round 0 is a warm-up, then each round installs every mode
- * in turn (alone, avfilter modes..., peer, alone, ...) and runs every concurrency in it.
+ * in turn (alone, avfilter modes..., peer, alone, ...), sends the mix once as its first pass
+ * (courier-run.ts FIRST_PASS_SESSIONS: the filter just started, reported as "cold"), then runs
+ * every concurrency in it.
  *
  * Per run: msg/s over the SMTP phase (first connect to last reply); DATA→reply latency of each
  * message (final "." handed to the kernel → reply read); CPU of the filter's process tree, of
@@ -23,7 +25,7 @@ import type { RunningClamd } from '../test/helpers/clamd.js';
 import { availableModes } from './avfilter-modes.js';
 import { type ActiveMode, type CourierMode, assertSockets, courierModes, installMode, peerMissing } from './courier-modes.js';
 import { courierReport } from './courier-report.js';
-import { CONCURRENCIES, type CourierRun, type CpuReading } from './courier-run.js';
+import { CONCURRENCIES, FIRST_PASS_SESSIONS, type CourierRun, type CpuReading } from './courier-run.js';
 import { withFileLock } from './lock.js';
 import { KINDS, type MessageKind, type MixMessage, describeMix, generateMix } from './mix.js';
 import { treeCpuMs } from './proc.js';
@@ -150,11 +152,12 @@ async function runRounds(ctx: BenchContext, h: CourierHarness, modes: readonly C
       const mode = await installMode(m, h, clamd);
       let ok = false;
       try {
-        for (const sessions of CONCURRENCIES) {
-          const r = await runOnce(h, mode, clamd, mix, sessions, round);
+        const passes = [{ sessions: FIRST_PASS_SESSIONS, first: true }, ...CONCURRENCIES.map((sessions) => ({ sessions, first: false }))];
+        for (const { sessions, first } of passes) {
+          const r = { ...(await runOnce(h, mode, clamd, mix, sessions, round)), ...(first ? { first } : {}) };
           runs.push(r);
-          ctx.log(`courier: round ${round}${round === 0 ? ' (warm-up)' : ''} ${m.id} x${sessions}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, filter ${fmt(r.cpu.filter, 2)} clamd ${fmt(r.cpu.clamd, 2)} courier ${fmt(r.cpu.courier, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
-          const where = `INVALID RUN ${m.label}, ${sessions} sessions, round ${round}`;
+          ctx.log(`courier: round ${round}${round === 0 ? ' (warm-up)' : ''} ${m.id} ${first ? 'first pass ' : ''}x${sessions}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, filter ${fmt(r.cpu.filter, 2)} clamd ${fmt(r.cpu.clamd, 2)} courier ${fmt(r.cpu.courier, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
+          const where = `INVALID RUN ${m.label}, ${first ? 'first pass, ' : ''}${sessions} sessions, round ${round}`;
           for (const p of r.problems.slice(0, 5)) problems.push(`${where}: ${p}`);
           if (r.problems.length > 5) problems.push(`${where}: ... ${r.problems.length - 5} more`);
         }
