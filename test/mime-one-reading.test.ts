@@ -44,6 +44,8 @@ function samples(): Sample[] {
   const env = envelope('one-reading');
   const att = attachmentMessage(env, ['rcpt@example.test'], { filename: 'report.pdf', contentType: 'application/pdf', data: mail.pseudoRandom(3000, 9) });
   out.push({ name: 'e2e attachment', bytes: att }, { name: 'e2e attachment (stored)', bytes: asStored(att) });
+  // mailsplit makes no part of a multipart without bytes (found by the mutation test below)
+  out.push({ name: 'multipart without a body', bytes: Buffer.from('From: a@example.test\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="b"\n\n', 'latin1') });
   for (const f of readdirSync(FIXTURES)) out.push({ name: `fixture ${f}`, bytes: readFileSync(new URL(f, FIXTURES)) });
   return out;
 }

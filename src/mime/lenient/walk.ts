@@ -103,6 +103,8 @@ async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
     if (doubt !== undefined) ctx.store.doubt(doubt);
     // the standard reading numbers the body of an attached message one level deeper (P.1)
     if (e.top && e.prefix.length + 1 > ctx.budget.limits.maxDepth) ctx.store.doubt('an attached message at the depth limit');
+    // mailsplit makes no part of a multipart without bytes; the walk below would make one
+    if (info.boundaries.length > 0 && bodyStart >= e.end) ctx.store.doubt('a multipart without a body');
   }
 
   // split under every boundary candidate that has delimiter lines in the body
