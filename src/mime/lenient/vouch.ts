@@ -14,16 +14,16 @@
  * The lenient walker (walk.ts) asks while it walks, only when the store is vouching.
  */
 import type { MessageBytes } from '../../bytes/message-bytes.js';
+import { AvError } from '../../errors.js';
 import { MAX_HEADER_LINES_PER_BLOCK } from '../limits.js';
 import type { Delimiter } from './delimiters.js';
 import type { HeaderBlock } from './header.js';
 import type { Interpretation } from './interpret.js';
 
-/** Thrown by PartStore while vouching: the message gets both readings (extract.ts). */
-export class CannotVouch extends Error {
-  readonly code = 'EMIME_UNVOUCHED';
+/** Thrown by PartStore while vouching, and caught by extract.ts: the message gets both readings. */
+export class CannotVouch extends AvError {
   constructor(readonly why: string) {
-    super(`the lenient reading cannot stand in for the standard one: ${why}`);
+    super('EMIME_UNVOUCHED', 'internal', `the lenient reading cannot stand in for the standard one: ${why}`);
     this.name = 'CannotVouch';
   }
 }
