@@ -26,7 +26,12 @@
  * The lenient reading does not decode a body again when the standard reading already decoded
  * the same encoded bytes with the same decoder (PartStore.noteEncoded): the content is known.
  * Every reading runs even when an earlier one hit a limit (what it finds may still be a
- * virus); the first limit is the one reported. A stream is spooled to the private temp
+ * virus); the first limit is the one reported.
+ * A message in memory (MessageInput.fromBuffer) is first read by the lenient reading alone,
+ * which stands in for the standard one while everything it meets is plain (lenient/vouch.ts:
+ * one interpretation everywhere, nothing irregular, and the grammar and structure mailsplit is
+ * known to read the same way); at the first doubt or failure that attempt is thrown away and
+ * the message is read with both readings from the start (Extraction.readings says which). A stream is spooled to the private temp
  * directory while the standard reading reads it, since the other readings read it again; a
  * file is read in place; a buffer is read where it is.
  */
@@ -57,6 +62,11 @@ export interface Extraction {
   irregular?: string;
   /** The first encrypted content the post stage found (ExtractOptions.postStage). */
   encrypted?: { format: string; path: string };
+  /**
+   * 1: the message was in memory and plain, and the lenient reading alone stood in for both
+   * (extractOnce); 2: both readings ran.
+   */
+  readings?: 1 | 2;
   /** Removes the temp files; the parts' sources are unusable afterwards. */
   dispose(): Promise<void>;
 }
@@ -72,13 +82,140 @@ export interface ExtractOptions {
    * comes after theirs.
    */
   postStage?: PostStage;
+  /** Both readings even for a message the lenient reading alone could read (comparisons, tests). */
+  bothReadings?: boolean;
 }
 
 export async function extractParts(input: MessageInput, opts: ExtractOptions): Promise<Extraction> {
   checkInput(input);
   checkLimits(opts.limits);
+  if (input.kind === 'buffer' && opts.bothReadings !== true) {
+    const once = await extractOnce(input.buffer, opts);
+    if (once !== undefined) return once;
+  }
+  return extractBoth(input, opts);
+}
+
+/**
+ * One extraction's state: the budget, the store, the inner signal, the first limit. step()
+ * runs a stage and records its failure as the limit; an abort disposes the store and throws.
+ */
+class Run {
+  readonly budget: Budget;
+  readonly store: PartStore;
+  readonly inner = new AbortController();
+  limit: { code: string; message: string } | undefined;
+  stageLimit: { code: string; message: string; internal?: boolean; where?: string } | undefined;
+  encrypted: { format: string; path: string } | undefined;
+  readonly soft: MimeError[] = [];
+  private readonly onAbort = (): void => this.inner.abort(this.signal?.reason);
+
+  constructor(
+    readonly opts: ExtractOptions,
+    private readonly signal = opts.signal,
+  ) {
+    this.budget = new Budget(opts.limits);
+    // Each walk (one per attached message, nested up to maxDepth) listens on the signal while
+    // it runs. They listen on a signal of our own, so the caller's gets one listener and the
+    // nesting does not trip Node's MaxListenersExceededWarning.
+    setMaxListeners(Math.max(10, opts.limits.maxDepth + 2), this.inner.signal);
+    this.store = new PartStore(opts.tmpdir, this.budget, this.inner.signal);
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get ctx(): LenientContext {
+    return { store: this.store, budget: this.budget, signal: this.inner.signal, allowPartial: this.opts.limits.allowPartial === true, soft: this.soft };
+  }
+
+  /** Runs `fn` unless a spent budget makes it pointless; its failure becomes the limit. */
+  async step(fn: () => Promise<unknown>): Promise<boolean> {
+    if (this.limit !== undefined && BUDGET_CODES.has(this.limit.code)) return false;
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      await this.throwIfAborted();
+      this.limit ??= classify(err);
+      return false;
+    }
+  }
+
+  async throwIfAborted(): Promise<void> {
+    if (this.signal?.aborted) {
+      await this.store.dispose().catch(() => undefined);
+      throw abortedError(this.signal.reason);
+    }
+  }
+
+  /** The embedded post-pass and the post stage, over the parts the readings stored. */
+  async afterReadings(inputSize: number | undefined): Promise<void> {
+    const ctx = this.ctx;
+    await this.step(() => extractEmbedded(ctx));
+    if (this.opts.postStage !== undefined && inputSize !== undefined) {
+      const post = this.opts.postStage;
+      await this.step(async () => {
+        const r = await post(extractionAccess(ctx, inputSize));
+        if (r.encrypted !== undefined) this.encrypted = r.encrypted;
+        if (r.limit !== undefined) this.stageLimit = r.limit;
+      });
+    }
+  }
+
+  /** Stops listening on the caller's signal. */
+  release(): void {
+    this.signal?.removeEventListener('abort', this.onAbort);
+  }
+
+  result(): Extraction {
+    const { soft, stageLimit, store } = this;
+    let limit: Extraction['limit'] = this.limit;
+    if (limit === undefined && soft.length > 0) limit = { code: soft[0]!.code, message: soft[0]!.message };
+    if (limit === undefined && stageLimit !== undefined) limit = { code: stageLimit.code, message: stageLimit.message, ...(stageLimit.where !== undefined ? { where: stageLimit.where } : {}) };
+    return {
+      parts: store.parts,
+      ...(limit !== undefined ? { limit } : {}),
+      ...(this.encrypted !== undefined ? { encrypted: this.encrypted } : {}),
+      ...(store.irregular !== undefined ? { irregular: store.irregular } : {}),
+      dispose: () => store.dispose(),
+    };
+  }
+}
+
+/**
+ * A message in memory read once: the lenient reading alone, standing in for the standard one
+ * (PartStore.vouching: its parts are labelled and numbered as the standard reading's). It
+ * gives up, and the caller reads the message with both readings from the start, at the first
+ * doubt (lenient/vouch.ts: anything irregular, anything outside the plain grammar and
+ * structure mailsplit is known to read alike) and at any failure (a limit included: the
+ * limits are then exactly those of both readings). Undefined when it gave up.
+ */
+async function extractOnce(message: Buffer, opts: ExtractOptions): Promise<Extraction | undefined> {
+  if (opts.signal?.aborted) throw abortedError(opts.signal.reason);
+  const run = new Run(opts);
+  try {
+    const bytes = bufferBytes(message);
+    run.store.setMessage(message);
+    run.budget.setInputSize(message.length);
+    run.store.vouching = true;
+    try {
+      await walkLenient(bytes, run.ctx);
+    } catch {
+      await run.throwIfAborted();
+      await run.store.dispose().catch(() => undefined);
+      return undefined;
+    }
+    run.store.vouching = false;
+    await run.afterReadings(message.length);
+  } finally {
+    run.release();
+    await run.store.closeHandles().catch(() => undefined);
+  }
+  return { ...run.result(), readings: 1 };
+}
+
+/** The standard reading, then the lenient one, over any input. */
+async function extractBoth(input: MessageInput, opts: ExtractOptions): Promise<Extraction> {
   const { signal } = opts;
-  const budget = new Budget(opts.limits);
   const stream = input.kind === 'stream' ? input.stream : undefined;
   // an error before the first read (or of a stream not read at all) must not go unhandled;
   // the readings see it when they read
@@ -90,33 +227,9 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
     stream?.destroy();
     throw abortedError(signal.reason);
   }
-  // Each walk (one per attached message, nested up to maxDepth) listens on the signal while
-  // it runs. They listen on a signal of our own, so the caller's gets one listener and the
-  // nesting does not trip Node's MaxListenersExceededWarning.
-  const inner = new AbortController();
-  setMaxListeners(Math.max(10, opts.limits.maxDepth + 2), inner.signal);
-  const store = new PartStore(opts.tmpdir, budget, inner.signal);
-  const onAbort = (): void => inner.abort(signal?.reason);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  let limit: { code: string; message: string } | undefined;
-  let stageLimit: { code: string; message: string; internal?: boolean; where?: string } | undefined;
-  let encrypted: { format: string; path: string } | undefined;
-  const soft: MimeError[] = [];
-  // each step runs whatever the earlier ones hit, except a spent budget; an abort stops all
-  const step = async (fn: () => Promise<unknown>): Promise<boolean> => {
-    if (limit !== undefined && BUDGET_CODES.has(limit.code)) return false;
-    try {
-      await fn();
-      return true;
-    } catch (err) {
-      if (signal?.aborted) {
-        await store.dispose().catch(() => undefined);
-        throw abortedError(signal.reason);
-      }
-      limit ??= classify(err);
-      return false;
-    }
-  };
+  const run = new Run(opts);
+  const { store, budget, inner } = run;
+  const step = (fn: () => Promise<unknown>): Promise<boolean> => run.step(fn);
   const standard = (input: Readable | Buffer): Promise<void> => walkMessage(input, { store, budget, reading: STANDARD_READING, signal: inner.signal }, []);
   let spooled: string | undefined;
   let bytes: MessageBytes | undefined;
@@ -188,34 +301,16 @@ export async function extractParts(input: MessageInput, opts: ExtractOptions): P
     }
     if (bytes !== undefined) {
       const src = bytes;
-      await step(() => walkLenient(src, { store, budget, signal: inner.signal, allowPartial: opts.limits.allowPartial === true, soft }));
+      await step(() => walkLenient(src, run.ctx));
     }
-    const ctx: LenientContext = { store, budget, signal: inner.signal, allowPartial: opts.limits.allowPartial === true, soft };
-    await step(() => extractEmbedded(ctx));
-    const inputSize = (bytes as MessageBytes | undefined)?.size ?? inMemory?.length;
-    if (opts.postStage !== undefined && inputSize !== undefined) {
-      const post = opts.postStage;
-      await step(async () => {
-        const r = await post(extractionAccess(ctx, inputSize));
-        if (r.encrypted !== undefined) encrypted = r.encrypted;
-        if (r.limit !== undefined) stageLimit = r.limit;
-      });
-    }
+    await run.afterReadings((bytes as MessageBytes | undefined)?.size ?? inMemory?.length);
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    run.release();
     await (bytes as MessageBytes | undefined)?.close();
     await store.closeHandles().catch(() => undefined);
     if (spooled !== undefined) await unlink(spooled).catch(() => undefined);
   }
-  if (limit === undefined && soft.length > 0) limit = { code: soft[0]!.code, message: soft[0]!.message };
-  if (limit === undefined && stageLimit !== undefined) limit = { code: stageLimit.code, message: stageLimit.message, ...(stageLimit.where !== undefined ? { where: stageLimit.where } : {}) };
-  return {
-    parts: store.parts,
-    ...(limit !== undefined ? { limit } : {}),
-    ...(encrypted !== undefined ? { encrypted } : {}),
-    ...(store.irregular !== undefined ? { irregular: store.irregular } : {}),
-    dispose: () => store.dispose(),
-  };
+  return { ...run.result(), readings: 2 };
 }
 
 /** Hands a chunk to the standard reading, with backpressure; a reading that stopped gets nothing. */

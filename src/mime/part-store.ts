@@ -16,6 +16,7 @@ import type { MessageBytes } from '../bytes/message-bytes.js';
 import type { ExtractedPart, PartMeta } from '../bytes/part.js';
 import { AvError } from '../errors.js';
 import { MimeError, MimeErrorCode, type Budget } from './limits.js';
+import { CannotVouch } from './lenient/vouch.js';
 import { PartWriter, sha256Hex, type FinishedPart, type PartHome } from './part-writer.js';
 
 export { PartWriter, type FinishedPart } from './part-writer.js';
@@ -59,6 +60,12 @@ export class PartStore implements PartHome {
   private disposed = false;
   /** Why a strict reader could read this message otherwise (see noteIrregular), if it could. */
   irregular: string | undefined;
+  /**
+   * The lenient reading runs alone and stands in for the standard one (extract.ts): any
+   * irregularity or doubt (see doubt()) throws CannotVouch, and the message is read again with
+   * both readings.
+   */
+  vouching = false;
 
   constructor(
     private readonly tmpdir: string,
@@ -95,6 +102,12 @@ export class PartStore implements PartHome {
    */
   noteIrregular(why: string): void {
     this.irregular ??= why;
+    this.doubt(why);
+  }
+
+  /** While vouching: the lenient reading cannot stand in for the standard one here (CannotVouch). */
+  doubt(why: string): void {
+    if (this.vouching) throw new CannotVouch(why);
   }
 
   /** Closes open writers and removes every temp file; the parts' sources are dead after this. */
@@ -214,6 +227,11 @@ export class PartStore implements PartHome {
   /** Is `bytes` the message itself (so that its ranges are the message's)? */
   isMessage(bytes: MessageBytes): boolean {
     return this.message !== undefined && bytes.buffer === this.message;
+  }
+
+  /** Has any full decode been noted (noteEncoded)? Until one has, no lookupEncoded can hit. */
+  knowsEncoded(): boolean {
+    return this.byEncoded.size > 0;
   }
 
   /** The part an earlier full decode of the same encoded bytes by the same decoder gave. */

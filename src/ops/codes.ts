@@ -70,6 +70,7 @@ export const CODES = {
   EMIME_EMBED_LIMIT: { class: 'limit', meaning: 'more encoded items (uuencode, yEnc, BinHex) open inside one another in one part than are read at once' },
   EMIME_CANDIDATE_LIMIT: { class: 'limit', meaning: 'a header offers more readings (boundary=, encodings) than are tried' },
   EMIME_PARTIAL: { class: 'limit', meaning: 'a message/partial fragment (cannot be scanned whole; mime.allow_partial)' },
+  EMIME_UNVOUCHED: { class: 'fault', meaning: 'not logged: the lenient reading alone cannot stand in for both readings, so the message is read with both' },
   EMIME_PARSE: { class: 'fault', meaning: 'the MIME reader failed on the message' },
   EMIME_IO: { class: 'fault', meaning: 'a decoded part could not be written to or read from tmpdir' },
   EMAXLEN: { class: 'limit', meaning: 'a header block of too many lines (reported as EMIME_HEADER_LIMIT)' },

@@ -28,9 +28,11 @@ import { MimeError, MimeErrorCode, type Budget } from '../limits.js';
 import { createHash } from 'node:crypto';
 import { encodedKey, rangeKey, type PartStore } from '../part-store.js';
 import { QpDecoder } from '../qp.js';
+import { STANDARD_READING } from '../walk.js';
 import { findDelimiters, type Delimiter } from './delimiters.js';
 import { parseHeaderBlock, type HeaderField } from './header.js';
 import { interpret, isMessageType, MAX_BOUNDARY_BYTES, MAX_BOUNDARY_CANDIDATES, MAX_CTE_CANDIDATES, type Interpretation } from './interpret.js';
+import { vouchDelimiters, vouchHeader } from './vouch.js';
 
 export const LENIENT_READING = 'lenient';
 
@@ -60,10 +62,12 @@ interface Entity {
   readonly top: boolean;
   readonly defaultType: string;
   readonly tags: readonly string[];
+  /** The boundaries of the multiparts around this entity in the same bytes (vouch.ts). */
+  readonly outer: readonly string[];
 }
 
 export async function walkLenient(src: MessageBytes, ctx: LenientContext, prefix: readonly PathComponent[] = [], tags: readonly string[] = []): Promise<void> {
-  await walkEntity(ctx, { src, start: 0, end: src.size, prefix, top: true, defaultType: 'text/plain', tags });
+  await walkEntity(ctx, { src, start: 0, end: src.size, prefix, top: true, defaultType: 'text/plain', tags, outer: [] });
 }
 
 function readingOf(tags: readonly string[]): string {
@@ -93,6 +97,15 @@ async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
     // the interpretations past the bound were not read: say so (the walk goes on with the rest)
     ctx.soft.push(new MimeError(MimeErrorCode.CANDIDATE_LIMIT, `more boundary= or Content-Transfer-Encoding values than the lenient reading tries (${MAX_BOUNDARY_CANDIDATES} boundaries of at most ${MAX_BOUNDARY_BYTES} bytes, ${MAX_CTE_CANDIDATES} encodings)`));
   }
+  if (ctx.store.vouching) {
+    if (ctx.soft.length > 0) ctx.store.doubt(ctx.soft[0]!.message);
+    const doubt = vouchHeader(head, block, info, e.top, e.outer, maxHead);
+    if (doubt !== undefined) ctx.store.doubt(doubt);
+    // the standard reading numbers the body of an attached message one level deeper (P.1)
+    if (e.top && e.prefix.length + 1 > ctx.budget.limits.maxDepth) ctx.store.doubt('an attached message at the depth limit');
+    // mailsplit makes no part of a multipart without bytes; the walk below would make one
+    if (info.boundaries.length > 0 && bodyStart >= e.end) ctx.store.doubt('a multipart without a body');
+  }
 
   // split under every boundary candidate that has delimiter lines in the body
   let split = false;
@@ -100,6 +113,10 @@ async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
   if (info.boundaries.length > 0 && bodyStart < e.end) {
     const delims = await findDelimiters(e.src, bodyStart, e.end, info.boundaries.map((b) => b.boundary), ctx.budget.limits.maxParts + 1, ctx.signal);
     const seen = new Set<string>();
+    if (ctx.store.vouching) {
+      const doubt = await vouchDelimiters(e.src, bodyStart, e.end, info.boundaries[0]!.boundary, delims[0]!);
+      if (doubt !== undefined) ctx.store.doubt(doubt);
+    }
     for (let k = 0; k < delims.length; k++) {
       const all = delims[k]!;
       const strict = all.filter((d) => d.strict);
@@ -111,7 +128,7 @@ async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
         split = true;
         const containerPath = e.top && !multipart && e.prefix.length === 0 ? [] : e.prefix;
         const digest = info.types.includes('multipart/digest');
-        await splitBody(ctx, e, bodyStart, list, containerPath, digest, [...e.tags, info.boundaries[k]!.tag, modeTag, multipart ? '' : 'boundary-on-leaf']);
+        await splitBody(ctx, e, bodyStart, list, containerPath, digest, [...e.tags, info.boundaries[k]!.tag, modeTag, multipart ? '' : 'boundary-on-leaf'], info.boundaries[k]!.boundary);
       }
     }
   }
@@ -123,7 +140,7 @@ function hasEncoding(info: Interpretation): boolean {
   return info.ctes.some((c) => c.token !== '' && c.token !== '7bit' && c.token !== '8bit' && c.token !== 'binary');
 }
 
-async function splitBody(ctx: LenientContext, e: Entity, bodyStart: number, list: readonly Delimiter[], containerPath: readonly PathComponent[], digest: boolean, tags: readonly string[]): Promise<void> {
+async function splitBody(ctx: LenientContext, e: Entity, bodyStart: number, list: readonly Delimiter[], containerPath: readonly PathComponent[], digest: boolean, tags: readonly string[], boundary: string): Promise<void> {
   let child = 0;
   let segStart = bodyStart;
   let inPart = false; // the segment after an open delimiter is a part; before one, or after a close one, it is not
@@ -139,7 +156,7 @@ async function splitBody(ctx: LenientContext, e: Entity, bodyStart: number, list
   for (const s of segments) {
     if (s.part) {
       const path = [...containerPath, ++child];
-      await walkEntity(ctx, { src: e.src, start: s.start, end: s.end, prefix: path, top: false, defaultType: digest ? 'message/rfc822' : 'text/plain', tags });
+      await walkEntity(ctx, { src: e.src, start: s.start, end: s.end, prefix: path, top: false, defaultType: digest ? 'message/rfc822' : 'text/plain', tags, outer: [...e.outer, boundary] });
     } else if (s.end > s.start) {
       await outside(ctx, e.src, s.start, s.end, containerPath, s.preamble ? 'preamble' : 'epilogue');
     }
@@ -159,7 +176,9 @@ async function outside(ctx: LenientContext, src: MessageBytes, start: number, en
 }
 
 async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields: readonly HeaderField[], bodyStart: number, extraTags: readonly string[]): Promise<void> {
-  const path = e.prefix.length > 0 ? e.prefix : [1];
+  // standing in for the standard reading (PartStore.vouching), its numbering: the body of an
+  // attached message at P is P.1
+  const path = e.prefix.length === 0 ? [1] : ctx.store.vouching && e.top ? [...e.prefix, 1] : e.prefix;
   const ct = fields.find((f) => f.name === 'content-type')?.value ?? '';
   const cd = fields.find((f) => f.name === 'content-disposition')?.value ?? '';
   const filename = safeFilename(cd, ct);
@@ -172,9 +191,11 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
   for (const cte of info.ctes) {
     for (const choice of decodersFor(cte.token, sniff)) {
       const typeTag = '';
-      const reading = readingOf([...e.tags, ...extraTags, cte.tag, choice.tag, typeTag]);
+      const tagged = readingOf([...e.tags, ...extraTags, cte.tag, choice.tag, typeTag]);
       // a part only another interpretation yields: readers disagree on this message
-      if (reading !== LENIENT_READING) ctx.store.noteIrregular(`read as ${reading}`);
+      if (tagged !== LENIENT_READING) ctx.store.noteIrregular(`read as ${tagged}`);
+      // vouching, the one interpretation there is is the standard reading's part
+      const reading = ctx.store.vouching ? STANDARD_READING.name : tagged;
       const { digest, bytes } = await storeRange(ctx, e.src, bodyStart, e.end, choice.decoder(), {
         path: path.join('.'),
         contentType: info.types[0]!,
@@ -187,7 +208,7 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
       const msgType = info.types.find(isMessageType);
       if (msgType !== undefined && ctx.store.claimMessageWalk(digest, LENIENT_READING)) {
         const tag = msgType === info.types[0] ? '' : 'last-CT';
-        await walkEntity(ctx, { src: bytes, start: 0, end: bytes.size, prefix: path, top: true, defaultType: 'text/plain', tags: [...e.tags, cte.tag, choice.tag, tag] });
+        await walkEntity(ctx, { src: bytes, start: 0, end: bytes.size, prefix: path, top: true, defaultType: 'text/plain', tags: [...e.tags, cte.tag, choice.tag, tag], outer: [] });
       }
     }
   }
@@ -254,7 +275,8 @@ async function storeRange(ctx: LenientContext, src: MessageBytes, start: number,
       return { digest: known.digest, bytes: known.bytes };
     }
   }
-  if (end > start) {
+  // no full decode noted yet (the lenient reading alone): no hash of the range can find one
+  if (end > start && ctx.store.knowsEncoded()) {
     const encoded = createHash('sha256');
     for await (const chunk of src.chunks(start, end)) {
       checkAbort(ctx.signal);
@@ -278,6 +300,8 @@ async function storeRange(ctx: LenientContext, src: MessageBytes, start: number,
     }
     const tail = decoder.final();
     if (tail.length > 0) await w.write(tail);
+    // the standard reading notes this when it decodes (walk.ts); standing in for it, so do we
+    if ((decoder as { irregular?: boolean }).irregular) ctx.store.doubt(`irregular base64 at ${meta.path}`);
   } catch (err) {
     // keep what was decoded so far (a virus in it still counts), then report the limit
     if (!ctx.signal?.aborted) await w.finish().catch(() => w.abort());
