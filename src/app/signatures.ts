@@ -14,7 +14,6 @@ import { describeClamdVersion } from '../engines/clamd/version.js';
 import { describeRules, ruleInfo, type RuleInfo } from '../engines/yara/rule-info.js';
 import { DEFAULT_RULES_DIR } from '../engines/yara/rules.js';
 import { messageOf } from '../errors.js';
-import { createEngine } from './runtime.js';
 
 export const NO_REAL_SIGNATURES = 'no real signatures: this is not a virus scanner';
 
@@ -60,6 +59,9 @@ export async function signatureLines(cfg: Config, timeoutMs = 5000): Promise<str
       // changes with the signatures), a command's version_command
       const what = `${e.type} ${e.type === 'icap' ? e.url : e.command[0]}`;
       try {
+        // loaded here, not at the top: the master calls this module, and the runtime is every
+        // worker's scanning code (MIME, unpacking, engines), about 20 MB the master never uses
+        const { createEngine } = await import('./runtime.js');
         const engine = createEngine(e, 1, undefined, cfg.tmpdir);
         try {
           out.push(`# signatures: ${what}: ${await engine.version(AbortSignal.timeout(2 * timeoutMs))}`);
