@@ -71,6 +71,7 @@ const rawDefault = clamdDefault('raw_message');
 const RAW_MEANS: Record<string, string> = {
   mail: 'clamd also parses the raw message as mail',
   data: 'plain bytes, clamd does not parse the raw message as mail',
+  text: 'plain bytes without the base64 bodies scanned decoded as parts',
 };
 
 /** The values of the clamd raw_message key, the default first (none without the key). */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Readable } from 'node:stream';
 import { parseServer, formatServer } from '../src/engines/clamd/address.js';
-import { HEAD_BYTES, looksLikeMail, MAIL_PREFIX, prefixedSource, readHead } from '../src/engines/clamd/raw-message.js';
+import { DATA_PREFIX, HEAD_BYTES, looksLikeMail, MAIL_PREFIX, outside, prefixedSource, presentRaw, readHead, type PiecedSource } from '../src/engines/clamd/raw-message.js';
 import {
   classifyReply, encodeCommand, endOfStream, frameChunk, frameHeader, MAX_CHUNK_BYTES, MAX_VIRUS_NAME_BYTES, REPLY_MAX_BYTES,
   REPLY_MAX_TOTAL_BYTES, ReplyParser, resultFromReplies,
@@ -238,4 +238,32 @@ test('prefixedSource: size counts the prefix; stream and buffer give prefix + by
   assert.deepEqual(await readHead(bufferSource(body), 4), Buffer.from('DKIM'));
   assert.deepEqual(await readHead(bufferSource(Buffer.from('ab')), 10), Buffer.from('ab'));
   assert.deepEqual(await readHead(bufferSource(Buffer.alloc(0)), 10), Buffer.alloc(0));
+});
+
+test('raw_message "text": the decoded bodies are left out, as views of the message (no copy); ranges that are not sorted, disjoint and inside it leave nothing out', async () => {
+  const msg = Buffer.from('HEAD\n\nAAAA\n--b\nBBBB\n--b--\n');
+  const a = msg.indexOf('AAAA');
+  const b = msg.indexOf('BBBB');
+  const src = bufferSource(msg);
+  const text = (await presentRaw(src, 'text', [[a, a + 4], [b, b + 4]])) as PiecedSource;
+  assert.deepEqual(await text.buffer(), Buffer.concat([DATA_PREFIX, Buffer.from('HEAD\n\n\n--b\n\n--b--\n')]));
+  assert.equal(text.size, DATA_PREFIX.length + msg.length - 8);
+  const parts: Buffer[] = [];
+  for await (const c of text.stream()) parts.push(c as Buffer);
+  assert.deepEqual(Buffer.concat(parts), await text.buffer());
+  assert.ok(text.pieces!.slice(1).every((p) => p.buffer === msg.buffer), 'a piece was copied');
+  // a body at either end
+  assert.deepEqual(outside(msg, [[0, 4], [msg.length - 3, msg.length]])?.map(String), ['\n\nAAAA\n--b\nBBBB\n--b']);
+  // whole, as "data" sends it: no ranges, bad ranges, a message not in memory, and the other modes
+  const whole = Buffer.concat([DATA_PREFIX, msg]);
+  for (const bad of [[[b, b + 4], [a, a + 4]], [[a, a + 6], [a + 2, a + 8]], [[a, msg.length + 1]], [[a, a]], [[-1, 2]], [[1.5, 3]]] as Array<Array<[number, number]>>) {
+    assert.equal(outside(msg, bad), undefined, JSON.stringify(bad));
+    assert.deepEqual(await (await presentRaw(src, 'text', bad)).buffer(), whole, JSON.stringify(bad));
+  }
+  assert.deepEqual(await (await presentRaw(src, 'text', undefined)).buffer(), whole);
+  assert.deepEqual(await (await presentRaw(src, 'text', [])).buffer(), whole);
+  const onDisk = { size: msg.length, stream: () => Readable.from([msg]), buffer: async () => msg };
+  assert.deepEqual(await (await presentRaw(onDisk, 'text', [[a, a + 4]])).buffer(), whole, 'a message not in memory is sent whole');
+  assert.deepEqual(await (await presentRaw(src, 'data', [[a, a + 4]])).buffer(), whole, '"data" leaves nothing out');
+  assert.deepEqual(await (await presentRaw(src, 'mail', [[a, a + 4]])).buffer(), Buffer.concat([MAIL_PREFIX, msg]), '"mail" leaves nothing out');
 });

@@ -4,9 +4,11 @@
  * the raw message by itself") and so let through what clamd's parser reads otherwise — a
  * quoted-printable soft break followed by blanks, a `;` inside a quoted boundary under a decoy,
  * a base64-encoded attached message (test/helpers/parser-divergence.ts generates each shape in
- * variants). Through `avfilter -t` with a real clamd as the only engine, in both raw_message
- * modes, and the trade-off between them: "mail" lets clamd's mail signatures (target type 4)
- * see the message, "data" does not; both scan the raw bytes with clamd's byte signatures.
+ * variants). Through `avfilter -t` with a real clamd as the only engine, in every raw_message
+ * mode, and the trade-offs between them: "mail" lets clamd's mail signatures (target type 4)
+ * see the message, "data" and "text" do not; all three scan the raw bytes with clamd's byte
+ * signatures, except that "text" leaves out the base64 bodies of a message read one way only
+ * (each is scanned decoded): a signature over base64 text there is what it gives up.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,12 +30,17 @@ const MAIL_SIG = 'Avfilter.Test.MailOnly';
 const RAW_SIG = 'Avfilter.Test.HeaderBytes';
 const MAIL_MARKER = 'mail-target-marker-7f3a';
 const RAW_MARKER = 'raw-header-marker-91c2';
+const B64_SIG = 'Avfilter.Test.Base64Text';
+/** Decoded bytes whose base64 text (from the body's first byte) the B64_SIG signature matches. */
+const B64_CONTENT = Buffer.from('zz-base64-text-marker-5e81-zz '.repeat(8));
+const B64_TEXT = B64_CONTENT.toString('base64').slice(0, 40);
 
 before(async () => {
   clamd = await startClamd();
   // a target-type-4 (mail) body signature, and a target-type-0 (any file) one
   await writeFile(join(clamd.dbDir, 'routing.ndb'),
-    `${MAIL_SIG}:4:*:${Buffer.from(MAIL_MARKER).toString('hex')}\n${RAW_SIG}:0:*:${Buffer.from(RAW_MARKER).toString('hex')}\n`);
+    `${MAIL_SIG}:4:*:${Buffer.from(MAIL_MARKER).toString('hex')}\n${RAW_SIG}:0:*:${Buffer.from(RAW_MARKER).toString('hex')}\n` +
+    `${B64_SIG}:0:*:${Buffer.from(B64_TEXT).toString('hex')}\n`);
   await clamd.reload();
   dir = await mkdtemp(join(tmpdir(), 'avf-routing-'));
   await mkdir(join(dir, 'work'), { mode: 0o700 });
@@ -59,7 +66,7 @@ function clamdAlone(bytes: Buffer): Promise<string> {
   });
 }
 
-async function scanWith(rawMessage: 'mail' | 'data', files: ReadonlyMap<string, Buffer>): Promise<Map<string, string>> {
+async function scanWith(rawMessage: 'mail' | 'data' | 'text', files: ReadonlyMap<string, Buffer>): Promise<Map<string, string>> {
   const cfg = join(dir, `avfilter-${rawMessage}.toml`);
   await writeFile(cfg, `tmpdir = "${join(dir, 'work')}"\n[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}"]\nraw_message = "${rawMessage}"\n`);
   const paths: string[] = [];
@@ -100,7 +107,7 @@ test('each shape is one our standard reading decodes and clamd alone misses in a
   }
 });
 
-for (const mode of ['mail', 'data'] as const) {
+for (const mode of ['mail', 'data', 'text'] as const) {
   test(`raw_message = "${mode}": clamd alone as the engine finds the payload in every message its own parser misreads (was OK)`, async () => {
     const verdicts = await scanWith(mode, new Map(messages.map((m) => [m.name, m.bytes])));
     const wrong = [...verdicts].filter(([, v]) => !v.endsWith(' FOUND'));
@@ -108,7 +115,7 @@ for (const mode of ['mail', 'data'] as const) {
   });
 }
 
-test('raw_message: "mail" lets clamd\'s mail signatures see the message, "data" scans the raw bytes only; both find byte signatures in headers and attachments', async () => {
+test('raw_message: "mail" lets clamd\'s mail signatures see the message, "data" and "text" scan the raw bytes only; all find byte signatures in headers and attachments', async () => {
   const top = 'From: a@example.test\nTo: b@example.test\nSubject: t\nMIME-Version: 1.0\n';
   const files = new Map<string, Buffer>([
     ['mail-sig', Buffer.from(`${top}Content-Type: text/plain\n\nplease click ${MAIL_MARKER}\n`)],
@@ -118,11 +125,52 @@ test('raw_message: "mail" lets clamd\'s mail signatures see the message, "data" 
   ]);
   const mail = await scanWith('mail', files);
   const data = await scanWith('data', files);
+  const text = await scanWith('text', files);
   assert.match(mail.get('mail-sig')!, new RegExp(`^${MAIL_SIG}\\S* FOUND$`));
   assert.equal(data.get('mail-sig'), 'OK', 'as plain data the message is not mail: target-type-4 signatures do not apply');
-  for (const v of [mail, data]) {
+  assert.equal(text.get('mail-sig'), 'OK', 'as plain data the message is not mail: target-type-4 signatures do not apply');
+  for (const v of [mail, data, text]) {
     assert.match(v.get('raw-sig-in-header')!, new RegExp(`^${RAW_SIG}\\S* FOUND$`));
     assert.match(v.get('base64-attachment')!, / FOUND$/);
     assert.equal(v.get('clean'), 'OK');
   }
+});
+
+test('raw_message = "text": everything but a decoded base64 body still reaches clamd\'s byte signatures (headers, text bodies, preamble, epilogue, around the bodies left out); a signature over base64 text is given up only where one reading vouched for the message', async () => {
+  const top = 'From: a@example.test\nTo: b@example.test\nSubject: t\nMIME-Version: 1.0\n';
+  const b64 = (b: Buffer): string => (b.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+  const attach = `--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${b64(B64_CONTENT)}\n`;
+  const multi = (before: string, after: string, textPart = 'hi', preamble = '', epilogue = '', extraHeader = ''): Buffer =>
+    Buffer.from(`${top}${extraHeader}Content-Type: multipart/mixed; boundary="b"\n\n${preamble}--b\nContent-Type: text/plain\n\n${textPart}\n${before}${attach}${after}--b--\n${epilogue}`);
+  const files = new Map<string, Buffer>([
+    ['marker-in-header', multi('', '', 'hi', '', '', `X-Note: ${RAW_MARKER}\n`)],
+    ['marker-in-text-before', multi('', '', `text ${RAW_MARKER} text`)],
+    ['marker-in-qp-after', multi('', `--b\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\nsee ${RAW_MARKER}=\n done\n`)],
+    ['marker-in-preamble', multi('', '', 'hi', `preamble ${RAW_MARKER}\n`)],
+    ['marker-in-epilogue', multi('', '', 'hi', '', `epilogue ${RAW_MARKER}\n`)],
+    // base64 text itself: only the raw bytes hold it
+    ['base64-text-vouched', multi('', '')],
+    // the same body in a message read both ways (a second Content-Type): nothing is left out
+    ['base64-text-read-twice', multi('', '', 'hi', '', '', 'Content-Type: text/plain\n')],
+  ]);
+  // the premise of each row: what the extraction made of the message
+  for (const [name, bytes] of files) {
+    const x = await extractParts(MessageInput.fromBuffer(bytes), { limits: DEFAULT_MIME_LIMITS, tmpdir: join(dir, 'work') });
+    try {
+      if (name === 'base64-text-read-twice') assert.equal(x.decodedBodies, undefined, `${name}: read both ways, yet bodies were to be left out`);
+      else assert.equal(x.decodedBodies?.length, 1, `${name}: the attachment's body is not a decoded body of a message read once`);
+    } finally {
+      await x.dispose();
+    }
+  }
+  const data = await scanWith('data', files);
+  const text = await scanWith('text', files);
+  for (const name of ['marker-in-header', 'marker-in-text-before', 'marker-in-qp-after', 'marker-in-preamble', 'marker-in-epilogue']) {
+    assert.match(text.get(name)!, new RegExp(`^${RAW_SIG}\\S* FOUND$`), `${name} (text)`);
+    // "data" also sends the attachment's base64 text, which the other signature matches
+    assert.match(data.get(name)!, new RegExp(`${RAW_SIG}\\S* FOUND`), `${name} (data)`);
+  }
+  assert.match(data.get('base64-text-vouched')!, new RegExp(`^${B64_SIG}\\S* FOUND$`), 'the premise: "data" sends the base64 text');
+  assert.equal(text.get('base64-text-vouched'), 'OK', 'the trade-off "text" makes: the base64 text of a body scanned decoded');
+  assert.match(text.get('base64-text-read-twice')!, new RegExp(`^${B64_SIG}\\S* FOUND$`), 'a message read both ways is sent whole');
 });

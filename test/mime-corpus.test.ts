@@ -1,7 +1,7 @@
 /**
  * The MIME evasion corpus: every technique's message in-process through extractParts (some
  * part holds the payload exactly, or none does for a clean message), then through `avfilter -t`
- * with the embedded engine and with a real clamd in both raw_message modes. Prints the
+ * with the embedded engine and with a real clamd in each raw_message mode. Prints the
  * detection table. The container cases (the payload in a zip, a gzip, a 7z, an attached mail or
  * mbox) are beyond extraction alone: their in-process row only records what it saw; through
  * `-t` every engine must catch every one (the container stage gives clamd the members too: it
@@ -90,11 +90,11 @@ test('avfilter -t with the embedded engine: every verdict as expected', async ()
   await runCli('', 'yara');
 });
 
-for (const raw of ['mail', 'data'] as const) {
+for (const raw of ['mail', 'data', 'text'] as const) {
   test(`avfilter -t with a real clamd (raw_message = "${raw}"): every verdict as expected`, async () => {
     const clamd = await startClamd();
     try {
-      await runCli(`[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}"]\nraw_message = "${raw}"\n`, raw === 'mail' ? 'clamd' : 'clamd-data');
+      await runCli(`[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}"]\nraw_message = "${raw}"\n`, raw === 'mail' ? 'clamd' : `clamd-${raw}`);
     } finally {
       await clamd.stop();
     }
@@ -102,10 +102,10 @@ for (const raw of ['mail', 'data'] as const) {
 }
 
 test('detection table', () => {
-  const lines = ['| message | technique | container | expected | extraction | yara | clamd (mail) | clamd (data) |', '|---|---|---|---|---|---|---|---|'];
+  const lines = ['| message | technique | container | expected | extraction | yara | clamd (mail) | clamd (data) | clamd (text) |', '|---|---|---|---|---|---|---|---|---|'];
   for (const m of messages) {
     const r = table.get(m.name)!;
-    lines.push(`| ${m.name} | ${r.technique} | ${m.container ?? '-'} | ${r.expect} | ${r.extract ?? '-'} | ${r.yara ?? '-'} | ${r.clamd ?? '-'} | ${r['clamd-data'] ?? '-'} |`);
+    lines.push(`| ${m.name} | ${r.technique} | ${m.container ?? '-'} | ${r.expect} | ${r.extract ?? '-'} | ${r.yara ?? '-'} | ${r.clamd ?? '-'} | ${r['clamd-data'] ?? '-'} | ${r['clamd-text'] ?? '-'} |`);
   }
   console.log(lines.join('\n'));
   assert.equal(table.size, messages.length);

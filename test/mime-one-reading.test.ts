@@ -7,6 +7,8 @@
  * encoding and reading; the same limit; the same irregularity note. And the regression for the
  * class of evasions the union reading exists for: a message with any irregularity (a `;`
  * inside a quoted boundary over a decoy, a boundary by prefix, a bare CR) gets both readings.
+ * A message read once lists the base64 bodies it decoded (Extraction.decodedBodies, what clamd's
+ * raw_message = "text" leaves out of the raw message): each must decode to one of its parts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,10 +90,34 @@ async function compare(s: Sample, dir: string, failures: string[]): Promise<1 | 
     if (a.limit !== b.limit) failures.push(`${s.name}: limit ${a.limit} vs ${b.limit} with both readings`);
     for (const [d, meta] of b.parts) if (a.parts.get(d) !== meta) failures.push(`${s.name}: ${meta} is ${a.parts.get(d) ?? 'missing'} read ${once.readings === 1 ? 'once' : 'again'}`);
     for (const [d, meta] of a.parts) if (!b.parts.has(d)) failures.push(`${s.name}: ${meta} only read ${once.readings === 1 ? 'once' : 'again'}`);
+    checkDecodedBodies(s, once, a.parts, failures);
     return once.readings;
   } finally {
     await once.dispose();
     await twice.dispose();
+  }
+}
+
+/** Bodies listed in Extraction.decodedBodies over all compared samples (the check proves something). */
+let decodedBodiesSeen = 0;
+
+/**
+ * What clamd's raw_message = "text" leaves out of the raw message must be scanned anyway: every
+ * range in decodedBodies (sorted, disjoint, inside the message) is base64 that decodes to the
+ * bytes of a part; a message read both ways lists none.
+ */
+function checkDecodedBodies(s: Sample, once: Extraction, parts: ReadonlyMap<string, string>, failures: string[]): void {
+  if (once.readings !== 1) {
+    if (once.decodedBodies !== undefined) failures.push(`${s.name}: read both ways, yet lists decoded bodies`);
+    return;
+  }
+  let at = 0;
+  for (const [start, end] of once.decodedBodies ?? []) {
+    decodedBodiesSeen++;
+    if (!(start >= at && end > start && end <= s.bytes.length)) failures.push(`${s.name}: decoded body ${start}-${end} out of order or outside the message`);
+    at = end;
+    const decoded = Buffer.from(s.bytes.toString('latin1', start, end), 'base64');
+    if (!parts.has(createHash('sha256').update(decoded).digest('hex'))) failures.push(`${s.name}: the base64 body at ${start}-${end} decodes to no part`);
   }
 }
 
@@ -107,8 +133,9 @@ test('every sample of the corpora and the benchmark mix: the same parts, names, 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  t.diagnostic(`read once: ${count[1]}, with both readings: ${count[2]}`);
+  t.diagnostic(`read once: ${count[1]}, with both readings: ${count[2]}; decoded base64 bodies listed: ${decodedBodiesSeen}`);
   assert.deepEqual(failures, []);
+  assert.ok(decodedBodiesSeen >= 50, `decoded bodies listed: ${decodedBodiesSeen}`);
   // the rule must let the common case through, or this saves nothing
   assert.ok(count[1] >= 120, `read once: ${count[1]}, with both readings: ${count[2]}`);
   assert.ok(count[2] >= 20, `read once: ${count[1]}, with both readings: ${count[2]}`);

@@ -87,6 +87,19 @@ test('a wave of one attachment is scanned once; another signature version scans 
   assert.equal(failing.calls, 2, 'an error was cached');
 });
 
+test('the raw message is never cached: its verdict depends on how the engine presents it (raw_message), and the same bytes as a part are not the same item', async () => {
+  const e = fake('clamd', infectedIfEicar);
+  const c = counters();
+  const cached = cachedEngine(e, { store: new MemoryStore(1000), ttlSeconds: 60, lookupMs: 100, counters: c });
+  const raw = (): ScanItem => ({ id: 'raw', kind: 'raw', source: bufferSource(Buffer.from(`Subject: x\n\n${eicar()}`)) });
+  for (let i = 0; i < 3; i++) await cached.scan(raw(), never);
+  assert.equal(e.calls, 3, 'a raw message was answered from the cache');
+  await cached.scan({ ...raw(), kind: 'part', id: '1' }, never);
+  await cached.scan({ ...raw(), kind: 'part', id: '2' }, never);
+  assert.equal(e.calls, 4, 'the same bytes as a part: cached after the first');
+  assert.deepEqual(c, { hits: 1, misses: 1, skipped: 0 });
+});
+
 test('a wave arriving at once: the same bytes scanned at the same moment are scanned once; an error is not shared', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => { release = r; });

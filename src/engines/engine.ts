@@ -32,6 +32,12 @@ export interface ScanItem {
    * ("zip", "pdf", "mail"...). Then `id` is the path down to it ("2/invoice.zip/docs/a.exe").
    */
   readonly container?: string | undefined;
+  /**
+   * The raw message only, when one reading vouched for it (Extraction.decodedBodies): byte
+   * ranges of `source`, in order, that are base64 bodies each scanned decoded as an item of
+   * its own. An engine may leave them out of the raw message (clamd's raw_message = "text").
+   */
+  readonly decodedBodies?: ReadonlyArray<readonly [number, number]> | undefined;
 }
 
 export type EngineResult =

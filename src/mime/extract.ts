@@ -67,6 +67,13 @@ export interface Extraction {
    * (extractOnce); 2: both readings ran.
    */
   readings?: 1 | 2;
+  /**
+   * Read once (readings 1) only: the byte ranges of the message, in document order, that are
+   * base64 bodies decoded with nothing irregular, each into one of `parts`. What a reader of
+   * the raw message would find in those bytes is in those parts, decoded (the clamd engine's
+   * raw_message = "text" leaves them out of the raw message it sends).
+   */
+  decodedBodies?: ReadonlyArray<readonly [number, number]>;
   /** Removes the temp files; the parts' sources are unusable afterwards. */
   dispose(): Promise<void>;
 }
@@ -210,7 +217,8 @@ async function extractOnce(message: Buffer, opts: ExtractOptions): Promise<Extra
     run.release();
     await run.store.closeHandles().catch(() => undefined);
   }
-  return { ...run.result(), readings: 1 };
+  const bodies = run.store.decodedBodies;
+  return { ...run.result(), readings: 1, ...(bodies.length > 0 ? { decodedBodies: bodies } : {}) };
 }
 
 /** The standard reading, then the lenient one, over any input. */

@@ -66,6 +66,11 @@ export class PartStore implements PartHome {
    * both readings.
    */
   vouching = false;
+  /**
+   * While vouching: the byte ranges of the message that are base64 bodies decoded without any
+   * irregularity, each into a part held here (Extraction.decodedBodies), in document order.
+   */
+  readonly decodedBodies: Array<readonly [number, number]> = [];
 
   constructor(
     private readonly tmpdir: string,
@@ -103,6 +108,14 @@ export class PartStore implements PartHome {
   noteIrregular(why: string): void {
     this.irregular ??= why;
     this.doubt(why);
+  }
+
+  /**
+   * While vouching: the message's bytes [start, end) are a base64 body that was decoded, with
+   * nothing irregular, into a part of this store. Ignored otherwise.
+   */
+  noteDecodedBody(start: number, end: number): void {
+    if (this.vouching && end > start) this.decodedBodies.push([start, end]);
   }
 
   /** While vouching: the lenient reading cannot stand in for the standard one here (CannotVouch). */

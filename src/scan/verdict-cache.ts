@@ -11,6 +11,9 @@
  * by entries, with the TTL) or Redis (redis-store.ts, shared between hosts). A store that fails,
  * is slow (past `lookupMs`) or answers something that is not a value we wrote is a miss: the item
  * is scanned, and nothing is ever taken from it on doubt.
+ * The raw message is never cached: no two are alike (each carries its own trace headers), so
+ * hashing it could never pay, and what an engine makes of it depends on how the engine is set to
+ * present it (clamd's raw_message), which the key does not hold.
  * Written by hand: the LRU is a Map in insertion order, smaller than a dependency.
  */
 import { createHash } from 'node:crypto';
@@ -137,7 +140,7 @@ export function cachedEngine(engine: Engine, opts: CacheOptions): Engine {
     ...engine,
     label: engine.label,
     scan: async (item: ScanItem, signal: AbortSignal): Promise<EngineResult> => {
-      const signatures = engine.signatureVersion?.();
+      const signatures = item.kind === 'raw' ? undefined : engine.signatureVersion?.();
       if (signatures === undefined) return engine.scan(item, signal);
       let key: string;
       try {

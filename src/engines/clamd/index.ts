@@ -17,7 +17,7 @@ import { EngineErrorCode, type Engine, type EngineResult, type ScanItem } from '
 import { parseServer } from './address.js';
 import { instream, ping, version as clamdVersion } from './client.js';
 import { ClamdPool, type PoolEvent, type ServerHealth } from './pool.js';
-import { presentRaw, type PiecedSource, type RawMessageMode } from './raw-message.js';
+import { presentRaw, RAW_MESSAGE_MODES, type PiecedSource, type RawMessageMode } from './raw-message.js';
 import { SessionPool } from './session.js';
 import { parseClamdVersion } from './version.js';
 import type { ClamdAddress } from './address.js';
@@ -40,7 +40,7 @@ export interface ClamdOptions {
   chunkBytes: number;
   /** clamd's StreamMaxLength (it cannot be asked over the protocol); larger items are not sent. */
   maxStreamBytes: number;
-  /** The raw message parsed by clamd as mail, or scanned as plain data (raw-message.ts); default CLAMD_DEFAULTS.rawMessage. */
+  /** The raw message parsed by clamd as mail, scanned as plain data, or as plain data without its decoded base64 bodies (raw-message.ts); default CLAMD_DEFAULTS.rawMessage. */
   rawMessage?: RawMessageMode | undefined;
   /** Scans in flight to one server from this process (its share of max_scans_per_server); default CLAMD_DEFAULTS.maxScansPerServer. */
   maxScansPerServer?: number | undefined;
@@ -95,7 +95,7 @@ export function createClamdEngine(opts: ClamdOptions): ClamdEngine {
     let source: PiecedSource = item.source;
     if (item.kind === 'raw') {
       try {
-        source = await presentRaw(source, o.rawMessage);
+        source = await presentRaw(source, o.rawMessage, item.decodedBodies);
       } catch (err) {
         return { status: 'error', code: EngineErrorCode.IO, message: `reading the message failed: ${String(err)}` };
       }
@@ -188,8 +188,8 @@ function validate(opts: ClamdOptions): Validated {
   positiveInt('maxStreamBytes', opts.maxStreamBytes, Number.MAX_SAFE_INTEGER);
   const maxScansPerServer = opts.maxScansPerServer ?? CLAMD_DEFAULTS.maxScansPerServer ?? 10;
   positiveInt('maxScansPerServer', maxScansPerServer, 100_000);
-  const rawMessage = opts.rawMessage ?? CLAMD_DEFAULTS.rawMessage;
-  if (rawMessage !== 'mail' && rawMessage !== 'data') throw badOption(`rawMessage must be "mail" or "data", got ${JSON.stringify(rawMessage)}`);
+  const rawMessage: RawMessageMode = opts.rawMessage ?? CLAMD_DEFAULTS.rawMessage ?? 'data';
+  if (!RAW_MESSAGE_MODES.includes(rawMessage)) throw badOption(`rawMessage must be one of ${RAW_MESSAGE_MODES.map((m) => `"${m}"`).join(', ')}, got ${JSON.stringify(rawMessage)}`);
   return Object.freeze({ ...opts, rawMessage, maxScansPerServer, onEvent: opts.onEvent, servers: [...opts.servers] });
 }
 

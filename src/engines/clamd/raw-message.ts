@@ -18,15 +18,23 @@
  *   searches for embedded files nor, since the stream does not inflate, unpacks — and its
  *   byte signatures still run over every byte (the clamd engine test checks all three against
  *   a live clamd).
+ * - "text": as "data", without the base64 bodies that are scanned decoded as items of their
+ *   own (ScanItem.decodedBodies: only for a message one reading vouched for, whose every base64
+ *   body decoded with nothing irregular). Headers, delimiters, preambles and every other body
+ *   stay. A message read both ways, or not in memory, is sent whole, as "data" sends it. What
+ *   it gives up: byte signatures written over base64 text itself, in those bodies.
  *
- * Owns: the list of starts we trust, the two prefixes, and a ScanSource wrapper that adds one.
+ * Owns: the list of starts we trust, the two prefixes, a ScanSource wrapper that adds one, and
+ * the raw message without its decoded bodies.
  * Inputs: a ScanSource. Outputs: the same or a prefixed ScanSource.
  * Fails with: EIO-worthy read errors are thrown by readHead() for the caller to turn into a result.
  */
 import { Readable } from 'node:stream';
 import type { ScanSource } from '../engine.js';
 
-export type RawMessageMode = 'mail' | 'data';
+export type RawMessageMode = 'mail' | 'data' | 'text';
+
+export const RAW_MESSAGE_MODES: readonly RawMessageMode[] = ['mail', 'data', 'text'];
 
 /** Courier data files use LF line ends; the line is an ordinary trace header. */
 export const MAIL_PREFIX = Buffer.from('Received: from avfilter (localhost)\n', 'latin1');
@@ -126,9 +134,49 @@ async function* withPrefix(prefix: Buffer, source: ScanSource): AsyncGenerator<B
   }
 }
 
-/** The raw message as clamd is to see it in `mode`. */
-export async function presentRaw(source: ScanSource, mode: RawMessageMode): Promise<ScanSource> {
-  if (mode === 'data') return prefixedSource(DATA_PREFIX, source);
+/**
+ * The bytes of `whole` outside `ranges` (sorted, disjoint, inside it), as views of it: no copy.
+ * Undefined when the ranges are not that (then nothing is left out).
+ */
+export function outside(whole: Buffer, ranges: ReadonlyArray<readonly [number, number]>): Buffer[] | undefined {
+  const pieces: Buffer[] = [];
+  let at = 0;
+  for (const [start, end] of ranges) {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < at || end <= start || end > whole.length) return undefined;
+    if (start > at) pieces.push(whole.subarray(at, start));
+    at = end;
+  }
+  if (at < whole.length) pieces.push(whole.subarray(at));
+  return pieces;
+}
+
+/** `pieces` in order behind `prefix`, as a source in memory (sent as they are, without a copy). */
+function piecedSource(prefix: Buffer, pieces: readonly Buffer[]): PiecedSource {
+  const all = [prefix, ...pieces];
+  const size = all.reduce((n, b) => n + b.length, 0);
+  let joined: Buffer | undefined;
+  const bytes = (): Buffer => (joined ??= Buffer.concat(all, size));
+  return {
+    size,
+    pieces: all,
+    get bytes(): Buffer {
+      return bytes();
+    },
+    stream: () => Readable.from(all, { objectMode: false }),
+    buffer: async () => bytes(),
+  };
+}
+
+/**
+ * The raw message as clamd is to see it in `mode`; `decodedBodies` (ScanItem.decodedBodies)
+ * are left out in "text" mode, when the message is in memory.
+ */
+export async function presentRaw(source: ScanSource, mode: RawMessageMode, decodedBodies?: ReadonlyArray<readonly [number, number]>): Promise<ScanSource> {
+  if (mode === 'text' && decodedBodies !== undefined && decodedBodies.length > 0 && source.bytes !== undefined && source.bytes.length === source.size) {
+    const pieces = outside(source.bytes, decodedBodies);
+    if (pieces !== undefined) return piecedSource(DATA_PREFIX, pieces);
+  }
+  if (mode === 'data' || mode === 'text') return prefixedSource(DATA_PREFIX, source);
   const head = await readHead(source, HEAD_BYTES);
   return looksLikeMail(head) ? source : prefixedSource(MAIL_PREFIX, source);
 }

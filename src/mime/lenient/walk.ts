@@ -204,6 +204,8 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
         ...(filename !== undefined ? { filename } : {}),
         ...(alsoNamed.length > 0 ? { alsoNamed } : {}),
       });
+      // a body of the message itself, decoded with nothing irregular (else doubt() threw)
+      if (ctx.store.vouching && choice.encoding === 'base64' && ctx.store.isMessage(e.src)) ctx.store.noteDecodedBody(bodyStart, e.end);
       // an attached message under any of its types, encodings and dispositions
       const msgType = info.types.find(isMessageType);
       if (msgType !== undefined && ctx.store.claimMessageWalk(digest, LENIENT_READING)) {
