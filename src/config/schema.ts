@@ -198,7 +198,7 @@ export const ENGINE_KEYS = {
     { key: 'max_stream_size', type: { kind: 'bytes', min: 1024, max: 4096 * MiB }, default: 25 * MiB, doc: "clamd's StreamMaxLength: larger items are not sent and count as a scanner error" },
     { key: 'chunk_size', type: { kind: 'bytes', min: 1024, max: 16 * MiB }, default: 64 * 1024, doc: 'INSTREAM chunk size' },
     { key: 'reload_clamd', type: { kind: 'bool' }, default: false, doc: 'a signature reload (SIGHUP, SIGUSR2, avfilter_sig reload [virus]) also sends RELOAD to each of these servers' },
-    { key: 'raw_message', type: { kind: 'enum', values: ['mail', 'data', 'text'] }, default: 'data', doc: 'the whole message, besides every decoded part: "data" = scanned as plain bytes; "text" = as "data", without the base64 bodies each scanned decoded as a part of its own (a message read one way only); "mail" = clamd also parses it as mail (its mail and phishing signatures; about 1.7 times the clamd CPU)' },
+    { key: 'raw_message', type: { kind: 'enum', values: ['text', 'data', 'mail'] }, default: 'text', doc: 'the whole message, besides every decoded part: "text" = scanned as plain bytes, without the base64 bodies each scanned decoded as a part of its own when the message reads one way only; "data" = every byte scanned as plain bytes; "mail" = clamd also parses it as mail (its mail and phishing signatures; about 1.7 times the clamd CPU)' },
   ],
   yara: [
     { key: 'rules', type: { kind: 'path', allowEmpty: true }, default: '', doc: 'directory of *.yar rule files (empty: the rules shipped with avfilter)' },
