@@ -131,7 +131,7 @@ export function courierReport(ctx: BenchContext, modes: readonly CourierMode[], 
   const headline = courierHeadline(runs, modes);
   const md = [
     `Mix: ${describeMix(mix)}. Concurrency ${CONCURRENCIES.join(', ')} SMTP sessions, one message per session, all to one local Maildir user. ` +
-      `One warm-up round, then ${ctx.rounds} measured rounds; in each round every mode is installed in turn (${modes.map((m) => m.label).join(', ')}), gets the mix once at ${FIRST_PASS_SESSIONS} sessions as its first pass (the filter just started: reported on its own below, as "cold"), and then runs every concurrency. ` +
+      `One warm-up round, then ${ctx.rounds} measured rounds; in each round every mode is installed in turn (${modes.map((m) => m.label).join(', ')}; each measured round after the first starts one mode further along this list, so that no mode always runs at the same place), gets the mix once at ${FIRST_PASS_SESSIONS} sessions as its first pass (the filter just started: reported on its own below, as "cold"), and then runs every concurrency. ` +
       'The headline is repeated at the top of the report; the tables after it give medians over the measured rounds (ratios there are ratios of medians: the per-round ratios are in the headline).',
     ...(skipped.length ? [`Modes left out: ${skipped.join('; ')}.`] : []),
     'The peer is Debian\'s courier-filter-perl (Courier::Filter + its ClamAVd module, libclamav-client-perl) with ../shared/bench-peers/courier-filter-perl.conf, ' +

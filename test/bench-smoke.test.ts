@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { AVFILTER_MODES } from '../bench/avfilter-modes.js';
 import { courierModes } from '../bench/courier-modes.js';
 import { courierReport } from '../bench/courier-report.js';
+import { roundOrder } from '../bench/courier-section.js';
 import { CONCURRENCIES, FIRST_PASS_SESSIONS, type CourierRun } from '../bench/courier-run.js';
 import { generateMix } from '../bench/mix.js';
 import { treeCpuMs } from '../bench/proc.js';
@@ -45,6 +46,19 @@ test('the mix: same bytes for the same seed, 60/30/10, attachments of 50-200 KB,
     }
   }
   assert.notDeepEqual(generateMix(300, 1).map((m) => m.kind), a.map((m) => m.kind), 'another seed gives another order');
+});
+
+test('Courier section: the order of the modes turns each measured round, so over as many rounds as modes each runs at every place once', () => {
+  const modes = ['alone', 'before', 'clamd', 'yara', 'peer'];
+  assert.deepEqual(roundOrder(modes, 0), modes, 'the warm-up runs in the given order');
+  assert.deepEqual(roundOrder(modes, 1), modes);
+  assert.deepEqual(roundOrder(modes, 2), ['before', 'clamd', 'yara', 'peer', 'alone']);
+  for (let place = 0; place < modes.length; place++) {
+    const at = Array.from({ length: modes.length }, (_, r) => roundOrder(modes, r + 1)[place]);
+    assert.deepEqual([...at].sort(), [...modes].sort(), `place ${place}: ${at.join(' ')}`);
+  }
+  for (let r = 0; r < 12; r++) assert.deepEqual([...roundOrder(modes, r)].sort(), [...modes].sort(), 'every mode once a round');
+  assert.deepEqual(roundOrder([], 3), []);
 });
 
 test('median and nearest-rank percentile', () => {
