@@ -2,9 +2,9 @@
  * Section "courier": the mix through a real Courier over SMTP, at 1, 4 and 16 sessions, in every
  * mode (courier-modes.ts: Courier alone, each avfilter mode of avfilter-modes.ts, the Perl peer;
  * `--modes` picks some), interleaved: round 0 is a warm-up, then each round installs every mode
- * in turn, the order turned by one mode each round (roundOrder: a mode that always ran second,
- * just after Courier alone, measured 10–20% less CPU than the same build run later in the
- * round), sends the mix once as its first pass
+ * in turn, the order turned by one mode each round (roundOrder: the machine's load and
+ * Courier's state change through a round, so a mode always run at the same place carries that
+ * place in its figures), sends the mix once as its first pass
  * (courier-run.ts FIRST_PASS_SESSIONS: the filter just started, reported as "cold"), then runs
  * every concurrency in it.
  *
