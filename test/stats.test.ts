@@ -270,8 +270,9 @@ test('verdict cache: the same message twice counts its items as misses, then as 
     await waitFor(() => messageLines(d).length >= 2, 5000, 'message lines');
     const items = Number(/ items=(\d+)/.exec(messageLines(d)[0]!)![1]);
     assert.ok(items >= 2);
-    assert.equal(s.get('avfilter_cache_lookups_total{result="miss"}'), items);
-    assert.equal(s.get('avfilter_cache_lookups_total{result="hit"}'), items);
+    // every item but the raw message, which is never looked up (it is never the same twice)
+    assert.equal(s.get('avfilter_cache_lookups_total{result="miss"}'), items - 1);
+    assert.equal(s.get('avfilter_cache_lookups_total{result="hit"}'), items - 1);
     assert.equal(s.get('avfilter_cache_lookups_total{result="skipped"}'), 0);
   } finally {
     assert.equal(await stopDaemon(d), 0);
