@@ -198,12 +198,12 @@ export function parseControl(path: string, buf: Buffer): ControlFile {
   return file;
 }
 
-/** One view of a message's control files; header fields come from the first file, as Courier writes the same ones to each. */
 /** The addresses of every recipient no S/F record completes yet, over all the message's files. */
 export function pendingRecipients(controls: readonly ControlFile[]): string[] {
   return controls.flatMap((c) => c.recipients.filter((r) => !r.done).map((r) => r.address));
 }
 
+/** One view of a message's control files; header fields come from the first file, as Courier writes the same ones to each. */
 export function summarize(files: ControlFile[]): ControlSummary {
   const first = files[0];
   if (first === undefined) throw new ControlError('ENO_CONTROL', 'summarize: no control files');

@@ -162,7 +162,6 @@ export function decide(v: Verdict, cfg: PolicyConfig, facts: MessageFacts = {}):
   return { action: 'tempfail', code: 451, text: '4.3.0 Internal error, try again later', verdict: 'tempfail', effects: [] };
 }
 
-
 function lastName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }

@@ -107,20 +107,11 @@ export interface PiecedSource extends ScanSource {
  * and `bytes` (the two joined) is made only when someone asks for it.
  */
 export function prefixedSource(prefix: Buffer, source: ScanSource): PiecedSource {
-  const inMemory = source.bytes;
-  let joined: Buffer | undefined;
-  const base = {
+  if (source.bytes !== undefined && source.bytes.length === source.size) return piecedSource(prefix, [source.bytes]);
+  return {
     size: prefix.length + source.size,
     stream: () => Readable.from(withPrefix(prefix, source), { objectMode: false }),
     buffer: async () => Buffer.concat([prefix, await source.buffer()]),
-  };
-  if (inMemory === undefined) return base;
-  return {
-    ...base,
-    pieces: [prefix, inMemory],
-    get bytes(): Buffer {
-      return (joined ??= Buffer.concat([prefix, inMemory]));
-    },
   };
 }
 
@@ -150,7 +141,10 @@ export function outside(whole: Buffer, ranges: ReadonlyArray<readonly [number, n
   return pieces;
 }
 
-/** `pieces` in order behind `prefix`, as a source in memory (sent as they are, without a copy). */
+/**
+ * `pieces` in order behind `prefix`, as a source in memory: `pieces` are sent as they are, and
+ * `bytes` (all of them joined) is made only when someone asks for it.
+ */
 function piecedSource(prefix: Buffer, pieces: readonly Buffer[]): PiecedSource {
   const all = [prefix, ...pieces];
   const size = all.reduce((n, b) => n + b.length, 0);
