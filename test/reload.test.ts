@@ -311,13 +311,31 @@ test('run as root, avfilter_sig gives the pipe to the daemon\'s group (mode 0620
   chownSync(work, courier.uid, courier.gid);
   const d = await env.up();
   try {
+    // the pipe as it is last seen before avfilter_sig removes it: it is made, then given its
+    // group, then the daemon is asked to write into it (a look right after it appears can
+    // catch it between the first two steps)
     let seen: { mode: number; uid: number; gid: number } | undefined;
+    let watching: Promise<void> | undefined;
+    let sigEnded = 0;
     const r = await runSig(['-f', env.cfg, 'reload', 'config'], {
-      onSpawn: () => void waitFor(() => existsSync(env.pipe), 10_000, 'pipe').then(() => {
-        const st = lstatSync(env.pipe);
-        seen = { mode: st.mode & 0o777, uid: st.uid, gid: st.gid };
-      }),
+      onSpawn: () => {
+        watching = waitFor(() => existsSync(env.pipe), 10_000, 'pipe').then(async () => {
+          // (avfilter_sig removes it before it ends; a pipe left behind stops the look 2 s later)
+          while (sigEnded === 0 || Date.now() - sigEnded < 2000) {
+            let st;
+            try {
+              st = lstatSync(env.pipe);
+            } catch {
+              return;
+            }
+            seen = { mode: st.mode & 0o777, uid: st.uid, gid: st.gid };
+            await new Promise((res) => setTimeout(res, 2));
+          }
+        });
+      },
     });
+    sigEnded = Date.now();
+    await watching;
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /\nstatus: ok\n$/);
     assert.deepEqual(seen, { mode: 0o620, uid: 0, gid: courier.gid });
