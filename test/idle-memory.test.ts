@@ -42,6 +42,7 @@ test('workers start with the malloc settings that give memory back (the admin\'s
     assert.ok(argv.includes('--expose-gc'), 'worker runs with --expose-gc');
     assert.ok(argv.includes('--single-threaded-gc'), 'worker collects garbage on its own thread (cheaper per message than helper threads)');
     assert.ok(argv.includes('--initial-old-space-size=64'), 'worker starts with an old generation that makes full collections rare');
+    assert.ok(argv.includes('--max-semi-space-size=8'), 'worker keeps its young generation small (it stays committed once idle)');
     assert.equal(environOf(d.child.pid!).get('MALLOC_TRIM_THRESHOLD_'), undefined, 'the master\'s own environment is left as it was');
   } finally {
     await stopDaemon(d);
