@@ -19,7 +19,7 @@
  */
 import type { AvfilterMode } from './avfilter-modes.js';
 import type { CourierMode } from './courier-modes.js';
-import type { CourierRun } from './courier-run.js';
+import { type CourierRun, isMeasured } from './courier-run.js';
 import { table } from './report.js';
 import { fmt } from './stats.js';
 import { type Judgement, atLeast, atMost, fmtSpread, relativeRange, spread, versus } from './verdict.js';
@@ -56,7 +56,7 @@ function valid(r: CourierRun): boolean {
 
 export function courierHeadline(runs: readonly CourierRun[], modes: readonly CourierMode[]): { markdown: string; summary: string[] } {
   const S = HEADLINE_SESSIONS;
-  const at = runs.filter((r) => r.round > 0 && r.sessions === S && r.first !== true);
+  const at = runs.filter((r) => r.round > 0 && r.sessions === S && isMeasured(r));
   const rounds = [...new Set(at.map((r) => r.round))].sort((a, b) => a - b);
   const run = (mode: string, round: number): CourierRun | undefined => at.find((r) => r.mode === mode && r.round === round);
   const excluded = at.filter((r) => !valid(r)).length;

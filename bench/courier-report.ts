@@ -8,7 +8,7 @@
  */
 import type { CourierMode } from './courier-modes.js';
 import { courierHeadline, HEADLINE_SESSIONS } from './courier-headline.js';
-import { CONCURRENCIES, FIRST_PASS_SESSIONS, type CourierRun, type CpuReading } from './courier-run.js';
+import { CONCURRENCIES, FIRST_PASS_SESSIONS, type CourierRun, type CpuReading, isMeasured } from './courier-run.js';
 import { KINDS, type MessageKind, type MixMessage, describeMix } from './mix.js';
 import { type BenchContext, type SectionReport, table } from './report.js';
 import { fmt, median, ratio } from './stats.js';
@@ -50,7 +50,7 @@ function added(x: number, base: number | undefined): string {
 }
 
 export function courierReport(ctx: BenchContext, modes: readonly CourierMode[], runs: CourierRun[], mix: readonly MixMessage[], problems: string[], skipped: readonly string[]): SectionReport {
-  const measured = runs.filter((r) => r.round > 0 && r.first !== true);
+  const measured = runs.filter((r) => r.round > 0 && isMeasured(r));
   const cells = new Map<string, Cell>();
   const key = (m: string, s: number): string => `${m}/${s}`;
   for (const m of modes) for (const s of CONCURRENCIES) cells.set(key(m.id, s), cellOf(measured.filter((r) => r.mode === m.id && r.sessions === s)));
@@ -104,20 +104,37 @@ export function courierReport(ctx: BenchContext, modes: readonly CourierMode[], 
     }
   }
 
-  // the first pass after each start (cold): the filter's own CPU, and ÷ the peer's first pass in the same round
+  // the first pass after each start (cold), then the warm-up passes: the filter's own CPU, and ÷ the peer's in the same round
   const firsts = runs.filter((r) => r.round > 0 && r.first === true);
+  const warmOf = (mode: string, round: number): number | undefined => {
+    const ws = runs.filter((r) => r.mode === mode && r.round === round && r.warm !== undefined);
+    return ws.length === 0 ? undefined : ws.reduce((a, r) => a + r.cpu.filter * r.messages, 0) / ws.reduce((a, r) => a + r.messages, 0);
+  };
+  const rounds = [...new Set(firsts.map((r) => r.round))];
+  const warmMessages = Math.max(0, ...rounds.flatMap((n) => modes.map((m) => runs.filter((r) => r.mode === m.id && r.round === n && r.warm !== undefined).reduce((a, r) => a + r.messages, 0))));
   const cold: string[][] = modes.filter((m) => m.kind !== 'alone').map((m) => {
     const rs = firsts.filter((r) => r.mode === m.id);
     const perPeer = rs.flatMap((r) => {
       const p = firsts.find((o) => o.mode === 'peer' && o.round === r.round);
       return p !== undefined && p.cpu.filter > 0 ? [r.cpu.filter / p.cpu.filter] : [];
     });
+    const warm = rounds.flatMap((n) => {
+      const w = warmOf(m.id, n);
+      return w === undefined ? [] : [w];
+    });
+    const warmPerPeer = rounds.flatMap((n) => {
+      const w = warmOf(m.id, n);
+      const p = warmOf('peer', n);
+      return w !== undefined && p !== undefined && p > 0 ? [w / p] : [];
+    });
     const later = measured.filter((r) => r.mode === m.id && r.sessions === FIRST_PASS_SESSIONS);
     return [m.label, fmtSpread(spread(rs.map((r) => r.cpu.filter)), 2), fmtSpread(spread(rs.map((r) => r.cpu.clamd)), 2),
-      m.kind === 'peer' ? '–' : fmtSpread(spread(perPeer), 2), fmtSpread(spread(later.map((r) => r.cpu.filter)), 2)];
+      m.kind === 'peer' ? '–' : fmtSpread(spread(perPeer), 2),
+      warm.length === 0 ? '–' : fmtSpread(spread(warm), 2), m.kind === 'peer' || warmPerPeer.length === 0 ? '–' : fmtSpread(spread(warmPerPeer), 2),
+      fmtSpread(spread(later.map((r) => r.cpu.filter)), 2)];
   });
 
-  const raw = runs.map((r) => [r.first === true ? `${r.sessions} (first pass)` : String(r.sessions), label.get(r.mode) ?? r.mode, r.round === 0 ? '0 (warm-up)' : String(r.round), fmt(r.msgPerS), fmt(r.p50), fmt(r.p95),
+  const raw = runs.map((r) => [r.first === true ? `${r.sessions} (first pass)` : r.warm !== undefined ? `${r.sessions} (warm-up ${r.warm})` : String(r.sessions), label.get(r.mode) ?? r.mode, r.round === 0 ? '0 (warm-up)' : String(r.round), fmt(r.msgPerS), fmt(r.p50), fmt(r.p95),
     fmt(r.cpu.filter, 2), fmt(r.cpu.clamd, 2), fmt(r.cpu.courier, 2), `${r.errors}/${r.timeouts}/${r.wrong}`]);
 
   const chart = ctx.asset('courier-throughput.svg', lineChart({
@@ -131,7 +148,7 @@ export function courierReport(ctx: BenchContext, modes: readonly CourierMode[], 
   const headline = courierHeadline(runs, modes);
   const md = [
     `Mix: ${describeMix(mix)}. Concurrency ${CONCURRENCIES.join(', ')} SMTP sessions, one message per session, all to one local Maildir user. ` +
-      `One warm-up round, then ${ctx.rounds} measured rounds; in each round every mode is installed in turn (${modes.map((m) => m.label).join(', ')}; each measured round after the first starts one mode further along this list, so that no mode always runs at the same place), gets the mix once at ${FIRST_PASS_SESSIONS} sessions as its first pass (the filter just started: reported on its own below, as "cold"), and then runs every concurrency. ` +
+      `One warm-up round, then ${ctx.rounds} measured rounds; in each round every mode is installed in turn (${modes.map((m) => m.label).join(', ')}; each measured round after the first starts one mode further along this list, so that no mode always runs at the same place), gets the mix once at ${FIRST_PASS_SESSIONS} sessions as its first pass (the filter just started: reported on its own below, as "cold"), ${warmMessages > 0 ? `then ${warmMessages} messages more as its warm-up (a JIT-compiled filter keeps getting cheaper for thousands of messages after a start; reported with the first pass), ` : 'no warm-up after it (`--warm 0`), '}and then runs every concurrency. ` +
       'The headline is repeated at the top of the report; the tables after it give medians over the measured rounds (ratios there are ratios of medians: the per-round ratios are in the headline).',
     ...(skipped.length ? [`Modes left out: ${skipped.join('; ')}.`] : []),
     'The peer is Debian\'s courier-filter-perl (Courier::Filter + its ClamAVd module, libclamav-client-perl) with ../shared/bench-peers/courier-filter-perl.conf, ' +
@@ -149,8 +166,8 @@ export function courierReport(ctx: BenchContext, modes: readonly CourierMode[], 
     'filter = avfilter (the pid in its pid file and all its descendants: master and workers) or the peer (the courier-filter-perl process); Courier = courierd, courierfilter (without its filters), esmtpd (couriertcpd and each session\'s courieresmtpd and submit), authdaemond, with their descendants; all utime+stime including reaped children, from the start of a run until its last accepted message was delivered.',
     table(['sessions', 'mode', 'filter', 'clamd', 'filter + clamd', 'filter ÷ peer', '+clamd ÷ peer+clamd', 'Courier', 'total'], cpu),
     '### The first pass after each start (cold)',
-    `Each mode's first ${mix.length} messages after it was installed (the filter had just started), at ${FIRST_PASS_SESSIONS} sessions: CPU ms per message, median (min–max) over the measured rounds; "÷ peer" is computed within each round against the peer's own first pass; the last column is the same mode at ${FIRST_PASS_SESSIONS} sessions in the measured runs that follow. A filter on a mail host pays this once per start, not per message: the measured tables above are of filters that have seen mail.`,
-    table(['mode', 'filter CPU', 'clamd CPU', 'filter ÷ peer (first passes)', `filter CPU later, ${FIRST_PASS_SESSIONS} sessions`], cold),
+    `Each mode's first ${mix.length} messages after it was installed (the filter had just started), at ${FIRST_PASS_SESSIONS} sessions, then its warm-up (${warmMessages} messages more, in passes of the mix at ${FIRST_PASS_SESSIONS} sessions, unmeasured by the tables above: \`--warm\`): CPU ms per message, median (min–max) over the measured rounds; "÷ peer" is computed within each round against the peer's own first pass or warm-up; the last column is the same mode at ${FIRST_PASS_SESSIONS} sessions in the measured runs that follow. A filter on a mail host pays this once per start, not per message: the measured tables above are of filters that have seen mail.`,
+    table(['mode', 'filter CPU, first pass', 'clamd CPU, first pass', 'filter ÷ peer (first passes)', 'filter CPU, warm-up', 'filter ÷ peer (warm-ups)', `filter CPU later, ${FIRST_PASS_SESSIONS} sessions`], cold),
     '### clamd routing: what the raw message is sent as',
     'Every avfilter mode with the clamd engine, and the peer, side by side: CPU ms per message and throughput, median (min–max) over the measured rounds.',
     table(['sessions', 'mode', 'raw message', 'filter CPU', 'clamd CPU', 'filter + clamd', 'msg/s', 'p50 ms'], routing),

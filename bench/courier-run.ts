@@ -15,6 +15,17 @@ export const CONCURRENCIES = [1, 4, 16] as const;
  */
 export const FIRST_PASS_SESSIONS = 4;
 
+/**
+ * Messages each filter gets after its first pass and before the measured runs (`--warm`), in
+ * whole passes of the mix at FIRST_PASS_SESSIONS; Courier alone gets none. A JIT-compiled filter
+ * keeps getting cheaper for thousands of messages after a start (V8 optimizes a function once it
+ * has run enough of its bytecode, and much of the per-message code runs once per message):
+ * avfilter with the clamd engine, fed the mix at full speed, spent 2.3, 1.8, 1.3, 1.3, 1.1, 1.0,
+ * 1.0, 0.9 ms per message in its first eight passes of 300 and 0.8 from there on; the Perl
+ * filter's cost is flat after its first pass. The warm-up passes are reported with the first.
+ */
+export const DEFAULT_WARM_MESSAGES = 2400;
+
 export interface CpuReading {
   filter: number;
   clamd: number;
@@ -29,6 +40,8 @@ export interface CourierRun {
   round: number;
   /** The first pass after the mode was installed (FIRST_PASS_SESSIONS): cold, reported on its own. */
   first?: boolean;
+  /** A warm-up pass after the first (1, 2, ...; DEFAULT_WARM_MESSAGES): unmeasured, reported with the first. */
+  warm?: number;
   messages: number;
   msgPerS: number;
   p50: number;
@@ -40,4 +53,9 @@ export interface CourierRun {
   timeouts: number;
   wrong: number;
   problems: string[];
+}
+
+/** A run of the tables and the headline: not the first pass, not a warm-up pass. */
+export function isMeasured(r: CourierRun): boolean {
+  return r.first !== true && r.warm === undefined;
 }

@@ -5,8 +5,9 @@
  * in turn, the order turned by one mode each round (roundOrder: the machine's load and
  * Courier's state change through a round, so a mode always run at the same place carries that
  * place in its figures), sends the mix once as its first pass
- * (courier-run.ts FIRST_PASS_SESSIONS: the filter just started, reported as "cold"), then runs
- * every concurrency in it.
+ * (courier-run.ts FIRST_PASS_SESSIONS: the filter just started, reported as "cold"), then
+ * warms each filter up (DEFAULT_WARM_MESSAGES, `--warm`: reported with the first pass), then
+ * runs every concurrency in it.
  *
  * Per run: msg/s over the SMTP phase (first connect to last reply); DATA→reply latency of each
  * message (final "." handed to the kernel → reply read); CPU of the filter's process tree, of
@@ -165,12 +166,18 @@ async function runRounds(ctx: BenchContext, h: CourierHarness, modes: readonly C
       const mode = await installMode(m, h, clamd);
       let ok = false;
       try {
-        const passes = [{ sessions: FIRST_PASS_SESSIONS, first: true }, ...CONCURRENCIES.map((sessions) => ({ sessions, first: false }))];
-        for (const { sessions, first } of passes) {
-          const r = { ...(await runOnce(h, mode, clamd, mix, sessions, round)), ...(first ? { first } : {}) };
+        const warmPasses = m.kind === 'alone' ? 0 : Math.ceil(ctx.warm / mix.length);
+        const passes = [
+          { sessions: FIRST_PASS_SESSIONS, first: true, warm: 0 },
+          ...Array.from({ length: warmPasses }, (_, i) => ({ sessions: FIRST_PASS_SESSIONS, first: false, warm: i + 1 })),
+          ...CONCURRENCIES.map((sessions) => ({ sessions, first: false, warm: 0 })),
+        ];
+        for (const { sessions, first, warm } of passes) {
+          const r = { ...(await runOnce(h, mode, clamd, mix, sessions, round)), ...(first ? { first } : {}), ...(warm > 0 ? { warm } : {}) };
           runs.push(r);
-          ctx.log(`courier: round ${round}${round === 0 ? ' (warm-up)' : ''} ${m.id} ${first ? 'first pass ' : ''}x${sessions}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, filter ${fmt(r.cpu.filter, 2)} clamd ${fmt(r.cpu.clamd, 2)} courier ${fmt(r.cpu.courier, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
-          const where = `INVALID RUN ${m.label}, ${first ? 'first pass, ' : ''}${sessions} sessions, round ${round}`;
+          const pass = first ? 'first pass ' : warm > 0 ? `warm-up pass ${warm} ` : '';
+          ctx.log(`courier: round ${round}${round === 0 ? ' (warm-up)' : ''} ${m.id} ${pass}x${sessions}: ${r.msgPerS.toFixed(1)} msg/s, p50 ${fmt(r.p50)} ms, filter ${fmt(r.cpu.filter, 2)} clamd ${fmt(r.cpu.clamd, 2)} courier ${fmt(r.cpu.courier, 2)} ms/msg${r.problems.length ? `, ${r.problems.length} PROBLEMS` : ''}`);
+          const where = `INVALID RUN ${m.label}, ${first ? 'first pass, ' : warm > 0 ? `warm-up pass ${warm}, ` : ''}${sessions} sessions, round ${round}`;
           for (const p of r.problems.slice(0, 5)) problems.push(`${where}: ${p}`);
           if (r.problems.length > 5) problems.push(`${where}: ... ${r.problems.length - 5} more`);
         }

@@ -12,6 +12,8 @@ export interface BenchContext {
   rounds: number;
   /** messages in the mix */
   messages: number;
+  /** courier section: messages each filter gets after its first pass, before the measured runs (--warm) */
+  warm: number;
   /** the run's private clamd (DisableCache yes, generated signatures), started on first use */
   clamd(): Promise<RunningClamd>;
   /** writes a file beside the report, returns its name for a Markdown link */

@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --only courier,filter --modes ID,... --quick --rounds N --messages N --out DIR
- * --lock FILE]`: runs the benchmark sections and writes bench/results/<date>.md (the headline
+ * `npm run bench [-- --only courier,filter --modes ID,... --quick --rounds N --messages N --warm N
+ * --out DIR --lock FILE]`: runs the benchmark sections and writes bench/results/<date>.md (the headline
  * first: the figures that hold from machine to machine, targets judged met / missed / inside the
  * noise; then the machine, then every section's tables and raw values) with its SVG chart beside
  * it, plus the headline and a short summary on stdout.
@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type RunningClamd, startClamd } from '../test/helpers/clamd.js';
 import { AVFILTER_MODES } from './avfilter-modes.js';
+import { DEFAULT_WARM_MESSAGES } from './courier-run.js';
 import { courierSection } from './courier-section.js';
 import { enginesSection } from './engines-section.js';
 import { filterSection } from './filter-section.js';
@@ -41,6 +42,7 @@ interface Options {
   quick: boolean;
   rounds: number;
   messages: number;
+  warm: number;
   out: string;
   lock: string | undefined;
   modes: string[] | undefined;
@@ -49,7 +51,7 @@ interface Options {
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function usageLine(): string {
-  return `usage: npm run bench -- [--only ${SECTIONS.map((s) => s[0]).join(',')}] [--modes ${['alone', ...AVFILTER_MODES.map((m) => m.id), 'peer'].join(',')}] [--quick] [--rounds N] [--messages N] [--out DIR] [--lock FILE] [--baseline DIR]`;
+  return `usage: npm run bench -- [--only ${SECTIONS.map((s) => s[0]).join(',')}] [--modes ${['alone', ...AVFILTER_MODES.map((m) => m.id), 'peer'].join(',')}] [--quick] [--rounds N] [--messages N] [--warm N] [--out DIR] [--lock FILE] [--baseline DIR]`;
 }
 
 function usage(msg: string): never {
@@ -63,13 +65,15 @@ const HELP = `
   --quick          one round of 40 messages (a smoke run)
   --rounds N       interleaved rounds per section (default 5)
   --messages N     messages in the mix (default 300)
+  --warm N         courier section: messages each filter gets after its first pass and before
+                   the measured runs, in whole passes of the mix (default 2400; --quick: 0)
   --out DIR        where the report goes (default bench/results)
   --lock FILE      hold this lock file while Courier runs (or AVFILTER_BENCH_LOCK)
   --baseline DIR   another checkout's build, run beside this one as mode "before"
 `;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { only: SECTIONS.map((s) => s[0]), quick: false, rounds: NaN, messages: NaN, out: path.join(REPO, 'bench', 'results'), lock: process.env.AVFILTER_BENCH_LOCK || undefined, modes: undefined };
+  const o: Options = { only: SECTIONS.map((s) => s[0]), quick: false, rounds: NaN, messages: NaN, warm: NaN, out: path.join(REPO, 'bench', 'results'), lock: process.env.AVFILTER_BENCH_LOCK || undefined, modes: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => argv[++i] ?? usage(`${a} needs a value`);
@@ -81,6 +85,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--only') o.only = val().split(',').filter(Boolean);
     else if (a === '--rounds') o.rounds = Number(val());
     else if (a === '--messages') o.messages = Number(val());
+    else if (a === '--warm') o.warm = Number(val());
     else if (a === '--out') o.out = path.resolve(val());
     else if (a === '--lock') o.lock = val();
     else if (a === '--modes') o.modes = val().split(',').filter(Boolean);
@@ -94,8 +99,10 @@ function parseArgs(argv: string[]): Options {
   if (badModes.length) usage(`unknown mode(s): ${badModes.join(', ')}; modes: ${modeIds.join(', ')}`);
   if (Number.isNaN(o.rounds)) o.rounds = o.quick ? 1 : 5;
   if (Number.isNaN(o.messages)) o.messages = o.quick ? 40 : 300;
+  if (Number.isNaN(o.warm)) o.warm = o.quick ? 0 : DEFAULT_WARM_MESSAGES;
   if (!(o.rounds >= 1 && Number.isInteger(o.rounds))) usage('--rounds must be a positive integer');
   if (!(o.messages >= 3 && Number.isInteger(o.messages))) usage('--messages must be an integer >= 3');
+  if (!(o.warm >= 0 && Number.isInteger(o.warm))) usage('--warm must be an integer >= 0');
   return o;
 }
 
@@ -114,6 +121,7 @@ async function main(): Promise<number> {
     quick: opts.quick,
     rounds: opts.rounds,
     messages: opts.messages,
+    warm: opts.warm,
     courierLock: opts.lock,
     modes: opts.modes,
     clamd: () => (clamd ??= startClamd({ streamMaxLength: '200M', extraConfig: ['DisableCache yes', 'MaxFileSize 200M', 'MaxScanSize 400M'] })),

@@ -176,32 +176,38 @@ test('`bench --only filter --quick` writes a report where every verdict was righ
   }
 });
 
-test('Courier report: the first pass after a start is reported on its own as cold, never in the headline or the measured tables', () => {
+test('Courier report: the first pass and the warm-up after a start are reported on their own, never in the headline or the measured tables', () => {
   const modes = courierModes([AVFILTER_MODES.find((m) => m.role === 'default')!]);
   const av = modes[1]!.id;
   const mix = generateMix(10);
-  const run = (mode: string, sessions: number, round: number, filter: number, first?: boolean): CourierRun => ({
+  const run = (mode: string, sessions: number, round: number, filter: number, first?: boolean, warm?: number): CourierRun => ({
     mode, sessions, round, messages: 10, msgPerS: 50, p50: 5, p95: 9,
     kind: { small: { p50: 5, p95: 9 }, attachment: { p50: 5, p95: 9 }, eicar: { p50: 5, p95: 9 } },
-    cpu: { filter, clamd: 1, courier: 10 }, errors: 0, timeouts: 0, wrong: 0, problems: [], ...(first ? { first } : {}),
+    cpu: { filter, clamd: 1, courier: 10 }, errors: 0, timeouts: 0, wrong: 0, problems: [], ...(first ? { first } : {}), ...(warm ? { warm } : {}),
   });
   const runs: CourierRun[] = [];
   for (let round = 0; round <= 2; round++) {
     for (const m of modes) {
-      const [cold, warm] = m.kind === 'peer' ? [4, 4] : m.kind === 'alone' ? [0, 0] : [8, 2];
+      const [cold, warming, warm] = m.kind === 'peer' ? [4, [4, 4], 4] : m.kind === 'alone' ? [0, [], 0] : [8, [6, 4], 2];
       runs.push(run(m.id, FIRST_PASS_SESSIONS, round, cold, true));
+      warming.forEach((w, i) => runs.push(run(m.id, FIRST_PASS_SESSIONS, round, w, false, i + 1)));
       for (const s of CONCURRENCIES) runs.push(run(m.id, s, round, warm));
     }
   }
-  const ctx = { quick: true, rounds: 2, messages: 10, clamd: async () => { throw new Error('not used'); }, asset: () => 'chart.svg', modes: undefined, courierLock: undefined, log: () => undefined };
+  const ctx = { quick: true, rounds: 2, messages: 10, warm: 20, clamd: async () => { throw new Error('not used'); }, asset: () => 'chart.svg', modes: undefined, courierLock: undefined, log: () => undefined };
   const report = courierReport(ctx, modes, runs, mix, [], []);
-  // the headline's own-CPU ratio is the warm one (2 ÷ 4), not the first pass's (8 ÷ 4)
+  // the headline's own-CPU ratio is the warm one (2 ÷ 4), not the first pass's (8 ÷ 4) or the warm-up's (5 ÷ 4)
   const own = report.headline!.markdown.split('\n').find((l) => l.startsWith("| own CPU/msg ÷ Perl filter's |"));
   assert.match(own ?? '', /\| 0\.50 \| ≤ 0\.50 \| \*\*met\*\* \|/, own);
   const coldTable = report.markdown.slice(report.markdown.indexOf('### The first pass after each start (cold)'));
   assert.ok(coldTable.length > 0 && report.markdown.includes('### The first pass after each start (cold)'));
   const avRow = coldTable.split('\n').find((l) => l.startsWith(`| ${modes[1]!.label} |`));
-  assert.match(avRow ?? '', /\| 8\.00 \| 1\.00 \| 2\.00 \| 2\.00 \|/, avRow);
+  // first pass 8 (÷ peer's 4: 2.00), warm-up (6 + 4) / 2 = 5 (÷ peer's 4: 1.25), later 2
+  assert.match(avRow ?? '', /\| 8\.00 \| 1\.00 \| 2\.00 \| 5\.00 \| 1\.25 \| 2\.00 \|/, avRow);
   assert.ok(report.markdown.includes(`| ${FIRST_PASS_SESSIONS} (first pass) | ${modes[1]!.label} | 1 |`), 'the raw table marks the first passes');
+  assert.ok(report.markdown.includes(`| ${FIRST_PASS_SESSIONS} (warm-up 2) | ${modes[1]!.label} | 1 |`), 'the raw table marks the warm-up passes');
+  assert.match(report.markdown, /then 20 messages more as its warm-up/);
+  // the measured 4-session figure is the measured run's alone (2), not mixed with the warm-up's
+  assert.match(report.markdown, new RegExp(`\\| 4 \\| ${modes[1]!.label.replace(/[()]/g, '\\$&')} \\| 2\\.00 \\|`));
   assert.equal(runs.filter((r) => r.mode === av && r.first === true).length, 3);
 });
