@@ -9,6 +9,9 @@ import { readFileSync } from 'node:fs';
 import { attachment, message, multipart, pseudoRandom, textPart } from './helpers/mail.js';
 import { daemonEnv, stopDaemon, waitForWorkers, waitLog } from './helpers/daemon-env.js';
 import { talk, waitFor } from './helpers/avfilter-proc.js';
+import { execFileSync } from 'node:child_process';
+import { WORKER_V8_FLAGS } from '../src/master/pool.js';
+import { IDLE_GC_AFTER_MS, IDLE_GC_ROUNDS } from '../src/worker/idle-gc.js';
 
 const MiB = 1024 * 1024;
 
@@ -75,4 +78,21 @@ test('idle recycle: a worker that stays big once idle is replaced (logged worker
   } finally {
     await stopDaemon(d);
   }
+});
+
+test('idle collection shrinks the young generation a burst grew (a collection 3 s after a burst kept it grown: idle workers stayed ~15 MiB bigger)', () => {
+  // a node with the workers' V8 flags allocates hard for 1.5 s, as a burst of messages does,
+  // then collects as an idle worker does, IDLE_GC_AFTER_MS later
+  const script = `
+    const v8 = require('v8');
+    const young = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+    const t0 = Date.now(); let keep = [];
+    while (Date.now() - t0 < 1500) { keep.push({ a: 'x'.repeat(50) + Math.random(), b: [1, 2, 3] }); if (keep.length > 20000) keep = []; }
+    keep = null;
+    const grown = young();
+    setTimeout(() => { for (let i = 0; i < ${IDLE_GC_ROUNDS}; i++) gc(); console.log(JSON.stringify({ grown, after: young() })); }, ${IDLE_GC_AFTER_MS});
+  `;
+  const out = JSON.parse(execFileSync(process.execPath, [...WORKER_V8_FLAGS, '-e', script], { encoding: 'utf8', timeout: 60_000 })) as { grown: number; after: number };
+  assert.ok(out.grown >= 4 * MiB, `the burst grew the young generation (${out.grown} bytes)`);
+  assert.ok(out.after <= 2 * MiB, `the idle collection shrank it: ${out.grown} -> ${out.after} bytes`);
 });

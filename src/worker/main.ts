@@ -37,19 +37,11 @@ import { isToWorker, type FromWorker, type ToWorker } from './ipc.js';
 import { RequestService } from './service.js';
 import { StatsRecorder } from '../ops/stats.js';
 import { countedRuntime } from './counted-engines.js';
+import { IDLE_GC_AFTER_MS, IDLE_GC_ROUNDS } from './idle-gc.js';
 
 /** Exit status of a worker that hit a fault it cannot vouch for (EX_SOFTWARE). */
 const EXIT_FAULT = 70;
 const HEARTBEAT_MS = 1000;
-/**
- * Idle (no request in hand) this long after the last request: collect the garbage once. V8
- * shrinks its young generation at a collection only when little was allocated in the last ~5 s;
- * 3 s after a burst of large messages it still counted the burst and kept the young generation
- * grown (a worker at ~95 MiB instead of ~80, 20 s after 8 messages of 30 MB), so the collection
- * waits until the burst is out of that window.
- */
-const IDLE_GC_AFTER_MS = 6000;
-const IDLE_GC_ROUNDS = 3;
 
 
 function send(m: FromWorker, handle?: unknown): void {
