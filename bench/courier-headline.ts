@@ -134,7 +134,7 @@ export function courierHeadline(runs: readonly CourierRun[], modes: readonly Cou
   const markdown = [
     `### Through Courier: avfilter against the Perl filter (${S} SMTP sessions)`,
     hasPeer
-      ? `Each figure is computed within a round (all modes of a round ran back to back, each after its first pass of the mix: see "The first pass after each start") and given as the median (min–max) over ${rounds.length} measured round(s)${excluded ? `; ${excluded} invalid run(s) left out` : ''}. ` +
+      ? `Each figure is computed within a round (all modes of a round ran back to back, each after its first pass of the mix and its warm-up: see "The first pass after each start") and given as the median (min–max) over ${rounds.length} measured round(s)${excluded ? `; ${excluded} invalid run(s) left out` : ''}. ` +
         'CPU is utime+stime from /proc of every process of each filter\'s tree (avfilter: master and workers; the peer: its process), and of clamd, per message of the mix. ' +
         'Rules: a "≤" target is **met** when every round\'s value is at or below it, **missed** when every round\'s value is above it, and **inside the noise** when the rounds fall on both sides. ' +
         `Throughput: the same, with the interval widened to median × (1 ± Courier alone's relative range across the rounds); added p50: widened by ± the range of Courier alone's p50 (the difference of two p50s, so Courier alone cancels out). One round has no spread: its verdict says so.`

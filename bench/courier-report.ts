@@ -106,22 +106,25 @@ export function courierReport(ctx: BenchContext, modes: readonly CourierMode[], 
 
   // the first pass after each start (cold), then the warm-up passes: the filter's own CPU, and ÷ the peer's in the same round
   const firsts = runs.filter((r) => r.round > 0 && r.first === true);
-  const warmOf = (mode: string, round: number): number | undefined => {
-    const ws = runs.filter((r) => r.mode === mode && r.round === round && r.warm !== undefined);
-    return ws.length === 0 ? undefined : ws.reduce((a, r) => a + r.cpu.filter * r.messages, 0) / ws.reduce((a, r) => a + r.messages, 0);
-  };
+  // per mode and round: the warm-up's messages and its CPU per message over all its passes
+  const warmUps = new Map<string, { messages: number; cpu: number }>();
+  for (const r of runs) {
+    if (r.warm === undefined) continue;
+    const w = warmUps.get(`${r.mode}/${r.round}`) ?? { messages: 0, cpu: 0 };
+    w.cpu = (w.cpu * w.messages + r.cpu.filter * r.messages) / (w.messages + r.messages);
+    w.messages += r.messages;
+    warmUps.set(`${r.mode}/${r.round}`, w);
+  }
+  const warmOf = (mode: string, round: number): number | undefined => warmUps.get(`${mode}/${round}`)?.cpu;
   const rounds = [...new Set(firsts.map((r) => r.round))];
-  const warmMessages = Math.max(0, ...rounds.flatMap((n) => modes.map((m) => runs.filter((r) => r.mode === m.id && r.round === n && r.warm !== undefined).reduce((a, r) => a + r.messages, 0))));
+  const warmMessages = Math.max(0, ...[...warmUps.values()].map((w) => w.messages));
   const cold: string[][] = modes.filter((m) => m.kind !== 'alone').map((m) => {
     const rs = firsts.filter((r) => r.mode === m.id);
     const perPeer = rs.flatMap((r) => {
       const p = firsts.find((o) => o.mode === 'peer' && o.round === r.round);
       return p !== undefined && p.cpu.filter > 0 ? [r.cpu.filter / p.cpu.filter] : [];
     });
-    const warm = rounds.flatMap((n) => {
-      const w = warmOf(m.id, n);
-      return w === undefined ? [] : [w];
-    });
+    const warm = rounds.flatMap((n) => warmOf(m.id, n) ?? []);
     const warmPerPeer = rounds.flatMap((n) => {
       const w = warmOf(m.id, n);
       const p = warmOf('peer', n);
