@@ -162,7 +162,7 @@ test('`bench --only filter --quick` writes a report where every verdict was righ
     const clamdModes = AVFILTER_MODES.filter((m) => m.engine === 'clamd' && m.optional !== true && m.rewrites !== true);
     assert.ok(AVFILTER_MODES.some((m) => m.id === 'clamd-headers' && m.rewrites === true), 'the [headers] mode is there (for the Courier section)');
     assert.ok(clamdModes.some((m) => m.role === 'default'), 'the default clamd mode runs');
-    for (const v of ['mail', 'data', 'text']) assert.ok(clamdModes.some((m) => m.routing.startsWith(`raw_message = "${v}"`)), `raw as ${v} is compared`);
+    for (const v of ['mail', 'data', 'text', 'parts']) assert.ok(clamdModes.some((m) => m.routing.startsWith(`raw_message = "${v}"`)), `raw as ${v} is compared`);
     for (const m of clamdModes) {
       assert.match(md, new RegExp(`\\| ${esc(m.label)} \\| ${esc(m.routing)} \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\|`));
       assert.match(md, new RegExp(`\\| 4 \\| ${esc(m.label)} \\| \\d+\\.\\d \\| \\d\\.\\d\\d \\|`));

@@ -140,6 +140,18 @@ test('rawMessage "data": the raw message is scanned as plain bytes — byte sign
   assert.deepEqual(await scan(e, item('part', mimeWithEicar('From: a@test.example\n'))), { status: 'infected', names: [clamd.names.eicar] });
 });
 
+test('rawMessage "parts": the engine declines the raw message of a message read one way only, and still scans one it is given (as "text")', async () => {
+  const e = engine([unix()], { rawMessage: 'parts' });
+  const plain = Buffer.concat([Buffer.from('From: a@test.example\nX-Note: '), eicar(), Buffer.from('\n\nhello\n')]);
+  const once: ScanItem = { ...item('raw', plain), readOnce: true };
+  assert.equal(e.declines?.(once), true, 'read one way: declined');
+  assert.equal(e.declines?.(item('raw', plain)), false, 'read both ways: taken');
+  assert.equal(e.declines?.({ ...item('part', plain), readOnce: true }), false, 'a part is never declined');
+  // a composite engine (failover) may pass a declined item on: it is scanned, not waved through
+  assert.deepEqual(await scan(e, once), { status: 'infected', names: [clamd.names.eicar] });
+  for (const mode of ['text', 'data', 'mail'] as const) assert.equal(engine([unix()], { rawMessage: mode }).declines?.(once) ?? false, false, mode);
+});
+
 test('file sources stream with backpressure; a source that changes size is EIO', async () => {
   const e = engine([unix()], { chunkBytes: 16 * 1024 });
   const big = filler(20 * MiB);

@@ -66,7 +66,7 @@ function clamdAlone(bytes: Buffer): Promise<string> {
   });
 }
 
-async function scanWith(rawMessage: 'mail' | 'data' | 'text', files: ReadonlyMap<string, Buffer>): Promise<Map<string, string>> {
+async function scanWith(rawMessage: 'mail' | 'data' | 'text' | 'parts', files: ReadonlyMap<string, Buffer>): Promise<Map<string, string>> {
   const cfg = join(dir, `avfilter-${rawMessage}.toml`);
   await writeFile(cfg, `tmpdir = "${join(dir, 'work')}"\n[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}"]\nraw_message = "${rawMessage}"\n`);
   const paths: string[] = [];
@@ -107,7 +107,7 @@ test('each shape is one our standard reading decodes and clamd alone misses in a
   }
 });
 
-for (const mode of ['mail', 'data', 'text'] as const) {
+for (const mode of ['mail', 'data', 'text', 'parts'] as const) {
   test(`raw_message = "${mode}": clamd alone as the engine finds the payload in every message its own parser misreads (was OK)`, async () => {
     const verdicts = await scanWith(mode, new Map(messages.map((m) => [m.name, m.bytes])));
     const wrong = [...verdicts].filter(([, v]) => !v.endsWith(' FOUND'));
@@ -116,12 +116,11 @@ for (const mode of ['mail', 'data', 'text'] as const) {
 }
 
 test('raw_message: "mail" lets clamd\'s mail signatures see the message, "data" and "text" scan the raw bytes only; all find byte signatures in headers and attachments', async () => {
-  const top = 'From: a@example.test\nTo: b@example.test\nSubject: t\nMIME-Version: 1.0\n';
   const files = new Map<string, Buffer>([
-    ['mail-sig', Buffer.from(`${top}Content-Type: text/plain\n\nplease click ${MAIL_MARKER}\n`)],
-    ['raw-sig-in-header', Buffer.from(`${top}X-Note: ${RAW_MARKER}\nContent-Type: text/plain\n\nhello\n`)],
-    ['base64-attachment', Buffer.from(`${top}Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${eicar().toString('base64')}\n--b--\n`)],
-    ['clean', Buffer.from(`${top}Content-Type: text/plain\n\nnothing to see\n`)],
+    ['mail-sig', Buffer.from(`${TOP}Content-Type: text/plain\n\nplease click ${MAIL_MARKER}\n`)],
+    ['raw-sig-in-header', Buffer.from(`${TOP}X-Note: ${RAW_MARKER}\nContent-Type: text/plain\n\nhello\n`)],
+    ['base64-attachment', Buffer.from(`${TOP}Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${eicar().toString('base64')}\n--b--\n`)],
+    ['clean', Buffer.from(`${TOP}Content-Type: text/plain\n\nnothing to see\n`)],
   ]);
   const mail = await scanWith('mail', files);
   const data = await scanWith('data', files);
@@ -136,12 +135,14 @@ test('raw_message: "mail" lets clamd\'s mail signatures see the message, "data" 
   }
 });
 
+const TOP = 'From: a@example.test\nTo: b@example.test\nSubject: t\nMIME-Version: 1.0\n';
+const b64 = (b: Buffer): string => (b.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+const ATTACH = `--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${b64(B64_CONTENT)}\n`;
+/** A text part and a base64 attachment (B64_CONTENT), with what is given around them. */
+const multi = (before: string, after: string, textPart = 'hi', preamble = '', epilogue = '', extraHeader = ''): Buffer =>
+  Buffer.from(`${TOP}${extraHeader}Content-Type: multipart/mixed; boundary="b"\n\n${preamble}--b\nContent-Type: text/plain\n\n${textPart}\n${before}${ATTACH}${after}--b--\n${epilogue}`);
+
 test('raw_message = "text": everything but a decoded base64 body still reaches clamd\'s byte signatures (headers, text bodies, preamble, epilogue, around the bodies left out); a signature over base64 text is given up only where one reading vouched for the message', async () => {
-  const top = 'From: a@example.test\nTo: b@example.test\nSubject: t\nMIME-Version: 1.0\n';
-  const b64 = (b: Buffer): string => (b.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
-  const attach = `--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${b64(B64_CONTENT)}\n`;
-  const multi = (before: string, after: string, textPart = 'hi', preamble = '', epilogue = '', extraHeader = ''): Buffer =>
-    Buffer.from(`${top}${extraHeader}Content-Type: multipart/mixed; boundary="b"\n\n${preamble}--b\nContent-Type: text/plain\n\n${textPart}\n${before}${attach}${after}--b--\n${epilogue}`);
   const files = new Map<string, Buffer>([
     ['marker-in-header', multi('', '', 'hi', '', '', `X-Note: ${RAW_MARKER}\n`)],
     ['marker-in-text-before', multi('', '', `text ${RAW_MARKER} text`)],
@@ -173,4 +174,46 @@ test('raw_message = "text": everything but a decoded base64 body still reaches c
   assert.match(data.get('base64-text-vouched')!, new RegExp(`^${B64_SIG}\\S* FOUND$`), 'the premise: "data" sends the base64 text');
   assert.equal(text.get('base64-text-vouched'), 'OK', 'the trade-off "text" makes: the base64 text of a body scanned decoded');
   assert.match(text.get('base64-text-read-twice')!, new RegExp(`^${B64_SIG}\\S* FOUND$`), 'a message read both ways is sent whole');
+});
+
+test('raw_message = "parts": a message read one way reaches clamd as its decoded parts only (its headers are what it gives up); a message read both ways still goes whole', async () => {
+  const irregular = 'Content-Type: text/plain\n';
+  const files = new Map<string, Buffer>([
+    ['marker-in-header', multi('', '', 'hi', '', '', `X-Note: ${RAW_MARKER}\n`)],
+    ['marker-in-part-header', multi('', `--b\nContent-Type: text/plain\nX-Note: ${RAW_MARKER}\n\nhello\n`)],
+    ['marker-in-text', multi('', '', `text ${RAW_MARKER} text`)],
+    ['marker-in-qp', multi('', `--b\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\nsee ${RAW_MARKER}=\n done\n`)],
+    ['marker-in-preamble', multi('', '', 'hi', `preamble ${RAW_MARKER}\n`)],
+    ['marker-in-epilogue', multi('', '', 'hi', '', `epilogue ${RAW_MARKER}\n`)],
+    ['eicar-attachment', Buffer.from(`${TOP}Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${eicar().toString('base64')}\n--b--\n`)],
+    // read both ways (a second Content-Type): the raw message goes too, as "text" sends it
+    ['read-twice-marker-in-header', multi('', '', 'hi', '', '', `${irregular}X-Note: ${RAW_MARKER}\n`)],
+    ['clean', multi('', '')],
+  ]);
+  // what the extraction made of each message: the readings, and whether a decoded part holds the marker
+  const inAPart = new Map<string, boolean>();
+  for (const [name, bytes] of files) {
+    const x = await extractParts(MessageInput.fromBuffer(bytes), { limits: DEFAULT_MIME_LIMITS, tmpdir: join(dir, 'work') });
+    try {
+      assert.equal(x.readings, name.startsWith('read-twice') ? 2 : 1, `${name}: readings`);
+      let held = false;
+      for (const p of x.parts) if ((await p.source.buffer()).includes(RAW_MARKER)) held = true;
+      inAPart.set(name, held);
+    } finally {
+      await x.dispose();
+    }
+  }
+  assert.equal(inAPart.get('marker-in-header'), false, 'the premise: a top-level header is in no part');
+  assert.equal(inAPart.get('marker-in-text'), true, 'the premise: a text body is a part');
+  const text = await scanWith('text', files);
+  const parts = await scanWith('parts', files);
+  // a message read twice is sent whole: the attachment's base64 text is found too
+  const found = new RegExp(`(^|; )${RAW_SIG}\\S* FOUND`);
+  for (const name of [...files.keys()].filter((n) => n.includes('marker'))) {
+    assert.match(text.get(name)!, found, `${name}: "text" sends the raw message`);
+    if (inAPart.get(name) === true || name.startsWith('read-twice')) assert.match(parts.get(name)!, found, `${name} (parts)`);
+    else assert.equal(parts.get(name), 'OK', `${name}: the trade-off "parts" makes for a message read one way`);
+  }
+  assert.match(parts.get('eicar-attachment')!, / FOUND$/);
+  assert.equal(parts.get('clean'), 'OK');
 });

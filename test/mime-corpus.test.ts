@@ -90,7 +90,7 @@ test('avfilter -t with the embedded engine: every verdict as expected', async ()
   await runCli('', 'yara');
 });
 
-for (const raw of ['mail', 'data', 'text'] as const) {
+for (const raw of ['mail', 'data', 'text', 'parts'] as const) {
   test(`avfilter -t with a real clamd (raw_message = "${raw}"): every verdict as expected`, async () => {
     const clamd = await startClamd();
     try {
@@ -102,10 +102,10 @@ for (const raw of ['mail', 'data', 'text'] as const) {
 }
 
 test('detection table', () => {
-  const lines = ['| message | technique | container | expected | extraction | yara | clamd (mail) | clamd (data) | clamd (text) |', '|---|---|---|---|---|---|---|---|---|'];
+  const lines = ['| message | technique | container | expected | extraction | yara | clamd (mail) | clamd (data) | clamd (text) | clamd (parts) |', '|---|---|---|---|---|---|---|---|---|---|'];
   for (const m of messages) {
     const r = table.get(m.name)!;
-    lines.push(`| ${m.name} | ${r.technique} | ${m.container ?? '-'} | ${r.expect} | ${r.extract ?? '-'} | ${r.yara ?? '-'} | ${r.clamd ?? '-'} | ${r['clamd-data'] ?? '-'} | ${r['clamd-text'] ?? '-'} |`);
+    lines.push(`| ${m.name} | ${r.technique} | ${m.container ?? '-'} | ${r.expect} | ${r.extract ?? '-'} | ${r.yara ?? '-'} | ${r.clamd ?? '-'} | ${r['clamd-data'] ?? '-'} | ${r['clamd-text'] ?? '-'} | ${r['clamd-parts'] ?? '-'} |`);
   }
   console.log(lines.join('\n'));
   assert.equal(table.size, messages.length);

@@ -38,3 +38,19 @@ test('route: members of containers go to every engine, clamd included (its own u
   const jobs = route(items, [clamd, yara]);
   for (const e of [clamd, yara]) assert.deepEqual(jobs.filter((j) => j.engine === e).map((j) => j.item.id), ['raw', '2', '2/a.zip/x.exe'], e.label);
 });
+
+test('route: an item an engine declines (clamd raw_message = "parts": the raw message read one way) goes to the other engines only', () => {
+  const items = [item('raw', 'raw'), item('1', 'standard'), item('2', 'standard')];
+  const clamd: Engine = { ...engine('clamd'), declines: (i) => i.kind === 'raw' };
+  const yara = engine('yara');
+  const jobs = route(items, [clamd, yara]);
+  assert.deepEqual(jobs.filter((j) => j.engine === clamd).map((j) => j.item.id), ['1', '2']);
+  assert.deepEqual(jobs.filter((j) => j.engine === yara).map((j) => j.item.id), ['raw', '1', '2']);
+});
+
+test('route: an engine that would decline every item of a message gets them all (no message goes by an engine unseen)', () => {
+  const clamd: Engine = { ...engine('clamd'), declines: (i) => i.kind === 'raw' };
+  assert.deepEqual(route([item('raw', 'raw')], [clamd]).map((j) => j.item.id), ['raw'], 'a message with no part');
+  const picky: Engine = { ...engine('picky'), declines: () => true };
+  assert.deepEqual(route([item('raw', 'raw'), item('1', 'standard')], [picky]).map((j) => j.item.id), ['raw', '1']);
+});

@@ -45,7 +45,7 @@ const FORMAT: Readonly<Record<string, string>> = {
 };
 
 const names = readdirSync(TESTFILES_DIR).sort();
-const results = new Map<string, { yara?: FileReport; yaraLine?: string; clamd?: FileReport; clamdMail?: FileReport; clamdText?: FileReport }>();
+const results = new Map<string, { yara?: FileReport; yaraLine?: string; clamd?: FileReport; clamdMail?: FileReport; clamdText?: FileReport; clamdParts?: FileReport }>();
 
 /** Every test file as an attached message in `dir`; the paths by file name. */
 function writeMessages(dir: string): Map<string, string> {
@@ -82,22 +82,23 @@ test('ClamAV test files through -t -v, embedded engine: clam.exe FOUND inside ev
   }
 });
 
-test('the same messages through -t with a real clamd (the comparison columns): raw_message "data" and "text" find what "mail" finds', async () => {
+test('the same messages through -t with a real clamd (the comparison columns): raw_message "data", "text" and "parts" find what "mail" finds', async () => {
   const clamd = await startClamd();
   const s = cliSetup();
   try {
     const paths = writeMessages(s.files);
-    for (const mode of ['data', 'mail', 'text'] as const) {
+    for (const mode of ['data', 'mail', 'text', 'parts'] as const) {
       const cfg = join(s.dir, `clamd-${mode}.toml`);
       writeFileSync(cfg, `tmpdir = "${s.work}"\n\n[[engine]]\ntype = "clamd"\nservers = ["unix:${clamd.socketPath}"]\nraw_message = "${mode}"\n`);
       const r = runAvfilter(['-f', cfg, '-t', ...paths.values()]);
-      for (const n of names) results.set(n, { ...results.get(n), [mode === 'data' ? 'clamd' : mode === 'mail' ? 'clamdMail' : 'clamdText']: reportFor(r.stdout, paths.get(n)!) });
+      for (const n of names) results.set(n, { ...results.get(n), [mode === 'data' ? 'clamd' : mode === 'mail' ? 'clamdMail' : mode === 'text' ? 'clamdText' : 'clamdParts']: reportFor(r.stdout, paths.get(n)!) });
       // the comparison is only worth printing when clamd works at all
       assert.ok(results.get('clam.exe')?.clamd?.names.includes(clamd.names.clamExe), r.stdout + r.stderr);
     }
-    const found = (k: 'clamd' | 'clamdMail' | 'clamdText'): string[] => names.filter((n) => results.get(n)?.[k]?.verdict === 'infected');
+    const found = (k: 'clamd' | 'clamdMail' | 'clamdText' | 'clamdParts'): string[] => names.filter((n) => results.get(n)?.[k]?.verdict === 'infected');
     assert.deepEqual(found('clamd'), found('clamdMail'));
     assert.deepEqual(found('clamdText'), found('clamd'));
+    assert.deepEqual(found('clamdParts'), found('clamd'));
   } finally {
     s.cleanup();
     await clamd.stop();

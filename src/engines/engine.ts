@@ -38,6 +38,12 @@ export interface ScanItem {
    * its own. An engine may leave them out of the raw message (clamd's raw_message = "text").
    */
   readonly decodedBodies?: ReadonlyArray<readonly [number, number]> | undefined;
+  /**
+   * The raw message only: one reading vouched for the message (Extraction.readings 1: in memory,
+   * nothing irregular, read alike by every reader we know). An engine may then decline it
+   * (Engine.declines; clamd's raw_message = "parts").
+   */
+  readonly readOnce?: boolean | undefined;
 }
 
 export type EngineResult =
@@ -60,6 +66,13 @@ export interface Engine {
    * verdict cache; undefined when it cannot tell (then nothing of it is cached).
    */
   signatureVersion?(): string | undefined;
+  /**
+   * True for an item the admin configured this engine not to be given (clamd's raw_message =
+   * "parts": the raw message of a message read one way). Routing leaves the pair out unless the
+   * engine would then get nothing of the message (scan/route.ts). Without it, every item.
+   * scan() must still scan a declined item it is given (a composite engine may pass it on).
+   */
+  declines?(item: ScanItem): boolean;
   /** False when the engine cannot scan now (every clamd server down): engine_mode = "failover" skips it. */
   healthy?(): boolean;
   /** The servers it talks to, as last seen (engines with servers: clamd); for the stats. */

@@ -12,6 +12,11 @@
  * given the raw message — parsed as mail or as plain data — is the clamd engine's
  * `raw_message` option, engines/clamd/raw-message.ts.)
  *
+ * The one exception is the admin's, by name: an engine may decline an item (Engine.declines;
+ * clamd's raw_message = "parts" declines the raw message of a message that read one way only,
+ * as Courier::Filter's ClamAVd scans the decoded parts only). An engine that would then be left
+ * with nothing of the message gets every item it declined: no message goes by an engine unseen.
+ *
  * Inputs: the items of one message (the raw message first) and the engines. Outputs: the
  * (item, engine) pairs to scan, items in document order. Pure.
  */
@@ -24,6 +29,11 @@ export interface Job {
 
 export function route(items: readonly ScanItem[], engines: readonly Engine[]): Job[] {
   const jobs: Job[] = [];
-  for (const item of items) for (const engine of engines) jobs.push({ item, engine });
+  const declined = engines.map((engine) => (engine.declines === undefined ? undefined : items.map((item) => engine.declines!(item))));
+  const takesAny = declined.map((d) => d === undefined || d.some((no) => !no));
+  items.forEach((item, i) => engines.forEach((engine, e) => {
+    if (takesAny[e] === true && declined[e]?.[i] === true) return;
+    jobs.push({ item, engine });
+  }));
   return jobs;
 }

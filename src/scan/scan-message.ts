@@ -131,7 +131,11 @@ async function scanMessageInner(msg: MessageFile, deps: ScanDeps, signal: AbortS
   const stage = deps.unpack !== undefined ? { postStage: containerStage(deps.unpack) } : {};
   const extraction = await extractParts(input, { limits: deps.mimeLimits, tmpdir: deps.tmpdir, signal, ...stage });
   try {
-    const rawItem: ScanItem = extraction.decodedBodies !== undefined ? { ...raw, decodedBodies: extraction.decodedBodies } : raw;
+    const rawItem: ScanItem = {
+      ...raw,
+      ...(extraction.decodedBodies !== undefined ? { decodedBodies: extraction.decodedBodies } : {}),
+      ...(extraction.readings === 1 ? { readOnce: true } : {}),
+    };
     const items: ScanItem[] = [rawItem, ...extraction.parts.map((p) => ({
       id: p.path, kind: 'part' as const, source: p.source, filename: p.filename,
       contentType: p.contentType, encoding: p.encoding, reading: p.reading,

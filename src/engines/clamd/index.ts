@@ -40,7 +40,7 @@ export interface ClamdOptions {
   chunkBytes: number;
   /** clamd's StreamMaxLength (it cannot be asked over the protocol); larger items are not sent. */
   maxStreamBytes: number;
-  /** The raw message parsed by clamd as mail, scanned as plain data, or as plain data without its decoded base64 bodies (raw-message.ts); default CLAMD_DEFAULTS.rawMessage. */
+  /** The raw message parsed by clamd as mail, scanned as plain data, as plain data without its decoded base64 bodies, or left to the parts when the message read one way (raw-message.ts); default CLAMD_DEFAULTS.rawMessage. */
   rawMessage?: RawMessageMode | undefined;
   /** Scans in flight to one server from this process (its share of max_scans_per_server); default CLAMD_DEFAULTS.maxScansPerServer. */
   maxScansPerServer?: number | undefined;
@@ -162,6 +162,7 @@ export function createClamdEngine(opts: ClamdOptions): ClamdEngine {
   return {
     label: 'clamd',
     scan,
+    ...(o.rawMessage === 'parts' ? { declines: (item: ScanItem) => item.kind === 'raw' && item.readOnce === true } : {}),
     version,
     health: () => servers.health(),
     healthy: () => servers.health().some((h) => h.up),

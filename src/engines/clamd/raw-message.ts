@@ -23,6 +23,13 @@
  *   body decoded with nothing irregular). Headers, delimiters, preambles and every other body
  *   stay. A message read both ways, or not in memory, is sent whole, as "data" sends it. What
  *   it gives up: byte signatures written over base64 text itself, in those bodies.
+ * - "parts": clamd is not given the raw message of a message that read one way only (the
+ *   engine declines it, Engine.declines): only the decoded parts, as Courier::Filter's ClamAVd
+ *   does. A message read both ways, or not in memory, still goes as "text" sends it. What it
+ *   gives up, by the admin's choice: clamd's byte signatures over the headers and MIME
+ *   delimiters of such a message (its preamble, epilogue and every body are parts of their
+ *   own), and over byte runs that cross from one of those into another — for one clamd scan
+ *   less per message.
  *
  * Owns: the list of starts we trust, the two prefixes, a ScanSource wrapper that adds one, and
  * the raw message without its decoded bodies.
@@ -32,9 +39,9 @@
 import { Readable } from 'node:stream';
 import type { ScanSource } from '../engine.js';
 
-export type RawMessageMode = 'mail' | 'data' | 'text';
+export type RawMessageMode = 'mail' | 'data' | 'text' | 'parts';
 
-export const RAW_MESSAGE_MODES: readonly RawMessageMode[] = ['mail', 'data', 'text'];
+export const RAW_MESSAGE_MODES: readonly RawMessageMode[] = ['mail', 'data', 'text', 'parts'];
 
 /** Courier data files use LF line ends; the line is an ordinary trace header. */
 export const MAIL_PREFIX = Buffer.from('Received: from avfilter (localhost)\n', 'latin1');
@@ -163,14 +170,15 @@ function piecedSource(prefix: Buffer, pieces: readonly Buffer[]): PiecedSource {
 
 /**
  * The raw message as clamd is to see it in `mode`; `decodedBodies` (ScanItem.decodedBodies)
- * are left out in "text" mode, when the message is in memory.
+ * are left out in "text" mode (and "parts", when it is given the raw message), when the message
+ * is in memory.
  */
 export async function presentRaw(source: ScanSource, mode: RawMessageMode, decodedBodies?: ReadonlyArray<readonly [number, number]>): Promise<ScanSource> {
-  if (mode === 'text' && decodedBodies !== undefined && decodedBodies.length > 0 && source.bytes !== undefined && source.bytes.length === source.size) {
+  if ((mode === 'text' || mode === 'parts') && decodedBodies !== undefined && decodedBodies.length > 0 && source.bytes !== undefined && source.bytes.length === source.size) {
     const pieces = outside(source.bytes, decodedBodies);
     if (pieces !== undefined) return piecedSource(DATA_PREFIX, pieces);
   }
-  if (mode === 'data' || mode === 'text') return prefixedSource(DATA_PREFIX, source);
+  if (mode !== 'mail') return prefixedSource(DATA_PREFIX, source);
   const head = await readHead(source, HEAD_BYTES);
   return looksLikeMail(head) ? source : prefixedSource(MAIL_PREFIX, source);
 }
