@@ -2,9 +2,9 @@
  * Section "courier": the mix through a real Courier over SMTP, at 1, 4 and 16 sessions, in every
  * mode (courier-modes.ts: Courier alone, each avfilter mode of avfilter-modes.ts, the Perl peer;
  * `--modes` picks some), interleaved: round 0 is a warm-up, then each round installs every mode
- * in turn, the order turned by one mode each round (roundOrder: the machine's load and
- * Courier's state change through a round, so a mode always run at the same place carries that
- * place in its figures), sends the mix once as its first pass
+ * in turn, in an order that changes each round (roundOrder: the machine's load and Courier's
+ * state change through a round, and a mode carries into its figures both its place and the
+ * mode run just before it), sends the mix once as its first pass
  * (courier-run.ts FIRST_PASS_SESSIONS: the filter just started, reported as "cold"), then
  * warms each filter up (DEFAULT_WARM_MESSAGES, `--warm`: reported with the first pass), then
  * runs every concurrency in it.
@@ -150,14 +150,24 @@ async function runAll(ctx: BenchContext, modes: readonly CourierMode[], clamd: R
 }
 
 /**
- * The order of the modes in `round`: the warm-up and the first measured round as given, each
- * later round turned by one more mode, so that over as many rounds as modes every mode runs at
- * every place (where a mode runs in a round shows in its CPU figures, not only its code).
+ * The order of the modes in `round`: the warm-up as given; measured round r the row r − 1 of a
+ * Williams design over the modes (a Latin square balanced for carry-over: the first row is
+ * 0, 1, n−1, 2, n−2, …, each next row adds one to every index, modulo n; with an odd number of
+ * modes, rows n to 2n−1 are the first n reversed). Over n rounds every mode runs at every place;
+ * every mode runs right after every other equally often: once in n rounds (n even), twice in
+ * 2n rounds (n odd). Where a mode runs in a round, and after which mode, shows in its CPU figures, not only
+ * its code: turning the list by one each round, as before, kept every mode after the same
+ * neighbour in all but one round of n, and that neighbour's mark on its figures.
  */
 export function roundOrder<T>(modes: readonly T[], round: number): T[] {
   const n = modes.length;
-  const k = n === 0 ? 0 : Math.max(0, round - 1) % n;
-  return [...modes.slice(k), ...modes.slice(0, k)];
+  if (n === 0 || round === 0) return [...modes];
+  const first: number[] = [];
+  for (let i = 0, lo = 1, hi = n - 1; i < n; i++) first.push(i === 0 ? 0 : i % 2 === 1 ? lo++ : hi--);
+  const rows = n % 2 === 0 ? n : 2 * n;
+  const r = (round - 1) % rows;
+  const row = first.map((j) => modes[(j + (r % n)) % n]!);
+  return r < n ? row : row.reverse();
 }
 
 async function runRounds(ctx: BenchContext, h: CourierHarness, modes: readonly CourierMode[], clamd: RunningClamd, mix: readonly MixMessage[], problems: string[], runs: CourierRun[]): Promise<void> {

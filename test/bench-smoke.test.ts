@@ -48,16 +48,36 @@ test('the mix: same bytes for the same seed, 60/30/10, attachments of 50-200 KB,
   assert.notDeepEqual(generateMix(300, 1).map((m) => m.kind), a.map((m) => m.kind), 'another seed gives another order');
 });
 
-test('Courier section: the order of the modes turns each measured round, so over as many rounds as modes each runs at every place once', () => {
-  const modes = ['alone', 'before', 'clamd', 'yara', 'peer'];
-  assert.deepEqual(roundOrder(modes, 0), modes, 'the warm-up runs in the given order');
-  assert.deepEqual(roundOrder(modes, 1), modes);
-  assert.deepEqual(roundOrder(modes, 2), ['before', 'clamd', 'yara', 'peer', 'alone']);
-  for (let place = 0; place < modes.length; place++) {
-    const at = Array.from({ length: modes.length }, (_, r) => roundOrder(modes, r + 1)[place]);
-    assert.deepEqual([...at].sort(), [...modes].sort(), `place ${place}: ${at.join(' ')}`);
+test('Courier section: the order of the modes is a Williams design: over as many rounds as modes each runs at every place, and each runs right after every other equally often', () => {
+  const places = (modes: string[]): void => {
+    for (let place = 0; place < modes.length; place++) {
+      const at = Array.from({ length: modes.length }, (_, r) => roundOrder(modes, r + 1)[place]);
+      assert.deepEqual([...at].sort(), [...modes].sort(), `${modes.length} modes, place ${place}: ${at.join(' ')}`);
+    }
+  };
+  // every (before, after) pair of neighbours over `rounds` measured rounds, counted
+  const followers = (modes: string[], rounds: number): Map<string, number> => {
+    const seen = new Map<string, number>();
+    for (let r = 1; r <= rounds; r++) {
+      const o = roundOrder(modes, r);
+      for (let i = 1; i < o.length; i++) seen.set(`${o[i - 1]}>${o[i]}`, (seen.get(`${o[i - 1]}>${o[i]}`) ?? 0) + 1);
+    }
+    return seen;
+  };
+  for (let n = 2; n <= 7; n++) {
+    const modes = Array.from({ length: n }, (_, i) => `m${i}`);
+    assert.deepEqual(roundOrder(modes, 0), modes, 'the warm-up runs in the given order');
+    places(modes);
+    const rows = n % 2 === 0 ? n : 2 * n;
+    const seen = followers(modes, rows);
+    assert.equal(seen.size, n * (n - 1), `${n} modes: every ordered pair of modes are neighbours in ${rows} rounds`);
+    for (const [pair, count] of seen) assert.equal(count, rows === n ? 1 : 2, `${n} modes: ${pair}`);
+    for (let r = 0; r < 3 * rows; r++) assert.deepEqual([...roundOrder(modes, r)].sort(), [...modes].sort(), 'every mode once a round');
   }
-  for (let r = 0; r < 12; r++) assert.deepEqual([...roundOrder(modes, r)].sort(), [...modes].sort(), 'every mode once a round');
+  // what turning the list by one did: "clamd" ran right after "before" in 4 of 5 rounds
+  const five = ['alone', 'before', 'clamd', 'parts', 'peer'];
+  const after = followers(five, 5);
+  assert.ok((after.get('before>clamd') ?? 0) <= 2, `before>clamd in ${after.get('before>clamd')} of 5 rounds`);
   assert.deepEqual(roundOrder([], 3), []);
 });
 
