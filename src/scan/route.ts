@@ -28,12 +28,15 @@ export interface Job {
 }
 
 export function route(items: readonly ScanItem[], engines: readonly Engine[]): Job[] {
+  // per engine, which items it takes; undefined: every one (it declines none, or all of them)
+  const takes = engines.map((engine) => {
+    if (engine.declines === undefined) return undefined;
+    const kept = items.map((item) => !engine.declines!(item));
+    return kept.includes(true) ? kept : undefined;
+  });
   const jobs: Job[] = [];
-  const declined = engines.map((engine) => (engine.declines === undefined ? undefined : items.map((item) => engine.declines!(item))));
-  const takesAny = declined.map((d) => d === undefined || d.some((no) => !no));
-  items.forEach((item, i) => engines.forEach((engine, e) => {
-    if (takesAny[e] === true && declined[e]?.[i] === true) return;
-    jobs.push({ item, engine });
-  }));
+  for (let i = 0; i < items.length; i++) {
+    for (let e = 0; e < engines.length; e++) if (takes[e]?.[i] !== false) jobs.push({ item: items[i]!, engine: engines[e]! });
+  }
   return jobs;
 }
