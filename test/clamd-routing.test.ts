@@ -185,6 +185,9 @@ test('raw_message = "parts": a message read one way reaches clamd as its decoded
     ['marker-in-qp', multi('', `--b\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\nsee ${RAW_MARKER}=\n done\n`)],
     ['marker-in-preamble', multi('', '', 'hi', `preamble ${RAW_MARKER}\n`)],
     ['marker-in-epilogue', multi('', '', 'hi', '', `epilogue ${RAW_MARKER}\n`)],
+    // a MIME notice is no part (mime/lenient/notices.ts); a notice with anything more is one
+    ['marker-after-notice-in-preamble', multi('', '', 'hi', `This is a MIME-formatted message.  If you see this text it means that your\nE-mail software does not support MIME-formatted messages.\n${RAW_MARKER}\n`)],
+    ['marker-in-notice-line-of-epilogue', multi('', '', 'hi', '', `This is a multi-part message in MIME format. ${RAW_MARKER}\n`)],
     ['eicar-attachment', Buffer.from(`${TOP}Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${eicar().toString('base64')}\n--b--\n`)],
     // read both ways (a second Content-Type): the raw message goes too, as "text" sends it
     ['read-twice-marker-in-header', multi('', '', 'hi', '', '', `${irregular}X-Note: ${RAW_MARKER}\n`)],
@@ -205,6 +208,8 @@ test('raw_message = "parts": a message read one way reaches clamd as its decoded
   }
   assert.equal(inAPart.get('marker-in-header'), false, 'the premise: a top-level header is in no part');
   assert.equal(inAPart.get('marker-in-text'), true, 'the premise: a text body is a part');
+  assert.equal(inAPart.get('marker-after-notice-in-preamble'), true, 'the premise: a notice with more is a part');
+  assert.equal(inAPart.get('marker-in-notice-line-of-epilogue'), true, 'the premise: a notice with more is a part');
   const text = await scanWith('text', files);
   const parts = await scanWith('parts', files);
   // a message read twice is sent whole: the attachment's base64 text is found too

@@ -20,8 +20,12 @@ export const SAMPLE = {
   clientIp: '127.0.0.1',
 } as const;
 
-export function infectedSample(env: DaemonEnv): Request {
+/** The sample's data file, as Courier wrote it (its MIME notice as the preamble), EICAR put in. */
+export function infectedSampleData(): string {
   const b64 = eicar().toString('base64').replace(/.{76}/g, '$&\n');
-  const data = readFileSync(join(FIXTURES, '02-eicar-b64-multipart-data.in'), 'utf8').replace('@EICAR_BASE64_LINES@', b64);
-  return env.request(data, [readFileSync(join(FIXTURES, '02-eicar-b64-multipart-control1'), 'utf8')]);
+  return readFileSync(join(FIXTURES, '02-eicar-b64-multipart-data.in'), 'utf8').replace('@EICAR_BASE64_LINES@', b64);
+}
+
+export function infectedSample(env: DaemonEnv): Request {
+  return env.request(infectedSampleData(), [readFileSync(join(FIXTURES, '02-eicar-b64-multipart-control1'), 'utf8')]);
 }
