@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IDLE_GROWTH_SLACK_BYTES, IDLE_RECYCLE_AFTER_MS, shouldRecycleIdle, type IdleWorkerFigures } from '../src/master/idle-recycle.js';
+import { IDLE_GC_AFTER_MS } from '../src/worker/idle-gc.js';
 import { workerEnv } from '../src/master/pool.js';
 
 const MiB = 1024 * 1024;
@@ -58,4 +59,9 @@ test('worker environment: glibc malloc settings that give memory back, unless th
   const given = { MALLOC_ARENA_MAX: '4' };
   workerEnv(given);
   assert.deepEqual(given, { MALLOC_ARENA_MAX: '4' }, 'the daemon\'s own environment is not changed');
+});
+
+test('idle recycle waits for the worker\'s own idle collection and the beat after it (a worker the collection brings down is not replaced)', () => {
+  const BEATS = 2 * 1000;
+  assert.ok(IDLE_RECYCLE_AFTER_MS >= IDLE_GC_AFTER_MS + BEATS, `${IDLE_RECYCLE_AFTER_MS} ms >= ${IDLE_GC_AFTER_MS} ms + two beats`);
 });

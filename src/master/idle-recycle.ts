@@ -15,8 +15,12 @@
 
 const MiB = 1024 * 1024;
 
-/** Idle (no request in hand, none answered) for this long before a worker is considered. */
-export const IDLE_RECYCLE_AFTER_MS = 10_000;
+/**
+ * Idle (no request in hand, none answered) for this long before a worker is considered: after
+ * the worker's own idle collection (worker/idle-gc.ts, 10 s) and the beat that reports its
+ * resident size after it, so that a worker the collection brings down is not replaced.
+ */
+export const IDLE_RECYCLE_AFTER_MS = 15_000;
 /** Growth since ready below this is not worth a restart (lazily loaded code, caches). */
 export const IDLE_GROWTH_SLACK_BYTES = 16 * MiB;
 
