@@ -15,6 +15,7 @@ import { ping, version } from '../src/engines/clamd/client.js';
 import { createClamdEngine, parseServer, type ClamdOptions } from '../src/engines/clamd/index.js';
 import { MAIL_MAGICS } from '../src/engines/clamd/raw-message.js';
 import { bufferSource, fileSource } from '../src/bytes/sources.js';
+import { ENGINE_KEYS } from '../src/config/schema.js';
 import { startClamd, TESTFILES_DIR, type RunningClamd } from './helpers/clamd.js';
 import { eicar } from './helpers/eicar.js';
 import { startFakeClamd, startUnacceptingListener, type FakeFault } from './helpers/fake-clamd.js';
@@ -150,6 +151,14 @@ test('rawMessage "parts": the engine declines the raw message of a message read 
   // a composite engine (failover) may pass a declined item on: it is scanned, not waved through
   assert.deepEqual(await scan(e, once), { status: 'infected', names: [clamd.names.eicar] });
   for (const mode of ['text', 'data', 'mail'] as const) assert.equal(engine([unix()], { rawMessage: mode }).declines?.(once) ?? false, false, mode);
+});
+
+test('the default is rawMessage "parts", in the engine and in the config schema: a raw message read one way is declined, one read both ways is not', () => {
+  const e = engine([unix()]);
+  const plain = Buffer.from('From: a@test.example\n\nhello\n');
+  assert.equal(e.declines?.({ ...item('raw', plain), readOnce: true }), true);
+  assert.equal(e.declines?.(item('raw', plain)), false);
+  assert.equal(ENGINE_KEYS.clamd?.find((k) => k.key === 'raw_message')?.default, 'parts');
 });
 
 test('file sources stream with backpressure; a source that changes size is EIO', async () => {

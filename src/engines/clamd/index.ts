@@ -55,7 +55,7 @@ export interface ClamdEngine extends Engine {
 
 /** Defaults matching Debian's clamd.conf and the config schema. */
 export const CLAMD_DEFAULTS: Readonly<Omit<ClamdOptions, 'servers'>> = Object.freeze({
-  rawMessage: 'text' as RawMessageMode,
+  rawMessage: 'parts' as RawMessageMode,
   maxScansPerServer: 10,
   connectTimeoutMs: 5_000,
   scanTimeoutMs: 60_000,
@@ -189,7 +189,7 @@ function validate(opts: ClamdOptions): Validated {
   positiveInt('maxStreamBytes', opts.maxStreamBytes, Number.MAX_SAFE_INTEGER);
   const maxScansPerServer = opts.maxScansPerServer ?? CLAMD_DEFAULTS.maxScansPerServer ?? 10;
   positiveInt('maxScansPerServer', maxScansPerServer, 100_000);
-  const rawMessage: RawMessageMode = opts.rawMessage ?? CLAMD_DEFAULTS.rawMessage ?? 'text';
+  const rawMessage: RawMessageMode = opts.rawMessage ?? CLAMD_DEFAULTS.rawMessage ?? 'parts';
   if (!RAW_MESSAGE_MODES.includes(rawMessage)) throw badOption(`rawMessage must be one of ${RAW_MESSAGE_MODES.map((m) => `"${m}"`).join(', ')}, got ${JSON.stringify(rawMessage)}`);
   return Object.freeze({ ...opts, rawMessage, maxScansPerServer, onEvent: opts.onEvent, servers: [...opts.servers] });
 }
