@@ -1,8 +1,9 @@
 /**
  * The notices MIME writers put in a multipart's preamble for readers that do not speak MIME.
  *
- * Owns: the list of those texts and the test "this preamble or epilogue holds one of them and
- * whitespace, nothing else". Inputs: the bytes of a preamble or epilogue. Output: true or false.
+ * Owns: the list of those texts and the test "this preamble or epilogue holds whitespace, or
+ * one of them and whitespace, nothing else". Inputs: the bytes of a preamble or epilogue.
+ * Output: true or false.
  *
  * Why: Courier rewrites multipart mail it receives over SMTP into its own MIME form, with its
  * notice as the preamble (every multipart message of the benchmark's mix arrives so). Kept as
@@ -32,8 +33,11 @@ function lines(text: string): string {
 
 const KNOWN: ReadonlySet<string> = new Set(NOTICES.map(lines));
 
-/** True when `bytes` (a preamble or epilogue) is one of the notices and whitespace only. */
-export function isMimeNotice(bytes: Buffer): boolean {
-  if (bytes.length > MAX_NOTICE_BYTES) return false;
-  return KNOWN.has(lines(bytes.toString('latin1')));
+/**
+ * True when `bytes` (a whole preamble or epilogue) holds nothing to scan: whitespace only, or
+ * one of the notices and whitespace.
+ */
+export function holdsNothing(bytes: Buffer): boolean {
+  const text = lines(bytes.toString('latin1'));
+  return text === '' || (bytes.length <= MAX_NOTICE_BYTES && KNOWN.has(text));
 }

@@ -32,7 +32,7 @@ import { STANDARD_READING } from '../walk.js';
 import { findDelimiters, type Delimiter } from './delimiters.js';
 import { parseHeaderBlock, type HeaderField } from './header.js';
 import { interpret, isMessageType, MAX_BOUNDARY_BYTES, MAX_BOUNDARY_CANDIDATES, MAX_CTE_CANDIDATES, type Interpretation } from './interpret.js';
-import { isMimeNotice } from './notices.js';
+import { holdsNothing } from './notices.js';
 import { vouchDelimiters, vouchHeader } from './vouch.js';
 
 export const LENIENT_READING = 'lenient';
@@ -167,7 +167,7 @@ async function splitBody(ctx: LenientContext, e: Entity, bodyStart: number, list
 /** Preamble or epilogue: kept as a part when it holds more than whitespace and a MIME notice (notices.ts). */
 async function outside(ctx: LenientContext, src: MessageBytes, start: number, end: number, path: readonly PathComponent[], kind: string): Promise<void> {
   const sniff = await src.read(start, Math.min(end - start, 4096));
-  if (end - start <= 4096 && (/^\s*$/.test(sniff.toString('latin1')) || isMimeNotice(sniff))) return;
+  if (end - start <= 4096 && holdsNothing(sniff)) return;
   await storeRange(ctx, src, start, end, new IdentityDecoder(), {
     path: `${path.length > 0 ? path.join('.') : '0'}/${kind}`,
     contentType: 'text/plain',
