@@ -1,9 +1,10 @@
 /**
  * A spool directory written as Courier's submit leaves it for a filter: per message a data file
- * (courierDataFile(): Received: header, LF) and a control file with the records a real request
+ * (as a real Courier wrote it when it was captured, courier-capture.ts; else courierDataFile():
+ * a Received: header, LF) and a control file with the records a real request
  * had (../shared/samples/courier-requests/: s, f, e, t, M, r, R, N, O, u, E, p, W).
  *
- * Inputs: the mix, a directory. Output: SpoolEntry per message (absolute paths). Fails with the
+ * Inputs: the mix, a directory, the captured data files if any. Output: SpoolEntry per message (absolute paths). Fails with the
  * fs error.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -29,15 +30,16 @@ export function controlFile(m: MixMessage, id: string, rcpt: string): string {
   ].join('\n');
 }
 
-export function writeSpool(dir: string, mix: readonly MixMessage[]): SpoolEntry[] {
+/** `data`: each message's data file as a real Courier wrote it (courier-capture.ts), by mix position; else courierDataFile(). */
+export function writeSpool(dir: string, mix: readonly MixMessage[], data?: readonly Buffer[]): SpoolEntry[] {
   mkdirSync(dir, { recursive: true });
-  return mix.map((m) => {
+  return mix.map((m, i) => {
     const id = queueId(m.index);
-    const data = courierDataFile(m, id);
+    const bytes = data?.[i] ?? courierDataFile(m, id);
     const dataPath = join(dir, `D${100000 + m.index}`);
     const controlPath = join(dir, `C${100000 + m.index}`);
-    writeFileSync(dataPath, data);
+    writeFileSync(dataPath, bytes);
     writeFileSync(controlPath, controlFile(m, id, 'avtest@avfilter.test'));
-    return { message: m, dataPath, controlPath, size: data.length };
+    return { message: m, dataPath, controlPath, size: bytes.length };
   });
 }
