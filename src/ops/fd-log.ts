@@ -15,7 +15,8 @@
  * behind it, up to MAX_PENDING_LINES, beyond which they are dropped and counted, never the event
  * loop (the heartbeat goes on). A reader that went away (EPIPE) costs lines, never the process.
  *
- * Owns: the queue, the one write in flight, the count of lines lost.
+ * Owns: the queue, the one write in flight, the non-blocking descriptor of its own, the count of
+ * lines lost.
  * Inputs: finished lines. Outputs: bytes on the descriptor; `lost`.
  * Fails with nothing: every failure is a counted lost line.
  */
