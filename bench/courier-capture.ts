@@ -1,6 +1,7 @@
 /**
  * The mix as Courier hands it to a filter: each message sent once through a real Courier over
- * SMTP (one session) with bench/capture-filter.mjs as its only global filter, which keeps a
+ * SMTP (one session) with the harness's probe filter (test/helpers/probe-filter.mjs) as its only
+ * global filter, which passes every message and, with a capture/ directory beside it, keeps a
  * copy of every data file. Courier's submit rewrites what it queues (its own Received: line;
  * a multipart message gets Courier's MIME notice as its preamble), and a filter scans what
  * submit wrote: the filter section feeds avfilter these bytes when they can be had.
@@ -12,7 +13,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot, startCourier } from '../test/helpers/courier.js';
+import { startCourier } from '../test/helpers/courier.js';
+import { probeFilterProgram } from '../test/helpers/courier-app.js';
 import { withFileLock } from './lock.js';
 import type { MixMessage } from './mix.js';
 import { smtpLoad } from './smtp-load.js';
@@ -24,16 +26,9 @@ export async function captureCourierData(mix: readonly MixMessage[], lock: strin
   return withFileLock(lock, log, async () => {
     const h = await startCourier();
     try {
-      // the program and its capture/ directory in a directory of the courier user's own
-      const dir = h.courierDir('bench-capture', 0o755);
-      const program = path.join(dir, 'capture-filter.mjs');
-      fs.copyFileSync(path.join(repoRoot(), 'bench', 'capture-filter.mjs'), program);
-      fs.chmodSync(program, 0o755);
-      const out = path.join(dir, 'capture');
-      fs.rmSync(out, { recursive: true, force: true });
-      fs.mkdirSync(out, { mode: 0o700 });
-      const owner = fs.statSync(dir);
-      fs.chownSync(out, owner.uid, owner.gid);
+      // the probe (in the runtime dir) copies each data file to capture/ beside it
+      const program = probeFilterProgram(h);
+      const out = h.courierDir('capture', 0o700);
       await h.installFilter(FILTER_NAME, program);
       const load = await smtpLoad({ port: h.port, to: h.address('avtest'), messages: mix, concurrency: 1, rejectInfected: false, replyTimeoutMs: REPLY_TIMEOUT_MS });
       const files = mix.map((m) => {

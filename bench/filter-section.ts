@@ -117,7 +117,7 @@ export async function filterSection(ctx: BenchContext): Promise<SectionReport> {
       captured = await captureCourierData(mix, ctx.courierLock, ctx.log);
       const kib = (n: number): string => fmt(n / mix.length / 1024, 1);
       const generated = mix.reduce((n, m) => n + courierDataFile(m, queueId(m.index)).length, 0);
-      spoolText = `each data file as Courier's submit wrote it, captured once through a real Courier (bench/capture-filter.mjs): its Received: line, and its MIME rewrite (a multipart message gets Courier's own boundaries and its MIME notice as the preamble); ` +
+      spoolText = `each data file as Courier's submit wrote it, captured once through a real Courier (the probe filter, test/helpers/probe-filter.mjs): its Received: line, and its MIME rewrite (a multipart message gets Courier's own boundaries and its MIME notice as the preamble); ` +
         `avg ${kib(captured.reduce((n, b) => n + b.length, 0))} KiB per data file, against ${kib(generated)} KiB as generated. Control files as Courier writes them`;
     } catch (err) {
       // not a run's fault: the figures stand, for the mix as generated, and the report says so

@@ -1,7 +1,7 @@
 /**
- * The benchmark's filter section scans the mix as a REAL Courier writes it (bench/courier-capture.ts
- * with bench/capture-filter.mjs, run under the Courier lock like every Courier suite): every
- * message of a small mix comes back, each the data file Courier's submit wrote for it (its
+ * The benchmark's filter section scans the mix as a REAL Courier writes it (bench/courier-capture.ts:
+ * the probe filter copies each data file; run under the Courier lock like every Courier suite):
+ * every message of a small mix comes back, each the data file Courier's submit wrote for it (its
  * Received: line first, LF line ends), each multipart one rewritten by Courier (its MIME notice
  * as the preamble, none of the generator's boundaries left), and the body bytes of a single-part
  * message unchanged; the spool then holds exactly those bytes. No speed is asserted.

@@ -10,6 +10,9 @@
 //               avfilter's drop writes), so the harness's queue inspection can be checked
 //   anything else -> 200 Ok
 // One stderr line per message (courierfilter sends it to syslog): `probe: id=... verdict=...`.
+// Capture (the benchmark's bench/courier-capture.ts): when a directory `capture` sits beside the
+// program's real path (made there, writable by the courier user), each message whose envelope
+// sender is bench-N@... first has its data file copied there as `N`, as Courier's submit wrote it.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,6 +22,7 @@ const DIR_ALL = '/var/lib/courier/allfilters';
 const DIR_OPTIONAL = '/var/lib/courier/filters';
 // A request is a few short paths; anything larger is a broken client.
 const MAX_REQUEST_BYTES = 64 * 1024;
+const CAPTURE_DIR = path.join(path.dirname(fs.realpathSync(process.argv[1])), 'capture');
 
 function log(line) {
   process.stderr.write(`${NAME}: ${line}\n`);
@@ -42,6 +46,8 @@ function decide(dataPath, controlPaths) {
   const ctl = controlPaths.map((p) => controlRecords(fs.readFileSync(p, 'latin1')));
   const id = ctl[0]?.id ?? '';
   const sender = ctl[0]?.sender ?? '';
+  const bench = /^bench-(\d+)@/.exec(sender);
+  if (bench && fs.existsSync(CAPTURE_DIR)) fs.copyFileSync(dataPath, path.join(CAPTURE_DIR, bench[1]));
   const nrcpt = ctl.reduce((n, c) => n + c.rcpts.length, 0);
   const summary = `id=${id} from=<${sender}> rcpts=${nrcpt}`;
   if (mode === 'reject') {
