@@ -19,6 +19,7 @@
  */
 import type { AvfilterMode } from './avfilter-modes.js';
 import type { CourierMode } from './courier-modes.js';
+import { onlyCourierOwn } from './courier-replies.js';
 import { type CourierRun, isMeasured } from './courier-run.js';
 import { table } from './report.js';
 import { fmt } from './stats.js';
@@ -60,6 +61,8 @@ export function courierHeadline(runs: readonly CourierRun[], modes: readonly Cou
   const rounds = [...new Set(at.map((r) => r.round))].sort((a, b) => a - b);
   const run = (mode: string, round: number): CourierRun | undefined => at.find((r) => r.mode === mode && r.round === round);
   const excluded = at.filter((r) => !valid(r)).length;
+  const courierOwn = at.filter((r) => !valid(r) && onlyCourierOwn(r.problems)).length;
+  const leftOut = excluded ? `; ${excluded} invalid run(s) left out${courierOwn ? ` (${courierOwn === excluded ? 'each' : `${courierOwn} of them`} only for Courier's own 432: its SMTP server read no answer from submit)` : ''}` : '';
   /** f(a's run, b's run) in every round where both ran and are valid */
   const perRound = (a: string, b: string, f: (x: CourierRun, y: CourierRun) => number): number[] =>
     rounds.flatMap((n) => {
@@ -134,7 +137,7 @@ export function courierHeadline(runs: readonly CourierRun[], modes: readonly Cou
   const markdown = [
     `### Through Courier: avfilter against the Perl filter (${S} SMTP sessions)`,
     hasPeer
-      ? `Each figure is computed within a round (all modes of a round ran back to back, each after its first pass of the mix and its warm-up: see "The first pass after each start") and given as the median (min–max) over ${rounds.length} measured round(s)${excluded ? `; ${excluded} invalid run(s) left out` : ''}. ` +
+      ? `Each figure is computed within a round (all modes of a round ran back to back, each after its first pass of the mix and its warm-up: see "The first pass after each start") and given as the median (min–max) over ${rounds.length} measured round(s)${leftOut}. ` +
         'CPU is utime+stime from /proc of every process of each filter\'s tree (avfilter: master and workers; the peer: its process), and of clamd, per message of the mix. ' +
         'Rules: a "≤" target is **met** when every round\'s value is at or below it, **missed** when every round\'s value is above it, and **inside the noise** when the rounds fall on both sides. ' +
         `Throughput: the same, with the interval widened to median × (1 ± Courier alone's relative range across the rounds); added p50: widened by ± the range of Courier alone's p50 (the difference of two p50s, so Courier alone cancels out). One round has no spread: its verdict says so.`
@@ -144,7 +147,7 @@ export function courierHeadline(runs: readonly CourierRun[], modes: readonly Cou
     `Per message at ${S} sessions (ms of CPU, median (min–max) over the rounds); "÷ alone" is this mode's throughput over Courier alone's in the same round, marked inside the noise when Courier alone itself varied more across the rounds; "added p50" is the mode's p50 − Courier alone's in the same round.`,
     table(['mode', 'filter CPU', 'clamd CPU', 'filter + clamd', 'Courier CPU', 'all three', 'msg/s', 'msg/s ÷ alone', 'added p50 ms'], perMode),
   ].join('\n\n');
-  const head = `courier, ${S} sessions, ${rounds.length} round(s), per-round ratios: median (min–max)${excluded ? `; ${excluded} invalid run(s) left out` : ''}:`;
+  const head = `courier, ${S} sessions, ${rounds.length} round(s), per-round ratios: median (min–max)${leftOut}:`;
   return {
     markdown,
     summary: [head, ...(hasPeer ? summary : ['  the Perl peer did not run: no target judged']), `  ${noiseLine}`],

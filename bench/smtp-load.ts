@@ -9,6 +9,7 @@
  * throws for one message: errors and timeouts are counted in the outcomes.
  */
 import { SmtpClientError, sendSmtp } from '../test/helpers/smtp.js';
+import { replyCause } from './courier-replies.js';
 import type { MessageKind, MixMessage } from './mix.js';
 import { pool } from './pool.js';
 
@@ -40,6 +41,11 @@ export interface LoadOptions {
   replyTimeoutMs: number;
 }
 
+function wrongVerdict(what: string, want: number, code: number, text: string): string {
+  const cause = replyCause(code, text);
+  return `${what}: expected ${want}xx, got ${code} ${text.split('\n')[0]}${cause ? ` (${cause})` : ''}`;
+}
+
 export async function smtpLoad(opts: LoadOptions): Promise<LoadResult> {
   const outcomes: Outcome[] = new Array(opts.messages.length);
   const t0 = performance.now();
@@ -58,7 +64,7 @@ export async function smtpLoad(opts: LoadOptions): Promise<LoadResult> {
         latencyMs: r.timing.finalMs - r.timing.dataSentMs,
         wrong: Math.floor(code / 100) !== want,
         timeout: false,
-        ...(Math.floor(code / 100) !== want ? { error: `${m.kind} #${m.index}: expected ${want}xx, got ${code} ${r.final.text.split('\n')[0]}` } : {}),
+        ...(Math.floor(code / 100) !== want ? { error: wrongVerdict(`${m.kind} #${m.index}`, want, code, r.final.text) } : {}),
       };
     } catch (err) {
       const timeout = err instanceof SmtpClientError && err.code === 'SMTP_TIMEOUT';

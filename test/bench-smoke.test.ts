@@ -1,7 +1,8 @@
 /**
  * The benchmark harness (bench/) checked quickly, no Courier: the message mix is the committed
  * one (same bytes for the same seed, the 60/30/10 split, attachment sizes), CPU of a process
- * tree keeps the time of a reaped grandchild, the SMTP load flags a wrong verdict, the
+ * tree keeps the time of a reaped grandchild, the SMTP load flags a wrong verdict (and names a
+ * reply that is Courier's own as Courier's), the
  * headline's verdict rules (met / missed / inside the noise) judge intervals, not medians, and
  * `npm run bench -- --only filter --quick` runs to a report with every verdict right and its
  * headline first. No speed is asserted: figures belong to `npm run bench`.
@@ -21,6 +22,7 @@ import { roundOrder } from '../bench/courier-section.js';
 import { CONCURRENCIES, FIRST_PASS_SESSIONS, type CourierRun } from '../bench/courier-run.js';
 import { generateMix } from '../bench/mix.js';
 import { treeCpuMs } from '../bench/proc.js';
+import { COURIER_OWN_CAUSE, replyCause } from '../bench/courier-replies.js';
 import { smtpLoad } from '../bench/smtp-load.js';
 import { median, percentile } from '../bench/stats.js';
 import { atLeast, atMost, fmtSpread, relativeRange, spread, versus } from '../bench/verdict.js';
@@ -194,6 +196,62 @@ test('`bench --only filter --quick` writes a report where every verdict was righ
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+test("Courier's own 432 (no answer from submit) is named as Courier's in the problem line and in the headline's count of left-out runs; a filter's 432 is not", async () => {
+  // a server that answers the final "." the way Courier's SMTP server can: by submit's failure or a filter's
+  const replies = ['432 Service temporarily unavailable.', '432 Mail filters temporarily unavailable.', '250 Ok'];
+  let n = 0;
+  const server = createServer((s: Socket) => {
+    let inData = false;
+    let buf = '';
+    s.write('220 fake ESMTP\r\n');
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        if (inData) {
+          if (line === '.') { inData = false; s.write(`${replies[n++ % replies.length]}\r\n`); }
+        } else if (/^DATA/i.test(line)) { inData = true; s.write('354 go\r\n'); }
+        else if (/^QUIT/i.test(line)) { s.end('221 bye\r\n'); }
+        else s.write('250 ok\r\n');
+      }
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  let errors: string[];
+  try {
+    const port = (server.address() as { port: number }).port;
+    const clean = generateMix(40).filter((m) => !m.infected).slice(0, 3);
+    const r = await smtpLoad({ port, to: 'a@b.test', messages: clean, concurrency: 1, rejectInfected: true, replyTimeoutMs: 10_000 });
+    errors = r.outcomes.map((o) => o.error ?? '');
+  } finally {
+    server.close();
+  }
+  assert.ok(errors[0]!.includes(COURIER_OWN_CAUSE), errors[0]);
+  assert.ok(errors[1]!.length > 0 && !errors[1]!.includes(COURIER_OWN_CAUSE), errors[1]);
+  assert.equal(errors[2], '');
+  assert.equal(replyCause(451, 'Service temporarily unavailable.'), undefined);
+
+  // the headline: a measured run left out only for Courier's own reply, and one for another reason
+  const modes = courierModes([AVFILTER_MODES.find((m) => m.role === 'default')!]);
+  const run = (mode: string, round: number, problems: string[]): CourierRun => ({
+    mode, sessions: 4, round, messages: 10, msgPerS: 50, p50: 5, p95: 9,
+    kind: { small: { p50: 5, p95: 9 }, attachment: { p50: 5, p95: 9 }, eicar: { p50: 5, p95: 9 } },
+    cpu: { filter: 2, clamd: 1, courier: 10 }, errors: 0, timeouts: 0, wrong: problems.length, problems,
+  });
+  const ctx = { quick: true, rounds: 2, messages: 10, warm: 0, clamd: async () => { throw new Error('not used'); }, asset: () => 'chart.svg', modes: undefined, courierLock: undefined, log: () => undefined };
+  const headline = (problems: string[][]): string => {
+    const runs = [1, 2].flatMap((round) => modes.map((m, i) => run(m.id, round, round === 2 ? problems[i] ?? [] : [])));
+    return courierReport(ctx, modes, runs, generateMix(10), [], []).headline!.summary[0]!;
+  };
+  assert.match(headline([[], [errors[0]!]]), /1 invalid run\(s\) left out \(each only for Courier's own 432/);
+  assert.match(headline([[], [errors[0]!], [errors[1]!]]), /2 invalid run\(s\) left out \(1 of them only for Courier's own 432/);
+  assert.doesNotMatch(headline([[], [errors[1]!]]), /Courier's own/);
+  // a run with Courier's 432 and a filter's failure is not left out for Courier's reply only
+  assert.doesNotMatch(headline([[], [errors[0]!, errors[1]!]]), /Courier's own/);
 });
 
 test('Courier report: the first pass and the warm-up after a start are reported on their own, never in the headline or the measured tables', () => {
