@@ -65,8 +65,9 @@ const HELP = `
   --quick          one round of 40 messages (a smoke run)
   --rounds N       interleaved rounds per section (default 5)
   --messages N     messages in the mix (default 300)
-  --warm N         courier section: messages each filter gets after its first pass and before
-                   the measured runs, in whole passes of the mix (default 2400; --quick: 0)
+  --warm N         courier and filter sections: messages each filter gets before the measured
+                   runs (courier: after its first pass), in whole passes of the mix
+                   (default 2400; --quick: 0)
   --out DIR        where the report goes (default bench/results)
   --lock FILE      hold this lock file while Courier runs (or AVFILTER_BENCH_LOCK)
   --baseline DIR   another checkout's build, run beside this one as mode "before"

@@ -191,6 +191,13 @@ test('`bench --only filter --quick` writes a report where every verdict was righ
     }
     assert.match(md, /\| 4 \| clamd alone \(zINSTREAM\) \| \d+\.\d \| 1\.00 \|/);
     assert.match(md, /0 \(warm-up\)/);
+    // the default mode and clamd alone at Courier's pace, each against itself back to back
+    const paced = md.slice(md.indexOf("### At Courier's pace"));
+    assert.ok(md.includes("### At Courier's pace"), 'the paced runs are reported');
+    const def = clamdModes.find((m) => m.role === 'default')!;
+    assert.match(paced, new RegExp(`\\| ${esc(def.label)} \\| avfilter \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\|`));
+    assert.match(paced, /\| clamd alone \(zINSTREAM\) \| clamd \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|/);
+    assert.match(md, /\| 1 \(paced\) \| /);
     assert.match(r.stdout, /^HEADLINE\n/);
     assert.match(r.stdout, /filter alone \(medians\):/);
   } finally {
