@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,30 @@ import { atLeast, atMost, fmtSpread, relativeRange, spread, versus } from '../be
 import { eicar } from './helpers/eicar.js';
 
 const RUN_JS = fileURLToPath(new URL('../bench/run.js', import.meta.url));
+
+/** An SMTP server on loopback that accepts every command and answers each message's final "." with `reply()`. */
+async function fakeSmtp(reply: () => string): Promise<Server> {
+  const server = createServer((s: Socket) => {
+    let inData = false;
+    let buf = '';
+    s.write('220 fake ESMTP\r\n');
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        if (inData) {
+          if (line === '.') { inData = false; s.write(`${reply()}\r\n`); }
+        } else if (/^DATA/i.test(line)) { inData = true; s.write('354 go\r\n'); }
+        else if (/^QUIT/i.test(line)) { s.end('221 bye\r\n'); }
+        else s.write('250 ok\r\n');
+      }
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
 
 test('the mix: same bytes for the same seed, 60/30/10, attachments of 50-200 KB, EICAR only in the eicar kind', () => {
   const a = generateMix(300);
@@ -133,25 +157,7 @@ test('CPU of a process tree includes a grandchild that exited and was reaped', a
 
 test('the SMTP load flags a 250 for an infected message as a wrong verdict and times DATA→reply', async () => {
   // a server that accepts everything, as Courier with a broken filter would
-  const server = createServer((s: Socket) => {
-    let inData = false;
-    let buf = '';
-    s.write('220 fake ESMTP\r\n');
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (inData) {
-          if (line === '.') { inData = false; s.write('250 Ok\r\n'); }
-        } else if (/^DATA/i.test(line)) { inData = true; s.write('354 go\r\n'); }
-        else if (/^QUIT/i.test(line)) { s.end('221 bye\r\n'); }
-        else s.write('250 ok\r\n');
-      }
-    });
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const server = await fakeSmtp(() => '250 Ok');
   try {
     const port = (server.address() as { port: number }).port;
     const messages = generateMix(10);
@@ -209,25 +215,7 @@ test("Courier's own 432 (no answer from submit) is named as Courier's in the pro
   // a server that answers the final "." the way Courier's SMTP server can: by submit's failure or a filter's
   const replies = ['432 Service temporarily unavailable.', '432 Mail filters temporarily unavailable.', '250 Ok'];
   let n = 0;
-  const server = createServer((s: Socket) => {
-    let inData = false;
-    let buf = '';
-    s.write('220 fake ESMTP\r\n');
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (inData) {
-          if (line === '.') { inData = false; s.write(`${replies[n++ % replies.length]}\r\n`); }
-        } else if (/^DATA/i.test(line)) { inData = true; s.write('354 go\r\n'); }
-        else if (/^QUIT/i.test(line)) { s.end('221 bye\r\n'); }
-        else s.write('250 ok\r\n');
-      }
-    });
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const server = await fakeSmtp(() => replies[n++ % replies.length]!);
   let errors: string[];
   try {
     const port = (server.address() as { port: number }).port;
