@@ -63,6 +63,16 @@ interface FilterRun {
   problems: string[];
 }
 
+/**
+ * The top-level config lines of the section's avfilter daemons. A worker idle for 15 s that holds
+ * more than worker_idle_memory_limit is replaced by a fresh one (the memory section measures
+ * that): between its runs here a mode can wait longer than that, and its next run would be
+ * measured on a cold worker; so none is replaced. `metricsSock`: metrics on that unix socket.
+ */
+export function filterDaemonTop(metricsSock?: string): string[] {
+  return ['worker_idle_memory_limit = 0', ...(metricsSock !== undefined ? [`metrics = ${JSON.stringify(`unix:${metricsSock}`)}`] : [])];
+}
+
 /** One target: an avfilter (its socket and pids) or clamd alone (no avfilter). */
 interface Target {
   id: string;
@@ -142,10 +152,7 @@ export async function filterSection(ctx: BenchContext): Promise<SectionReport> {
   try {
     for (const m of modes) {
       const metricsSock = join(dir, `${m.id}-metrics.sock`);
-      // A worker idle for 15 s that holds more than worker_idle_memory_limit is replaced by a
-      // fresh one (the memory section measures that): between its runs here a mode can wait
-      // longer than that, and its next run would be measured on a cold worker.
-      const top = ['worker_idle_memory_limit = 0', ...(m.metrics ? [`metrics = ${JSON.stringify(`unix:${metricsSock}`)}`] : [])];
+      const top = filterDaemonTop(m.metrics ? metricsSock : undefined);
       targets.push({ id: m.id, label: m.label, av: await startAvfilter({ engine: 'clamd', engineTables: m.engines(clamd.socketPath), spoolDirs: [dir], top, ...(m.root !== undefined ? { root: m.root } : {}) }) });
       if (m.metrics) scrapers.push(startScraper(metricsSock));
     }

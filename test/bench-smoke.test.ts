@@ -20,7 +20,9 @@ import { courierModes } from '../bench/courier-modes.js';
 import { courierReport } from '../bench/courier-report.js';
 import { roundOrder } from '../bench/courier-section.js';
 import { CONCURRENCIES, FIRST_PASS_SESSIONS, type CourierRun } from '../bench/courier-run.js';
+import { filterDaemonTop } from '../bench/filter-section.js';
 import { generateMix } from '../bench/mix.js';
+import { parseConfig } from '../src/config/load.js';
 import { treeCpuMs } from '../bench/proc.js';
 import { COURIER_OWN_CAUSE, replyCause } from '../bench/courier-replies.js';
 import { smtpLoad } from '../bench/smtp-load.js';
@@ -208,6 +210,15 @@ test('`bench --only filter --quick` writes a report where every verdict was righ
     assert.match(r.stdout, /filter alone \(medians\):/);
   } finally {
     rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('the filter section\'s daemons never replace an idle worker (a mode that waited 15 s between its runs was measured on a cold worker)', () => {
+  const defaults = parseConfig('', 'defaults.toml');
+  assert.ok(defaults.worker_idle_memory_limit > 0, 'idle workers are replaced by default');
+  for (const sock of [undefined, '/tmp/m.sock']) {
+    const c = parseConfig(filterDaemonTop(sock).join('\n'), 'bench.toml');
+    assert.equal(c.worker_idle_memory_limit, 0);
   }
 });
 
