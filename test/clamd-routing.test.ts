@@ -189,7 +189,7 @@ test('raw_message = "parts": a message read one way reaches clamd as its decoded
     ['marker-after-notice-in-preamble', multi('', '', 'hi', `This is a MIME-formatted message.  If you see this text it means that your\nE-mail software does not support MIME-formatted messages.\n${RAW_MARKER}\n`)],
     ['marker-in-notice-line-of-epilogue', multi('', '', 'hi', '', `This is a multi-part message in MIME format. ${RAW_MARKER}\n`)],
     ['eicar-attachment', Buffer.from(`${TOP}Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${eicar().toString('base64')}\n--b--\n`)],
-    // read both ways (a second Content-Type): the raw message goes too, as "text" sends it
+    // read both ways (a second Content-Type): the raw message goes too, as "mail" sends it
     ['read-twice-marker-in-header', multi('', '', 'hi', '', '', `${irregular}X-Note: ${RAW_MARKER}\n`)],
     ['clean', multi('', '')],
   ]);
@@ -221,4 +221,26 @@ test('raw_message = "parts": a message read one way reaches clamd as its decoded
   }
   assert.match(parts.get('eicar-attachment')!, / FOUND$/);
   assert.equal(parts.get('clean'), 'OK');
+});
+
+test('raw_message = "parts": a message our readings could not vouch for goes to clamd as mail, so that clamd\'s own MIME reading is one of its readings (was sent as plain data: what only clamd\'s parser decodes never met clamd)', async () => {
+  // a second Content-Type: read both ways; the marker is met by a target-type-4 (mail) signature only
+  const body = `Content-Type: text/plain\n\nplease click ${MAIL_MARKER}\n`;
+  const files = new Map<string, Buffer>([
+    ['read-twice-mail-sig', Buffer.from(`${TOP}Content-Type: text/plain\n${body}`)],
+    ['read-once-mail-sig', Buffer.from(`${TOP}${body}`)],
+  ]);
+  for (const [name, bytes] of files) {
+    const x = await extractParts(MessageInput.fromBuffer(bytes), { limits: DEFAULT_MIME_LIMITS, tmpdir: join(dir, 'work') });
+    try {
+      assert.equal(x.readings, name.startsWith('read-twice') ? 2 : 1, `${name}: the premise, its readings`);
+    } finally {
+      await x.dispose();
+    }
+  }
+  const parts = await scanWith('parts', files);
+  const text = await scanWith('text', files);
+  assert.match(parts.get('read-twice-mail-sig')!, new RegExp(`^${MAIL_SIG}\\S* FOUND$`), 'read both ways: clamd parses it as mail');
+  assert.equal(parts.get('read-once-mail-sig'), 'OK', 'read one way: its parts stand for it (the trade-off "parts" makes)');
+  assert.equal(text.get('read-twice-mail-sig'), 'OK', '"text" sends it as plain data, never as mail');
 });

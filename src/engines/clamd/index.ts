@@ -95,7 +95,7 @@ export function createClamdEngine(opts: ClamdOptions): ClamdEngine {
     let source: PiecedSource = item.source;
     if (item.kind === 'raw') {
       try {
-        source = await presentRaw(source, o.rawMessage, item.decodedBodies);
+        source = await presentRaw(source, o.rawMessage, item.decodedBodies, item.readOnce);
       } catch (err) {
         return { status: 'error', code: EngineErrorCode.IO, message: `reading the message failed: ${String(err)}` };
       }

@@ -25,11 +25,15 @@
  *   it gives up: byte signatures written over base64 text itself, in those bodies.
  * - "parts": clamd is not given the raw message of a message that read one way only (the
  *   engine declines it, Engine.declines): only the decoded parts, as Courier::Filter's ClamAVd
- *   does. A message read both ways, or not in memory, still goes as "text" sends it. What it
- *   gives up, by the admin's choice: clamd's byte signatures over the headers and MIME
- *   delimiters of such a message (its preamble, epilogue and every body are parts of their
+ *   does. What it gives up, by the admin's choice: clamd's byte signatures over the headers and
+ *   MIME delimiters of such a message (its preamble, epilogue and every body are parts of their
  *   own), and over byte runs that cross from one of those into another — for one clamd scan
- *   less per message.
+ *   less per message. A message read both ways (our readings could not vouch that it is plain:
+ *   an irregular boundary, transfer encoding or delimiter), or not in memory, goes as "mail"
+ *   sends it: clamd's own MIME reading is one more of the readings such a message may be
+ *   decoded by, and our decoded parts alone would leave whatever only clamd's parser decodes
+ *   (it tries every decoder for an unknown encoding, trims boundaries, finds header blocks
+ *   inside text bodies) unscanned.
  *
  * Owns: the list of starts we trust, the two prefixes, a ScanSource wrapper that adds one, and
  * the raw message without its decoded bodies.
@@ -170,15 +174,17 @@ function piecedSource(prefix: Buffer, pieces: readonly Buffer[]): PiecedSource {
 
 /**
  * The raw message as clamd is to see it in `mode`; `decodedBodies` (ScanItem.decodedBodies)
- * are left out in "text" mode (and "parts", when it is given the raw message), when the message
- * is in memory.
+ * are left out in "text" mode, when the message is in memory. In "parts" mode a message read
+ * one way only (`readOnce`) goes as "text" would send it (the engine declines it before it
+ * gets here, but a caller that asks anyway gets no more than "text"), any other as "mail".
  */
-export async function presentRaw(source: ScanSource, mode: RawMessageMode, decodedBodies?: ReadonlyArray<readonly [number, number]>): Promise<ScanSource> {
+export async function presentRaw(source: ScanSource, mode: RawMessageMode, decodedBodies?: ReadonlyArray<readonly [number, number]>, readOnce?: boolean): Promise<ScanSource> {
   if ((mode === 'text' || mode === 'parts') && decodedBodies !== undefined && decodedBodies.length > 0 && source.bytes !== undefined && source.bytes.length === source.size) {
     const pieces = outside(source.bytes, decodedBodies);
     if (pieces !== undefined) return piecedSource(DATA_PREFIX, pieces);
   }
-  if (mode !== 'mail') return prefixedSource(DATA_PREFIX, source);
+  if (mode === 'parts' && readOnce === true) return prefixedSource(DATA_PREFIX, source);
+  if (mode !== 'mail' && mode !== 'parts') return prefixedSource(DATA_PREFIX, source);
   const head = await readHead(source, HEAD_BYTES);
   return looksLikeMail(head) ? source : prefixedSource(MAIL_PREFIX, source);
 }
