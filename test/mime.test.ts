@@ -211,7 +211,7 @@ test('quoted-printable attachment with lowercase hex and soft breaks', async () 
   });
 });
 
-test('8bit, binary and unknown encodings pass through unchanged; a missing CTE is 7bit', async () => {
+test('8bit, binary and unknown encodings pass through unchanged; a missing CTE is 7bit (an unknown one is also read under the other decodings)', async () => {
   const bytes = Buffer.from([0x00, 0xff, 0x80, 0x41, 0x3d, 0x0d, 0x42]);
   const parts = [
     mail.attachment(bytes, { cte: '8bit', filename: 'a' }),
@@ -220,9 +220,13 @@ test('8bit, binary and unknown encodings pass through unchanged; a missing CTE i
     { headers: ['Content-Type: application/octet-stream'], body: Buffer.concat([bytes, Buffer.from('d')]) },
   ];
   await extract(mail.message(mail.multipart(parts)), async (x) => {
-    assert.deepEqual(x.parts.map((p) => p.encoding), ['8bit', 'binary', 'x-weird', '7bit']);
+    assert.deepEqual(x.parts.filter((p) => p.reading === 'standard').map((p) => p.encoding), ['8bit', 'binary', 'x-weird', '7bit']);
     assert.deepEqual(await byPath(x, '1').source.buffer(), bytes);
     assert.deepEqual(await byPath(x, '3').source.buffer(), Buffer.concat([bytes, Buffer.from('c')]));
+    // the unknown token's other decodings are extra readings of part 3 (lenient/walk.ts)
+    const others = x.parts.filter((p) => p.reading !== 'standard');
+    assert.ok(others.length > 0 && others.every((p) => p.path === '3'), others.map((p) => `${p.path} ${p.reading}`).join(', '));
+    for (const r of ['unknown-CTE-qp', 'unknown-CTE-base64']) assert.ok(others.some((p) => p.reading === r), `no ${r} reading`);
   });
 });
 

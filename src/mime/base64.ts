@@ -15,6 +15,10 @@
  * State is only the bits of the unfinished group, so splitting the input anywhere gives the
  * same output (tested at every offset).
  *
+ * Readers disagree on a stray "=" (one where no padding can stand, or data after padding):
+ * this decoder flushes the group there, clamd stops there, and Python's binascii skips it
+ * unless it completes a group's padding. Where it met one (`dataAfterPad`), the lenient
+ * reading decodes the body again with PadSkippingBase64Decoder, Python's way (lenient/walk.ts).
  * Two paths, one result. JsBase64Decoder reads byte by byte and is the decoder of record.
  * Base64Decoder hands runs of whole lines that are provably regular to Node's native decoder
  * (several times faster on attachment bodies) and everything else to the byte-by-byte path; a
@@ -46,7 +50,16 @@ export class JsBase64Decoder implements ChunkDecoder {
    * itself must be given our decoding too (scan/route.ts).
    */
   irregular = false;
+  /**
+   * An alphabet character came after an "=": readers decode the rest of the body each their
+   * own way (see the header). Implies `irregular`.
+   */
+  dataAfterPad = false;
   protected padded = false;
+  /** Skip "=" where it cannot be padding (PadSkippingBase64Decoder), instead of flushing the group. */
+  protected readonly skipStrayPad: boolean = false;
+  /** "=" seen since the last alphabet character (PadSkippingBase64Decoder's count, Python's `pads`). */
+  private pads = 0;
 
   /** Bits of the unfinished group, `count` sextets of them. */
   private acc = 0;
@@ -73,11 +86,13 @@ export class JsBase64Decoder implements ChunkDecoder {
     let count = this.count;
     let padded = this.padded;
     let irregular = this.irregular;
+    let pads = this.pads;
     for (let i = start; i < end; i++) {
       const c = chunk[i]!;
       const v = SEXTET[c]!;
       if (v >= 0) {
-        if (padded) irregular = true;
+        if (padded) irregular = this.dataAfterPad = true;
+        pads = 0;
         acc = (acc << 6) | v;
         if (++count === 4) {
           out[o++] = (acc >> 16) & 0xff;
@@ -87,6 +102,10 @@ export class JsBase64Decoder implements ChunkDecoder {
           count = 0;
         }
       } else if (c === PAD) {
+        // Python's binascii: an "=" ends the group only where it completes the padding ("=="
+        // after two characters, "=" after three); anywhere else it is skipped
+        if (this.skipStrayPad && (count < 2 || count + ++pads < 4)) continue;
+        pads = 0;
         if (count > 0) {
           o = flushGroup(out, o, acc, count);
           acc = 0;
@@ -101,6 +120,7 @@ export class JsBase64Decoder implements ChunkDecoder {
     this.count = count;
     this.padded = padded;
     this.irregular = irregular;
+    this.pads = pads;
     return o;
   }
 
@@ -115,8 +135,21 @@ export class JsBase64Decoder implements ChunkDecoder {
     this.acc = 0;
     this.count = 0;
     this.padded = false;
+    this.pads = 0;
     return n;
   }
+}
+
+/**
+ * Base64 as Python's email package decodes it (binascii.a2b_base64, not strict): an "=" that
+ * cannot be padding is skipped, so a stray one in mid-group does not shift the rest of the
+ * body. Unlike binascii, decoding resumes after real padding, as JsBase64Decoder does (a
+ * second encoding after the first). The lenient reading's extra decoding of a body where
+ * JsBase64Decoder met data after an "=" (lenient/walk.ts); byte by byte, as such bodies are
+ * rare. Its own class: PartStore keys decodings by the decoder's class name.
+ */
+export class PadSkippingBase64Decoder extends JsBase64Decoder {
+  protected override readonly skipStrayPad: boolean = true;
 }
 
 const HYPHEN = 0x2d;

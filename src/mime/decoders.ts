@@ -5,8 +5,8 @@
  * normalised it (lower case, comments stripped; "" when absent). Output: a ChunkDecoder and the
  * token to report. Unknown tokens pass bytes through unchanged (as readers do) and are reported
  * as themselves, so a report shows what was not undone. The other readings (lenient/walk.ts:
- * x-uuencode, base64 for an unknown token that looks like it) choose their decoders
- * themselves; this table is the standard reading's alone.
+ * every decoding for a token that is not exactly a known one, other readers' decodings of an
+ * irregular body) choose their decoders themselves; this table is the standard reading's alone.
  */
 import { Base64Decoder } from './base64.js';
 import { IdentityDecoder, type ChunkDecoder } from './chunk-decoder.js';

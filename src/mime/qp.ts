@@ -11,6 +11,12 @@
  *   unchanged (stripping trailing whitespace would be a reading of its own).
  * Only the bytes from an undecided "=" onwards are carried to the next chunk, bounded by
  * MAX_PAD_BYTES, so splitting the input anywhere gives the same output (tested at every offset).
+ *
+ * Readers disagree on an "=" that is neither an escape nor a plain soft break: Python's
+ * binascii drops everything from "=" CR to the next LF, clamd ends a line at a NUL and reads
+ * LF CR as one line end. Where QpDecoder meets such an "=" (`irregular`), the lenient reading
+ * decodes the body again with LooseQpDecoder, which reads those the way those readers do
+ * (lenient/walk.ts).
  */
 import type { ChunkDecoder } from './chunk-decoder.js';
 
@@ -35,7 +41,16 @@ function hexValue(c: number): number {
 }
 
 export class QpDecoder implements ChunkDecoder {
+  /**
+   * An "=" other readers read otherwise (what LooseQpDecoder reads differently): "=" CR not
+   * before LF, "=" NUL, a soft break's LF followed by a CR. A literal "=" otherwise (bad but
+   * common mail) is read alike by every reader we know, so it is not flagged: it costs no
+   * extra reading.
+   */
+  irregular = false;
   private carry: Buffer | null = null;
+  /** The last bytes decoded were a soft break "=" LF: a CR first in the next chunk is irregular. */
+  private afterSoftLf = false;
 
   update(chunk: Buffer): Buffer {
     const buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
@@ -58,6 +73,10 @@ export class QpDecoder implements ChunkDecoder {
     const out = this.scratch;
     let o = 0;
     let i = 0;
+    if (this.afterSoftLf && len > 0) {
+      this.afterSoftLf = false;
+      if (buf[0] === CR) this.irregular = true;
+    }
     while (i < len) {
       const c = buf[i]!;
       if (c !== EQ) {
@@ -75,6 +94,9 @@ export class QpDecoder implements ChunkDecoder {
       const n = buf[i + 1]!;
       if (n === LF) {
         i += 2;
+        if (i < len) {
+          if (buf[i] === CR) this.irregular = true;
+        } else if (!final) this.afterSoftLf = true;
         continue;
       }
       if (n === CR) {
@@ -83,6 +105,7 @@ export class QpDecoder implements ChunkDecoder {
           i += 2;
           continue;
         }
+        if (buf[i + 2] !== LF) this.irregular = true;
         i += buf[i + 2] === LF ? 3 : 2;
         continue;
       }
@@ -127,10 +150,99 @@ export class QpDecoder implements ChunkDecoder {
           continue;
         }
       }
+      if (n === 0) this.irregular = true;
       out[o++] = c;
       i++;
     }
     if (i < len) this.carry = Buffer.from(buf.subarray(i));
+    return out.subarray(0, o);
+  }
+}
+
+/**
+ * Quoted-printable with the soft breaks other readers see: the lenient reading's extra
+ * decoding of a body QpDecoder calls irregular (lenient/walk.ts). Rules, QpDecoder's but:
+ * - "=" CR, and "=" NUL, drop everything up to and including the next LF (Python's
+ *   binascii.a2b_qp does so after "=" CR; clamd's line reader ends the line at a NUL, so
+ *   the "=" before it is a soft break), or up to the end of the body when no LF follows;
+ * - a CR right after a soft break's LF is dropped (clamd reads LF CR as one line end).
+ * State is one of three modes, no bytes but an undecided "=" are carried, so splitting the
+ * input anywhere gives the same output.
+ */
+export class LooseQpDecoder implements ChunkDecoder {
+  private readonly inner = new QpDecoder();
+  /** Dropping bytes up to the next LF. */
+  private skipping = false;
+  /** The bytes before were a soft break's LF: a CR next is dropped. */
+  private afterLf = false;
+  private carry: Buffer | null = null;
+
+  update(chunk: Buffer): Buffer {
+    return this.inner.update(this.prepare(chunk, false));
+  }
+
+  final(): Buffer {
+    const rest = this.prepare(Buffer.alloc(0), true);
+    const a = Buffer.from(this.inner.update(rest));
+    return Buffer.concat([a, this.inner.final()]);
+  }
+
+  /**
+   * Removes the soft breaks QpDecoder reads otherwise before it sees them: the bytes from
+   * "=" CR or "=" NUL to the next LF go, and so does a CR after a soft break's LF.
+   */
+  private prepare(chunk: Buffer, final: boolean): Buffer {
+    const buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    this.carry = null;
+    const out = Buffer.allocUnsafe(buf.length);
+    let o = 0;
+    let i = 0;
+    const len = buf.length;
+    while (i < len) {
+      const c = buf[i]!;
+      if (this.skipping) {
+        const lf = buf.indexOf(LF, i);
+        if (lf < 0) return out.subarray(0, o);
+        this.skipping = false;
+        this.afterLf = true;
+        i = lf + 1;
+        continue;
+      }
+      if (this.afterLf) {
+        this.afterLf = false;
+        if (c === CR) {
+          i++;
+          continue;
+        }
+      }
+      if (c !== EQ) {
+        out[o++] = c;
+        i++;
+        continue;
+      }
+      if (i + 1 >= len) {
+        if (!final) {
+          this.carry = Buffer.from(buf.subarray(i));
+          break;
+        }
+        out[o++] = c;
+        i++;
+        continue;
+      }
+      const n = buf[i + 1]!;
+      if (n === CR || n === 0) {
+        this.skipping = true;
+        i += 2;
+        continue;
+      }
+      out[o++] = c;
+      i++;
+      if (n === LF) {
+        out[o++] = LF;
+        i++;
+        this.afterLf = true;
+      }
+    }
     return out.subarray(0, o);
   }
 }

@@ -313,10 +313,14 @@ class TreeWalker {
 
   private async finish(cur: OpenNode): Promise<FinishedPart> {
     const tail = cur.decoder!.final();
-    if ((cur.decoder as { irregular?: boolean }).irregular) this.ctx.store.noteIrregular(`irregular base64 at ${cur.meta!.path}`);
+    const irregular = (cur.decoder as { irregular?: boolean }).irregular === true;
+    if (irregular) this.ctx.store.noteIrregular(`irregular ${cur.meta!.encoding} at ${cur.meta!.path}`);
     if (tail.length > 0) await cur.writer!.write(tail);
     const done = await cur.writer!.finish();
     this.current = undefined;
+    // a body other readers decode otherwise: the lenient reading decodes it itself, and then
+    // tries their decodings too (lenient/walk.ts)
+    if (irregular) return done;
     const decoder = cur.decoder!;
     // a range of the message in memory is its own key; the identity decoder's bodies are
     // known by their content's digest as well

@@ -15,10 +15,12 @@
  * CR/LF/CRLF line ends, headers without a blank line, an inner part closed by any ancestor's
  * delimiter (ranges nest), children for any entity with a matching boundary, unknown
  * multipart subtypes as mixed, multipart/digest's message/rfc822 default, message/rfc822 and
- * message/global under any encoding and disposition, x-uuencode, an unknown CTE also read as
- * base64 when it looks like it, and preamble/epilogue as parts.
+ * message/global under any encoding and disposition, x-uuencode, a Content-Transfer-Encoding
+ * that is not exactly a known token (quoted, with parameters, misspelt, encoded) read under
+ * every decoding readers guess for it, a body its decoder meets something irregular in read
+ * again as the readers who read that otherwise do, and preamble/epilogue as parts.
  */
-import { Base64Decoder } from '../base64.js';
+import { Base64Decoder, PadSkippingBase64Decoder } from '../base64.js';
 import { IdentityDecoder, type ChunkDecoder } from '../chunk-decoder.js';
 import { UuDecoder } from '../embedded/uu.js';
 import { decodeFilename } from '../filename.js';
@@ -27,7 +29,7 @@ import type { MessageBytes } from '../../bytes/message-bytes.js';
 import { MimeError, MimeErrorCode, type Budget } from '../limits.js';
 import { createHash } from 'node:crypto';
 import { encodedKey, rangeKey, type PartStore } from '../part-store.js';
-import { QpDecoder } from '../qp.js';
+import { LooseQpDecoder, QpDecoder } from '../qp.js';
 import { STANDARD_READING } from '../walk.js';
 import { findDelimiters, type Delimiter } from './delimiters.js';
 import { parseHeaderBlock, type HeaderField } from './header.js';
@@ -49,9 +51,6 @@ export interface LenientContext {
   /** Limits that do not stop the walk (message/partial); the first is reported. */
   readonly soft: MimeError[];
 }
-
-/** Bytes looked at to decide whether an unknown encoding's body looks like base64. */
-const BASE64_SNIFF_BYTES = 4096;
 
 interface Entity {
   readonly src: MessageBytes;
@@ -188,16 +187,22 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
     const n = f.name === 'content-type' ? safeFilename('', f.value) : f.name === 'content-disposition' ? safeFilename(f.value, '') : undefined;
     return n !== undefined && n !== filename ? [n] : [];
   }))].slice(0, MAX_ALSO_NAMED);
-  const sniff = bodyStart < e.end ? await e.src.read(bodyStart, Math.min(e.end - bodyStart, BASE64_SNIFF_BYTES)) : Buffer.alloc(0);
+  // one decoding of these bytes per decoder: two unknown tokens would repeat the same ones
+  const decoded = new Set<string>();
   for (const cte of info.ctes) {
-    for (const choice of decodersFor(cte.token, sniff)) {
+    const choices = decodersFor(cte.token);
+    for (let k = 0; k < choices.length; k++) {
+      const choice = choices[k]!;
+      const decoder = choice.decoder();
+      if (decoded.has(decoder.constructor.name)) continue;
+      decoded.add(decoder.constructor.name);
       const typeTag = '';
       const tagged = readingOf([...e.tags, ...extraTags, cte.tag, choice.tag, typeTag]);
       // a part only another interpretation yields: readers disagree on this message
       if (tagged !== LENIENT_READING) ctx.store.noteIrregular(`read as ${tagged}`);
       // vouching, the one interpretation there is is the standard reading's part
       const reading = ctx.store.vouching ? STANDARD_READING.name : tagged;
-      const { digest, bytes } = await storeRange(ctx, e.src, bodyStart, e.end, choice.decoder(), {
+      const { digest, bytes } = await storeRange(ctx, e.src, bodyStart, e.end, decoder, {
         path: path.join('.'),
         contentType: info.types[0]!,
         encoding: choice.encoding,
@@ -213,6 +218,9 @@ async function leaf(ctx: LenientContext, e: Entity, info: Interpretation, fields
         const tag = msgType === info.types[0] ? '' : 'last-CT';
         await walkEntity(ctx, { src: bytes, start: 0, end: bytes.size, prefix: path, top: true, defaultType: 'text/plain', tags: [...e.tags, cte.tag, choice.tag, tag], outer: [] });
       }
+      // the decoder met what other readers decode otherwise: their decoding is one more reading
+      const again = rereadFor(decoder);
+      if (again !== undefined && !choices.some((c) => c.tag === again.tag)) choices.splice(k + 1, 0, again);
     }
   }
 }
@@ -231,39 +239,51 @@ interface LenientDecoder {
   decoder(): ChunkDecoder;
 }
 
-function decodersFor(token: string, sniff: Buffer): LenientDecoder[] {
+const UU_TOKENS: ReadonlySet<string> = new Set(['x-uuencode', 'uuencode', 'x-uue', 'uue']);
+
+/**
+ * The decodings of a body under one Content-Transfer-Encoding token, the first one what a
+ * strict reader does. A token that is not exactly one RFC 2045 names ("quoted-printable;",
+ * "x-base64", "b64", an encoded word, a uuencode token...) is something each reader guesses
+ * at (clamd by similarity, others by prefix or not at all), so it is read under every
+ * decoding there is: as it is, quoted-printable, base64 (which skips junk wherever it is, so
+ * no sniff of the body decides) and uuencode. Irregular mail only: the cost is a few more
+ * decodings of such a body, against the expansion budget.
+ */
+function decodersFor(token: string): LenientDecoder[] {
   switch (token) {
     case 'base64':
       return [{ encoding: 'base64', tag: '', decoder: () => new Base64Decoder() }];
     case 'quoted-printable':
       return [{ encoding: 'quoted-printable', tag: '', decoder: () => new QpDecoder() }];
-    case 'x-uuencode':
-    case 'uuencode':
-    case 'x-uue':
-    case 'uue':
-      return [{ encoding: token, tag: 'uuencode', decoder: () => new UuDecoder() }];
     case '':
     case '7bit':
     case '8bit':
     case 'binary':
       return [{ encoding: token || '7bit', tag: '', decoder: () => new IdentityDecoder() }];
     default: {
-      const out: LenientDecoder[] = [{ encoding: token, tag: '', decoder: () => new IdentityDecoder() }];
-      if (looksLikeBase64(sniff)) out.push({ encoding: 'base64', tag: 'unknown-CTE-base64', decoder: () => new Base64Decoder() });
-      return out;
+      const uu = UU_TOKENS.has(token);
+      const out: LenientDecoder[] = [
+        { encoding: token, tag: '', decoder: () => new IdentityDecoder() },
+        { encoding: 'quoted-printable', tag: 'unknown-CTE-qp', decoder: () => new QpDecoder() },
+        { encoding: 'base64', tag: 'unknown-CTE-base64', decoder: () => new Base64Decoder() },
+        { encoding: uu ? token : 'uuencode', tag: uu ? 'uuencode' : 'unknown-CTE-uuencode', decoder: () => new UuDecoder() },
+      ];
+      // a uuencode token: its own decoding first, as before
+      return uu ? [out[3]!, ...out.slice(0, 3)] : out;
     }
   }
 }
 
-/** Mostly base64 alphabet and line ends, and long enough to hold a file. */
-export function looksLikeBase64(sample: Buffer): boolean {
-  let alpha = 0;
-  let other = 0;
-  for (const c of sample) {
-    if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f) alpha++;
-    else if (c !== 0x0a && c !== 0x0d && c !== 0x20 && c !== 0x09 && c !== 0x3d) other++;
-  }
-  return alpha >= 16 && other * 20 <= alpha;
+/**
+ * The decoding readers who read a body otherwise use, when `decoder` met something in it
+ * they read otherwise (qp.ts, base64.ts): Python's for a stray "=" in base64; Python's and
+ * clamd's soft breaks in quoted-printable. Undefined for a body read plainly.
+ */
+function rereadFor(decoder: ChunkDecoder): LenientDecoder | undefined {
+  if (decoder instanceof Base64Decoder && decoder.dataAfterPad) return { encoding: 'base64', tag: 'stray-pad-base64', decoder: () => new PadSkippingBase64Decoder() };
+  if (decoder instanceof QpDecoder && decoder.irregular) return { encoding: 'quoted-printable', tag: 'loose-qp', decoder: () => new LooseQpDecoder() };
+  return undefined;
 }
 
 async function storeRange(ctx: LenientContext, src: MessageBytes, start: number, end: number, decoder: ChunkDecoder, meta: Parameters<PartStore['begin']>[0]): Promise<{ digest: string; bytes: MessageBytes }> {
@@ -304,7 +324,7 @@ async function storeRange(ctx: LenientContext, src: MessageBytes, start: number,
     const tail = decoder.final();
     if (tail.length > 0) await w.write(tail);
     // the standard reading notes this when it decodes (walk.ts); standing in for it, so do we
-    if ((decoder as { irregular?: boolean }).irregular) ctx.store.doubt(`irregular base64 at ${meta.path}`);
+    if ((decoder as { irregular?: boolean }).irregular) ctx.store.doubt(`irregular ${meta.encoding} at ${meta.path}`);
   } catch (err) {
     // keep what was decoded so far (a virus in it still counts), then report the limit
     if (!ctx.signal?.aborted) await w.finish().catch(() => w.abort());
