@@ -10,15 +10,20 @@
  * - a `;` (or another special) inside a quoted boundary with a decoy multipart under the
  *   delimiter cut at that character (ClamAV's own fixture `mail-semicolon-boundary` has it);
  * - an attached message/rfc822 sent base64 or quoted-printable encoded (RFC 2046 forbids it,
- *   mail readers open it anyway; clamd does not walk into it).
+ *   mail readers open it anyway; clamd does not walk into it);
+ * - quoted-printable soft breaks written "=" CR, then anything up to LF (Python's email
+ *   package drops it all, clamd does not), and base64 with a stray "=" inside a group (Python
+ *   skips it; clamd stops there): test/helpers/decoder-shapes.ts makes them, the lenient
+ *   reading decodes them as Python does (src/mime/lenient/walk.ts rereadFor).
  *
  * The payload is EICAR, made at run time. Line ends are LF (Courier's) unless a variant says CRLF.
  */
+import { decoderMessages } from './decoder-shapes.js';
 import { eicar } from './eicar.js';
 
 export interface DivergentMessage {
   readonly name: string;
-  readonly shape: 'qp-soft-break-blanks' | 'boundary-special' | 'encoded-attached-message';
+  readonly shape: 'qp-soft-break-blanks' | 'boundary-special' | 'encoded-attached-message' | 'qp-soft-break-cr' | 'base64-stray-pad';
   readonly bytes: Buffer;
 }
 
@@ -87,5 +92,10 @@ export function divergentMessages(): DivergentMessage[] {
     `${TOP}Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n${Buffer.from(inner, 'latin1').toString('base64').replace(/.{76}/g, '$&\n')}\n`);
   add('attached-message-qp-encoded-inner', 'encoded-attached-message',
     `${TOP}Content-Type: multipart/mixed; boundary="o1"\n\n--o1\nContent-Type: message/rfc822\nContent-Transfer-Encoding: quoted-printable\n\n${inner.replace(/=/g, '=3D').replace(/Content-Transfer-Encoding: base64\n/, 'Content-Transfer-Encoding: base64\n')}\n--o1--\n`);
+
+  // 4. and 5. soft breaks "=" CR ... LF, a stray "=" in base64: the variants Python decodes
+  for (const m of decoderMessages()) {
+    if ((m.shape === 'qp-soft-break-cr' || m.shape === 'base64-stray-pad') && m.python) out.push({ name: m.name, shape: m.shape, bytes: m.bytes });
+  }
   return out;
 }
