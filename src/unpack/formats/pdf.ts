@@ -40,6 +40,7 @@ import { parseValue, STREAM_DICT, type PdfValue } from './pdf-syntax.js';
 import { security, type Decryptor } from './pdf-crypt.js';
 import { decodeChain } from './pdf-chain.js';
 import { objectId, PdfObjects, type StreamReading } from './pdf-objects.js';
+import { dataStarts } from './pdf-extent.js';
 
 /** How far around an /EF entry its file specification's name is looked for. */
 const FILESPEC_WINDOW = 4096;
@@ -69,7 +70,7 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
   const names = closed ? new Map<number, string>() : fileNames(s, sink, decryptor);
   const objs = new Cursor(s, 'obj', true);
   const ends = new Cursor(s, 'endstream', false);
-  const index = new PdfObjects(s);
+  const index = new PdfObjects(s, { decryptor, room: () => sink.room, timeUp: () => sink.timeUpNow() });
   let pos = 0; // where the next search for `stream` starts
   let floor = 0; // end of the last stream's data: object headers before it are not this one's
   let objScan = 0; // object headers are visited once, in order
@@ -81,8 +82,9 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     if (k < 0) break;
     pos = k + 6;
     if (k >= 3 && s.startsWith('end', k - 3)) continue;
-    const start = dataStart(s, k);
-    if (start < 0) continue; // "stream" inside a word, not the keyword
+    const nextEnd = ends.at(k + 6);
+    const starts = dataStarts(s, k, nextEnd < 0 ? s.length : nextEnd);
+    if (starts.length === 0) continue; // "stream" inside a word, not the keyword
     // The object header: the last `N G obj` between the previous stream's data and this one.
     objScan = Math.max(objScan, floor);
     for (let o = objs.at(objScan); o >= 0 && o < k; o = objs.at(objScan)) { lastObj = o; objScan = o + 3; }
@@ -90,64 +92,49 @@ export function unpackPdf(input: Buffer, limits: UnpackLimits): UnpackResult {
     const dictFrom = inObj ? lastObj + 3 : floor;
     const id = inObj ? objectId(s, lastObj) : undefined;
     const objNum = id?.num;
-    // The dictionary as viewers read it (parsed, references resolved) and, where that differs
-    // or does not parse, as a key search finds it: each reading is decoded.
-    const textual = textualReading(s, dictFrom, k, index);
-    const readings = inObj ? index.readings(dictFrom, k, textual) : [textual];
-    // Data: /Length if it lands on endstream, else up to the next endstream.
-    let end = -1;
-    let next = -1;
-    const len = readings[0]!.length ?? textual.length;
-    if (len !== undefined && len <= s.length - start) {
-      let e = start + len;
-      while (e < s.length && e - start - len < 32 && isSpace(s.charCodeAt(e))) e++;
-      if (s.startsWith('endstream', e)) { end = start + len; next = e + 9; }
-    }
-    let cut = false;
-    if (end < 0) {
-      const e = ends.at(start);
-      if (e < 0) { end = s.length; next = s.length; cut = true; }
-      else {
-        end = e;
-        if (s[end - 1] === '\n') end--;
-        if (s[end - 1] === '\r') end--;
-        if (end < start) end = start;
-        next = e + 9;
-      }
-    }
-    pos = next;
-    floor = next;
+    // The dictionary as viewers read it (parsed, references resolved, each definition of a
+    // doubly defined object) and, where that differs or does not parse, as a key search finds
+    // it: each reading is decoded.
+    const textual = textualReadings(s, dictFrom, k, index);
+    const readings = inObj ? index.readings(dictFrom, k, textual) : textual;
+    const len = readings[0]!.length ?? textual[0]!.length;
+    // Data from each start readers take (pdf-extent.ts): /Length if it lands on endstream, else
+    // up to the next endstream. The start whose /Length lands is the stream's own.
+    const spans = starts.map((start) => span(s, start, len, ends)).sort((a, b) => Number(b.fits) - Number(a.fits));
+    pos = Math.max(...spans.map((x) => x.next));
+    floor = pos;
     count++;
     const name = (objNum !== undefined && names.get(objNum)) || (objNum !== undefined ? `[object ${objNum}]` : `[stream ${count}]`);
-    if (cut) sink.fail('corrupt', `${name}: no endstream`);
-    const raw = input.subarray(start, end);
-    if (closed) { sink.add(name, Buffer.from(raw)); continue; }
-    readings.forEach((r, i) => readStream(raw, r, i === 0 ? name : `${name} (${r.filters.join(' ') || 'no filter'})`, id, { sink, decryptor, encrypted }));
+    // a /Filter or /DecodeParms reference that resolves to nothing: the chain below may not be
+    // a viewer's, so the verdict is a limit (the bytes are still members)
+    const doubt = readings.find((r) => r.doubt !== undefined)?.doubt;
+    if (doubt !== undefined && !closed) sink.fail('unsupported', `${name}: ${doubt}`, true);
+    spans.forEach((sp, n) => {
+      const at = n === 0 ? name : `${name} (data from ${sp.start === starts[0] ? 'the keyword' : 'the line end'})`;
+      if (sp.cut) sink.fail('corrupt', `${at}: no endstream`);
+      const raw = input.subarray(sp.start, sp.end);
+      if (closed) { sink.add(at, Buffer.from(raw)); return; }
+      readings.forEach((r, i) => readStream(raw, r, i === 0 ? at : `${at} (${r.filters.join(' ') || 'no filter'})`, id, { sink, decryptor, encrypted }));
+    });
   }
   if (closed) sink.fail('encrypted', '[document]');
   return sink.result();
 }
 
-/**
- * Where a stream's data starts after the `stream` keyword at `k`, or -1 when it is not the
- * keyword: spaces, then CRLF or LF (a lone CR happens); after a dictionary's `>>` anything up
- * to the end of the line, as pdf.js skips it.
- */
-function dataStart(s: string, k: number): number {
-  let start = k + 6;
-  while (start < s.length && start - k < 22 && (s[start] === ' ' || s[start] === '\t')) start++; // "stream  \n" happens
-  if (s[start] === '\r') start++;
-  if (s[start] === '\n') return start + 1;
-  if (s[start - 1] === '\r') return start;
-  let b = k - 1;
-  while (b >= 0 && k - b < 64 && isSpace(s.charCodeAt(b))) b--;
-  if (b < 1 || s[b] !== '>' || s[b - 1] !== '>') return -1;
-  const eol = s.slice(start, start + 256).search(/[\r\n]/);
-  if (eol < 0) return -1;
-  start += eol;
-  if (s[start] === '\r') start++;
-  if (s[start] === '\n') start++;
-  return start;
+/** Where one start's data ends: at /Length when that lands on `endstream`, else at the next `endstream`. */
+function span(s: string, start: number, len: number | undefined, ends: Cursor): { start: number; end: number; next: number; cut: boolean; fits: boolean } {
+  if (len !== undefined && len <= s.length - start) {
+    let e = start + len;
+    while (e < s.length && e - start - len < 32 && isSpace(s.charCodeAt(e))) e++;
+    if (s.startsWith('endstream', e)) return { start, end: start + len, next: e + 9, cut: false, fits: true };
+  }
+  const e = ends.at(start);
+  if (e < 0) return { start, end: s.length, next: s.length, cut: true, fits: false };
+  let end = e;
+  if (s[end - 1] === '\n') end--;
+  if (s[end - 1] === '\r') end--;
+  if (end < start) end = start;
+  return { start, end, next: e + 9, cut: false, fits: false };
 }
 
 interface StreamContext {
@@ -258,19 +245,18 @@ function directInt(s: string, at: number, to: number): number | undefined {
 
 /**
  * The stream dictionary as a key search reads it (the first /Filter, /DecodeParms, /Length and
- * /Type between the object header and `stream`, references resolved): the reading when the
- * dictionary does not parse, and the other reading when a key is given twice.
+ * /Type between the object header and `stream`, references resolved): the readings when the
+ * dictionary does not parse, and the other readings when a key is given twice.
  */
-function textualReading(s: string, from: number, to: number, index: PdfObjects): StreamReading {
+function textualReadings(s: string, from: number, to: number, index: PdfObjects): StreamReading[] {
   const d = new Map<string, PdfValue>();
   for (const key of ['Filter', 'DecodeParms', 'DP', 'Length', 'Type']) {
     const at = findKey(s, `/${key}`, from, to);
     const v = at < 0 ? undefined : parseValue(s, at, to, 0, STREAM_DICT)?.value;
     if (v !== undefined) d.set(key, v);
   }
-  const r = index.reading(d);
   // a /Length the key search cannot parse as a value may still be digits before `stream`
-  return r.length !== undefined ? r : { ...r, length: directInt(s, findKey(s, '/Length', from, to), to) };
+  return index.reading(d).map((r) => (r.length !== undefined ? r : { ...r, length: directInt(s, findKey(s, '/Length', from, to), to) }));
 }
 
 /** Most /EF entries whose names are looked up: a real PDF has a few, names are for reports. */
