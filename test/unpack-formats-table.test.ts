@@ -47,7 +47,7 @@ const ROWS: Readonly<Record<ContainerFormat, Row>> = {
   ole2: { start: '`D0 CF 11 E0 A1 B1 1A E1`', limit: 'FAT or directory loops, merges, overlaps; more than 4,096 directory entries; an embedded object cut short' },
   ole10native: { start: '(inside OLE2 and RTF: `\\x01Ole10Native`, an OLE1 Package)', limit: 'the packaged file cut short' },
   tnef: { start: '`78 9F 3E 22`', limit: 'a length past the end' },
-  pdf: { start: '`%PDF-` and a digit within the first KiB', encrypted: 'a document that needs a user password, or another security handler', limit: 'an image codec with filters after it; a /Filter chain of more than 4,096' },
+  pdf: { start: '`%PDF-` and a digit within the first KiB', encrypted: 'a document that needs a user password, or another security handler', limit: 'an image codec with filters after it; a /Filter chain of more than 4,096; a /Filter or /DecodeParms reference that resolves to nothing (or to more than 64 readings)' },
   rtf: { start: '`{\\rt`', limit: 'an `\\objdata` cut short' },
   mail: { start: 'a header block at the start (the MIME readings\' own test)', limit: 'the MIME limits' },
   mbox: { start: '`From ` and a header block', limit: 'the MIME limits, per message' },

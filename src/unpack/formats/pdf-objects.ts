@@ -211,11 +211,14 @@ export class PdfObjects {
     const queue: Pick[] = [new Map()];
     const tried = new Set<string>(['']);
     const doubts: string[] = [];
+    let builds = 0;
     while (queue.length > 0) {
-      if (out.length >= MAX_READINGS || this.ctx?.timeUp()) {
+      if (this.ctx?.timeUp()) break; // the sink says `time`
+      if (builds + queue.length > MAX_READINGS) {
         doubts.push(`its references have more than ${MAX_READINGS} readings`);
         break;
       }
+      builds++;
       const pick = queue.shift()!;
       const met = new Map<string, number>();
       const r = this.build(d, pick, met, doubts);

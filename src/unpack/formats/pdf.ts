@@ -5,10 +5,12 @@
  * Reads: streams in file order, found by keyword (no xref: damaged and hostile files are
  * routine, and what a viewer would repair a scanner must see). A stream's dictionary is read
  * as viewers read it (pdf-objects.ts: parsed, references such as `/Filter 8 0 R` or
- * `/Length 9 0 R` resolved); where a key search reads it otherwise (a key given twice, a
+ * `/Length 9 0 R` resolved, in object streams too, each definition of an object defined more
+ * than once giving a reading); where a key search reads it otherwise (a key given twice, a
  * dictionary that does not parse), that reading is decoded as well. The data length is the
- * /Length when it ends at `endstream`, else the data runs up to the next `endstream`. The
- * keyword may be followed by anything up to the line's end after a dictionary's `>>` (pdf.js).
+ * /Length when it ends at `endstream`, else the data runs up to the next `endstream`. After a
+ * dictionary's `>>` the keyword may be followed by anything: where no line end follows it,
+ * the data is decoded from both starts readers take (pdf-extent.ts: qpdf's, pdf.js's).
  * Filters (pdf-chain.ts): the whole chain, however long, through FlateDecode, ASCIIHexDecode,
  * ASCII85Decode, LZWDecode, RunLengthDecode, BrotliDecode (pdf-filters.ts) and the PNG and TIFF
  * predictors (pdf-predictors.ts); an image codec ends the chain (its coded bytes are the
@@ -23,15 +25,16 @@
  * and outcome `encrypted` with detail "[document]", like an encrypted zip. An /Encrypt that
  * resolves to no dictionary (planted, dangling) changes nothing but that streams which do not
  * decode are returned raw, outcome `ok` with a detail saying so.
- * Not read: object streams' objects as objects (the decoded /ObjStm is a member, and a file
- * specification inside one names nothing), a stream's own /Crypt filter other than /Identity
+ * Not read: a file specification inside an object stream (its embedded file keeps an
+ * "[object N]" name; the decoded /ObjStm is a member), a stream's own /Crypt filter other than /Identity
  * (the document's stream method applies); strings outside streams (JavaScript in a string)
  * are not members.
  * Fails with: `corrupt` for damage a viewer meets too (a stream cut short, data a filter
  * refuses: what decoded before the damage and the raw stream are both members, and reading goes
  * on); `unsupported` where this reader stops and a viewer would go on (an image codec with
- * filters after it, a chain past MAX_CHAIN: the bytes so far are members, reading goes on, the
- * verdict is a limit); `size` / `members` / `time` through MemberSink. Linear: every search
+ * filters after it, a chain past MAX_CHAIN, a /Filter or /DecodeParms reference that resolves
+ * to nothing: the bytes so far are members, reading goes on, the verdict is a limit); `size` /
+ * `members` / `time` through MemberSink. Linear: every search
  * resumes where the last one ended. Never throws for bad input.
  */
 import type { UnpackLimits, UnpackResult } from '../types.js';
