@@ -84,7 +84,9 @@ export class PdfObjects {
   private packed: Map<number, PdfValue[]> | undefined;
   /** Set while object streams are read: their own dictionaries never point into one. */
   private loading = false;
+  /** Definitions by "num gen", with and without object streams. */
   private readonly defs = new Map<string, Definitions>();
+  private readonly textualDefs = new Map<string, Definitions>();
 
   constructor(private readonly s: string, private readonly ctx?: PackedContext) {}
 
@@ -125,12 +127,19 @@ export class PdfObjects {
 
   /** Every definition of `num gen`; object streams are read when `packed` or no `N G obj` is found. */
   private definitions(num: number, gen: number, packed: boolean): Definitions {
-    const key = `${num} ${gen}${packed ? '' : ' textual'}`;
-    const known = this.defs.get(key);
+    const key = `${num} ${gen}`;
+    const cache = packed ? this.defs : this.textualDefs;
+    const known = cache.get(key);
     if (known) return known;
     const values: PdfValue[] = [];
     const seen = new Set<string>();
-    const add = (v: PdfValue): void => { const k = canonical(v); if (!seen.has(k)) { seen.add(k); values.push(v); } };
+    // (one definition, the usual case, is not compared with anything)
+    const add = (v: PdfValue): void => {
+      if (values.length === 0) { values.push(v); return; }
+      if (seen.size === 0) seen.add(canonical(values[0]!));
+      const k = canonical(v);
+      if (!seen.has(k)) { seen.add(k); values.push(v); }
+    };
     const textual = this.at(num, gen);
     let note: string | undefined;
     if ((packed || textual.length === 0) && gen === 0 && this.ctx && !this.loading) {
@@ -153,7 +162,7 @@ export class PdfObjects {
     }
     if (values.length === 0 && unparsed > 0) note ??= `object ${num} ${gen} does not parse`;
     const d = { values, note };
-    if (!this.loading) this.defs.set(key, d); // while loading, object streams are not looked in
+    if (!this.loading) cache.set(key, d); // while loading, object streams are not looked in
     return d;
   }
 
