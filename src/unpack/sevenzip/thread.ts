@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import type { SevenZipModule, SevenZipModuleFactory } from '7z-wasm';
 import type { JobReply, JobRequest, Reply, Request, ThreadData, WireMember } from './protocol.js';
 import { classifyRun, encrypted7zHeader } from './outcome.js';
+import { unhideMembers } from './unhide.js';
 
 const require = createRequire(import.meta.url);
 const factory = require('7z-wasm') as SevenZipModuleFactory;
@@ -340,6 +341,9 @@ function runJob(req: JobRequest): { reply: JobReply; transfer: ArrayBuffer[] } {
   FS.mount(MEMFS, {}, JOB_DIR);
   FS.mkdir(OUT_DIR);
   const input = new Uint8Array(req.input);
+  // entries holding data but marked as directories or links become files (unhide.ts): this
+  // copy of the archive is the thread's own
+  unhideMembers(req.sevenZipType, input);
   const name = inputName(req.sevenZipType);
   FS.createDataFile(JOB_DIR, name, input, true, false, true); // canOwn: no copy
   const state: JobState = {
