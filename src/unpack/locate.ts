@@ -14,7 +14,7 @@
  * a limit verdict, never "nothing here". Fails only with the reader's errors.
  */
 import type { ContainerFormat } from './types.js';
-import { searchContainers, SEARCH_BYTES, SEARCH_TAIL_BYTES } from './search.js';
+import { MAX_FINDS, searchContainers, SEARCH_BYTES, SEARCH_TAIL_BYTES, type Find, type SearchResult } from './search.js';
 import { plausibleLocal, zipLayout } from './zip-layout.js';
 
 /** The zip end record: 22 bytes, then a comment of up to 65,535 (where unzip and Python look). */
@@ -63,11 +63,12 @@ export async function locate(read: ReadRange, size: number, o: LocateOptions): P
   let zipSeen = o.atStart === 'zip';
   let window: Buffer | undefined;
   if (o.search && o.atStart === undefined) {
-    window = await read(0, Math.min(size, SEARCH_BYTES + SEARCH_TAIL_BYTES));
-    const found = searchContainers(window, (f) => f !== 'zip' && o.readable(f));
+    const found = await searchItem(read, size, (f) => f !== 'zip' && o.readable(f), 1, (w) => {
+      window ??= w;
+      if (zip && !zipSeen) zipSeen = w.includes(SIG_END) || hasPlausibleLocal(w);
+    });
     for (const f of found.finds) openings.push({ format: f.format, offset: f.offset, weak: f.weak });
     problem = found.tooMany;
-    if (zip && !zipSeen) zipSeen = window.includes(SIG_END) || hasPlausibleLocal(window);
   }
   if (zip && !zipSeen && size >= 22) {
     const tailLen = Math.min(size, ZIP_TAIL_BYTES);
@@ -87,15 +88,37 @@ export async function locate(read: ReadRange, size: number, o: LocateOptions): P
 }
 
 /**
- * Containers behind the one at the item's start, when its reader stopped with bytes left over
- * (7-Zip's "data after the end", or damage): cabextract reads every cabinet of a file, GNU tar
- * skips damage to the next header. Opened after the parts found so far.
+ * Containers behind one the stage opened, when its reader stopped with bytes left over (7-Zip's
+ * "data after the end", or damage): cabextract reads every cabinet of a file, GNU tar skips
+ * damage to the next header. Searched from `from` on; opened after the parts found so far.
  */
-export async function locateBehind(read: ReadRange, size: number, readable: (f: ContainerFormat) => boolean): Promise<Located> {
-  const window = await read(0, Math.min(size, SEARCH_BYTES + SEARCH_TAIL_BYTES));
-  const found = searchContainers(window, (f) => f !== 'zip' && readable(f));
+export async function locateBehind(read: ReadRange, size: number, readable: (f: ContainerFormat) => boolean, from = 1): Promise<Located> {
+  const found = await searchItem(read, size, (f) => f !== 'zip' && readable(f), from);
   const openings = found.finds.map((f): Opening => ({ format: f.format, offset: f.offset, weak: f.weak, later: true }));
   return { openings, ...(found.tooMany !== undefined ? { problem: found.tooMany } : {}) };
+}
+
+/**
+ * search.ts over the whole item, a window of SEARCH_BYTES at a time (each read with the header
+ * room after it): 7-Zip looks only in the first 8 MiB, but cabextract, unrar and pdf.js read a
+ * container wherever it is, so a payload behind 9 MiB of padding must be found too. A window
+ * costs one memchr-speed pass per signature (about 0.5 ms a MiB in all); ordinary mail rarely
+ * has an item that is no container at its start and this large. `each`: sees every window (the
+ * zip tests of locate()).
+ */
+async function searchItem(read: ReadRange, size: number, readable: (f: ContainerFormat) => boolean, from: number, each?: (w: Buffer) => void): Promise<SearchResult> {
+  const finds: Find[] = [];
+  let candidates = 0;
+  for (let base = Math.floor(Math.max(0, from - 1) / SEARCH_BYTES) * SEARCH_BYTES; base < size; base += SEARCH_BYTES) {
+    const w = await read(base, Math.min(size - base, SEARCH_BYTES + SEARCH_TAIL_BYTES));
+    each?.(w);
+    const r = searchContainers(w, readable, undefined, { from: Math.max(1, from - base), base, candidates });
+    candidates = r.candidates ?? candidates;
+    finds.push(...r.finds);
+    if (r.tooMany !== undefined) return { finds, tooMany: r.tooMany };
+    if (finds.length > MAX_FINDS) return { finds, tooMany: `more than ${MAX_FINDS} containers behind other bytes in one item` };
+  }
+  return { finds };
 }
 
 function hasPlausibleLocal(b: Buffer): boolean {

@@ -31,7 +31,7 @@ export const MAX_CANDIDATES = 4096;
 
 export interface Find { readonly format: ContainerFormat; readonly offset: number; readonly weak: boolean }
 
-export interface SearchResult { readonly finds: Find[]; readonly tooMany?: string | undefined }
+export interface SearchResult { readonly finds: Find[]; readonly tooMany?: string | undefined; readonly candidates?: number }
 
 const bytes = (...xs: number[]): Buffer => Buffer.from(xs);
 const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -200,27 +200,58 @@ export const indexOfSignature: SignatureSearch = (b, sig, from) => {
   return -1;
 };
 
+/** Most finds in one item: each is a 7-Zip run or a reading; past it, a limit (never a silent cut). */
+export const MAX_FINDS = 64;
+
 /**
- * The first find of each readable format in `window` (the item's first bytes), at offsets 1
- * to SEARCH_BYTES - 1. `readable`: formats the stage has a reader for. `find`: how to look for
- * a signature (a test gives Buffer.indexOf itself, to hold this one to it).
+ * Formats whose every member starts with a header that passes the format's check (a tar header
+ * per file, cpio and LHA likewise): only their first find after `from` is kept, the reader then
+ * reads the rest of the archive, and what follows its end is searched again when the reader
+ * says it left bytes (stage.ts). Every other format's finds are all kept: cabextract reads every
+ * cabinet of a file, 7-Zip and unrar the archive wherever it starts.
  */
-export function searchContainers(window: Buffer, readable: (f: ContainerFormat) => boolean, find: SignatureSearch = indexOfSignature): SearchResult {
+const ONE_PER_SEARCH: ReadonlySet<ContainerFormat> = new Set(['tar', 'cpio', 'lzh']);
+
+/**
+ * Every find of each readable format in `window`, at positions `from` (at least 1) up to
+ * `to` (default: the window less SEARCH_TAIL_BYTES, or all of it when it is the item's end),
+ * as offsets in the window; `base` is added to what is reported (a window of a larger item).
+ * `readable`: formats the stage has a reader for. `find`: how to look for a signature (a test
+ * gives Buffer.indexOf itself, to hold this one to it).
+ */
+export function searchContainers(window: Buffer, readable: (f: ContainerFormat) => boolean, find: SignatureSearch = indexOfSignature, range: SearchRange = {}): SearchResult {
   const finds: Find[] = [];
-  let candidates = 0;
-  const limit = Math.min(window.length, SEARCH_BYTES);
+  let candidates = range.candidates ?? 0;
+  const base = range.base ?? 0;
+  // position 0 of the item is the sniff's; of a later window, an ordinary position
+  const from = Math.max(base === 0 ? 1 : 0, range.from ?? 1);
+  const limit = Math.min(window.length, range.to ?? SEARCH_BYTES);
   for (const probe of PROBES) {
     if (!readable(probe.format)) continue;
-    for (let i = find(window, probe.sig, probe.back + 1); i >= 0; i = find(window, probe.sig, i + 1)) {
+    for (let i = find(window, probe.sig, from + probe.back); i >= 0; i = find(window, probe.sig, i + 1)) {
       const p = i - probe.back;
       if (p >= limit) break;
+      if (p < from) continue;
       if (probe.cheap && !probe.cheap(window, p)) continue;
-      if (probe.costly && ++candidates > MAX_CANDIDATES) return { finds, tooMany: `more than ${MAX_CANDIDATES} container headers to check in one item` };
+      if (probe.costly && ++candidates > MAX_CANDIDATES) return { finds, candidates, tooMany: `more than ${MAX_CANDIDATES} container headers to check in one item` };
       if (probe.check(window, p)) {
-        finds.push({ format: probe.format, offset: p, weak: probe.weak === true });
-        break;
+        finds.push({ format: probe.format, offset: base + p, weak: probe.weak === true });
+        if (finds.length > MAX_FINDS) return { finds, candidates, tooMany: `more than ${MAX_FINDS} containers behind other bytes in one item` };
+        if (ONE_PER_SEARCH.has(probe.format)) break;
       }
     }
   }
-  return { finds };
+  finds.sort((a, b) => a.offset - b.offset);
+  return { finds, candidates };
+}
+
+export interface SearchRange {
+  /** First position looked at (default 1: position 0 is the sniff's). */
+  readonly from?: number | undefined;
+  /** Positions from here on are the next window's (default SEARCH_BYTES). */
+  readonly to?: number | undefined;
+  /** Where the window starts in the item. */
+  readonly base?: number | undefined;
+  /** Candidates counted in the item's earlier windows. */
+  readonly candidates?: number | undefined;
 }

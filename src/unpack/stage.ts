@@ -104,6 +104,8 @@ class Stage {
   private readonly ratioCap: number;
   private readonly result: StageResult = {};
   private readonly later: Array<{ part: ExtractedPart; bytes: MessageBytes; depth: number; opening: Opening }> = [];
+  /** Readings opened of each item ("cab@1234"): a container found by two searches is opened once. */
+  private readonly opened = new Map<ExtractedPart, Set<string>>();
 
   constructor(
     private readonly host: ContainerHost,
@@ -133,7 +135,11 @@ class Stage {
       const later = this.later.shift();
       if (later === undefined) break;
       this.checkAbort();
-      if (!(await this.attempt(async () => { await this.open(later.part, later.bytes, later.depth, later.opening); }))) return this.result;
+      // a container found behind another that again leaves bytes unread (cab, junk, cab, junk,
+      // cab): what follows it is searched in turn, as cabextract reads every cabinet
+      if (!(await this.attempt(async () => {
+        if (await this.open(later.part, later.bytes, later.depth, later.opening)) await this.searchBehind(later.part, later.bytes, later.depth, later.opening.offset + 1);
+      }))) return this.result;
     }
     return this.result;
   }
@@ -172,7 +178,7 @@ class Stage {
     // placed from its end record or its local headers (locate.ts). A reading that fails does
     // not stop the others (a damaged first reading must not hide a second one); its limit is
     // raised once they have all been read.
-    const canRead = (f: ContainerFormat): boolean => f === 'mbox' || f === 'mail' || this.opts.documents?.[f] !== undefined || this.opts.archives?.formats.has(f) === true;
+    const canRead = (f: ContainerFormat): boolean => this.canRead(f);
     const located = await locate((start, len) => bytes.read(start, len), bytes.size, {
       atStart: format,
       search: format === undefined,
@@ -184,28 +190,57 @@ class Stage {
     for (const o of located.openings) {
       if (o.later) { this.later.push({ part, bytes, depth, opening: o }); continue; }
       try {
-        behind = (await this.open(part, bytes, depth, o)) || behind;
+        const left = await this.open(part, bytes, depth, o);
+        // a container found behind other bytes that leaves bytes unread: the search goes on behind it
+        if (left && o.offset > 0 && o.input === undefined) await this.searchBehind(part, bytes, depth, o.offset + 1);
+        behind = left || behind;
       } catch (err) {
         if (!(err instanceof StageLimit) || (err.code !== UnpackErrorCode.CORRUPT && err.code !== UnpackErrorCode.UNSUPPORTED)) throw err;
         failed ??= err;
         behind ||= format !== undefined && this.opts.archives?.formats.has(format) === true;
       }
     }
-    let problem = located.problem;
+    const problem = located.problem;
     // the container at the start left bytes unread (after its end, or past damage): another
     // container there is what cabextract or GNU tar would read next
     if (behind && format !== undefined) {
-      const more = await locateBehind((start, len) => bytes.read(start, len), bytes.size, canRead);
-      for (const o of more.openings) this.later.push({ part, bytes, depth, opening: o });
-      problem ??= more.problem;
+      try {
+        await this.searchBehind(part, bytes, depth, 1);
+      } catch (err) {
+        if (!(err instanceof StageLimit)) throw err;
+        failed ??= err;
+      }
     }
     if (problem !== undefined) failed ??= new StageLimit(UnpackErrorCode.CORRUPT, `damaged ${format ?? 'container'} at ${this.pathOf(part, format ?? 'zip')}: ${problem}`, this.pathOf(part, format ?? 'zip'));
     if (failed) throw failed;
   }
 
+  private canRead(f: ContainerFormat): boolean {
+    return f === 'mbox' || f === 'mail' || this.opts.documents?.[f] !== undefined || this.opts.archives?.formats.has(f) === true;
+  }
+
+  /** Puts off the containers found in the item from `from` on (not opened yet); a search that gives up is a limit. */
+  private async searchBehind(part: ExtractedPart, bytes: MessageBytes, depth: number, from: number): Promise<void> {
+    const more = await locateBehind((start, len) => bytes.read(start, len), bytes.size, (f) => this.canRead(f), from);
+    const done = this.opened.get(part);
+    for (const o of more.openings) if (!done?.has(`${o.format}@${o.offset}`)) this.later.push({ part, bytes, depth, opening: o });
+    if (more.problem !== undefined) {
+      const where = this.pathOf(part, 'zip');
+      throw new StageLimit(UnpackErrorCode.CORRUPT, `damaged container at ${where}: ${more.problem}`, where);
+    }
+  }
+
   /** Opens one reading; true when its reader left bytes after the container unread. */
   private async open(part: ExtractedPart, bytes: MessageBytes, depth: number, o: Opening): Promise<boolean> {
     const { format, offset } = o;
+    // each reading of an item once (a rebuilt zip has its own bytes: not deduplicated here)
+    if (o.input === undefined) {
+      let done = this.opened.get(part);
+      if (done === undefined) this.opened.set(part, (done = new Set()));
+      const key = `${format}@${offset}`;
+      if (done.has(key)) return false;
+      done.add(key);
+    }
     const where = this.pathOf(part, format) + (offset > 0 ? `@${offset}` : '');
     if (depth >= this.opts.maxDepth) {
       throw new StageLimit(UnpackErrorCode.DEPTH, `containers nested deeper than ${this.opts.maxDepth} at ${where}`);
