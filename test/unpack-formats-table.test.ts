@@ -33,6 +33,8 @@ const ROWS: Readonly<Record<ContainerFormat, Row>> = {
   xz: { start: '`FD 37 7A 58 5A 00`', limit: 'a stream that does not decode' },
   zstd: { start: '`28 B5 2F FD`', limit: 'a stream that does not decode' },
   compress: { start: '`1F 9D` and a 9 to 16 bit flags byte', limit: 'a stream that does not decode' },
+  lzma: { start: 'a 13-byte LZMA-alone header as 7-Zip checks it, then a 0 byte', limit: 'a stream that does not decode' },
+  lz4: { start: '`04 22 4D 18` (a frame, version 01), or a legacy frame', limit: 'a frame or block that does not decode' },
   tar: { start: '`ustar` at 257, or a v7 header whose checksum holds', limit: 'a header or member cut short or damaged' },
   '7z': { start: '`37 7A BC AF 27 1C`', encrypted: 'AES content or an encrypted header', limit: 'damage; a method 7-Zip lacks' },
   cpio: { start: 'odc / newc / crc magic, or binary `71 C7` with a sane header', limit: 'damage' },

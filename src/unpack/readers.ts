@@ -7,7 +7,7 @@
  */
 import type { ArchiveReader, DocumentReader } from './stage.js';
 import type { ContainerFormat } from './types.js';
-import { unpackOle2, unpackPdf, unpackRtf, unpackTnef } from './formats/index.js';
+import { unpackLz4, unpackOle2, unpackPdf, unpackRtf, unpackTnef } from './formats/index.js';
 import { SEVENZIP_TYPE, SevenZipPool, sevenZipTypeFor } from './sevenzip/index.js';
 
 export interface Unpackers {
@@ -31,8 +31,8 @@ export function createUnpackers(): Unpackers {
   };
   return {
     archives,
-    documents: { tnef: unpackTnef, pdf: unpackPdf, rtf: unpackRtf, ole2: unpackOle2 },
-    version: async () => `archives: ${await pool.version()} (WebAssembly, in ${formats.size} formats); OLE2: cfb; TNEF, PDF, RTF, mbox: avfilter`,
+    documents: { tnef: unpackTnef, pdf: unpackPdf, rtf: unpackRtf, ole2: unpackOle2, lz4: unpackLz4 },
+    version: async () => `archives: ${await pool.version()} (WebAssembly, in ${formats.size} formats); OLE2: cfb; TNEF, PDF, RTF, LZ4, mbox: avfilter`,
     close: () => pool.close(),
   };
 }

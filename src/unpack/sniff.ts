@@ -14,6 +14,7 @@
  * other bytes are found by search.ts, zips wherever they are by zip-layout.ts.
  */
 import type { ContainerFormat } from './types.js';
+import { isLz4Frame } from './formats/lz4.js';
 
 /** Bytes the sniff needs: the ISO 9660 descriptor at 0x9001 is the furthest signature. */
 export const SNIFF_BYTES = 0x9006 + 1;
@@ -68,6 +69,8 @@ export function sniff(head: Buffer, size: number): ContainerFormat | undefined {
   if (isIso(head, size)) return 'iso';
   if (isArj(head)) return 'arj';
   if (isLzh(head)) return 'lzh';
+  if (isLz4Frame(head)) return 'lz4';
+  if (isLzmaAlone(head)) return 'lzma';
   // compress(1): 1F 9D, then a flags byte with 9..16 bits; two bytes alone match too much
   if (starts(head, COMPRESS) && head.length > 2 && (head[2]! & 0x1f) >= 9 && (head[2]! & 0x1f) <= 16 && (head[2]! & 0x60) === 0) return 'compress';
   return undefined;
@@ -131,6 +134,23 @@ function isLzh(b: Buffer): boolean {
   if (b.length < 22) return false;
   const m = b.toString('latin1', 2, 7);
   return /^-l[hz][0-9a-z]-$/.test(m);
+}
+
+/**
+ * LZMA-alone (.lzma: `xz --format=lzma`, Python's FORMAT_ALONE), which has no magic: its 13-byte
+ * header checked as 7-Zip's lzma handler checks it (a properties byte below 225, a dictionary
+ * size of 2^n or 3·2^n, an uncompressed size unknown or below 2^56), and the range coder's first
+ * byte, always 0. By chance a file passes with odds of about one in 10^12.
+ */
+function isLzmaAlone(b: Buffer): boolean {
+  if (b.length < 14 || b[0]! >= 225 || b[13] !== 0) return false;
+  const dict = b.readUInt32LE(1);
+  let dictOk = dict === 0xffffffff;
+  for (let i = 1; i <= 30 && !dictOk; i++) dictOk = dict === 2 ** i || dict === 3 * 2 ** (i - 1);
+  if (!dictOk) return false;
+  const high = b.readUInt32LE(9);
+  const unknown = high === 0xffffffff && b.readUInt32LE(5) === 0xffffffff;
+  return unknown || high < 0x01000000;
 }
 
 /** The NSIS installer signature, found inside a PE file (the data is appended after the image). */

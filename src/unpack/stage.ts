@@ -65,7 +65,7 @@ export const RATIO_SLACK_BYTES = 16 * 1024 * 1024;
 const MAX_NAME_CHARS = 200;
 
 /** Single-stream compressors: their member is the one stream they hold. */
-const COMPRESSORS: ReadonlySet<string> = new Set(['gzip', 'bzip2', 'xz', 'zstd', 'compress', 'szdd']);
+const COMPRESSORS: ReadonlySet<string> = new Set(['gzip', 'bzip2', 'xz', 'zstd', 'compress', 'szdd', 'lzma', 'lz4']);
 
 /** Types the MIME readings walk as messages already (src/mime: walk.ts, lenient/interpret.ts). */
 const WALKED_MESSAGE_TYPES: ReadonlySet<string> = new Set(['message/rfc822', 'message/global', 'message/news']);

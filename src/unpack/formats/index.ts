@@ -7,3 +7,4 @@ export { unpackTnef, TNEF_SIGNATURE } from './tnef.js';
 export { unpackPdf } from './pdf.js';
 export { unpackRtf } from './rtf.js';
 export { unpackOle2, OLE2_MAGIC } from './ole2.js';
+export { unpackLz4, isLz4Frame } from './lz4.js';

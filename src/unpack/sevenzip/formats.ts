@@ -11,7 +11,7 @@ import type { ContainerFormat } from '../types.js';
 
 export type SevenZipType =
   | 'zip' | 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'Z' | 'tar' | '7z' | 'Cpio' | 'Cab' | 'Rar' | 'Rar5'
-  | 'Iso' | 'Arj' | 'Chm' | 'Lzh' | 'MsLZ' | 'Nsis';
+  | 'Iso' | 'Arj' | 'Chm' | 'Lzh' | 'MsLZ' | 'Nsis' | 'lzma';
 
 export const SEVENZIP_TYPE: Readonly<Partial<Record<ContainerFormat, SevenZipType>>> = Object.freeze({
   zip: 'zip',
@@ -31,6 +31,7 @@ export const SEVENZIP_TYPE: Readonly<Partial<Record<ContainerFormat, SevenZipTyp
   lzh: 'Lzh',
   szdd: 'MsLZ', // MS-DOS COMPRESS.EXE (SZDD), 7-Zip's "MsLZ"
   nsis: 'Nsis',
+  lzma: 'lzma', // LZMA-alone (.lzma, xz --format=lzma)
 });
 
 const RAR5_SIGNATURE = Buffer.from('Rar!\x1a\x07\x01\x00', 'latin1');
