@@ -13,7 +13,8 @@
  */
 import { constants, crc32, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
-import { makeArchive, payloadBytes } from './container-corpus.js';
+import { spawnSync } from 'node:child_process';
+import { makeArchive, payloadBytes, PYTHON } from './container-corpus.js';
 import { asciiHexEncode, ascii85Encode, lzwEncode, runLengthEncode } from './documents.js';
 import { buildRar4, buildRar5 } from './rar.js';
 import { buildZip } from './zip.js';
@@ -307,4 +308,110 @@ export function mboxShapes(infected: boolean): Shape[] {
 
 export function allShapes(infected: boolean): Shape[] {
   return [...zipShapes(infected), ...placedShapes(infected), ...pdfShapes(infected), ...mboxShapes(infected)];
+}
+
+// ---- members whose entry hides them, streams 7-Zip has no type for, containers after others ----
+// (a block of its own: unpack-members.test.ts runs these)
+
+const CENTRAL_SIG = 0x02014b50;
+
+/** `zip` with the central entry named `name` given this host and these external attributes. */
+function zipEntryAttributes(zip: Buffer, name: string, host: number, attributes: number): Buffer {
+  const c = Buffer.from(zip);
+  for (let at = c.indexOf(ZIP_CENTRAL); at >= 0 && c.readUInt32LE(at) === CENTRAL_SIG;) {
+    const nameLen = c.readUInt16LE(at + 28);
+    if (c.toString('latin1', at + 46, at + 46 + nameLen) === name) {
+      c[at + 5] = host;
+      c.writeUInt32LE(attributes >>> 0, at + 38);
+    }
+    at += 46 + nameLen + c.readUInt16LE(at + 30) + c.readUInt16LE(at + 32);
+  }
+  return c;
+}
+
+/** A cab (gcab) whose file `name` carries these attributes. */
+function cabEntryAttributes(cab: Buffer, name: string, attribs: number): Buffer {
+  const c = Buffer.from(cab);
+  let at = c.readUInt32LE(16);
+  for (let i = 0; i < c.readUInt16LE(28); i++) {
+    const end = c.indexOf(0, at + 16);
+    if (c.toString('latin1', at + 16, end) === name) c.writeUInt16LE(attribs, at + 14);
+    at = end + 1;
+  }
+  return c;
+}
+
+/** LZMA-alone (Python's FORMAT_ALONE, which `xz --format=lzma` and 7-Zip read) at a preset. */
+export function lzmaAlone(data: Buffer, preset: number): Buffer {
+  const r = spawnSync(PYTHON, ['-c', `import lzma,sys; sys.stdout.buffer.write(lzma.compress(sys.stdin.buffer.read(), format=lzma.FORMAT_ALONE, preset=${preset}))`], { input: data, maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`python lzma: ${r.stderr.toString()}`);
+  return r.stdout;
+}
+
+/** An LZ4 stream made by Debian's `lz4` with these options. */
+export function lz4(data: Buffer, opts: readonly string[]): Buffer {
+  const r = spawnSync('lz4', ['-c', ...opts], { input: data, maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`lz4: ${r.error?.message ?? r.stderr.toString()}`);
+  return r.stdout;
+}
+
+/** Enough text around the payload that an LZ4 or LZMA stream holds no literal copy of it. */
+function wrapped(infected: boolean): Buffer {
+  const pad = Buffer.from('Nothing to see here, a line of filler.\n'.repeat(30));
+  return Buffer.concat([pad, content(infected), pad, content(infected), pad]);
+}
+
+export function memberShapes(infected: boolean): Shape[] {
+  const out: Shape[] = [];
+  const s = (id: string, filename: string, bytes: Buffer, expect: Shape['expect'] = 'found'): Shape => ({ id, filename, bytes, expect });
+  const readme = { name: 'readme.txt', data: Buffer.from('Nothing to see here.\n'.repeat(40)) };
+  const payload = { name: 'invoice.com', data: content(infected) };
+  const zip = buildZip([readme, payload]);
+  // a zip member marked as a directory or a link on every host 7-Zip reads those marks on
+  for (const [id, host, attr] of [['dos-dir', 0, 0x10], ['ntfs-dir', 11, 0x10], ['vfat-dir', 14, 0x10], ['hpfs-dir-archive', 6, 0x30],
+    ['unix-dir', 3, 0o040755 << 16], ['unix-symlink', 3, 0o120777 << 16], ['unix-dir-and-dos-dir', 3, (0o040755 << 16) | 0x10],
+    ['dos-host-unix-symlink', 0, (0o120777 << 16) | 0x8000 | 0x20], ['unix-symlink-stored', 3, 0o120755 << 16]] as const) {
+    const base = id === 'unix-symlink-stored' ? buildZip([readme, { ...payload, method: 'store' }]) : zip;
+    out.push(s(`zip-member-${id}`, 'invoice.zip', zipEntryAttributes(base, 'invoice.com', host, attr)));
+  }
+  out.push(
+    s('zip-member-name-trailing-slash', 'invoice.zip', buildZip([readme, { ...payload, name: 'invoice.com/' }])),
+    s('zip-member-name-slash-only', 'invoice.zip', buildZip([readme, { ...payload, name: '/' }])),
+    s('zip-member-dir-behind-junk', 'invoice.zip', Buffer.concat([junk('text', 9), zipEntryAttributes(zip, 'invoice.com', 0, 0x10), Buffer.from('\r\n')])),
+  );
+  const cab = makeArchive('cab', [payload, readme]);
+  for (const [id, attribs] of [['dir', 0x10], ['dir-archive', 0x30], ['dir-readonly-hidden', 0x13]] as const) {
+    out.push(s(`cab-member-${id}`, 'x.cab', cabEntryAttributes(cab, 'invoice.com', attribs)));
+  }
+  // LZMA-alone, alone and around a tar, at several presets
+  for (const preset of [0, 6, 9]) out.push(s(`lzma-alone-preset-${preset}`, 'x.lzma', lzmaAlone(wrapped(infected), preset)));
+  out.push(s('lzma-alone-tar', 'x.tar.lzma', lzmaAlone(makeArchive('tar-ustar', [readme, payload]), 6)));
+  // LZ4: frames of each kind, linked blocks, a legacy frame, two frames, a tar inside
+  for (const [id, opts] of [['default', []], ['linked-blocks', ['-BD']], ['legacy', ['-l']], ['content-size-no-crc', ['--content-size', '--no-frame-crc']], ['high', ['-12', '-B4']]] as const) {
+    out.push(s(`lz4-${id}`, 'x.lz4', lz4(wrapped(infected), opts)));
+  }
+  out.push(
+    s('lz4-clean-frame-then-payload-frame', 'x.lz4', Buffer.concat([lz4(wrapped(false), []), lz4(wrapped(infected), ['-9'])])),
+    s('lz4-tar', 'x.tar.lz4', lz4(makeArchive('tar-ustar', [readme, payload]), [])),
+  );
+  // every container behind another: cabinets with and without junk between, behind a stub
+  const clean = makeArchive('cab', [readme]);
+  const other = makeArchive('cab', [{ name: 'notes.txt', data: Buffer.from('More of nothing.\n'.repeat(30)) }]);
+  const last = makeArchive('cab', [payload]);
+  out.push(
+    s('cab-junk-cab-junk-cab', 'x.cab', Buffer.concat([clean, junk('text', 5), other, junk('random', 33), last])),
+    s('cab-cab-cab', 'x.cab', Buffer.concat([clean, other, last])),
+    s('stub-cab-junk-cab', 'setup.exe', Buffer.concat([junk('stub', 4096), clean, junk('zeros', 100), last])),
+    s('junk-cab-cab-cab', 'x.bin', Buffer.concat([junk('text', 11), clean, other, last])),
+    s('stub-7z-junk-7z', 'setup.exe', Buffer.concat([junk('stub', 2048), makeArchive('7z', [readme]), junk('text', 17), makeArchive('7z', [payload])])),
+    s('stub-gz-junk-gz', 'setup.exe', Buffer.concat([junk('stub', 2048), gzipSync(readme.data), junk('text', 17), gzipSync(Buffer.concat([payload.data, readme.data]))])),
+  );
+  // past the first 8 MiB
+  out.push(
+    s('cab-behind-9MiB-stub', 'setup.exe', Buffer.concat([junk('stub', 9 << 20), last])),
+    s('7z-behind-12MiB-random', 'setup.exe', Buffer.concat([junk('random', 12 << 20), makeArchive('7z', [payload])])),
+    s('cab-behind-clean-cab-and-10MiB', 'setup.exe', Buffer.concat([junk('stub', 1000), clean, junk('stub', 10 << 20), last])),
+    { id: 'pdf-behind-9MiB-zeros', filename: 'statement.pdf', bytes: Buffer.concat([junk('zeros', 9 << 20), pdfEmbedding('invoice.com', { filterEntry: '/FlateDecode', data: deflateSync(content(infected)) })]), expect: 'found', contentType: 'application/pdf' },
+  );
+  return out;
 }
