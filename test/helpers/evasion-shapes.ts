@@ -355,10 +355,16 @@ export function lz4(data: Buffer, opts: readonly string[]): Buffer {
   return r.stdout;
 }
 
-/** Enough text around the payload that an LZ4 or LZMA stream holds no literal copy of it. */
+/**
+ * The payload's two halves apart in filler, then the whole: an LZ4 (or LZMA) stream then holds
+ * the whole as two matches, no literal copy of it a scan of the raw bytes would find.
+ */
 function wrapped(infected: boolean): Buffer {
   const pad = Buffer.from('Nothing to see here, a line of filler.\n'.repeat(30));
-  return Buffer.concat([pad, content(infected), pad, content(infected), pad]);
+  const c = content(infected);
+  const line = c.subarray(0, c.indexOf(0x0a)); // the test file's own line
+  const half = line.length >> 1;
+  return Buffer.concat([pad, line.subarray(0, half), pad.subarray(0, 77), line.subarray(half), pad, c, pad]);
 }
 
 export function memberShapes(infected: boolean): Shape[] {
@@ -385,14 +391,15 @@ export function memberShapes(infected: boolean): Shape[] {
   }
   // LZMA-alone, alone and around a tar, at several presets
   for (const preset of [0, 6, 9]) out.push(s(`lzma-alone-preset-${preset}`, 'x.lzma', lzmaAlone(wrapped(infected), preset)));
-  out.push(s('lzma-alone-tar', 'x.tar.lzma', lzmaAlone(makeArchive('tar-ustar', [readme, payload]), 6)));
+  const tar = makeArchive('tar-ustar', [readme, { name: 'invoice.com', data: wrapped(infected) }]);
+  out.push(s('lzma-alone-tar', 'x.tar.lzma', lzmaAlone(tar, 6)));
   // LZ4: frames of each kind, linked blocks, a legacy frame, two frames, a tar inside
   for (const [id, opts] of [['default', []], ['linked-blocks', ['-BD']], ['legacy', ['-l']], ['content-size-no-crc', ['--content-size', '--no-frame-crc']], ['high', ['-12', '-B4']]] as const) {
     out.push(s(`lz4-${id}`, 'x.lz4', lz4(wrapped(infected), opts)));
   }
   out.push(
     s('lz4-clean-frame-then-payload-frame', 'x.lz4', Buffer.concat([lz4(wrapped(false), []), lz4(wrapped(infected), ['-9'])])),
-    s('lz4-tar', 'x.tar.lz4', lz4(makeArchive('tar-ustar', [readme, payload]), [])),
+    s('lz4-tar', 'x.tar.lz4', lz4(tar, [])),
   );
   // every container behind another: cabinets with and without junk between, behind a stub
   const clean = makeArchive('cab', [readme]);
