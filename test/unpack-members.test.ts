@@ -23,7 +23,8 @@ import { join } from 'node:path';
 import { runAvfilter } from './helpers/avfilter-proc.js';
 import { startClamd } from './helpers/clamd.js';
 import { attachmentMessage } from './helpers/container-corpus.js';
-import { content, memberShapes, type Shape } from './helpers/evasion-shapes.js';
+import { content, lz4, memberShapes, type Shape } from './helpers/evasion-shapes.js';
+import { unpackLz4 } from '../src/unpack/formats/lz4.js';
 import { EICAR_NAME, cliSetup, leftovers, reportFor } from './helpers/unpack-cli.js';
 
 function write(dir: string, shapes: readonly Shape[], tag: string): Map<string, string> {
@@ -131,4 +132,22 @@ test('the generators are right: a mainstream reader extracts the payload of each
     rmSync(dir, { recursive: true, force: true });
   }
   assert.deepEqual(failures, []);
+});
+
+test('the LZ4 reader stops at the unpack limits: a bomb is `size`, a frame cut short `corrupt` with what decoded kept, bytes after the last frame `trailing`', () => {
+  const zeros = Buffer.alloc(8 << 20);
+  const bomb = lz4(zeros, ['-9']);
+  const limits = { maxOutputBytes: 1 << 20, maxMembers: 10, deadline: Date.now() + 30_000 };
+  assert.equal(unpackLz4(bomb, limits).outcome, 'size');
+  const whole = unpackLz4(bomb, { ...limits, maxOutputBytes: 16 << 20 });
+  assert.equal(whole.outcome, 'ok');
+  assert.ok(whole.members[0]!.bytes.equals(zeros));
+  const text = Buffer.from('a line of text that repeats, with a number: 12345\n'.repeat(20_000));
+  const frame = lz4(text, ['-B4']);
+  const cut = unpackLz4(frame.subarray(0, frame.length >> 1), { ...limits, maxOutputBytes: 16 << 20 });
+  assert.equal(cut.outcome, 'corrupt');
+  assert.ok(cut.members[0]!.bytes.length > 0 && text.subarray(0, cut.members[0]!.bytes.length).equals(cut.members[0]!.bytes));
+  const after = unpackLz4(Buffer.concat([frame, Buffer.from('junk after it')]), { ...limits, maxOutputBytes: 16 << 20 });
+  assert.equal(after.outcome, 'ok');
+  assert.equal(after.trailing, true);
 });

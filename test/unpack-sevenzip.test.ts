@@ -80,6 +80,7 @@ const FORMATS: Array<[string, ContainerFormat, boolean]> = [
   ['named.gz', 'gzip', false],
   [`${CLAM}/clam.exe.bz2`, 'bzip2', false],
   ['clam.xz', 'xz', false],
+  ['clam.lzma', 'lzma', false],
   ['clam.zst', 'zstd', false],
   ['clam.Z', 'compress', false],
   ['tar-ustar.tar', 'tar', true],
@@ -125,6 +126,7 @@ test('names: the stored name, "[data]" when a stream has none; directories and s
   assert.deepEqual((await unpack('named.gz', 'gzip')).members.map((m) => m.name), ['clam.exe']);
   assert.deepEqual((await unpack('noname.gz', 'gzip')).members.map((m) => m.name), ['[data]']);
   assert.deepEqual((await unpack('clam.xz', 'xz')).members.map((m) => m.name), ['[data]']);
+  assert.deepEqual((await unpack('clam.lzma', 'lzma')).members.map((m) => m.name), ['[data]']);
   assert.deepEqual((await unpack(`${CLAM}/clam.exe.szdd`, 'szdd')).members.map((m) => m.name), ['[data]']);
   // tar-gnu.tar holds clam.exe, dir/, dir/second.txt and a symlink link-to-clam
   assert.deepEqual((await unpack('tar-gnu.tar', 'tar')).members.map((m) => m.name), ['clam.exe', 'dir/second.txt']);

@@ -60,6 +60,7 @@ with open(p('named.gz'), 'wb') as raw:
 open(p('noname.gz'), 'wb').write(gzip.compress(payload, mtime=0))  # no FNAME field
 open(p('clam.bz2'), 'wb').write(bz2.compress(payload))
 open(p('clam.xz'), 'wb').write(lzma.compress(payload, format=lzma.FORMAT_XZ))
+open(p('clam.lzma'), 'wb').write(lzma.compress(payload, format=lzma.FORMAT_ALONE))
 open(p('tar.gz'), 'wb').write(gzip.compress(open(p('tar-ustar.tar'), 'rb').read(), mtime=0))
 
 # 7-Zip's own: 7z archives, deflate64, encryption

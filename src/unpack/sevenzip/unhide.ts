@@ -4,7 +4,7 @@
  * cabextract extract the bytes as a file. A sender marks the payload so (external attribute 0x10
  * on a DOS/NTFS/VFAT host, unix mode 040755 or 0120777, a name ending in "/"; cab attribute
  * 0x10) and 7-Zip's run looks clean. So, before 7-Zip reads a zip or a cab, the entries that hold
- * data (a size or a packed size above zero) lose those marks, in place, in the thread's own copy
+ * data (an uncompressed size above zero) lose those marks, in place, in the thread's own copy
  * of the archive: 7-Zip then writes their bytes like any file's, and they are scanned.
  *
  * Owns: the walk of a zip's central directory (from its end record, zip64 included) and of a
@@ -86,12 +86,13 @@ function unhideZip(v: View): number {
   let edited = 0;
   for (let at = cd.start; at + 46 <= cd.start + cd.size && u32(v, at) === SIG_CENTRAL;) {
     const host = v.b[at + 5]!;
-    const packed = u32(v, at + 20);
     const size = u32(v, at + 24);
     const nameLen = u16(v, at + 28);
     const next = at + 46 + nameLen + u16(v, at + 30) + u16(v, at + 32);
     if (next > v.b.length) break;
-    if (packed !== 0 || size !== 0) {
+    // its size, not its packed size: a directory entry a zip tool deflates has 2 bytes of
+    // empty deflate stream and is a directory to every reader
+    if (size !== 0) {
       const attr = u32(v, at + 38);
       const mode = attr >>> 16;
       const dirBit = DOS_HOSTS.has(host) && (attr & ATTR_DIRECTORY) !== 0;
