@@ -205,12 +205,13 @@ export const MAX_FINDS = 64;
 
 /**
  * Formats whose every member starts with a header that passes the format's check (a tar header
- * per file, cpio and LHA likewise): only their first find after `from` is kept, the reader then
+ * per file, cpio and LHA likewise), and PDF (pdf.js reads the document from the first header
+ * it finds, and a text may quote "%PDF-" many times): only their first find after `from` is kept, the reader then
  * reads the rest of the archive, and what follows its end is searched again when the reader
  * says it left bytes (stage.ts). Every other format's finds are all kept: cabextract reads every
  * cabinet of a file, 7-Zip and unrar the archive wherever it starts.
  */
-const ONE_PER_SEARCH: ReadonlySet<ContainerFormat> = new Set(['tar', 'cpio', 'lzh']);
+const ONE_PER_SEARCH: ReadonlySet<ContainerFormat> = new Set(['tar', 'cpio', 'lzh', 'pdf']);
 
 /**
  * Every find of each readable format in `window`, at positions `from` (at least 1) up to
