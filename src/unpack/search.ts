@@ -2,9 +2,9 @@
  * Containers that do not start the item: 7-Zip opens an archive of any format it reads behind
  * other bytes (a self-extractor's stub, junk, a picture), searching the file's first 8 MiB for
  * one, and unrar and cabextract do the same for their formats; pdf.js reads a PDF whose header
- * is anywhere. So an item that is no container at its start is searched the same way, and each
- * format found is opened from there (zip is placed by zip-layout.ts, which also reads past the
- * first 8 MiB).
+ * is anywhere. So an item that is no container at its start is searched the same way (all of it, not
+ * only the first 8 MiB: cabextract and pdf.js look further), and each container found is opened
+ * from there (zip is placed by zip-layout.ts).
  *
  * Owns: the search and the checks that tell a real header from a chance match: a signature
  * alone is not enough (3 bytes of gzip occur by chance in megabytes of any binary), so each
@@ -13,11 +13,12 @@
  * checksum, cpio's digit fields, cab's and CHM's version fields, gzip's header fields and then a
  * first piece of its deflate data that decodes. Only zstd and PDF have nothing of the kind:
  * their finds are `weak` (the stage ignores a weak find that opens to nothing).
- * Input: the item's first bytes (up to SEARCH_BYTES, plus the header room after the last
- * position) and the formats that have a reader. Output: the first find of each format (offset
- * ≥ 1), or `tooMany` when more candidates pass the cheap checks than MAX_CANDIDATES (a limit:
- * an item built so that the real header hides behind decoys is not searched silently to a
- * cut). Pure; never throws.
+ * Input: a window of the item (SEARCH_BYTES of positions, plus the header room after the last
+ * one; locate.ts walks the whole item a window at a time) and the formats that have a reader.
+ * Output: every find (offset ≥ 1; tar, cpio, LHA and PDF: the first), or `tooMany` when more
+ * candidates pass the cheap checks than MAX_CANDIDATES or more than MAX_FINDS headers hold (a
+ * limit: an item built so that the real header hides behind decoys is not searched silently to
+ * a cut). Pure; never throws.
  */
 import { constants, crc32, inflateRawSync } from 'node:zlib';
 import type { ContainerFormat } from './types.js';
