@@ -12,6 +12,9 @@
  * - folding with spaces or tabs;
  * - no blank line after the headers: the first line that is neither a field nor a
  *   continuation starts the body;
+ * - a parameter line not indented after a structure field that ends with ";"
+ *   (`Content-Type: multipart/mixed;` then `boundary="b"`): a continuation, as clamd reads it
+ *   (a strict reader starts the body there; the standard reading gives that reading);
  * - a leading mbox "From " line.
  * Values keep every duplicate; the caller decides first-wins and last-wins. The block is read
  * as bytes: a string is made only for a field that gives the structure (a block of a hundred
@@ -23,6 +26,11 @@ export interface HeaderField {
   readonly name: string;
   /** Unfolded value, line ends removed. */
   readonly value: string;
+  /**
+   * Set only for a folded value: the folds removed whole, the blanks that start a continuation
+   * line too (a reader that joins `"ab` CRLF ` cd"` into `"abcd"`; boundary-variants.ts).
+   */
+  readonly tight?: string;
 }
 
 export interface HeaderBlock {
@@ -58,7 +66,7 @@ const PAREN = 0x28;
 const isJsSpace = (c: number): boolean => c === SP || c === TAB || c === 0x0b || c === 0x0c || c === CR || c === LF || c === 0xa0;
 
 export function parseHeaderBlock(buf: Buffer, opts: { skipMboxFrom: boolean }): HeaderBlock {
-  const fields: Array<{ name: string; value: string }> = [];
+  const fields: Array<{ name: string; value: string; tight?: string }> = [];
   let irregular: string | undefined;
   const block = (bodyStart: number, complete: boolean): HeaderBlock => {
     const out = finish(fields);
@@ -92,18 +100,22 @@ export function parseHeaderBlock(buf: Buffer, opts: { skipMboxFrom: boolean }): 
     lines++;
     const c0 = buf[pos]!;
     if ((c0 === SP || c0 === TAB) && anyField) {
-      if (lastKept) fields[fields.length - 1]!.value += buf.toString('latin1', pos, end);
+      if (lastKept) fold(fields[fields.length - 1]!, buf.toString('latin1', pos, end));
     } else {
       const f = fieldAt(buf, pos, end);
-      if (f === undefined) {
+      if (f === undefined && lastKept && isUnindentedParameter(fields[fields.length - 1]!.value, buf, pos, end)) {
+        irregular ??= 'a parameter line without indentation';
+        fold(fields[fields.length - 1]!, buf.toString('latin1', pos, end));
+      } else if (f === undefined) {
         // neither a field nor a continuation: no blank line after the headers
         irregular ??= 'no blank line after the header';
         return block(pos, true);
+      } else {
+        if (irregular === undefined) irregular = nameIrregularity(buf, pos, end);
+        anyField = true;
+        lastKept = f !== null;
+        if (f !== null) fields.push(f);
       }
-      if (irregular === undefined) irregular = nameIrregularity(buf, pos, end);
-      anyField = true;
-      lastKept = f !== null;
-      if (f !== null) fields.push(f);
     }
     // the last line has no end: a field (or continuation) cut short by the end of the input
     if (next < 0) return block(buf.length, false);
@@ -157,8 +169,30 @@ function isMboxFrom(buf: Buffer, start: number, end: number): boolean {
   return end - s >= FROM.length && buf.compare(FROM, 0, FROM.length, s, s + FROM.length) === 0;
 }
 
-function finish(fields: Array<{ name: string; value: string }>): HeaderField[] {
-  return fields.map((f) => ({ name: f.name, value: f.value.trim() }));
+/** Appends a continuation line to a field's value (and to its value with folds removed). */
+function fold(f: { value: string; tight?: string }, line: string): void {
+  f.tight = (f.tight ?? f.value) + line.replace(/^[ \t]+/, '');
+  f.value += line;
+}
+
+/**
+ * Bytes of a line looked at for `name=`: a parameter name is short, and a longer line (the
+ * first line of a body) is no parameter line.
+ */
+const MAX_PARAMETER_NAME_BYTES = 64;
+
+/**
+ * A line `name=...` right after a kept structure field whose value so far ends with ";": the
+ * parameter of that field, written without the blank that makes it a continuation.
+ */
+function isUnindentedParameter(value: string, buf: Buffer, start: number, end: number): boolean {
+  if (!value.trimEnd().endsWith(';')) return false;
+  const head = buf.toString('latin1', start, Math.min(end, start + MAX_PARAMETER_NAME_BYTES + 1));
+  return /^[A-Za-z][-A-Za-z0-9_.]*\*?[0-9]*\*?[ \t]*=/.test(head);
+}
+
+function finish(fields: Array<{ name: string; value: string; tight?: string }>): HeaderField[] {
+  return fields.map((f) => (f.tight !== undefined ? { name: f.name, value: f.value.trim(), tight: f.tight.trim() } : { name: f.name, value: f.value.trim() }));
 }
 
 function normaliseName(raw: string): string {

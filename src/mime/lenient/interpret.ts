@@ -10,6 +10,7 @@
  */
 import type { HeaderField } from './header.js';
 import { parseStructured, rfc2231Value, stripComments } from './header.js';
+import { looseBoundaries } from './boundary-variants.js';
 
 /**
  * More boundary candidates than this only come from a message built to multiply work; the
@@ -57,13 +58,14 @@ export function interpret(fields: readonly HeaderField[], defaultType: string): 
 
   const boundaries: BoundaryCandidate[] = [];
   let truncated = false;
-  const addBoundary = (b: string | undefined, tag: string): void => {
+  // `own`: the tag is kept even for the first candidate (no strict reader takes it)
+  const addBoundary = (b: string | undefined, tag: string, own = false): void => {
     if (b === undefined || b === '' || boundaries.some((c) => c.boundary === b)) return;
     if (b.length > MAX_BOUNDARY_BYTES || boundaries.length >= MAX_BOUNDARY_CANDIDATES) {
       truncated = true;
       return;
     }
-    boundaries.push({ boundary: b, tag: boundaries.length === 0 ? '' : tag });
+    boundaries.push({ boundary: b, tag: boundaries.length === 0 && !own ? '' : tag });
   };
   let n = 0;
   for (const ct of cts) {
@@ -74,6 +76,8 @@ export function interpret(fields: readonly HeaderField[], defaultType: string): 
     }
     addBoundary(rfc2231Value(ct.params, 'boundary'), 'rfc2231-boundary');
   }
+  // what other readers make of a Content-Type outside the grammar (none new for a plain one)
+  for (const b of looseBoundaries(fields)) addBoundary(b, 'loose-boundary', true);
   // a boundary given in Content-Disposition: some readers merge the two fields' parameters
   for (const cd of cds) {
     for (const p of cd.params) if (p.name === 'boundary') p.values.forEach((v) => addBoundary(v, 'disposition-boundary'));
