@@ -5,7 +5,8 @@
  * message and the candidates. Output: for each candidate, its delimiter lines in order, each
  * marked close (`--b--`) or not and "strict" (only whitespace or transport padding after it,
  * RFC 2046 §5.1.1) or "prefix" (anything after it: readers that match by prefix). Line ends
- * may be CRLF, LF or bare CR. A line longer than MAX_DELIMITER_LINE_BYTES is matched on its
+ * may be CRLF, LF or bare CR. A delimiter line may start with blanks (` --b`, as clamd reads it):
+ * such a line is marked `indented`, and its lineStart is the line's first byte. A line longer than MAX_DELIMITER_LINE_BYTES is matched on its
  * first bytes (a prefix delimiter: its tail is never carried, so memory stays bounded). Fails
  * with EMIME_PART_LIMIT when a candidate has more delimiter lines than the part limit allows,
  * with the stream's error, or with the signal's reason.
@@ -14,7 +15,7 @@ import type { MessageBytes } from '../../bytes/message-bytes.js';
 import { MimeError, MimeErrorCode } from '../limits.js';
 
 export interface Delimiter {
-  /** Offset of the first "-". */
+  /** Offset of the line's first byte (the first "-", or the first blank before it). */
   readonly lineStart: number;
   /** Offset just after the delimiter line's end. */
   readonly lineEnd: number;
@@ -23,7 +24,17 @@ export interface Delimiter {
   readonly close: boolean;
   /** Only whitespace follows (or "--" then whitespace): every lenient reader agrees. */
   readonly strict: boolean;
+  /** Blanks (spaces, tabs) before the "--": only readers that trim lines take it. */
+  readonly indented: boolean;
 }
+
+/**
+ * Blanks before a "--" that still make a delimiter line. Real indentation is a few bytes; the
+ * bound keeps the bytes carried across chunks (a line of blanks so far) within a line's worth.
+ */
+export const MAX_DELIMITER_INDENT_BYTES = 1024;
+
+const isBlank = (c: number | undefined): boolean => c === 0x20 || c === 0x09;
 
 /**
  * Bytes of a "--" line that are carried whole across chunks; a longer line is matched on these
@@ -57,7 +68,7 @@ export async function findDelimiters(
   let carry: Buffer | undefined;
   let carryAt = 0;
   /** A long "--" line that matched: its end is still to be found. */
-  let long: { matches: Pending[]; lineStart: number; eolBefore: number } | undefined;
+  let long: { matches: Pending[]; lineStart: number; eolBefore: number; indented: boolean } | undefined;
 
   /** The candidates the line bytes `line` match; `whole`: the line is all there, not a prefix of it. */
   const match = (line: Buffer, whole: boolean): Pending[] => {
@@ -72,10 +83,10 @@ export async function findDelimiters(
     }
     return out;
   };
-  const record = (matches: Pending[], lineStart: number, lineEnd: number, eolBefore: number): void => {
+  const record = (matches: Pending[], lineStart: number, lineEnd: number, eolBefore: number, indented: boolean): void => {
     for (const m of matches) {
       if (found[m.k]!.length >= maxPerCandidate) throw new MimeError(MimeErrorCode.PART_LIMIT, `more than ${maxPerCandidate} delimiter lines in one multipart`);
-      found[m.k]!.push({ lineStart, lineEnd, eolBefore, close: m.close, strict: m.strict });
+      found[m.k]!.push({ lineStart, lineEnd, eolBefore, close: m.close, strict: m.strict, indented });
     }
   };
   /** Where the line end at buf[j] ends, or -1 when a CR is the last byte and more may come. */
@@ -100,19 +111,24 @@ export async function findDelimiters(
         carryAt = at + j;
         return;
       }
-      record(long.matches, long.lineStart, at + e, long.eolBefore);
+      record(long.matches, long.lineStart, at + e, long.eolBefore, long.indented);
       long = undefined;
       from = e;
     }
     let i = buf.indexOf(DASH2, from);
     while (i >= 0) {
-      const p1 = i >= 1 ? buf[i - 1]! : before[1]!;
+      // the line's start: "--" first, or after blanks (bounded, and never before `from`,
+      // which is a line start or follows a line end)
+      let ls = i;
+      while (ls > from && isBlank(buf[ls - 1]) && i - ls < MAX_DELIMITER_INDENT_BYTES) ls--;
+      const p1 = ls >= 1 ? buf[ls - 1]! : before[1]!;
       if (!(p1 === LF || p1 === CR)) {
         i = buf.indexOf(DASH2, i + 1);
         continue;
       }
-      const p2 = i >= 2 ? buf[i - 2]! : i === 1 ? before[1]! : before[0]!;
-      const eolBefore = at + i === start ? 0 : p1 === LF && p2 === CR ? 2 : 1;
+      const p2 = ls >= 2 ? buf[ls - 2]! : ls === 1 ? before[1]! : before[0]!;
+      const eolBefore = at + ls === start ? 0 : p1 === LF && p2 === CR ? 2 : 1;
+      const indented = ls < i;
       let j = i;
       const stop = Math.min(buf.length, i + MAX_DELIMITER_LINE_BYTES + 1);
       while (j < stop && buf[j] !== LF && buf[j] !== CR) j++;
@@ -125,7 +141,7 @@ export async function findDelimiters(
           i = buf.indexOf(DASH2, e);
           continue;
         }
-        long = { matches, lineStart: at + i, eolBefore };
+        long = { matches, lineStart: at + ls, eolBefore, indented };
         if (e >= buf.length && !final) return;
         const after = afterEol(buf, e, final);
         if (after < 0) {
@@ -133,28 +149,31 @@ export async function findDelimiters(
           carryAt = at + e;
           return;
         }
-        record(matches, at + i, at + after, eolBefore);
+        record(matches, at + ls, at + after, eolBefore, indented);
         long = undefined;
         i = buf.indexOf(DASH2, after);
         continue;
       }
       // the line end must be whole to know its length (a CR may be followed by an LF)
       if (!final && (j >= buf.length || (buf[j] === CR && j + 1 >= buf.length))) {
-        carry = Buffer.from(buf.subarray(i));
-        carryAt = at + i;
+        carry = Buffer.from(buf.subarray(ls));
+        carryAt = at + ls;
         return;
       }
       const eol = j >= buf.length ? 0 : buf[j] === CR && buf[j + 1] === LF ? 2 : 1;
-      record(match(buf.subarray(i, j), true), at + i, at + j + eol, eolBefore);
+      record(match(buf.subarray(i, j), true), at + ls, at + j + eol, eolBefore, indented);
       i = buf.indexOf(DASH2, j);
     }
-    // a "-" last in the chunk at a line start may be the first half of a "--" the next one ends
-    const last = buf.length - 1;
-    if (!final && last >= from && buf[last] === 0x2d) {
-      const p = last >= 1 ? buf[last - 1]! : before[1]!;
-      if (p === LF || p === CR) {
-        carry = Buffer.from(buf.subarray(last));
-        carryAt = at + last;
+    // blanks, or a "-" (after blanks or not), last in the chunk at a line start may begin a
+    // delimiter line the next chunk ends: carried from the line start
+    if (!final) {
+      let k = buf.length;
+      if (k > from && buf[k - 1] === 0x2d) k--;
+      while (k > from && isBlank(buf[k - 1]) && buf.length - k <= MAX_DELIMITER_INDENT_BYTES) k--;
+      const p = k >= 1 ? buf[k - 1]! : before[1]!;
+      if (k < buf.length && k >= from && (p === LF || p === CR)) {
+        carry = Buffer.from(buf.subarray(k));
+        carryAt = at + k;
       }
     }
   };

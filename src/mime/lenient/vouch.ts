@@ -105,6 +105,7 @@ function repeatsParameter(value: string): boolean {
 export async function vouchDelimiters(src: MessageBytes, bodyStart: number, end: number, boundary: string, all: readonly Delimiter[]): Promise<string | undefined> {
   if (all.length < 2 || !all[all.length - 1]!.close || all.slice(0, -1).some((d) => d.close)) return 'a multipart whose delimiters do not open parts and close once, last';
   for (const d of all) {
+    if (d.indented) return 'a delimiter line after blanks';
     const want = 2 + boundary.length + (d.close ? 2 : 0);
     const from = d.lineStart > bodyStart ? d.lineStart - 1 : d.lineStart;
     const line = await src.read(from, Math.min(end, d.lineEnd) - from);

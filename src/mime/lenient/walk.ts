@@ -32,8 +32,9 @@ import { encodedKey, rangeKey, type PartStore } from '../part-store.js';
 import { LooseQpDecoder, QpDecoder } from '../qp.js';
 import { STANDARD_READING } from '../walk.js';
 import { findDelimiters, type Delimiter } from './delimiters.js';
+import { guessBoundaries, MAX_GUESSED_BOUNDARIES } from './guess-boundary.js';
 import { parseHeaderBlock, type HeaderField } from './header.js';
-import { interpret, isMessageType, MAX_BOUNDARY_BYTES, MAX_BOUNDARY_CANDIDATES, MAX_CTE_CANDIDATES, type Interpretation } from './interpret.js';
+import { interpret, isMessageType, MAX_BOUNDARY_BYTES, MAX_BOUNDARY_CANDIDATES, MAX_CTE_CANDIDATES, type BoundaryCandidate, type Interpretation } from './interpret.js';
 import { holdsNothing } from './notices.js';
 import { vouchDelimiters, vouchHeader } from './vouch.js';
 
@@ -110,17 +111,19 @@ async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
   // split under every boundary candidate that has delimiter lines in the body
   let split = false;
   const multipart = info.types.some((t) => t.startsWith('multipart/'));
-  if (info.boundaries.length > 0 && bodyStart < e.end) {
-    const delims = await findDelimiters(e.src, bodyStart, e.end, info.boundaries.map((b) => b.boundary), ctx.budget.limits.maxParts + 1, ctx.signal);
-    const seen = new Set<string>();
+  const seen = new Set<string>();
+  const splitUnder = async (cands: readonly BoundaryCandidate[], guessTag: string): Promise<void> => {
+    const delims = await findDelimiters(e.src, bodyStart, e.end, cands.map((b) => b.boundary), ctx.budget.limits.maxParts + 1, ctx.signal);
     if (ctx.store.vouching) {
-      const doubt = await vouchDelimiters(e.src, bodyStart, e.end, info.boundaries[0]!.boundary, delims[0]!);
+      const doubt = await vouchDelimiters(e.src, bodyStart, e.end, cands[0]!.boundary, delims[0]!);
       if (doubt !== undefined) ctx.store.doubt(doubt);
     }
     for (let k = 0; k < delims.length; k++) {
       const all = delims[k]!;
-      const strict = all.filter((d) => d.strict);
-      for (const [list, modeTag] of [[strict, ''], [all, 'prefix-boundary']] as const) {
+      const flush = all.filter((d) => !d.indented);
+      const strict = flush.filter((d) => d.strict);
+      // delimiter lines after blanks (` --b`) only in a reading of their own: readers that trim lines
+      for (const [list, modeTag] of [[strict, ''], [flush, 'prefix-boundary'], [all, 'indented-delimiter']] as const) {
         if (!list.some((d) => !d.close)) continue;
         const key = list.map((d) => d.lineStart).join(',');
         if (seen.has(key)) continue;
@@ -128,8 +131,19 @@ async function walkEntity(ctx: LenientContext, e: Entity): Promise<void> {
         split = true;
         const containerPath = e.top && !multipart && e.prefix.length === 0 ? [] : e.prefix;
         const digest = info.types.includes('multipart/digest');
-        await splitBody(ctx, e, bodyStart, list, containerPath, digest, [...e.tags, info.boundaries[k]!.tag, modeTag, multipart ? '' : 'boundary-on-leaf'], info.boundaries[k]!.boundary);
+        await splitBody(ctx, e, bodyStart, list, containerPath, digest, [...e.tags, cands[k]!.tag, guessTag, modeTag, multipart ? '' : 'boundary-on-leaf'], cands[k]!.boundary);
       }
+    }
+  };
+  if (info.boundaries.length > 0 && bodyStart < e.end) await splitUnder(info.boundaries, '');
+  // a multipart no boundary of its header splits: clamd splits it at the delimiter-like lines
+  // of its body (no plain message gets here: vouch.ts doubts such a multipart first)
+  if (!split && multipart && bodyStart < e.end) {
+    const guessed = await guessBoundaries(e.src, bodyStart, e.end, ctx.signal);
+    if (guessed.truncated) ctx.soft.push(new MimeError(MimeErrorCode.CANDIDATE_LIMIT, `more delimiter-like lines in a multipart without a usable boundary than the lenient reading tries (${MAX_GUESSED_BOUNDARIES})`));
+    if (guessed.boundaries.length > 0) {
+      ctx.store.noteIrregular('a multipart split at boundaries guessed from its body');
+      await splitUnder(guessed.boundaries.map((boundary) => ({ boundary, tag: '' })), 'guessed-boundary');
     }
   }
   if (split && info.types.every((t) => t.startsWith('multipart/')) && !hasEncoding(info)) return;
