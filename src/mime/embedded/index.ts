@@ -50,6 +50,32 @@ async function startsBinary(store: PartStore, part: ExtractedPart): Promise<bool
   return (await bytes.read(0, Math.min(bytes.size, BINARY_SNIFF_BYTES))).includes(0);
 }
 
+const BEGIN = Buffer.from('begin', 'latin1');
+
+/**
+ * Does a line of the part start with "begin" (a uuencode or begin-base64 start line)? One
+ * native search over the bytes (a media file or a binary is not read line by line); the bytes
+ * before a chunk are carried so that a line start across chunks is seen.
+ */
+async function holdsBeginLine(store: PartStore, part: ExtractedPart, signal: AbortSignal | undefined): Promise<boolean> {
+  let prev: Buffer | undefined;
+  /** prev starts at the part's first byte (a line start). */
+  let prevAtStart = false;
+  for await (const chunk of chunksOf(store, part)) {
+    checkAbort(signal);
+    // the last bytes of the previous chunk: a "begin" cut by the chunk end, and the byte before it
+    const buf = prev !== undefined ? Buffer.concat([prev, chunk]) : chunk;
+    const atStart: boolean = prev === undefined || prevAtStart;
+    // a "begin" at prev's first byte was wholly in the previous chunk, and looked at there
+    for (let i = buf.indexOf(BEGIN, atStart ? 0 : 1); i >= 0; i = buf.indexOf(BEGIN, i + 1)) {
+      if (i === 0 || buf[i - 1] === 0x0a || buf[i - 1] === 0x0d) return true;
+    }
+    prevAtStart = atStart && buf.length <= BEGIN.length;
+    prev = Buffer.from(buf.subarray(Math.max(0, buf.length - BEGIN.length)));
+  }
+  return false;
+}
+
 /**
  * Levels of finds below the parts of the other readings: a file found in such a part is level
  * 1, a file found in that one (or a part of a message found there) level 2, and so on. Real
@@ -80,8 +106,11 @@ export async function extractEmbeddedIn(ctx: LenientContext, parts: readonly Ext
 /** Reads one part at `level` (0: found by another reading) and, depth first, what it holds. */
 async function visit(ctx: LenientContext, part: ExtractedPart, level: number, digest: string | undefined): Promise<void> {
   checkAbort(ctx.signal);
-  if (SKIP_TYPE_RE.test(part.contentType) || part.size === 0 || WALKED_MESSAGE_TYPES.has(part.contentType)) return;
-  if (!TEXT_TYPE_RE.test(part.contentType) && (await startsBinary(ctx.store, part))) return;
+  if (part.size === 0 || WALKED_MESSAGE_TYPES.has(part.contentType)) return;
+  // media and binaries are read only when a line starts with "begin": clamd finds uuencode
+  // (and begin-base64) in any part, whatever its type or first bytes
+  const binary = SKIP_TYPE_RE.test(part.contentType) || (!TEXT_TYPE_RE.test(part.contentType) && (await startsBinary(ctx.store, part)));
+  if (binary && !(await holdsBeginLine(ctx.store, part, ctx.signal))) return;
   if (level > MAX_EMBEDDED_DEPTH) {
     if ((await isUnwalkedMessage(ctx, part, digest)) || (await holdsEncoding(ctx.store, part, ctx.signal))) {
       ctx.soft.push(new MimeError(MimeErrorCode.EMBED_DEPTH, `encodings nested deeper than ${MAX_EMBEDDED_DEPTH} levels inside part ${part.path.split('/')[0]}`));

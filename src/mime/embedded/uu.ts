@@ -68,9 +68,10 @@ const BEGIN = Buffer.from('begin', 'latin1');
 const B64_SUFFIX = Buffer.from('-base64', 'latin1');
 
 /**
- * `begin[-base64] MODE [NAME]` at the start of the line: MODE is 1-6 octal digits after
- * whitespace, the name what follows (whitespace before it optional, as sscanf's "%o %s" reads
- * it); read from the bytes without making a string unless it is one.
+ * `begin[-base64] MODE [NAME]` at the start of the line: MODE is 1-6 digits after whitespace,
+ * any decimal digits (uudecode reads octal, clamd takes any digits: `begin 999 x` is a file to
+ * it), the name what follows (whitespace before it optional, as sscanf's "%o %s" reads it);
+ * read from the bytes without making a string unless it is one.
  */
 export function parseBegin(buf: Buffer, start: number, end: number): UuBegin | undefined {
   while (end > start && isWs(buf[end - 1]!)) end--;
@@ -86,7 +87,7 @@ export function parseBegin(buf: Buffer, start: number, end: number): UuBegin | u
   while (i < end && isWs(buf[i]!)) i++;
   if (i === ws) return undefined;
   const digits = i;
-  while (i < end && buf[i]! >= 0x30 && buf[i]! <= 0x37 && i - digits < 6) i++;
+  while (i < end && buf[i]! >= 0x30 && buf[i]! <= 0x39 && i - digits < 6) i++;
   if (i === digits) return undefined;
   while (i < end && isWs(buf[i]!)) i++;
   return { base64, name: buf.toString('latin1', i, Math.min(end, i + 512)) };
