@@ -21,7 +21,7 @@ import { MAIL_PREFIX } from '../src/engines/clamd/raw-message.js';
 import { runAvfilter } from './helpers/avfilter-proc.js';
 import { startClamd, type RunningClamd } from './helpers/clamd.js';
 import { eicar } from './helpers/eicar.js';
-import { divergentMessages } from './helpers/parser-divergence.js';
+import { divergentMessages, readerDecodedMessages } from './helpers/parser-divergence.js';
 
 const messages = divergentMessages();
 let clamd: RunningClamd;
@@ -114,6 +114,19 @@ for (const mode of ['mail', 'data', 'text', 'parts'] as const) {
     assert.deepEqual(wrong, [], 'every message is infected');
   });
 }
+
+test('regression: a message clamd\'s own parser decodes through an irregular boundary, delimiter or header, or uuencode in any part, is found by clamd as the engine in every raw_message mode (was OK: our readings did not decode it, and clamd got the raw message as plain bytes)', async () => {
+  const others = readerDecodedMessages();
+  // the premise: clamd's own mail parser decodes at least one variant of each shape
+  const foundByShape = new Map<string, number>();
+  for (const m of others) if ((await clamdAlone(m.bytes)).endsWith(' FOUND')) foundByShape.set(m.shape, (foundByShape.get(m.shape) ?? 0) + 1);
+  for (const shape of new Set(others.map((m) => m.shape))) assert.ok((foundByShape.get(shape) ?? 0) > 0, `clamd alone decodes no ${shape} variant: the shape proves nothing here`);
+  for (const mode of ['parts', 'text', 'data'] as const) {
+    const verdicts = await scanWith(mode, new Map(others.map((m) => [m.name, m.bytes])));
+    const wrong = [...verdicts].filter(([, v]) => !v.endsWith(' FOUND'));
+    assert.deepEqual(wrong, [], `raw_message = "${mode}": every message is infected`);
+  }
+});
 
 test('raw_message: "mail" lets clamd\'s mail signatures see the message, "data" and "text" scan the raw bytes only; all find byte signatures in headers and attachments', async () => {
   const files = new Map<string, Buffer>([

@@ -254,16 +254,22 @@ test('looksLikeMessage: header blocks of mail, with any line ends, and not much 
   assert.equal(looksLikeMessage(Buffer.from('From:' + 'x'.repeat(60_000) + '\nSubject: s\n\nbody', 'latin1'), false), 'yes', 'a long first field');
 });
 
-test('binary attachments are not searched (a NUL in their first 4 KiB); text types always are', async () => {
+test('binary attachments are searched only for "begin" lines (a NUL in their first 4 KiB, or a media type): uuencode is found in any part, as clamd finds it; text types are read whole', async () => {
   const E = eicar();
   const inside = Buffer.from('\nnotes:\n' + uuencode(E, 'invoice.com'), 'latin1');
   const binary = Buffer.concat([Buffer.from([0x4d, 0x5a, 0x90, 0x00, 0x03, 0x00]), inside]);
+  const yInside = Buffer.from('\nnotes:\n' + yencode(E, 'invoice.com'), 'latin1');
+  const yBinary = Buffer.concat([Buffer.from([0x4d, 0x5a, 0x90, 0x00, 0x03, 0x00]), yInside]);
   const attach = (data: Buffer, contentType: string): Buffer =>
     mail.message(mail.multipart([mail.textPart('see attached'), mail.attachment(data, { cte: 'base64', contentType, filename: 'x.bin' })]));
-  // an executable holding uuencode-looking bytes: no reader decodes inside it
-  assert.deepEqual(whereIs((await extract(attach(binary, 'application/octet-stream'))).parts, E), []);
+  // uuencode inside an executable or an image: clamd decodes it (it was skipped)
+  assert.deepEqual(whereIs((await extract(attach(binary, 'application/octet-stream'))).parts, E), [['2/uuencode1', 'uuencode', 'invoice.com']]);
+  assert.deepEqual(whereIs((await extract(attach(inside, 'image/png'))).parts, E), [['2/uuencode1', 'uuencode', 'invoice.com']]);
+  // the other encodings are not looked for in a binary: no "begin" line, no reading line by line
+  assert.deepEqual(whereIs((await extract(attach(yBinary, 'application/octet-stream'))).parts, E), []);
+  assert.deepEqual(whereIs((await extract(attach(yInside, 'image/png'))).parts, E), []);
   // the same bytes without the NUL are text a reader (or a user's uudecode) may undo
-  assert.deepEqual(whereIs((await extract(attach(inside, 'application/octet-stream'))).parts, E), [['2/uuencode1', 'uuencode', 'invoice.com']]);
+  assert.deepEqual(whereIs((await extract(attach(yInside, 'application/octet-stream'))).parts, E), [['2/yenc1', 'yenc', 'invoice.com']]);
   // labelled text, a reader shows it as text whatever it holds
-  assert.deepEqual(whereIs((await extract(attach(binary, 'text/plain'))).parts, E), [['2/uuencode1', 'uuencode', 'invoice.com']]);
+  assert.deepEqual(whereIs((await extract(attach(yBinary, 'text/plain'))).parts, E), [['2/yenc1', 'yenc', 'invoice.com']]);
 });

@@ -24,7 +24,7 @@ import { attachmentMessage, asStored, envelope } from './helpers/e2e-messages.js
 import { eicar } from './helpers/eicar.js';
 import { caseRng, fuzzIterations, fuzzSeed, mutateBytes } from './helpers/fuzz.js';
 import * as mail from './helpers/mail.js';
-import { divergentMessages } from './helpers/parser-divergence.js';
+import { divergentMessages, readerDecodedMessages } from './helpers/parser-divergence.js';
 import { SHAPES } from './helpers/shapes.js';
 
 const FIXTURES = new URL('../../test/fixtures/mime/', import.meta.url);
@@ -38,6 +38,7 @@ function samples(): Sample[] {
   const out: Sample[] = [];
   for (const m of corpus()) out.push({ name: `corpus ${m.name}`, bytes: m.bytes });
   for (const m of divergentMessages()) out.push({ name: `divergence ${m.name}`, bytes: m.bytes });
+  for (const m of readerDecodedMessages()) out.push({ name: `reader-decoded ${m.name}`, bytes: m.bytes });
   for (const s of SHAPES) out.push({ name: `shape ${s.name}`, bytes: s.make(20_000) });
   for (const m of generateMix(60)) {
     out.push({ name: `mix ${m.index} ${m.kind}`, bytes: m.raw });
@@ -198,7 +199,7 @@ test('regression: a message with any irregularity gets both readings, and the pa
       }
     }
     // every divergent message and corpus message that both readings call irregular gets both
-    for (const m of [...divergentMessages(), ...corpus()]) {
+    for (const m of [...divergentMessages(), ...readerDecodedMessages(), ...corpus()]) {
       const { once, twice } = await both(m.bytes, dir);
       try {
         if (!fromPostPass(twice.irregular)) assert.equal(once.readings, 2, `${m.name}: irregular (${twice.irregular}) but read once`);

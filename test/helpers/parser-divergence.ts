@@ -99,3 +99,112 @@ export function divergentMessages(): DivergentMessage[] {
   }
   return out;
 }
+
+/**
+ * The other way round: messages that clamd's own mail parser (or Python's email package)
+ * decodes and our readings once did not, so that every engine answered OK. Where the
+ * boundary parameter, the delimiter lines or the header grammar are irregular, readers take
+ * other boundaries (trimmed, quotes kept, single quotes stripped, a comment removed, a fold
+ * removed whole, found without a ";" before it, guessed from the body's delimiter lines,
+ * delimiter lines after blanks), and uuencode is found with any mode digits and in any part.
+ * Each shape in several variants; the payload is EICAR, made at run time.
+ */
+export interface ReaderDecodedMessage {
+  readonly name: string;
+  readonly shape:
+    | 'boundary-trimmed'
+    | 'boundary-quotes-kept'
+    | 'boundary-single-quoted'
+    | 'boundary-comment'
+    | 'boundary-folded-in-quotes'
+    | 'parameters-unindented'
+    | 'boundary-no-separator'
+    | 'boundary-missing'
+    | 'delimiter-indented'
+    | 'uuencode-any-mode'
+    | 'uuencode-in-media-or-binary';
+  readonly bytes: Buffer;
+}
+
+/** uuencode of `data` under `begin MODE NAME` (the mode as written, any digits). */
+function uuBlock(data: Buffer, mode: string, name: string): string {
+  let out = `begin ${mode} ${name}\n`;
+  for (let i = 0; i < data.length; i += 45) {
+    const chunk = data.subarray(i, i + 45);
+    let line = String.fromCharCode(32 + chunk.length);
+    for (let j = 0; j < chunk.length; j += 3) {
+      const a = chunk[j]!, b = chunk[j + 1] ?? 0, c = chunk[j + 2] ?? 0;
+      for (const v of [a >> 2, ((a & 3) << 4) | (b >> 4), ((b & 15) << 2) | (c >> 6), c & 63]) line += v === 0 ? '`' : String.fromCharCode(32 + v);
+    }
+    out += line + '\n';
+  }
+  return out + '`\nend\n';
+}
+
+export function readerDecodedMessages(): ReaderDecodedMessage[] {
+  const E = eicar();
+  const b64 = (E.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+  const out: ReaderDecodedMessage[] = [];
+  const add = (name: string, shape: ReaderDecodedMessage['shape'], text: string, crlf = false): void => {
+    out.push({ name, shape, bytes: Buffer.from(crlf ? text.replace(/\r?\n/g, '\r\n') : text, 'latin1') });
+  };
+  /** A multipart under `ct` with a text part and the payload, each delimiter line `indent--delim`. */
+  const multipart = (ct: string, delim: string, indent = '', name = 'invoice.com'): string =>
+    `${TOP}Content-Type: ${ct}\n\n${indent}--${delim}\nContent-Type: text/plain\n\nsee below\n${indent}--${delim}\n${attachmentHead('base64', name)}\n${b64}\n${indent}--${delim}--\n`;
+
+  // blanks inside the quotes: clamd and Python trim them
+  for (const [n, value, delim, crlf] of [['trailing-space', '"b "', 'b', false], ['trailing-tab', '"b\t"', 'b', false], ['leading-space', '" b"', 'b', false],
+    ['both-sides', '"\tZq7 "', 'Zq7', false], ['part-style-crlf', '"  ----=_Part_3_1.77  "', '----=_Part_3_1.77', true]] as const) {
+    add(`boundary-${n}`, 'boundary-trimmed', multipart(`multipart/mixed; boundary=${value}`, delim), crlf);
+  }
+  // a quoted string followed by more, or never closed: clamd keeps the quotes
+  for (const [n, value] of [['quote-then-junk', '"Zq"x'], ['quote-then-token', '"=_a1"_tail'], ['unterminated', '"Zq'], ['unterminated-part', '"----=_b9']] as const) {
+    add(`boundary-${n}`, 'boundary-quotes-kept', multipart(`multipart/mixed; boundary=${value}`, value));
+  }
+  add('boundary-unterminated-then-param', 'boundary-quotes-kept', multipart('multipart/mixed; boundary="q5; charset=us-ascii', '"q5'));
+  // single quotes are quotes to some readers
+  for (const [n, value, delim] of [['zq', "'Zq'", 'Zq'], ['part', "'=_x1.y'", '=_x1.y'], ['then-param', "'b2'; charset=us-ascii", 'b2']] as const) {
+    add(`boundary-single-quoted-${n}`, 'boundary-single-quoted', multipart(`multipart/mixed; boundary=${value}`, delim));
+  }
+  // a comment inside the quotes, removed by some readers
+  for (const [n, value, delim] of [['zq', '"Zq(c)"', 'Zq'], ['long', '"b7(a comment here)"', 'b7'], ['spaced', '"=_q (note)"', '=_q']] as const) {
+    add(`boundary-comment-${n}`, 'boundary-comment', multipart(`multipart/mixed; boundary=${value}`, delim));
+  }
+  // a fold inside the quotes, removed whole
+  for (const [n, value, delim, crlf] of [['space', '"ab\n cd"', 'abcd', false], ['tab-crlf', '"ab\n\tcd"', 'abcd', true], ['two-blanks', '"=_x\n  y9"', '=_xy9', false]] as const) {
+    add(`boundary-folded-${n}`, 'boundary-folded-in-quotes', multipart(`multipart/mixed; boundary=${value}`, delim), crlf);
+  }
+  // a parameter on the next line without the blank that makes it a continuation
+  for (const [n, ct, delim, crlf] of [['quoted', 'multipart/mixed;\nboundary="b"', 'b', false], ['token-crlf', 'multipart/mixed;\nboundary=b9', 'b9', true],
+    ['after-param', 'multipart/mixed; charset=us-ascii;\nboundary="Zq"', 'Zq', false]] as const) {
+    add(`parameters-unindented-${n}`, 'parameters-unindented', multipart(ct, delim), crlf);
+  }
+  // no ";" before the boundary, or another separator
+  for (const [n, ct, delim] of [['space', 'multipart/mixed boundary="b"', 'b'], ['comma', 'multipart/mixed, boundary="b"', 'b'], ['colon', 'multipart/mixed: boundary=q4', 'q4'],
+    ['after-param', 'multipart/mixed; charset=us-ascii boundary="=_p"', '=_p']] as const) {
+    add(`boundary-no-separator-${n}`, 'boundary-no-separator', multipart(ct, delim));
+  }
+  // no boundary at all, or one no line of the body matches: clamd splits at the body's delimiter lines
+  for (const [n, ct, delim, crlf] of [['mixed', 'multipart/mixed', 'b', false], ['related-crlf', 'multipart/related', '=_abc.1', true], ['with-param', 'multipart/mixed; charset=us-ascii', 'q', false],
+    ['unmatched', 'multipart/mixed; boundary="zzz"', 'b', false]] as const) {
+    add(`boundary-missing-${n}`, 'boundary-missing', multipart(ct, delim), crlf);
+  }
+  add('boundary-missing-preamble', 'boundary-missing', `${TOP}Content-Type: multipart/mixed\n\nThis is a multi-part message in MIME format.\n-- \nsigned\n\n--b1\nContent-Type: text/plain\n\nhi\n--b1\n${attachmentHead('base64')}\n${b64}\n--b1--\n`);
+  // every delimiter line after blanks
+  for (const [n, indent, crlf] of [['space', ' ', false], ['tab', '\t', false], ['two-spaces-crlf', '  ', true], ['mixed-blanks', ' \t ', false]] as const) {
+    add(`delimiter-indented-${n}`, 'delimiter-indented', multipart('multipart/mixed; boundary="b"', 'b', indent), crlf);
+  }
+  // uuencode whose mode is not octal: clamd takes any digits
+  for (const mode of ['999', '888', '900', '808']) {
+    add(`uuencode-mode-${mode}`, 'uuencode-any-mode', `${TOP}Content-Type: text/plain\n\nhello\n${uuBlock(E, mode, 'invoice.com')}`);
+  }
+  add('uuencode-mode-998-in-multipart', 'uuencode-any-mode', multipart('multipart/mixed; boundary="b"', 'b').replace(`${attachmentHead('base64')}\n${b64}\n`, `Content-Type: text/plain\n\nnotes\n${uuBlock(E, '998', 'x.com')}`));
+  // uuencode in a media part, or in a part whose first bytes are binary: clamd finds it anyway
+  for (const [n, type, lead] of [['gif', 'image/gif', 'GIF89a\n'], ['wav', 'audio/x-wav', 'hello\n'], ['font', 'font/ttf', '\n'], ['nul-octet-stream', 'application/octet-stream', '\x00\n'],
+    ['exe', 'application/x-msdownload', 'MZ\x90\x00\x03\x00\x00\x00\n'], ['nul-then-long', 'application/octet-stream', '\x00' + 'z'.repeat(9000) + '\r\n']] as const) {
+    add(`uuencode-in-${n}`, 'uuencode-in-media-or-binary', `${TOP}Content-Type: ${type}\n\n${lead}${uuBlock(E, '644', 'e.com')}`);
+  }
+  const exeB64 = (Buffer.concat([Buffer.from([0x4d, 0x5a, 0x90, 0x00]), Buffer.from(`\n${uuBlock(E, '644', 'e.com')}`, 'latin1')]).toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+  add('uuencode-in-base64-binary-attachment', 'uuencode-in-media-or-binary', multipart('multipart/mixed; boundary="b"', 'b').replace(b64, exeB64));
+  return out;
+}

@@ -1,0 +1,157 @@
+/**
+ * Regression: messages whose boundary parameter, delimiter lines or header grammar are
+ * irregular, which clamd's own mail parser (or Python's email package) decodes and our readings
+ * did not, so that every engine answered OK (test/helpers/parser-divergence.ts,
+ * readerDecodedMessages: trimmed, quotes kept, single-quoted, commented and folded boundaries,
+ * a parameter line without indentation, a boundary without ";", none at all, delimiter lines
+ * after blanks; uuencode with a non-octal mode, or inside a media or binary part). Each is now
+ * read the way those readers read it, as an extra reading of an irregular message; a message
+ * written plainly keeps its one reading. And the new searches as codecs: the guessed
+ * boundaries and indented delimiters the same wherever the input is split, within their bounds.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { MessageBytes } from '../src/bytes/message-bytes.js';
+import { looseBoundaries, MAX_LOOSE_BOUNDARY_MATCHES } from '../src/mime/lenient/boundary-variants.js';
+import { findDelimiters, MAX_DELIMITER_INDENT_BYTES } from '../src/mime/lenient/delimiters.js';
+import { guessBoundaries, MAX_GUESSED_BOUNDARIES } from '../src/mime/lenient/guess-boundary.js';
+import { parseHeaderBlock } from '../src/mime/lenient/header.js';
+import { interpret } from '../src/mime/lenient/interpret.js';
+import { DEFAULT_MIME_LIMITS, extractParts, MessageInput, type Extraction } from '../src/mime/index.js';
+import { eicar } from './helpers/eicar.js';
+import { readerDecodedMessages } from './helpers/parser-divergence.js';
+
+const TOP = 'From: a@example.test\nTo: b@example.test\nSubject: t\nMIME-Version: 1.0\n';
+
+async function holders(x: Extraction, payload: Buffer): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of x.parts) if ((await p.source.buffer()).includes(payload)) out.push(`${p.path}:${p.reading}`);
+  return out;
+}
+
+test('regression: a payload behind an irregular boundary, delimiter or header, or uuencoded with any mode in any part, is a part (every engine answered OK)', async () => {
+  const E = eicar();
+  const dir = await mkdtemp(join(tmpdir(), 'avf-irregular-bnd-'));
+  const messages = readerDecodedMessages();
+  assert.ok(new Set(messages.map((m) => m.shape)).size >= 11);
+  try {
+    for (const m of messages) {
+      const path = join(dir, `${m.name}.eml`);
+      await writeFile(path, m.bytes);
+      for (const input of [MessageInput.fromBuffer(m.bytes), MessageInput.fromFile(path)]) {
+        const x = await extractParts(input, { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+        try {
+          assert.notDeepEqual(await holders(x, E), [], `${m.name} (${input.kind}): the payload is in no part`);
+          assert.equal(x.limit, undefined, `${m.name}: ${x.limit?.message}`);
+          // a structure readers read otherwise: never vouched for, both readings run
+          if (!m.shape.startsWith('uuencode')) {
+            assert.equal(x.readings ?? 2, 2, `${m.name}: read once`);
+            assert.notEqual(x.irregular, undefined, `${m.name}: not noted as irregular`);
+          }
+        } finally {
+          await x.dispose();
+        }
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the same multiparts written plainly keep one reading and one boundary (no extra reading costs a plain message)', async () => {
+  const E = eicar();
+  const b64 = E.toString('base64');
+  const dir = await mkdtemp(join(tmpdir(), 'avf-plain-bnd-'));
+  try {
+    for (const [ct, delim] of [['multipart/mixed; boundary="b"', 'b'], ['multipart/mixed; boundary=Zq7', 'Zq7'], ['multipart/mixed;\n\tboundary="----=_Part_3_1.77"', '----=_Part_3_1.77'],
+      ['Multipart/Mixed; charset=us-ascii; Boundary="=_x1.y"', '=_x1.y'], ['multipart/related; type="text/html";\n boundary="abcd"', 'abcd']] as const) {
+      const text = `${TOP}Content-Type: ${ct}\n\n--${delim}\nContent-Type: text/plain\n\nsee below\n--${delim}\nContent-Type: application/octet-stream; name="x.com"\nContent-Transfer-Encoding: base64\n\n${b64}\n--${delim}--\n`;
+      const x = await extractParts(MessageInput.fromBuffer(Buffer.from(text, 'latin1')), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+      try {
+        assert.equal(x.readings, 1, ct);
+        assert.equal(x.irregular, undefined, ct);
+        assert.deepEqual(await holders(x, E), ['2:standard'], ct);
+      } finally {
+        await x.dispose();
+      }
+      const block = parseHeaderBlock(Buffer.from(`Content-Type: ${ct}\n\n`, 'latin1'), { skipMboxFrom: false });
+      assert.deepEqual(interpret(block.fields, 'text/plain').boundaries.map((b) => b.boundary), [delim], ct);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the boundaries readers take from a Content-Type outside the grammar', () => {
+  const loose = (raw: string): string[] => looseBoundaries(parseHeaderBlock(Buffer.from(`Content-Type: ${raw}\n\n`, 'latin1'), { skipMboxFrom: false }).fields);
+  assert.ok(loose('multipart/mixed; boundary="b "').includes('b'));
+  assert.ok(loose('multipart/mixed; boundary="Zq"x').includes('"Zq"x'));
+  assert.ok(loose('multipart/mixed; boundary="Zq').includes('"Zq'));
+  assert.ok(loose("multipart/mixed; boundary='Zq'").includes('Zq'));
+  assert.ok(loose('multipart/mixed; boundary="Zq(c)"').includes('Zq'));
+  assert.ok(loose('multipart/mixed; boundary="ab\n cd"').includes('abcd'));
+  assert.ok(loose('multipart/mixed;\nboundary="b9"').includes('b9'));
+  assert.ok(loose('multipart/mixed boundary="b"').includes('b'));
+  assert.ok(loose('multipart/mixed, BOUNDARY = q4').includes('q4'));
+  // bounded: a value listing many boundary= gives the first few
+  const many = Array.from({ length: 20 }, (_, i) => `boundary=k${i}`).join(' ');
+  const got = loose(`multipart/mixed ${many}`);
+  assert.ok(got.length <= MAX_LOOSE_BOUNDARY_MATCHES * 3, String(got.length));
+  assert.ok(!got.includes(`k${MAX_LOOSE_BOUNDARY_MATCHES}`));
+  // too many candidates in all: the walk reports the limit, never clean
+});
+
+/** The bytes served in chunks cut at `cuts` (offsets into buf). */
+function chunked(buf: Buffer, cuts: number[]): MessageBytes {
+  return {
+    size: buf.length,
+    stream: () => Readable.from([buf]),
+    read: async (start, len) => buf.subarray(start, start + len),
+    close: async () => undefined,
+    chunks: async function* (start, end) {
+      let prev = start;
+      for (const c of [...cuts.filter((x) => x > start && x < end), end]) {
+        if (c > prev) yield buf.subarray(prev, c);
+        prev = c;
+      }
+    },
+  };
+}
+
+test('guessed boundaries: the delimiter-like lines of a body, the same wherever it is split, at most MAX_GUESSED_BOUNDARIES', async () => {
+  const input = Buffer.from(['pre -- x', '-- ', '--b1', 'a', ' \t--b1  ', 'b--', '\r--=_q.2--', 'x--c', '----', '--b1--', '  --tail'].join('\r\n'), 'latin1');
+  const whole = await guessBoundaries(chunked(input, []), 0, input.length);
+  assert.deepEqual(whole, { boundaries: ['b1', '=_q.2', 'tail'], truncated: false });
+  for (let i = 0; i <= input.length; i++) assert.deepEqual(await guessBoundaries(chunked(input, [i]), 0, input.length), whole, `split at ${i}`);
+  for (let i = 0; i + 2 < input.length; i++) assert.deepEqual(await guessBoundaries(chunked(input, [i, i + 1, i + 2]), 0, input.length), whole, `one-byte chunks at ${i}`);
+  const many = Buffer.from(Array.from({ length: MAX_GUESSED_BOUNDARIES + 3 }, (_, i) => `--t${i}\nx\n`).join(''), 'latin1');
+  const g = await guessBoundaries(chunked(many, [7]), 0, many.length);
+  assert.equal(g.boundaries.length, MAX_GUESSED_BOUNDARIES);
+  assert.equal(g.truncated, true);
+});
+
+test('a multipart with more delimiter-like tokens than are guessed ends in a limit, never clean', async () => {
+  const body = Array.from({ length: MAX_GUESSED_BOUNDARIES + 2 }, (_, i) => `--t${i}\nContent-Type: text/plain\n\nx\n`).join('');
+  const x = await extractParts(MessageInput.fromBuffer(Buffer.from(`${TOP}Content-Type: multipart/mixed\n\n${body}`, 'latin1')), { limits: DEFAULT_MIME_LIMITS, tmpdir: tmpdir() });
+  try {
+    assert.equal(x.limit?.code, 'EMIME_CANDIDATE_LIMIT');
+  } finally {
+    await x.dispose();
+  }
+});
+
+test('indented delimiter lines: marked, their line start at the first blank, the same wherever the input is split, indentation bounded', async () => {
+  const input = Buffer.from(['pre', ' --b', 'a', '\t \t--b--', 'b', 'x --b', '--b', ' '.repeat(MAX_DELIMITER_INDENT_BYTES + 1) + '--b', 'c'].join('\r\n') + '\n', 'latin1');
+  const whole = await findDelimiters(chunked(input, []), 0, input.length, ['b'], 100);
+  assert.deepEqual(whole[0]!.map((d) => [input.toString('latin1', d.lineStart, d.lineEnd), d.indented, d.close, d.eolBefore]), [
+    [' --b\r\n', true, false, 2],
+    ['\t \t--b--\r\n', true, true, 2],
+    ['--b\r\n', false, false, 2],
+  ]);
+  for (let i = 0; i <= input.length; i++) assert.deepEqual(await findDelimiters(chunked(input, [i]), 0, input.length, ['b'], 100), whole, `split at ${i}`);
+  for (let i = 0; i + 2 < 60; i++) assert.deepEqual(await findDelimiters(chunked(input, [i, i + 1, i + 2]), 0, input.length, ['b'], 100), whole, `one-byte chunks at ${i}`);
+});
