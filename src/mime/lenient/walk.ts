@@ -11,7 +11,9 @@
  *
  * What it does that mailsplit does not: every Content-Type / Content-Transfer-Encoding value
  * (first-wins and last-wins), every boundary= value (and Content-Disposition's, RFC 2231,
- * quoted-pairs, unquoted with spaces), delimiters with trailing whitespace and by prefix,
+ * quoted-pairs, unquoted with spaces, and what readers make of a broken Content-Type:
+ * boundary-variants.ts), boundaries guessed from the body of a multipart none of its own
+ * splits (guess-boundary.ts), delimiters with trailing whitespace, by prefix and after blanks,
  * CR/LF/CRLF line ends, headers without a blank line, an inner part closed by any ancestor's
  * delimiter (ranges nest), children for any entity with a matching boundary, unknown
  * multipart subtypes as mixed, multipart/digest's message/rfc822 default, message/rfc822 and
