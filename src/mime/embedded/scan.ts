@@ -14,7 +14,10 @@
  * Recognised: "begin mode name" ... "end" (uuencode); "begin-base64 mode name" ... "====" (the
  * lines decoded with the lenient base64 decoder: a 7bit or 8bit text part holds them as they
  * are, nothing undid them before); "=ybegin ... name=" ... "=yend"; the BinHex marker line, then
- * ":" ... ":". Up to MAX_OPEN_ITEMS of them at once (one may start inside another).
+ * ":" ... ":"; a "Content-Transfer-Encoding: base64" line in a text, then the base64 lines after
+ * the next blank line, up to a blank or "--" line (clamd decodes a body from such a line on: a
+ * bounce quoting a message, or a header block written into a text part; a "base64-block" too).
+ * Up to MAX_OPEN_ITEMS of them at once (one may start inside another).
  */
 import { Base64Decoder } from '../base64.js';
 import { BINHEX_MARKER, BinHexDecoder } from './binhex.js';
@@ -48,7 +51,22 @@ interface LineItem {
   readonly binhex: BinHexDecoder | undefined;
   /** The id of a BinHex resource fork, once it has bytes. */
   rsrc: number | undefined;
+  /**
+   * A base64 block opened by a Content-Transfer-Encoding line: "head" (header lines up to the
+   * blank line), "data" (no base64 line yet), "more" (base64 lines read); undefined otherwise.
+   */
+  cte?: 'head' | 'data' | 'more';
+  /** Header lines read past in "head". */
+  headLines?: number;
 }
+
+/**
+ * Header lines after a Content-Transfer-Encoding line in a text before the blank line that
+ * starts its data: a header block has a few; past this many the line started nothing.
+ */
+export const MAX_CTE_HEAD_LINES = 32;
+const CTE_NAME = Buffer.from('content-transfer-encoding', 'latin1');
+const DASH2 = Buffer.from('--', 'latin1');
 
 export type { EmbeddedKind, ScanEvent } from './events.js';
 export { MIN_DATA_URI_BYTES } from './data-uri.js';
@@ -132,6 +150,17 @@ export class EmbeddedScanner {
         return false;
       }
       case 'base64-block': {
+        if (it.cte !== undefined) {
+          const blank = isBlankLine(buf, start, end);
+          if (it.cte === 'head') {
+            if (blank) it.cte = 'data';
+            else if ((it.headLines = (it.headLines ?? 0) + 1) > MAX_CTE_HEAD_LINES) return this.close(it);
+            return false;
+          }
+          if (blank) return it.cte === 'more' ? this.close(it) : false;
+          if (startsWith(buf, start, end, DASH2)) return this.close(it);
+          it.cte = 'more';
+        }
         if (trimmedEquals(buf, start, end, B64_END)) return this.close(it);
         const out = it.out.room(it.id, Math.ceil(((end - start) * 3) / 4) + 4);
         it.out.advance(it.b64!.updateInto(buf, start, end, out, it.out.at));
@@ -161,6 +190,13 @@ export class EmbeddedScanner {
         this.open(begin.base64 ? 'base64-block' : 'uuencode', begin.name.trim() || undefined);
         return;
       }
+    } else if ((c0 | 0x20) === 0x63 /* c */ && isBase64CteLine(buf, start, end)) {
+      const it = this.open('base64-block', undefined);
+      if (it !== undefined) {
+        it.cte = 'head';
+        it.headLines = 0;
+      }
+      return;
     } else if (c0 === 0x3d /* = */ && startsWith(buf, start, end, YBEGIN)) {
       const head = buf.toString('latin1', start, Math.min(end, start + 512));
       this.open('yenc', / name=(.*)$/.exec(head)?.[1]?.trim() || undefined);
@@ -225,6 +261,23 @@ export class EmbeddedScanner {
     if (it.rsrc !== undefined) this.ev.push({ type: 'close', id: it.rsrc });
     return true;
   }
+}
+
+/** Only blanks and line-end bytes. */
+function isBlankLine(buf: Buffer, start: number, end: number): boolean {
+  for (let k = start; k < end; k++) {
+    const c = buf[k]!;
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a) return false;
+  }
+  return true;
+}
+
+/** `Content-Transfer-Encoding: base64` (any case, blanks before the colon and quotes allowed). */
+function isBase64CteLine(buf: Buffer, start: number, end: number): boolean {
+  if (end - start < CTE_NAME.length + 7) return false;
+  for (let k = 0; k < CTE_NAME.length; k++) if ((buf[start + k]! | 0x20) !== CTE_NAME[k]) return false;
+  const rest = buf.toString('latin1', start + CTE_NAME.length, Math.min(end, start + CTE_NAME.length + 64));
+  return /^[ \t]*:[ \t]*"?base64\b/i.test(rest);
 }
 
 /** buf[start, end) begins with `prefix`. */
