@@ -6,7 +6,8 @@
  * a parameter line without indentation, a boundary without ";", none at all, delimiter lines
  * after blanks; uuencode with a non-octal mode, or inside a media or binary part). Each is now
  * read the way those readers read it, as an extra reading of an irregular message; a message
- * written plainly keeps its one reading. And the new searches as codecs: the guessed
+ * written plainly keeps its one reading. clamd's heuristics too: a base64 block after a
+ * Content-Transfer-Encoding line written into a text, in any part. And the new searches as codecs: the guessed
  * boundaries and indented delimiters the same wherever the input is split, within their bounds.
  */
 import { test } from 'node:test';
@@ -19,6 +20,7 @@ import type { MessageBytes } from '../src/bytes/message-bytes.js';
 import { looseBoundaries, MAX_LOOSE_BOUNDARY_MATCHES } from '../src/mime/lenient/boundary-variants.js';
 import { findDelimiters, MAX_DELIMITER_INDENT_BYTES } from '../src/mime/lenient/delimiters.js';
 import { guessBoundaries, MAX_GUESSED_BOUNDARIES } from '../src/mime/lenient/guess-boundary.js';
+import { EmbeddedScanner, MAX_CTE_HEAD_LINES, type ScanEvent } from '../src/mime/embedded/scan.js';
 import { parseHeaderBlock } from '../src/mime/lenient/header.js';
 import { interpret } from '../src/mime/lenient/interpret.js';
 import { DEFAULT_MIME_LIMITS, extractParts, MessageInput, type Extraction } from '../src/mime/index.js';
@@ -37,7 +39,7 @@ test('regression: a payload behind an irregular boundary, delimiter or header, o
   const E = eicar();
   const dir = await mkdtemp(join(tmpdir(), 'avf-irregular-bnd-'));
   const messages = readerDecodedMessages();
-  assert.ok(new Set(messages.map((m) => m.shape)).size >= 11);
+  assert.ok(new Set(messages.map((m) => m.shape)).size >= 14);
   try {
     for (const m of messages) {
       const path = join(dir, `${m.name}.eml`);
@@ -48,7 +50,7 @@ test('regression: a payload behind an irregular boundary, delimiter or header, o
           assert.notDeepEqual(await holders(x, E), [], `${m.name} (${input.kind}): the payload is in no part`);
           assert.equal(x.limit, undefined, `${m.name}: ${x.limit?.message}`);
           // a structure readers read otherwise: never vouched for, both readings run
-          if (!m.shape.startsWith('uuencode')) {
+          if (/boundary|delimiter|parameters/.test(m.shape)) {
             assert.equal(x.readings ?? 2, 2, `${m.name}: read once`);
             assert.notEqual(x.irregular, undefined, `${m.name}: not noted as irregular`);
           }
@@ -154,4 +156,66 @@ test('indented delimiter lines: marked, their line start at the first blank, the
   ]);
   for (let i = 0; i <= input.length; i++) assert.deepEqual(await findDelimiters(chunked(input, [i]), 0, input.length, ['b'], 100), whole, `split at ${i}`);
   for (let i = 0; i + 2 < 60; i++) assert.deepEqual(await findDelimiters(chunked(input, [i, i + 1, i + 2]), 0, input.length, ['b'], 100), whole, `one-byte chunks at ${i}`);
+});
+
+/** The bytes each item the scanner finds in `text` decodes to, the text pushed in chunks cut at `cuts`. */
+function scanned(text: string, cuts: number[] = []): string[] {
+  const buf = Buffer.from(text, 'latin1');
+  const scanner = new EmbeddedScanner();
+  const items = new Map<number, Buffer[]>();
+  const take = (events: ScanEvent[]): void => {
+    for (const e of events) {
+      if (e.type === 'open') items.set(e.id, []);
+      else if (e.type === 'data') items.get(e.id)!.push(Buffer.from(e.bytes));
+    }
+  };
+  let prev = 0;
+  for (const c of [...cuts, buf.length]) {
+    take(scanner.push(buf.subarray(prev, c)));
+    prev = c;
+  }
+  take(scanner.end());
+  return [...items.values()].map((b) => Buffer.concat(b).toString('latin1')).filter((s) => s !== '');
+}
+
+test('a base64 block after a Content-Transfer-Encoding line in a text: from the blank line to a blank or "--" line, the same wherever the text is split, the header lines bounded', () => {
+  const E = eicar();
+  const b64 = (E.toString('base64').match(/.{1,20}/g) ?? []).join('\n');
+  const text = `hello\nContent-Type: application/octet-stream\nCONTENT-TRANSFER-ENCODING: Base64\nContent-Disposition: attachment\n\n${b64}\n\nbye ${'x'.repeat(10)}\n`;
+  assert.deepEqual(scanned(text), [E.toString('latin1')]);
+  for (let i = 0; i <= text.length; i++) assert.deepEqual(scanned(text, [i]), [E.toString('latin1')], `split at ${i}`);
+  // a "--" line ends it too
+  assert.deepEqual(scanned(`Content-Transfer-Encoding: base64\n\n${b64}\n--b--\nQUFB\n`), [E.toString('latin1')]);
+  // another encoding is no base64 block
+  assert.deepEqual(scanned(`Content-Transfer-Encoding: 7bit\n\n${b64}\n`), []);
+  // more header lines than a header block has: the line started nothing
+  const many = Array.from({ length: MAX_CTE_HEAD_LINES + 1 }, (_, i) => `X-H${i}: v`).join('\n');
+  assert.deepEqual(scanned(`Content-Transfer-Encoding: base64\n${many}\n\n${b64}\n`), []);
+  assert.deepEqual(scanned(`Content-Transfer-Encoding: base64\n${many.split('\n').slice(1).join('\n')}\n\n${b64}\n`), [E.toString('latin1')]);
+});
+
+test('a binary or media part is read for encodings only when a line of it starts "begin" or "Content-Transfer-", wherever that line falls across chunks', async () => {
+  const E = eicar();
+  const dir = await mkdtemp(join(tmpdir(), 'avf-binary-start-'));
+  try {
+    for (const n of ['uu', 'cte'] as const) {
+      // the start line just past 256 KiB of binary bytes: across the store's chunks
+      for (const pad of [256 * 1024 - 3, 256 * 1024 - 20, 256 * 1024 + 1]) {
+        const payload = n === 'uu' ? readerDecodedMessages().find((m) => m.name === 'uuencode-in-gif')!.bytes.toString('latin1').split('GIF89a\n')[1]! : `content-transfer-encoding: base64\n\n${E.toString('base64')}\n`;
+        const data = Buffer.concat([Buffer.alloc(pad - 1, 0), Buffer.from(`\n${payload}`, 'latin1')]);
+        const b64 = (data.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+        const msg = `${TOP}Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\n${b64}\n--b--\n`;
+        const path = join(dir, 'm.eml');
+        await writeFile(path, msg);
+        const x = await extractParts(MessageInput.fromFile(path), { limits: DEFAULT_MIME_LIMITS, tmpdir: dir });
+        try {
+          assert.equal((await holders(x, E)).length, 1, `${n} at ${pad}`);
+        } finally {
+          await x.dispose();
+        }
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -106,7 +106,9 @@ export function divergentMessages(): DivergentMessage[] {
  * boundary parameter, the delimiter lines or the header grammar are irregular, readers take
  * other boundaries (trimmed, quotes kept, single quotes stripped, a comment removed, a fold
  * removed whole, found without a ";" before it, guessed from the body's delimiter lines,
- * delimiter lines after blanks), and uuencode is found with any mode digits and in any part.
+ * delimiter lines after blanks), and uuencode is found with any mode digits and in any part;
+ * and clamd's own heuristics: a base64 block after a Content-Transfer-Encoding line written
+ * into a text, in any part (a mail after binary bytes in an attachment among them).
  * Each shape in several variants; the payload is EICAR, made at run time.
  */
 export interface ReaderDecodedMessage {
@@ -122,7 +124,10 @@ export interface ReaderDecodedMessage {
     | 'boundary-missing'
     | 'delimiter-indented'
     | 'uuencode-any-mode'
-    | 'uuencode-in-media-or-binary';
+    | 'uuencode-in-media-or-binary'
+    | 'header-block-in-text'
+    | 'cte-line-in-text'
+    | 'message-after-binary-bytes';
   readonly bytes: Buffer;
 }
 
@@ -206,5 +211,21 @@ export function readerDecodedMessages(): ReaderDecodedMessage[] {
   }
   const exeB64 = (Buffer.concat([Buffer.from([0x4d, 0x5a, 0x90, 0x00]), Buffer.from(`\n${uuBlock(E, '644', 'e.com')}`, 'latin1')]).toString('base64').match(/.{1,76}/g) ?? []).join('\n');
   add('uuencode-in-base64-binary-attachment', 'uuencode-in-media-or-binary', multipart('multipart/mixed; boundary="b"', 'b').replace(b64, exeB64));
+  // a header block written into a text body after other text
+  add('header-block-in-text', 'header-block-in-text', `${TOP}Content-Type: text/plain\n\nhello there\n\n${attachmentHead('base64', 'e.com')}\n${b64}\n`);
+  add('header-block-in-text-crlf', 'header-block-in-text', `${TOP}Content-Type: text/plain\n\nhello there\nsee below\n${attachmentHead('base64', 'e.com')}\n${b64}\n\nbye\n`, true);
+  add('header-block-in-text-cte-first', 'header-block-in-text', `${TOP}Content-Type: text/plain\n\nnotes\ncontent-transfer-encoding: BASE64\nContent-Type: application/x-msdownload\n\n${b64}\n`);
+  add('header-block-in-text-part', 'header-block-in-text', multipart('multipart/mixed; boundary="b"', 'b').replace(`${attachmentHead('base64')}\n${b64}\n`, `Content-Type: text/plain\n\nforwarded:\n\n${attachmentHead('base64', 'x.com')}\n${b64}\n`));
+  // a bare Content-Transfer-Encoding line, a blank line, base64
+  add('cte-line-in-text', 'cte-line-in-text', `${TOP}Content-Type: text/plain\n\nhello\nContent-Transfer-Encoding: base64\n\n${b64}\n`);
+  add('cte-line-spaced', 'cte-line-in-text', `${TOP}Content-Type: text/plain\n\nhello\nContent-Transfer-Encoding : base64\n\n${b64}\n`);
+  add('cte-line-crlf-no-type', 'cte-line-in-text', `${TOP}\nhi\nContent-Transfer-Encoding: base64\n\n${b64}\n`, true);
+  add('cte-line-in-epilogue', 'cte-line-in-text', `${multipart('multipart/mixed; boundary="b"', 'b').replace(`${attachmentHead('base64')}\n${b64}\n`, 'Content-Type: text/plain\n\nnothing\n')}Content-Transfer-Encoding: base64\n\n${b64}\n`);
+  // a mail message after binary bytes, in a base64 attachment
+  const innerMail = `From: x@example.test\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="i"\n\n--i\n${attachmentHead('base64', 'in.com')}\n${b64}\n--i--\n`;
+  for (const [n, lead] of [['nul-junk', '\x00\x01junk\n'], ['nuls', '\x00\x00\x00\x00\n'], ['exe-head', 'MZ\x90\x00\x03\x00\x00\x00\x04\x00\r\n'], ['long-binary', '\x00'.repeat(5000) + '\n']] as const) {
+    const data = Buffer.from(lead + innerMail, 'latin1').toString('base64').replace(/.{76}/g, '$&\n');
+    add(`message-after-${n}`, 'message-after-binary-bytes', `${TOP}Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nsee attached\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${data}\n--b--\n`);
+  }
   return out;
 }
