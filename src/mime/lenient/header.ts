@@ -7,7 +7,7 @@
  * the fields that give the structure (STRUCTURE_FIELDS, names normalised) and the body
  * offset; never throws. Tolerated:
  * - CRLF, LF and bare CR line ends alike, so a header "hidden" after a bare CR is a header;
- * - `Name :` (space before the colon), comments and odd case in the field name;
+ * - `Name :` (space before the colon), comments, NUL bytes and odd case in the field name;
  * - any bytes but ":" in a name (readers take a name with a byte >= 0x80 as a name);
  * - folding with spaces or tabs;
  * - no blank line after the headers: the first line that is neither a field nor a
@@ -195,8 +195,9 @@ function finish(fields: Array<{ name: string; value: string; tight?: string }>):
   return fields.map((f) => (f.tight !== undefined ? { name: f.name, value: f.value.trim(), tight: f.tight.trim() } : { name: f.name, value: f.value.trim() }));
 }
 
+/** NUL bytes in a name are dropped too: clamd reads `Content-Transfer\0-Encoding` as the field. */
 function normaliseName(raw: string): string {
-  return stripComments(raw).replace(/\s+/g, '').toLowerCase();
+  return stripComments(raw).replace(/[\s\0]+/g, '').toLowerCase();
 }
 
 /** End of the line at `pos` and start of the next; next is -1 when no line end follows. */
