@@ -127,7 +127,8 @@ export interface ReaderDecodedMessage {
     | 'uuencode-in-media-or-binary'
     | 'header-block-in-text'
     | 'cte-line-in-text'
-    | 'message-after-binary-bytes';
+    | 'message-after-binary-bytes'
+    | 'header-name-nul';
   readonly bytes: Buffer;
 }
 
@@ -227,5 +228,9 @@ export function readerDecodedMessages(): ReaderDecodedMessage[] {
     const data = Buffer.from(lead + innerMail, 'latin1').toString('base64').replace(/.{76}/g, '$&\n');
     add(`message-after-${n}`, 'message-after-binary-bytes', `${TOP}Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nsee attached\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${data}\n--b--\n`);
   }
+  // NUL bytes inside a structure field's name: clamd drops them
+  add('header-name-nul-cte', 'header-name-nul', `${TOP}Content-Type: application/octet-stream\nContent-Transfer\x00-Encoding: base64\n\n${b64}\n`);
+  add('header-name-nul-both', 'header-name-nul', `${TOP}Content-Type\x00: application/octet-stream\nContent-Transfer-\x00Encoding: base64\n\n${b64}\n`);
+  add('header-name-nul-in-part', 'header-name-nul', multipart('multipart/mixed; boundary="b"', 'b').replace('Content-Transfer-Encoding: base64', '\x00Content-Transfer-Encoding\x00: base64'));
   return out;
 }
