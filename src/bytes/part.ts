@@ -27,7 +27,7 @@ export interface ExtractedPart {
    * Which interpretation of the message yielded the part: "standard" (mailsplit), "lenient"
    * (the tolerant walker), a tag naming the ambiguity it resolved differently ("last-CTE",
    * "dup-boundary-2", "preamble", ...), or the decoder of an encoding found inside a text body
-   * ("uuencode", "base64-block", "yenc", "binhex", "data-uri").
+   * ("uuencode", "base64-block", "qp-block", "yenc", "binhex", "data-uri").
    */
   reading: string;
   /**

@@ -8,7 +8,7 @@
  * throws.
  */
 
-export type EmbeddedKind = 'uuencode' | 'base64-block' | 'yenc' | 'binhex' | 'data-uri';
+export type EmbeddedKind = 'uuencode' | 'base64-block' | 'qp-block' | 'yenc' | 'binhex' | 'data-uri';
 
 /** The bytes of a data event are valid until the next push() or end(). */
 export type ScanEvent =

@@ -11,7 +11,7 @@
  * Owns: driving EmbeddedScanner over a part, writing what it finds into the part store, the
  * nesting levels, and the walk of messages found. Inputs: a LenientContext (the store with its
  * parts so far, the budget, the signal, the soft limits). Outputs: parts with reading
- * "uuencode", "base64-block", "yenc", "binhex" or "data-uri" at path "<part>/<kind><n>"; the
+ * "uuencode", "base64-block", "qp-block", "yenc", "binhex" or "data-uri" at path "<part>/<kind><n>"; the
  * parts of a message found at "<item>", "<item>.1", ... as the lenient walker numbers them,
  * with the item's reading (plus the walker's own tags); EMIME_EMBED_DEPTH in ctx.soft. Each
  * distinct content is read once (the store de-duplicates by SHA-256, and only new parts are

@@ -14,12 +14,14 @@
  * Recognised: "begin mode name" ... "end" (uuencode); "begin-base64 mode name" ... "====" (the
  * lines decoded with the lenient base64 decoder: a 7bit or 8bit text part holds them as they
  * are, nothing undid them before); "=ybegin ... name=" ... "=yend"; the BinHex marker line, then
- * ":" ... ":"; a "Content-Transfer-Encoding: base64" line in a text, then the base64 lines after
- * the next blank line, up to a blank or "--" line (clamd decodes a body from such a line on: a
- * bounce quoting a message, or a header block written into a text part; a "base64-block" too).
+ * ":" ... ":"; a "Content-Transfer-Encoding: base64" (or quoted-printable) line in a text, then
+ * the lines after the next blank line, up to a blank or "--" line (clamd decodes a body from
+ * such a line on: a bounce quoting a message, or a header block written into a text part; a
+ * "base64-block", or a "qp-block").
  * Up to MAX_OPEN_ITEMS of them at once (one may start inside another).
  */
 import { Base64Decoder } from '../base64.js';
+import { QpDecoder } from '../qp.js';
 import { BINHEX_MARKER, BinHexDecoder } from './binhex.js';
 import { DataUriReader } from './data-uri.js';
 import { Arena, Gather, type ScanEvent } from './events.js';
@@ -43,7 +45,7 @@ const B64_END = Buffer.from('====', 'latin1');
 export const MAX_OPEN_ITEMS = 4;
 
 interface LineItem {
-  readonly kind: 'uuencode' | 'base64-block' | 'yenc' | 'binhex';
+  readonly kind: 'uuencode' | 'base64-block' | 'qp-block' | 'yenc' | 'binhex';
   readonly id: number;
   /** Its decoded bytes during the current push. */
   readonly out: Gather;
@@ -51,8 +53,10 @@ interface LineItem {
   readonly binhex: BinHexDecoder | undefined;
   /** The id of a BinHex resource fork, once it has bytes. */
   rsrc: number | undefined;
+  /** The decoder of a qp-block. */
+  qp?: QpDecoder;
   /**
-   * A base64 block opened by a Content-Transfer-Encoding line: "head" (header lines up to the
+   * A base64 or qp block opened by a Content-Transfer-Encoding line: "head" (header lines up to the
    * blank line), "data" (no base64 line yet), "more" (base64 lines read); undefined otherwise.
    */
   cte?: 'head' | 'data' | 'more';
@@ -67,6 +71,7 @@ interface LineItem {
 export const MAX_CTE_HEAD_LINES = 32;
 const CTE_NAME = Buffer.from('content-transfer-encoding', 'latin1');
 const DASH2 = Buffer.from('--', 'latin1');
+const EOL = Buffer.from('\n', 'latin1');
 
 export type { EmbeddedKind, ScanEvent } from './events.js';
 export { MIN_DATA_URI_BYTES } from './data-uri.js';
@@ -149,6 +154,7 @@ export class EmbeddedScanner {
         it.out.advance(uudecodeInto(buf, start, end, out, it.out.at));
         return false;
       }
+      case 'qp-block':
       case 'base64-block': {
         if (it.cte !== undefined) {
           const blank = isBlankLine(buf, start, end);
@@ -160,6 +166,12 @@ export class EmbeddedScanner {
           if (blank) return it.cte === 'more' ? this.close(it) : false;
           if (startsWith(buf, start, end, DASH2)) return this.close(it);
           it.cte = 'more';
+        }
+        if (it.qp !== undefined) {
+          // rare (a header block pasted into a text): a decoder's output per line is affordable
+          this.gather(it, it.qp.update(buf.subarray(start, end)));
+          this.gather(it, it.qp.update(EOL));
+          return false;
         }
         if (trimmedEquals(buf, start, end, B64_END)) return this.close(it);
         const out = it.out.room(it.id, Math.ceil(((end - start) * 3) / 4) + 4);
@@ -190,13 +202,17 @@ export class EmbeddedScanner {
         this.open(begin.base64 ? 'base64-block' : 'uuencode', begin.name.trim() || undefined);
         return;
       }
-    } else if ((c0 | 0x20) === 0x63 /* c */ && isBase64CteLine(buf, start, end)) {
-      const it = this.open('base64-block', undefined);
-      if (it !== undefined) {
-        it.cte = 'head';
-        it.headLines = 0;
+    } else if ((c0 | 0x20) === 0x63 /* c */) {
+      const cte = cteLineEncoding(buf, start, end);
+      if (cte !== undefined) {
+        const it = this.open(cte === 'base64' ? 'base64-block' : 'qp-block', undefined);
+        if (it !== undefined) {
+          it.cte = 'head';
+          it.headLines = 0;
+          if (cte === 'quoted-printable') it.qp = new QpDecoder();
+        }
+        return;
       }
-      return;
     } else if (c0 === 0x3d /* = */ && startsWith(buf, start, end, YBEGIN)) {
       const head = buf.toString('latin1', start, Math.min(end, start + 512));
       this.open('yenc', / name=(.*)$/.exec(head)?.[1]?.trim() || undefined);
@@ -250,8 +266,17 @@ export class EmbeddedScanner {
     return colon >= 0 ? this.close(it) : false;
   }
 
+  /** Decoded bytes of an item, gathered. */
+  private gather(it: LineItem, bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    const dst = it.out.room(it.id, bytes.length);
+    bytes.copy(dst, it.out.at);
+    it.out.advance(it.out.at + bytes.length);
+  }
+
   /** Ends an item: what was gathered for it goes out before its close. Returns true. */
   private close(it: LineItem): boolean {
+    if (it.qp !== undefined) this.gather(it, it.qp.final());
     if (it.b64 !== undefined) {
       const out = it.out.room(it.id, 2);
       it.out.advance(it.b64.finalInto(out, it.out.at));
@@ -272,12 +297,13 @@ function isBlankLine(buf: Buffer, start: number, end: number): boolean {
   return true;
 }
 
-/** `Content-Transfer-Encoding: base64` (any case, blanks before the colon and quotes allowed). */
-function isBase64CteLine(buf: Buffer, start: number, end: number): boolean {
-  if (end - start < CTE_NAME.length + 7) return false;
-  for (let k = 0; k < CTE_NAME.length; k++) if ((buf[start + k]! | 0x20) !== CTE_NAME[k]) return false;
+/** `Content-Transfer-Encoding: base64` or `quoted-printable` (any case, blanks before the colon and quotes allowed). */
+function cteLineEncoding(buf: Buffer, start: number, end: number): 'base64' | 'quoted-printable' | undefined {
+  if (end - start < CTE_NAME.length + 7) return undefined;
+  for (let k = 0; k < CTE_NAME.length; k++) if ((buf[start + k]! | 0x20) !== CTE_NAME[k]) return undefined;
   const rest = buf.toString('latin1', start + CTE_NAME.length, Math.min(end, start + CTE_NAME.length + 64));
-  return /^[ \t]*:[ \t]*"?base64\b/i.test(rest);
+  const m = /^[ \t]*:[ \t]*"?(base64|quoted-printable)\b/i.exec(rest);
+  return m === null ? undefined : (m[1]!.toLowerCase() as 'base64' | 'quoted-printable');
 }
 
 /** buf[start, end) begins with `prefix`. */
