@@ -178,7 +178,7 @@ function scanned(text: string, cuts: number[] = []): string[] {
   return [...items.values()].map((b) => Buffer.concat(b).toString('latin1')).filter((s) => s !== '');
 }
 
-test('a base64 block after a Content-Transfer-Encoding line in a text: from the blank line to a blank or "--" line, the same wherever the text is split, the header lines bounded', () => {
+test('a base64 (or quoted-printable) block after a Content-Transfer-Encoding line in a text: from the blank line to a blank or "--" line, the same wherever the text is split, the header lines bounded', () => {
   const E = eicar();
   const b64 = (E.toString('base64').match(/.{1,20}/g) ?? []).join('\n');
   const text = `hello\nContent-Type: application/octet-stream\nCONTENT-TRANSFER-ENCODING: Base64\nContent-Disposition: attachment\n\n${b64}\n\nbye ${'x'.repeat(10)}\n`;
@@ -186,8 +186,11 @@ test('a base64 block after a Content-Transfer-Encoding line in a text: from the 
   for (let i = 0; i <= text.length; i++) assert.deepEqual(scanned(text, [i]), [E.toString('latin1')], `split at ${i}`);
   // a "--" line ends it too
   assert.deepEqual(scanned(`Content-Transfer-Encoding: base64\n\n${b64}\n--b--\nQUFB\n`), [E.toString('latin1')]);
-  // another encoding is no base64 block
+  // another encoding is no block; quoted-printable is one
   assert.deepEqual(scanned(`Content-Transfer-Encoding: 7bit\n\n${b64}\n`), []);
+  const qp = [...E].map((c) => '=' + c.toString(16).toUpperCase().padStart(2, '0')).join('').replace(/.{60}/g, '$&=\n');
+  const qpText = `x\ncontent-transfer-encoding : quoted-printable\n\n${qp}\n\nafter\n`;
+  for (let i = 0; i <= qpText.length; i += 3) assert.deepEqual(scanned(qpText, [i]), [E.toString('latin1') + '\n'], `qp split at ${i}`);
   // more header lines than a header block has: the line started nothing
   const many = Array.from({ length: MAX_CTE_HEAD_LINES + 1 }, (_, i) => `X-H${i}: v`).join('\n');
   assert.deepEqual(scanned(`Content-Transfer-Encoding: base64\n${many}\n\n${b64}\n`), []);

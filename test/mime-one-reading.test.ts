@@ -76,7 +76,7 @@ async function both(bytes: Buffer, dir: string): Promise<{ once: Extraction; twi
  * and alike whether they were one or two; undefined: none at all.
  */
 function fromPostPass(irregular: string | undefined): boolean {
-  return irregular === undefined || /^read as (?:uuencode|base64-block|yenc|binhex|data-uri)\b/.test(irregular);
+  return irregular === undefined || /^read as (?:uuencode|base64-block|qp-block|yenc|binhex|data-uri)\b/.test(irregular);
 }
 
 /** Compares the default extraction with both readings'; returns how it was read. */

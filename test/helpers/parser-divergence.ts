@@ -217,6 +217,10 @@ export function readerDecodedMessages(): ReaderDecodedMessage[] {
   add('header-block-in-text-crlf', 'header-block-in-text', `${TOP}Content-Type: text/plain\n\nhello there\nsee below\n${attachmentHead('base64', 'e.com')}\n${b64}\n\nbye\n`, true);
   add('header-block-in-text-cte-first', 'header-block-in-text', `${TOP}Content-Type: text/plain\n\nnotes\ncontent-transfer-encoding: BASE64\nContent-Type: application/x-msdownload\n\n${b64}\n`);
   add('header-block-in-text-part', 'header-block-in-text', multipart('multipart/mixed; boundary="b"', 'b').replace(`${attachmentHead('base64')}\n${b64}\n`, `Content-Type: text/plain\n\nforwarded:\n\n${attachmentHead('base64', 'x.com')}\n${b64}\n`));
+  // the same in quoted-printable (every byte escaped, lines cut by soft breaks)
+  const qp = [...E].map((c) => '=' + c.toString(16).toUpperCase().padStart(2, '0')).join('').replace(/.{72}/g, '$&=\n');
+  add('header-block-in-text-qp', 'header-block-in-text', `${TOP}Content-Type: text/plain\n\nhello there\n\n${attachmentHead('quoted-printable', 'e.com')}\n${qp}\n`);
+  add('header-block-in-text-qp-crlf', 'header-block-in-text', `${TOP}Content-Type: text/plain\n\nhi\nContent-Transfer-Encoding: Quoted-Printable\n\n${qp}\n\nbye\n`, true);
   // a bare Content-Transfer-Encoding line, a blank line, base64
   add('cte-line-in-text', 'cte-line-in-text', `${TOP}Content-Type: text/plain\n\nhello\nContent-Transfer-Encoding: base64\n\n${b64}\n`);
   add('cte-line-spaced', 'cte-line-in-text', `${TOP}Content-Type: text/plain\n\nhello\nContent-Transfer-Encoding : base64\n\n${b64}\n`);
