@@ -21,6 +21,7 @@ import { looseBoundaries, MAX_LOOSE_BOUNDARY_MATCHES } from '../src/mime/lenient
 import { findDelimiters, MAX_DELIMITER_INDENT_BYTES } from '../src/mime/lenient/delimiters.js';
 import { guessBoundaries, MAX_GUESSED_BOUNDARIES } from '../src/mime/lenient/guess-boundary.js';
 import { EmbeddedScanner, MAX_CTE_HEAD_LINES, type ScanEvent } from '../src/mime/embedded/scan.js';
+import { StartLineSniffer } from '../src/mime/embedded/start-lines.js';
 import { parseHeaderBlock } from '../src/mime/lenient/header.js';
 import { interpret } from '../src/mime/lenient/interpret.js';
 import { DEFAULT_MIME_LIMITS, extractParts, MessageInput, type Extraction } from '../src/mime/index.js';
@@ -203,7 +204,8 @@ test('a binary or media part is read for encodings only when a line of it starts
   try {
     for (const n of ['uu', 'cte'] as const) {
       // the start line just past 256 KiB of binary bytes: across the store's chunks
-      for (const pad of [256 * 1024 - 3, 256 * 1024 - 20, 256 * 1024 + 1]) {
+      // past 1 MiB the part is spilled, and the writer searches it as it is written
+      for (const pad of [256 * 1024 - 3, 256 * 1024 - 20, 256 * 1024 + 1, 1024 * 1024 + 5, 2 * 1024 * 1024 - 7]) {
         const payload = n === 'uu' ? readerDecodedMessages().find((m) => m.name === 'uuencode-in-gif')!.bytes.toString('latin1').split('GIF89a\n')[1]! : `content-transfer-encoding: base64\n\n${E.toString('base64')}\n`;
         const data = Buffer.concat([Buffer.alloc(pad - 1, 0), Buffer.from(`\n${payload}`, 'latin1')]);
         const b64 = (data.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
@@ -220,5 +222,30 @@ test('a binary or media part is read for encodings only when a line of it starts
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('start lines in a binary: found wherever the bytes are split, only at a line start, case ignored', () => {
+  const sniff = (buf: Buffer, cuts: number[]): boolean => {
+    const s = new StartLineSniffer();
+    let prev = 0;
+    for (const c of [...cuts, buf.length]) {
+      s.push(buf.subarray(prev, c));
+      prev = c;
+    }
+    return s.found;
+  };
+  const lead = Buffer.from([0x4d, 0x5a, 0x00, 0x01, 0x0d]);
+  for (const line of ['begin 644 x', 'Content-Transfer-Encoding: base64', 'CONTENT-TRANSFER-ENCODING: base64', 'content-transfer-encoding: quoted-printable']) {
+    const yes = Buffer.concat([lead, Buffer.from(`${line}\n`, 'latin1')]);
+    const no = Buffer.concat([lead, Buffer.from(`x${line}\n`, 'latin1')]);
+    for (let i = 0; i <= yes.length; i++) {
+      assert.equal(sniff(yes, [i]), true, `${line} split at ${i}`);
+      assert.equal(sniff(no, [i]), false, `x${line} split at ${i}`);
+    }
+    for (let i = 0; i + 2 <= yes.length; i++) assert.equal(sniff(yes, [i, i + 1, i + 2]), true, `${line} one-byte chunks at ${i}`);
+    // the first line of the part is a line start
+    const first = Buffer.from(`${line}\n`, 'latin1');
+    for (let i = 0; i <= first.length; i++) assert.equal(sniff(first, [i]), true, `${line} first, split at ${i}`);
   }
 });

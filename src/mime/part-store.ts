@@ -46,6 +46,8 @@ export class PartStore implements PartHome {
   private readonly open = new Set<PartWriter>();
   private readonly walkedMessages = new Set<string>();
   private readonly bytesByPart = new WeakMap<ExtractedPart, MessageBytes>();
+  /** Spilled parts: does a line start an item (startLineOf). */
+  private readonly startLines = new WeakMap<ExtractedPart, boolean>();
   /**
    * The message when it is in memory (MessageInput.fromBuffer): a body that is a range of it
    * is keyed by that range (rangeKey), not by a SHA-256 of its encoded bytes.
@@ -286,9 +288,18 @@ export class PartStore implements PartHome {
   /** @internal */
   add(w: PartWriter, digest: string, part: ExtractedPart, bytes: MessageBytes): void {
     this.open.delete(w);
+    if (w.sniffer !== undefined) this.startLines.set(part, w.sniffer.found);
     this.byDigest.set(digest, { part, bytes });
     this.bytesByPart.set(part, bytes);
     this.parts.push(part);
+  }
+
+  /**
+   * Whether a line of a spilled part starts an item the post-pass finds in any part
+   * (embedded/start-lines.ts), as its writer saw; undefined for a part kept in memory.
+   */
+  startLineOf(part: ExtractedPart): boolean | undefined {
+    return this.startLines.get(part);
   }
 
   /** @internal */

@@ -16,6 +16,7 @@ import { unlink, type FileHandle } from 'node:fs/promises';
 import { bufferBytes, fileBytesOfSize, type MessageBytes } from '../bytes/message-bytes.js';
 import { addNamesOf, type ExtractedPart, type PartMeta } from '../bytes/part.js';
 import { bufferSource, fileSource, type ScanSource } from '../bytes/sources.js';
+import { StartLineSniffer } from './embedded/start-lines.js';
 import type { Budget } from './limits.js';
 
 /** crypto.hash, when this Node has it. */
@@ -70,6 +71,11 @@ export class PartWriter {
   private done = false;
   /** The fs error that left this writer unusable: thrown again (same code) by later calls. */
   private failure: unknown;
+  /**
+   * A spilled part's bytes searched for start lines as they are written (embedded/index.ts
+   * then need not read a large binary back); undefined for a part in memory.
+   */
+  readonly sniffer: StartLineSniffer | undefined = undefined;
 
   /** Charged against maxDecodedBytes only if kept (see Budget.addDecoded). */
   private readonly late: boolean;
@@ -100,6 +106,7 @@ export class PartWriter {
       await this.guard(() => this.spill());
     }
     this.hash!.update(buf);
+    this.sniffer?.push(buf);
     this.size += buf.length;
     let off = 0;
     while (off < buf.length) {
@@ -210,11 +217,14 @@ export class PartWriter {
     this.file = await this.store.createFile();
     const held = this.memory?.subarray(0, this.memoryBytes);
     this.hash = createHash('sha256');
+    // a text part is read whole by the post-pass anyway: no search for it
+    if (!/^(?:text|message)\//.test(this.meta.contentType)) (this as { sniffer: StartLineSniffer | undefined }).sniffer = new StartLineSniffer();
     this.store.budget.releaseMemory(this.memory?.length ?? 0);
     this.memory = undefined;
     this.memoryBytes = 0;
     if (held !== undefined && held.length > 0) {
       this.hash.update(held);
+      this.sniffer?.push(held);
       await writeAll(this.file.handle, held);
     }
   }

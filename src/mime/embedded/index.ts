@@ -30,6 +30,7 @@ import { MimeError, MimeErrorCode } from '../limits.js';
 import type { FinishedPart, PartStore, PartWriter } from '../part-store.js';
 import { looksLikeMessage, MESSAGE_SNIFF_BYTES } from './message.js';
 import { EmbeddedScanner, MAX_OPEN_ITEMS, type ScanEvent } from './scan.js';
+import { StartLineSniffer } from './start-lines.js';
 
 /** Media whose bytes a mail reader never treats as text with encodings inside. */
 const SKIP_TYPE_RE = /^(image|audio|video|font)\//;
@@ -51,67 +52,19 @@ async function startsBinary(store: PartStore, part: ExtractedPart): Promise<bool
 }
 
 /**
- * Lines that start an item in any part, binaries and media included: "begin" (uuencode,
- * begin-base64), and "Content-Transfer-Encoding" (a base64 block after it: clamd decodes one
- * in any part, a mail message after junk bytes among them). Each is searched for by a piece
- * of it (`needle`, in the cases it is written in) that starts `back` bytes into the line;
- * `head` (lower case) is the line's start, checked byte by byte, case ignored. Needles are
- * at most 7 bytes: Buffer.indexOf searches a longer one several times slower.
- */
-const START_LINES: ReadonlyArray<{ needle: Buffer; back: number; head: Buffer }> = [
-  { needle: Buffer.from('begin', 'latin1'), back: 0, head: Buffer.from('begin', 'latin1') },
-  { needle: Buffer.from('ransfer', 'latin1'), back: 9, head: Buffer.from('content-transfer-', 'latin1') },
-  { needle: Buffer.from('RANSFER', 'latin1'), back: 9, head: Buffer.from('content-transfer-', 'latin1') },
-];
-/** Bytes of a chunk carried into the next: the longest line head, and the byte before it. */
-const START_CARRY_BYTES = Math.max(...START_LINES.map((s) => s.head.length)) + 1;
-
-/**
- * Does a line of the part start an item (START_LINES)? A few native searches over the bytes
- * (a media file or a binary is not read line by line); the last bytes of a chunk are carried
- * into a small window with the next one's first bytes, so that a line head across chunks is
- * seen without copying the chunks (a copy of every chunk of a large attachment made garbage
- * enough to show in the process's RSS).
+ * Does a line of the part start an item clamd finds in any part (start-lines.ts)? Known from
+ * the writer for a part spilled to disk; a part in memory is searched here.
  */
 async function holdsStartLine(store: PartStore, part: ExtractedPart, signal: AbortSignal | undefined): Promise<boolean> {
-  /** The last START_CARRY_BYTES bytes read (fewer at the start of the part). */
-  let prev: Buffer | undefined;
-  let seen = 0;
-  const isEol = (c: number | undefined): boolean => c === 0x0a || c === 0x0d;
+  const known = store.startLineOf(part);
+  if (known !== undefined) return known;
+  const sniffer = new StartLineSniffer();
   for await (const chunk of chunksOf(store, part)) {
     checkAbort(signal);
-    // prev starts at the part's first byte: its first byte is a line start
-    const prevAtStart = prev !== undefined && seen === prev.length;
-    if (prev !== undefined) {
-      // heads that start in prev and end past it (those wholly in prev were looked at already)
-      const w = Buffer.concat([prev, chunk.subarray(0, START_CARRY_BYTES)]);
-      for (const { needle, back, head } of START_LINES) {
-        for (let i = w.indexOf(needle, back); i >= 0 && i - back < prev.length; i = w.indexOf(needle, i + 1)) {
-          const ls = i - back;
-          if (ls + head.length <= prev.length || ls + head.length > w.length) continue;
-          if ((ls === 0 ? prevAtStart : isEol(w[ls - 1])) && headIs(w, ls, head)) return true;
-        }
-      }
-    }
-    // heads that start in this chunk and end in it (one that ends past it is in the next window)
-    const startsLine = prev === undefined || isEol(prev[prev.length - 1]);
-    for (const { needle, back, head } of START_LINES) {
-      for (let i = chunk.indexOf(needle, back); i >= 0; i = chunk.indexOf(needle, i + 1)) {
-        const ls = i - back;
-        if (ls + head.length > chunk.length) break;
-        if ((ls === 0 ? startsLine : isEol(chunk[ls - 1])) && headIs(chunk, ls, head)) return true;
-      }
-    }
-    seen += chunk.length;
-    prev = chunk.length >= START_CARRY_BYTES ? Buffer.from(chunk.subarray(chunk.length - START_CARRY_BYTES)) : Buffer.concat([prev ?? Buffer.alloc(0), chunk]).subarray(-START_CARRY_BYTES);
+    sniffer.push(chunk);
+    if (sniffer.found) return true;
   }
   return false;
-}
-
-/** buf at `at` starts with `head` (lower case ASCII), case ignored. */
-function headIs(buf: Buffer, at: number, head: Buffer): boolean {
-  for (let k = 0; k < head.length; k++) if ((buf[at + k]! | 0x20) !== (head[k]! | 0x20)) return false;
-  return true;
 }
 
 /**
