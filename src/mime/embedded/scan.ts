@@ -17,7 +17,11 @@
  * ":" ... ":"; a "Content-Transfer-Encoding: base64" (or quoted-printable) line in a text, then
  * the lines after the next blank line, up to a blank or "--" line (clamd decodes a body from
  * such a line on: a bounce quoting a message, or a header block written into a text part; a
- * "base64-block", or a "qp-block").
+ * "base64-block", or a "qp-block"); with any other token than 7bit, 8bit or binary (an unknown
+ * one, a folded or empty value) both, as clamd tries its decoders on a token it does not know;
+ * and a header block in a text that starts with "Received:" or "From:" and has a
+ * "Content-Type:" line, whatever its transfer encoding says (clamd reads such a block as a
+ * bounced message and decodes its body as base64): a "base64-block" from that line on.
  * Up to MAX_OPEN_ITEMS of them at once (one may start inside another).
  */
 import { Base64Decoder } from '../base64.js';
@@ -70,6 +74,9 @@ interface LineItem {
  */
 export const MAX_CTE_HEAD_LINES = 32;
 const CTE_NAME = Buffer.from('content-transfer-encoding', 'latin1');
+const CT_NAME = Buffer.from('content-type:', 'latin1');
+const RECEIVED_NAME = Buffer.from('received:', 'latin1');
+const FROM_NAME = Buffer.from('from:', 'latin1');
 const DASH2 = Buffer.from('--', 'latin1');
 const EOL = Buffer.from('\n', 'latin1');
 
@@ -92,6 +99,11 @@ export class EmbeddedScanner {
   /** The BinHex marker: where it is next in `markerBuf` at or after the last line looked at (-1: nowhere). */
   private markerBuf: Buffer | undefined;
   private markerPos = -1;
+  /**
+   * Lines since a "Received:" or "From:" line in the current block of non-blank lines (a header
+   * block quoted in a text may be a bounced message), undefined when there is none.
+   */
+  private bounceLines: number | undefined;
   private readonly onLine = (buf: Buffer, start: number, end: number): void => this.lineAt(buf, start, end);
 
   push(chunk: Buffer): ScanEvent[] {
@@ -142,7 +154,38 @@ export class EmbeddedScanner {
       }
       // text between the marker and the data: wait on, unless the line starts something else
     }
+    this.bounce(buf, start, end);
     this.starts(buf, start, end);
+  }
+
+  /**
+   * A header block that starts with "Received:" or "From:" in a text and has a "Content-Type:"
+   * line: clamd reads it as a bounced message and decodes its body as base64 whatever the
+   * block's transfer encoding says (7bit, none); so is it read here, from the Content-Type line.
+   */
+  private bounce(buf: Buffer, start: number, end: number): void {
+    if (isBlankLine(buf, start, end)) {
+      this.bounceLines = undefined;
+      return;
+    }
+    const c0 = buf[start]! | 0x20;
+    if ((c0 === 0x72 /* r */ && startsWithCaseless(buf, start, end, RECEIVED_NAME)) || (c0 === 0x66 /* f */ && startsWithCaseless(buf, start, end, FROM_NAME))) {
+      this.bounceLines = 0;
+      return;
+    }
+    if (this.bounceLines === undefined) return;
+    if (++this.bounceLines > MAX_CTE_HEAD_LINES) {
+      this.bounceLines = undefined;
+      return;
+    }
+    if (c0 === 0x63 /* c */ && startsWithCaseless(buf, start, end, CT_NAME)) {
+      const it = this.open('base64-block', undefined);
+      if (it !== undefined) {
+        it.cte = 'head';
+        it.headLines = this.bounceLines;
+      }
+      this.bounceLines = undefined;
+    }
   }
 
   /** Feeds a line to one open item; true when the line ended it. */
@@ -205,11 +248,12 @@ export class EmbeddedScanner {
     } else if ((c0 | 0x20) === 0x63 /* c */) {
       const cte = cteLineEncoding(buf, start, end);
       if (cte !== undefined) {
-        const it = this.open(cte === 'base64' ? 'base64-block' : 'qp-block', undefined);
-        if (it !== undefined) {
+        for (const as of cte === 'unknown' ? (['base64', 'quoted-printable'] as const) : [cte]) {
+          const it = this.open(as === 'base64' ? 'base64-block' : 'qp-block', undefined);
+          if (it === undefined) continue;
           it.cte = 'head';
           it.headLines = 0;
-          if (cte === 'quoted-printable') it.qp = new QpDecoder();
+          if (as === 'quoted-printable') it.qp = new QpDecoder();
         }
         return;
       }
@@ -297,13 +341,28 @@ function isBlankLine(buf: Buffer, start: number, end: number): boolean {
   return true;
 }
 
-/** `Content-Transfer-Encoding: base64` or `quoted-printable` (any case, blanks before the colon and quotes allowed). */
-function cteLineEncoding(buf: Buffer, start: number, end: number): 'base64' | 'quoted-printable' | undefined {
-  if (end - start < CTE_NAME.length + 7) return undefined;
+/**
+ * A `Content-Transfer-Encoding:` line (any case, blanks before the colon): `base64` or
+ * `quoted-printable` (quotes allowed), undefined for 7bit, 8bit or binary (nothing to decode),
+ * "unknown" for anything else — another token, a comment first, a value folded onto the next line
+ * or none (clamd tries its decoders on a token it does not know).
+ */
+function cteLineEncoding(buf: Buffer, start: number, end: number): 'base64' | 'quoted-printable' | 'unknown' | undefined {
+  if (end - start < CTE_NAME.length + 1) return undefined;
   for (let k = 0; k < CTE_NAME.length; k++) if ((buf[start + k]! | 0x20) !== CTE_NAME[k]) return undefined;
   const rest = buf.toString('latin1', start + CTE_NAME.length, Math.min(end, start + CTE_NAME.length + 64));
-  const m = /^[ \t]*:[ \t]*"?(base64|quoted-printable)\b/i.exec(rest);
-  return m === null ? undefined : (m[1]!.toLowerCase() as 'base64' | 'quoted-printable');
+  const colon = /^[ \t]*:[ \t]*/.exec(rest);
+  if (colon === null) return undefined;
+  const m = /^"?(base64|quoted-printable)\b/i.exec(rest.slice(colon[0].length));
+  if (m !== null) return m[1]!.toLowerCase() as 'base64' | 'quoted-printable';
+  return /^"?(7bit|8bit|binary)"?[ \t\r\n]*$/i.test(rest.slice(colon[0].length)) ? undefined : 'unknown';
+}
+
+/** buf[start, end) begins with `lower` (lowercase ASCII) in any case. */
+function startsWithCaseless(buf: Buffer, start: number, end: number, lower: Buffer): boolean {
+  if (end - start < lower.length) return false;
+  for (let k = 0; k < lower.length; k++) if ((buf[start + k]! | 0x20) !== lower[k]) return false;
+  return true;
 }
 
 /** buf[start, end) begins with `prefix`. */
