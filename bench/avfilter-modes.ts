@@ -72,7 +72,7 @@ const RAW_MEANS: Record<string, string> = {
   mail: 'clamd also parses the raw message as mail',
   data: 'plain bytes, clamd does not parse the raw message as mail',
   text: 'plain bytes without the base64 bodies scanned decoded as parts',
-  parts: 'the decoded parts only when the message reads one way (as Courier::Filter scans), else as text',
+  parts: 'the decoded parts only when the message reads one way (as Courier::Filter scans), else as mail (for clamd to parse)',
 };
 
 /** The values of the clamd raw_message key, the default first (none without the key). */
