@@ -82,3 +82,26 @@ test('past MAX_CANDIDATES decoys the limit, and the finds before it, are the sam
     assert.equal(got.tooMany !== undefined, decoys + 1 > MAX_CANDIDATES, `${decoys} decoys`);
   }
 });
+
+test('the search of an item larger than one window reads every window after the first into one reused buffer (a new one each left a 100 MB part\'s windows as garbage above the worker\'s peak), and still finds a container in the last one', async () => {
+  const { locate } = await import('../src/unpack/locate.js');
+  const { SEARCH_BYTES } = await import('../src/unpack/search.js');
+  const size = 3 * SEARCH_BYTES + 4096;
+  const item = Buffer.alloc(size, 0x90);
+  const gz = gzipSync(Buffer.from('hidden behind padding\n'.repeat(40)));
+  const at = size - gz.length - 100;
+  gz.copy(item, at);
+  const intos: Array<Buffer | undefined> = [];
+  const read = async (start: number, len: number, into?: Buffer): Promise<Buffer> => {
+    intos.push(into);
+    const n = Math.min(len, size - start);
+    const out = into !== undefined && into.length >= n ? into : Buffer.allocUnsafe(n);
+    item.copy(out, 0, start, start + n);
+    return out.subarray(0, n);
+  };
+  const found = await locate(read, size, { atStart: undefined, search: true, readable: (f) => f === 'gzip', maxEntries: 100 });
+  assert.ok(found.openings.some((o) => o.format === 'gzip' && o.offset === at), `the gzip at ${at} is found: ${JSON.stringify(found.openings)}`);
+  const windows = intos.slice(0, 4);
+  assert.equal(windows[0], undefined, 'the first window is a buffer of its own (the caller may keep it)');
+  assert.ok(windows[1] !== undefined && windows[1] === windows[2] && windows[2] === windows[3], 'every later window is read into the same buffer');
+});

@@ -20,8 +20,13 @@ export interface MessageBytes {
   readonly buffer?: Buffer | undefined;
   /** Bytes [start, end) as a stream of chunks. */
   stream(start: number, end: number): Readable;
-  /** Up to `len` bytes from `start` (fewer at the end). */
-  read(start: number, len: number): Promise<Buffer>;
+  /**
+   * Up to `len` bytes from `start` (fewer at the end). `into`: a buffer of at least `len` bytes
+   * the caller reuses from one read to the next (a file is then read into it, not into a new
+   * buffer each time; bytes in memory are returned as they are): the result is valid until the
+   * next read into it.
+   */
+  read(start: number, len: number, into?: Buffer): Promise<Buffer>;
   /**
    * Bytes [start, end) in chunks that are only valid until the next one is asked for (a file
    * is read into one reused buffer: a 100 MB message leaves no 100 MB of garbage behind).
@@ -94,12 +99,12 @@ export function fileBytesOfSize(path: string, size: number, readAheadBytes = 0):
     size,
     stream: (start, end) =>
       end <= start ? Readable.from([], { objectMode: true }) : createReadStream(path, { start, end: end - 1, highWaterMark: RANGE_READ_BYTES }),
-    read: async (start, len) => {
+    read: async (start, len, into) => {
       const n = Math.max(0, Math.min(len, size - start));
       if (n === 0) return Buffer.alloc(0);
       const cached = await ahead(start, start + n);
       if (cached !== undefined) return cached;
-      const buf = Buffer.allocUnsafe(n);
+      const buf = into !== undefined && into.length >= n ? into : Buffer.allocUnsafe(n);
       return buf.subarray(0, await readAt(buf, n, start));
     },
     chunks: async function* (start, end) {

@@ -179,7 +179,7 @@ class Stage {
     // not stop the others (a damaged first reading must not hide a second one); its limit is
     // raised once they have all been read.
     const canRead = (f: ContainerFormat): boolean => this.canRead(f);
-    const located = await locate((start, len) => bytes.read(start, len), bytes.size, {
+    const located = await locate((start, len, into) => bytes.read(start, len, into), bytes.size, {
       atStart: format,
       search: format === undefined,
       readable: canRead,
@@ -221,7 +221,7 @@ class Stage {
 
   /** Puts off the containers found in the item from `from` on (not opened yet); a search that gives up is a limit. */
   private async searchBehind(part: ExtractedPart, bytes: MessageBytes, depth: number, from: number): Promise<void> {
-    const more = await locateBehind((start, len) => bytes.read(start, len), bytes.size, (f) => this.canRead(f), from);
+    const more = await locateBehind((start, len, into) => bytes.read(start, len, into), bytes.size, (f) => this.canRead(f), from);
     const done = this.opened.get(part);
     for (const o of more.openings) if (!done?.has(`${o.format}@${o.offset}`)) this.later.push({ part, bytes, depth, opening: o });
     if (more.problem !== undefined) {
