@@ -34,6 +34,8 @@ const ROWS: Readonly<Record<ContainerFormat, Row>> = {
   zstd: { start: '`28 B5 2F FD`', limit: 'a stream that does not decode' },
   compress: { start: '`1F 9D` and a 9 to 16 bit flags byte', limit: 'a stream that does not decode' },
   lzma: { start: 'a 13-byte LZMA-alone header as 7-Zip checks it, then a 0 byte', limit: 'a stream that does not decode' },
+  lzip: { start: '`LZIP`, version 1, a dictionary of 2^12 to 2^29', limit: 'a member that does not decode' },
+  lzop: { start: '`89 4C 5A 4F 00 0D 0A 1A 0A`', limit: 'always: nothing reads it' },
   lz4: { start: '`04 22 4D 18` (a frame, version 01), or a legacy frame', limit: 'a frame or block that does not decode' },
   tar: { start: '`ustar` at 257, or a v7 header whose checksum holds', limit: 'a header or member cut short or damaged' },
   '7z': { start: '`37 7A BC AF 27 1C`', encrypted: 'AES content or an encrypted header', limit: 'damage; a method 7-Zip lacks' },
@@ -46,6 +48,10 @@ const ROWS: Readonly<Record<ContainerFormat, Row>> = {
   lzh: { start: '`-lh?-` / `-lz?-` at 2', limit: 'damage' },
   szdd: { start: '`SZDD 88 F0 27 33`', limit: 'damage' },
   nsis: { start: 'a PE file (`MZ`) holding the NSIS signature', limit: 'damage; a method 7-Zip lacks' },
+  squashfs: { start: '`hsqs` (or `sqsh`) and a major version 1 to 4 at 28', limit: 'damage; a compressor 7-Zip lacks (LZ4)' },
+  wim: { start: '`MSWIM\\0\\0\\0` and a 208-byte header', limit: 'damage' },
+  xar: { start: '`xar!`, a header of at least 28 bytes, version 1', limit: 'damage; a method 7-Zip lacks (xz, lzma)' },
+  rpm: { start: '`ED AB EE DB` and a header at 96', limit: 'a header that runs past the end' },
   ole2: { start: '`D0 CF 11 E0 A1 B1 1A E1`', limit: 'FAT or directory loops, merges, overlaps; more than 4,096 directory entries; an embedded object cut short' },
   ole10native: { start: '(inside OLE2 and RTF: `\\x01Ole10Native`, an OLE1 Package)', limit: 'the packaged file cut short' },
   tnef: { start: '`78 9F 3E 22`', limit: 'a length past the end' },
@@ -58,8 +64,10 @@ const ROWS: Readonly<Record<ContainerFormat, Row>> = {
 /** Which reads it, from the code: 7-Zip's type, or the document reader. */
 function readerOf(f: ContainerFormat): string {
   const t = SEVENZIP_TYPE[f];
-  if (t !== undefined) return `7-Zip (\`-t${t}\`${f === 'rar' ? ', `Rar5`' : ''})`;
+  if (t !== undefined && f !== 'lzip') return `7-Zip (\`-t${t}\`${f === 'rar' ? ', `Rar5`' : ''})`;
   if (f === 'mail' || f === 'mbox') return f === 'mail' ? 'the lenient MIME walker' : 'split at `From ` lines both ways (mbox.ts), then the MIME walker';
+  if (f === 'lzip') return '7-Zip (`-tlzma`, the member rewritten as LZMA-alone)';
+  if (f === 'lzop') return 'nothing (unread.ts): a limit';
   if (f === 'ole10native') return 'ole10native.ts (from ole2.ts, rtf.ts)';
   return f === 'ole2' ? 'cfb, after ole2-check.ts' : `${f}.ts`;
 }

@@ -2,9 +2,9 @@
  * The 7-Zip unpacker (src/unpack/sevenzip) against the real 7z-wasm module: every format in
  * SEVENZIP_TYPE yields clam.exe's bytes (Debian's clamav-testfiles and a corpus built at test
  * time by test/helpers/sevenzip-corpus.py with python, 7z, cpio, gcab, zstd, compress,
- * genisoimage, lha, arj), names, encryption, damage, member and byte caps, bombs with bounded
- * memory (each in a fresh process so its peak RSS is its own), deadline, abort, concurrency,
- * close.
+ * genisoimage, lha, arj, mksquashfs, wimcapture, bsdtar, lzip), names, encryption, damage,
+ * member and byte caps, bombs with bounded memory (each in a fresh process so its peak RSS is
+ * its own), deadline, abort, concurrency, close.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SevenZipPool, SEVENZIP_TYPE, sevenZipTypeFor } from '../src/unpack/sevenzip/index.js';
+import { SevenZipPool, SEVENZIP_TYPE, sevenZipInputFor, sevenZipTypeFor } from '../src/unpack/sevenzip/index.js';
 import type { ContainerFormat, UnpackLimits, UnpackResult } from '../src/unpack/types.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url)); // dist/test/ → repo root
@@ -53,7 +53,7 @@ async function unpack(file: string, format: ContainerFormat, over: Partial<Unpac
   const bytes = input(file);
   const type = sevenZipTypeFor(format, bytes);
   assert.ok(type, `${format} has a 7-Zip type`);
-  return p.unpack(bytes, type, limits(over));
+  return p.unpack(sevenZipInputFor(format, bytes), type, limits(over));
 }
 
 function hasPayload(r: UnpackResult): boolean {
@@ -104,6 +104,14 @@ const FORMATS: Array<[string, ContainerFormat, boolean]> = [
   ['clam.lzh', 'lzh', true],
   [`${CLAM}/clam.exe.szdd`, 'szdd', false],
   [`${CLAM}/clam-nsis.exe`, 'nsis', false],
+  ['squashfs-gzip.sqfs', 'squashfs', true],
+  ['squashfs-lzo.sqfs', 'squashfs', true],
+  ['squashfs-xz.sqfs', 'squashfs', true],
+  ['wim-LZX.wim', 'wim', true],
+  ['wim-LZMS.wim', 'wim', true],
+  ['xar-gzip.xar', 'xar', true],
+  ['xar-bzip2.xar', 'xar', true],
+  ['clam.lz', 'lzip', false],
 ];
 
 test('every format 7-Zip is given yields clam.exe whole (and the second member where there is one)', async () => {

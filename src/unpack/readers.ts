@@ -7,8 +7,8 @@
  */
 import type { ArchiveReader, DocumentReader } from './stage.js';
 import type { ContainerFormat } from './types.js';
-import { unpackLz4, unpackOle2, unpackPdf, unpackRtf, unpackTnef } from './formats/index.js';
-import { SEVENZIP_TYPE, SevenZipPool, sevenZipTypeFor } from './sevenzip/index.js';
+import { unpackLz4, unpackLzop, unpackOle2, unpackPdf, unpackRpm, unpackRtf, unpackTnef } from './formats/index.js';
+import { SEVENZIP_TYPE, SevenZipPool, sevenZipInputFor, sevenZipTypeFor } from './sevenzip/index.js';
 
 export interface Unpackers {
   readonly archives?: ArchiveReader | undefined;
@@ -26,13 +26,13 @@ export function createUnpackers(): Unpackers {
     unpack: async (input, format, limits, signal) => {
       const type = sevenZipTypeFor(format, input);
       if (type === undefined) return { members: [], outcome: 'unsupported', detail: `no reader for ${format}` };
-      return pool.unpack(input, type, limits, signal);
+      return pool.unpack(sevenZipInputFor(format, input), type, limits, signal);
     },
   };
   return {
     archives,
-    documents: { tnef: unpackTnef, pdf: unpackPdf, rtf: unpackRtf, ole2: unpackOle2, lz4: unpackLz4 },
-    version: async () => `archives: ${await pool.version()} (WebAssembly, in ${formats.size} formats); OLE2: cfb; TNEF, PDF, RTF, LZ4, mbox: avfilter`,
+    documents: { tnef: unpackTnef, pdf: unpackPdf, rtf: unpackRtf, ole2: unpackOle2, lz4: unpackLz4, rpm: unpackRpm, lzop: unpackLzop },
+    version: async () => `archives: ${await pool.version()} (WebAssembly, in ${formats.size} formats); OLE2: cfb; TNEF, PDF, RTF, LZ4, RPM, mbox: avfilter`,
     close: () => pool.close(),
   };
 }

@@ -10,7 +10,8 @@
  * alone is not enough (3 bytes of gzip occur by chance in megabytes of any binary), so each
  * format's header is checked as its reader checks it: the 7z start header's and the xz stream
  * header's CRC-32, RAR's header CRC, ARJ's header CRC-32, LHA's header checksum, tar's header
- * checksum, cpio's digit fields, cab's and CHM's version fields, gzip's header fields and then a
+ * checksum, cpio's digit fields, cab's and CHM's version fields, lzip's version and dictionary
+ * byte, gzip's header fields and then a
  * first piece of its deflate data that decodes. Only zstd and PDF have nothing of the kind:
  * their finds are `weak` (the stage ignores a weak find that opens to nothing).
  * Input: a window of the item (SEARCH_BYTES of positions, plus the header room after the last
@@ -169,6 +170,8 @@ const PROBES: readonly Probe[] = [
   { format: 'tar', sig: latin1('ustar'), back: 257, costly: true, cheap: (b, p) => b[p + 262] === 0 || (b[p + 262] === 0x20 && b[p + 263] === 0x20), check: checkTar },
   { format: 'cpio', sig: latin1('07070'), back: 0, costly: true, cheap: (b, p) => [0x31, 0x32, 0x37].includes(b[p + 5]!), check: checkCpio },
   { format: 'lzh', sig: latin1('-l'), back: 2, costly: true, cheap: (b, p) => (b[p + 4] === 0x68 || b[p + 4] === 0x7a) && b[p + 6] === 0x2d, check: checkLzh },
+  // lzip reads every member of a file: the members after the first are found here
+  { format: 'lzip', sig: latin1('LZIP\x01'), back: 0, check: (b, p) => (b[p + 5]! & 0x1f) >= 12 && (b[p + 5]! & 0x1f) <= 29 },
   // pdf.js reads a PDF whose header is anywhere (Acrobat only within the first KiB: sniff.ts)
   { format: 'pdf', sig: latin1('%PDF-'), back: 0, weak: true, check: (b, p) => b[p + 5]! >= 0x30 && b[p + 5]! <= 0x39 },
 ];

@@ -47,6 +47,12 @@ const RTF = ascii('{\\rt');
 const BZIP2_BLOCK = [0x31, 0x41, 0x59, 0x26, 0x53, 0x59];
 const BZIP2_EOS = [0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
 const ISO_ID = ascii('CD001');
+const WIM = [...ascii('MSWIM'), 0, 0, 0];
+const XAR = ascii('xar!');
+const LZIP = ascii('LZIP');
+const LZOP = [0x89, 0x4c, 0x5a, 0x4f, 0x00, 0x0d, 0x0a, 0x1a, 0x0a];
+const RPM_LEAD = [0xed, 0xab, 0xee, 0xdb];
+const RPM_HEADER = [0x8e, 0xad, 0xe8, 0x01];
 
 export function sniff(head: Buffer, size: number): ContainerFormat | undefined {
   if (head.length < 2) return undefined;
@@ -71,6 +77,15 @@ export function sniff(head: Buffer, size: number): ContainerFormat | undefined {
   if (isLzh(head)) return 'lzh';
   if (isLz4Frame(head)) return 'lz4';
   if (isLzmaAlone(head)) return 'lzma';
+  if (isSquashfs(head)) return 'squashfs';
+  // WIM: the header's own size (208) follows the magic
+  if (starts(head, WIM) && head.length >= 12 && head.readUInt32LE(8) === 0xd0) return 'wim';
+  // xar: a header size of at least 28 and version 1, big-endian
+  if (starts(head, XAR) && head.length >= 8 && head.readUInt16BE(4) >= 28 && head.readUInt16BE(6) === 1) return 'xar';
+  if (isLzip(head)) return 'lzip';
+  if (starts(head, LZOP)) return 'lzop';
+  // RPM: the lead, then the signature header's magic at 96
+  if (starts(head, RPM_LEAD) && starts(head, RPM_HEADER, 96)) return 'rpm';
   // compress(1): 1F 9D, then a flags byte with 9..16 bits; two bytes alone match too much
   if (starts(head, COMPRESS) && head.length > 2 && (head[2]! & 0x1f) >= 9 && (head[2]! & 0x1f) <= 16 && (head[2]! & 0x60) === 0) return 'compress';
   return undefined;
@@ -151,6 +166,20 @@ function isLzmaAlone(b: Buffer): boolean {
   const high = b.readUInt32LE(9);
   const unknown = high === 0xffffffff && b.readUInt32LE(5) === 0xffffffff;
   return unknown || high < 0x01000000;
+}
+
+/** SquashFS: `hsqs` (little-endian) or `sqsh` (big-endian, before 4.0), and a major version 1 to 4 at 28. */
+function isSquashfs(b: Buffer): boolean {
+  if (b.length < 32) return false;
+  const m = b.toString('latin1', 0, 4);
+  if (m === 'hsqs') { const v = b.readUInt16LE(28); return v >= 1 && v <= 4; }
+  if (m === 'sqsh') { const v = b.readUInt16BE(28); return v >= 1 && v <= 3; }
+  return false;
+}
+
+/** lzip: `LZIP`, version 1, and a coded dictionary size whose base is 2^12 to 2^29. */
+export function isLzip(b: Buffer): boolean {
+  return starts(b, LZIP) && b.length >= 6 && b[4] === 1 && (b[5]! & 0x1f) >= 12 && (b[5]! & 0x1f) <= 29;
 }
 
 /** The NSIS installer signature, found inside a PE file (the data is appended after the image). */

@@ -12,9 +12,11 @@
 export type ContainerFormat =
   // archives and compressors (7-Zip in WebAssembly, sevenzip/)
   | 'zip' | 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'compress' | 'tar' | '7z' | 'cpio' | 'cab' | 'rar'
-  | 'iso' | 'arj' | 'chm' | 'lzh' | 'szdd' | 'nsis' | 'lzma'
+  | 'iso' | 'arj' | 'chm' | 'lzh' | 'szdd' | 'nsis' | 'lzma' | 'squashfs' | 'wim' | 'xar' | 'lzip'
+  // recognised so that it is a limit, never clean: nothing here reads it (formats/unread.ts)
+  | 'lzop'
   // documents and mail-specific formats (formats/, by hand or cfb)
-  | 'ole2' | 'ole10native' | 'tnef' | 'pdf' | 'rtf' | 'lz4'
+  | 'ole2' | 'ole10native' | 'tnef' | 'pdf' | 'rtf' | 'lz4' | 'rpm'
   // a mail message or an mbox found as a part or a member: walked as mail (stage.ts)
   | 'mail' | 'mbox';
 

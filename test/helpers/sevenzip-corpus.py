@@ -88,6 +88,19 @@ run(['genisoimage', '-quiet', '-R', '-o', p('clam.iso'), '.'])
 run(['lha', '-aq', p('clam.lzh'), 'clam.exe', 'dir/second.txt'])
 run(['arj', 'a', '-y', p('clam.arj'), 'clam.exe'])
 
+# file systems and images 7-Zip reads (squashfs-tools, wimtools, libarchive-tools), and lzip
+for comp in ('gzip', 'lzo', 'xz'):
+    run(['mksquashfs', 'clam.exe', 'dir', p('squashfs-%s.sqfs' % comp), '-comp', comp, '-noappend', '-quiet', '-no-progress'])
+for comp in ('LZX', 'LZMS'):
+    sub = os.path.join(out, 'wimsrc')
+    os.makedirs(os.path.join(sub, 'dir'), exist_ok=True)
+    open(os.path.join(sub, 'clam.exe'), 'wb').write(payload)
+    open(os.path.join(sub, 'dir', 'second.txt'), 'wb').write(second)
+    run(['wimcapture', sub, p('wim-%s.wim' % comp), '--compress=' + comp])
+for comp in ('gzip', 'bzip2'):
+    run(['bsdtar', '-c', '--format', 'xar', '--options', 'xar:compression=' + comp, '-f', p('xar-%s.xar' % comp), 'clam.exe', 'dir/second.txt'])
+open(p('clam.lz'), 'wb').write(subprocess.run(['lzip', '-c'], input=payload, check=True, stdout=subprocess.PIPE).stdout)
+
 # RAR 4 with one stored file, written by hand (no free RAR writer): marker, archive header,
 # file header (method 0x30 = store), data, end of archive. Header CRCs are CRC-32's low 16 bits.
 import zlib

@@ -8,3 +8,5 @@ export { unpackPdf } from './pdf.js';
 export { unpackRtf } from './rtf.js';
 export { unpackOle2, OLE2_MAGIC } from './ole2.js';
 export { unpackLz4, isLz4Frame } from './lz4.js';
+export { unpackRpm } from './rpm.js';
+export { unpackLzop } from './unread.js';

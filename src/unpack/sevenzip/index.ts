@@ -4,9 +4,9 @@
  * small pool of worker threads.
  *
  * Owns: nothing of its own; the public face of pool.ts (SevenZipPool) and formats.ts
- * (SEVENZIP_TYPE, sevenZipTypeFor). See those files for inputs, outputs and failure codes.
+ * (SEVENZIP_TYPE, sevenZipTypeFor, sevenZipInputFor). See those files for inputs, outputs and failure codes.
  */
 export { SevenZipPool, DEFAULT_MAX_HEAP_BYTES, DEFAULT_THREADS, MAX_THREADS } from './pool.js';
 export type { SevenZipPoolOptions } from './pool.js';
-export { SEVENZIP_TYPE, sevenZipTypeFor } from './formats.js';
+export { SEVENZIP_TYPE, sevenZipInputFor, sevenZipTypeFor } from './formats.js';
 export type { SevenZipType } from './formats.js';
