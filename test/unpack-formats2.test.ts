@@ -16,6 +16,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runAvfilter } from './helpers/avfilter-proc.js';
+import { sniff } from '../src/unpack/sniff.js';
+import { unpackRpm } from '../src/unpack/formats/index.js';
 import { attachmentMessage } from './helpers/container-corpus.js';
 import { eicar } from './helpers/eicar.js';
 import { EICAR_NAME, cliSetup, leftovers, reportFor, type FileReport } from './helpers/unpack-cli.js';
@@ -200,5 +202,45 @@ test('their clean twins: OK where read, a limit (never OK) where not', () => {
     const want = x.expect === 'read' ? 'clean' : 'error';
     if (rep.verdict !== want) failures.push(`${x.id}: expected ${want}, got ${line(rep)}`);
   }
+  assert.deepEqual(failures, [], r.stderr);
+});
+
+test('the new magics: each generated file is recognised; near misses are not', () => {
+  const of = (b: Buffer): string | undefined => sniff(b.subarray(0, 0x9007), b.length);
+  assert.equal(of(squashfs(true, 'xz', false, 0)), 'squashfs');
+  assert.equal(of(wim(true, 'LZX', false, 0)), 'wim');
+  assert.equal(of(xar(true, 'gzip', false, 0)), 'xar');
+  assert.equal(of(lzip(body(true, 0), '-6')), 'lzip');
+  assert.equal(of(run('lzop', ['-c'], { input: README })), 'lzop');
+  assert.equal(of(rpmCase(false, 'lzma', 1, 0)), 'rpm');
+  const patched = (b: Buffer, at: number, ...bytes: number[]): Buffer => { const c = Buffer.from(b); Buffer.from(bytes).copy(c, at); return c; };
+  assert.equal(of(patched(squashfs(true, 'xz', false, 0), 28, 9, 0)), undefined, 'squashfs major 9');
+  assert.equal(of(patched(wim(true, 'LZX', false, 0), 8, 100, 0)), undefined, 'WIM header of 100 bytes');
+  assert.equal(of(patched(xar(true, 'gzip', false, 0), 6, 0, 2)), undefined, 'xar version 2');
+  assert.equal(of(patched(lzip(README, '-6'), 4, 0)), undefined, 'lzip version 0');
+  assert.equal(of(patched(lzip(README, '-6'), 5, 11)), undefined, 'lzip dictionary 2^11');
+  assert.equal(of(Buffer.concat([Buffer.from('LZIP is a compressor.\n'), README])), undefined, 'text about lzip');
+  assert.equal(of(patched(rpmCase(false, 'lzma', 1, 0), 96, 0)), undefined, 'an RPM lead without a header');
+});
+
+test('an RPM whose headers run past the end is damage (a limit), never an empty package', () => {
+  const limits = { maxOutputBytes: 1 << 20, maxMembers: 10, deadline: Date.now() + 10_000 };
+  const whole = rpmCase(true, 'lzma', 2, 0);
+  const ok = unpackRpm(whole, limits);
+  assert.equal(ok.outcome, 'ok');
+  assert.equal(sniff(ok.members[0]!.bytes, ok.members[0]!.bytes.length), 'lzma', 'the payload is handed on as it is');
+  // the lead is 96 bytes, the headers end at 197
+  for (const cut of [100, 111, 150, 170, 196]) assert.equal(unpackRpm(whole.subarray(0, cut), limits).outcome, 'corrupt', `cut at ${cut}`);
+  assert.equal(unpackRpm(whole, { ...limits, maxOutputBytes: 10 }).outcome, 'size');
+});
+
+test('an lzip file cut short inside its LZMA data is never OK', () => {
+  // the header is 6 bytes, the trailer 20: a cut in the trailer alone leaves the data whole
+  const cs: Case[] = [0.3, 0.6, 0.9].flatMap((f) => [true, false].map((infected) => {
+    const whole = lzip(body(infected, 4000), '-6');
+    return { id: `${infected ? 'inf' : 'clean'}-lzip-cut-${f}`, filename: 'invoice.lz', bytes: whole.subarray(0, 6 + Math.floor((whole.length - 26) * f)), expect: 'limit' as const };
+  }));
+  const r = scan(cs);
+  const failures = cs.filter((x) => r.reports.get(x.id)!.verdict === 'clean').map((x) => `${x.id}: ${line(r.reports.get(x.id))}`);
   assert.deepEqual(failures, [], r.stderr);
 });
