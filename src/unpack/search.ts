@@ -170,8 +170,9 @@ const PROBES: readonly Probe[] = [
   { format: 'tar', sig: latin1('ustar'), back: 257, costly: true, cheap: (b, p) => b[p + 262] === 0 || (b[p + 262] === 0x20 && b[p + 263] === 0x20), check: checkTar },
   { format: 'cpio', sig: latin1('07070'), back: 0, costly: true, cheap: (b, p) => [0x31, 0x32, 0x37].includes(b[p + 5]!), check: checkCpio },
   { format: 'lzh', sig: latin1('-l'), back: 2, costly: true, cheap: (b, p) => (b[p + 4] === 0x68 || b[p + 4] === 0x7a) && b[p + 6] === 0x2d, check: checkLzh },
-  // lzip reads every member of a file: the members after the first are found here
-  { format: 'lzip', sig: latin1('LZIP\x01'), back: 0, check: (b, p) => (b[p + 5]! & 0x1f) >= 12 && (b[p + 5]! & 0x1f) <= 29 },
+  // lzip reads every member of a file: the members after the first are found here. Looked for
+  // from its `Z` (far rarer than `L` in text, where each first-byte hit costs a compare)
+  { format: 'lzip', sig: latin1('ZIP\x01'), back: 1, check: (b, p) => b[p] === 0x4c && (b[p + 5]! & 0x1f) >= 12 && (b[p + 5]! & 0x1f) <= 29 },
   // pdf.js reads a PDF whose header is anywhere (Acrobat only within the first KiB: sniff.ts)
   { format: 'pdf', sig: latin1('%PDF-'), back: 0, weak: true, check: (b, p) => b[p + 5]! >= 0x30 && b[p + 5]! <= 0x39 },
 ];
