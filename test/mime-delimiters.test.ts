@@ -5,26 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
-import type { MessageBytes } from '../src/bytes/message-bytes.js';
+import { chunked } from './helpers/chunked-bytes.js';
 import { findDelimiters, MAX_DELIMITER_LINE_BYTES } from '../src/mime/lenient/delimiters.js';
-
-/** The bytes served in chunks cut at `cuts` (offsets into buf). */
-function chunked(buf: Buffer, cuts: number[]): MessageBytes {
-  return {
-    size: buf.length,
-    stream: () => Readable.from([buf]),
-    read: async (start, len) => buf.subarray(start, start + len),
-    close: async () => undefined,
-    chunks: async function* (start, end) {
-      let prev = start;
-      for (const c of [...cuts.filter((x) => x > start && x < end), end]) {
-        if (c > prev) yield buf.subarray(prev, c);
-        prev = c;
-      }
-    },
-  };
-}
 
 const long = '--b' + 'x'.repeat(MAX_DELIMITER_LINE_BYTES + 50);
 const input = Buffer.from(['pre', '--b', 'a', '--b  ', 'b', '--bogus', 'c', long, 'd', '--c', '--b--', 'e', '--b'].join('\r\n') + '\r\n', 'latin1');

@@ -15,8 +15,6 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import type { MessageBytes } from '../src/bytes/message-bytes.js';
 import { looseBoundaries, MAX_LOOSE_BOUNDARY_MATCHES } from '../src/mime/lenient/boundary-variants.js';
 import { findDelimiters, MAX_DELIMITER_INDENT_BYTES } from '../src/mime/lenient/delimiters.js';
 import { guessBoundaries, MAX_GUESSED_BOUNDARIES } from '../src/mime/lenient/guess-boundary.js';
@@ -27,6 +25,7 @@ import { interpret } from '../src/mime/lenient/interpret.js';
 import { DEFAULT_MIME_LIMITS, extractParts, MessageInput, type Extraction } from '../src/mime/index.js';
 import { eicar } from './helpers/eicar.js';
 import { readerDecodedMessages } from './helpers/parser-divergence.js';
+import { chunked } from './helpers/chunked-bytes.js';
 
 const TOP = 'From: a@example.test\nTo: b@example.test\nSubject: t\nMIME-Version: 1.0\n';
 
@@ -107,23 +106,6 @@ test('the boundaries readers take from a Content-Type outside the grammar', () =
   assert.ok(!got.includes(`k${MAX_LOOSE_BOUNDARY_MATCHES}`));
   // too many candidates in all: the walk reports the limit, never clean
 });
-
-/** The bytes served in chunks cut at `cuts` (offsets into buf). */
-function chunked(buf: Buffer, cuts: number[]): MessageBytes {
-  return {
-    size: buf.length,
-    stream: () => Readable.from([buf]),
-    read: async (start, len) => buf.subarray(start, start + len),
-    close: async () => undefined,
-    chunks: async function* (start, end) {
-      let prev = start;
-      for (const c of [...cuts.filter((x) => x > start && x < end), end]) {
-        if (c > prev) yield buf.subarray(prev, c);
-        prev = c;
-      }
-    },
-  };
-}
 
 test('guessed boundaries: the delimiter-like lines of a body, the same wherever it is split, at most MAX_GUESSED_BOUNDARIES', async () => {
   const input = Buffer.from(['pre -- x', '-- ', '--b1', 'a', ' \t--b1  ', 'b--', '\r--=_q.2--', 'x--c', '----', '--b1--', '  --tail'].join('\r\n'), 'latin1');

@@ -42,9 +42,9 @@ function b64(data: Buffer, lineLen = 76): string {
   return mail.base64Lines(data, lineLen);
 }
 
-/** A uuencoded file, "begin 644 NAME" through "end", 45 bytes a line. */
-export function uuencode(data: Buffer, name: string): string {
-  let out = `begin 644 ${name}\n`;
+/** A uuencoded file, "begin MODE NAME" through "end", 45 bytes a line; the mode as written (any digits). */
+export function uuencode(data: Buffer, name: string, mode = '644'): string {
+  let out = `begin ${mode} ${name}\n`;
   for (let i = 0; i < data.length; i += 45) {
     const chunk = data.subarray(i, i + 45);
     let line = String.fromCharCode(32 + chunk.length);

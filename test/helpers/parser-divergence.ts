@@ -19,6 +19,7 @@
  * The payload is EICAR, made at run time. Line ends are LF (Courier's) unless a variant says CRLF.
  */
 import { decoderMessages } from './decoder-shapes.js';
+import { uuencode } from './corpus.js';
 import { eicar } from './eicar.js';
 
 export interface DivergentMessage {
@@ -132,21 +133,6 @@ export interface ReaderDecodedMessage {
   readonly bytes: Buffer;
 }
 
-/** uuencode of `data` under `begin MODE NAME` (the mode as written, any digits). */
-function uuBlock(data: Buffer, mode: string, name: string): string {
-  let out = `begin ${mode} ${name}\n`;
-  for (let i = 0; i < data.length; i += 45) {
-    const chunk = data.subarray(i, i + 45);
-    let line = String.fromCharCode(32 + chunk.length);
-    for (let j = 0; j < chunk.length; j += 3) {
-      const a = chunk[j]!, b = chunk[j + 1] ?? 0, c = chunk[j + 2] ?? 0;
-      for (const v of [a >> 2, ((a & 3) << 4) | (b >> 4), ((b & 15) << 2) | (c >> 6), c & 63]) line += v === 0 ? '`' : String.fromCharCode(32 + v);
-    }
-    out += line + '\n';
-  }
-  return out + '`\nend\n';
-}
-
 export function readerDecodedMessages(): ReaderDecodedMessage[] {
   const E = eicar();
   const b64 = (E.toString('base64').match(/.{1,76}/g) ?? []).join('\n');
@@ -202,15 +188,15 @@ export function readerDecodedMessages(): ReaderDecodedMessage[] {
   }
   // uuencode whose mode is not octal: clamd takes any digits
   for (const mode of ['999', '888', '900', '808']) {
-    add(`uuencode-mode-${mode}`, 'uuencode-any-mode', `${TOP}Content-Type: text/plain\n\nhello\n${uuBlock(E, mode, 'invoice.com')}`);
+    add(`uuencode-mode-${mode}`, 'uuencode-any-mode', `${TOP}Content-Type: text/plain\n\nhello\n${uuencode(E, 'invoice.com', mode)}`);
   }
-  add('uuencode-mode-998-in-multipart', 'uuencode-any-mode', multipart('multipart/mixed; boundary="b"', 'b').replace(`${attachmentHead('base64')}\n${b64}\n`, `Content-Type: text/plain\n\nnotes\n${uuBlock(E, '998', 'x.com')}`));
+  add('uuencode-mode-998-in-multipart', 'uuencode-any-mode', multipart('multipart/mixed; boundary="b"', 'b').replace(`${attachmentHead('base64')}\n${b64}\n`, `Content-Type: text/plain\n\nnotes\n${uuencode(E, 'x.com', '998')}`));
   // uuencode in a media part, or in a part whose first bytes are binary: clamd finds it anyway
   for (const [n, type, lead] of [['gif', 'image/gif', 'GIF89a\n'], ['wav', 'audio/x-wav', 'hello\n'], ['font', 'font/ttf', '\n'], ['nul-octet-stream', 'application/octet-stream', '\x00\n'],
     ['exe', 'application/x-msdownload', 'MZ\x90\x00\x03\x00\x00\x00\n'], ['nul-then-long', 'application/octet-stream', '\x00' + 'z'.repeat(9000) + '\r\n']] as const) {
-    add(`uuencode-in-${n}`, 'uuencode-in-media-or-binary', `${TOP}Content-Type: ${type}\n\n${lead}${uuBlock(E, '644', 'e.com')}`);
+    add(`uuencode-in-${n}`, 'uuencode-in-media-or-binary', `${TOP}Content-Type: ${type}\n\n${lead}${uuencode(E, 'e.com', '644')}`);
   }
-  const exeB64 = (Buffer.concat([Buffer.from([0x4d, 0x5a, 0x90, 0x00]), Buffer.from(`\n${uuBlock(E, '644', 'e.com')}`, 'latin1')]).toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+  const exeB64 = (Buffer.concat([Buffer.from([0x4d, 0x5a, 0x90, 0x00]), Buffer.from(`\n${uuencode(E, 'e.com', '644')}`, 'latin1')]).toString('base64').match(/.{1,76}/g) ?? []).join('\n');
   add('uuencode-in-base64-binary-attachment', 'uuencode-in-media-or-binary', multipart('multipart/mixed; boundary="b"', 'b').replace(b64, exeB64));
   // a header block written into a text body after other text
   add('header-block-in-text', 'header-block-in-text', `${TOP}Content-Type: text/plain\n\nhello there\n\n${attachmentHead('base64', 'e.com')}\n${b64}\n`);
